@@ -1,0 +1,70 @@
+namespace Namra.Config.Parsing;
+
+/// <summary>A 1-based place in a source file.</summary>
+public readonly record struct SourcePosition(int Line, int Column)
+{
+    /// <summary>The whole document, for problems that have no better place.</summary>
+    public static readonly SourcePosition Document = new(0, 0);
+}
+
+/// <summary>
+/// A format-neutral tree of a parsed agent file: YAML and TOML both become this, so one validator with one
+/// set of rules and positions serves both formats.
+/// </summary>
+internal abstract class ConfigNode(SourcePosition position)
+{
+    public SourcePosition Position { get; } = position;
+
+    /// <summary>What the node is, as a message to a person says it ("a mapping", "an integer"...).</summary>
+    public abstract string Describe();
+}
+
+internal sealed class MappingNode(SourcePosition position) : ConfigNode(position)
+{
+    public List<MappingEntry> Entries { get; } = [];
+
+    public MappingEntry? Find(string key) => Entries.Find(entry => entry.Key == key);
+
+    public override string Describe() => "a mapping";
+}
+
+internal sealed record MappingEntry(string Key, SourcePosition KeyPosition, ConfigNode Value);
+
+internal sealed class SequenceNode(SourcePosition position) : ConfigNode(position)
+{
+    public List<ConfigNode> Items { get; } = [];
+
+    public override string Describe() => "a list";
+}
+
+/// <summary>How a scalar was written, which decides what types it can stand for.</summary>
+internal enum ScalarKind
+{
+    /// <summary>A quoted or block YAML string, or a TOML string: always text.</summary>
+    String,
+    /// <summary>YAML plain scalar that is neither null, bool nor number under the YAML 1.2 core schema.</summary>
+    PlainString,
+    Integer,
+    Float,
+    Boolean,
+    Null,
+    DateTime,
+}
+
+internal sealed class ScalarNode(SourcePosition position, string text, ScalarKind kind) : ConfigNode(position)
+{
+    /// <summary>The value as written (for numbers and booleans, their canonical text).</summary>
+    public string Text { get; } = text;
+
+    public ScalarKind Kind { get; } = kind;
+
+    public override string Describe() => Kind switch
+    {
+        ScalarKind.Integer => "an integer",
+        ScalarKind.Float => "a number",
+        ScalarKind.Boolean => "a boolean",
+        ScalarKind.Null => "null",
+        ScalarKind.DateTime => "a date-time",
+        _ => "a string",
+    };
+}

@@ -1,0 +1,87 @@
+using System.Text;
+using Namra.Config.Validation;
+
+namespace Namra.Config.Parsing;
+
+/// <summary>
+/// Expands <c>${VAR}</c> and <c>${VAR:-default}</c> in scalar values (never in keys or structure, so a
+/// variable cannot inject fields). <c>$${</c> writes a literal <c>${</c>. As in POSIX shells, <c>:-</c>
+/// uses the default when the variable is unset or empty. An unset variable without a default is an error
+/// naming it and its place.
+/// </summary>
+internal static class Interpolator
+{
+    public static bool ContainsReference(string text) => text.Contains("${", StringComparison.Ordinal);
+
+    /// <summary>The expanded text, or null after reporting a problem.</summary>
+    public static string? Expand(string text, SourcePosition position, string path, DiagnosticBag diagnostics, Func<string, string?> environment)
+    {
+        if (!ContainsReference(text))
+        {
+            return text;
+        }
+
+        var result = new StringBuilder(text.Length);
+        var ok = true;
+        var i = 0;
+        while (i < text.Length)
+        {
+            if (text[i] == '$' && i + 2 < text.Length && text[i + 1] == '$' && text[i + 2] == '{')
+            {
+                result.Append("${");
+                i += 3;
+                continue;
+            }
+
+            if (text[i] != '$' || i + 1 >= text.Length || text[i + 1] != '{')
+            {
+                result.Append(text[i++]);
+                continue;
+            }
+
+            var close = text.IndexOf('}', i + 2);
+            if (close < 0)
+            {
+                diagnostics.Error(DiagnosticCodes.BadInterpolation, position, path,
+                    "`${` is not closed by `}`.", "write `${NAME}` or `${NAME:-default}`; `$${` for a literal `${`");
+                return null;
+            }
+
+            var body = text.AsSpan(i + 2, close - i - 2);
+            var separator = body.IndexOf(":-", StringComparison.Ordinal);
+            var name = (separator < 0 ? body : body[..separator]).ToString();
+            if (!IsVariableName(name))
+            {
+                diagnostics.Error(DiagnosticCodes.BadInterpolation, position, path,
+                    $"`${{{body}}}` does not name a variable.", "variable names are letters, digits and `_`, not starting with a digit");
+                ok = false;
+            }
+            else
+            {
+                var value = environment(name);
+                if (separator >= 0 && string.IsNullOrEmpty(value))
+                {
+                    value = body[(separator + 2)..].ToString();
+                }
+
+                if (value is null)
+                {
+                    diagnostics.Error(DiagnosticCodes.UnsetVariable, position, path,
+                        $"Environment variable `{name}` is not set.", $"set it, or give a default: `${{{name}:-value}}`");
+                    ok = false;
+                }
+                else
+                {
+                    result.Append(value);
+                }
+            }
+
+            i = close + 1;
+        }
+
+        return ok ? result.ToString() : null;
+    }
+
+    private static bool IsVariableName(string name) =>
+        name.Length > 0 && !char.IsAsciiDigit(name[0]) && name.All(c => char.IsAsciiLetterOrDigit(c) || c == '_');
+}

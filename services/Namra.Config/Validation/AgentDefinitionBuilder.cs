@@ -1,0 +1,371 @@
+using Google.Protobuf.WellKnownTypes;
+using Namra.Config.Parsing;
+using Namra.Contracts.V1;
+
+namespace Namra.Config.Validation;
+
+/// <summary>
+/// Checks the rules that span fields (temperature by provider, per-tool-type config, duplicate tool names,
+/// scripts only for the scripted provider...) and builds the <see cref="AgentDefinition"/>.
+/// </summary>
+internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag diagnostics)
+{
+    public AgentDefinition? Build(ConfigNode root)
+    {
+        if (root is ScalarNode { Kind: ScalarKind.Null })
+        {
+            diagnostics.Error(DiagnosticCodes.MissingField, SourcePosition.Document, "", "The agent file is empty.", "run `namra init` for a working example");
+            return null;
+        }
+
+        var agent = walker.ReadObject(root, AgentSchema.Agent, "");
+        if (agent is null)
+        {
+            return null;
+        }
+
+        var tools = agent.Get<List<object>>("tools")?.Cast<ValidatedObject>().ToList() ?? [];
+        var definition = new AgentDefinition
+        {
+            Name = agent.String("name") ?? "",
+            Version = agent.String("version") ?? "",
+            Description = agent.String("description") ?? "",
+            SystemPrompt = agent.String("system_prompt") ?? "",
+            Llm = agent.Get<ValidatedObject>("llm") is { } llm ? BuildLlm(llm, tools) : null,
+            Memory = BuildMemory(agent.Get<ValidatedObject>("memory")),
+            Execution = BuildExecution(agent.Get<ValidatedObject>("execution")),
+        };
+        definition.Tools.AddRange(BuildTools(tools));
+        if (agent.Get<SortedDictionary<string, string>>("labels") is { } labels)
+        {
+            definition.Labels.Add(labels);
+        }
+
+        return diagnostics.HasErrors ? null : definition;
+    }
+
+    private LlmConfig BuildLlm(ValidatedObject llm, List<ValidatedObject> tools)
+    {
+        var provider = llm.String("provider");
+        var config = new LlmConfig
+        {
+            Provider = provider switch
+            {
+                "anthropic" => LlmProvider.Anthropic,
+                "openai" => LlmProvider.Openai,
+                "openai_compatible" => LlmProvider.OpenaiCompatible,
+                "scripted" => LlmProvider.Scripted,
+                _ => LlmProvider.Unspecified,
+            },
+            Model = llm.String("model") ?? "",
+            MaxTokens = (int)(llm.Integer("max_tokens") ?? 0),
+            BaseUrl = llm.String("base_url") ?? "",
+            ApiKeyEnv = llm.String("api_key_env") ?? "",
+        };
+        if (llm.Number("temperature") is { } temperature)
+        {
+            config.Temperature = temperature;
+            if (provider == "anthropic" && temperature > 1)
+            {
+                diagnostics.Error(DiagnosticCodes.OutOfRange, llm.ValuePositionOf("temperature"), "llm.temperature",
+                    $"`llm.temperature` is {temperature}; anthropic accepts 0 to 1.", "anthropic's range is 0..1; openai's is 0..2");
+            }
+        }
+
+        if (llm.Number("top_p") is { } topP)
+        {
+            config.TopP = topP;
+        }
+
+        config.StopSequences.AddRange(llm.Get<List<object>>("stop_sequences")?.Cast<string>() ?? []);
+
+        if (provider == "openai_compatible" && !llm.Written.ContainsKey("base_url"))
+        {
+            diagnostics.Error(DiagnosticCodes.MissingField, llm.Position, "llm.base_url",
+                "`llm.base_url` is required for the openai_compatible provider.", "add the server's address, such as `base_url: http://localhost:11434/v1`");
+        }
+
+        var script = llm.Get<List<object>>("script")?.Cast<ValidatedObject>().ToList();
+        if (provider == "scripted" && script is null && !llm.Written.ContainsKey("script"))
+        {
+            diagnostics.Error(DiagnosticCodes.MissingField, llm.Position, "llm.script",
+                "The scripted provider needs a `script` of model turns.", "add `script:` with one `- text: ...` entry per turn");
+        }
+        else if (provider is not null && provider != "scripted" && llm.Written.ContainsKey("script"))
+        {
+            diagnostics.Error(DiagnosticCodes.NotApplicable, llm.PositionOf("script"), "llm.script",
+                $"`script` applies only to the scripted provider, not {provider}.", "remove `script`, or set `provider: scripted`");
+        }
+
+        if (script is not null)
+        {
+            var declared = tools.Select(t => t.String("name")).OfType<string>().ToHashSet(StringComparer.Ordinal);
+            for (var turnIndex = 0; turnIndex < script.Count; turnIndex++)
+            {
+                config.Script.Add(BuildTurn(script[turnIndex], turnIndex, declared));
+            }
+        }
+
+        return config;
+    }
+
+    private ScriptedTurn BuildTurn(ValidatedObject turn, int turnIndex, HashSet<string> declared)
+    {
+        var result = new ScriptedTurn { Text = turn.String("text") ?? "" };
+        var calls = turn.Get<List<object>>("tool_calls")?.Cast<ValidatedObject>().ToList() ?? [];
+        for (var callIndex = 0; callIndex < calls.Count; callIndex++)
+        {
+            var call = calls[callIndex];
+            var name = call.String("name") ?? "";
+            var path = $"llm.script[{turnIndex}].tool_calls[{callIndex}]";
+            if (name.Length > 0 && !declared.Contains(name))
+            {
+                diagnostics.Warning(DiagnosticCodes.UndeclaredScriptedTool, call.ValuePositionOf("name"), path + ".name",
+                    $"The script calls `{name}`, which the agent's `tools` do not declare; the run will return an error result for it.",
+                    Suggestions.DidYouMean(Suggestions.Closest(name, declared)));
+            }
+
+            var arguments = call.Get<ConfigNode>("arguments") is { } node ? ToStruct(node, path + ".arguments") : new Struct();
+            result.ToolCalls.Add(new ScriptedToolCall
+            {
+                Name = name,
+                Id = call.String("id") ?? "",
+                ArgumentsJson = arguments is null ? "{}" : Google.Protobuf.JsonFormatter.Default.Format(arguments),
+            });
+        }
+
+        return result;
+    }
+
+    private IEnumerable<ToolConfig> BuildTools(List<ValidatedObject> tools)
+    {
+        var seen = new Dictionary<string, SourcePosition>(StringComparer.Ordinal);
+        for (var index = 0; index < tools.Count; index++)
+        {
+            var tool = tools[index];
+            var path = $"tools[{index}]";
+            var name = tool.String("name") ?? "";
+            if (name.Length > 0 && !seen.TryAdd(name, tool.ValuePositionOf("name")))
+            {
+                diagnostics.Error(DiagnosticCodes.DuplicateToolName, tool.ValuePositionOf("name"), path + ".name",
+                    $"Two tools are named `{name}` (first at line {seen[name].Line}).", "give each tool its own name");
+            }
+
+            var type = tool.String("type");
+            var config = new ToolConfig
+            {
+                Name = name,
+                Type = type switch
+                {
+                    "builtin.http" => ToolType.BuiltinHttp,
+                    "builtin.filesystem" => ToolType.BuiltinFilesystem,
+                    "builtin.calculator" => ToolType.BuiltinCalculator,
+                    "builtin.database" => ToolType.BuiltinDatabase,
+                    "builtin.shell" => ToolType.BuiltinShell,
+                    "mcp" => ToolType.Mcp,
+                    "grpc" => ToolType.Grpc,
+                    _ => ToolType.Unspecified,
+                },
+                Description = tool.String("description") ?? "",
+            };
+            if (tool.Duration("timeout") is { } timeout)
+            {
+                config.Timeout = Duration.FromTimeSpan(timeout);
+            }
+
+            if (type is not null && AgentSchema.ToolConfigs.TryGetValue(type, out var spec))
+            {
+                var node = tool.Get<ConfigNode>("config") ?? new MappingNode(tool.Position);
+                if (walker.ReadObject(node, spec, path + ".config") is { } typed)
+                {
+                    CheckToolConfig(type, typed, path + ".config");
+                    config.Config = ToStruct(typed);
+                }
+            }
+
+            yield return config;
+        }
+    }
+
+    private void CheckToolConfig(string type, ValidatedObject config, string path)
+    {
+        switch (type)
+        {
+            case "builtin.database":
+                var literal = config.Written.ContainsKey("connection_string");
+                var fromEnvironment = config.Written.ContainsKey("connection_string_env");
+                if (literal == fromEnvironment)
+                {
+                    diagnostics.Error(literal ? DiagnosticCodes.NotApplicable : DiagnosticCodes.MissingField, config.Position, path,
+                        literal ? "Give either `connection_string` or `connection_string_env`, not both." : "The database tool needs `connection_string` or `connection_string_env`.",
+                        "use `connection_string_env` for connection strings that hold passwords");
+                }
+
+                break;
+            case "mcp":
+                var http = config.String("transport") == "http";
+                var (needed, other) = http ? ("url", "command") : ("command", "url");
+                if (!config.Written.ContainsKey(needed))
+                {
+                    diagnostics.Error(DiagnosticCodes.MissingField, config.Position, $"{path}.{needed}",
+                        $"An MCP server over {(http ? "http" : "stdio")} needs `{needed}`.",
+                        http ? "add `url: https://host/mcp`" : "add `command:` (and `args:`), such as `command: npx`");
+                }
+
+                if (config.Written.ContainsKey(other))
+                {
+                    diagnostics.Error(DiagnosticCodes.NotApplicable, config.PositionOf(other), $"{path}.{other}",
+                        $"`{other}` does not apply to the {(http ? "http" : "stdio")} transport.", http ? "remove it, or set `transport: stdio`" : "remove it, or set `transport: http`");
+                }
+
+                break;
+        }
+    }
+
+    private MemoryConfig BuildMemory(ValidatedObject? memory)
+    {
+        memory ??= Defaults(AgentSchema.Memory);
+        var config = new MemoryConfig
+        {
+            Type = memory.String("type") switch
+            {
+                "sqlite" => MemoryType.Sqlite,
+                "redis" => MemoryType.Redis,
+                "postgres" => MemoryType.Postgres,
+                _ => MemoryType.InMemory,
+            },
+            MaxMessages = (int)(memory.Integer("max_messages") ?? 100),
+            MaxHistoryTokens = (int)(memory.Integer("max_history_tokens") ?? 0),
+        };
+        if (memory.Duration("ttl") is { } ttl)
+        {
+            config.Ttl = Duration.FromTimeSpan(ttl);
+        }
+
+        if (memory.Get<ValidatedObject>("semantic") is { } semantic)
+        {
+            config.Semantic = new SemanticMemoryConfig
+            {
+                Enabled = semantic.Boolean("enabled") ?? false,
+                TopK = (int)(semantic.Integer("top_k") ?? 5),
+                EmbeddingModel = semantic.String("embedding_model") ?? "",
+                MinScore = semantic.Number("min_score") ?? 0,
+            };
+        }
+
+        return config;
+    }
+
+    private ExecutionConfig BuildExecution(ValidatedObject? execution)
+    {
+        execution ??= Defaults(AgentSchema.Execution);
+        var config = new ExecutionConfig
+        {
+            Strategy = ExecutionStrategy.React,
+            MaxIterations = (int)(execution.Integer("max_iterations") ?? 10),
+            Timeout = Duration.FromTimeSpan(execution.Duration("timeout") ?? TimeSpan.FromSeconds(60)),
+            MaxRepeatedToolCalls = (int)(execution.Integer("max_repeated_tool_calls") ?? 3),
+            MaxParallelToolCalls = (int)(execution.Integer("max_parallel_tool_calls") ?? 8),
+        };
+        if (execution.Get<ValidatedObject>("budget") is { } budget)
+        {
+            config.Budget = new Budget();
+            if (budget.Number("max_cost_usd") is { } cost)
+            {
+                config.Budget.MaxCostUsd = cost;
+            }
+
+            if (budget.Integer("max_tokens") is { } tokens)
+            {
+                config.Budget.MaxTokens = tokens;
+            }
+
+            if (budget.Integer("max_tool_calls") is { } calls)
+            {
+                config.Budget.MaxToolCalls = (int)calls;
+            }
+        }
+
+        return config;
+    }
+
+    private ValidatedObject Defaults(ObjectSpec spec) =>
+        walker.ReadObject(new MappingNode(SourcePosition.Document), spec, spec.Title) ?? new ValidatedObject(SourcePosition.Document);
+
+    /// <summary>Free-form mapping (tool call arguments) to a Struct, with <c>${VAR}</c> expanded in its strings.</summary>
+    private Struct? ToStruct(ConfigNode node, string path) => ToValue(node, path)?.StructValue;
+
+    private Value? ToValue(ConfigNode node, string path)
+    {
+        switch (node)
+        {
+            case MappingNode mapping:
+                var result = new Struct();
+                foreach (var entry in mapping.Entries)
+                {
+                    if (ToValue(entry.Value, $"{path}.{entry.Key}") is not { } value)
+                    {
+                        return null;
+                    }
+
+                    result.Fields[entry.Key] = value;
+                }
+
+                return Value.ForStruct(result);
+            case SequenceNode sequence:
+                var items = new List<Value>(sequence.Items.Count);
+                for (var i = 0; i < sequence.Items.Count; i++)
+                {
+                    if (ToValue(sequence.Items[i], $"{path}[{i}]") is not { } item)
+                    {
+                        return null;
+                    }
+
+                    items.Add(item);
+                }
+
+                return Value.ForList([.. items]);
+            case ScalarNode raw:
+                if (walker.Expand(raw, path) is not { } scalar)
+                {
+                    return null;
+                }
+
+                return scalar.Kind switch
+                {
+                    ScalarKind.Null => Value.ForNull(),
+                    ScalarKind.Boolean => Value.ForBool(scalar.Text == "true"),
+                    ScalarKind.Integer or ScalarKind.Float when double.TryParse(scalar.Text, System.Globalization.CultureInfo.InvariantCulture, out var number)
+                        => Value.ForNumber(number),
+                    _ => Value.ForString(scalar.Text),
+                };
+            default:
+                return null;
+        }
+    }
+
+    /// <summary>Validated tool settings (defaults filled in) to a Struct.</summary>
+    private static Struct ToStruct(ValidatedObject config)
+    {
+        var result = new Struct();
+        foreach (var (name, value) in config.Values)
+        {
+            result.Fields[name] = ToValue(value);
+        }
+
+        return result;
+    }
+
+    private static Value ToValue(object value) => value switch
+    {
+        string text => Value.ForString(text),
+        long integer => Value.ForNumber(integer),
+        double number => Value.ForNumber(number),
+        bool flag => Value.ForBool(flag),
+        TimeSpan duration => Value.ForString(DurationFormat.Format(duration)),
+        List<object> items => Value.ForList([.. items.Select(ToValue)]),
+        SortedDictionary<string, string> map => Value.ForStruct(new Struct { Fields = { map.ToDictionary(p => p.Key, p => Value.ForString(p.Value)) } }),
+        ValidatedObject nested => Value.ForStruct(ToStruct(nested)),
+        _ => Value.ForNull(),
+    };
+}

@@ -1,0 +1,156 @@
+using System.Net;
+using Grpc.AspNetCore.Server;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Namra.Hosting.Errors;
+using Namra.Hosting.Options;
+using Namra.Hosting.Roles;
+using Namra.Hosting.Telemetry;
+using OpenTelemetry;
+using OpenTelemetry.Logs;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
+using Prometheus;
+
+namespace Namra.Hosting;
+
+/// <summary>
+/// Namra's service defaults, shared by every role: Kestrel endpoints, OpenTelemetry, prometheus-net,
+/// gRPC health and reflection, error mapping, validated options and graceful shutdown.
+/// </summary>
+public static class NamraHostingExtensions
+{
+    /// <summary>Prefix of every Namra <see cref="System.Diagnostics.ActivitySource"/> and meter name.</summary>
+    public const string TelemetryPrefix = "Namra.";
+
+    /// <summary>Registers the defaults every Namra service needs. Call once, before the services' own <c>Add*</c>.</summary>
+    public static WebApplicationBuilder AddNamraDefaults(this WebApplicationBuilder builder, NamraRoles roles)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(roles);
+
+        builder.Services.AddOptions<NamraHostOptions>()
+            .Bind(builder.Configuration.GetSection(NamraHostOptions.SectionName))
+            .ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<NamraHostOptions>, NamraHostOptionsValidator>();
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<NamraEndpoints>();
+        builder.Services.AddOptions<HostOptions>().Configure<IOptions<NamraHostOptions>>(
+            (host, namra) => host.ShutdownTimeout = namra.Value.ShutdownTimeout);
+
+        builder.WebHost.ConfigureKestrel((context, kestrel) =>
+        {
+            var options = kestrel.ApplicationServices.GetRequiredService<IOptions<NamraHostOptions>>().Value;
+            var address = IPAddress.Parse(options.ListenAddress);
+            ListenOptions? grpc = null;
+            ListenOptions? http = null;
+            kestrel.Listen(address, options.GrpcPort, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http2;
+                grpc = listen;
+            });
+            kestrel.Listen(address, options.HttpPort, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http1;
+                http = listen;
+            });
+            kestrel.ApplicationServices.GetRequiredService<NamraEndpoints>().Capture(grpc!, http!);
+        });
+
+        builder.Services.AddGrpc(grpc =>
+        {
+            // Order matters: metrics first (outermost) so it records the status the mapper produced.
+            grpc.Interceptors.Add<GrpcMetricsInterceptor>();
+            grpc.Interceptors.Add<ExceptionMappingInterceptor>();
+            grpc.EnableDetailedErrors = false;
+        });
+        builder.Services.AddOptions<GrpcServiceOptions>().Configure<IOptions<NamraHostOptions>>(
+            (grpc, namra) => grpc.MaxReceiveMessageSize = namra.Value.MaxReceiveMessageBytes);
+        builder.Services.AddGrpcReflection();
+        builder.Services.AddGrpcHealthChecks(health => health.UseHealthChecksCache = false)
+            .AddCheck<DrainingHealthCheck>("draining");
+
+        AddOpenTelemetry(builder, roles);
+        return builder;
+    }
+
+    /// <summary>Maps health, reflection and <c>/metrics</c>. Call after <c>Build()</c>, before the services' own <c>Map*</c>.</summary>
+    public static WebApplication MapNamraDefaults(this WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        var options = app.Services.GetRequiredService<IOptions<NamraHostOptions>>().Value;
+        var endpoints = app.Services.GetRequiredService<NamraEndpoints>();
+
+        app.MapGrpcHealthChecksService();
+        if (options.EnableReflection)
+        {
+            app.MapGrpcReflectionService();
+        }
+
+        // Served on both ports, but only the HTTP/1.1 one is reachable by Prometheus (the other is HTTP/2 only).
+        app.MapMetrics("/metrics");
+
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Namra.Hosting");
+        var lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
+        var roleNames = string.Join(',', NamraRoles.From(app.Configuration).Enabled);
+        lifetime.ApplicationStarted.Register(() =>
+        {
+            var (grpcAddress, httpAddress) = (endpoints.GrpcAddress, endpoints.HttpAddress);
+            Log.Listening(logger, roleNames, grpcAddress, httpAddress);
+        });
+        lifetime.ApplicationStopping.Register(() => Log.Draining(logger, options.ShutdownTimeout));
+        return app;
+    }
+
+    private static void AddOpenTelemetry(WebApplicationBuilder builder, NamraRoles roles)
+    {
+        builder.Logging.AddOpenTelemetry(logging =>
+        {
+            logging.IncludeFormattedMessage = true;
+            logging.IncludeScopes = true;
+        });
+
+        var telemetry = builder.Services.AddOpenTelemetry()
+            .ConfigureResource(resource =>
+            {
+                // OTEL_SERVICE_NAME, when set, names the service; otherwise the roles do.
+                if (string.IsNullOrWhiteSpace(builder.Configuration["OTEL_SERVICE_NAME"]))
+                {
+                    resource.AddService(
+                        serviceName: "namra-" + string.Join('+', roles.Enabled),
+                        serviceVersion: typeof(NamraHostingExtensions).Assembly.GetName().Version?.ToString(3));
+                }
+            })
+            .WithTracing(tracing => tracing
+                .AddSource(TelemetryPrefix + "*")
+                .AddAspNetCoreInstrumentation(aspnet => aspnet.Filter = IsNotInfrastructure)
+                .AddGrpcClientInstrumentation()
+                .AddHttpClientInstrumentation())
+            .WithMetrics(metrics => metrics
+                .AddMeter(TelemetryPrefix + "*")
+                .AddAspNetCoreInstrumentation()
+                .AddHttpClientInstrumentation()
+                .AddRuntimeInstrumentation());
+
+        // Exported only when an endpoint is configured, as the OpenTelemetry spec's OTEL_* variables say;
+        // everything else (protocol, headers, sampler) is read by the SDK from the same variables.
+        if (!string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
+        {
+            telemetry.UseOtlpExporter();
+        }
+    }
+
+    // Scrapes, health probes and reflection would drown the traces that matter.
+    private static bool IsNotInfrastructure(HttpContext context) =>
+        !context.Request.Path.StartsWithSegments("/metrics", StringComparison.Ordinal)
+        && !context.Request.Path.StartsWithSegments("/grpc.health.v1.Health", StringComparison.Ordinal)
+        && !context.Request.Path.StartsWithSegments("/grpc.reflection.v1alpha.ServerReflection", StringComparison.Ordinal)
+        && !context.Request.Path.StartsWithSegments("/grpc.reflection.v1.ServerReflection", StringComparison.Ordinal);
+}
