@@ -91,7 +91,8 @@ public sealed partial class AgentLoader
         var info = new FileInfo(path);
         if (!info.Exists)
         {
-            diagnostics.Error(DiagnosticCodes.Syntax, SourcePosition.Document, "", "The file does not exist.");
+            var problem = Directory.Exists(path) ? "is a folder, not an agent file" : "does not exist";
+            diagnostics.Error(DiagnosticCodes.FileUnreadable, SourcePosition.Document, "", $"The file {problem}.");
             return new AgentLoadResult(null, null, diagnostics.Items, "");
         }
 
@@ -102,7 +103,17 @@ public sealed partial class AgentLoader
             return new AgentLoadResult(null, null, diagnostics.Items, "");
         }
 
-        var content = await File.ReadAllTextAsync(path, cancellationToken).ConfigureAwait(false);
+        string content;
+        try
+        {
+            content = await File.ReadAllTextAsync(path, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            diagnostics.Error(DiagnosticCodes.FileUnreadable, SourcePosition.Document, "", $"The file cannot be read: {exception.Message}");
+            return new AgentLoadResult(null, null, diagnostics.Items, "");
+        }
+
         return Load(content, path);
     }
 
@@ -114,6 +125,9 @@ public sealed partial class AgentLoader
         var hash = SHA256.HashData(Encoding.UTF8.GetBytes(canonical));
         return new AgentRef { Name = agent.Name, Version = agent.Version, ContentHash = "sha256:" + Convert.ToHexStringLower(hash) };
     }
+
+    /// <summary>Whether <paramref name="name"/> is a valid agent name: lower case letters, digits, <c>_</c> and <c>-</c>, starting with a letter.</summary>
+    public static bool IsValidAgentName(string name) => Regex.IsMatch(name, AgentSchema.NamePattern);
 
     /// <summary>YAML or TOML, from the explicit format, the file extension, or the first meaningful line.</summary>
     public static AgentFormat DetectFormat(string fileName, string content, AgentFormat format = AgentFormat.Unspecified)

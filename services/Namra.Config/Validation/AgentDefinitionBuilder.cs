@@ -175,6 +175,16 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
 
             if (type is not null && AgentSchema.ToolConfigs.TryGetValue(type, out var spec))
             {
+                var required = spec.Fields.Where(f => f.Required).Select(f => $"`{f.Name}`").ToList();
+                if (!tool.Written.ContainsKey("config") && required.Count > 0)
+                {
+                    diagnostics.Error(DiagnosticCodes.MissingField, tool.ValuePositionOf("type"), path + ".config",
+                        $"A `{type}` tool needs a `config` with {string.Join(" and ", required)}.",
+                        $"add `config: {{ {spec.Fields.First(f => f.Required).Name}: ... }}` to the tool");
+                    yield return config;
+                    continue;
+                }
+
                 var node = tool.Get<ConfigNode>("config") ?? new MappingNode(tool.Position);
                 if (walker.ReadObject(node, spec, path + ".config") is { } typed)
                 {
@@ -244,6 +254,12 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
 
         if (memory.Get<ValidatedObject>("semantic") is { } semantic)
         {
+            if (semantic.Boolean("enabled") == true && !semantic.Written.ContainsKey("embedding_model"))
+            {
+                diagnostics.Error(DiagnosticCodes.MissingField, semantic.Position, "memory.semantic.embedding_model",
+                    "Semantic recall needs an `embedding_model`.", "add `embedding_model: text-embedding-3-small` (or another model the gateway serves)");
+            }
+
             config.Semantic = new SemanticMemoryConfig
             {
                 Enabled = semantic.Boolean("enabled") ?? false,

@@ -42,6 +42,9 @@ public sealed record AgentDiagnostic(
 /// <summary>The stable codes of agent-file diagnostics. Codes never change meaning; new ones are added.</summary>
 public static class DiagnosticCodes
 {
+    /// <summary>The file cannot be read (missing, a folder, no permission).</summary>
+    public const string FileUnreadable = "NAMRA0000";
+
     /// <summary>The text is not valid YAML or TOML.</summary>
     public const string Syntax = "NAMRA0001";
 

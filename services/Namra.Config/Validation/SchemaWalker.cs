@@ -364,7 +364,7 @@ internal sealed partial class SchemaWalker(DiagnosticBag diagnostics, Func<strin
         if (SecretKey().IsMatch(entry.Key))
         {
             diagnostics.Error(DiagnosticCodes.SecretInFile, entry.KeyPosition, fieldPath,
-                $"`{entry.Key}` would put a secret in the agent file{In(parentPath)}.",
+                $"`{Join(parentPath, entry.Key)}` would put a secret in the agent file.",
                 parentPath == "llm" ? "set the key in an environment variable and name it with `api_key_env`" : "pass secrets through environment variables with `${VAR}`");
             return;
         }

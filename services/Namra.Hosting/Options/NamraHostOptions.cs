@@ -43,13 +43,13 @@ public sealed class NamraHostOptions : IValidatableObject
         if (!IPAddress.TryParse(ListenAddress, out _))
         {
             yield return new ValidationResult(
-                $"ListenAddress '{ListenAddress}' is not an IP address (use 127.0.0.1, 0.0.0.0 or ::).", [nameof(ListenAddress)]);
+                $"'{ListenAddress}' is not an IP address (use 127.0.0.1, 0.0.0.0 or ::).", [nameof(ListenAddress)]);
         }
 
         if (GrpcPort != 0 && GrpcPort == HttpPort)
         {
             yield return new ValidationResult(
-                $"GrpcPort and HttpPort are both {GrpcPort}; gRPC and HTTP/1.1 need separate ports.", [nameof(GrpcPort), nameof(HttpPort)]);
+                $"both are {GrpcPort}; gRPC and HTTP/1.1 need separate ports.", [nameof(GrpcPort), nameof(HttpPort)]);
         }
     }
 }

@@ -54,7 +54,7 @@ public sealed record NamraRoles(bool Config, bool LlmGateway, bool ToolExecutor,
             .ToHashSet(StringComparer.Ordinal);
         if (names.Count == 0)
         {
-            throw Failure(source, $"{source} is empty; name one or more of: {string.Join(", ", Names)} (or 'all').");
+            throw Failure(source, $"empty; name one or more of: {string.Join(", ", Names)} (or 'all').");
         }
 
         if (names.Contains("all"))
@@ -65,7 +65,7 @@ public sealed record NamraRoles(bool Config, bool LlmGateway, bool ToolExecutor,
         var unknown = names.Where(name => !Names.Contains(name)).Order(StringComparer.Ordinal).ToList();
         if (unknown.Count > 0)
         {
-            throw Failure(source, $"{source} names unknown service(s) {string.Join(", ", unknown.Select(u => $"'{u}'"))}; "
+            throw Failure(source, $"unknown service(s) {string.Join(", ", unknown.Select(u => $"'{u}'"))}; "
                 + $"known services are {string.Join(", ", Names)} (or 'all').");
         }
 

@@ -1,0 +1,3 @@
+using Namra.Cli;
+
+return await NamraCli.RunAsync(args, CliConsole.FromEnvironment()).ConfigureAwait(false);

@@ -1,0 +1,162 @@
+using System.Diagnostics;
+using Grpc.Core;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Namra.Config.Registry;
+using Namra.Config.Validation;
+using Namra.Contracts.V1;
+using Namra.Hosting.Errors;
+
+namespace Namra.Config;
+
+/// <summary>The <c>namra.v1.ConfigService</c> gRPC endpoint.</summary>
+internal sealed class ConfigGrpcService(
+    AgentLoader loader,
+    AgentRegistry registry,
+    IHostApplicationLifetime lifetime,
+    ILogger<ConfigGrpcService> logger) : ConfigService.ConfigServiceBase
+{
+    private const int DefaultPageSize = 100;
+    private const int MaxPageSize = 1000;
+
+    public override Task<ValidateAgentDefinitionResponse> ValidateAgentDefinition(ValidateAgentDefinitionRequest request, ServerCallContext context)
+    {
+        var result = Load(request.Agent, "agent");
+        var response = new ValidateAgentDefinitionResponse { Valid = result.IsValid, Agent = result.Agent, Ref = result.Ref };
+        response.Diagnostics.AddRange(result.Diagnostics.Select(d => d.ToProto()));
+        return Task.FromResult(response);
+    }
+
+    public override Task<ResolveAgentResponse> ResolveAgent(ResolveAgentRequest request, ServerCallContext context)
+    {
+        switch (request.Source?.SourceCase)
+        {
+            case AgentSource.SourceOneofCase.Reference:
+                var registered = registry.Get(request.Source.Reference);
+                return Task.FromResult(new ResolveAgentResponse { Agent = registered.Agent, Ref = registered.Ref });
+            case AgentSource.SourceOneofCase.Inline:
+                var result = Load(request.Source.Inline, "source.inline");
+                if (!result.IsValid)
+                {
+                    throw result.ToInvalidArgument("source.inline.content");
+                }
+
+                var response = new ResolveAgentResponse { Agent = result.Agent, Ref = result.Ref };
+                response.Diagnostics.AddRange(result.Diagnostics.Select(d => d.ToProto()));
+                return Task.FromResult(response);
+            default:
+                throw new InvalidArgumentException("source", "Give the agent as `reference` (name@version) or as `inline` YAML/TOML text.");
+        }
+    }
+
+    public override Task<RegisterAgentResponse> RegisterAgent(RegisterAgentRequest request, ServerCallContext context)
+    {
+        var result = Load(request.Agent, "agent");
+        if (result is not { Agent: { } agent, Ref: { } agentRef })
+        {
+            throw result.ToInvalidArgument("agent.content");
+        }
+
+        var (registered, created) = registry.Register(agent, agentRef);
+        if (created)
+        {
+            Log.AgentRegistered(logger, agentRef.Name, agentRef.Version, agentRef.ContentHash);
+        }
+
+        return Task.FromResult(new RegisterAgentResponse { Agent = registered.Agent, Ref = registered.Ref, Created = created });
+    }
+
+    public override Task<GetAgentResponse> GetAgent(GetAgentRequest request, ServerCallContext context)
+    {
+        var registered = registry.Get(request.Reference);
+        return Task.FromResult(new GetAgentResponse { Agent = registered.Agent, Ref = registered.Ref, Origin = registered.Origin });
+    }
+
+    public override Task<ListAgentsResponse> ListAgents(ListAgentsRequest request, ServerCallContext context)
+    {
+        if (request.PageSize is < 0 or > MaxPageSize)
+        {
+            throw new InvalidArgumentException("page_size", $"page_size must be between 0 and {MaxPageSize}; it is {request.PageSize}.");
+        }
+
+        var offset = PageToken.Decode(request.PageToken);
+        var size = request.PageSize == 0 ? DefaultPageSize : request.PageSize;
+        var matching = registry.All().Where(a => request.Name.Length == 0 || a.Ref.Name == request.Name).ToList();
+        var response = new ListAgentsResponse();
+        response.Agents.AddRange(matching.Skip(offset).Take(size).Select(a => a.ToSummary()));
+        if (offset + size < matching.Count)
+        {
+            response.NextPageToken = PageToken.Encode(offset + size);
+        }
+
+        return Task.FromResult(response);
+    }
+
+    public override async Task WatchAgents(WatchAgentsRequest request, IServerStreamWriter<WatchAgentsResponse> responseStream, ServerCallContext context)
+    {
+        // Subscribe before the snapshot, so no change between the two is missed (at worst one is sent twice).
+        var changes = registry.Subscribe(out var subscription);
+        using var _ = subscription;
+
+        // Watches end when the client goes away or the server starts draining, so they never hold up shutdown.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
+        if (request.SendInitial)
+        {
+            foreach (var agent in registry.All())
+            {
+                await responseStream.WriteAsync(new WatchAgentsResponse { Type = AgentChangeType.Added, Agent = agent.ToSummary() }, stop.Token).ConfigureAwait(false);
+            }
+        }
+
+        try
+        {
+            await foreach (var change in changes.ReadAllAsync(stop.Token).ConfigureAwait(false))
+            {
+                var message = new WatchAgentsResponse
+                {
+                    Type = change.Type,
+                    Agent = change.Agent?.ToSummary() ?? new AgentSummary { Origin = change.Origin },
+                };
+                message.Diagnostics.AddRange(change.Diagnostics.Select(d => d.ToProto()));
+                await responseStream.WriteAsync(message, stop.Token).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
+        {
+            // Draining: end the stream with OK; the client reconnects to another replica.
+        }
+    }
+
+    private AgentLoadResult Load(InlineAgent? agent, string field)
+    {
+        if (agent is null || agent.Content.Length == 0)
+        {
+            throw new InvalidArgumentException($"{field}.content", "The agent definition is empty; send its YAML or TOML text in `content`.");
+        }
+
+        var format = AgentLoader.DetectFormat(agent.FileName, agent.Content, agent.Format);
+        var formatName = format == AgentFormat.Toml ? "toml" : "yaml";
+        using var activity = ConfigTelemetry.ActivitySource.StartActivity("validate_agent");
+        activity?.SetTag(ConfigTelemetry.Attributes.Format, formatName);
+        var started = Stopwatch.GetTimestamp();
+        var result = loader.Load(agent.Content, agent.FileName, format);
+        var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
+
+        var outcome = result.IsValid ? "valid" : "invalid";
+        var tags = new TagList { { ConfigTelemetry.Attributes.Result, outcome }, { ConfigTelemetry.Attributes.Format, formatName } };
+        ConfigTelemetry.Validations.Add(1, tags);
+        ConfigTelemetry.ValidationDuration.Record(elapsed, tags);
+        if (activity is not null)
+        {
+            activity.SetTag(ConfigTelemetry.Attributes.Result, outcome);
+            activity.SetTag(ConfigTelemetry.Attributes.Errors, result.Diagnostics.Count(d => d.Severity == DiagnosticSeverity.Error));
+            if (result.Ref is { } agentRef)
+            {
+                activity.SetTag(ConfigTelemetry.Attributes.AgentName, agentRef.Name);
+                activity.SetTag(ConfigTelemetry.Attributes.AgentVersion, agentRef.Version);
+            }
+        }
+
+        return result;
+    }
+}

@@ -1,0 +1,34 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Namra.Config.Options;
+using Namra.Config.Registry;
+
+namespace Namra.Config;
+
+/// <summary>Registers and maps the config service on a Namra host.</summary>
+public static class ConfigHostingExtensions
+{
+    /// <summary>Adds the config service: options, loader, registry, and the agents-folder watcher.</summary>
+    public static WebApplicationBuilder AddConfigService(this WebApplicationBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.AddOptions<ConfigServiceOptions>()
+            .Bind(builder.Configuration.GetSection(ConfigServiceOptions.SectionName))
+            .ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<ConfigServiceOptions>, ConfigServiceOptionsValidator>();
+        builder.Services.AddSingleton(services => new AgentLoader(services.GetRequiredService<IOptions<ConfigServiceOptions>>().Value.ToLimits()));
+        builder.Services.AddSingleton<AgentRegistry>();
+        builder.Services.AddSingleton<AgentFolderWatcher>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<AgentFolderWatcher>());
+        return builder;
+    }
+
+    /// <summary>Maps <c>namra.v1.ConfigService</c>.</summary>
+    public static WebApplication MapConfigService(this WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        app.MapGrpcService<ConfigGrpcService>();
+        return app;
+    }
+}

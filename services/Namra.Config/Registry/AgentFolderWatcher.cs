@@ -1,0 +1,105 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Namra.Config.Options;
+
+namespace Namra.Config.Registry;
+
+/// <summary>
+/// Loads the agents folder into the registry at start-up, and again whenever its files change (debounced).
+/// Works with mounted Kubernetes ConfigMaps, whose files change by an atomic swap of a symlinked folder.
+/// </summary>
+internal sealed class AgentFolderWatcher(
+    AgentRegistry registry,
+    AgentLoader loader,
+    IOptions<ConfigServiceOptions> options,
+    TimeProvider timeProvider,
+    ILogger<AgentFolderWatcher> logger) : BackgroundService
+{
+    private static readonly string[] Extensions = [".yaml", ".yml", ".toml"];
+
+    private readonly TaskCompletionSource _loaded = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes once the folder has been loaded the first time.</summary>
+    public Task Loaded => _loaded.Task;
+
+    public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        // The first load happens before the host reports started, so no call sees an empty registry.
+        if (options.Value.AgentsPath.Length > 0)
+        {
+            await ReloadAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        _loaded.TrySetResult();
+        await base.StartAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var path = options.Value.AgentsPath;
+        if (path.Length == 0)
+        {
+            return;
+        }
+
+        using var debouncer = new Debouncer(options.Value.ReloadDebounce, timeProvider);
+        using var watcher = new FileSystemWatcher(path) { IncludeSubdirectories = true, NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.LastWrite | NotifyFilters.Size };
+        FileSystemEventHandler onChange = (_, _) => debouncer.Signal();
+        watcher.Changed += onChange;
+        watcher.Created += onChange;
+        watcher.Deleted += onChange;
+        watcher.Renamed += (_, _) => debouncer.Signal();
+        watcher.Error += (_, _) => debouncer.Signal(); // overflowed: reload everything, which is what we do anyway
+        watcher.EnableRaisingEvents = true;
+
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await debouncer.WaitAsync(stoppingToken).ConfigureAwait(false);
+                await ReloadAsync(stoppingToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>Reads every agent file of the folder and brings the registry in line with them.</summary>
+    public async Task ReloadAsync(CancellationToken cancellationToken)
+    {
+        var path = options.Value.AgentsPath;
+        try
+        {
+            var files = Directory.EnumerateFiles(path, "*", new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = FileAttributes.Hidden })
+                .Where(file => Extensions.Contains(Path.GetExtension(file), StringComparer.OrdinalIgnoreCase))
+                .Where(file => !Path.GetRelativePath(path, file).Split(Path.DirectorySeparatorChar).Any(part => part.StartsWith('.')))
+                .Order(StringComparer.Ordinal)
+                .ToList();
+            var loaded = new List<(string, AgentLoadResult)>(files.Count);
+            foreach (var file in files)
+            {
+                var result = await loader.LoadFileAsync(file, cancellationToken).ConfigureAwait(false);
+                if (!result.IsValid)
+                {
+                    var first = result.Diagnostics.FirstOrDefault(d => d.Severity == Validation.DiagnosticSeverity.Error)?.ToString() ?? "";
+                    Log.InvalidAgentFile(logger, file, first, result.Diagnostics.Count);
+                }
+
+                loaded.Add((file, result));
+            }
+
+            registry.SyncFolder(loaded);
+            var valid = loaded.Count(l => l.Item2.IsValid);
+            Log.FolderLoaded(logger, path, valid, loaded.Count - valid);
+            ConfigTelemetry.FolderReloads.Add(1, new KeyValuePair<string, object?>(ConfigTelemetry.Attributes.Result, "ok"));
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            Log.FolderReloadFailed(logger, exception, path);
+            ConfigTelemetry.FolderReloads.Add(1, new KeyValuePair<string, object?>(ConfigTelemetry.Attributes.Result, "error"));
+        }
+    }
+}

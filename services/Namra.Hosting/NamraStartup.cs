@@ -1,0 +1,38 @@
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Options;
+
+namespace Namra.Hosting;
+
+/// <summary>
+/// Runs a Namra host and turns start-up failures (bad settings, a port in use) into one clear line on
+/// standard error and exit code 2, instead of a stack trace.
+/// </summary>
+public static class NamraStartup
+{
+    /// <summary>Exit code when the process refuses to start.</summary>
+    public const int StartupFailedExitCode = 2;
+
+    /// <summary>Builds and runs the host until it is stopped (SIGTERM drains in-flight calls first).</summary>
+    public static async Task<int> RunAsync(Func<WebApplication> build)
+    {
+        ArgumentNullException.ThrowIfNull(build);
+        try
+        {
+            await using var app = build();
+            await app.RunAsync().ConfigureAwait(false);
+            return 0;
+        }
+        catch (OptionsValidationException exception)
+        {
+            var section = exception.OptionsType.GetField("SectionName")?.GetValue(null) as string ?? exception.OptionsName;
+            await Console.Error.WriteLineAsync($"namra-server: refusing to start: invalid settings in {section}: {string.Join(" ", exception.Failures)}").ConfigureAwait(false);
+            return StartupFailedExitCode;
+        }
+        catch (IOException exception) when (exception.InnerException is SocketException or null && exception.Message.Contains("address", StringComparison.OrdinalIgnoreCase))
+        {
+            await Console.Error.WriteLineAsync($"namra-server: refusing to start: {exception.Message} (set Namra__Host__GrpcPort / Namra__Host__HttpPort to free ports)").ConfigureAwait(false);
+            return StartupFailedExitCode;
+        }
+    }
+}

@@ -1,0 +1,80 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Options;
+using Namra.Config;
+using Namra.Hosting;
+using Namra.Hosting.Roles;
+using Namra.LlmGateway;
+using Namra.Memory;
+using Namra.Orchestrator;
+using Namra.ToolExecutor;
+
+namespace Namra.Server;
+
+/// <summary>
+/// Which services a Namra process hosts, in one place, shared by <c>namra-server</c>, the CLI's embedded mode
+/// and the integration tests, so every mode runs the same composition.
+/// </summary>
+public static class NamraComposition
+{
+    /// <summary>Builds a host for the roles named in configuration (<c>--services</c> / <c>NAMRA_SERVICES</c>).</summary>
+    /// <exception cref="OptionsValidationException">A role name is unknown.</exception>
+    public static WebApplication Build(WebApplicationBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        var roles = NamraRoles.From(builder.Configuration);
+        builder.AddNamraDefaults(roles);
+        if (roles.Config)
+        {
+            builder.AddConfigService();
+        }
+
+        if (roles.LlmGateway)
+        {
+            builder.AddLlmGateway();
+        }
+
+        if (roles.ToolExecutor)
+        {
+            builder.AddToolExecutor();
+        }
+
+        if (roles.Memory)
+        {
+            builder.AddMemory();
+        }
+
+        if (roles.Orchestrator)
+        {
+            builder.AddOrchestrator();
+        }
+
+        var app = builder.Build();
+        app.MapNamraDefaults();
+        if (roles.Config)
+        {
+            app.MapConfigService();
+        }
+
+        if (roles.LlmGateway)
+        {
+            app.MapLlmGateway();
+        }
+
+        if (roles.ToolExecutor)
+        {
+            app.MapToolExecutor();
+        }
+
+        if (roles.Memory)
+        {
+            app.MapMemory();
+        }
+
+        if (roles.Orchestrator)
+        {
+            app.MapOrchestrator();
+        }
+
+        return app;
+    }
+}
