@@ -100,6 +100,9 @@ internal sealed class ConfigGrpcService(
 
         // Watches end when the client goes away or the server starts draining, so they never hold up shutdown.
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
+
+        // Headers tell the client it is subscribed: a change made after it has them will reach it.
+        await context.WriteResponseHeadersAsync([]).ConfigureAwait(false);
         if (request.SendInitial)
         {
             foreach (var agent in registry.All())

@@ -13,7 +13,6 @@ using Namra.Hosting.Options;
 using Namra.Hosting.Roles;
 using Namra.Hosting.Telemetry;
 using OpenTelemetry;
-using OpenTelemetry.Logs;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;

@@ -1,4 +1,3 @@
-using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Options;
 using Namra.Config;
 using Namra.Hosting;

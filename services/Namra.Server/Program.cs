@@ -1,4 +1,3 @@
-using Microsoft.AspNetCore.Builder;
 using Namra.Hosting;
 using Namra.Server;
 

@@ -1,0 +1,148 @@
+using Grpc.Core;
+using Grpc.Health.V1;
+using Grpc.Reflection.V1Alpha;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Options;
+using Namra.Contracts.V1;
+using Namra.Hosting;
+using Namra.Hosting.Roles;
+using Namra.Testing;
+
+namespace Namra.IntegrationTests;
+
+/// <summary>What every Namra process serves, whatever its roles: health, reflection, metrics, error mapping, drain.</summary>
+public sealed class ServerHostingTests
+{
+    [Fact]
+    public async Task Health_WhenRunning_IsServing()
+    {
+        await using var host = await NamraTestHost.StartAsync("config");
+
+        var response = await new Health.HealthClient(host.Channel).CheckAsync(new HealthCheckRequest());
+
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, response.Status);
+    }
+
+    [Fact]
+    public async Task Reflection_ListsEveryHostedService()
+    {
+        await using var host = await NamraTestHost.StartAsync("all");
+        using var call = new ServerReflection.ServerReflectionClient(host.Channel).ServerReflectionInfo();
+
+        await call.RequestStream.WriteAsync(new ServerReflectionRequest { ListServices = "" });
+        await call.RequestStream.CompleteAsync();
+        Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None));
+        var services = call.ResponseStream.Current.ListServicesResponse.Service.Select(s => s.Name).ToList();
+
+        Assert.Contains("namra.v1.ConfigService", services);
+        Assert.Contains("namra.v1.LlmGatewayService", services);
+        Assert.Contains("namra.v1.ToolExecutorService", services);
+        Assert.Contains("namra.v1.MemoryService", services);
+        Assert.Contains("namra.v1.AgentService", services);
+        Assert.Contains("grpc.health.v1.Health", services);
+    }
+
+    [Fact]
+    public async Task Roles_WhenOnlyConfigIsHosted_OtherServicesAreNotMapped()
+    {
+        await using var host = await NamraTestHost.StartAsync("config");
+
+        var error = await Assert.ThrowsAsync<RpcException>(() =>
+            new MemoryService.MemoryServiceClient(host.Channel).GetHistoryAsync(new GetHistoryRequest { SessionId = "s" }).ResponseAsync);
+
+        Assert.Equal(StatusCode.Unimplemented, error.StatusCode);
+        Assert.Equal("Service is unimplemented.", error.Status.Detail);
+    }
+
+    [Fact]
+    public async Task ServicesNotYetBuilt_AnswerUnimplemented()
+    {
+        await using var host = await NamraTestHost.StartAsync("llm-gateway");
+
+        var error = await Assert.ThrowsAsync<RpcException>(() =>
+            new LlmGatewayService.LlmGatewayServiceClient(host.Channel).ListModelsAsync(new ListModelsRequest()).ResponseAsync);
+
+        // Mapped (unlike a role the process does not host), but its methods are not written yet.
+        Assert.Equal(StatusCode.Unimplemented, error.StatusCode);
+        Assert.NotEqual("Service is unimplemented.", error.Status.Detail);
+    }
+
+    [Fact]
+    public async Task Metrics_CountCallsByMethodAndStatusCode()
+    {
+        await using var host = await NamraTestHost.StartAsync("config");
+        var client = new ConfigService.ConfigServiceClient(host.Channel);
+        await Assert.ThrowsAsync<RpcException>(() => client.GetAgentAsync(new GetAgentRequest { Reference = "nobody_metrics" }).ResponseAsync);
+
+        var scrape = await host.Http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
+
+        Assert.Contains("grpc_server_handled_total{grpc_type=\"unary\",grpc_service=\"namra.v1.ConfigService\",grpc_method=\"GetAgent\",grpc_code=\"NotFound\"}", scrape, StringComparison.Ordinal);
+        Assert.Contains("grpc_server_handling_seconds_bucket{grpc_type=\"unary\",grpc_service=\"namra.v1.ConfigService\",grpc_method=\"GetAgent\"", scrape, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task UnexpectedException_BecomesInternalWithTraceIdAndNoStackTrace()
+    {
+        await using var host = await NamraTestHost.StartAsync("config", build: builder =>
+        {
+            builder.AddNamraDefaults(NamraRoles.Parse("config"));
+            var app = builder.Build();
+            app.MapNamraDefaults();
+            app.MapGrpcService<ThrowingConfigService>();
+            return app;
+        });
+
+        var error = await Assert.ThrowsAsync<RpcException>(() =>
+            new ConfigService.ConfigServiceClient(host.Channel).GetAgentAsync(new GetAgentRequest { Reference = "x" }).ResponseAsync);
+
+        Assert.Equal(StatusCode.Internal, error.StatusCode);
+        Assert.DoesNotContain("secret-internal-detail", error.Status.Detail, StringComparison.Ordinal);
+        Assert.DoesNotContain(" at ", error.Status.Detail, StringComparison.Ordinal);
+        var info = Assert.Single(RpcDetails.Of<Google.Rpc.ErrorInfo>(error));
+        Assert.Contains(info.Metadata["trace_id"], error.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("Namra:Host:ListenAddress", "not-an-ip", "ListenAddress")]
+    [InlineData("Namra:Host:ShutdownTimeout", "01:00:00", "ShutdownTimeout")]
+    [InlineData("Namra:Config:AgentsPath", "/nonexistent/namra/agents", "AgentsPath")]
+    public async Task Start_WhenSettingsAreInvalid_RefusesToStartNamingTheSetting(string key, string value, string named)
+    {
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() =>
+            NamraTestHost.StartAsync("config", new Dictionary<string, string?> { [key] = value }));
+
+        Assert.Contains(error.Failures, failure => failure.Contains(named, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Roles_WhenNameIsUnknown_RefuseWithTheKnownNames()
+    {
+        var error = Assert.Throws<OptionsValidationException>(() => NamraRoles.Parse("config,llm_gateway", "--services"));
+
+        Assert.Contains("'llm_gateway'", error.Message, StringComparison.Ordinal);
+        Assert.Contains("llm-gateway", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Stop_EndsOpenWatchStreamsCleanlyInsteadOfWaitingForThem()
+    {
+        var host = await NamraTestHost.StartAsync("config");
+        var client = new ConfigService.ConfigServiceClient(host.Channel);
+        using var watch = client.WatchAgents(new WatchAgentsRequest());
+        await watch.ResponseHeadersAsync;
+        var next = watch.ResponseStream.MoveNext(CancellationToken.None);
+
+        var stopping = host.StopAsync();
+
+        Assert.False(await next.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(StatusCode.OK, watch.GetStatus().StatusCode);
+        await stopping.WaitAsync(TimeSpan.FromSeconds(10));
+        await host.DisposeAsync();
+    }
+
+    private sealed class ThrowingConfigService : ConfigService.ConfigServiceBase
+    {
+        public override Task<GetAgentResponse> GetAgent(GetAgentRequest request, ServerCallContext context) =>
+            throw new InvalidOperationException("secret-internal-detail");
+    }
+}
