@@ -50,7 +50,11 @@ public static class AgentJsonSchema
                 property["default"] = value switch
                 {
                     string[] items => Strings(items),
-                    _ => JsonValue.Create(value),
+                    string text => JsonValue.Create(text),
+                    long integer => JsonValue.Create(integer),
+                    double number => JsonValue.Create(number),
+                    bool flag => JsonValue.Create(flag),
+                    _ => throw new InvalidOperationException($"Default of {field.Name} has unsupported type {value.GetType()}."),
                 };
             }
 

@@ -180,7 +180,7 @@ internal sealed partial class SchemaWalker(DiagnosticBag diagnostics, Func<strin
         if (value < type.Minimum || value > type.Maximum)
         {
             diagnostics.Error(DiagnosticCodes.OutOfRange, node.Position, path,
-                $"`{path}` is {value}; it must be between {type.Minimum:N0} and {type.Maximum:N0}.", RangeHint(type.Minimum, type.Maximum));
+                $"`{path}` is {value}; it must be between {type.Minimum:N0} and {type.Maximum:N0}.", RangeHint(value, type.Minimum, type.Maximum));
             return null;
         }
 
@@ -393,7 +393,8 @@ internal sealed partial class SchemaWalker(DiagnosticBag diagnostics, Func<strin
         _ => "...",
     };
 
-    private static string RangeHint(long minimum, long maximum) => minimum == 1 && maximum >= 1000 ? "use a positive number" : "";
+    private static string RangeHint(long value, long minimum, long maximum) =>
+        value > maximum ? $"use at most {maximum:N0}" : minimum == 1 ? "use a positive number" : $"use at least {minimum:N0}";
 
     private static string Describe(ObjectSpec spec) => spec.Title == "agent" ? "an agent definition" : $"`{spec.Title}`";
 

@@ -1,0 +1,294 @@
+using Namra.Config.Validation;
+using Namra.Contracts.V1;
+
+namespace Namra.Config.Tests;
+
+/// <summary>Bad agent files and the exact diagnostics each one gets: code, line, column, field path and hint.</summary>
+public sealed class AgentValidationTests
+{
+    private const string Head = "name: demo\nversion: 1.0.0\n";
+    private const string Llm = "llm:\n  provider: anthropic\n  model: claude-sonnet-4-5\n";
+
+    public static TheoryData<string, string, string[]> BadFiles => new()
+    {
+        {
+            "misspelt field",
+            Head + "llm:\n  provider: anthropic\n  model: m\n  temprature: 0.7\n",
+            ["NAMRA0101 6:3 llm.temprature | did you mean `temperature`?"]
+        },
+        {
+            "misspelt provider",
+            Head + "llm:\n  provider: antropic\n  model: m\n",
+            ["NAMRA0105 4:13 llm.provider | did you mean `anthropic`?"]
+        },
+        {
+            "temperature above anthropic's range",
+            Head + Llm + "  temperature: 1.5\n",
+            ["NAMRA0104 6:16 llm.temperature | anthropic's range is 0..1; openai's is 0..2"]
+        },
+        {
+            "temperature above openai's range",
+            Head + "llm:\n  provider: openai\n  model: gpt-4o\n  temperature: 2.5\n",
+            ["NAMRA0104 6:16 llm.temperature | "]
+        },
+        {
+            "max_tokens zero and quoted number",
+            Head + Llm + "  max_tokens: 0\n  top_p: \"0.9\"\n",
+            ["NAMRA0104 6:15 llm.max_tokens | use a positive number", "NAMRA0103 7:10 llm.top_p | remove the quotes: `0.9`"]
+        },
+        {
+            "max_iterations out of range and timeout without unit",
+            Head + Llm + "execution:\n  max_iterations: 1001\n  timeout: 90\n",
+            ["NAMRA0104 7:19 execution.max_iterations | use at most 1,000", "NAMRA0106 8:12 execution.timeout | add a unit: `90s`"]
+        },
+        {
+            "timeout in words",
+            Head + Llm + "execution:\n  timeout: two minutes\n",
+            ["NAMRA0106 7:12 execution.timeout | write a number and a unit: `500ms`, `90s`, `2m`, `1h`, `1h30m`"]
+        },
+        {
+            "missing required fields",
+            "description: nothing else\n",
+            ["NAMRA0102 1:1 name | add `name: support_agent`", "NAMRA0102 1:1 version | add `version: 1.0.0`", "NAMRA0102 1:1 llm | add `llm: { ... }`"]
+        },
+        {
+            "empty model",
+            Head + "llm:\n  provider: openai\n  model:\n",
+            ["NAMRA0102 5:3 llm.model | add `model: ...`"]
+        },
+        {
+            "version is a number",
+            "name: demo\nversion: 1.0\n" + Llm,
+            ["NAMRA0106 2:10 version | write MAJOR.MINOR.PATCH, such as `1.0.0`"]
+        },
+        {
+            "name with capitals and spaces",
+            "name: Support Agent\nversion: 1.0.0\n" + Llm,
+            ["NAMRA0106 1:7 name | use lower case letters, digits, `_` and `-`, such as `support_agent`"]
+        },
+        {
+            "duplicate tool names",
+            Head + Llm + "tools:\n  - name: calc\n    type: builtin.calculator\n  - name: calc\n    type: builtin.calculator\n",
+            ["NAMRA0107 9:11 tools[1].name | give each tool its own name"]
+        },
+        {
+            "unknown tool type",
+            Head + Llm + "tools:\n  - name: calc\n    type: builtin.calculater\n",
+            ["NAMRA0105 8:11 tools[0].type | did you mean `builtin.calculator`?"]
+        },
+        {
+            "filesystem without root, yes instead of true",
+            Head + Llm + "tools:\n  - name: files\n    type: builtin.filesystem\n    config:\n      read_only: yes\n",
+            ["NAMRA0102 10:7 tools[0].config.root | add `root: ...`", "NAMRA0103 10:18 tools[0].config.read_only | YAML 1.2 reads `yes` as text; write `true`"]
+        },
+        {
+            "shell without config",
+            Head + Llm + "tools:\n  - name: sh\n    type: builtin.shell\n",
+            ["NAMRA0102 8:11 tools[0].config | add `config: { allowed_commands: ... }` to the tool"]
+        },
+        {
+            "shell with an empty allow-list",
+            Head + Llm + "tools:\n  - name: sh\n    type: builtin.shell\n    config:\n      allowed_commands: []\n",
+            ["NAMRA0104 10:25 tools[0].config.allowed_commands | "]
+        },
+        {
+            "mcp over http with a command",
+            Head + Llm + "tools:\n  - name: web\n    type: mcp\n    config:\n      transport: http\n      command: npx\n",
+            ["NAMRA0102 10:7 tools[0].config.url | add `url: https://host/mcp`", "NAMRA0108 11:7 tools[0].config.command | remove it, or set `transport: stdio`"]
+        },
+        {
+            "database with both connection settings",
+            Head + Llm + "tools:\n  - name: db\n    type: builtin.database\n    config: { driver: sqlite, connection_string: x.db, connection_string_env: DB }\n",
+            ["NAMRA0108 9:13 tools[0].config | use `connection_string_env` for connection strings that hold passwords"]
+        },
+        {
+            "misspelt field inside a tool config",
+            Head + Llm + "tools:\n  - name: web\n    type: builtin.http\n    config:\n      allowed_host: [example.com]\n",
+            ["NAMRA0101 10:7 tools[0].config.allowed_host | did you mean `allowed_hosts`?"]
+        },
+        {
+            "API key written into the file",
+            Head + Llm + "  api_key: sk-ant-123\n",
+            ["NAMRA0109 6:3 llm.api_key | set the key in an environment variable and name it with `api_key_env`"]
+        },
+        {
+            "openai_compatible without base_url",
+            Head + "llm:\n  provider: openai_compatible\n  model: llama3\n",
+            ["NAMRA0102 4:3 llm.base_url | add the server's address, such as `base_url: http://localhost:11434/v1`"]
+        },
+        {
+            "script for a non-scripted provider",
+            Head + Llm + "  script:\n    - text: hi\n",
+            ["NAMRA0108 6:3 llm.script | remove `script`, or set `provider: scripted`"]
+        },
+        {
+            "scripted provider without script",
+            Head + "llm:\n  provider: scripted\n  model: scripted\n",
+            ["NAMRA0102 4:3 llm.script | add `script:` with one `- text: ...` entry per turn"]
+        },
+        {
+            "semantic memory without embedding model",
+            Head + Llm + "memory:\n  semantic:\n    enabled: true\n",
+            ["NAMRA0102 8:5 memory.semantic.embedding_model | add `embedding_model: text-embedding-3-small` (or another model the gateway serves)"]
+        },
+        {
+            "tools is a mapping, labels hold a list",
+            Head + Llm + "tools:\n  name: calc\nlabels:\n  team: [a]\n",
+            ["NAMRA0103 7:3 tools | ", "NAMRA0103 9:9 labels.team | "]
+        },
+        {
+            "budget that could never allow a call",
+            Head + Llm + "execution:\n  budget:\n    max_cost_usd: 0\n    max_tokens: -5\n",
+            ["NAMRA0104 8:19 execution.budget.max_cost_usd | ", "NAMRA0104 9:17 execution.budget.max_tokens | use a positive number"]
+        },
+        {
+            "unknown top-level field",
+            Head + Llm + "sytem_prompt: hello\n",
+            ["NAMRA0101 6:1 sytem_prompt | did you mean `system_prompt`?"]
+        },
+        {
+            "bad base_url and env name",
+            Head + "llm:\n  provider: openai\n  model: m\n  base_url: localhost:8080\n  api_key_env: 1KEY\n",
+            ["NAMRA0106 6:13 llm.base_url | for example `https://api.example.com`", "NAMRA0106 7:16 llm.api_key_env | for example `MY_API_KEY`"]
+        },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadFiles))]
+    public void Load_WhenFileIsBad_ReportsExactlyTheExpectedDiagnostics(string scenario, string content, string[] expected)
+    {
+        var result = TestFiles.Loader().Load(content, "agent.yaml");
+
+        var actual = result.Diagnostics.Select(d => $"{d.Code} {d.Position.Line}:{d.Position.Column} {d.FieldPath} | {d.Hint}").ToArray();
+        Assert.False(result.IsValid, scenario);
+        Assert.Null(result.Agent);
+        Assert.Equal(expected, actual);
+        Assert.All(result.Diagnostics, d => Assert.Equal("agent.yaml", d.File));
+    }
+
+    [Fact]
+    public void Load_WhenScriptCallsAnUndeclaredTool_WarnsButStaysValid()
+    {
+        var content = Head + "llm:\n  provider: scripted\n  model: scripted\n  script:\n    - tool_calls:\n        - name: calculater\ntools:\n  - name: calculator\n    type: builtin.calculator\n";
+
+        var result = TestFiles.Loader().Load(content, "agent.yaml");
+
+        Assert.True(result.IsValid);
+        var warning = Assert.Single(result.Diagnostics);
+        Assert.Equal((DiagnosticSeverity.Warning, "NAMRA0201", 8, 17, "did you mean `calculator`?"),
+            (warning.Severity, warning.Code, warning.Position.Line, warning.Position.Column, warning.Hint));
+    }
+
+    [Fact]
+    public void Load_WhenValid_AppliesEveryDefault()
+    {
+        var result = TestFiles.Loader().Load(Head + Llm + "tools:\n  - name: web\n    type: builtin.http\n", "agent.yaml");
+
+        var agent = Assert.IsType<AgentDefinition>(result.Agent);
+        Assert.Equal(4096, agent.Llm.MaxTokens);
+        Assert.False(agent.Llm.HasTemperature);
+        Assert.Equal((MemoryType.InMemory, 100), (agent.Memory.Type, agent.Memory.MaxMessages));
+        Assert.Equal((ExecutionStrategy.React, 10, 60L, 3, 8),
+            (agent.Execution.Strategy, agent.Execution.MaxIterations, agent.Execution.Timeout.Seconds, agent.Execution.MaxRepeatedToolCalls, agent.Execution.MaxParallelToolCalls));
+        Assert.Null(agent.Execution.Budget);
+        var http = agent.Tools[0].Config.Fields;
+        Assert.Equal(1_048_576, http["max_response_bytes"].NumberValue);
+        Assert.False(http["allow_private_networks"].BoolValue);
+        Assert.Equal(["GET"], http["allowed_methods"].ListValue.Values.Select(v => v.StringValue));
+    }
+
+    [Fact]
+    public void Load_WhenSameAgentIsYamlOrToml_GivesEqualDefinitionsAndHashes()
+    {
+        const string yaml = """
+            name: twin
+            version: 2.1.0
+            llm:
+              provider: openai
+              model: gpt-4o
+              temperature: 1.5
+              stop_sequences: [END]
+            tools:
+              - name: db
+                type: builtin.database
+                timeout: 5s
+                config: { driver: postgres, connection_string_env: PG_URL, max_rows: 10 }
+            execution:
+              timeout: 1h30m
+              budget: { max_cost_usd: 2.5, max_tool_calls: 7 }
+            labels: { team: core, env: dev }
+            system_prompt: |
+              Line one.
+              Line two.
+            """;
+        const string toml = """
+            name = "twin"
+            version = "2.1.0"
+            system_prompt = '''
+            Line one.
+            Line two.
+            '''
+            labels = { env = "dev", team = "core" }
+
+            [llm]
+            provider = "openai"
+            model = "gpt-4o"
+            temperature = 1.5
+            stop_sequences = ["END"]
+
+            [[tools]]
+            name = "db"
+            type = "builtin.database"
+            timeout = "5s"
+            config = { driver = "postgres", connection_string_env = "PG_URL", max_rows = 10 }
+
+            [execution]
+            timeout = "1h30m"
+            budget.max_cost_usd = 2.5
+            budget.max_tool_calls = 7
+            """;
+
+        var fromYaml = TestFiles.Loader().Load(yaml + "\n", "twin.yaml");
+        var fromToml = TestFiles.Loader().Load(toml, "twin.toml");
+
+        Assert.True(fromYaml.IsValid, string.Join("\n", fromYaml.Diagnostics));
+        Assert.True(fromToml.IsValid, string.Join("\n", fromToml.Diagnostics));
+        Assert.Equal(fromYaml.Agent, fromToml.Agent);
+        Assert.Equal(fromYaml.Ref, fromToml.Ref);
+        Assert.Equal(5400, fromYaml.Agent!.Execution.Timeout.Seconds);
+    }
+
+    [Fact]
+    public void Load_WhenTomlIsBad_PlacesDiagnosticsOnTomlLines()
+    {
+        const string toml = "name = \"demo\"\nversion = \"1.0.0\"\n\n[llm]\nprovider = \"antropic\"\nmodel = \"m\"\ntemprature = 0.5\n";
+
+        var result = TestFiles.Loader().Load(toml, "agent.toml");
+
+        Assert.Equal(["NAMRA0105 5:12 llm.provider", "NAMRA0101 7:1 llm.temprature"],
+            result.Diagnostics.Select(d => $"{d.Code} {d.Position.Line}:{d.Position.Column} {d.FieldPath}"));
+    }
+
+    [Theory]
+    [InlineData("agent.toml", "name: x", AgentFormat.Toml)]
+    [InlineData("agent.yml", "name = 'x'", AgentFormat.Yaml)]
+    [InlineData("", "# comment\nname = \"x\"\n", AgentFormat.Toml)]
+    [InlineData("", "[llm]\nprovider = \"openai\"", AgentFormat.Toml)]
+    [InlineData("", "name: x\nversion: 1.0.0", AgentFormat.Yaml)]
+    public void DetectFormat_UsesExtensionThenContent(string fileName, string content, AgentFormat expected) =>
+        Assert.Equal(expected, AgentLoader.DetectFormat(fileName, content));
+
+    [Fact]
+    public void Examples_AreAllValid()
+    {
+        var files = Directory.GetFiles(TestFiles.ExamplesFolder);
+        Assert.True(files.Length >= 3, "the examples folder should hold the example agents");
+
+        foreach (var file in files)
+        {
+            var result = TestFiles.Loader().Load(File.ReadAllText(file), file);
+            Assert.True(result.IsValid, $"{file}:\n{string.Join("\n", result.Diagnostics)}");
+            Assert.DoesNotContain(result.Diagnostics, d => d.Severity == DiagnosticSeverity.Warning);
+        }
+    }
+}
