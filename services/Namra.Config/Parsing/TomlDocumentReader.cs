@@ -27,7 +27,8 @@ internal sealed class TomlDocumentReader(ParseLimits limits)
         {
             foreach (var message in document.Diagnostics)
             {
-                diagnostics.Error(DiagnosticCodes.Syntax, ToPosition(message.Span.Start), "", $"Invalid TOML: {message.Message.TrimEnd('.')}.");
+                var code = message.Message.Contains("already defined", StringComparison.Ordinal) ? DiagnosticCodes.DuplicateKey : DiagnosticCodes.Syntax;
+                diagnostics.Error(code, ToPosition(message.Span.Start), "", $"Invalid TOML: {message.Message.TrimEnd('.')}.");
             }
 
             return new ParseResult(null, diagnostics.Items);

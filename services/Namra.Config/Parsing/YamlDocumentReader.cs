@@ -17,9 +17,9 @@ internal sealed partial class YamlDocumentReader(ParseLimits limits)
     public ParseResult Read(string text, DiagnosticBag diagnostics)
     {
         var state = new ReadState(limits, diagnostics);
+        var parser = new Parser(new StringReader(text));
         try
         {
-            var parser = new Parser(new StringReader(text));
             ConfigNode? root = null;
             var documents = 0;
             while (parser.MoveNext())
@@ -48,6 +48,15 @@ internal sealed partial class YamlDocumentReader(ParseLimits limits)
             diagnostics.Error(DiagnosticCodes.Syntax, ToPosition(exception.Start), "", "Invalid YAML: " + CleanMessage(exception.Message));
             return new ParseResult(null, diagnostics.Items);
         }
+        catch (InvalidOperationException)
+        {
+            // YamlDotNet's parser throws this (rather than a YamlException) on some unterminated flow
+            // collections; the last event it produced is where the broken structure starts.
+            var position = parser.Current is { } last ? ToPosition(last.Start) : SourcePosition.Document;
+            diagnostics.Error(DiagnosticCodes.Syntax, position, "", "Invalid YAML: this list or mapping is not closed, or what follows it is not valid.",
+                "check the brackets, quotes and indentation from here on");
+            return new ParseResult(null, diagnostics.Items);
+        }
     }
 
     private static SourcePosition ToPosition(Mark mark) => new((int)mark.Line, (int)mark.Column);
@@ -57,6 +66,12 @@ internal sealed partial class YamlDocumentReader(ParseLimits limits)
 
     [GeneratedRegex(@"^\(Line: \d+, Col: \d+, Idx: \d+\) - \(Line: \d+, Col: \d+, Idx: \d+\): ")]
     private static partial Regex MarkPrefix();
+
+    private static readonly HashSet<string> CoreTags = new(StringComparer.Ordinal)
+    {
+        "tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool",
+        "tag:yaml.org,2002:null", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq",
+    };
 
     private sealed partial class ReadState(ParseLimits limits, DiagnosticBag diagnostics)
     {
@@ -188,7 +203,7 @@ internal sealed partial class YamlDocumentReader(ParseLimits limits)
 
         private bool CheckTag(NodeEvent node, SourcePosition position, string path)
         {
-            if (node.Tag.IsEmpty || node.Tag.IsNonSpecific || node.Tag.Value.StartsWith("tag:yaml.org,2002:", StringComparison.Ordinal))
+            if (node.Tag.IsEmpty || node.Tag.IsNonSpecific || CoreTags.Contains(node.Tag.Value))
             {
                 return true;
             }
