@@ -19,15 +19,33 @@ internal sealed class AgentFolderWatcher(
     private static readonly string[] Extensions = [".yaml", ".yml", ".toml"];
 
     private readonly TaskCompletionSource _loaded = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private Debouncer? _debouncer;
+    private FileSystemWatcher? _watcher;
 
     /// <summary>Completes once the folder has been loaded the first time.</summary>
     public Task Loaded => _loaded.Task;
 
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
-        // The first load happens before the host reports started, so no call sees an empty registry.
-        if (options.Value.AgentsPath.Length > 0)
+        var path = options.Value.AgentsPath;
+        if (path.Length > 0)
         {
+            // Watch before the first load, so a change made while it runs is not missed (at worst, read twice).
+            _debouncer = new Debouncer(options.Value.ReloadDebounce, timeProvider);
+            _watcher = new FileSystemWatcher(path)
+            {
+                IncludeSubdirectories = true,
+                NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.LastWrite | NotifyFilters.Size,
+            };
+            var debouncer = _debouncer;
+            _watcher.Changed += (_, _) => debouncer.Signal();
+            _watcher.Created += (_, _) => debouncer.Signal();
+            _watcher.Deleted += (_, _) => debouncer.Signal();
+            _watcher.Renamed += (_, _) => debouncer.Signal();
+            _watcher.Error += (_, _) => debouncer.Signal(); // events were lost: a full reload is what we do anyway
+            _watcher.EnableRaisingEvents = true;
+
+            // The first load happens before the host reports started, so no call sees an empty registry.
             await ReloadAsync(cancellationToken).ConfigureAwait(false);
         }
 
@@ -35,23 +53,19 @@ internal sealed class AgentFolderWatcher(
         await base.StartAsync(cancellationToken).ConfigureAwait(false);
     }
 
+    public override void Dispose()
+    {
+        _watcher?.Dispose();
+        _debouncer?.Dispose();
+        base.Dispose();
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var path = options.Value.AgentsPath;
-        if (path.Length == 0)
+        if (_debouncer is not { } debouncer)
         {
             return;
         }
-
-        using var debouncer = new Debouncer(options.Value.ReloadDebounce, timeProvider);
-        using var watcher = new FileSystemWatcher(path) { IncludeSubdirectories = true, NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.LastWrite | NotifyFilters.Size };
-        FileSystemEventHandler onChange = (_, _) => debouncer.Signal();
-        watcher.Changed += onChange;
-        watcher.Created += onChange;
-        watcher.Deleted += onChange;
-        watcher.Renamed += (_, _) => debouncer.Signal();
-        watcher.Error += (_, _) => debouncer.Signal(); // overflowed: reload everything, which is what we do anyway
-        watcher.EnableRaisingEvents = true;
 
         while (!stoppingToken.IsCancellationRequested)
         {

@@ -76,7 +76,7 @@ public static class AgentJsonSchema
         StringType text => Compact(new JsonObject
         {
             ["type"] = "string",
-            ["pattern"] = text.Pattern,
+            ["pattern"] = text.Pattern is null ? null : $"(?:{text.Pattern})|\\$\\{{",
             ["maxLength"] = text.MaxLength > 0 ? text.MaxLength : null,
         }),
         IntegerType integer => OrVariable(new JsonObject { ["type"] = "integer", ["minimum"] = integer.Minimum, ["maximum"] = integer.Maximum }),
