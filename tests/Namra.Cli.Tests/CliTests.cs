@@ -1,0 +1,162 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace Namra.Cli.Tests;
+
+/// <summary>The <c>namra</c> command line as a user runs it: arguments in, text and exit code out.</summary>
+public sealed class CliTests : IDisposable
+{
+    private const string BadAgent = "name: demo\nversion: 1.0.0\nllm:\n  provider: antropic\n  model: m\n  temprature: 0.7\n";
+
+    private readonly string _folder = Directory.CreateTempSubdirectory("namra-cli-").FullName;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    [Fact]
+    public async Task Init_ThenValidate_WritesAValidAgentAndExitsZero()
+    {
+        var init = await RunAsync("init", "support_bot");
+        var validate = await RunAsync("validate", "support_bot.yaml");
+
+        Assert.Equal(0, init.ExitCode);
+        Assert.True(File.Exists(Path.Combine(_folder, "support_bot.yaml")));
+        Assert.Equal(0, validate.ExitCode);
+        Assert.StartsWith("support_bot.yaml: valid (support_bot@1.0.0, sha256:", validate.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Init_WhenFileExists_RefusesWithoutForce()
+    {
+        await File.WriteAllTextAsync(Path.Combine(_folder, "my_agent.yaml"), "keep me");
+
+        var refused = await RunAsync("init");
+        var forced = await RunAsync("init", "--force");
+
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("pass --force", refused.Error, StringComparison.Ordinal);
+        Assert.Equal(0, forced.ExitCode);
+        Assert.NotEqual("keep me", await File.ReadAllTextAsync(Path.Combine(_folder, "my_agent.yaml")));
+    }
+
+    [Fact]
+    public async Task Validate_WhenInvalid_PrintsCompilerStyleDiagnosticsWithCaretsAndExitsOne()
+    {
+        await File.WriteAllTextAsync(Path.Combine(_folder, "bad.yaml"), BadAgent);
+
+        var result = await RunAsync("validate", "bad.yaml");
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Equal(
+            """
+            bad.yaml:4:13: error NAMRA0105: `antropic` is not a valid `provider`; expected one of `anthropic`, `openai`, `openai_compatible`, `scripted`.
+            4 |   provider: antropic
+              |             ^^^^^^^^
+              = hint: did you mean `anthropic`?
+            bad.yaml:6:3: error NAMRA0101: Unknown field `temprature` in `llm`.
+            6 |   temprature: 0.7
+              |   ^^^^^^^^^^
+              = hint: did you mean `temperature`?
+            bad.yaml: 2 errors
+
+            """.ReplaceLineEndings(), result.Output);
+    }
+
+    [Fact]
+    public async Task Validate_WhenColorIsOn_ColorsTheOutputAndWhenOff_WritesNoEscapeCodes()
+    {
+        await File.WriteAllTextAsync(Path.Combine(_folder, "bad.yaml"), BadAgent);
+
+        var colored = await RunAsync(color: true, "validate", "bad.yaml");
+        var plain = await RunAsync(color: false, "validate", "bad.yaml");
+
+        Assert.Contains("\u001b[", colored.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("\u001b", plain.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Validate_WithJsonFormat_WritesMachineReadableDiagnostics()
+    {
+        await File.WriteAllTextAsync(Path.Combine(_folder, "bad.yaml"), BadAgent);
+        await RunAsync("init", "good");
+
+        var result = await RunAsync("validate", "--format", "json", "bad.yaml", "good.yaml");
+
+        Assert.Equal(1, result.ExitCode);
+        using var json = JsonDocument.Parse(result.Output);
+        Assert.False(json.RootElement.GetProperty("valid").GetBoolean());
+        var files = json.RootElement.GetProperty("files");
+        var first = files[0].GetProperty("diagnostics")[0];
+        Assert.Equal(("NAMRA0105", 4, 13, "llm.provider", "SEVERITY_ERROR"),
+            (first.GetProperty("code").GetString(), first.GetProperty("line").GetInt32(), first.GetProperty("column").GetInt32(),
+             first.GetProperty("fieldPath").GetString(), first.GetProperty("severity").GetString()));
+        Assert.True(files[1].GetProperty("valid").GetBoolean());
+        Assert.Equal("good", files[1].GetProperty("agent").GetProperty("name").GetString());
+    }
+
+    [Fact]
+    public async Task Validate_WhenFileIsMissing_SaysSoAndExitsOne()
+    {
+        var result = await RunAsync("validate", "nowhere.yaml");
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.StartsWith("nowhere.yaml: error NAMRA0000: The file does not exist.", result.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Validate_WithUnknownFormat_IsAUsageError()
+    {
+        var result = await RunAsync("validate", "--format", "xml", "a.yaml");
+
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Contains("xml", result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Schema_PrintsTheAgentJsonSchema()
+    {
+        var result = await RunAsync("schema");
+
+        using var json = JsonDocument.Parse(result.Output);
+        Assert.Equal("Namra agent definition", json.RootElement.GetProperty("title").GetString());
+    }
+
+    [Fact]
+    public async Task Version_PrintsTheVersion()
+    {
+        var result = await RunAsync("version");
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.StartsWith("namra 0.1.0", result.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Process_WhenPipedWithNoColor_WritesPlainText()
+    {
+        await File.WriteAllTextAsync(Path.Combine(_folder, "bad.yaml"), BadAgent);
+        var start = new ProcessStartInfo("dotnet", [typeof(NamraCli).Assembly.Location, "validate", "bad.yaml"])
+        {
+            WorkingDirectory = _folder,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            Environment = { ["NO_COLOR"] = "1" },
+        };
+
+        using var process = Process.Start(start)!;
+        var output = await process.StandardOutput.ReadToEndAsync();
+        await process.WaitForExitAsync();
+
+        Assert.Equal(1, process.ExitCode);
+        Assert.StartsWith("bad.yaml:4:13: error NAMRA0105:", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("\u001b", output, StringComparison.Ordinal);
+    }
+
+    private Task<(int ExitCode, string Output, string Error)> RunAsync(params string[] args) => RunAsync(color: false, args);
+
+    private async Task<(int ExitCode, string Output, string Error)> RunAsync(bool color, params string[] args)
+    {
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        var exitCode = await NamraCli.RunAsync(args, CliConsole.Create(output, error, color, _folder));
+        return (exitCode, output.ToString(), error.ToString());
+    }
+}
