@@ -28,16 +28,19 @@ public sealed partial class AgentLoader
 {
     private readonly ParseLimits _limits;
     private readonly Func<string, string?> _environment;
+    private readonly string _unsetVariableHint;
     private readonly YamlDocumentReader _yaml;
     private readonly TomlDocumentReader _toml;
 
     /// <summary>Creates a loader.</summary>
     /// <param name="limits">Parsing bounds; <see cref="ParseLimits.Default"/> when null.</param>
     /// <param name="environment">Looks up variables for <c>${VAR}</c>; the process environment when null.</param>
-    public AgentLoader(ParseLimits? limits = null, Func<string, string?>? environment = null)
+    /// <param name="unsetVariableHint">The hint for a variable the lookup does not give; "set it, or give a default" when null.</param>
+    public AgentLoader(ParseLimits? limits = null, Func<string, string?>? environment = null, string? unsetVariableHint = null)
     {
         _limits = limits ?? ParseLimits.Default;
         _environment = environment ?? Environment.GetEnvironmentVariable;
+        _unsetVariableHint = unsetVariableHint ?? "";
         _yaml = new YamlDocumentReader(_limits);
         _toml = new TomlDocumentReader(_limits);
     }
@@ -75,9 +78,11 @@ public sealed partial class AgentLoader
             return new AgentLoadResult(null, null, diagnostics.Items, content);
         }
 
-        var walker = new SchemaWalker(diagnostics, _environment);
+        var walker = new SchemaWalker(diagnostics, _environment, _unsetVariableHint);
         var agent = new AgentDefinitionBuilder(walker, diagnostics).Build(parsed.Root);
-        var ordered = diagnostics.Items.OrderBy(d => d.Position.Line).ThenBy(d => d.Position.Column).ToList();
+        var ordered = diagnostics.Items
+            .OrderBy(d => d.Code == DiagnosticCodes.TooManyProblems) // the "and more" note stays last
+            .ThenBy(d => d.Position.Line).ThenBy(d => d.Position.Column).ToList();
         return agent is null
             ? new AgentLoadResult(null, null, ordered, content)
             : new AgentLoadResult(agent, RefOf(agent), ordered, content);

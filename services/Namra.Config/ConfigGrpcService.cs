@@ -10,8 +10,11 @@ using Namra.Hosting.Errors;
 namespace Namra.Config;
 
 /// <summary>The <c>namra.v1.ConfigService</c> gRPC endpoint.</summary>
+/// <summary>The loader for definitions sent over the API, whose <c>${VAR}</c> reads only allowed variables.</summary>
+internal sealed record InlineAgentLoader(AgentLoader Loader);
+
 internal sealed class ConfigGrpcService(
-    AgentLoader loader,
+    InlineAgentLoader inline,
     AgentRegistry registry,
     IHostApplicationLifetime lifetime,
     ILogger<ConfigGrpcService> logger) : ConfigService.ConfigServiceBase
@@ -69,6 +72,16 @@ internal sealed class ConfigGrpcService(
     public override Task<GetAgentResponse> GetAgent(GetAgentRequest request, ServerCallContext context)
     {
         var registered = registry.Get(request.Reference);
+        if (request.ContentHash.Length > 0 && request.ContentHash != registered.Ref.ContentHash)
+        {
+            throw new NamraException(StatusCode.FailedPrecondition,
+                $"{registered.Ref.Name}@{registered.Ref.Version} now has content {registered.Ref.ContentHash}, not {request.ContentHash}.",
+                [new Google.Rpc.PreconditionFailure { Violations = { new Google.Rpc.PreconditionFailure.Types.Violation
+                {
+                    Type = "CONTENT_HASH", Subject = request.Reference, Description = "The definition changed since the hash was taken.",
+                } } }]);
+        }
+
         return Task.FromResult(new GetAgentResponse { Agent = registered.Agent, Ref = registered.Ref, Origin = registered.Origin });
     }
 
@@ -103,16 +116,18 @@ internal sealed class ConfigGrpcService(
 
         // Headers tell the client it is subscribed: a change made after it has them will reach it.
         await context.WriteResponseHeadersAsync([]).ConfigureAwait(false);
-        if (request.SendInitial)
-        {
-            foreach (var agent in registry.All())
-            {
-                await responseStream.WriteAsync(new WatchAgentsResponse { Type = AgentChangeType.Added, Agent = agent.ToSummary() }, stop.Token).ConfigureAwait(false);
-            }
-        }
-
         try
         {
+            if (request.SendInitial)
+            {
+                foreach (var agent in registry.All())
+                {
+                    await responseStream.WriteAsync(new WatchAgentsResponse { Type = AgentChangeType.Added, Agent = agent.ToSummary() }, stop.Token).ConfigureAwait(false);
+                }
+
+                await responseStream.WriteAsync(new WatchAgentsResponse { Type = AgentChangeType.Synced }, stop.Token).ConfigureAwait(false);
+            }
+
             await foreach (var change in changes.ReadAllAsync(stop.Token).ConfigureAwait(false))
             {
                 var message = new WatchAgentsResponse
@@ -142,13 +157,12 @@ internal sealed class ConfigGrpcService(
         using var activity = ConfigTelemetry.ActivitySource.StartActivity("validate_agent");
         activity?.SetTag(ConfigTelemetry.Attributes.Format, formatName);
         var started = Stopwatch.GetTimestamp();
-        var result = loader.Load(agent.Content, agent.FileName, format);
+        var result = inline.Loader.Load(agent.Content, agent.FileName, format);
         var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
 
         var outcome = result.IsValid ? "valid" : "invalid";
-        var tags = new TagList { { ConfigTelemetry.Attributes.Result, outcome }, { ConfigTelemetry.Attributes.Format, formatName } };
-        ConfigTelemetry.Validations.Add(1, tags);
-        ConfigTelemetry.ValidationDuration.Record(elapsed, tags);
+        ConfigTelemetry.Validations.Add(1, outcome, formatName);
+        ConfigTelemetry.ValidationDuration.Record(elapsed, formatName);
         if (activity is not null)
         {
             activity.SetTag(ConfigTelemetry.Attributes.Result, outcome);

@@ -18,6 +18,14 @@ public static class ConfigHostingExtensions
             .ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<ConfigServiceOptions>, ConfigServiceOptionsValidator>();
         builder.Services.AddSingleton(services => new AgentLoader(services.GetRequiredService<IOptions<ConfigServiceOptions>>().Value.ToLimits()));
+        builder.Services.AddSingleton(services =>
+        {
+            var options = services.GetRequiredService<IOptions<ConfigServiceOptions>>().Value;
+            return new InlineAgentLoader(new AgentLoader(
+                options.ToLimits(),
+                name => options.AllowsInlineVariable(name) ? Environment.GetEnvironmentVariable(name) : null,
+                "definitions sent over the API read only the variables in Namra:Config:InlineVariables; give a default (`${NAME:-value}`) or ask the operator to allow it"));
+        });
         builder.Services.AddSingleton<AgentRegistry>();
         builder.Services.AddSingleton<AgentFolderWatcher>();
         builder.Services.AddHostedService(services => services.GetRequiredService<AgentFolderWatcher>());

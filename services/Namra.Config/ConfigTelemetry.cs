@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using Namra.Hosting.Telemetry;
 
 namespace Namra.Config;
 
@@ -12,17 +13,17 @@ internal static class ConfigTelemetry
 
     public static readonly Meter Meter = new(Name);
 
-    /// <summary>Definitions validated, by <c>result</c> (valid, invalid) and <c>format</c>.</summary>
-    public static readonly Counter<long> Validations = Meter.CreateCounter<long>(
-        "namra.config.validations", "{definition}", "Agent definitions parsed and validated.");
+    /// <summary>Definitions validated, by <c>result</c> (valid, invalid) and <c>format</c> (yaml, toml).</summary>
+    public static readonly NamraCounter Validations = NamraMetrics.Counter(Meter,
+        "namra.config.validations", "{definition}", "Agent definitions parsed and validated.", "result", "format");
 
-    /// <summary>Time to parse and validate one definition.</summary>
-    public static readonly Histogram<double> ValidationDuration = Meter.CreateHistogram<double>(
-        "namra.config.validation.duration", "s", "Time to parse and validate one agent definition.");
+    /// <summary>Time to parse and validate one definition, by <c>format</c>.</summary>
+    public static readonly NamraHistogram ValidationDuration = NamraMetrics.DurationHistogram(Meter,
+        "namra.config.validation.duration", "Time to parse and validate one agent definition.", "format");
 
-    /// <summary>Reloads of the agents folder, by <c>result</c>.</summary>
-    public static readonly Counter<long> FolderReloads = Meter.CreateCounter<long>(
-        "namra.config.folder.reloads", "{reload}", "Reloads of the agents folder.");
+    /// <summary>Reloads of the agents folder, by <c>result</c> (ok, error).</summary>
+    public static readonly NamraCounter FolderReloads = NamraMetrics.Counter(Meter,
+        "namra.config.folder.reloads", "{reload}", "Reloads of the agents folder.", "result");
 
     public static class Attributes
     {

@@ -37,12 +37,27 @@ internal static class ProtoMapping
     public static InvalidArgumentException ToInvalidArgument(this AgentLoadResult result, string fieldPrefix)
     {
         var errors = result.Diagnostics.Where(d => d.Severity == DiagnosticSeverity.Error).ToList();
-        var violations = errors.Select(d => new Google.Rpc.BadRequest.Types.FieldViolation
+
+        // Details travel in a trailer, which clients cap (Grpc.Net.Client: 64 KiB of headers); a call that
+        // reports too much would fail as INTERNAL instead of INVALID_ARGUMENT.
+        var sent = errors.Take(MaxDetails).ToList();
+        var violations = sent.Select(d => new Google.Rpc.BadRequest.Types.FieldViolation
         {
             Field = d.FieldPath.Length == 0 ? fieldPrefix : $"{fieldPrefix}:{d.FieldPath}",
             Description = d.ToString(),
         }).ToList();
+        if (errors.Count > sent.Count)
+        {
+            violations.Add(new Google.Rpc.BadRequest.Types.FieldViolation
+            {
+                Field = fieldPrefix,
+                Description = $"{errors.Count - sent.Count} more errors not listed; validate the file for all of them.",
+            });
+        }
+
         var summary = errors.Count == 1 ? errors[0].ToString() : $"The agent definition has {errors.Count} errors; the first: {errors[0]}";
-        return new InvalidArgumentException(summary, violations, [.. result.Diagnostics.Select(d => (IMessage)d.ToProto())]);
+        return new InvalidArgumentException(summary, violations, [.. sent.Select(d => (IMessage)d.ToProto())]);
     }
+
+    private const int MaxDetails = 25;
 }

@@ -75,6 +75,11 @@ public static class NamraHostingExtensions
         builder.Services.AddGrpcReflection();
         builder.Services.AddGrpcHealthChecks(health => health.UseHealthChecksCache = false)
             .AddCheck<DrainingHealthCheck>("draining");
+        builder.Services.AddHostedService<DrainDelayService>();
+
+        // Namra records its metrics into prometheus-net directly (NamraMetrics); the bridge from every .NET
+        // meter would add hundreds of gauge-typed duplicates under prefixed names.
+        Metrics.SuppressDefaultMetrics(new SuppressDefaultMetricOptions { SuppressMeters = true });
 
         AddOpenTelemetry(builder, roles);
         return builder;

@@ -23,10 +23,15 @@ public static class NamraStartup
             await app.RunAsync().ConfigureAwait(false);
             return 0;
         }
-        catch (OptionsValidationException exception)
+        catch (Exception exception) when (OptionsFailures(exception) is { Count: > 0 } failures)
         {
-            var section = exception.OptionsType.GetField("SectionName")?.GetValue(null) as string ?? exception.OptionsName;
-            await Console.Error.WriteLineAsync($"namra-server: refusing to start: invalid settings in {section}: {string.Join(" ", exception.Failures)}").ConfigureAwait(false);
+            // Several sections can fail at once; .NET then wraps them in an AggregateException.
+            foreach (var failure in failures)
+            {
+                var section = failure.OptionsType.GetField("SectionName")?.GetValue(null) as string ?? failure.OptionsName;
+                await Console.Error.WriteLineAsync($"namra-server: refusing to start: invalid settings in {section}: {string.Join(" ", failure.Failures)}").ConfigureAwait(false);
+            }
+
             return StartupFailedExitCode;
         }
         catch (IOException exception) when (exception.InnerException is SocketException or null && exception.Message.Contains("address", StringComparison.OrdinalIgnoreCase))
@@ -35,4 +40,11 @@ public static class NamraStartup
             return StartupFailedExitCode;
         }
     }
+
+    private static List<OptionsValidationException> OptionsFailures(Exception exception) => exception switch
+    {
+        OptionsValidationException single => [single],
+        AggregateException many => [.. many.Flatten().InnerExceptions.OfType<OptionsValidationException>()],
+        _ => [],
+    };
 }

@@ -292,3 +292,40 @@ public sealed class AgentValidationTests
         }
     }
 }
+
+/// <summary>Secrets stay out of definitions: deferred settings keep their references, and hashes ignore key order.</summary>
+public sealed class SecretHandlingTests
+{
+    private const string Head = "name: demo\nversion: 1.0.0\nllm: { provider: openai, model: m }\n";
+
+    [Fact]
+    public void Load_KeepsVariableReferencesInSecretBearingSettings()
+    {
+        var content = Head + "tools:\n  - name: api\n    type: builtin.http\n    config:\n      headers: { Authorization: \"Bearer ${GITHUB_TOKEN}\" }\n";
+
+        var result = TestFiles.Loader(new Dictionary<string, string> { ["GITHUB_TOKEN"] = "ghp_secret" }).Load(content, "agent.yaml");
+
+        Assert.True(result.IsValid, string.Join("\n", result.Diagnostics));
+        Assert.Equal("Bearer ${GITHUB_TOKEN}", result.Agent!.Tools[0].Config.Fields["headers"].StructValue.Fields["Authorization"].StringValue);
+        Assert.DoesNotContain("ghp_secret", result.Agent.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Load_WhenSecretReferenceIsMalformed_ReportsIt()
+    {
+        var content = Head + "tools:\n  - name: db\n    type: builtin.database\n    config: { driver: postgres, connection_string: \"Host=db;Password=${PG_PASSWORD\" }\n";
+
+        var result = TestFiles.Loader().Load(content, "agent.yaml");
+
+        Assert.Equal(DiagnosticCodes.BadInterpolation, Assert.Single(result.Diagnostics).Code);
+    }
+
+    [Fact]
+    public void ContentHash_DoesNotDependOnKeyOrder()
+    {
+        var one = TestFiles.Loader().Load(Head + "tools:\n  - name: web\n    type: builtin.http\n    config: { max_redirects: 2, allowed_hosts: [a.com], extract_text: false }\n", "a.yaml");
+        var two = TestFiles.Loader().Load(Head + "tools:\n  - config: { extract_text: false, allowed_hosts: [a.com], max_redirects: 2 }\n    type: builtin.http\n    name: web\n", "b.yaml");
+
+        Assert.Equal(one.Ref!.ContentHash, two.Ref!.ContentHash);
+    }
+}

@@ -50,7 +50,7 @@ public sealed class ParsingLimitsTests
 
         var error = Assert.Single(result.Diagnostics);
         Assert.Equal(DiagnosticCodes.TooDeep, error.Code);
-        Assert.Equal(1, error.Position.Line);
+        Assert.Equal(fileName.EndsWith(".yaml", StringComparison.Ordinal) ? 1 : 0, error.Position.Line); // Tomlyn's depth error has no position
     }
 
     [Fact]
@@ -126,5 +126,70 @@ public sealed class ParsingLimitsTests
 
         Assert.Equal(DiagnosticCodes.WrongType, error.Code);
         Assert.Equal("The agent file must be an agent definition (a mapping of fields), not a list.", error.Message);
+    }
+}
+
+/// <summary>Inputs found by review to break naive parsers: overflow, deep dotted keys, floods of mistakes.</summary>
+public sealed class HostileInputTests
+{
+    [Theory]
+    [InlineData("execution:\n  timeout: 99999999999999h\n", "execution.timeout")]
+    [InlineData("execution:\n  timeout: 1000000000d\n", "execution.timeout")]
+    public void Load_WhenDurationOverflows_ReportsAFormatError(string tail, string path)
+    {
+        var result = TestFiles.Loader().Load("name: demo\nversion: 1.0.0\nllm: { provider: openai, model: m }\n" + tail, "agent.yaml");
+
+        var error = Assert.Single(result.Diagnostics);
+        Assert.Equal((DiagnosticCodes.InvalidFormat, path), (error.Code, error.FieldPath));
+    }
+
+    [Fact]
+    public void Load_WhenVersionNumbersOverflow_ReportsAFormatError()
+    {
+        var result = TestFiles.Loader().Load("name: demo\nversion: 99999999999999999999.0.0\nllm: { provider: openai, model: m }\n", "agent.yaml");
+
+        var error = Assert.Single(result.Diagnostics);
+        Assert.Equal((DiagnosticCodes.InvalidFormat, "version"), (error.Code, error.FieldPath));
+    }
+
+    [Theory]
+    [InlineData("[" + "a." + "a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a]\nx = 1\n")]
+    [InlineData("labels.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a = 1\n")]
+    public void Load_WhenTomlDottedKeysNestTooDeep_Refuses(string toml)
+    {
+        var result = TestFiles.Loader().Load(toml, "agent.toml");
+
+        Assert.Contains(result.Diagnostics, d => d.Code == DiagnosticCodes.TooDeep);
+    }
+
+    [Fact]
+    public void Load_WhenTomlHasMultiLineStringsAndNesting_ParsesIt()
+    {
+        const string toml = "name = \"demo\"\nversion = \"1.0.0\"\nsystem_prompt = '''\nline [one\nline {two\n'''\n[llm]\nprovider = \"openai\"\nmodel = \"m\"\nstop_sequences = [\"]\", \"[[\"]\n";
+
+        var result = TestFiles.Loader().Load(toml, "agent.toml");
+
+        Assert.True(result.IsValid, string.Join("\n", result.Diagnostics));
+        Assert.Equal("line [one\nline {two\n", result.Agent!.SystemPrompt);
+    }
+
+    [Fact]
+    public void Load_WhenFileHasThousandsOfMistakes_ReportsABoundedNumber()
+    {
+        var content = "name: demo\nversion: 1.0.0\nllm: { provider: openai, model: m }\n"
+            + string.Concat(Enumerable.Range(0, 5000).Select(i => $"unknown_{i}: x\n"));
+
+        var result = TestFiles.Loader().Load(content, "agent.yaml");
+
+        Assert.Equal(DiagnosticBag.MaxDiagnostics + 1, result.Diagnostics.Count);
+        Assert.Equal(DiagnosticCodes.TooManyProblems, result.Diagnostics[^1].Code);
+    }
+
+    [Fact]
+    public void Load_WhenValueIsHuge_EchoesOnlyItsStart()
+    {
+        var result = TestFiles.Loader().Load($"name: demo\nversion: 1.0.0\nllm: {{ provider: {new string('x', 100_000)}, model: m }}\n", "agent.yaml");
+
+        Assert.True(Assert.Single(result.Diagnostics).Message.Length < 300);
     }
 }

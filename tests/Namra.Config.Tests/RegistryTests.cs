@@ -189,3 +189,61 @@ public sealed class AgentFolderWatcherTests : IAsyncLifetime
     private static string Agent(string name, string version, string model) =>
         $"name: {name}\nversion: {version}\nllm:\n  provider: openai\n  model: {model}\n";
 }
+
+/// <summary>Folder synchronisation by file: renames, duplicates across files, and what API registrations keep.</summary>
+public sealed class FolderSyncTests
+{
+    private readonly AgentRegistry _registry = new(new FakeTimeProvider());
+
+    [Fact]
+    public void SyncFolder_WhenAFileIsRenamed_KeepsTheAgentAndReportsRemovedThenAdded()
+    {
+        _registry.SyncFolder([("/agents/a.yaml", Load("demo", "1.0.0"))]);
+        var changes = _registry.Subscribe(out var subscription);
+        using var unsubscribe = subscription;
+
+        _registry.SyncFolder([("/agents/c.yaml", Load("demo", "1.0.0"))]);
+
+        Assert.Equal("/agents/c.yaml", _registry.Get("demo@1.0.0").Origin);
+        Assert.True(changes.TryRead(out var removed));
+        Assert.True(changes.TryRead(out var added));
+        Assert.Equal((AgentChangeType.Removed, "/agents/a.yaml"), (removed.Type, removed.Origin));
+        Assert.Equal((AgentChangeType.Added, "/agents/c.yaml"), (added.Type, added.Origin));
+    }
+
+    [Fact]
+    public void SyncFolder_WhenTwoFilesDefineOneVersion_TheFirstByPathWinsAndTheOtherIsInvalid()
+    {
+        var changes = _registry.Subscribe(out var subscription);
+        using var unsubscribe = subscription;
+
+        _registry.SyncFolder([("/agents/b.yaml", Load("demo", "1.0.0", "m2")), ("/agents/a.yaml", Load("demo", "1.0.0", "m1"))]);
+
+        Assert.Equal("m1", _registry.Get("demo@1.0.0").Agent.Llm.Model);
+        var all = new List<RegistryChange>();
+        while (changes.TryRead(out var change))
+        {
+            all.Add(change);
+        }
+
+        var invalid = Assert.Single(all, c => c.Type == AgentChangeType.Invalid);
+        Assert.Equal("/agents/b.yaml", invalid.Origin);
+        Assert.Contains("/agents/a.yaml", Assert.Single(invalid.Diagnostics).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void SyncFolder_LeavesApiRegistrationsAlone()
+    {
+        var api = Load("api_agent", "1.0.0");
+        _registry.Register(api.Agent!, api.Ref!);
+
+        _registry.SyncFolder([("/agents/a.yaml", Load("demo", "1.0.0"))]);
+        _registry.SyncFolder([]);
+
+        Assert.Equal("api", _registry.Get("api_agent").Origin);
+        Assert.Throws<NotFoundException>(() => _registry.Get("demo"));
+    }
+
+    private static AgentLoadResult Load(string name, string version, string model = "m") =>
+        TestFiles.Loader().Load($"name: {name}\nversion: {version}\nllm:\n  provider: openai\n  model: {model}\n", "a.yaml");
+}

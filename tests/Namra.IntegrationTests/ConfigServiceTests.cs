@@ -182,3 +182,74 @@ public sealed class ConfigServiceTests : IAsyncLifetime
 
     private static InlineAgent Inline(string content, string fileName) => new() { Content = content, FileName = fileName };
 }
+
+/// <summary>What callers of the config service must not be able to do.</summary>
+public sealed class ConfigServiceSecurityTests
+{
+    [Fact]
+    public async Task InlineDefinition_CannotReadTheServicesEnvironment()
+    {
+        Environment.SetEnvironmentVariable("NAMRA_TEST_SERVICE_SECRET", "s3cr3t-value");
+        await using var host = await NamraTestHost.StartAsync("config");
+
+        var response = await new ConfigService.ConfigServiceClient(host.Channel).ValidateAgentDefinitionAsync(new ValidateAgentDefinitionRequest
+        {
+            Agent = new InlineAgent { Content = "name: demo\nversion: 1.0.0\ndescription: ${NAMRA_TEST_SERVICE_SECRET}\nllm: { provider: openai, model: m }\n" },
+        });
+
+        Assert.False(response.Valid);
+        var error = Assert.Single(response.Diagnostics);
+        Assert.Equal("NAMRA0010", error.Code);
+        Assert.Contains("Namra:Config:InlineVariables", error.Hint, StringComparison.Ordinal);
+        Assert.DoesNotContain("s3cr3t-value", response.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task InlineDefinition_ReadsTheVariablesTheOperatorAllows()
+    {
+        Environment.SetEnvironmentVariable("NAMRA_TEST_MODEL", "gpt-4.1");
+        await using var host = await NamraTestHost.StartAsync("config", new Dictionary<string, string?> { ["Namra:Config:InlineVariables:0"] = "NAMRA_TEST_*" });
+
+        var response = await new ConfigService.ConfigServiceClient(host.Channel).ValidateAgentDefinitionAsync(new ValidateAgentDefinitionRequest
+        {
+            Agent = new InlineAgent { Content = "name: demo\nversion: 1.0.0\nllm: { provider: openai, model: \"${NAMRA_TEST_MODEL}\" }\n" },
+        });
+
+        Assert.True(response.Valid);
+        Assert.Equal("gpt-4.1", response.Agent.Llm.Model);
+    }
+
+    [Fact]
+    public async Task ResolveAgent_WhenDefinitionHasThousandsOfErrors_StillAnswersInvalidArgumentWithBoundedDetails()
+    {
+        await using var host = await NamraTestHost.StartAsync("config");
+        var content = "name: demo\nversion: 1.0.0\nllm: { provider: openai, model: m }\n"
+            + string.Concat(Enumerable.Range(0, 3000).Select(i => $"field_{i}_{new string('x', 200)}: 1\n"));
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => new ConfigService.ConfigServiceClient(host.Channel)
+            .ResolveAgentAsync(new ResolveAgentRequest { Source = new AgentSource { Inline = new InlineAgent { Content = content } } }).ResponseAsync);
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        var violations = Assert.Single(RpcDetails.Of<Google.Rpc.BadRequest>(error)).FieldViolations;
+        Assert.InRange(violations.Count, 2, 26);
+        Assert.Contains("more errors not listed", violations[^1].Description, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task GetAgent_WhenContentHashDiffers_FailsWithFailedPrecondition()
+    {
+        await using var host = await NamraTestHost.StartAsync("config");
+        var client = new ConfigService.ConfigServiceClient(host.Channel);
+        var registered = await client.RegisterAgentAsync(new RegisterAgentRequest
+        {
+            Agent = new InlineAgent { Content = "name: demo\nversion: 1.0.0\nllm: { provider: openai, model: m }\n" },
+        });
+
+        var same = await client.GetAgentAsync(new GetAgentRequest { Reference = "demo@1.0.0", ContentHash = registered.Ref.ContentHash });
+        var error = await Assert.ThrowsAsync<RpcException>(() =>
+            client.GetAgentAsync(new GetAgentRequest { Reference = "demo@1.0.0", ContentHash = "sha256:00" }).ResponseAsync);
+
+        Assert.Equal(registered.Ref, same.Ref);
+        Assert.Equal(StatusCode.FailedPrecondition, error.StatusCode);
+    }
+}

@@ -32,6 +32,20 @@ public sealed class ConfigServiceOptions : IValidatableObject
     [Range(100, 10_000_000)]
     public int MaxNodes { get; set; } = ParseLimits.Default.MaxNodes;
 
+    /// <summary>
+    /// Environment variables that definitions sent over the API (inline text) may read with <c>${VAR}</c>: exact
+    /// names, or prefixes ending in <c>*</c> (<c>AGENT_*</c>). None by default: the service's environment holds
+    /// its own secrets, and a caller must not read them back through a definition. Files of the agents folder,
+    /// which the operator controls, read the whole environment.
+    /// </summary>
+    public IList<string> InlineVariables { get; } = [];
+
+    /// <summary>Whether inline definitions may read <paramref name="name"/>.</summary>
+    public bool AllowsInlineVariable(string name) =>
+        InlineVariables.Any(allowed => allowed.EndsWith('*')
+            ? name.StartsWith(allowed[..^1], StringComparison.Ordinal)
+            : name == allowed);
+
     /// <summary>The parse limits these settings describe.</summary>
     public ParseLimits ToLimits() => new() { MaxDocumentBytes = MaxDocumentBytes, MaxDepth = MaxDepth, MaxNodes = MaxNodes };
 

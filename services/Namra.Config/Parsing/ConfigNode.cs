@@ -21,9 +21,22 @@ internal abstract class ConfigNode(SourcePosition position)
 
 internal sealed class MappingNode(SourcePosition position) : ConfigNode(position)
 {
-    public List<MappingEntry> Entries { get; } = [];
+    private readonly List<MappingEntry> _entries = [];
 
-    public MappingEntry? Find(string key) => Entries.Find(entry => entry.Key == key);
+    // Keys are looked up on every add (duplicate check), so a mapping of many keys must not cost n².
+    private readonly Dictionary<string, MappingEntry> _byKey = new(StringComparer.Ordinal);
+
+    /// <summary>The entries in document order.</summary>
+    public IReadOnlyList<MappingEntry> Entries => _entries;
+
+    public MappingEntry? Find(string key) => _byKey.GetValueOrDefault(key);
+
+    /// <summary>Adds an entry whose key is not in the mapping yet.</summary>
+    public void Add(MappingEntry entry)
+    {
+        _byKey.Add(entry.Key, entry);
+        _entries.Add(entry);
+    }
 
     public override string Describe() => "a mapping";
 }

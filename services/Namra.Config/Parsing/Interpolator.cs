@@ -13,8 +13,12 @@ internal static class Interpolator
 {
     public static bool ContainsReference(string text) => text.Contains("${", StringComparison.Ordinal);
 
-    /// <summary>The expanded text, or null after reporting a problem.</summary>
-    public static string? Expand(string text, SourcePosition position, string path, DiagnosticBag diagnostics, Func<string, string?> environment)
+    /// <summary>
+    /// The expanded text, or null after reporting a problem. With <paramref name="environment"/> null, only the
+    /// syntax is checked and the text comes back as written (for values resolved later, where they are used).
+    /// </summary>
+    public static string? Expand(string text, SourcePosition position, string path, DiagnosticBag diagnostics,
+        Func<string, string?>? environment, string unsetHint = "")
     {
         if (!ContainsReference(text))
         {
@@ -56,7 +60,7 @@ internal static class Interpolator
                     $"`${{{body}}}` does not name a variable.", "variable names are letters, digits and `_`, not starting with a digit");
                 ok = false;
             }
-            else
+            else if (environment is not null)
             {
                 var value = environment(name);
                 if (separator >= 0 && string.IsNullOrEmpty(value))
@@ -67,7 +71,7 @@ internal static class Interpolator
                 if (value is null)
                 {
                     diagnostics.Error(DiagnosticCodes.UnsetVariable, position, path,
-                        $"Environment variable `{name}` is not set.", $"set it, or give a default: `${{{name}:-value}}`");
+                        $"Environment variable `{name}` is not set.", unsetHint.Length > 0 ? unsetHint : $"set it, or give a default: `${{{name}:-value}}`");
                     ok = false;
                 }
                 else
@@ -79,7 +83,7 @@ internal static class Interpolator
             i = close + 1;
         }
 
-        return ok ? result.ToString() : null;
+        return !ok ? null : environment is null ? text : result.ToString();
     }
 
     private static bool IsVariableName(string name) =>

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Namra.Config.Validation;
+using Tomlyn;
 using Tomlyn.Parsing;
 using Tomlyn.Syntax;
 
@@ -13,16 +14,21 @@ internal sealed class TomlDocumentReader(ParseLimits limits)
 {
     public ParseResult Read(string text, DiagnosticBag diagnostics)
     {
-        // Tomlyn's parser recurses on nested arrays and inline tables; check the nesting before it does, so a
-        // file of a million '[' is refused here instead of exhausting the stack there.
-        if (BracketDepth(text, limits.MaxDepth + 2) is { } tooDeep)
+        DocumentSyntax document;
+        try
         {
-            diagnostics.Error(DiagnosticCodes.TooDeep, tooDeep, "",
+            // Tomlyn's parser recurses on nested arrays and inline tables; its depth limit stops a file of a
+            // million '[' before the stack does.
+            document = SyntaxParser.Parse(text, new TomlSerializerOptions { MaxDepth = limits.MaxDepth + 1 }, diagnostics.File, true);
+        }
+        catch (TomlException exception)
+        {
+            var position = exception.Line is int line and > 0 ? new SourcePosition(line, Math.Max(1, exception.Column ?? 1)) : SourcePosition.Document;
+            diagnostics.Error(DiagnosticCodes.TooDeep, position, "",
                 $"Arrays and tables nest deeper than {limits.MaxDepth} levels.", "agent files need only a few levels; flatten the structure");
             return new ParseResult(null, diagnostics.Items);
         }
 
-        var document = SyntaxParser.Parse(text, diagnostics.File);
         if (document.HasErrors)
         {
             foreach (var message in document.Diagnostics)
@@ -40,77 +46,6 @@ internal sealed class TomlDocumentReader(ParseLimits limits)
 
     private static SourcePosition ToPosition(TextPosition position) => new(position.Line + 1, position.Column + 1);
 
-    /// <summary>The position where '[' and '{' nest deeper than <paramref name="max"/> outside strings and comments, if anywhere.</summary>
-    private static SourcePosition? BracketDepth(string text, int max)
-    {
-        int depth = 0, line = 1, column = 0;
-        char? quote = null;
-        var comment = false;
-        for (var i = 0; i < text.Length; i++)
-        {
-            var c = text[i];
-            column++;
-            if (c == '\n')
-            {
-                line++;
-                column = 0;
-                comment = false;
-                if (quote is '"' or '\'' && !IsTriple(text, i, quote.Value))
-                {
-                    quote = null;
-                }
-
-                continue;
-            }
-
-            if (comment)
-            {
-                continue;
-            }
-
-            if (quote is { } q)
-            {
-                if (c == '\\' && q == '"')
-                {
-                    i++;
-                    column++;
-                }
-                else if (c == q)
-                {
-                    quote = null;
-                }
-
-                continue;
-            }
-
-            switch (c)
-            {
-                case '#':
-                    comment = true;
-                    break;
-                case '"' or '\'':
-                    quote = c;
-                    break;
-                case '[' or '{':
-                    if (++depth > max)
-                    {
-                        return new SourcePosition(line, column);
-                    }
-
-                    break;
-                case ']' or '}':
-                    depth = Math.Max(0, depth - 1);
-                    break;
-            }
-        }
-
-        return null;
-    }
-
-    // Multi-line strings ("""/''') may hold newlines; a rough look back is enough for a depth guard.
-    private static bool IsTriple(string text, int index, char quote) =>
-        text.LastIndexOf(new string(quote, 3), index, StringComparison.Ordinal) is var at && at >= 0 && text.IndexOf('\n', at) >= index;
-
     private sealed class TreeBuilder(ParseLimits limits, DiagnosticBag diagnostics)
     {
         private readonly HashSet<MappingNode> _explicitTables = [];
@@ -127,6 +62,10 @@ internal sealed class TomlDocumentReader(ParseLimits limits)
             {
                 var keys = KeyParts(table.Name);
                 var position = ToPosition(table.Span.Start);
+                if (TooDeep(keys.Count, position, string.Join('.', keys)))
+                {
+                    continue;
+                }
                 var (target, path) = table is TableArraySyntax
                     ? AppendArrayTable(root, keys, position)
                     : OpenTable(root, keys, position);
@@ -176,7 +115,7 @@ internal sealed class TomlDocumentReader(ParseLimits limits)
                 }
 
                 sequence = new SequenceNode(position);
-                parent.Entries.Add(new MappingEntry(last, position, sequence));
+                parent.Add(new MappingEntry(last, position, sequence));
             }
 
             var item = new MappingNode(position);
@@ -196,7 +135,7 @@ internal sealed class TomlDocumentReader(ParseLimits limits)
                 {
                     case null:
                         var created = new MappingNode(position);
-                        current.Entries.Add(new MappingEntry(key, position, created));
+                        current.Add(new MappingEntry(key, position, created));
                         current = created;
                         break;
                     case MappingNode mapping:
@@ -219,6 +158,10 @@ internal sealed class TomlDocumentReader(ParseLimits limits)
         {
             var keys = KeyParts(keyValue.Key);
             var keyPosition = ToPosition(keyValue.Span.Start);
+            if (TooDeep(depth + keys.Count - 1, keyPosition, Join(tablePath, string.Join('.', keys))))
+            {
+                return;
+            }
             var (target, path) = Navigate(table, keys[..^1], keyPosition);
             if (target is null)
             {
@@ -235,7 +178,7 @@ internal sealed class TomlDocumentReader(ParseLimits limits)
 
             if (ToNode(keyValue.Value, path, depth + keys.Count) is { } value)
             {
-                target.Entries.Add(new MappingEntry(keys[^1], keyPosition, value));
+                target.Add(new MappingEntry(keys[^1], keyPosition, value));
             }
         }
 
@@ -247,9 +190,8 @@ internal sealed class TomlDocumentReader(ParseLimits limits)
             }
 
             var position = ToPosition(value.Span.Start);
-            if (depth > limits.MaxDepth)
+            if (TooDeep(depth, position, path))
             {
-                diagnostics.Error(DiagnosticCodes.TooDeep, position, path, $"Arrays and tables nest deeper than {limits.MaxDepth} levels.");
                 return null;
             }
 
@@ -291,6 +233,19 @@ internal sealed class TomlDocumentReader(ParseLimits limits)
                     diagnostics.Error(DiagnosticCodes.Syntax, position, path, $"Unsupported TOML value `{value.ToString().Trim()}`.");
                     return null;
             }
+        }
+
+        // Dotted keys and table headers nest as much as brackets do, and are bounded the same way.
+        private bool TooDeep(int depth, SourcePosition position, string path)
+        {
+            if (depth <= limits.MaxDepth)
+            {
+                return false;
+            }
+
+            diagnostics.Error(DiagnosticCodes.TooDeep, position, path,
+                $"Arrays and tables nest deeper than {limits.MaxDepth} levels.", "agent files need only a few levels; flatten the structure");
+            return true;
         }
 
         private static List<string> KeyParts(KeySyntax? key)

@@ -153,7 +153,7 @@ internal sealed partial class YamlDocumentReader(ParseLimits limits)
                     continue;
                 }
 
-                mapping.Entries.Add(new MappingEntry(key.Value, keyPosition, value));
+                mapping.Add(new MappingEntry(key.Value, keyPosition, value));
             }
 
             return mapping;

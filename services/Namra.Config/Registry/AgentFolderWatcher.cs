@@ -2,6 +2,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Namra.Config.Options;
+using Namra.Config.Validation;
 
 namespace Namra.Config.Registry;
 
@@ -78,6 +79,12 @@ internal sealed class AgentFolderWatcher(
             {
                 return;
             }
+            catch (Exception exception)
+            {
+                // A failed reload must not stop watching (nor the host): the last good definitions keep serving.
+                Log.FolderReloadFailed(logger, exception, options.Value.AgentsPath);
+                ConfigTelemetry.FolderReloads.Add(1, "error");
+            }
         }
     }
 
@@ -95,10 +102,23 @@ internal sealed class AgentFolderWatcher(
             var loaded = new List<(string, AgentLoadResult)>(files.Count);
             foreach (var file in files)
             {
-                var result = await loader.LoadFileAsync(file, cancellationToken).ConfigureAwait(false);
+                AgentLoadResult result;
+                try
+                {
+                    result = await loader.LoadFileAsync(file, cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception exception) when (exception is not OperationCanceledException)
+                {
+                    // One file that breaks the loader must not keep the others from loading; it counts as
+                    // invalid, so its last good version stays.
+                    Log.FolderReloadFailed(logger, exception, file);
+                    result = new AgentLoadResult(null, null,
+                        [new AgentDiagnostic(DiagnosticSeverity.Error, DiagnosticCodes.FileUnreadable, "The file could not be loaded; the server's logs say why.", file, default, "", "")], "");
+                }
+
                 if (!result.IsValid)
                 {
-                    var first = result.Diagnostics.FirstOrDefault(d => d.Severity == Validation.DiagnosticSeverity.Error)?.ToString() ?? "";
+                    var first = result.Diagnostics.FirstOrDefault(d => d.Severity == DiagnosticSeverity.Error)?.ToString() ?? "";
                     Log.InvalidAgentFile(logger, file, first, result.Diagnostics.Count);
                 }
 
@@ -108,12 +128,12 @@ internal sealed class AgentFolderWatcher(
             registry.SyncFolder(loaded);
             var valid = loaded.Count(l => l.Item2.IsValid);
             Log.FolderLoaded(logger, path, valid, loaded.Count - valid);
-            ConfigTelemetry.FolderReloads.Add(1, new KeyValuePair<string, object?>(ConfigTelemetry.Attributes.Result, "ok"));
+            ConfigTelemetry.FolderReloads.Add(1, "ok");
         }
         catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
         {
             Log.FolderReloadFailed(logger, exception, path);
-            ConfigTelemetry.FolderReloads.Add(1, new KeyValuePair<string, object?>(ConfigTelemetry.Attributes.Result, "error"));
+            ConfigTelemetry.FolderReloads.Add(1, "error");
         }
     }
 }

@@ -23,6 +23,9 @@ internal sealed record RegistryChange(AgentChangeType Type, RegisteredAgent? Age
 /// </summary>
 internal sealed class AgentRegistry(TimeProvider timeProvider)
 {
+    /// <summary>Changes a watcher may fall behind by before its stream is ended.</summary>
+    public const int WatcherCapacity = 1024;
+
     private readonly Lock _gate = new();
     private readonly List<Channel<RegistryChange>> _watchers = [];
     private Dictionary<string, SortedList<SemanticVersion, RegisteredAgent>> _agents = new(StringComparer.Ordinal);
@@ -54,67 +57,79 @@ internal sealed class AgentRegistry(TimeProvider timeProvider)
     }
 
     /// <summary>
-    /// Makes the folder-loaded definitions equal to <paramref name="loaded"/> (one per file, valid ones only) and
-    /// reports what changed. Definitions registered over the API are left alone.
+    /// Makes the folder-loaded definitions equal to <paramref name="loaded"/> (one result per file) and reports
+    /// what changed, by file. An invalid file keeps its last good version; of two files with one
+    /// <c>name@version</c>, the first by path wins. Definitions registered over the API are left alone.
     /// </summary>
     public void SyncFolder(IReadOnlyList<(string Path, AgentLoadResult Result)> loaded)
     {
         lock (_gate)
         {
             var now = timeProvider.GetUtcNow();
-            var current = AllUnlocked().Where(a => a.Origin != RegisteredAgent.ApiOrigin).ToDictionary(a => a.Origin, StringComparer.Ordinal);
-            var keep = new HashSet<string>(StringComparer.Ordinal);
+            var all = AllUnlocked().ToList();
+            var current = all.Where(a => a.Origin != RegisteredAgent.ApiOrigin).ToDictionary(a => a.Origin, StringComparer.Ordinal);
+            var taken = all.Where(a => a.Origin == RegisteredAgent.ApiOrigin).ToDictionary(Key, a => a.Origin, StringComparer.Ordinal);
+            var desired = new Dictionary<string, RegisteredAgent>(StringComparer.Ordinal);
+            var changes = new List<RegistryChange>();
+
             foreach (var (path, result) in loaded.OrderBy(l => l.Path, StringComparer.Ordinal))
             {
-                if (result is not { Agent: { } agent, Ref: { } agentRef })
+                RegisteredAgent candidate;
+                if (result is { Agent: { } agent, Ref: { } agentRef })
                 {
-                    // Keep the last good version of an invalid file; tell watchers why the new one was refused.
-                    if (current.ContainsKey(path))
+                    candidate = current.TryGetValue(path, out var same) && same.Ref.Equals(agentRef) ? same : new RegisteredAgent(agent, agentRef, path, now);
+                }
+                else
+                {
+                    changes.Add(new RegistryChange(AgentChangeType.Invalid, null, path, result.Diagnostics));
+                    if (!current.TryGetValue(path, out var lastGood))
                     {
-                        keep.Add(path);
+                        continue;
                     }
 
-                    Publish(new RegistryChange(AgentChangeType.Invalid, null, path, result.Diagnostics));
-                    continue;
+                    candidate = lastGood;
                 }
 
-                var clash = Find(agentRef.Name, agentRef.Version);
-                if (clash is not null && clash.Origin != path && (clash.Origin == RegisteredAgent.ApiOrigin || keep.Contains(clash.Origin)))
+                if (taken.TryGetValue(Key(candidate), out var owner))
                 {
-                    Publish(new RegistryChange(AgentChangeType.Invalid, null, path,
+                    changes.Add(new RegistryChange(AgentChangeType.Invalid, null, path,
                     [
                         new AgentDiagnostic(DiagnosticSeverity.Error, DiagnosticCodes.DuplicateKey,
-                            $"{agentRef.Name}@{agentRef.Version} is already defined by {clash.Origin}.", path, default, "version",
-                            "give each file its own name@version"),
+                            $"{Key(candidate)} is already defined by {owner}.", path, default, "version", "give each file its own name@version"),
                     ]));
                     continue;
                 }
 
-                keep.Add(path);
-                if (current.TryGetValue(path, out var previous) && previous.Ref.Equals(agentRef))
-                {
-                    continue;
-                }
-
-                var registered = new RegisteredAgent(agent, agentRef, path, now);
-                if (previous is not null && (previous.Ref.Name != agentRef.Name || previous.Ref.Version != agentRef.Version))
-                {
-                    Remove(previous);
-                    Publish(new RegistryChange(AgentChangeType.Removed, previous, path, []));
-                    previous = null;
-                }
-
-                Upsert(registered);
-                Publish(new RegistryChange(previous is null ? AgentChangeType.Added : AgentChangeType.Updated, registered, path, result.Diagnostics));
+                taken[Key(candidate)] = path;
+                desired[path] = candidate;
             }
 
-            foreach (var (path, gone) in current)
+            foreach (var (path, previous) in current)
             {
-                if (!keep.Contains(path))
+                if (!desired.TryGetValue(path, out var next) || Key(next) != Key(previous))
                 {
-                    Remove(gone);
-                    Publish(new RegistryChange(AgentChangeType.Removed, gone, path, []));
+                    changes.Add(new RegistryChange(AgentChangeType.Removed, previous, path, []));
                 }
+            }
+
+            foreach (var (path, next) in desired)
+            {
+                if (!current.TryGetValue(path, out var previous) || Key(previous) != Key(next))
+                {
+                    changes.Add(new RegistryChange(AgentChangeType.Added, next, path, Warnings(loaded, path)));
+                }
+                else if (!ReferenceEquals(previous, next))
+                {
+                    changes.Add(new RegistryChange(AgentChangeType.Updated, next, path, Warnings(loaded, path)));
+                }
+            }
+
+            Replace(all.Where(a => a.Origin == RegisteredAgent.ApiOrigin).Concat(desired.Values));
+
+            // Removals first, so a definition that moved to another file is never seen twice.
+            foreach (var change in changes.OrderBy(c => c.Type == AgentChangeType.Removed ? 0 : 1))
+            {
+                Publish(change);
             }
         }
     }
@@ -147,7 +162,7 @@ internal sealed class AgentRegistry(TimeProvider timeProvider)
 
     public ChannelReader<RegistryChange> Subscribe(out IDisposable subscription)
     {
-        var channel = Channel.CreateUnbounded<RegistryChange>(new UnboundedChannelOptions { SingleReader = true });
+        var channel = Channel.CreateBounded<RegistryChange>(new BoundedChannelOptions(WatcherCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
         lock (_gate)
         {
             _watchers.Add(channel);
@@ -173,6 +188,28 @@ internal sealed class AgentRegistry(TimeProvider timeProvider)
         }
 
         return (name, version);
+    }
+
+    private static string Key(RegisteredAgent agent) => $"{agent.Ref.Name}@{agent.Ref.Version}";
+
+    private static IReadOnlyList<AgentDiagnostic> Warnings(IReadOnlyList<(string Path, AgentLoadResult Result)> loaded, string path) =>
+        loaded.FirstOrDefault(l => l.Path == path).Result?.Diagnostics ?? [];
+
+    private void Replace(IEnumerable<RegisteredAgent> agents)
+    {
+        var next = new Dictionary<string, SortedList<SemanticVersion, RegisteredAgent>>(StringComparer.Ordinal);
+        foreach (var agent in agents)
+        {
+            if (!next.TryGetValue(agent.Ref.Name, out var versions))
+            {
+                versions = new SortedList<SemanticVersion, RegisteredAgent>();
+                next[agent.Ref.Name] = versions;
+            }
+
+            versions.Add(agent.Version, agent);
+        }
+
+        Volatile.Write(ref _agents, next);
     }
 
     private IEnumerable<RegisteredAgent> AllUnlocked() =>
@@ -201,26 +238,6 @@ internal sealed class AgentRegistry(TimeProvider timeProvider)
         Volatile.Write(ref _agents, next);
     }
 
-    private void Remove(RegisteredAgent agent)
-    {
-        var next = Copy();
-        if (next.TryGetValue(agent.Ref.Name, out var versions))
-        {
-            var key = versions.Keys.FirstOrDefault(v => v.Text == agent.Ref.Version);
-            if (key is not null)
-            {
-                versions.Remove(key);
-            }
-
-            if (versions.Count == 0)
-            {
-                next.Remove(agent.Ref.Name);
-            }
-        }
-
-        Volatile.Write(ref _agents, next);
-    }
-
     private Dictionary<string, SortedList<SemanticVersion, RegisteredAgent>> Copy() =>
         _agents.ToDictionary(p => p.Key, p => new SortedList<SemanticVersion, RegisteredAgent>(p.Value), StringComparer.Ordinal);
 
@@ -228,7 +245,12 @@ internal sealed class AgentRegistry(TimeProvider timeProvider)
     {
         foreach (var watcher in _watchers)
         {
-            watcher.Writer.TryWrite(change);
+            // A watcher this far behind would hold changes without bound; end its stream instead, and it
+            // starts again from a snapshot.
+            if (!watcher.Writer.TryWrite(change))
+            {
+                watcher.Writer.TryComplete(new WatcherOverflowException(WatcherCapacity));
+            }
         }
     }
 
@@ -245,3 +267,8 @@ internal sealed class AgentRegistry(TimeProvider timeProvider)
         }
     }
 }
+
+/// <summary>A watcher fell too far behind the registry's changes.</summary>
+internal sealed class WatcherOverflowException(int capacity)
+    : NamraException(Grpc.Core.StatusCode.Aborted,
+        $"This watch fell more than {capacity} changes behind and was ended; watch again with send_initial to resynchronise.");

@@ -35,6 +35,12 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
             Memory = BuildMemory(agent.Get<ValidatedObject>("memory")),
             Execution = BuildExecution(agent.Get<ValidatedObject>("execution")),
         };
+        if (definition.Version.Length > 0 && Registry.SemanticVersion.TryParse(definition.Version) is null)
+        {
+            diagnostics.Error(DiagnosticCodes.InvalidFormat, agent.ValuePositionOf("version"), "version",
+                $"`{SchemaWalker.Echo(definition.Version)}` has version numbers too large to compare.", "keep each number under 2^63");
+        }
+
         definition.Tools.AddRange(BuildTools(tools));
         if (agent.Get<SortedDictionary<string, string>>("labels") is { } labels)
         {
@@ -316,8 +322,10 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
         switch (node)
         {
             case MappingNode mapping:
+                // Keys in ordinal order: the definition (and its content hash) must not depend on how the
+                // file happened to order them.
                 var result = new Struct();
-                foreach (var entry in mapping.Entries)
+                foreach (var entry in mapping.Entries.OrderBy(e => e.Key, StringComparer.Ordinal))
                 {
                     if (ToValue(entry.Value, $"{path}.{entry.Key}") is not { } value)
                     {
@@ -360,11 +368,11 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
         }
     }
 
-    /// <summary>Validated tool settings (defaults filled in) to a Struct.</summary>
+    /// <summary>Validated tool settings (defaults filled in) to a Struct, keys in ordinal order.</summary>
     private static Struct ToStruct(ValidatedObject config)
     {
         var result = new Struct();
-        foreach (var (name, value) in config.Values)
+        foreach (var (name, value) in config.Values.OrderBy(p => p.Key, StringComparer.Ordinal))
         {
             result.Fields[name] = ToValue(value);
         }

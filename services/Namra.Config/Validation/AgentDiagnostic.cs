@@ -66,6 +66,9 @@ public static class DiagnosticCodes
     /// <summary>More than one YAML document in a file.</summary>
     public const string MultipleDocuments = "NAMRA0007";
 
+    /// <summary>More problems than are reported for one file.</summary>
+    public const string TooManyProblems = "NAMRA0008";
+
     /// <summary><c>${VAR}</c> names an unset variable and gives no default.</summary>
     public const string UnsetVariable = "NAMRA0010";
 

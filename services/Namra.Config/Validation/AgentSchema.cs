@@ -20,6 +20,8 @@ internal static class AgentSchema
     public static readonly IReadOnlyList<string> MemoryTypes = ["in_memory", "sqlite", "redis", "postgres"];
 
     private static readonly StringType PlainString = new();
+    private static readonly StringType SecretString = new(MaxLength: 8192, Deferred: true);
+    private static readonly MapType SecretMap = new(SecretString);
     private static readonly StringType Url = new(UrlPattern, "URL", "https://api.example.com");
     private static readonly StringType EnvName = new(EnvNamePattern, "environment variable name", "MY_API_KEY");
     private static readonly DurationType ToolTimeout = new(TimeSpan.FromMilliseconds(1), TimeSpan.FromHours(1));
@@ -62,7 +64,7 @@ internal static class AgentSchema
         new("denied_hosts", new ListType(PlainString), "Hosts the tool may never call."),
         new("allow_private_networks", new BooleanType(), "Allow loopback, private, link-local and metadata addresses.", Default: false),
         new("allowed_methods", new ListType(new EnumType(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"])), "HTTP methods the tool may use.", Default: new[] { "GET" }),
-        new("headers", new MapType(PlainString), "Headers sent with every request (use ${VAR} for secrets)."),
+        new("headers", SecretMap, "Headers sent with every request; ${VAR} is resolved by the tool executor when the tool runs."),
         new("max_response_bytes", ByteLimit, "Largest response body read.", Default: 1_048_576L),
         new("max_redirects", new IntegerType(0, 20), "Most redirects followed, each one re-checked.", Default: 5L),
         new("extract_text", new BooleanType(), "Turn HTML into readable text for the model.", Default: true),
@@ -78,7 +80,7 @@ internal static class AgentSchema
     public static readonly ObjectSpec DatabaseConfig = new("builtin.database config",
     [
         new("driver", new EnumType(["sqlite", "postgres"]), "Database engine.", Required: true),
-        new("connection_string", new StringType(MaxLength: 4096), "Connection string (SQLite paths; use connection_string_env for anything secret)."),
+        new("connection_string", SecretString, "Connection string; ${VAR} is resolved by the tool executor when the tool runs."),
         new("connection_string_env", EnvName, "Environment variable holding the connection string."),
         new("read_only", new BooleanType(), "Open read-only, enforced by the database.", Default: true),
         new("max_rows", new IntegerType(1, 100_000), "Most rows returned.", Default: 100L),
@@ -89,7 +91,7 @@ internal static class AgentSchema
         new("allowed_commands", new ListType(new StringType(MaxLength: 4096), MinItems: 1), "Executables the tool may run (argv[0]); nothing else runs.", Required: true),
         new("working_directory", new StringType(MaxLength: 4096), "Folder commands run in."),
         new("max_output_bytes", ByteLimit, "Most output kept per stream.", Default: 65_536L),
-        new("env", new MapType(PlainString), "Environment given to commands (nothing else is inherited)."),
+        new("env", SecretMap, "Environment given to commands (nothing else is inherited); ${VAR} is resolved by the tool executor."),
     ]);
 
     public static readonly ObjectSpec McpConfig = new("mcp config",
@@ -97,15 +99,15 @@ internal static class AgentSchema
         new("transport", new EnumType(["stdio", "http"]), "How to reach the server.", Default: "stdio"),
         new("command", new StringType(MaxLength: 4096), "Program to start (stdio)."),
         new("args", new ListType(PlainString), "Its arguments (stdio)."),
-        new("env", new MapType(PlainString), "Its environment (stdio)."),
+        new("env", SecretMap, "Its environment (stdio); ${VAR} is resolved by the tool executor."),
         new("url", Url, "Server address (http)."),
-        new("headers", new MapType(PlainString), "Headers sent to the server (http)."),
+        new("headers", SecretMap, "Headers sent to the server (http); ${VAR} is resolved by the tool executor."),
     ]);
 
     public static readonly ObjectSpec GrpcConfig = new("grpc config",
     [
         new("address", Url, "Address of the ToolProviderService, such as http://tools.internal:50051.", Required: true),
-        new("headers", new MapType(PlainString), "Metadata sent with every call."),
+        new("headers", SecretMap, "Metadata sent with every call; ${VAR} is resolved by the tool executor."),
     ]);
 
     public static readonly IReadOnlyDictionary<string, ObjectSpec> ToolConfigs = new Dictionary<string, ObjectSpec>

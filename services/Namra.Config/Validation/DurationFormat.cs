@@ -16,24 +16,32 @@ internal static partial class DurationFormat
             return false;
         }
 
-        foreach (Match part in PartRegex().Matches(text))
+        try
         {
-            if (!long.TryParse(part.Groups[1].ValueSpan, NumberStyles.None, CultureInfo.InvariantCulture, out var amount) || amount > 1_000_000_000)
+            foreach (Match part in PartRegex().Matches(text))
             {
-                return false;
+                if (!long.TryParse(part.Groups[1].ValueSpan, NumberStyles.None, CultureInfo.InvariantCulture, out var amount))
+                {
+                    return false;
+                }
+
+                duration += part.Groups[2].Value switch
+                {
+                    "ms" => TimeSpan.FromMilliseconds(amount),
+                    "s" => TimeSpan.FromSeconds(amount),
+                    "m" => TimeSpan.FromMinutes(amount),
+                    "h" => TimeSpan.FromHours(amount),
+                    _ => TimeSpan.FromDays(amount),
+                };
             }
 
-            duration += part.Groups[2].Value switch
-            {
-                "ms" => TimeSpan.FromMilliseconds(amount),
-                "s" => TimeSpan.FromSeconds(amount),
-                "m" => TimeSpan.FromMinutes(amount),
-                "h" => TimeSpan.FromHours(amount),
-                _ => TimeSpan.FromDays(amount),
-            };
+            return true;
         }
-
-        return true;
+        catch (Exception exception) when (exception is OverflowException or ArgumentOutOfRangeException)
+        {
+            // Longer than TimeSpan holds (about 29,000 years): not a duration anyone means.
+            return false;
+        }
     }
 
     public static string Format(TimeSpan duration) => duration switch

@@ -6,8 +6,12 @@ namespace Namra.Config.Validation;
 /// </summary>
 internal abstract record FieldType;
 
-/// <summary>Text; <paramref name="Pattern"/> (a .NET and ECMAScript regex) constrains its form.</summary>
-internal sealed record StringType(string? Pattern = null, string? FormatName = null, string? Example = null, int MaxLength = 0) : FieldType;
+/// <summary>
+/// Text; <paramref name="Pattern"/> (a .NET and ECMAScript regex) constrains its form. <paramref name="Deferred"/>
+/// values may hold secrets: their <c>${VAR}</c> references are checked but kept, for the service that uses the
+/// value to resolve from its own environment, so secrets never enter a definition or its hash.
+/// </summary>
+internal sealed record StringType(string? Pattern = null, string? FormatName = null, string? Example = null, int MaxLength = 0, bool Deferred = false) : FieldType;
 
 internal sealed record IntegerType(long Minimum, long Maximum) : FieldType;
 

@@ -36,7 +36,7 @@ internal sealed class ValidatedObject(SourcePosition position)
 /// Walks a <see cref="ConfigNode"/> tree against the <see cref="AgentSchema"/>, reporting every problem it
 /// finds (it never stops at the first), expanding <c>${VAR}</c> in values, and filling in defaults.
 /// </summary>
-internal sealed partial class SchemaWalker(DiagnosticBag diagnostics, Func<string, string?> environment)
+internal sealed partial class SchemaWalker(DiagnosticBag diagnostics, Func<string, string?> environment, string unsetVariableHint = "")
 {
     private static readonly Dictionary<string, Regex> Patterns = new(StringComparer.Ordinal);
 
@@ -114,7 +114,7 @@ internal sealed partial class SchemaWalker(DiagnosticBag diagnostics, Func<strin
             return scalar;
         }
 
-        var expanded = Interpolator.Expand(scalar.Text, scalar.Position, path, diagnostics, environment);
+        var expanded = Interpolator.Expand(scalar.Text, scalar.Position, path, diagnostics, environment, unsetVariableHint);
         if (expanded is null)
         {
             return null;
@@ -134,15 +134,19 @@ internal sealed partial class SchemaWalker(DiagnosticBag diagnostics, Func<strin
             return (string?)WrongType(node, path, type.FormatName is null ? "a string" : $"a {type.FormatName} string");
         }
 
+        if (type.Deferred)
+        {
+            return Interpolator.Expand(raw.Text, raw.Position, path, diagnostics, environment: null) is { } kept && WithinLength(kept, type, raw, path) ? kept : null;
+        }
+
         if (Expand(raw, path) is not { } scalar)
         {
             return null;
         }
 
         var text = scalar.Text;
-        if (type.MaxLength > 0 && text.Length > type.MaxLength)
+        if (!WithinLength(text, type, node, path))
         {
-            diagnostics.Error(DiagnosticCodes.OutOfRange, node.Position, path, $"`{path}` is {text.Length:N0} characters long; the limit is {type.MaxLength:N0}.");
             return null;
         }
 
@@ -151,18 +155,29 @@ internal sealed partial class SchemaWalker(DiagnosticBag diagnostics, Func<strin
             var hint = type.Example is null ? "" : $"for example `{type.Example}`";
             if (type.Pattern == AgentSchema.SemVerPattern && scalar.Kind is ScalarKind.Float or ScalarKind.Integer)
             {
-                hint = $"write MAJOR.MINOR.PATCH, such as `{text}{(text.Contains('.', StringComparison.Ordinal) ? "" : ".0")}.0`";
+                hint = $"write MAJOR.MINOR.PATCH, such as `{Echo(text)}{(text.Contains('.', StringComparison.Ordinal) ? "" : ".0")}.0`";
             }
             else if (type.Pattern == AgentSchema.NamePattern && Pattern(AgentSchema.NamePattern).IsMatch(text.ToLowerInvariant().Replace(' ', '_')))
             {
                 hint = $"use lower case letters, digits, `_` and `-`, such as `{text.ToLowerInvariant().Replace(' ', '_')}`";
             }
 
-            diagnostics.Error(DiagnosticCodes.InvalidFormat, node.Position, path, $"`{text}` is not a valid {type.FormatName ?? "value"}.", hint);
+            diagnostics.Error(DiagnosticCodes.InvalidFormat, node.Position, path, $"`{Echo(text)}` is not a valid {type.FormatName ?? "value"}.", hint);
             return null;
         }
 
         return text;
+    }
+
+    private bool WithinLength(string text, StringType type, ConfigNode node, string path)
+    {
+        if (type.MaxLength == 0 || text.Length <= type.MaxLength)
+        {
+            return true;
+        }
+
+        diagnostics.Error(DiagnosticCodes.OutOfRange, node.Position, path, $"`{path}` is {text.Length:N0} characters long; the limit is {type.MaxLength:N0}.");
+        return false;
     }
 
     private object? ReadInteger(ConfigNode node, IntegerType type, string path)
@@ -235,15 +250,15 @@ internal sealed partial class SchemaWalker(DiagnosticBag diagnostics, Func<strin
 
         if (!DurationFormat.TryParse(scalar.Text, out var duration))
         {
-            var hint = scalar.Kind is ScalarKind.Integer ? $"add a unit: `{scalar.Text}s`" : "write a number and a unit: `500ms`, `90s`, `2m`, `1h`, `1h30m`";
-            diagnostics.Error(DiagnosticCodes.InvalidFormat, node.Position, path, $"`{scalar.Text}` is not a duration.", hint);
+            var hint = scalar.Kind is ScalarKind.Integer ? $"add a unit: `{Echo(scalar.Text)}s`" : "write a number and a unit: `500ms`, `90s`, `2m`, `1h`, `1h30m`";
+            diagnostics.Error(DiagnosticCodes.InvalidFormat, node.Position, path, $"`{Echo(scalar.Text)}` is not a duration.", hint);
             return null;
         }
 
         if (duration < type.Minimum || duration > type.Maximum)
         {
             diagnostics.Error(DiagnosticCodes.OutOfRange, node.Position, path,
-                $"`{path}` is {scalar.Text}; it must be between {DurationFormat.Format(type.Minimum)} and {DurationFormat.Format(type.Maximum)}.");
+                $"`{path}` is {Echo(scalar.Text)}; it must be between {DurationFormat.Format(type.Minimum)} and {DurationFormat.Format(type.Maximum)}.");
             return null;
         }
 
@@ -269,7 +284,7 @@ internal sealed partial class SchemaWalker(DiagnosticBag diagnostics, Func<strin
 
         var suggestion = Suggestions.Closest(scalar.Text, type.Values);
         diagnostics.Error(DiagnosticCodes.InvalidValue, node.Position, path,
-            $"`{scalar.Text}` is not a valid `{LastSegment(path)}`; expected one of {Quote(type.Values)}.", Suggestions.DidYouMean(suggestion));
+            $"`{Echo(scalar.Text)}` is not a valid `{LastSegment(path)}`; expected one of {Quote(type.Values)}.", Suggestions.DidYouMean(suggestion));
         return null;
     }
 
@@ -342,7 +357,7 @@ internal sealed partial class SchemaWalker(DiagnosticBag diagnostics, Func<strin
         if (raw.Kind == ScalarKind.String && !Interpolator.ContainsReference(raw.Text))
         {
             var hint = YamlDocumentReader.ResolvePlain(raw.Text, raw.Position).Kind is ScalarKind.Integer or ScalarKind.Float
-                ? $"remove the quotes: `{raw.Text}`" : "";
+                ? $"remove the quotes: `{Echo(raw.Text)}`" : "";
             diagnostics.Error(DiagnosticCodes.WrongType, node.Position, path, $"`{path}` must be {expected}, not a string.", hint);
             return null;
         }
@@ -405,6 +420,13 @@ internal sealed partial class SchemaWalker(DiagnosticBag diagnostics, Func<strin
     private static string LastSegment(string path) => path[(path.LastIndexOf('.') + 1)..];
 
     private static string Quote(IEnumerable<string> values) => string.Join(", ", values.Select(v => $"`{v}`"));
+
+    // Values are quoted back to the writer, bounded: a 1 MiB value must not make a 1 MiB message.
+    internal static string Echo(string text)
+    {
+        var line = text.ReplaceLineEndings(" ");
+        return line.Length <= 60 ? line : string.Concat(line.AsSpan(0, 57), "...");
+    }
 
     private static string Show(double value) => value.ToString("0.###", CultureInfo.InvariantCulture);
 

@@ -30,6 +30,13 @@ public sealed class NamraHostOptions : IValidatableObject
     [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// How long to keep serving after SIGTERM with health already NOT_SERVING, before the listeners close, so
+    /// load balancers and Kubernetes endpoints stop sending new calls first. Default 0; 5 s suits Kubernetes.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:05:00")]
+    public TimeSpan DrainDelay { get; set; } = TimeSpan.Zero;
+
     /// <summary>Largest gRPC message accepted, in bytes. Default 16 MiB.</summary>
     [Range(1024, 256 * 1024 * 1024)]
     public int MaxReceiveMessageBytes { get; set; } = 16 * 1024 * 1024;
