@@ -9,10 +9,10 @@ using Namra.Hosting.Errors;
 
 namespace Namra.Config;
 
-/// <summary>The <c>namra.v1.ConfigService</c> gRPC endpoint.</summary>
 /// <summary>The loader for definitions sent over the API, whose <c>${VAR}</c> reads only allowed variables.</summary>
 internal sealed record InlineAgentLoader(AgentLoader Loader);
 
+/// <summary>The <c>namra.v1.ConfigService</c> gRPC endpoint.</summary>
 internal sealed class ConfigGrpcService(
     InlineAgentLoader inline,
     AgentRegistry registry,

@@ -20,6 +20,9 @@ internal sealed class DiagnosticBag(string file)
 
     public bool HasErrors => _hasErrors;
 
+    /// <summary>True once no more diagnostics are kept: callers can skip the work of making them.</summary>
+    public bool IsFull => _items.Count > MaxDiagnostics;
+
     public void Error(string code, SourcePosition position, string path, string message, string hint = "")
     {
         _hasErrors = true;

@@ -376,6 +376,12 @@ internal sealed partial class SchemaWalker(DiagnosticBag diagnostics, Func<strin
 
     private void UnknownField(MappingEntry entry, string fieldPath, ObjectSpec spec, string parentPath)
     {
+        if (diagnostics.IsFull)
+        {
+            diagnostics.Error(DiagnosticCodes.UnknownField, entry.KeyPosition, fieldPath, "");
+            return; // not reported, so no suggestion to compute
+        }
+
         if (SecretKey().IsMatch(entry.Key))
         {
             diagnostics.Error(DiagnosticCodes.SecretInFile, entry.KeyPosition, fieldPath,

@@ -24,33 +24,44 @@ internal static class Suggestions
 
     public static string DidYouMean(string? suggestion) => suggestion is null ? "" : $"did you mean `{suggestion}`?";
 
-    /// <summary>Optimal string alignment distance (Damerau-Levenshtein with adjacent transpositions).</summary>
+    /// <summary>
+    /// Optimal string alignment distance (Damerau-Levenshtein with adjacent transpositions), on three rows on
+    /// the stack. Names longer than 64 characters are no typo of a field name: they get <see cref="int.MaxValue"/>.
+    /// </summary>
     internal static int Distance(string a, string b)
     {
-        var d = new int[a.Length + 1, b.Length + 1];
-        for (var i = 0; i <= a.Length; i++)
+        if (a.Length > 64 || b.Length > 64)
         {
-            d[i, 0] = i;
+            return int.MaxValue;
         }
 
+        Span<int> twoBack = stackalloc int[b.Length + 1];
+        Span<int> previous = stackalloc int[b.Length + 1];
+        Span<int> current = stackalloc int[b.Length + 1];
         for (var j = 0; j <= b.Length; j++)
         {
-            d[0, j] = j;
+            previous[j] = j;
         }
 
         for (var i = 1; i <= a.Length; i++)
         {
+            current[0] = i;
             for (var j = 1; j <= b.Length; j++)
             {
                 var cost = a[i - 1] == b[j - 1] ? 0 : 1;
-                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + cost);
+                current[j] = Math.Min(Math.Min(previous[j] + 1, current[j - 1] + 1), previous[j - 1] + cost);
                 if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
                 {
-                    d[i, j] = Math.Min(d[i, j], d[i - 2, j - 2] + 1);
+                    current[j] = Math.Min(current[j], twoBack[j - 2] + 1);
                 }
             }
+
+            var recycled = twoBack;
+            twoBack = previous;
+            previous = current;
+            current = recycled;
         }
 
-        return d[a.Length, b.Length];
+        return previous[b.Length];
     }
 }
