@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -39,7 +40,8 @@ public static class NamraHostingExtensions
             .Bind(builder.Configuration.GetSection(NamraHostOptions.SectionName))
             .ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<NamraHostOptions>, NamraHostOptionsValidator>();
-        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.TryAddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton(roles);
         builder.Services.AddSingleton<NamraEndpoints>();
         builder.Services.AddOptions<HostOptions>().Configure<IOptions<NamraHostOptions>>(
             (host, namra) => host.ShutdownTimeout = namra.Value.ShutdownTimeout);
@@ -103,7 +105,7 @@ public static class NamraHostingExtensions
 
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Namra.Hosting");
         var lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
-        var roleNames = string.Join(',', NamraRoles.From(app.Configuration).Enabled);
+        var roleNames = string.Join(',', app.Services.GetRequiredService<NamraRoles>().Enabled);
         lifetime.ApplicationStarted.Register(() =>
         {
             var (grpcAddress, httpAddress) = (endpoints.GrpcAddress, endpoints.HttpAddress);
