@@ -5,14 +5,22 @@ using Namra.Hosting.Options;
 namespace Namra.Hosting;
 
 /// <summary>
-/// Holds shutdown for <see cref="NamraHostOptions.DrainDelay"/> before the server stops listening. Hosted
-/// services stop in reverse order of registration, and this one is registered after the web server, so it
-/// stops first: health already reports NOT_SERVING (<see cref="DrainingHealthCheck"/>) while calls still land.
+/// Holds shutdown for <see cref="NamraHostOptions.DrainDelay"/> before anything stops: the host runs every
+/// <see cref="IHostedLifecycleService.StoppingAsync"/> before any service's <c>StopAsync</c>, the web server's
+/// included. Health already reports NOT_SERVING (<see cref="DrainingHealthCheck"/>) while calls still land.
 /// </summary>
-internal sealed class DrainDelayService(IOptions<NamraHostOptions> options, TimeProvider timeProvider) : IHostedService
+internal sealed class DrainDelayService(IOptions<NamraHostOptions> options, TimeProvider timeProvider) : IHostedLifecycleService
 {
+    public Task StoppingAsync(CancellationToken cancellationToken) =>
+        options.Value.DrainDelay <= TimeSpan.Zero ? Task.CompletedTask : Task.Delay(options.Value.DrainDelay, timeProvider, cancellationToken);
+
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public Task StopAsync(CancellationToken cancellationToken) =>
-        options.Value.DrainDelay <= TimeSpan.Zero ? Task.CompletedTask : Task.Delay(options.Value.DrainDelay, timeProvider, cancellationToken);
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

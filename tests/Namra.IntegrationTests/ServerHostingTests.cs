@@ -140,6 +140,25 @@ public sealed class ServerHostingTests
         await host.DisposeAsync();
     }
 
+    [Fact]
+    public async Task Stop_WithDrainDelay_ReportsNotServingWhileStillAnswering()
+    {
+        var host = await NamraTestHost.StartAsync("config", new Dictionary<string, string?> { ["Namra:Host:DrainDelay"] = "00:00:02" });
+        var lifetime = (Microsoft.Extensions.Hosting.IHostApplicationLifetime)host.Services.GetService(typeof(Microsoft.Extensions.Hosting.IHostApplicationLifetime))!;
+        var stoppingSignal = new TaskCompletionSource();
+        lifetime.ApplicationStopping.Register(stoppingSignal.SetResult);
+        var health = new Health.HealthClient(host.Channel);
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, (await health.CheckAsync(new HealthCheckRequest())).Status);
+
+        var stopping = host.StopAsync();
+        await stoppingSignal.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var during = await health.CheckAsync(new HealthCheckRequest());
+
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.NotServing, during.Status);
+        await stopping.WaitAsync(TimeSpan.FromSeconds(10));
+        await host.DisposeAsync();
+    }
+
     private sealed class ThrowingConfigService : ConfigService.ConfigServiceBase
     {
         public override Task<GetAgentResponse> GetAgent(GetAgentRequest request, ServerCallContext context) =>
