@@ -1,9 +1,234 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using Grpc.Core;
 using Namra.Contracts.V1;
+using Namra.Hosting.Errors;
+using Namra.LlmGateway.Pricing;
+using Namra.LlmGateway.Providers;
 
 namespace Namra.LlmGateway;
 
-/// <summary>
-/// The <c>namra.v1.LlmGatewayService</c> endpoint. Registered so clients, health and reflection see the whole API now;
-/// every call answers UNIMPLEMENTED until the service's own work lands.
-/// </summary>
-internal sealed class LlmGatewayGrpcService : LlmGatewayService.LlmGatewayServiceBase;
+/// <summary>The <c>namra.v1.LlmGatewayService</c> endpoint: routes each call to its provider, prices it, and records it.</summary>
+internal sealed class LlmGatewayGrpcService(IEnumerable<ILlmProvider> providers, PricingTable pricing) : LlmGatewayService.LlmGatewayServiceBase
+{
+    private readonly Dictionary<LlmProvider, ILlmProvider> _providers = providers.ToDictionary(p => p.Provider);
+
+    public override async Task<GenerateResponse> Generate(GenerateRequest request, ServerCallContext context)
+    {
+        var chat = ToChatRequest(request.Llm, request.SystemPrompt, request.Messages, request.Tools, request.ToolChoice);
+        await foreach (var item in RunAsync(chat, request.Context, context.CancellationToken).ConfigureAwait(false))
+        {
+            if (item.EventCase == StreamGenerateResponse.EventOneofCase.Completed)
+            {
+                var done = item.Completed;
+                return new GenerateResponse
+                {
+                    Message = done.Message, StopReason = done.StopReason, Usage = done.Usage, Cost = done.Cost, Model = done.Model, ResponseId = done.ResponseId,
+                };
+            }
+        }
+
+        throw new NamraException(StatusCode.Unavailable, $"The {Name(chat.Llm.Provider)} stream ended without completing the turn.");
+    }
+
+    public override async Task StreamGenerate(StreamGenerateRequest request, IServerStreamWriter<StreamGenerateResponse> responseStream, ServerCallContext context)
+    {
+        var chat = ToChatRequest(request.Llm, request.SystemPrompt, request.Messages, request.Tools, request.ToolChoice);
+        await foreach (var item in RunAsync(chat, request.Context, context.CancellationToken).ConfigureAwait(false))
+        {
+            await responseStream.WriteAsync(item, context.CancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    public override Task<ListModelsResponse> ListModels(ListModelsRequest request, ServerCallContext context)
+    {
+        var response = new ListModelsResponse();
+        response.Models.AddRange(pricing.All
+            .Where(p => request.Provider == LlmProvider.Unspecified || p.Provider == request.Provider)
+            .Select(p => new ModelInfo
+            {
+                Provider = p.Provider,
+                Model = p.Model,
+                Pricing = p.ToProto(),
+                SupportsTools = !p.Model.StartsWith("text-embedding", StringComparison.Ordinal),
+                Embedding = p.Model.StartsWith("text-embedding", StringComparison.Ordinal),
+            }));
+        return Task.FromResult(response);
+    }
+
+    public override Task<CountTokensResponse> CountTokens(CountTokensRequest request, ServerCallContext context) =>
+        Task.FromResult(new CountTokensResponse
+        {
+            InputTokens = TokenEstimator.EstimateInput(request.SystemPrompt, request.Messages, request.Tools),
+            Estimated = true,
+        });
+
+    private async IAsyncEnumerable<StreamGenerateResponse> RunAsync(ChatRequest chat, CallContext? call, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var providerName = Name(chat.Llm.Provider);
+        if (!_providers.TryGetValue(chat.Llm.Provider, out var provider))
+        {
+            throw new NamraException(StatusCode.Unimplemented, $"This gateway does not serve the {providerName} provider yet.");
+        }
+
+        using var activity = LlmGatewayTelemetry.ActivitySource.StartActivity($"chat {chat.Llm.Model}", ActivityKind.Client);
+        Tag(activity, chat, call, providerName);
+        var started = Stopwatch.GetTimestamp();
+        var first = true;
+        var code = "OK";
+        var events = provider.StreamAsync(chat, cancellationToken).GetAsyncEnumerator(cancellationToken);
+        try
+        {
+            while (true)
+            {
+                StreamGenerateResponse item;
+                try
+                {
+                    if (!await events.MoveNextAsync().ConfigureAwait(false))
+                    {
+                        break;
+                    }
+
+                    item = events.Current;
+                }
+                catch (NamraException exception)
+                {
+                    code = exception.StatusCode.ToString();
+                    throw;
+                }
+                catch (OperationCanceledException)
+                {
+                    code = "Cancelled";
+                    throw;
+                }
+                catch (Exception)
+                {
+                    code = "Internal";
+                    throw;
+                }
+
+                if (first)
+                {
+                    first = false;
+                    LlmGatewayTelemetry.TimeToFirstToken.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, providerName, chat.Llm.Model);
+                }
+
+                if (item.EventCase == StreamGenerateResponse.EventOneofCase.Completed)
+                {
+                    Settle(item.Completed, chat, providerName, activity);
+                }
+
+                yield return item;
+            }
+        }
+        finally
+        {
+            await events.DisposeAsync().ConfigureAwait(false);
+            LlmGatewayTelemetry.Duration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, providerName, chat.Llm.Model);
+            LlmGatewayTelemetry.Calls.Add(1, providerName, chat.Llm.Model, code);
+        }
+    }
+
+    // Prices the turn and records its usage; an unpriced model leaves the cost unset (unknown, not zero).
+    private void Settle(GenerateCompleted completed, ChatRequest chat, string providerName, Activity? activity)
+    {
+        var model = completed.Model.Length > 0 ? completed.Model : chat.Llm.Model;
+        var usage = completed.Usage ?? new TokenUsage();
+        if (pricing.Find(chat.Llm.Provider, model) is { } price)
+        {
+            completed.Cost = price.CostOf(usage);
+            LlmGatewayTelemetry.CostMicroUsd.Add((long)Math.Round(completed.Cost.TotalUsd * 1_000_000), providerName, model);
+        }
+
+        LlmGatewayTelemetry.Tokens.Add(usage.InputTokens, providerName, model, "input");
+        LlmGatewayTelemetry.Tokens.Add(usage.OutputTokens, providerName, model, "output");
+        LlmGatewayTelemetry.Tokens.Add(usage.CacheCreationInputTokens, providerName, model, "cache_write");
+        LlmGatewayTelemetry.Tokens.Add(usage.CacheReadInputTokens, providerName, model, "cache_read");
+        if (activity is not null)
+        {
+            activity.SetTag(LlmGatewayTelemetry.Attributes.ResponseModel, model);
+            activity.SetTag(LlmGatewayTelemetry.Attributes.ResponseId, completed.ResponseId);
+            activity.SetTag(LlmGatewayTelemetry.Attributes.FinishReasons, new[] { FinishReason(completed.StopReason) });
+            activity.SetTag(LlmGatewayTelemetry.Attributes.InputTokens, usage.InputTokens);
+            activity.SetTag(LlmGatewayTelemetry.Attributes.OutputTokens, usage.OutputTokens);
+            if (completed.Cost is { } cost)
+            {
+                activity.SetTag(LlmGatewayTelemetry.Attributes.CostUsd, cost.TotalUsd);
+            }
+        }
+    }
+
+    private static void Tag(Activity? activity, ChatRequest chat, CallContext? call, string providerName)
+    {
+        if (activity is null)
+        {
+            return;
+        }
+
+        activity.SetTag(LlmGatewayTelemetry.Attributes.OperationName, "chat");
+        activity.SetTag(LlmGatewayTelemetry.Attributes.ProviderName, providerName);
+        activity.SetTag(LlmGatewayTelemetry.Attributes.RequestModel, chat.Llm.Model);
+        activity.SetTag(LlmGatewayTelemetry.Attributes.RequestMaxTokens, chat.Llm.MaxTokens);
+        if (chat.Llm.HasTemperature)
+        {
+            activity.SetTag(LlmGatewayTelemetry.Attributes.RequestTemperature, chat.Llm.Temperature);
+        }
+
+        if (call is not null)
+        {
+            activity.SetTag(LlmGatewayTelemetry.Attributes.RunId, call.RunId);
+            activity.SetTag(LlmGatewayTelemetry.Attributes.AgentName, call.AgentName);
+        }
+    }
+
+    private static ChatRequest ToChatRequest(LlmConfig? llm, string systemPrompt, Google.Protobuf.Collections.RepeatedField<Message> messages, Google.Protobuf.Collections.RepeatedField<ToolDefinition> tools, ToolChoice toolChoice)
+    {
+        if (llm is null || llm.Provider == LlmProvider.Unspecified)
+        {
+            throw new InvalidArgumentException("llm.provider", "Name the provider (anthropic, openai, openai_compatible or scripted).");
+        }
+
+        if (llm.Model.Length == 0)
+        {
+            throw new InvalidArgumentException("llm.model", "Name the model.");
+        }
+
+        if (messages.Count == 0)
+        {
+            throw new InvalidArgumentException("messages", "A model call needs at least one message.");
+        }
+
+        for (var i = 0; i < messages.Count; i++)
+        {
+            if (messages[i].Role is not (Role.User or Role.Assistant or Role.Tool))
+            {
+                throw new InvalidArgumentException($"messages[{i}].role",
+                    "Messages are user, assistant or tool; the system prompt goes in system_prompt.");
+            }
+        }
+
+        return new ChatRequest(llm, systemPrompt, [.. messages], [.. tools], toolChoice);
+    }
+
+    // The GenAI semantic conventions' provider names.
+    internal static string Name(LlmProvider provider) => provider switch
+    {
+        LlmProvider.Anthropic => "anthropic",
+        LlmProvider.Openai => "openai",
+        LlmProvider.OpenaiCompatible => "openai_compatible",
+        LlmProvider.Scripted => "scripted",
+        _ => "unspecified",
+    };
+
+    private static string FinishReason(StopReason reason) => reason switch
+    {
+        StopReason.EndTurn => "stop",
+        StopReason.ToolUse => "tool_calls",
+        StopReason.MaxTokens => "length",
+        StopReason.StopSequence => "stop",
+        StopReason.ContentFilter => "content_filter",
+        StopReason.Refusal => "refusal",
+        StopReason.PauseTurn => "pause_turn",
+        _ => "unknown",
+    };
+}

@@ -57,10 +57,10 @@ public sealed class ServerHostingTests
     [Fact]
     public async Task ServicesNotYetBuilt_AnswerUnimplemented()
     {
-        await using var host = await NamraTestHost.StartAsync("llm-gateway");
+        await using var host = await NamraTestHost.StartAsync("tool-executor");
 
         var error = await Assert.ThrowsAsync<RpcException>(() =>
-            new LlmGatewayService.LlmGatewayServiceClient(host.Channel).ListModelsAsync(new ListModelsRequest()).ResponseAsync);
+            new ToolExecutorService.ToolExecutorServiceClient(host.Channel).ListToolsAsync(new ListToolsRequest()).ResponseAsync);
 
         // Mapped (unlike a role the process does not host), but its methods are not written yet.
         Assert.Equal(StatusCode.Unimplemented, error.StatusCode);

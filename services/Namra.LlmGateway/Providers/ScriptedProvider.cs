@@ -1,0 +1,127 @@
+using System.Runtime.CompilerServices;
+using Grpc.Core;
+using Namra.Contracts.V1;
+using Namra.Hosting.Errors;
+
+namespace Namra.LlmGateway.Providers;
+
+/// <summary>
+/// Replays the turns written in the agent's <c>llm.script</c>: for offline examples and for testing agents
+/// without a model. Stateless: the turn replayed is the number of assistant messages after the conversation's
+/// last user message. Streams like a real provider (text in word-sized deltas, tool-call arguments in pieces)
+/// and reports deterministic usage (the gateway's token estimate).
+/// </summary>
+internal sealed class ScriptedProvider : ILlmProvider
+{
+    public const string ModelName = "scripted";
+
+    private const int ArgumentChunk = 8;
+
+    public LlmProvider Provider => LlmProvider.Scripted;
+
+    public async IAsyncEnumerable<StreamGenerateResponse> StreamAsync(ChatRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var turnIndex = TurnIndex(request.Messages);
+        var script = request.Llm.Script;
+        if (turnIndex >= script.Count)
+        {
+            throw new NamraException(StatusCode.FailedPrecondition,
+                $"The script has {script.Count} turn(s) and the conversation asks for turn {turnIndex + 1}; add turns to llm.script, or end the run sooner.");
+        }
+
+        var turn = script[turnIndex];
+        var message = new Message { Role = Role.Assistant };
+        foreach (var piece in Words(turn.Text))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            yield return new StreamGenerateResponse { TextDelta = new TextDelta { Text = piece } };
+        }
+
+        if (turn.Text.Length > 0)
+        {
+            message.Content.Add(new ContentBlock { Text = turn.Text });
+        }
+
+        var output = TokenEstimator.Estimate(turn.Text);
+        for (var index = 0; index < turn.ToolCalls.Count; index++)
+        {
+            var scripted = turn.ToolCalls[index];
+            var call = new ToolCall
+            {
+                Id = scripted.Id.Length > 0 ? scripted.Id : $"call_{turnIndex + 1}_{index + 1}",
+                Name = scripted.Name,
+                ArgumentsJson = scripted.ArgumentsJson.Length > 0 ? scripted.ArgumentsJson : "{}",
+            };
+            var arguments = call.ArgumentsJson;
+            for (var offset = 0; offset < arguments.Length; offset += ArgumentChunk)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                yield return new StreamGenerateResponse
+                {
+                    ToolCallDelta = new ToolCallDelta
+                    {
+                        Index = index,
+                        Id = offset == 0 ? call.Id : "",
+                        Name = offset == 0 ? call.Name : "",
+                        ArgumentsJsonDelta = arguments.Substring(offset, Math.Min(ArgumentChunk, arguments.Length - offset)),
+                    },
+                };
+            }
+
+            yield return new StreamGenerateResponse { ToolCall = call };
+            message.Content.Add(new ContentBlock { ToolCall = call });
+            output += TokenEstimator.Estimate(call.Name) + TokenEstimator.Estimate(arguments);
+        }
+
+        await Task.CompletedTask.ConfigureAwait(false);
+        yield return new StreamGenerateResponse
+        {
+            Completed = new GenerateCompleted
+            {
+                Message = message,
+                StopReason = turn.ToolCalls.Count > 0 ? StopReason.ToolUse : StopReason.EndTurn,
+                Usage = new TokenUsage
+                {
+                    InputTokens = TokenEstimator.EstimateInput(request.SystemPrompt, request.Messages, request.Tools),
+                    OutputTokens = output,
+                },
+                Model = ModelName,
+                ResponseId = $"scripted_{turnIndex + 1}",
+            },
+        };
+    }
+
+    /// <summary>Assistant messages after the last user message: the turns of this run so far.</summary>
+    internal static int TurnIndex(IReadOnlyList<Message> messages)
+    {
+        var turns = 0;
+        for (var i = messages.Count - 1; i >= 0 && messages[i].Role != Role.User; i--)
+        {
+            if (messages[i].Role == Role.Assistant)
+            {
+                turns++;
+            }
+        }
+
+        return turns;
+    }
+
+    // Word-sized deltas, each keeping its trailing space, as providers stream text.
+    private static IEnumerable<string> Words(string text)
+    {
+        var start = 0;
+        for (var i = 0; i < text.Length; i++)
+        {
+            if (text[i] == ' ')
+            {
+                yield return text[start..(i + 1)];
+                start = i + 1;
+            }
+        }
+
+        if (start < text.Length)
+        {
+            yield return text[start..];
+        }
+    }
+}
