@@ -1,9 +1,11 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Namra.LlmGateway.Options;
 using Namra.LlmGateway.Pricing;
 using Namra.LlmGateway.Providers;
+using Namra.LlmGateway.Providers.Anthropic;
 
 namespace Namra.LlmGateway;
 
@@ -19,7 +21,16 @@ public static class LlmGatewayHostingExtensions
             .ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<LlmGatewayOptions>, LlmGatewayOptionsValidator>();
         builder.Services.AddSingleton(services => new PricingTable(services.GetRequiredService<IOptions<LlmGatewayOptions>>().Value.Models));
+        builder.Services.TryAddSingleton(services => new ProviderEndpoints(services.GetRequiredService<IOptions<LlmGatewayOptions>>(), Environment.GetEnvironmentVariable));
+        builder.Services.AddHttpClient(HttpSend.ClientName, client => client.Timeout = Timeout.InfiniteTimeSpan) // deadlines come from each call
+            .ConfigurePrimaryHttpMessageHandler(services => new SocketsHttpHandler
+            {
+                ConnectTimeout = services.GetRequiredService<IOptions<LlmGatewayOptions>>().Value.ConnectTimeout,
+                PooledConnectionLifetime = TimeSpan.FromMinutes(5), // follow provider DNS changes
+                EnableMultipleHttp2Connections = true,
+            });
         builder.Services.AddSingleton<ILlmProvider, ScriptedProvider>();
+        builder.Services.AddSingleton<ILlmProvider, AnthropicProvider>();
         return builder;
     }
 

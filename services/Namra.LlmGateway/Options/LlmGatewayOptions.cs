@@ -17,6 +17,27 @@ public sealed class LlmGatewayOptions
     /// </summary>
     [ValidateEnumeratedItems]
     public IList<ModelPriceOptions> Models { get; } = [];
+
+    /// <summary>
+    /// Base URLs (besides each provider's own and those set by <c>ANTHROPIC_BASE_URL</c>/<c>OPENAI_BASE_URL</c>)
+    /// that the gateway may send API keys to, such as a company proxy. A definition naming any other address
+    /// gets no key sent there.
+    /// </summary>
+    public IList<string> AllowedBaseUrls { get; } = [];
+
+    /// <summary>
+    /// Environment variables (besides <c>ANTHROPIC_API_KEY</c> and <c>OPENAI_API_KEY</c>) that <c>llm.api_key_env</c>
+    /// may name: exact names, or prefixes ending in <c>*</c>.
+    /// </summary>
+    public IList<string> AllowedKeyVariables { get; } = [];
+
+    /// <summary>Whether <c>llm.api_key_env</c> may name <paramref name="variable"/>.</summary>
+    public bool AllowsKeyVariable(string variable) =>
+        AllowedKeyVariables.Any(allowed => allowed.EndsWith('*') ? variable.StartsWith(allowed[..^1], StringComparison.Ordinal) : variable == allowed);
+
+    /// <summary>Longest wait to connect to a provider. Default 10 s.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:05:00")]
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
 }
 
 /// <summary>The price of one model, in US dollars per million tokens.</summary>

@@ -1,0 +1,82 @@
+using System.Net.ServerSentEvents;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+
+namespace Namra.LlmGateway.Providers;
+
+/// <summary>Sends a provider request and turns transport failures and error statuses into Namra's errors.</summary>
+internal static class HttpSend
+{
+    public const string ClientName = "namra-llm-providers";
+
+    /// <summary>Errors bodies are read up to this size; a provider's error message is short.</summary>
+    private const int MaxErrorBody = 16 * 1024;
+
+    public static async Task<HttpResponseMessage> SendAsync(IHttpClientFactory clients, HttpRequestMessage request, string provider, CancellationToken cancellationToken)
+    {
+        var client = clients.CreateClient(ClientName);
+        HttpResponseMessage response;
+        try
+        {
+            response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+        }
+        catch (HttpRequestException exception) when (exception.InnerException is SocketException or IOException or null)
+        {
+            throw ProviderErrors.Network(provider, exception);
+        }
+
+        if (response.IsSuccessStatusCode)
+        {
+            return response;
+        }
+
+        using (response)
+        {
+            var body = await ReadBoundedAsync(response, cancellationToken).ConfigureAwait(false);
+            throw ProviderErrors.FromResponse(provider, response.StatusCode, response.Headers, body);
+        }
+    }
+
+    /// <summary>The server-sent events of a response, a broken connection becoming UNAVAILABLE.</summary>
+    public static async IAsyncEnumerable<SseItem<string>> ReadEventsAsync(Stream stream, string provider, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var items = SseParser.Create(stream).EnumerateAsync(cancellationToken).GetAsyncEnumerator(cancellationToken);
+        try
+        {
+            while (true)
+            {
+                try
+                {
+                    if (!await items.MoveNextAsync().ConfigureAwait(false))
+                    {
+                        yield break;
+                    }
+                }
+                catch (Exception exception) when (exception is IOException or HttpRequestException && !cancellationToken.IsCancellationRequested)
+                {
+                    throw ProviderErrors.Network(provider, exception);
+                }
+
+                yield return items.Current;
+            }
+        }
+        finally
+        {
+            await items.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static async Task<string> ReadBoundedAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        using var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        var buffer = new byte[MaxErrorBody];
+        var total = 0;
+        int read;
+        while (total < buffer.Length && (read = await stream.ReadAsync(buffer.AsMemory(total), cancellationToken).ConfigureAwait(false)) > 0)
+        {
+            total += read;
+        }
+
+        return System.Text.Encoding.UTF8.GetString(buffer, 0, total);
+    }
+}

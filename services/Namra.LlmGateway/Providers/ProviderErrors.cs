@@ -1,0 +1,111 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using Namra.Hosting.Errors;
+
+namespace Namra.LlmGateway.Providers;
+
+/// <summary>Turns a provider's HTTP error into the gRPC status Namra's callers get, keeping the provider's message.</summary>
+internal static class ProviderErrors
+{
+    private const int MaxMessageLength = 500;
+
+    /// <summary>The exception for an error response; the body is the provider's JSON error, read up to a bound.</summary>
+    public static NamraException FromResponse(string provider, HttpStatusCode status, HttpResponseHeaders headers, string body)
+    {
+        var (type, message) = ReadError(body);
+        var code = (int)status switch
+        {
+            400 or 413 or 422 => StatusCode.InvalidArgument,
+            401 => StatusCode.Unauthenticated,
+            403 => StatusCode.PermissionDenied,
+            404 => StatusCode.NotFound,
+            408 => StatusCode.DeadlineExceeded,
+            429 => StatusCode.ResourceExhausted,
+            _ => StatusCode.Unavailable, // 500, 502, 503, 504, 529 (overloaded) and anything else the provider cannot serve now
+        };
+        var retryAfter = RetryAfter(headers);
+        return Create(provider, code, $"{(int)status} {type}", message, retryAfter);
+    }
+
+    /// <summary>The exception for an <c>error</c> event inside a stream (Anthropic sends these after a 200).</summary>
+    public static NamraException FromStreamError(string provider, string type, string message) =>
+        Create(provider, type switch
+        {
+            "invalid_request_error" or "request_too_large" => StatusCode.InvalidArgument,
+            "authentication_error" => StatusCode.Unauthenticated,
+            "permission_error" => StatusCode.PermissionDenied,
+            "not_found_error" => StatusCode.NotFound,
+            "rate_limit_error" => StatusCode.ResourceExhausted,
+            _ => StatusCode.Unavailable, // overloaded_error, api_error
+        }, type, message, retryAfter: null);
+
+    public static NamraException Network(string provider, Exception exception) =>
+        new(StatusCode.Unavailable, $"{provider} could not be reached: {exception.Message}", [Info(provider, "NETWORK")], exception);
+
+    public static NamraException StreamEndedEarly(string provider) =>
+        new(StatusCode.Unavailable, $"{provider} ended the stream before the turn was complete.", [Info(provider, "STREAM_ENDED")]);
+
+    public static NamraException Malformed(string provider, string what) =>
+        new(StatusCode.Unavailable, $"{provider} sent a response Namra cannot read: {what}.", [Info(provider, "MALFORMED_RESPONSE")]);
+
+    private static NamraException Create(string provider, StatusCode code, string reason, string message, TimeSpan? retryAfter)
+    {
+        List<IMessage> details = [Info(provider, reason)];
+        if (retryAfter is { } delay)
+        {
+            details.Add(new Google.Rpc.RetryInfo { RetryDelay = Duration.FromTimeSpan(delay) });
+        }
+
+        var text = message.Length > MaxMessageLength ? message[..MaxMessageLength] + "..." : message;
+        return new NamraException(code, $"{provider}: {text}", details);
+    }
+
+    private static Google.Rpc.ErrorInfo Info(string provider, string reason) =>
+        new() { Domain = provider, Reason = reason.Replace(' ', '_').ToUpperInvariant() };
+
+    // Anthropic: {"type":"error","error":{"type":...,"message":...}}; OpenAI: {"error":{"type":...,"message":...,"code":...}}.
+    private static (string Type, string Message) ReadError(string body)
+    {
+        try
+        {
+            using var json = JsonDocument.Parse(body);
+            if (json.RootElement.TryGetProperty("error", out var error) && error.ValueKind == JsonValueKind.Object)
+            {
+                var type = error.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString()! : "error";
+                var message = error.TryGetProperty("message", out var m) && m.ValueKind == JsonValueKind.String ? m.GetString()! : body;
+                return (type, message);
+            }
+        }
+        catch (JsonException)
+        {
+            // Not JSON (a proxy's HTML page, say): the body itself is the best message there is.
+        }
+
+        return ("error", body.Length == 0 ? "no error message" : body);
+    }
+
+    private static TimeSpan? RetryAfter(HttpResponseHeaders headers)
+    {
+        if (headers.RetryAfter is { Delta: { } delta })
+        {
+            return delta;
+        }
+
+        if (headers.RetryAfter is { Date: { } date })
+        {
+            var wait = date - DateTimeOffset.UtcNow;
+            return wait > TimeSpan.Zero ? wait : TimeSpan.Zero;
+        }
+
+        // OpenAI also sends retry-after-ms.
+        return headers.TryGetValues("retry-after-ms", out var values)
+            && double.TryParse(values.FirstOrDefault(), NumberStyles.Float, CultureInfo.InvariantCulture, out var ms)
+            ? TimeSpan.FromMilliseconds(ms)
+            : null;
+    }
+}
