@@ -9,10 +9,13 @@ namespace Namra.Hosting;
 /// <see cref="IHostedLifecycleService.StoppingAsync"/> before any service's <c>StopAsync</c>, the web server's
 /// included. Health already reports NOT_SERVING (<see cref="DrainingHealthCheck"/>) while calls still land.
 /// </summary>
-internal sealed class DrainDelayService(IOptions<NamraHostOptions> options, TimeProvider timeProvider) : IHostedLifecycleService
+internal sealed class DrainDelayService(IOptions<NamraHostOptions> options, DrainState drain, TimeProvider timeProvider) : IHostedLifecycleService
 {
-    public Task StoppingAsync(CancellationToken cancellationToken) =>
-        options.Value.DrainDelay <= TimeSpan.Zero ? Task.CompletedTask : Task.Delay(options.Value.DrainDelay, timeProvider, cancellationToken);
+    public Task StoppingAsync(CancellationToken cancellationToken)
+    {
+        drain.Begin();
+        return options.Value.DrainDelay <= TimeSpan.Zero ? Task.CompletedTask : Task.Delay(options.Value.DrainDelay, timeProvider, cancellationToken);
+    }
 
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 

@@ -77,6 +77,7 @@ public static class NamraHostingExtensions
         builder.Services.AddGrpcReflection();
         builder.Services.AddGrpcHealthChecks(health => health.UseHealthChecksCache = false)
             .AddCheck<DrainingHealthCheck>("draining");
+        builder.Services.AddSingleton<DrainState>();
         builder.Services.AddHostedService<DrainDelayService>();
 
         // Namra records its metrics into prometheus-net directly (NamraMetrics); the bridge from every .NET
@@ -111,7 +112,12 @@ public static class NamraHostingExtensions
             var (grpcAddress, httpAddress) = (endpoints.GrpcAddress, endpoints.HttpAddress);
             Log.Listening(logger, roleNames, grpcAddress, httpAddress);
         });
-        lifetime.ApplicationStopping.Register(() => Log.Draining(logger, options.ShutdownTimeout));
+        var drain = app.Services.GetRequiredService<DrainState>();
+        lifetime.ApplicationStopping.Register(() =>
+        {
+            drain.Begin();
+            Log.Draining(logger, options.ShutdownTimeout);
+        });
         return app;
     }
 

@@ -144,14 +144,12 @@ public sealed class ServerHostingTests
     public async Task Stop_WithDrainDelay_ReportsNotServingWhileStillAnswering()
     {
         var host = await NamraTestHost.StartAsync("config", new Dictionary<string, string?> { ["Namra:Host:DrainDelay"] = "00:00:02" });
-        var lifetime = (Microsoft.Extensions.Hosting.IHostApplicationLifetime)host.Services.GetService(typeof(Microsoft.Extensions.Hosting.IHostApplicationLifetime))!;
-        var stoppingSignal = new TaskCompletionSource();
-        lifetime.ApplicationStopping.Register(stoppingSignal.SetResult);
+        var drain = (DrainState)host.Services.GetService(typeof(DrainState))!;
         var health = new Health.HealthClient(host.Channel);
         Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, (await health.CheckAsync(new HealthCheckRequest())).Status);
 
         var stopping = host.StopAsync();
-        await stoppingSignal.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        await drain.Draining.WaitAsync(TimeSpan.FromSeconds(10));
         var during = await health.CheckAsync(new HealthCheckRequest());
 
         Assert.Equal(HealthCheckResponse.Types.ServingStatus.NotServing, during.Status);
