@@ -5,6 +5,7 @@ using Namra.Contracts.V1;
 using Namra.Hosting.Errors;
 using Namra.LlmGateway.Pricing;
 using Namra.LlmGateway.Providers;
+using Namra.LlmGateway.Providers.OpenAI;
 
 namespace Namra.LlmGateway;
 
@@ -62,6 +63,36 @@ internal sealed class LlmGatewayGrpcService(IEnumerable<ILlmProvider> providers,
             InputTokens = TokenEstimator.EstimateInput(request.SystemPrompt, request.Messages, request.Tools),
             Estimated = true,
         });
+
+    public override async Task<EmbedResponse> Embed(EmbedRequest request, ServerCallContext context)
+    {
+        if (request.Llm is null || request.Llm.Model.Length == 0)
+        {
+            throw new InvalidArgumentException("llm.model", "Name the embedding model.");
+        }
+
+        if (request.Inputs.Count is 0 or > MaxEmbedInputs)
+        {
+            throw new InvalidArgumentException("inputs", $"Give 1 to {MaxEmbedInputs} texts to embed.");
+        }
+
+        if (!_providers.TryGetValue(request.Llm.Provider, out var provider) || provider is not OpenAiProvider embedder)
+        {
+            throw new NamraException(StatusCode.Unimplemented,
+                $"Embeddings are served by the openai and openai_compatible providers, not {Name(request.Llm.Provider)}.");
+        }
+
+        var response = await embedder.EmbedAsync(request.Llm, [.. request.Inputs], context.CancellationToken).ConfigureAwait(false);
+        if (pricing.Find(request.Llm.Provider, request.Llm.Model) is { } price)
+        {
+            response.Cost = price.CostOf(response.Usage);
+        }
+
+        LlmGatewayTelemetry.Tokens.Add(response.Usage.InputTokens, Name(request.Llm.Provider), request.Llm.Model, "input");
+        return response;
+    }
+
+    private const int MaxEmbedInputs = 2048;
 
     private async IAsyncEnumerable<StreamGenerateResponse> RunAsync(ChatRequest chat, CallContext? call, [EnumeratorCancellation] CancellationToken cancellationToken)
     {

@@ -5,7 +5,9 @@ using Microsoft.Extensions.Options;
 using Namra.LlmGateway.Options;
 using Namra.LlmGateway.Pricing;
 using Namra.LlmGateway.Providers;
+using Namra.Contracts.V1;
 using Namra.LlmGateway.Providers.Anthropic;
+using Namra.LlmGateway.Providers.OpenAI;
 
 namespace Namra.LlmGateway;
 
@@ -31,6 +33,8 @@ public static class LlmGatewayHostingExtensions
             });
         builder.Services.AddSingleton<ILlmProvider, ScriptedProvider>();
         builder.Services.AddSingleton<ILlmProvider, AnthropicProvider>();
+        builder.Services.AddSingleton<ILlmProvider>(services => ActivatorUtilities.CreateInstance<OpenAiProvider>(services, LlmProvider.Openai));
+        builder.Services.AddSingleton<ILlmProvider>(services => ActivatorUtilities.CreateInstance<OpenAiProvider>(services, LlmProvider.OpenaiCompatible));
         return builder;
     }
 

@@ -18,7 +18,9 @@ internal sealed record ProviderEndpoint(Uri BaseUrl, string? ApiKey);
 /// </summary>
 internal sealed class ProviderEndpoints(IOptions<LlmGatewayOptions> options, Func<string, string?> environment)
 {
-    public ProviderEndpoint Resolve(LlmConfig llm, string providerName, Uri defaultBaseUrl, string baseUrlVariable, string keyVariable, bool keyRequired)
+    // keyVariable is the provider's standard key variable, or null when it has none: OpenAI-compatible servers get a
+    // key only when llm.api_key_env names one, so an OpenAI key never reaches a local server by default.
+    public ProviderEndpoint Resolve(LlmConfig llm, string providerName, Uri defaultBaseUrl, string baseUrlVariable, string? keyVariable, bool keyRequired)
     {
         var configured = environment(baseUrlVariable);
         var text = llm.BaseUrl.Length > 0 ? llm.BaseUrl : configured is { Length: > 0 } ? configured : defaultBaseUrl.ToString();
@@ -28,6 +30,11 @@ internal sealed class ProviderEndpoints(IOptions<LlmGatewayOptions> options, Fun
         }
 
         var variable = llm.ApiKeyEnv.Length > 0 ? llm.ApiKeyEnv : keyVariable;
+        if (variable is null)
+        {
+            return new ProviderEndpoint(baseUrl, null);
+        }
+
         if (llm.ApiKeyEnv.Length > 0 && variable != keyVariable && !options.Value.AllowsKeyVariable(variable))
         {
             throw new NamraException(StatusCode.PermissionDenied,

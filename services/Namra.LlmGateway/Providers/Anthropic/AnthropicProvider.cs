@@ -242,8 +242,7 @@ internal sealed class AnthropicProvider(IHttpClientFactory httpClients, Provider
             }
         }
 
-        private static string String(JsonElement element, string name) =>
-            element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString()! : "";
+        private static string String(JsonElement element, string name) => WireJson.String(element, name);
 
         private sealed class Block(string type)
         {

@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Text.Json;
 using Namra.Contracts.V1;
-using Namra.Hosting.Errors;
 
 namespace Namra.LlmGateway.Providers.Anthropic;
 
@@ -12,12 +11,9 @@ namespace Namra.LlmGateway.Providers.Anthropic;
 /// </summary>
 internal static class AnthropicRequestWriter
 {
-    // Escape only what JSON requires, as JSON.stringify and the official SDKs do (not '+', '<' or non-ASCII).
-    internal static readonly JsonWriterOptions WireOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-
     public static void Write(IBufferWriter<byte> buffer, ChatRequest request)
     {
-        using var json = new Utf8JsonWriter(buffer, WireOptions);
+        using var json = new Utf8JsonWriter(buffer, WireJson.Options);
         json.WriteStartObject();
         json.WriteString("model", request.Llm.Model);
         json.WriteNumber("max_tokens", request.Llm.MaxTokens > 0 ? request.Llm.MaxTokens : 4096);
@@ -62,7 +58,7 @@ internal static class AnthropicRequestWriter
                 }
 
                 json.WritePropertyName("input_schema");
-                WriteObject(json, tool.InputSchemaJson.Length > 0 ? tool.InputSchemaJson : "{\"type\":\"object\"}", $"tools[{i}].input_schema_json");
+                WireJson.WriteObject(json, tool.InputSchemaJson.Length > 0 ? tool.InputSchemaJson : "{\"type\":\"object\"}", $"tools[{i}].input_schema_json");
                 json.WriteEndObject();
             }
 
@@ -123,7 +119,7 @@ internal static class AnthropicRequestWriter
                 json.WriteString("id", block.ToolCall.Id);
                 json.WriteString("name", block.ToolCall.Name);
                 json.WritePropertyName("input");
-                WriteObject(json, block.ToolCall.ArgumentsJson.Length > 0 ? block.ToolCall.ArgumentsJson : "{}", $"messages[{messageIndex}].tool_call.arguments_json");
+                WireJson.WriteObject(json, block.ToolCall.ArgumentsJson.Length > 0 ? block.ToolCall.ArgumentsJson : "{}", $"messages[{messageIndex}].tool_call.arguments_json");
                 json.WriteEndObject();
                 break;
             case ContentBlock.BlockOneofCase.ToolResult:
@@ -170,25 +166,6 @@ internal static class AnthropicRequestWriter
                 json.WriteEndObject();
                 json.WriteEndObject();
                 break;
-        }
-    }
-
-    // Tool schemas and arguments arrive as JSON text; they go on the wire as objects, checked first.
-    private static void WriteObject(Utf8JsonWriter json, string text, string field)
-    {
-        try
-        {
-            using var document = JsonDocument.Parse(text);
-            if (document.RootElement.ValueKind != JsonValueKind.Object)
-            {
-                throw new InvalidArgumentException(field, "must be a JSON object.");
-            }
-
-            document.RootElement.WriteTo(json);
-        }
-        catch (JsonException exception)
-        {
-            throw new InvalidArgumentException(field, $"is not valid JSON: {exception.Message}");
         }
     }
 }

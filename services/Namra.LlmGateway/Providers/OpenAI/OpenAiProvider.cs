@@ -1,0 +1,253 @@
+using System.Buffers;
+using System.Net.Http.Headers;
+using System.Runtime.CompilerServices;
+using System.Text;
+using System.Text.Json;
+using Namra.Contracts.V1;
+
+namespace Namra.LlmGateway.Providers.OpenAI;
+
+/// <summary>
+/// OpenAI Chat Completions over HttpClient (<c>POST {base}/chat/completions</c>, <c>Authorization: Bearer</c>),
+/// always streamed with <c>stream_options.include_usage</c>; and the same protocol against any
+/// OpenAI-compatible server (<c>openai_compatible</c>: vLLM, Ollama, LM Studio, LiteLLM), where the key is optional.
+/// Tool calls arrive as argument pieces by <c>index</c>, several in parallel; the turn completes at <c>[DONE]</c>.
+/// </summary>
+internal sealed class OpenAiProvider(LlmProvider provider, IHttpClientFactory httpClients, ProviderEndpoints endpoints) : ILlmProvider
+{
+    public static readonly Uri DefaultBaseUrl = new("https://api.openai.com/v1");
+
+    private bool Compatible => provider == LlmProvider.OpenaiCompatible;
+
+    private string Name => Compatible ? "openai_compatible" : "openai";
+
+    public LlmProvider Provider => provider;
+
+    public async IAsyncEnumerable<StreamGenerateResponse> StreamAsync(ChatRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var body = new ArrayBufferWriter<byte>(1024);
+        OpenAiRequestWriter.Write(body, request, Compatible);
+        using var response = await SendAsync(request.Llm, "/chat/completions", body, cancellationToken).ConfigureAwait(false);
+        using var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        var turn = new TurnState(Name);
+        await foreach (var item in HttpSend.ReadEventsAsync(stream, Name, cancellationToken).ConfigureAwait(false))
+        {
+            if (item.Data == "[DONE]")
+            {
+                yield return new StreamGenerateResponse { Completed = turn.Complete() };
+                yield break;
+            }
+
+            foreach (var output in turn.Apply(item.Data))
+            {
+                yield return output;
+            }
+        }
+
+        // Some compatible servers end the stream without [DONE]; a finished turn is still a turn.
+        if (!turn.Finished)
+        {
+            throw ProviderErrors.StreamEndedEarly(Name);
+        }
+
+        yield return new StreamGenerateResponse { Completed = turn.Complete() };
+    }
+
+    /// <summary>Embeds texts with <c>POST {base}/embeddings</c>.</summary>
+    public async Task<EmbedResponse> EmbedAsync(LlmConfig llm, IReadOnlyList<string> inputs, CancellationToken cancellationToken)
+    {
+        var body = new ArrayBufferWriter<byte>(256);
+        OpenAiRequestWriter.WriteEmbeddings(body, llm.Model, inputs);
+        using var response = await SendAsync(llm, "/embeddings", body, cancellationToken).ConfigureAwait(false);
+        using var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        using var json = await JsonDocument.ParseAsync(stream, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var result = new EmbedResponse { Usage = new TokenUsage() };
+        var vectors = json.RootElement.GetProperty("data").EnumerateArray()
+            .OrderBy(item => item.GetProperty("index").GetInt32())
+            .Select(item => new Embedding { Values = { item.GetProperty("embedding").EnumerateArray().Select(v => v.GetSingle()) } });
+        result.Embeddings.AddRange(vectors);
+        if (json.RootElement.TryGetProperty("usage", out var usage) && usage.TryGetProperty("prompt_tokens", out var tokens))
+        {
+            result.Usage.InputTokens = tokens.GetInt64();
+        }
+
+        if (result.Embeddings.Count != inputs.Count)
+        {
+            throw ProviderErrors.Malformed(Name, $"{result.Embeddings.Count} embeddings for {inputs.Count} inputs");
+        }
+
+        return result;
+    }
+
+    private async Task<HttpResponseMessage> SendAsync(LlmConfig llm, string path, ArrayBufferWriter<byte> body, CancellationToken cancellationToken)
+    {
+        var endpoint = Compatible
+            ? endpoints.Resolve(llm, Name, DefaultBaseUrl, "OPENAI_BASE_URL", keyVariable: null, keyRequired: false)
+            : endpoints.Resolve(llm, Name, DefaultBaseUrl, "OPENAI_BASE_URL", "OPENAI_API_KEY", keyRequired: true);
+        using var message = new HttpRequestMessage(HttpMethod.Post, new Uri(endpoint.BaseUrl, endpoint.BaseUrl.AbsolutePath.TrimEnd('/') + path))
+        {
+            Content = new ReadOnlyMemoryContent(body.WrittenMemory) { Headers = { ContentType = new MediaTypeHeaderValue("application/json") } },
+        };
+        if (endpoint.ApiKey is { } key)
+        {
+            message.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        }
+
+        return await HttpSend.SendAsync(httpClients, message, Name, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The state of one streamed turn: text, tool calls by index, finish reason and usage.</summary>
+    internal sealed class TurnState(string provider)
+    {
+        private readonly StringBuilder _text = new();
+        private readonly SortedDictionary<int, ToolCallState> _calls = [];
+        private readonly TokenUsage _usage = new();
+        private string _id = "";
+        private string _model = "";
+        private StopReason _stopReason;
+
+        public bool Finished { get; private set; }
+
+        public IEnumerable<StreamGenerateResponse> Apply(string data)
+        {
+            JsonDocument json;
+            try
+            {
+                json = JsonDocument.Parse(data);
+            }
+            catch (JsonException)
+            {
+                throw ProviderErrors.Malformed(provider, "a chunk that is not JSON");
+            }
+
+            using (json)
+            {
+                var root = json.RootElement;
+                if (root.TryGetProperty("error", out var error) && error.ValueKind == JsonValueKind.Object)
+                {
+                    throw ProviderErrors.FromStreamError(provider, WireJson.String(error, "type"), WireJson.String(error, "message"));
+                }
+
+                _id = _id.Length > 0 ? _id : WireJson.String(root, "id");
+                _model = _model.Length > 0 ? _model : WireJson.String(root, "model");
+                if (root.TryGetProperty("usage", out var usage) && usage.ValueKind == JsonValueKind.Object)
+                {
+                    ReadUsage(usage);
+                }
+
+                if (!root.TryGetProperty("choices", out var choices) || choices.ValueKind != JsonValueKind.Array)
+                {
+                    yield break;
+                }
+
+                foreach (var choice in choices.EnumerateArray())
+                {
+                    if (choice.TryGetProperty("index", out var choiceIndex) && choiceIndex.GetInt32() != 0)
+                    {
+                        continue; // n > 1 is not something Namra asks for
+                    }
+
+                    if (choice.TryGetProperty("delta", out var delta))
+                    {
+                        if (delta.TryGetProperty("content", out var content) && content.ValueKind == JsonValueKind.String && content.GetString() is { Length: > 0 } text)
+                        {
+                            _text.Append(text);
+                            yield return new StreamGenerateResponse { TextDelta = new TextDelta { Text = text } };
+                        }
+
+                        if (delta.TryGetProperty("tool_calls", out var toolCalls) && toolCalls.ValueKind == JsonValueKind.Array)
+                        {
+                            foreach (var piece in toolCalls.EnumerateArray())
+                            {
+                                yield return ApplyToolCall(piece);
+                            }
+                        }
+                    }
+
+                    if (choice.TryGetProperty("finish_reason", out var finish) && finish.ValueKind == JsonValueKind.String)
+                    {
+                        Finished = true;
+                        _stopReason = finish.GetString() switch
+                        {
+                            "stop" => StopReason.EndTurn,
+                            "length" => StopReason.MaxTokens,
+                            "tool_calls" or "function_call" => StopReason.ToolUse,
+                            "content_filter" => StopReason.ContentFilter,
+                            _ => StopReason.Unspecified,
+                        };
+                        foreach (var call in _calls.Values)
+                        {
+                            yield return new StreamGenerateResponse { ToolCall = call.ToToolCall() };
+                        }
+                    }
+                }
+            }
+        }
+
+        public GenerateCompleted Complete()
+        {
+            var message = new Message { Role = Role.Assistant };
+            if (_text.Length > 0)
+            {
+                message.Content.Add(new ContentBlock { Text = _text.ToString() });
+            }
+
+            message.Content.AddRange(_calls.Values.Select(call => new ContentBlock { ToolCall = call.ToToolCall() }));
+            return new GenerateCompleted { Message = message, StopReason = _stopReason, Usage = _usage, Model = _model, ResponseId = _id };
+        }
+
+        private StreamGenerateResponse ApplyToolCall(JsonElement piece)
+        {
+            var index = piece.GetProperty("index").GetInt32();
+            if (!_calls.TryGetValue(index, out var call))
+            {
+                call = new ToolCallState();
+                _calls[index] = call;
+            }
+
+            var delta = new ToolCallDelta { Index = index };
+            if (WireJson.String(piece, "id") is { Length: > 0 } id)
+            {
+                call.Id = id;
+                delta.Id = id;
+            }
+
+            if (piece.TryGetProperty("function", out var function))
+            {
+                if (WireJson.String(function, "name") is { Length: > 0 } name)
+                {
+                    call.Name = name;
+                    delta.Name = name;
+                }
+
+                var arguments = WireJson.String(function, "arguments");
+                call.Arguments.Append(arguments);
+                delta.ArgumentsJsonDelta = arguments;
+            }
+
+            return new StreamGenerateResponse { ToolCallDelta = delta };
+        }
+
+        // prompt_tokens counts cached tokens too; Namra reports them apart, as they are priced apart.
+        private void ReadUsage(JsonElement usage)
+        {
+            var prompt = usage.TryGetProperty("prompt_tokens", out var p) && p.ValueKind == JsonValueKind.Number ? p.GetInt64() : 0;
+            var cached = usage.TryGetProperty("prompt_tokens_details", out var details) && details.ValueKind == JsonValueKind.Object
+                && details.TryGetProperty("cached_tokens", out var c) && c.ValueKind == JsonValueKind.Number ? c.GetInt64() : 0;
+            _usage.InputTokens = prompt - cached;
+            _usage.CacheReadInputTokens = cached;
+            _usage.OutputTokens = usage.TryGetProperty("completion_tokens", out var o) && o.ValueKind == JsonValueKind.Number ? o.GetInt64() : 0;
+        }
+
+        private sealed class ToolCallState
+        {
+            public string Id { get; set; } = "";
+
+            public string Name { get; set; } = "";
+
+            public StringBuilder Arguments { get; } = new();
+
+            public ToolCall ToToolCall() => new() { Id = Id, Name = Name, ArgumentsJson = Arguments.Length > 0 ? Arguments.ToString() : "{}" };
+        }
+    }
+}

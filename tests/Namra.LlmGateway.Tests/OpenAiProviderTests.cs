@@ -1,0 +1,191 @@
+using Grpc.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Namra.Contracts.V1;
+using Namra.LlmGateway.Options;
+using Namra.LlmGateway.Providers;
+using Namra.Testing;
+using Namra.Testing.Providers;
+
+namespace Namra.LlmGateway.Tests;
+
+/// <summary>The gateway against a faithful local OpenAI Chat Completions API, and an OpenAI-compatible server.</summary>
+public sealed class OpenAiProviderTests : IAsyncLifetime
+{
+    private const string Key = "sk-proj-test-0123456789";
+    private FakeProviderServer _openai = null!;
+    private NamraTestHost _host = null!;
+    private LlmGatewayService.LlmGatewayServiceClient _client = null!;
+
+    public async Task InitializeAsync()
+    {
+        _openai = await FakeProviderServer.StartAsync();
+        var environment = new Dictionary<string, string>
+        {
+            ["OPENAI_API_KEY"] = Key,
+            ["OPENAI_BASE_URL"] = new Uri(_openai.BaseUrl, "/v1").ToString(),
+        };
+        _host = await NamraTestHost.StartAsync("llm-gateway", configure: builder => builder.Services.AddSingleton(services =>
+            new ProviderEndpoints(services.GetRequiredService<IOptions<LlmGatewayOptions>>(), name => environment.GetValueOrDefault(name))));
+        _client = new LlmGatewayService.LlmGatewayServiceClient(_host.Channel);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _host.DisposeAsync();
+        await _openai.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task StreamGenerate_StreamsTextAndPricesCachedTokensApart()
+    {
+        _openai.Enqueue(new SseReply([OpenAiWire.Role(), OpenAiWire.Text("Hello"), OpenAiWire.Text(" there"), OpenAiWire.Finish("stop"),
+            OpenAiWire.Usage(promptTokens: 1000, completionTokens: 500, cachedTokens: 400), OpenAiWire.Done()]));
+
+        var events = await StreamAsync(Request(LlmProvider.Openai, "Hi"));
+
+        Assert.Equal(["Hello", " there"], events.Where(e => e.EventCase == StreamGenerateResponse.EventOneofCase.TextDelta).Select(e => e.TextDelta.Text));
+        var completed = events[^1].Completed;
+        Assert.Equal(("Hello there", StopReason.EndTurn), (completed.Message.Content.Single().Text, completed.StopReason));
+        Assert.Equal((600L, 400L, 500L), (completed.Usage.InputTokens, completed.Usage.CacheReadInputTokens, completed.Usage.OutputTokens));
+        // gpt-4o-mini: 600 × $0.15 + 400 × $0.075 + 500 × $0.60 per MTok.
+        Assert.Equal(0.00042, completed.Cost.TotalUsd, 10);
+        Assert.Equal((OpenAiWire.Id, OpenAiWire.Model), (completed.ResponseId, completed.Model));
+    }
+
+    [Fact]
+    public async Task StreamGenerate_SendsTheChatCompletionsRequestExactly()
+    {
+        _openai.Enqueue(OpenAiWire.TextTurn(10, 2, "ok"));
+        var request = Request(LlmProvider.Openai, "What is 2+2?");
+        request.SystemPrompt = "Be brief.";
+        request.ToolChoice = ToolChoice.Auto;
+        request.Tools.Add(new ToolDefinition { Name = "calculator", Description = "Evaluates arithmetic.", InputSchemaJson = "{\"type\":\"object\",\"properties\":{\"expression\":{\"type\":\"string\"}}}" });
+        request.Messages.Add(new Message { Role = Role.Assistant, Content = { new ContentBlock { ToolCall = new ToolCall { Id = "call_1", Name = "calculator", ArgumentsJson = "{\"expression\":\"2+2\"}" } } } });
+        request.Messages.Add(new Message { Role = Role.Tool, Content = { new ContentBlock { ToolResult = new ToolResult { ToolCallId = "call_1", Content = "4" } } } });
+
+        await StreamAsync(request);
+
+        var sent = Assert.Single(_openai.Requests);
+        Assert.Equal(("POST", "/v1/chat/completions"), (sent.Method, sent.Path));
+        Assert.Equal($"Bearer {Key}", sent.Headers["authorization"]);
+        Assert.Equal(
+            """{"model":"gpt-4o-mini","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"What is 2+2?"},{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"calculator","arguments":"{\"expression\":\"2+2\"}"}}]},{"role":"tool","tool_call_id":"call_1","content":"4"}],"tools":[{"type":"function","function":{"name":"calculator","description":"Evaluates arithmetic.","parameters":{"type":"object","properties":{"expression":{"type":"string"}}}}}],"tool_choice":"auto","max_completion_tokens":256,"stream":true,"stream_options":{"include_usage":true}}""",
+            sent.Body);
+    }
+
+    [Fact]
+    public async Task StreamGenerate_AssemblesParallelToolCallsFromInterleavedPieces()
+    {
+        _openai.Enqueue(new SseReply([
+            OpenAiWire.Role(),
+            OpenAiWire.ToolCallStart(0, "call_A", "get_weather"),
+            OpenAiWire.ToolCallArguments(0, "{\"loc"),
+            OpenAiWire.ToolCallStart(1, "call_B", "get_time"),
+            OpenAiWire.ToolCallArguments(1, "{\"tz\":"),
+            OpenAiWire.ToolCallArguments(0, "ation\":\"Paris\"}"),
+            OpenAiWire.ToolCallArguments(1, "\"CET\"}"),
+            OpenAiWire.Finish("tool_calls"),
+            OpenAiWire.Usage(50, 30),
+            OpenAiWire.Done()]));
+
+        var events = await StreamAsync(Request(LlmProvider.Openai, "Weather and time?"));
+
+        var calls = events.Where(e => e.EventCase == StreamGenerateResponse.EventOneofCase.ToolCall).Select(e => e.ToolCall).ToList();
+        Assert.Equal([("call_A", "get_weather", "{\"location\":\"Paris\"}"), ("call_B", "get_time", "{\"tz\":\"CET\"}")],
+            calls.Select(c => (c.Id, c.Name, c.ArgumentsJson)));
+        Assert.Equal(StopReason.ToolUse, events[^1].Completed.StopReason);
+        Assert.Equal(2, events[^1].Completed.Message.Content.Count);
+    }
+
+    [Theory]
+    [InlineData(400, "invalid_request_error", StatusCode.InvalidArgument)]
+    [InlineData(401, "invalid_request_error", StatusCode.Unauthenticated)]
+    [InlineData(404, "invalid_request_error", StatusCode.NotFound)]
+    [InlineData(500, "server_error", StatusCode.Unavailable)]
+    [InlineData(503, "server_error", StatusCode.Unavailable)]
+    public async Task StreamGenerate_MapsErrors(int status, string type, StatusCode expected)
+    {
+        _openai.Enqueue(new ErrorReply(status, OpenAiWire.ErrorBody(type, "The model `gpt-4o-mini` does not exist or you do not have access to it.")));
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => StreamAsync(Request(LlmProvider.Openai, "hi")));
+
+        Assert.Equal(expected, error.StatusCode);
+        Assert.StartsWith("openai: The model", error.Status.Detail, StringComparison.Ordinal);
+        Assert.DoesNotContain(Key, error.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task StreamGenerate_WhenRateLimited_ReadsRetryAfterMs()
+    {
+        _openai.Enqueue(new ErrorReply(429, OpenAiWire.ErrorBody("requests", "Rate limit reached for gpt-4o-mini", "rate_limit_exceeded"),
+            new Dictionary<string, string> { ["retry-after-ms"] = "1500" }));
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => StreamAsync(Request(LlmProvider.Openai, "hi")));
+
+        Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
+        Assert.Equal(TimeSpan.FromMilliseconds(1500), Assert.Single(RpcDetails.Of<Google.Rpc.RetryInfo>(error)).RetryDelay.ToTimeSpan());
+    }
+
+    [Fact]
+    public async Task StreamGenerate_WhenTheStreamCarriesAnError_FailsWithIt()
+    {
+        _openai.Enqueue(new SseReply([OpenAiWire.Role(), OpenAiWire.Text("Hel"), OpenAiWire.StreamError("server_error", "The server had an error while processing your request.")]));
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => StreamAsync(Request(LlmProvider.Openai, "hi")));
+
+        Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+    }
+
+    [Fact]
+    public async Task OpenAiCompatible_UsesTheAgentsBaseUrlWithoutAKey()
+    {
+        _openai.Enqueue(OpenAiWire.TextTurn(5, 1, "hi"));
+        var request = Request(LlmProvider.OpenaiCompatible, "hello");
+        request.Llm.Model = "llama3.1:8b";
+        request.Llm.BaseUrl = new Uri(_openai.BaseUrl, "/ollama/v1").ToString();
+
+        var events = await StreamAsync(request);
+
+        var sent = Assert.Single(_openai.Requests);
+        Assert.Equal("/ollama/v1/chat/completions", sent.Path);
+        Assert.False(sent.Headers.ContainsKey("authorization"));
+        Assert.Contains("\"max_tokens\":256", sent.Body, StringComparison.Ordinal);
+        Assert.Null(events[^1].Completed.Cost); // a self-hosted model has no list price: unknown, not zero
+    }
+
+    [Fact]
+    public async Task Embed_ReturnsOneVectorPerInputInOrder()
+    {
+        _openai.Enqueue(new JsonReply(OpenAiWire.Embeddings([0.1f, 0.2f], [0.3f, 0.4f])));
+
+        var response = await _client.EmbedAsync(new EmbedRequest
+        {
+            Llm = new LlmConfig { Provider = LlmProvider.Openai, Model = "text-embedding-3-small" },
+            Inputs = { "first", "second" },
+        });
+
+        Assert.Equal([[0.1f, 0.2f], [0.3f, 0.4f]], response.Embeddings.Select(e => e.Values.ToArray()));
+        Assert.Equal(8, response.Usage.InputTokens);
+        Assert.Equal("/v1/embeddings", _openai.Requests[0].Path);
+        Assert.Equal("""{"model":"text-embedding-3-small","input":["first","second"],"encoding_format":"float"}""", _openai.Requests[0].Body);
+    }
+
+    private async Task<List<StreamGenerateResponse>> StreamAsync(StreamGenerateRequest request)
+    {
+        using var call = _client.StreamGenerate(request);
+        var events = new List<StreamGenerateResponse>();
+        await foreach (var item in call.ResponseStream.ReadAllAsync())
+        {
+            events.Add(item);
+        }
+
+        return events;
+    }
+
+    private static StreamGenerateRequest Request(LlmProvider provider, string text) => new()
+    {
+        Llm = new LlmConfig { Provider = provider, Model = "gpt-4o-mini", MaxTokens = 256 },
+        Messages = { new Message { Role = Role.User, Content = { new ContentBlock { Text = text } } } },
+    };
+}
