@@ -6,11 +6,12 @@ using Namra.Hosting.Errors;
 using Namra.LlmGateway.Pricing;
 using Namra.LlmGateway.Providers;
 using Namra.LlmGateway.Providers.OpenAI;
+using Namra.LlmGateway.Resilience;
 
 namespace Namra.LlmGateway;
 
 /// <summary>The <c>namra.v1.LlmGatewayService</c> endpoint: routes each call to its provider, prices it, and records it.</summary>
-internal sealed class LlmGatewayGrpcService(IEnumerable<ILlmProvider> providers, PricingTable pricing) : LlmGatewayService.LlmGatewayServiceBase
+internal sealed class LlmGatewayGrpcService(IEnumerable<ILlmProvider> providers, PricingTable pricing, ProviderResilience resilience) : LlmGatewayService.LlmGatewayServiceBase
 {
     private readonly Dictionary<LlmProvider, ILlmProvider> _providers = providers.ToDictionary(p => p.Provider);
 
@@ -105,60 +106,85 @@ internal sealed class LlmGatewayGrpcService(IEnumerable<ILlmProvider> providers,
         using var activity = LlmGatewayTelemetry.ActivitySource.StartActivity($"chat {chat.Llm.Model}", ActivityKind.Client);
         Tag(activity, chat, call, providerName);
         var started = Stopwatch.GetTimestamp();
-        var first = true;
         var code = "OK";
-        var events = provider.StreamAsync(chat, cancellationToken).GetAsyncEnumerator(cancellationToken);
+        IAsyncEnumerator<StreamGenerateResponse>? events = null;
         try
         {
+            StreamGenerateResponse first;
+            try
+            {
+                (events, first, chat) = await OpenWithFallbackAsync(provider, chat, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception exception)
+            {
+                code = CodeOf(exception);
+                throw;
+            }
+
+            LlmGatewayTelemetry.TimeToFirstToken.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, providerName, chat.Llm.Model);
+            var item = first;
             while (true)
             {
-                StreamGenerateResponse item;
-                try
-                {
-                    if (!await events.MoveNextAsync().ConfigureAwait(false))
-                    {
-                        break;
-                    }
-
-                    item = events.Current;
-                }
-                catch (NamraException exception)
-                {
-                    code = exception.StatusCode.ToString();
-                    throw;
-                }
-                catch (OperationCanceledException)
-                {
-                    code = "Cancelled";
-                    throw;
-                }
-                catch (Exception)
-                {
-                    code = "Internal";
-                    throw;
-                }
-
-                if (first)
-                {
-                    first = false;
-                    LlmGatewayTelemetry.TimeToFirstToken.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, providerName, chat.Llm.Model);
-                }
-
                 if (item.EventCase == StreamGenerateResponse.EventOneofCase.Completed)
                 {
                     Settle(item.Completed, chat, providerName, activity);
                 }
 
                 yield return item;
+                try
+                {
+                    if (!await events.MoveNextAsync().ConfigureAwait(false))
+                    {
+                        break;
+                    }
+                }
+                catch (Exception exception)
+                {
+                    code = CodeOf(exception);
+                    throw;
+                }
+
+                item = events.Current;
             }
         }
         finally
         {
-            await events.DisposeAsync().ConfigureAwait(false);
+            if (events is not null)
+            {
+                await events.DisposeAsync().ConfigureAwait(false);
+            }
+
             LlmGatewayTelemetry.Duration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, providerName, chat.Llm.Model);
             LlmGatewayTelemetry.Calls.Add(1, providerName, chat.Llm.Model, code);
         }
     }
+
+    // The model, then each fallback model in turn while failures are transient; the chat that answered is returned.
+    private async Task<(IAsyncEnumerator<StreamGenerateResponse>, StreamGenerateResponse, ChatRequest)> OpenWithFallbackAsync(
+        ILlmProvider provider, ChatRequest chat, CancellationToken cancellationToken)
+    {
+        var models = chat.Llm.FallbackModels.Prepend(chat.Llm.Model).Distinct(StringComparer.Ordinal).ToList();
+        for (var i = 0; ; i++)
+        {
+            var attempt = i == 0 ? chat : chat with { Llm = new LlmConfig(chat.Llm) { Model = models[i] } };
+            try
+            {
+                var (events, first) = await resilience.OpenAsync(provider, attempt, cancellationToken).ConfigureAwait(false);
+                return (events, first, attempt);
+            }
+            catch (Exception exception) when (i + 1 < models.Count && ProviderResilience.IsTransient(exception))
+            {
+                // Next model.
+            }
+        }
+    }
+
+    private static string CodeOf(Exception exception) => exception switch
+    {
+        NamraException namra => namra.StatusCode.ToString(),
+        OperationCanceledException => "Cancelled",
+        _ => "Internal",
+    };
 
     // Prices the turn and records its usage; an unpriced model leaves the cost unset (unknown, not zero).
     private void Settle(GenerateCompleted completed, ChatRequest chat, string providerName, Activity? activity)

@@ -8,6 +8,7 @@ using Namra.LlmGateway.Providers;
 using Namra.Contracts.V1;
 using Namra.LlmGateway.Providers.Anthropic;
 using Namra.LlmGateway.Providers.OpenAI;
+using Namra.LlmGateway.Resilience;
 
 namespace Namra.LlmGateway;
 
@@ -31,6 +32,7 @@ public static class LlmGatewayHostingExtensions
                 PooledConnectionLifetime = TimeSpan.FromMinutes(5), // follow provider DNS changes
                 EnableMultipleHttp2Connections = true,
             });
+        builder.Services.TryAddSingleton<ProviderResilience>();
         builder.Services.AddSingleton<ILlmProvider, ScriptedProvider>();
         builder.Services.AddSingleton<ILlmProvider, AnthropicProvider>();
         builder.Services.AddSingleton<ILlmProvider>(services => ActivatorUtilities.CreateInstance<OpenAiProvider>(services, LlmProvider.Openai));

@@ -26,7 +26,8 @@ public sealed class AnthropicProviderTests : IAsyncLifetime
             ["ANTHROPIC_BASE_URL"] = _anthropic.BaseUrl.ToString(),
             ["TEAM_ANTHROPIC_KEY"] = "sk-ant-team",
         };
-        _host = await NamraTestHost.StartAsync("llm-gateway", configure: builder => builder.Services.AddSingleton(services =>
+        // Retries are tested on their own (ResilienceTests); here each error must surface as the provider sent it.
+        _host = await NamraTestHost.StartAsync("llm-gateway", new Dictionary<string, string?> { ["Namra:LlmGateway:Retry:MaxRetries"] = "0" }, configure: builder => builder.Services.AddSingleton(services =>
             new ProviderEndpoints(services.GetRequiredService<IOptions<LlmGatewayOptions>>(), name => environment.GetValueOrDefault(name))));
         _client = new LlmGatewayService.LlmGatewayServiceClient(_host.Channel);
     }

@@ -25,7 +25,8 @@ public sealed class OpenAiProviderTests : IAsyncLifetime
             ["OPENAI_API_KEY"] = Key,
             ["OPENAI_BASE_URL"] = new Uri(_openai.BaseUrl, "/v1").ToString(),
         };
-        _host = await NamraTestHost.StartAsync("llm-gateway", configure: builder => builder.Services.AddSingleton(services =>
+        // Retries are tested on their own (ResilienceTests); here each error must surface as the provider sent it.
+        _host = await NamraTestHost.StartAsync("llm-gateway", new Dictionary<string, string?> { ["Namra:LlmGateway:Retry:MaxRetries"] = "0" }, configure: builder => builder.Services.AddSingleton(services =>
             new ProviderEndpoints(services.GetRequiredService<IOptions<LlmGatewayOptions>>(), name => environment.GetValueOrDefault(name))));
         _client = new LlmGatewayService.LlmGatewayServiceClient(_host.Channel);
     }

@@ -84,6 +84,7 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
         }
 
         config.StopSequences.AddRange(llm.Get<List<object>>("stop_sequences")?.Cast<string>() ?? []);
+        config.FallbackModels.AddRange(llm.Get<List<object>>("fallback_models")?.Cast<string>() ?? []);
 
         if (provider == "openai_compatible" && !llm.Written.ContainsKey("base_url"))
         {

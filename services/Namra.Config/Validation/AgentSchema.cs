@@ -51,6 +51,7 @@ internal static class AgentSchema
         new("base_url", Url, "Overrides the provider's API address; required for openai_compatible."),
         new("api_key_env", EnvName, "Environment variable holding the API key (keys never go in agent files)."),
         new("script", new ListType(new ObjectType(ScriptedTurn), MinItems: 1, MaxItems: 1000), "Turns the scripted provider replays, in order."),
+        new("fallback_models", new ListType(new StringType(MaxLength: 256), MaxItems: 8), "Models of the same provider tried in order when the model is overloaded or unavailable."),
     ]);
 
     public static readonly ObjectSpec CalculatorConfig = new("builtin.calculator config",

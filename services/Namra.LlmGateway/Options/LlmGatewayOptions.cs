@@ -35,9 +35,56 @@ public sealed class LlmGatewayOptions
     public bool AllowsKeyVariable(string variable) =>
         AllowedKeyVariables.Any(allowed => allowed.EndsWith('*') ? variable.StartsWith(allowed[..^1], StringComparison.Ordinal) : variable == allowed);
 
+    /// <summary>Retries of transient provider failures, before the first streamed event only.</summary>
+    [ValidateObjectMembers]
+    public RetryOptions Retry { get; set; } = new();
+
+    /// <summary>The circuit breaker of each provider.</summary>
+    [ValidateObjectMembers]
+    public CircuitBreakerOptions CircuitBreaker { get; set; } = new();
+
     /// <summary>Longest wait to connect to a provider. Default 10 s.</summary>
     [Range(typeof(TimeSpan), "00:00:00.100", "00:05:00")]
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
+}
+
+/// <summary>
+/// Retries of 429, 5xx, overloaded and network failures, with exponential backoff and jitter, honouring the
+/// provider's <c>retry-after</c>; never once a streamed event has reached the caller.
+/// </summary>
+public sealed class RetryOptions
+{
+    /// <summary>Retries after the first attempt; 0 turns retries off. Default 2.</summary>
+    [Range(0, 10)]
+    public int MaxRetries { get; set; } = 2;
+
+    /// <summary>Backoff before the first retry, doubled each time, with jitter. Default 500 ms.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.001", "00:01:00")]
+    public TimeSpan BaseDelay { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Longest wait before a retry, whatever <c>retry-after</c> asks. Default 30 s.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.001", "00:10:00")]
+    public TimeSpan MaxDelay { get; set; } = TimeSpan.FromSeconds(30);
+}
+
+/// <summary>A circuit breaker per provider: when most recent calls fail as unavailable, calls fail fast for a while.</summary>
+public sealed class CircuitBreakerOptions
+{
+    /// <summary>Share of failed calls in the sampling window that opens the circuit. Default 0.5.</summary>
+    [Range(0.01, 1.0)]
+    public double FailureRatio { get; set; } = 0.5;
+
+    /// <summary>Calls in the window before the ratio counts. Default 10.</summary>
+    [Range(2, 10_000)]
+    public int MinimumThroughput { get; set; } = 10;
+
+    /// <summary>The sampling window. Default 30 s.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.500", "01:00:00")]
+    public TimeSpan SamplingDuration { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long the circuit stays open before a trial call. Default 15 s.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.500", "01:00:00")]
+    public TimeSpan BreakDuration { get; set; } = TimeSpan.FromSeconds(15);
 }
 
 /// <summary>The price of one model, in US dollars per million tokens.</summary>

@@ -44,7 +44,8 @@ public sealed class FakeProviderServer : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly ConcurrentQueue<FakeReply> _replies = new();
     private readonly ConcurrentQueue<RecordedRequest> _requests = new();
-    private TaskCompletionSource _aborted = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _aborted = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly SemaphoreSlim _arrived = new(0);
 
     private FakeProviderServer(WebApplication app) => _app = app;
 
@@ -53,6 +54,16 @@ public sealed class FakeProviderServer : IAsyncDisposable
 
     /// <summary>Every request received, in order.</summary>
     public IReadOnlyList<RecordedRequest> Requests => [.. _requests];
+
+    /// <summary>Completes once <paramref name="count"/> requests have arrived.</summary>
+    public async Task WaitForRequestsAsync(int count, TimeSpan timeout)
+    {
+        using var cancel = new CancellationTokenSource(timeout);
+        while (_requests.Count < count)
+        {
+            await _arrived.WaitAsync(cancel.Token).ConfigureAwait(false);
+        }
+    }
 
     /// <summary>Completes when a client goes away in the middle of a held stream.</summary>
     public Task ClientAborted => _aborted.Task;
@@ -83,6 +94,7 @@ public sealed class FakeProviderServer : IAsyncDisposable
     {
         await _app.StopAsync().ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);
+        _arrived.Dispose();
     }
 
     private async Task HandleAsync(HttpContext context)
@@ -91,6 +103,7 @@ public sealed class FakeProviderServer : IAsyncDisposable
         var body = await reader.ReadToEndAsync(context.RequestAborted).ConfigureAwait(false);
         var headers = context.Request.Headers.ToDictionary(h => h.Key.ToLowerInvariant(), h => h.Value.ToString(), StringComparer.Ordinal);
         _requests.Enqueue(new RecordedRequest(context.Request.Method, context.Request.Path, headers, body));
+        _arrived.Release();
 
         if (!_replies.TryDequeue(out var reply))
         {

@@ -1,0 +1,188 @@
+using Grpc.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
+using Namra.Contracts.V1;
+using Namra.LlmGateway.Options;
+using Namra.LlmGateway.Providers;
+using Namra.LlmGateway.Resilience;
+using Namra.Testing;
+using Namra.Testing.Providers;
+
+namespace Namra.LlmGateway.Tests;
+
+/// <summary>Retries, retry-after, the circuit breaker and fallback models, on a fake clock: no test waits for real time.</summary>
+public sealed class ResilienceTests : IAsyncLifetime
+{
+    private readonly SignallingTimeProvider _time = new();
+    private FakeProviderServer _anthropic = null!;
+    private NamraTestHost _host = null!;
+    private LlmGatewayService.LlmGatewayServiceClient _client = null!;
+
+    public async Task InitializeAsync()
+    {
+        _anthropic = await FakeProviderServer.StartAsync();
+        var environment = new Dictionary<string, string> { ["ANTHROPIC_API_KEY"] = "sk-ant-test", ["ANTHROPIC_BASE_URL"] = _anthropic.BaseUrl.ToString() };
+        _host = await NamraTestHost.StartAsync("llm-gateway", new Dictionary<string, string?>
+        {
+            ["Namra:LlmGateway:Retry:MaxRetries"] = "2",
+            ["Namra:LlmGateway:Retry:BaseDelay"] = "00:00:01",
+            ["Namra:LlmGateway:Retry:MaxDelay"] = "00:00:30",
+            ["Namra:LlmGateway:CircuitBreaker:MinimumThroughput"] = "3",
+            ["Namra:LlmGateway:CircuitBreaker:FailureRatio"] = "0.5",
+            ["Namra:LlmGateway:CircuitBreaker:BreakDuration"] = "00:00:30",
+            ["Namra:LlmGateway:CircuitBreaker:SamplingDuration"] = "00:05:00", // longer than the backoffs the tests pass
+        }, configure: builder =>
+        {
+            // Only the retries and the breaker run on the fake clock; the server and clients keep real time.
+            builder.Services.AddSingleton(services => new ProviderResilience(services.GetRequiredService<IOptions<LlmGatewayOptions>>(), _time));
+            builder.Services.AddSingleton(services =>
+                new ProviderEndpoints(services.GetRequiredService<IOptions<LlmGatewayOptions>>(), name => environment.GetValueOrDefault(name)));
+        });
+        _client = new LlmGatewayService.LlmGatewayServiceClient(_host.Channel);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _host.DisposeAsync();
+        await _anthropic.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Generate_WhenOverloadedThenFine_RetriesAndAnswers()
+    {
+        _anthropic.Enqueue(new ErrorReply(529, AnthropicWire.ErrorBody("overloaded_error", "Overloaded")), AnthropicWire.TextTurn(10, 2, "ok"));
+
+        var call = _client.GenerateAsync(Request()).ResponseAsync;
+        await PassNextBackoffAsync();
+
+        Assert.Equal("ok", (await call.WaitAsync(TimeSpan.FromSeconds(10))).Message.Content.Single().Text);
+        Assert.Equal(2, _anthropic.Requests.Count);
+    }
+
+    [Fact]
+    public async Task Generate_WhenRateLimited_WaitsTheRetryAfterTheProviderAsked()
+    {
+        _anthropic.Enqueue(
+            new ErrorReply(429, AnthropicWire.ErrorBody("rate_limit_error", "slow down"), new Dictionary<string, string> { ["retry-after"] = "20" }),
+            AnthropicWire.TextTurn(10, 2, "ok"));
+
+        var call = _client.GenerateAsync(Request()).ResponseAsync;
+        await _time.TimerCreated.WaitAsync(TimeSpan.FromSeconds(10));
+        _time.Advance(TimeSpan.FromSeconds(19));
+        Assert.Single(_anthropic.Requests); // not before the 20 s the provider asked for
+        _time.Advance(TimeSpan.FromSeconds(1));
+
+        Assert.Equal("ok", (await call.WaitAsync(TimeSpan.FromSeconds(10))).Message.Content.Single().Text);
+        Assert.Equal(2, _anthropic.Requests.Count);
+    }
+
+    [Fact]
+    public async Task StreamGenerate_AfterTheFirstEvent_DoesNotRetry()
+    {
+        _anthropic.Enqueue(new SseReply([AnthropicWire.MessageStart(), .. AnthropicWire.TextBlock(0, "Hel"), AnthropicWire.Error("overloaded_error", "Overloaded")]),
+            AnthropicWire.TextTurn(10, 2, "never sent"));
+
+        using var call = _client.StreamGenerate(new StreamGenerateRequest { Llm = Request().Llm, Messages = { Request().Messages } });
+        var received = new List<StreamGenerateResponse>();
+        var error = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            await foreach (var item in call.ResponseStream.ReadAllAsync())
+            {
+                received.Add(item);
+            }
+        });
+
+        Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+        Assert.Equal("Hel", Assert.Single(received).TextDelta.Text);
+        Assert.Single(_anthropic.Requests);
+    }
+
+    [Fact]
+    public async Task Generate_WhenTheRequestIsBad_DoesNotRetry()
+    {
+        _anthropic.Enqueue(new ErrorReply(400, AnthropicWire.ErrorBody("invalid_request_error", "max_tokens: must be positive")));
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => _client.GenerateAsync(Request()).ResponseAsync);
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Single(_anthropic.Requests);
+    }
+
+    [Fact]
+    public async Task CircuitBreaker_OpensAfterFailures_FailsFast_ThenClosesAfterATrialCall()
+    {
+        var failure = new ErrorReply(500, AnthropicWire.ErrorBody("api_error", "Internal server error"));
+        _anthropic.Enqueue(failure, failure, failure);
+
+        var failing = _client.GenerateAsync(Request()).ResponseAsync;
+        await PassNextBackoffAsync();
+        await PassNextBackoffAsync();
+        var first = await Assert.ThrowsAsync<RpcException>(() => failing.WaitAsync(TimeSpan.FromSeconds(10)));
+        var fast = await Assert.ThrowsAsync<RpcException>(() => _client.GenerateAsync(Request(), deadline: DateTime.UtcNow.AddSeconds(10)).ResponseAsync);
+
+        Assert.Equal(StatusCode.Unavailable, first.StatusCode);
+        Assert.Equal(StatusCode.Unavailable, fast.StatusCode);
+        Assert.Contains("circuit is open", fast.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(3, _anthropic.Requests.Count); // the fast failure never reached the provider
+
+        _time.Advance(TimeSpan.FromSeconds(31));
+        _anthropic.Enqueue(AnthropicWire.TextTurn(10, 2, "back"));
+        var recovered = await _client.GenerateAsync(Request(), deadline: DateTime.UtcNow.AddSeconds(10));
+
+        Assert.Equal("back", recovered.Message.Content.Single().Text);
+    }
+
+    [Fact]
+    public async Task Generate_WhenTheModelStaysOverloaded_FallsBackToTheNextModel()
+    {
+        var overloaded = new ErrorReply(529, AnthropicWire.ErrorBody("overloaded_error", "Overloaded"));
+        _anthropic.Enqueue(overloaded, overloaded, overloaded, new SseReply([
+            AnthropicWire.MessageStart(model: "claude-haiku-4-5-20251001", inputTokens: 10), .. AnthropicWire.TextBlock(0, "from haiku"),
+            AnthropicWire.MessageDelta("end_turn", 3), AnthropicWire.MessageStop()]));
+        var request = Request();
+        request.Llm.FallbackModels.Add("claude-haiku-4-5-20251001");
+
+        var call = _client.GenerateAsync(request).ResponseAsync;
+        await PassNextBackoffAsync();
+        await PassNextBackoffAsync();
+        var response = await call.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Equal(("claude-haiku-4-5-20251001", "from haiku"), (response.Model, response.Message.Content.Single().Text));
+        Assert.Contains("\"model\":\"claude-haiku-4-5-20251001\"", _anthropic.Requests[^1].Body, StringComparison.Ordinal);
+        Assert.Equal(0.000025, response.Cost.TotalUsd, 10); // haiku 4.5: 10 × $1 + 3 × $5 per MTok
+    }
+
+    // Waits until the retry strategy has scheduled its backoff on the fake clock, then lets it pass.
+    private async Task PassNextBackoffAsync()
+    {
+        await _time.TimerCreated.WaitAsync(TimeSpan.FromSeconds(10));
+        _time.Advance(TimeSpan.FromSeconds(30));
+    }
+
+    private static GenerateRequest Request() => new()
+    {
+        Llm = new LlmConfig { Provider = LlmProvider.Anthropic, Model = AnthropicWire.Model, MaxTokens = 64 },
+        Messages = { new Message { Role = Role.User, Content = { new ContentBlock { Text = "hi" } } } },
+    };
+
+    /// <summary>A fake clock that says when something starts waiting on it.</summary>
+    private sealed class SignallingTimeProvider : FakeTimeProvider
+    {
+        private readonly SemaphoreSlim _created = new(0);
+
+        public SignallingTimeProvider()
+            : base(DateTimeOffset.Parse("2026-11-26T12:00:00Z", global::System.Globalization.CultureInfo.InvariantCulture))
+        {
+        }
+
+        public Task TimerCreated => _created.WaitAsync();
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            var timer = base.CreateTimer(callback, state, dueTime, period);
+            _created.Release();
+            return timer;
+        }
+    }
+}
