@@ -11,7 +11,11 @@ using Namra.LlmGateway.Resilience;
 namespace Namra.LlmGateway;
 
 /// <summary>The <c>namra.v1.LlmGatewayService</c> endpoint: routes each call to its provider, prices it, and records it.</summary>
-internal sealed class LlmGatewayGrpcService(IEnumerable<ILlmProvider> providers, PricingTable pricing, ProviderResilience resilience) : LlmGatewayService.LlmGatewayServiceBase
+internal sealed class LlmGatewayGrpcService(
+    IEnumerable<ILlmProvider> providers,
+    PricingTable pricing,
+    ProviderResilience resilience,
+    ProviderRateLimits rateLimits) : LlmGatewayService.LlmGatewayServiceBase
 {
     private readonly Dictionary<LlmProvider, ILlmProvider> _providers = providers.ToDictionary(p => p.Provider);
 
@@ -113,6 +117,7 @@ internal sealed class LlmGatewayGrpcService(IEnumerable<ILlmProvider> providers,
             StreamGenerateResponse first;
             try
             {
+                rateLimits.Acquire(chat.Llm.Provider, TokenEstimator.EstimateInput(chat.SystemPrompt, chat.Messages, chat.Tools) + chat.Llm.MaxTokens, providerName);
                 (events, first, chat) = await OpenWithFallbackAsync(provider, chat, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception exception)

@@ -33,6 +33,7 @@ public static class LlmGatewayHostingExtensions
                 EnableMultipleHttp2Connections = true,
             });
         builder.Services.TryAddSingleton<ProviderResilience>();
+        builder.Services.AddSingleton<ProviderRateLimits>();
         builder.Services.AddSingleton<ILlmProvider, ScriptedProvider>();
         builder.Services.AddSingleton<ILlmProvider, AnthropicProvider>();
         builder.Services.AddSingleton<ILlmProvider>(services => ActivatorUtilities.CreateInstance<OpenAiProvider>(services, LlmProvider.Openai));

@@ -43,6 +43,12 @@ public sealed class LlmGatewayOptions
     [ValidateObjectMembers]
     public CircuitBreakerOptions CircuitBreaker { get; set; } = new();
 
+    /// <summary>
+    /// Client-side rate limits per provider (<c>anthropic</c>, <c>openai</c>, <c>openai_compatible</c>), so the gateway
+    /// refuses early with RESOURCE_EXHAUSTED instead of collecting 429s: <c>Namra__LlmGateway__RateLimits__anthropic__RequestsPerMinute=50</c>.
+    /// </summary>
+    public IDictionary<string, RateLimitOptions> RateLimits { get; } = new Dictionary<string, RateLimitOptions>(StringComparer.Ordinal);
+
     /// <summary>Longest wait to connect to a provider. Default 10 s.</summary>
     [Range(typeof(TimeSpan), "00:00:00.100", "00:05:00")]
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
@@ -85,6 +91,18 @@ public sealed class CircuitBreakerOptions
     /// <summary>How long the circuit stays open before a trial call. Default 15 s.</summary>
     [Range(typeof(TimeSpan), "00:00:00.500", "01:00:00")]
     public TimeSpan BreakDuration { get; set; } = TimeSpan.FromSeconds(15);
+}
+
+/// <summary>Requests and tokens a provider may be sent per minute; 0 is no limit.</summary>
+public sealed class RateLimitOptions
+{
+    /// <summary>Requests per minute.</summary>
+    [Range(0, 1_000_000)]
+    public int RequestsPerMinute { get; set; }
+
+    /// <summary>Tokens per minute, counting each request's input estimate plus its <c>max_tokens</c>.</summary>
+    [Range(0, 1_000_000_000)]
+    public int TokensPerMinute { get; set; }
 }
 
 /// <summary>The price of one model, in US dollars per million tokens.</summary>

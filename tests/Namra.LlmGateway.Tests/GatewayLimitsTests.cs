@@ -1,0 +1,131 @@
+using Grpc.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Namra.Contracts.V1;
+using Namra.LlmGateway.Options;
+using Namra.LlmGateway.Providers;
+using Namra.Testing;
+using Namra.Testing.Providers;
+
+namespace Namra.LlmGateway.Tests;
+
+/// <summary>Rate limits, deadlines, and what never reaches the logs.</summary>
+public sealed class GatewayLimitsTests : IAsyncLifetime
+{
+    private const string Key = "sk-ant-secret-do-not-log-42";
+    private readonly CapturingLoggerProvider _logs = new();
+    private FakeProviderServer _anthropic = null!;
+    private NamraTestHost _host = null!;
+    private LlmGatewayService.LlmGatewayServiceClient _client = null!;
+
+    public async Task InitializeAsync()
+    {
+        _anthropic = await FakeProviderServer.StartAsync();
+        var environment = new Dictionary<string, string> { ["ANTHROPIC_API_KEY"] = Key, ["ANTHROPIC_BASE_URL"] = _anthropic.BaseUrl.ToString() };
+        _host = await NamraTestHost.StartAsync("llm-gateway", new Dictionary<string, string?>
+        {
+            ["Namra:LlmGateway:Retry:MaxRetries"] = "0",
+            ["Namra:LlmGateway:RateLimits:anthropic:RequestsPerMinute"] = "2",
+            ["Namra:LlmGateway:RateLimits:anthropic:TokensPerMinute"] = "5000",
+        }, configure: builder =>
+        {
+            builder.Logging.AddProvider(_logs);
+            builder.Logging.SetMinimumLevel(LogLevel.Trace);
+            builder.Services.AddSingleton(services =>
+                new ProviderEndpoints(services.GetRequiredService<IOptions<LlmGatewayOptions>>(), name => environment.GetValueOrDefault(name)));
+        });
+        _client = new LlmGatewayService.LlmGatewayServiceClient(_host.Channel);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _host.DisposeAsync();
+        await _anthropic.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Generate_OverTheRequestsPerMinute_IsRefusedBeforeReachingTheProvider()
+    {
+        _anthropic.Enqueue(AnthropicWire.TextTurn(10, 2, "one"), AnthropicWire.TextTurn(10, 2, "two"));
+
+        await _client.GenerateAsync(Request(maxTokens: 100));
+        await _client.GenerateAsync(Request(maxTokens: 100));
+        var error = await Assert.ThrowsAsync<RpcException>(() => _client.GenerateAsync(Request(maxTokens: 100)).ResponseAsync);
+
+        Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
+        Assert.Equal("requests per minute", Assert.Single(Assert.Single(RpcDetails.Of<Google.Rpc.QuotaFailure>(error)).Violations).Description);
+        Assert.Single(RpcDetails.Of<Google.Rpc.RetryInfo>(error));
+        Assert.Equal(2, _anthropic.Requests.Count);
+    }
+
+    [Fact]
+    public async Task Generate_NeedingMoreTokensThanTheMinuteAllows_IsRefused()
+    {
+        var error = await Assert.ThrowsAsync<RpcException>(() => _client.GenerateAsync(Request(maxTokens: 8000)).ResponseAsync);
+
+        Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
+        Assert.Equal("tokens per minute", Assert.Single(Assert.Single(RpcDetails.Of<Google.Rpc.QuotaFailure>(error)).Violations).Description);
+        Assert.Empty(_anthropic.Requests);
+    }
+
+    [Fact]
+    public async Task StreamGenerate_WhenTheCallersDeadlinePasses_EndsWithDeadlineExceededAndAbandonsTheProvider()
+    {
+        _anthropic.Enqueue(new SseReply([AnthropicWire.MessageStart(), .. AnthropicWire.TextBlock(0, "Hel", "lo")], HoldAfter: 2));
+        using var call = _client.StreamGenerate(new StreamGenerateRequest { Llm = Request(100).Llm, Messages = { Request(100).Messages } },
+            deadline: DateTime.UtcNow.AddSeconds(1));
+
+        var error = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            await foreach (var _ in call.ResponseStream.ReadAllAsync())
+            {
+            }
+        });
+
+        Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
+        await _anthropic.ClientAborted.WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task Keys_NeverReachTheLogs_EvenWhenCallsFail()
+    {
+        _anthropic.Enqueue(AnthropicWire.TextTurn(10, 2, "ok"), new ErrorReply(401, AnthropicWire.ErrorBody("authentication_error", "invalid x-api-key")));
+
+        await _client.GenerateAsync(Request(100));
+        await Assert.ThrowsAsync<RpcException>(() => _client.GenerateAsync(Request(100)).ResponseAsync);
+
+        Assert.NotEmpty(_logs.Lines);
+        Assert.DoesNotContain(_logs.Lines, line => line.Contains(Key, StringComparison.Ordinal));
+        Assert.Equal(Key, _anthropic.Requests[0].Headers["x-api-key"]); // it was sent, just never written down
+    }
+
+    private static GenerateRequest Request(int maxTokens) => new()
+    {
+        Llm = new LlmConfig { Provider = LlmProvider.Anthropic, Model = AnthropicWire.Model, MaxTokens = maxTokens },
+        Messages = { new Message { Role = Role.User, Content = { new ContentBlock { Text = "hi" } } } },
+    };
+
+    private sealed class CapturingLoggerProvider : ILoggerProvider
+    {
+        private readonly System.Collections.Concurrent.ConcurrentQueue<string> _lines = new();
+
+        public IReadOnlyCollection<string> Lines => _lines;
+
+        public ILogger CreateLogger(string categoryName) => new Logger(categoryName, _lines);
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class Logger(string category, System.Collections.Concurrent.ConcurrentQueue<string> lines) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+            public bool IsEnabled(LogLevel logLevel) => true;
+
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+                lines.Enqueue($"{category}: {formatter(state, exception)} {exception}");
+        }
+    }
+}
