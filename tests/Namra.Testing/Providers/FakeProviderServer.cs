@@ -52,6 +52,12 @@ public sealed class FakeProviderServer : IAsyncDisposable
     /// <summary>The server's address, such as <c>http://127.0.0.1:41234</c>.</summary>
     public Uri BaseUrl { get; private set; } = null!;
 
+    /// <summary>The reply when none is queued (benchmarks answer every call alike); a 500 when null.</summary>
+    public FakeReply? DefaultReply { get; set; }
+
+    /// <summary>Keep no record of requests (benchmarks send millions).</summary>
+    public bool RecordRequests { get; set; } = true;
+
     /// <summary>Every request received, in order.</summary>
     public IReadOnlyList<RecordedRequest> Requests => [.. _requests];
 
@@ -102,12 +108,15 @@ public sealed class FakeProviderServer : IAsyncDisposable
         using var reader = new StreamReader(context.Request.Body, Encoding.UTF8);
         var body = await reader.ReadToEndAsync(context.RequestAborted).ConfigureAwait(false);
         var headers = context.Request.Headers.ToDictionary(h => h.Key.ToLowerInvariant(), h => h.Value.ToString(), StringComparer.Ordinal);
-        _requests.Enqueue(new RecordedRequest(context.Request.Method, context.Request.Path, headers, body));
-        _arrived.Release();
+        if (RecordRequests)
+        {
+            _requests.Enqueue(new RecordedRequest(context.Request.Method, context.Request.Path, headers, body));
+            _arrived.Release();
+        }
 
         if (!_replies.TryDequeue(out var reply))
         {
-            reply = new ErrorReply(500, "{\"error\":{\"type\":\"test_error\",\"message\":\"no reply was scripted for this request\"}}");
+            reply = DefaultReply ?? new ErrorReply(500, "{\"error\":{\"type\":\"test_error\",\"message\":\"no reply was scripted for this request\"}}");
         }
 
         switch (reply)
