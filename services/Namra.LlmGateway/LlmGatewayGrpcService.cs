@@ -15,7 +15,8 @@ internal sealed class LlmGatewayGrpcService(
     IEnumerable<ILlmProvider> providers,
     PricingTable pricing,
     ProviderResilience resilience,
-    ProviderRateLimits rateLimits) : LlmGatewayService.LlmGatewayServiceBase
+    ProviderRateLimits rateLimits,
+    Microsoft.Extensions.Options.IOptions<Options.LlmGatewayOptions> options) : LlmGatewayService.LlmGatewayServiceBase
 {
     private readonly Dictionary<LlmProvider, ILlmProvider> _providers = providers.ToDictionary(p => p.Provider);
 
@@ -109,6 +110,12 @@ internal sealed class LlmGatewayGrpcService(
 
         using var activity = LlmGatewayTelemetry.ActivitySource.StartActivity($"chat {chat.Llm.Model}", ActivityKind.Client);
         Tag(activity, chat, call, providerName);
+        if (activity is not null && options.Value.CaptureContent)
+        {
+            activity.SetTag(LlmGatewayTelemetry.Attributes.InputMessages, Google.Protobuf.JsonFormatter.Default.Format(
+                new StreamGenerateRequest { SystemPrompt = chat.SystemPrompt, Messages = { chat.Messages } }));
+        }
+
         var started = Stopwatch.GetTimestamp();
         var code = "OK";
         IAsyncEnumerator<StreamGenerateResponse>? events = null;
@@ -208,6 +215,11 @@ internal sealed class LlmGatewayGrpcService(
         LlmGatewayTelemetry.Tokens.Add(usage.CacheReadInputTokens, providerName, model, "cache_read");
         if (activity is not null)
         {
+            if (options.Value.CaptureContent)
+            {
+                activity.SetTag(LlmGatewayTelemetry.Attributes.OutputMessages, Google.Protobuf.JsonFormatter.Default.Format(completed.Message));
+            }
+
             activity.SetTag(LlmGatewayTelemetry.Attributes.ResponseModel, model);
             activity.SetTag(LlmGatewayTelemetry.Attributes.ResponseId, completed.ResponseId);
             activity.SetTag(LlmGatewayTelemetry.Attributes.FinishReasons, new[] { FinishReason(completed.StopReason) });

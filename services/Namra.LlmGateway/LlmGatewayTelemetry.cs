@@ -45,6 +45,8 @@ internal static class LlmGatewayTelemetry
         public const string OutputTokens = "gen_ai.usage.output_tokens";
         public const string RequestMaxTokens = "gen_ai.request.max_tokens";
         public const string RequestTemperature = "gen_ai.request.temperature";
+        public const string InputMessages = "gen_ai.input.messages";
+        public const string OutputMessages = "gen_ai.output.messages";
         public const string CostUsd = "namra.cost.usd";
         public const string RunId = "namra.run.id";
         public const string AgentName = "namra.agent.name";

@@ -26,6 +26,19 @@ public sealed class LlmGatewayOptions
     public IList<string> AllowedBaseUrls { get; } = [];
 
     /// <summary>
+    /// When true, calls go only to each provider's own address, the <c>*_BASE_URL</c> variables' and
+    /// <see cref="AllowedBaseUrls"/>: a deployed gateway should not POST to whatever address a caller's definition
+    /// names. Default false, for local servers (Ollama, vLLM) on a developer's machine.
+    /// </summary>
+    public bool RestrictBaseUrls { get; set; }
+
+    /// <summary>
+    /// Record prompts and responses on the <c>chat</c> spans (<c>gen_ai.input.messages</c>, <c>gen_ai.output.messages</c>).
+    /// Off by default: conversations may hold personal data and secrets.
+    /// </summary>
+    public bool CaptureContent { get; set; }
+
+    /// <summary>
     /// Environment variables (besides <c>ANTHROPIC_API_KEY</c> and <c>OPENAI_API_KEY</c>) that <c>llm.api_key_env</c>
     /// may name: exact names, or prefixes ending in <c>*</c>.
     /// </summary>

@@ -29,6 +29,16 @@ internal sealed class ProviderEndpoints(IOptions<LlmGatewayOptions> options, Fun
             throw new InvalidArgumentException("llm.base_url", $"'{text}' is not an http(s) URL.");
         }
 
+        var trusted = SameBase(baseUrl, defaultBaseUrl)
+            || (configured is { Length: > 0 } && Uri.TryCreate(configured, UriKind.Absolute, out var fromVariable) && SameBase(baseUrl, fromVariable))
+            || options.Value.AllowedBaseUrls.Any(allowed => Uri.TryCreate(allowed, UriKind.Absolute, out var uri) && SameBase(baseUrl, uri));
+        if (!trusted && options.Value.RestrictBaseUrls)
+        {
+            throw new NamraException(StatusCode.PermissionDenied,
+                $"This gateway calls only allowed addresses, and {baseUrl.GetLeftPart(UriPartial.Authority)} is not one; "
+                + "the operator allows it with Namra:LlmGateway:AllowedBaseUrls.");
+        }
+
         var variable = llm.ApiKeyEnv.Length > 0 ? llm.ApiKeyEnv : keyVariable;
         if (variable is null)
         {
@@ -52,9 +62,6 @@ internal sealed class ProviderEndpoints(IOptions<LlmGatewayOptions> options, Fun
             return new ProviderEndpoint(baseUrl, null);
         }
 
-        var trusted = SameBase(baseUrl, defaultBaseUrl)
-            || (configured is { Length: > 0 } && Uri.TryCreate(configured, UriKind.Absolute, out var fromVariable) && SameBase(baseUrl, fromVariable))
-            || options.Value.AllowedBaseUrls.Any(allowed => Uri.TryCreate(allowed, UriKind.Absolute, out var uri) && SameBase(baseUrl, uri));
         if (!trusted)
         {
             throw new NamraException(StatusCode.PermissionDenied,
