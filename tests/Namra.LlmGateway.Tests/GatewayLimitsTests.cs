@@ -1,10 +1,6 @@
 using Grpc.Core;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 using Namra.Contracts.V1;
-using Namra.LlmGateway.Options;
-using Namra.LlmGateway.Providers;
 using Namra.Testing;
 using Namra.Testing.Providers;
 
@@ -23,7 +19,7 @@ public sealed class GatewayLimitsTests : IAsyncLifetime
     {
         _anthropic = await FakeProviderServer.StartAsync();
         var environment = new Dictionary<string, string> { ["ANTHROPIC_API_KEY"] = Key, ["ANTHROPIC_BASE_URL"] = _anthropic.BaseUrl.ToString() };
-        _host = await NamraTestHost.StartAsync("llm-gateway", new Dictionary<string, string?>
+        _host = await TestGateway.StartAsync(environment, new Dictionary<string, string?>
         {
             ["Namra:LlmGateway:Retry:MaxRetries"] = "0",
             ["Namra:LlmGateway:RateLimits:anthropic:RequestsPerMinute"] = "2",
@@ -32,8 +28,6 @@ public sealed class GatewayLimitsTests : IAsyncLifetime
         {
             builder.Logging.AddProvider(_logs);
             builder.Logging.SetMinimumLevel(LogLevel.Trace);
-            builder.Services.AddSingleton(services =>
-                new ProviderEndpoints(services.GetRequiredService<IOptions<LlmGatewayOptions>>(), name => environment.GetValueOrDefault(name)));
         });
         _client = new LlmGatewayService.LlmGatewayServiceClient(_host.Channel);
     }

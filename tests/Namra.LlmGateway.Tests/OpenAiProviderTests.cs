@@ -1,9 +1,6 @@
 using Grpc.Core;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Options;
 using Namra.Contracts.V1;
-using Namra.LlmGateway.Options;
-using Namra.LlmGateway.Providers;
 using Namra.Testing;
 using Namra.Testing.Providers;
 
@@ -26,8 +23,7 @@ public sealed class OpenAiProviderTests : IAsyncLifetime
             ["OPENAI_BASE_URL"] = new Uri(_openai.BaseUrl, "/v1").ToString(),
         };
         // Retries are tested on their own (ResilienceTests); here each error must surface as the provider sent it.
-        _host = await NamraTestHost.StartAsync("llm-gateway", new Dictionary<string, string?> { ["Namra:LlmGateway:Retry:MaxRetries"] = "0" }, configure: builder => builder.Services.AddSingleton(services =>
-            new ProviderEndpoints(services.GetRequiredService<IOptions<LlmGatewayOptions>>(), name => environment.GetValueOrDefault(name))));
+        _host = await TestGateway.StartAsync(environment, new Dictionary<string, string?> { ["Namra:LlmGateway:Retry:MaxRetries"] = "0" });
         _client = new LlmGatewayService.LlmGatewayServiceClient(_host.Channel);
     }
 

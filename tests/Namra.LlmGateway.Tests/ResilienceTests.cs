@@ -4,7 +4,6 @@ using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 using Namra.Contracts.V1;
 using Namra.LlmGateway.Options;
-using Namra.LlmGateway.Providers;
 using Namra.LlmGateway.Resilience;
 using Namra.Testing;
 using Namra.Testing.Providers;
@@ -23,7 +22,7 @@ public sealed class ResilienceTests : IAsyncLifetime
     {
         _anthropic = await FakeProviderServer.StartAsync();
         var environment = new Dictionary<string, string> { ["ANTHROPIC_API_KEY"] = "sk-ant-test", ["ANTHROPIC_BASE_URL"] = _anthropic.BaseUrl.ToString() };
-        _host = await NamraTestHost.StartAsync("llm-gateway", new Dictionary<string, string?>
+        _host = await TestGateway.StartAsync(environment, new Dictionary<string, string?>
         {
             ["Namra:LlmGateway:Retry:MaxRetries"] = "2",
             ["Namra:LlmGateway:Retry:BaseDelay"] = "00:00:01",
@@ -36,8 +35,6 @@ public sealed class ResilienceTests : IAsyncLifetime
         {
             // Only the retries and the breaker run on the fake clock; the server and clients keep real time.
             builder.Services.AddSingleton(services => new ProviderResilience(services.GetRequiredService<IOptions<LlmGatewayOptions>>(), _time));
-            builder.Services.AddSingleton(services =>
-                new ProviderEndpoints(services.GetRequiredService<IOptions<LlmGatewayOptions>>(), name => environment.GetValueOrDefault(name)));
         });
         _client = new LlmGatewayService.LlmGatewayServiceClient(_host.Channel);
     }

@@ -1,0 +1,21 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Namra.LlmGateway.Options;
+using Namra.LlmGateway.Providers;
+using Namra.Testing;
+
+namespace Namra.LlmGateway.Tests;
+
+/// <summary>Starts an llm-gateway host whose provider keys and addresses come from the given variables, not the machine's.</summary>
+internal static class TestGateway
+{
+    public static Task<NamraTestHost> StartAsync(IReadOnlyDictionary<string, string> environment, IDictionary<string, string?>? settings = null,
+        Action<WebApplicationBuilder>? configure = null) =>
+        NamraTestHost.StartAsync("llm-gateway", settings, builder =>
+        {
+            builder.Services.AddSingleton(services =>
+                new ProviderEndpoints(services.GetRequiredService<IOptions<LlmGatewayOptions>>(), name => environment.GetValueOrDefault(name)));
+            configure?.Invoke(builder);
+        });
+}
