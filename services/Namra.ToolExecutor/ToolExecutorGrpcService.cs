@@ -1,9 +1,161 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Namra.Contracts.V1;
+using Namra.Hosting.Errors;
+using Namra.ToolExecutor.Options;
+using Namra.ToolExecutor.Tools;
 
 namespace Namra.ToolExecutor;
 
 /// <summary>
-/// The <c>namra.v1.ToolExecutorService</c> endpoint. Registered so clients, health and reflection see the whole API now;
-/// every call answers UNIMPLEMENTED until the service's own work lands.
+/// The <c>namra.v1.ToolExecutorService</c> endpoint: describes an agent's tools, and runs each call bounded in time
+/// and output, with its arguments checked against the tool's schema first. Whatever a tool does wrong, the
+/// caller gets an error result for the model, never a failed call; status codes are for bad requests only.
 /// </summary>
-internal sealed class ToolExecutorGrpcService : ToolExecutorService.ToolExecutorServiceBase;
+internal sealed class ToolExecutorGrpcService(
+    IEnumerable<ITool> tools,
+    ArgumentValidator validator,
+    IOptions<ToolExecutorOptions> options,
+    TimeProvider timeProvider,
+    ILogger<ToolExecutorGrpcService> logger) : ToolExecutorService.ToolExecutorServiceBase
+{
+    private readonly Dictionary<ToolType, ITool> _tools = tools.ToDictionary(t => t.Type);
+
+    public override async Task<ListToolsResponse> ListTools(ListToolsRequest request, ServerCallContext context)
+    {
+        var response = new ListToolsResponse();
+        for (var i = 0; i < request.Tools.Count; i++)
+        {
+            var config = request.Tools[i];
+            foreach (var description in await ToolFor(config, $"tools[{i}]").DescribeAsync(config, context.CancellationToken).ConfigureAwait(false))
+            {
+                response.Tools.Add(new ToolDefinition
+                {
+                    Name = description.Name,
+                    Description = description.Description,
+                    InputSchemaJson = description.InputSchemaJson,
+                    Source = config.Name,
+                });
+            }
+        }
+
+        return response;
+    }
+
+    public override async Task<ExecuteToolResponse> ExecuteTool(ExecuteToolRequest request, ServerCallContext context)
+    {
+        if (request.Tool is null || request.Call is null)
+        {
+            throw new InvalidArgumentException(request.Tool is null ? "tool" : "call", "Send the tool's configuration and the call.");
+        }
+
+        var config = request.Tool;
+        var call = request.Call;
+        var tool = ToolFor(config, "tool");
+        var description = (await tool.DescribeAsync(config, context.CancellationToken).ConfigureAwait(false)).FirstOrDefault(d => d.Name == call.Name)
+            ?? throw new InvalidArgumentException("call.name", $"The entry '{config.Name}' provides no tool named '{call.Name}'.");
+
+        var typeName = TypeName(config.Type);
+        using var activity = ToolExecutorTelemetry.ActivitySource.StartActivity($"execute_tool {call.Name}");
+        activity?.SetTag(ToolExecutorTelemetry.Attributes.OperationName, "execute_tool");
+        activity?.SetTag(ToolExecutorTelemetry.Attributes.ToolName, call.Name);
+        activity?.SetTag(ToolExecutorTelemetry.Attributes.ToolCallId, call.Id);
+        activity?.SetTag(ToolExecutorTelemetry.Attributes.ToolType, typeName);
+        activity?.SetTag(ToolExecutorTelemetry.Attributes.RunId, request.Context?.RunId);
+        activity?.SetTag(ToolExecutorTelemetry.Attributes.AgentName, request.Context?.AgentName);
+
+        var started = timeProvider.GetTimestamp();
+        var (outcome, kind) = await RunAsync(tool, config, description, call, context.CancellationToken).ConfigureAwait(false);
+        var elapsed = timeProvider.GetElapsedTime(started);
+
+        var max = options.Value.MaxOutputCharacters;
+        var truncated = outcome.Content.Length > max;
+        var content = truncated
+            ? string.Concat(outcome.Content.AsSpan(0, max), $"\n[output cut at {max:N0} characters of {outcome.Content.Length:N0}]")
+            : outcome.Content;
+
+        activity?.SetTag(ToolExecutorTelemetry.Attributes.Outcome, kind);
+        if (outcome.IsError)
+        {
+            activity?.SetStatus(ActivityStatusCode.Error, kind);
+        }
+
+        ToolExecutorTelemetry.Calls.Add(1, call.Name, typeName, kind);
+        ToolExecutorTelemetry.Duration.Record(elapsed.TotalSeconds, call.Name, typeName);
+        return new ExecuteToolResponse
+        {
+            Result = new ToolResult { ToolCallId = call.Id, Content = content, IsError = outcome.IsError },
+            Duration = Duration.FromTimeSpan(elapsed),
+            Truncated = truncated,
+        };
+    }
+
+    private async Task<(ToolOutcome Outcome, string Kind)> RunAsync(ITool tool, ToolConfig config, ToolDescription description, ToolCall call, CancellationToken cancellationToken)
+    {
+        if (call.ArgumentsJson.Length > options.Value.MaxArgumentsCharacters)
+        {
+            return (ToolOutcome.Error($"The arguments are {call.ArgumentsJson.Length:N0} characters long; the limit is {options.Value.MaxArgumentsCharacters:N0}."), "invalid_arguments");
+        }
+
+        JsonDocument arguments;
+        try
+        {
+            arguments = JsonDocument.Parse(call.ArgumentsJson.Length > 0 ? call.ArgumentsJson : "{}", new JsonDocumentOptions { MaxDepth = 64 });
+        }
+        catch (JsonException exception)
+        {
+            return (ToolOutcome.Error($"The arguments are not valid JSON: {exception.Message}"), "invalid_arguments");
+        }
+
+        using (arguments)
+        {
+            var problems = validator.Validate(description.InputSchemaJson, arguments.RootElement);
+            if (problems.Count > 0)
+            {
+                return (ToolOutcome.Error("The arguments do not match the tool's schema: " + string.Join("; ", problems)), "invalid_arguments");
+            }
+
+            var timeout = config.Timeout is { } configured ? configured.ToTimeSpan() : options.Value.DefaultTimeout;
+            using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            limit.CancelAfter(timeout);
+            try
+            {
+                var outcome = await tool.ExecuteAsync(config, call.Name, arguments.RootElement, limit.Token).ConfigureAwait(false);
+                return (outcome, outcome.IsError ? "error" : "ok");
+            }
+            catch (OperationCanceledException) when (limit.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+            {
+                return (ToolOutcome.Error($"The tool did not finish within {timeout.TotalSeconds:0.###} s and was stopped."), "timeout");
+            }
+            catch (Exception exception) when (exception is not OperationCanceledException)
+            {
+                // A tool's bug must not fail the run: the model learns the tool failed, the logs learn why.
+                Log.ToolFailed(logger, exception, call.Name, TypeName(config.Type));
+                return (ToolOutcome.Error("The tool failed unexpectedly; the tool executor's logs have the details."), "error");
+            }
+        }
+    }
+
+    private ITool ToolFor(ToolConfig config, string field) =>
+        _tools.TryGetValue(config.Type, out var tool)
+            ? tool
+            : config.Type == ToolType.Unspecified
+                ? throw new InvalidArgumentException($"{field}.type", "Name the tool's type.")
+                : throw new NamraException(StatusCode.Unimplemented, $"This tool executor does not run {TypeName(config.Type)} tools yet.");
+
+    internal static string TypeName(ToolType type) => type switch
+    {
+        ToolType.BuiltinHttp => "builtin.http",
+        ToolType.BuiltinFilesystem => "builtin.filesystem",
+        ToolType.BuiltinCalculator => "builtin.calculator",
+        ToolType.BuiltinDatabase => "builtin.database",
+        ToolType.BuiltinShell => "builtin.shell",
+        ToolType.Mcp => "mcp",
+        ToolType.Grpc => "grpc",
+        _ => "unspecified",
+    };
+}

@@ -1,14 +1,24 @@
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Namra.ToolExecutor.Options;
+using Namra.ToolExecutor.Tools;
 
 namespace Namra.ToolExecutor;
 
-/// <summary>Registers and maps the ToolExecutor service on a Namra host.</summary>
+/// <summary>Registers and maps the tool executor on a Namra host.</summary>
 public static class ToolExecutorHostingExtensions
 {
-    /// <summary>Adds the service's dependencies.</summary>
+    /// <summary>Adds the tool executor: options, argument validation and the tools.</summary>
     public static WebApplicationBuilder AddToolExecutor(this WebApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.AddOptions<ToolExecutorOptions>()
+            .Bind(builder.Configuration.GetSection(ToolExecutorOptions.SectionName))
+            .ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<ToolExecutorOptions>, ToolExecutorOptionsValidator>();
+        builder.Services.AddSingleton<ArgumentValidator>();
+        builder.Services.AddSingleton<ITool, CalculatorTool>();
         return builder;
     }
 

@@ -57,10 +57,10 @@ public sealed class ServerHostingTests
     [Fact]
     public async Task ServicesNotYetBuilt_AnswerUnimplemented()
     {
-        await using var host = await NamraTestHost.StartAsync("tool-executor");
+        await using var host = await NamraTestHost.StartAsync("memory");
 
         var error = await Assert.ThrowsAsync<RpcException>(() =>
-            new ToolExecutorService.ToolExecutorServiceClient(host.Channel).ListToolsAsync(new ListToolsRequest()).ResponseAsync);
+            new MemoryService.MemoryServiceClient(host.Channel).GetHistoryAsync(new GetHistoryRequest { SessionId = "s" }).ResponseAsync);
 
         // Mapped (unlike a role the process does not host), but its methods are not written yet.
         Assert.Equal(StatusCode.Unimplemented, error.StatusCode);

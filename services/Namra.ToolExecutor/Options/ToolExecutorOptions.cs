@@ -1,0 +1,27 @@
+using System.ComponentModel.DataAnnotations;
+using Microsoft.Extensions.Options;
+
+namespace Namra.ToolExecutor.Options;
+
+/// <summary>Settings of the tool executor; section <c>Namra:ToolExecutor</c>.</summary>
+public sealed class ToolExecutorOptions
+{
+    /// <summary>The configuration section.</summary>
+    public const string SectionName = "Namra:ToolExecutor";
+
+    /// <summary>Longest a call may run when its tool sets no <c>timeout</c>; the caller's deadline caps it either way. Default 30 s.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.010", "01:00:00")]
+    public TimeSpan DefaultTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Most characters of a tool's output returned to the model; the rest is cut with a note. Default 65,536.</summary>
+    [Range(256, 16 * 1024 * 1024)]
+    public int MaxOutputCharacters { get; set; } = 65_536;
+
+    /// <summary>Largest arguments JSON accepted, in characters. Default 1 MiB.</summary>
+    [Range(256, 16 * 1024 * 1024)]
+    public int MaxArgumentsCharacters { get; set; } = 1024 * 1024;
+}
+
+/// <summary>Validates <see cref="ToolExecutorOptions"/> at start-up (source-generated).</summary>
+[OptionsValidator]
+internal sealed partial class ToolExecutorOptionsValidator : IValidateOptions<ToolExecutorOptions>;

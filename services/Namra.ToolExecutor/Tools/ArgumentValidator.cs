@@ -1,0 +1,46 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using Json.Schema;
+
+namespace Namra.ToolExecutor.Tools;
+
+/// <summary>Checks tool-call arguments against the tool's JSON Schema; schemas are compiled once and cached.</summary>
+internal sealed class ArgumentValidator
+{
+    private const int MaxProblems = 10;
+    private const int MaxCachedSchemas = 1024;
+
+    private readonly ConcurrentDictionary<string, JsonSchema> _schemas = new(StringComparer.Ordinal);
+
+    /// <summary>The problems with the arguments, empty when they match.</summary>
+    public IReadOnlyList<string> Validate(string schemaJson, JsonElement arguments)
+    {
+        var schema = _schemas.TryGetValue(schemaJson, out var cached) ? cached : Compile(schemaJson);
+        var results = schema.Evaluate(arguments, new EvaluationOptions { OutputFormat = OutputFormat.List });
+        if (results.IsValid)
+        {
+            return [];
+        }
+
+        var problems = (results.Details ?? [])
+            .Where(detail => detail.Errors is { Count: > 0 })
+            .SelectMany(detail => detail.Errors!.Select(error => $"{Location(detail.InstanceLocation.ToString())}: {error.Value}"))
+            .Distinct(StringComparer.Ordinal)
+            .Take(MaxProblems)
+            .ToList();
+        return problems.Count > 0 ? problems : ["the arguments do not match the tool's schema"];
+    }
+
+    private JsonSchema Compile(string schemaJson)
+    {
+        var schema = JsonSchema.FromText(schemaJson);
+        if (_schemas.Count < MaxCachedSchemas)
+        {
+            _schemas.TryAdd(schemaJson, schema);
+        }
+
+        return schema;
+    }
+
+    private static string Location(string pointer) => pointer.Length == 0 ? "arguments" : $"arguments{pointer.Replace('/', '.')}";
+}

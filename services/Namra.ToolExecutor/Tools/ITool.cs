@@ -1,0 +1,30 @@
+using System.Text.Json;
+using Namra.Contracts.V1;
+
+namespace Namra.ToolExecutor.Tools;
+
+/// <summary>What a tool returned, for the model. An error result is a result: the model reads it and corrects.</summary>
+internal sealed record ToolOutcome(string Content, bool IsError = false)
+{
+    public static ToolOutcome Error(string message) => new(message, IsError: true);
+}
+
+/// <summary>A tool the model sees: its name, description and JSON Schema of arguments.</summary>
+internal sealed record ToolDescription(string Name, string Description, string InputSchemaJson);
+
+/// <summary>
+/// One kind of tool (a built-in, MCP, a tool provider). Configured per agent entry; describes the tools the entry
+/// provides and runs calls of them. Implementations are bounded in time (they honour the token) and report
+/// failures as error outcomes, throwing only for bugs.
+/// </summary>
+internal interface ITool
+{
+    /// <summary>The tool type this implementation serves.</summary>
+    ToolType Type { get; }
+
+    /// <summary>The tools an agent entry provides; a built-in provides one, named as the entry.</summary>
+    Task<IReadOnlyList<ToolDescription>> DescribeAsync(ToolConfig config, CancellationToken cancellationToken);
+
+    /// <summary>Runs one call whose arguments already match the tool's schema.</summary>
+    Task<ToolOutcome> ExecuteAsync(ToolConfig config, string toolName, JsonElement arguments, CancellationToken cancellationToken);
+}

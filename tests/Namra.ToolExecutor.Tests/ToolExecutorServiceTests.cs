@@ -1,0 +1,100 @@
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using Namra.Contracts.V1;
+using Namra.Testing;
+
+namespace Namra.ToolExecutor.Tests;
+
+/// <summary>The tool executor over gRPC on a real socket.</summary>
+public sealed class ToolExecutorServiceTests : IAsyncLifetime
+{
+    private static readonly ToolConfig Calculator = new() { Name = "calc", Type = ToolType.BuiltinCalculator, Config = new Struct() };
+    private NamraTestHost _host = null!;
+    private ToolExecutorService.ToolExecutorServiceClient _client = null!;
+
+    public async Task InitializeAsync()
+    {
+        _host = await NamraTestHost.StartAsync("tool-executor", new Dictionary<string, string?> { ["Namra:ToolExecutor:MaxOutputCharacters"] = "256" });
+        _client = new ToolExecutorService.ToolExecutorServiceClient(_host.Channel);
+    }
+
+    public async Task DisposeAsync() => await _host.DisposeAsync();
+
+    [Fact]
+    public async Task ListTools_DescribesEachToolWithItsSchemaAndSource()
+    {
+        var response = await _client.ListToolsAsync(new ListToolsRequest { Tools = { Calculator } });
+
+        var tool = Assert.Single(response.Tools);
+        Assert.Equal(("calc", "calc"), (tool.Name, tool.Source));
+        Assert.Contains("\"expression\"", tool.InputSchemaJson, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ExecuteTool_RunsTheCallAndReportsItsDuration()
+    {
+        var response = await _client.ExecuteToolAsync(Call("{\"expression\":\"(17 + 25) * 2\"}"));
+
+        Assert.Equal(("call_1", "84", false), (response.Result.ToolCallId, response.Result.Content, response.Result.IsError));
+        Assert.NotNull(response.Duration);
+    }
+
+    [Theory]
+    [InlineData("{\"expr\":\"1+1\"}", "arguments: Required properties [\"expression\"] are not present")]
+    [InlineData("{\"expression\":42}", "arguments.expression")]
+    [InlineData("{not json", "not valid JSON")]
+    [InlineData("[1,2]", "do not match the tool's schema")]
+    public async Task ExecuteTool_WhenArgumentsAreWrong_ReturnsAnErrorResultTheModelCanRead(string arguments, string says)
+    {
+        var response = await _client.ExecuteToolAsync(Call(arguments));
+
+        Assert.True(response.Result.IsError);
+        Assert.Contains(says, response.Result.Content, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ExecuteTool_WhenTheToolFails_ReturnsAnErrorResultNotAFailedCall()
+    {
+        var response = await _client.ExecuteToolAsync(Call("{\"expression\":\"1/0\"}"));
+
+        Assert.True(response.Result.IsError);
+        Assert.Contains("Division by zero", response.Result.Content, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ExecuteTool_CutsOutputAtTheLimit()
+    {
+        var response = await _client.ExecuteToolAsync(Call("{\"expression\":\"" + new string(' ', 10) + "unknown_name_" + new string('x', 400) + "\"}"));
+
+        Assert.True(response.Truncated);
+        Assert.Contains("[output cut at 256 characters", response.Result.Content, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ExecuteTool_WhenTheEntryHasNoSuchTool_FailsWithInvalidArgument()
+    {
+        var request = Call("{}");
+        request.Call.Name = "other";
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => _client.ExecuteToolAsync(request).ResponseAsync);
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+    }
+
+    [Fact]
+    public async Task ExecuteTool_ForATypeNotBuiltYet_AnswersUnimplemented()
+    {
+        var request = Call("{}");
+        request.Tool = new ToolConfig { Name = "calc", Type = ToolType.BuiltinShell };
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => _client.ExecuteToolAsync(request).ResponseAsync);
+
+        Assert.Equal(StatusCode.Unimplemented, error.StatusCode);
+    }
+
+    private static ExecuteToolRequest Call(string arguments) => new()
+    {
+        Tool = Calculator,
+        Call = new ToolCall { Id = "call_1", Name = "calc", ArgumentsJson = arguments },
+    };
+}
