@@ -100,6 +100,9 @@ internal sealed class LlmGatewayGrpcService(
 
     private const int MaxEmbedInputs = 2048;
 
+    // What providers are sent when an agent sets no max_tokens.
+    private const int DefaultMaxTokens = 4096;
+
     private async IAsyncEnumerable<StreamGenerateResponse> RunAsync(ChatRequest chat, CallContext? call, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var providerName = Name(chat.Llm.Provider);
@@ -107,6 +110,13 @@ internal sealed class LlmGatewayGrpcService(
         {
             throw new NamraException(StatusCode.Unimplemented, $"This gateway does not serve the {providerName} provider yet.");
         }
+
+        // The caller's deadline bounds the call; so does the gateway's own limit, for callers that set none.
+        using var callLimit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        callLimit.CancelAfter(options.Value.MaxCallDuration);
+        var outer = cancellationToken;
+        cancellationToken = callLimit.Token;
+        var modelLabel = MetricModel(chat.Llm.Provider, chat.Llm.Model);
 
         using var activity = LlmGatewayTelemetry.ActivitySource.StartActivity($"chat {chat.Llm.Model}", ActivityKind.Client);
         Tag(activity, chat, call, providerName);
@@ -124,8 +134,14 @@ internal sealed class LlmGatewayGrpcService(
             StreamGenerateResponse first;
             try
             {
-                rateLimits.Acquire(chat.Llm.Provider, TokenEstimator.EstimateInput(chat.SystemPrompt, chat.Messages, chat.Tools) + chat.Llm.MaxTokens, providerName);
+                rateLimits.Acquire(chat.Llm.Provider,
+                    TokenEstimator.EstimateInput(chat.SystemPrompt, chat.Messages, chat.Tools) + (chat.Llm.MaxTokens > 0 ? chat.Llm.MaxTokens : DefaultMaxTokens), providerName);
                 (events, first, chat) = await OpenWithFallbackAsync(provider, chat, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (callLimit.IsCancellationRequested && !outer.IsCancellationRequested)
+            {
+                code = nameof(StatusCode.DeadlineExceeded);
+                throw TooLong();
             }
             catch (Exception exception)
             {
@@ -133,7 +149,7 @@ internal sealed class LlmGatewayGrpcService(
                 throw;
             }
 
-            LlmGatewayTelemetry.TimeToFirstToken.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, providerName, chat.Llm.Model);
+            LlmGatewayTelemetry.TimeToFirstToken.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, providerName, modelLabel);
             var item = first;
             while (true)
             {
@@ -149,6 +165,11 @@ internal sealed class LlmGatewayGrpcService(
                     {
                         break;
                     }
+                }
+                catch (OperationCanceledException) when (callLimit.IsCancellationRequested && !outer.IsCancellationRequested)
+                {
+                    code = nameof(StatusCode.DeadlineExceeded);
+                    throw TooLong();
                 }
                 catch (Exception exception)
                 {
@@ -166,10 +187,22 @@ internal sealed class LlmGatewayGrpcService(
                 await events.DisposeAsync().ConfigureAwait(false);
             }
 
-            LlmGatewayTelemetry.Duration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, providerName, chat.Llm.Model);
-            LlmGatewayTelemetry.Calls.Add(1, providerName, chat.Llm.Model, code);
+            LlmGatewayTelemetry.Duration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, providerName, modelLabel);
+            LlmGatewayTelemetry.Calls.Add(1, providerName, modelLabel, code);
+            if (code != "OK")
+            {
+                activity?.SetStatus(ActivityStatusCode.Error, code);
+                activity?.SetTag(LlmGatewayTelemetry.Attributes.ErrorType, code);
+            }
         }
+
+        NamraException TooLong() => new(StatusCode.DeadlineExceeded,
+            $"The {providerName} call took longer than the gateway allows ({options.Value.MaxCallDuration.TotalSeconds:0} s).");
     }
+
+    // Model names come from callers: only priced models get their own metric series, the rest share "other".
+    private string MetricModel(LlmProvider provider, string model) =>
+        pricing.Find(provider, model) is { } price ? price.Model : "other";
 
     // The model, then each fallback model in turn while failures are transient; the chat that answered is returned.
     private async Task<(IAsyncEnumerator<StreamGenerateResponse>, StreamGenerateResponse, ChatRequest)> OpenWithFallbackAsync(
@@ -202,17 +235,18 @@ internal sealed class LlmGatewayGrpcService(
     private void Settle(GenerateCompleted completed, ChatRequest chat, string providerName, Activity? activity)
     {
         var model = completed.Model.Length > 0 ? completed.Model : chat.Llm.Model;
+        var label = MetricModel(chat.Llm.Provider, model);
         var usage = completed.Usage ?? new TokenUsage();
-        if (pricing.Find(chat.Llm.Provider, model) is { } price)
+        if (completed.Usage is not null && pricing.Find(chat.Llm.Provider, model) is { } price)
         {
             completed.Cost = price.CostOf(usage);
-            LlmGatewayTelemetry.CostMicroUsd.Add((long)Math.Round(completed.Cost.TotalUsd * 1_000_000), providerName, model);
+            LlmGatewayTelemetry.CostMicroUsd.Add((long)Math.Round(completed.Cost.TotalUsd * 1_000_000), providerName, label);
         }
 
-        LlmGatewayTelemetry.Tokens.Add(usage.InputTokens, providerName, model, "input");
-        LlmGatewayTelemetry.Tokens.Add(usage.OutputTokens, providerName, model, "output");
-        LlmGatewayTelemetry.Tokens.Add(usage.CacheCreationInputTokens, providerName, model, "cache_write");
-        LlmGatewayTelemetry.Tokens.Add(usage.CacheReadInputTokens, providerName, model, "cache_read");
+        LlmGatewayTelemetry.Tokens.Add(usage.InputTokens, providerName, label, "input");
+        LlmGatewayTelemetry.Tokens.Add(usage.OutputTokens, providerName, label, "output");
+        LlmGatewayTelemetry.Tokens.Add(usage.CacheCreationInputTokens, providerName, label, "cache_write");
+        LlmGatewayTelemetry.Tokens.Add(usage.CacheReadInputTokens, providerName, label, "cache_read");
         if (activity is not null)
         {
             if (options.Value.CaptureContent)

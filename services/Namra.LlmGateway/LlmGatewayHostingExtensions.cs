@@ -31,6 +31,7 @@ public static class LlmGatewayHostingExtensions
                 ConnectTimeout = services.GetRequiredService<IOptions<LlmGatewayOptions>>().Value.ConnectTimeout,
                 PooledConnectionLifetime = TimeSpan.FromMinutes(5), // follow provider DNS changes
                 EnableMultipleHttp2Connections = true,
+                ConnectCallback = ProviderConnections.ConnectAsync,
             });
         builder.Services.TryAddSingleton<ProviderResilience>();
         builder.Services.AddSingleton<ProviderRateLimits>();

@@ -48,6 +48,7 @@ internal static class LlmGatewayTelemetry
         public const string InputMessages = "gen_ai.input.messages";
         public const string OutputMessages = "gen_ai.output.messages";
         public const string CostUsd = "namra.cost.usd";
+        public const string ErrorType = "error.type";
         public const string RunId = "namra.run.id";
         public const string AgentName = "namra.agent.name";
     }

@@ -66,9 +66,8 @@ public sealed class ResilienceTests : IAsyncLifetime
 
         var call = _client.GenerateAsync(Request()).ResponseAsync;
         await _time.TimerCreated.WaitAsync(TimeSpan.FromSeconds(10));
-        _time.Advance(TimeSpan.FromSeconds(19));
-        Assert.Single(_anthropic.Requests); // not before the 20 s the provider asked for
-        _time.Advance(TimeSpan.FromSeconds(1));
+        Assert.Equal(TimeSpan.FromSeconds(20), _time.LastDueTime); // the wait the provider asked for, not the backoff
+        _time.Advance(TimeSpan.FromSeconds(20));
 
         Assert.Equal("ok", (await call.WaitAsync(TimeSpan.FromSeconds(10))).Message.Content.Single().Text);
         Assert.Equal(2, _anthropic.Requests.Count);
@@ -175,8 +174,11 @@ public sealed class ResilienceTests : IAsyncLifetime
 
         public Task TimerCreated => _created.WaitAsync();
 
+        public TimeSpan LastDueTime { get; private set; }
+
         public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
         {
+            LastDueTime = dueTime;
             var timer = base.CreateTimer(callback, state, dueTime, period);
             _created.Release();
             return timer;

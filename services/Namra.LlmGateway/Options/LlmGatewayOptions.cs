@@ -62,6 +62,14 @@ public sealed class LlmGatewayOptions
     /// </summary>
     public IDictionary<string, RateLimitOptions> RateLimits { get; } = new Dictionary<string, RateLimitOptions>(StringComparer.Ordinal);
 
+    /// <summary>Longest a provider may stay silent in a stream (or before answering) before the call is abandoned. Default 2 min.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan StreamIdleTimeout { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>Longest a whole model call may take when the caller sets no shorter deadline. Default 10 min.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "02:00:00")]
+    public TimeSpan MaxCallDuration { get; set; } = TimeSpan.FromMinutes(10);
+
     /// <summary>Longest wait to connect to a provider. Default 10 s.</summary>
     [Range(typeof(TimeSpan), "00:00:00.100", "00:05:00")]
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);

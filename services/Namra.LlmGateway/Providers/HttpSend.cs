@@ -1,5 +1,5 @@
 using System.Net.ServerSentEvents;
-using System.Net.Sockets;
+using Namra.Hosting.Errors;
 using System.Runtime.CompilerServices;
 
 namespace Namra.LlmGateway.Providers;
@@ -20,8 +20,13 @@ internal static class HttpSend
         {
             response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
         }
-        catch (HttpRequestException exception) when (exception.InnerException is SocketException or IOException or null)
+        catch (HttpRequestException exception)
         {
+            throw ProviderErrors.Network(provider, exception);
+        }
+        catch (OperationCanceledException exception) when (!cancellationToken.IsCancellationRequested)
+        {
+            // HttpClient reports a connect timeout as a cancellation the caller did not ask for.
             throw ProviderErrors.Network(provider, exception);
         }
 
@@ -37,20 +42,32 @@ internal static class HttpSend
         }
     }
 
-    /// <summary>The server-sent events of a response, a broken connection becoming UNAVAILABLE.</summary>
-    public static async IAsyncEnumerable<SseItem<string>> ReadEventsAsync(Stream stream, string provider, [EnumeratorCancellation] CancellationToken cancellationToken)
+    /// <summary>
+    /// The server-sent events of a response: a broken connection becomes UNAVAILABLE, and a provider silent for
+    /// longer than <paramref name="idleTimeout"/> between events DEADLINE_EXCEEDED, so a stalled stream never
+    /// holds a call forever (even one without a deadline).
+    /// </summary>
+    public static async IAsyncEnumerable<SseItem<string>> ReadEventsAsync(Stream stream, string provider, TimeSpan idleTimeout,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var items = SseParser.Create(stream).EnumerateAsync(cancellationToken).GetAsyncEnumerator(cancellationToken);
+        using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var items = SseParser.Create(stream).EnumerateAsync(idle.Token).GetAsyncEnumerator(idle.Token);
         try
         {
             while (true)
             {
+                idle.CancelAfter(idleTimeout);
                 try
                 {
                     if (!await items.MoveNextAsync().ConfigureAwait(false))
                     {
                         yield break;
                     }
+                }
+                catch (OperationCanceledException) when (idle.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+                {
+                    throw new NamraException(Grpc.Core.StatusCode.DeadlineExceeded,
+                        $"{provider} sent nothing for {idleTimeout.TotalSeconds:0} s; the stream was abandoned.");
                 }
                 catch (Exception exception) when (exception is IOException or HttpRequestException && !cancellationToken.IsCancellationRequested)
                 {

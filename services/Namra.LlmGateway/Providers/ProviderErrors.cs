@@ -83,10 +83,12 @@ internal static class ProviderErrors
         }
         catch (JsonException)
         {
-            // Not JSON (a proxy's HTML page, say): the body itself is the best message there is.
+            // Not JSON; answered below.
         }
 
-        return ("error", body.Length == 0 ? "no error message" : body);
+        // Not the provider's JSON error (a proxy's page, or not a model provider at all): the body is not repeated,
+        // so the gateway cannot be used to read other servers' pages.
+        return ("error", "the server answered without a provider error message");
     }
 
     private static TimeSpan? RetryAfter(HttpResponseHeaders headers)

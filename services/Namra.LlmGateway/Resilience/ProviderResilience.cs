@@ -25,12 +25,13 @@ internal sealed class ProviderResilience(IOptions<LlmGatewayOptions> options, Ti
     private readonly ConcurrentDictionary<string, ResiliencePipeline> _pipelines = new(StringComparer.Ordinal);
 
     /// <summary>
-    /// One pipeline, so one circuit, per provider and model: providers overload model by model, and a fallback
-    /// model of the same provider must not be refused by the failing model's open circuit.
+    /// One pipeline, so one circuit, per provider, address and model: providers overload model by model, and a
+    /// fallback model of the same provider must not be refused by the failing model's open circuit.
     /// </summary>
-    private ResiliencePipeline PipelineFor(LlmProvider provider, string model)
+    private ResiliencePipeline PipelineFor(LlmProvider provider, string baseUrl, string model)
     {
-        var key = $"{provider}/{model}";
+        // The address is part of the key: one caller's dead server must not open the circuit for others' healthy ones.
+        var key = $"{provider}|{baseUrl}|{model}";
         if (_pipelines.TryGetValue(key, out var pipeline))
         {
             return pipeline;
@@ -50,7 +51,7 @@ internal sealed class ProviderResilience(IOptions<LlmGatewayOptions> options, Ti
     {
         try
         {
-            return await PipelineFor(provider.Provider, chat.Llm.Model).ExecuteAsync(async token =>
+            return await PipelineFor(provider.Provider, chat.Llm.BaseUrl, chat.Llm.Model).ExecuteAsync(async token =>
             {
                 // The rest of the stream outlives this attempt, so it runs on the caller's token.
                 var events = provider.StreamAsync(chat, cancellationToken).GetAsyncEnumerator(cancellationToken);
@@ -96,7 +97,8 @@ internal sealed class ProviderResilience(IOptions<LlmGatewayOptions> options, Ti
                 UseJitter = true,
                 Delay = options.Retry.BaseDelay,
                 MaxDelay = options.Retry.MaxDelay,
-                ShouldHandle = new PredicateBuilder().Handle<NamraException>(IsTransient),
+                // A provider asking for a longer wait than the gateway allows gets its answer passed on, not a retry too soon.
+                ShouldHandle = new PredicateBuilder().Handle<NamraException>(e => IsTransient(e) && !(ProviderRetryAfter(e, TimeSpan.MaxValue) > options.Retry.MaxDelay)),
                 DelayGenerator = arguments => ValueTask.FromResult(ProviderRetryAfter(arguments.Outcome.Exception, options.Retry.MaxDelay)),
             });
         }

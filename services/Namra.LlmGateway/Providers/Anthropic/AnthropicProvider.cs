@@ -3,7 +3,9 @@ using System.Net.Http.Headers;
 using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.Options;
 using Namra.Contracts.V1;
+using Namra.LlmGateway.Options;
 
 namespace Namra.LlmGateway.Providers.Anthropic;
 
@@ -13,7 +15,7 @@ namespace Namra.LlmGateway.Providers.Anthropic;
 /// System.Net.ServerSentEvents. Handles every event type: message_start, content_block_start/delta/stop
 /// (text_delta, input_json_delta, thinking_delta, signature_delta), message_delta, message_stop, ping, error.
 /// </summary>
-internal sealed class AnthropicProvider(IHttpClientFactory httpClients, ProviderEndpoints endpoints) : ILlmProvider
+internal sealed class AnthropicProvider(IHttpClientFactory httpClients, ProviderEndpoints endpoints, IOptions<LlmGatewayOptions> options) : ILlmProvider
 {
     public const string Name = "anthropic";
     public const string Version = "2023-06-01";
@@ -38,7 +40,7 @@ internal sealed class AnthropicProvider(IHttpClientFactory httpClients, Provider
         using var response = await HttpSend.SendAsync(httpClients, message, Name, cancellationToken).ConfigureAwait(false);
         using var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
         var turn = new TurnState();
-        await foreach (var item in HttpSend.ReadEventsAsync(stream, Name, cancellationToken).ConfigureAwait(false))
+        await foreach (var item in HttpSend.ReadEventsAsync(stream, Name, options.Value.StreamIdleTimeout, cancellationToken).ConfigureAwait(false))
         {
             foreach (var output in turn.Apply(item.EventType, item.Data))
             {
@@ -69,7 +71,20 @@ internal sealed class AnthropicProvider(IHttpClientFactory httpClients, Provider
 
         public bool Done { get; private set; }
 
-        public IEnumerable<StreamGenerateResponse> Apply(string eventType, string data)
+        /// <summary>The events one SSE event yields; an event of an unexpected shape is the provider's fault (UNAVAILABLE).</summary>
+        public List<StreamGenerateResponse> Apply(string eventType, string data)
+        {
+            try
+            {
+                return [.. ApplyCore(eventType, data)];
+            }
+            catch (Exception exception) when (exception is KeyNotFoundException or InvalidOperationException or FormatException)
+            {
+                throw ProviderErrors.Malformed(Name, $"a {eventType} event without the fields it needs");
+            }
+        }
+
+        private IEnumerable<StreamGenerateResponse> ApplyCore(string eventType, string data)
         {
             using var json = Parse(data);
             var root = json.RootElement;

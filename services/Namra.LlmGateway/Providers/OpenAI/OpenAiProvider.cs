@@ -3,7 +3,9 @@ using System.Net.Http.Headers;
 using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.Options;
 using Namra.Contracts.V1;
+using Namra.LlmGateway.Options;
 
 namespace Namra.LlmGateway.Providers.OpenAI;
 
@@ -13,7 +15,8 @@ namespace Namra.LlmGateway.Providers.OpenAI;
 /// OpenAI-compatible server (<c>openai_compatible</c>: vLLM, Ollama, LM Studio, LiteLLM), where the key is optional.
 /// Tool calls arrive as argument pieces by <c>index</c>, several in parallel; the turn completes at <c>[DONE]</c>.
 /// </summary>
-internal sealed class OpenAiProvider(LlmProvider provider, IHttpClientFactory httpClients, ProviderEndpoints endpoints) : ILlmProvider
+internal sealed class OpenAiProvider(LlmProvider provider, IHttpClientFactory httpClients, ProviderEndpoints endpoints, IOptions<LlmGatewayOptions> options)
+    : ILlmProvider
 {
     public static readonly Uri DefaultBaseUrl = new("https://api.openai.com/v1");
 
@@ -30,7 +33,7 @@ internal sealed class OpenAiProvider(LlmProvider provider, IHttpClientFactory ht
         using var response = await SendAsync(request.Llm, "/chat/completions", body, cancellationToken).ConfigureAwait(false);
         using var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
         var turn = new TurnState(Name);
-        await foreach (var item in HttpSend.ReadEventsAsync(stream, Name, cancellationToken).ConfigureAwait(false))
+        await foreach (var item in HttpSend.ReadEventsAsync(stream, Name, options.Value.StreamIdleTimeout, cancellationToken).ConfigureAwait(false))
         {
             if (item.Data == "[DONE]")
             {
@@ -60,20 +63,36 @@ internal sealed class OpenAiProvider(LlmProvider provider, IHttpClientFactory ht
         OpenAiRequestWriter.WriteEmbeddings(body, llm.Model, inputs);
         using var response = await SendAsync(llm, "/embeddings", body, cancellationToken).ConfigureAwait(false);
         using var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-        using var json = await JsonDocument.ParseAsync(stream, cancellationToken: cancellationToken).ConfigureAwait(false);
+        try
+        {
+            using var json = await JsonDocument.ParseAsync(stream, cancellationToken: cancellationToken).ConfigureAwait(false);
+            return ReadEmbeddings(json.RootElement, inputs.Count);
+        }
+        catch (Exception exception) when (exception is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            throw ProviderErrors.Malformed(Name, "an embeddings response without the fields it needs");
+        }
+        catch (Exception exception) when (exception is IOException or HttpRequestException && !cancellationToken.IsCancellationRequested)
+        {
+            throw ProviderErrors.Network(Name, exception);
+        }
+    }
+
+    private EmbedResponse ReadEmbeddings(JsonElement root, int inputCount)
+    {
         var result = new EmbedResponse { Usage = new TokenUsage() };
-        var vectors = json.RootElement.GetProperty("data").EnumerateArray()
+        var vectors = root.GetProperty("data").EnumerateArray()
             .OrderBy(item => item.GetProperty("index").GetInt32())
             .Select(item => new Embedding { Values = { item.GetProperty("embedding").EnumerateArray().Select(v => v.GetSingle()) } });
         result.Embeddings.AddRange(vectors);
-        if (json.RootElement.TryGetProperty("usage", out var usage) && usage.TryGetProperty("prompt_tokens", out var tokens))
+        if (root.TryGetProperty("usage", out var usage) && usage.TryGetProperty("prompt_tokens", out var tokens))
         {
             result.Usage.InputTokens = tokens.GetInt64();
         }
 
-        if (result.Embeddings.Count != inputs.Count)
+        if (result.Embeddings.Count != inputCount)
         {
-            throw ProviderErrors.Malformed(Name, $"{result.Embeddings.Count} embeddings for {inputs.Count} inputs");
+            throw ProviderErrors.Malformed(Name, $"{result.Embeddings.Count} embeddings for {inputCount} inputs");
         }
 
         return result;
@@ -105,10 +124,25 @@ internal sealed class OpenAiProvider(LlmProvider provider, IHttpClientFactory ht
         private string _id = "";
         private string _model = "";
         private StopReason _stopReason;
+        private bool _refused;
+        private bool _usageSeen;
 
         public bool Finished { get; private set; }
 
-        public IEnumerable<StreamGenerateResponse> Apply(string data)
+        /// <summary>The events one chunk yields; a chunk of an unexpected shape is the provider's fault (UNAVAILABLE).</summary>
+        public List<StreamGenerateResponse> Apply(string data)
+        {
+            try
+            {
+                return [.. ApplyCore(data)];
+            }
+            catch (Exception exception) when (exception is KeyNotFoundException or InvalidOperationException or FormatException)
+            {
+                throw ProviderErrors.Malformed(provider, "a chunk without the fields it needs");
+            }
+        }
+
+        private IEnumerable<StreamGenerateResponse> ApplyCore(string data)
         {
             JsonDocument json;
             try
@@ -155,23 +189,33 @@ internal sealed class OpenAiProvider(LlmProvider provider, IHttpClientFactory ht
                             yield return new StreamGenerateResponse { TextDelta = new TextDelta { Text = text } };
                         }
 
+                        if (delta.TryGetProperty("refusal", out var refusal) && refusal.ValueKind == JsonValueKind.String && refusal.GetString() is { Length: > 0 } refused)
+                        {
+                            _refused = true;
+                            _text.Append(refused);
+                            yield return new StreamGenerateResponse { TextDelta = new TextDelta { Text = refused } };
+                        }
+
                         if (delta.TryGetProperty("tool_calls", out var toolCalls) && toolCalls.ValueKind == JsonValueKind.Array)
                         {
+                            var position = 0;
                             foreach (var piece in toolCalls.EnumerateArray())
                             {
-                                yield return ApplyToolCall(piece);
+                                yield return ApplyToolCall(piece, position++);
                             }
                         }
                     }
 
-                    if (choice.TryGetProperty("finish_reason", out var finish) && finish.ValueKind == JsonValueKind.String)
+                    if (choice.TryGetProperty("finish_reason", out var finish) && finish.ValueKind == JsonValueKind.String && !Finished)
                     {
                         Finished = true;
                         _stopReason = finish.GetString() switch
                         {
+                            _ when _refused => StopReason.Refusal,
+                            // Some compatible servers say "stop" after tool calls; the calls are what matter.
+                            _ when _calls.Count > 0 => StopReason.ToolUse,
                             "stop" => StopReason.EndTurn,
                             "length" => StopReason.MaxTokens,
-                            "tool_calls" or "function_call" => StopReason.ToolUse,
                             "content_filter" => StopReason.ContentFilter,
                             _ => StopReason.Unspecified,
                         };
@@ -193,12 +237,14 @@ internal sealed class OpenAiProvider(LlmProvider provider, IHttpClientFactory ht
             }
 
             message.Content.AddRange(_calls.Values.Select(call => new ContentBlock { ToolCall = call.ToToolCall() }));
-            return new GenerateCompleted { Message = message, StopReason = _stopReason, Usage = _usage, Model = _model, ResponseId = _id };
+            // Without a usage chunk (servers that ignore include_usage) the usage, and so the cost, is unknown, not zero.
+            return new GenerateCompleted { Message = message, StopReason = _stopReason, Usage = _usageSeen ? _usage : null, Model = _model, ResponseId = _id };
         }
 
-        private StreamGenerateResponse ApplyToolCall(JsonElement piece)
+        private StreamGenerateResponse ApplyToolCall(JsonElement piece, int position)
         {
-            var index = piece.GetProperty("index").GetInt32();
+            // Some compatible servers leave out the index; the position in the chunk stands in for it.
+            var index = piece.TryGetProperty("index", out var given) && given.ValueKind == JsonValueKind.Number ? given.GetInt32() : position;
             if (!_calls.TryGetValue(index, out var call))
             {
                 call = new ToolCallState();
@@ -231,6 +277,7 @@ internal sealed class OpenAiProvider(LlmProvider provider, IHttpClientFactory ht
         // prompt_tokens counts cached tokens too; Namra reports them apart, as they are priced apart.
         private void ReadUsage(JsonElement usage)
         {
+            _usageSeen = true;
             var prompt = usage.TryGetProperty("prompt_tokens", out var p) && p.ValueKind == JsonValueKind.Number ? p.GetInt64() : 0;
             var cached = usage.TryGetProperty("prompt_tokens_details", out var details) && details.ValueKind == JsonValueKind.Object
                 && details.TryGetProperty("cached_tokens", out var c) && c.ValueKind == JsonValueKind.Number ? c.GetInt64() : 0;
