@@ -19,6 +19,7 @@ public static class ToolExecutorHostingExtensions
         builder.Services.AddSingleton<IValidateOptions<ToolExecutorOptions>, ToolExecutorOptionsValidator>();
         builder.Services.AddSingleton<ArgumentValidator>();
         builder.Services.AddSingleton<ITool, CalculatorTool>();
+        builder.Services.AddSingleton<ITool, FilesystemTool>();
         return builder;
     }
 
