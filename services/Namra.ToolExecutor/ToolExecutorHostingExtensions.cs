@@ -20,6 +20,7 @@ public static class ToolExecutorHostingExtensions
         builder.Services.AddSingleton<ArgumentValidator>();
         builder.Services.AddSingleton<ITool, CalculatorTool>();
         builder.Services.AddSingleton<ITool, FilesystemTool>();
+        builder.Services.AddSingleton<ITool, ShellTool>();
         return builder;
     }
 
