@@ -21,6 +21,17 @@ public static class ToolExecutorHostingExtensions
         builder.Services.AddSingleton<ITool, CalculatorTool>();
         builder.Services.AddSingleton<ITool, FilesystemTool>();
         builder.Services.AddSingleton<ITool, ShellTool>();
+        builder.Services.AddSingleton<ITool, HttpTool>();
+        // Two clients, so a connection opened for a tool that may reach internal addresses is never reused by one that may not.
+        builder.Services.AddHttpClient(HttpTool.PublicClient, client => client.Timeout = Timeout.InfiniteTimeSpan)
+            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler
+            {
+                AllowAutoRedirect = false,
+                ConnectCallback = NetworkGuard.ConnectPublicAsync,
+                PooledConnectionLifetime = TimeSpan.FromMinutes(2),
+            });
+        builder.Services.AddHttpClient(HttpTool.AnyClient, client => client.Timeout = Timeout.InfiniteTimeSpan)
+            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, PooledConnectionLifetime = TimeSpan.FromMinutes(2) });
         return builder;
     }
 

@@ -1,0 +1,155 @@
+using Google.Protobuf.WellKnownTypes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Namra.Contracts.V1;
+using Namra.Testing;
+
+namespace Namra.ToolExecutor.Tests;
+
+/// <summary>The http tool against a local web server, and the SSRF catalogue: internal addresses in every spelling, and redirects.</summary>
+public sealed class HttpToolTests : IAsyncLifetime
+{
+    private WebApplication _web = null!;
+    private Uri _base = null!;
+    private int _hits;
+    private NamraTestHost _host = null!;
+    private ToolExecutorService.ToolExecutorServiceClient _client = null!;
+
+    public async Task InitializeAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0));
+        _web = builder.Build();
+        _web.Use((context, next) =>
+        {
+            Interlocked.Increment(ref _hits);
+            return next(context);
+        });
+        _web.MapGet("/page", () => Results.Content("<html><head><style>p{}</style><script>var secret=1;</script></head><body><h1>Title</h1><p>Hello &amp; welcome.</p></body></html>", "text/html"));
+        _web.MapGet("/big", () => Results.Text(new string('x', 100_000)));
+        _web.MapGet("/redirect", (string to) => Results.Redirect(to));
+        _web.MapPost("/echo", async (HttpContext context) =>
+        {
+            using var reader = new StreamReader(context.Request.Body);
+            return Results.Text($"{context.Request.Method} {await reader.ReadToEndAsync()} token={context.Request.Headers["X-Token"]}");
+        });
+        await _web.StartAsync();
+        _base = new Uri(_web.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+        _host = await NamraTestHost.StartAsync("tool-executor");
+        _client = new ToolExecutorService.ToolExecutorServiceClient(_host.Channel);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _host.DisposeAsync();
+        await _web.StopAsync();
+        await _web.DisposeAsync();
+    }
+
+    [Theory]
+    [InlineData("http://127.0.0.1:{port}/page")]
+    [InlineData("http://localhost:{port}/page")]
+    [InlineData("http://0x7f000001:{port}/page")]
+    [InlineData("http://2130706433:{port}/page")]
+    [InlineData("http://017700000001:{port}/page")]
+    [InlineData("http://127.1:{port}/page")]
+    [InlineData("http://[::1]:{port}/page")]
+    [InlineData("http://[::ffff:127.0.0.1]:{port}/page")]
+    [InlineData("http://169.254.169.254/latest/meta-data/")]
+    [InlineData("http://10.0.0.1/")]
+    [InlineData("http://192.168.1.1/")]
+    [InlineData("http://0.0.0.0:{port}/page")]
+    public async Task InternalAddresses_AreRefusedBeforeAnyConnection(string url)
+    {
+        var result = await Call(Config(), url.Replace("{port}", _base.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal));
+
+        Assert.True(result.IsError, result.Content);
+        Assert.Contains("internal address", result.Content, StringComparison.Ordinal);
+        Assert.Equal(0, _hits);
+    }
+
+    [Fact]
+    public async Task Html_BecomesText_WhenPrivateNetworksAreAllowed()
+    {
+        var result = await Call(Config(allowPrivate: true), new Uri(_base, "/page").ToString());
+
+        Assert.False(result.IsError, result.Content);
+        Assert.StartsWith("HTTP 200 OK", result.Content, StringComparison.Ordinal);
+        Assert.Contains("Title", result.Content, StringComparison.Ordinal);
+        Assert.Contains("Hello & welcome.", result.Content, StringComparison.Ordinal);
+        Assert.DoesNotContain("secret", result.Content, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Redirects_AreCheckedAgainAtEveryHop()
+    {
+        var target = Uri.EscapeDataString($"http://localhost:{_base.Port}/page");
+
+        var result = await Call(Config(allowPrivate: true, allowedHosts: ["127.0.0.1"]), new Uri(_base, $"/redirect?to={target}").ToString());
+
+        Assert.True(result.IsError);
+        Assert.Contains("localhost is not among this tool's allowed hosts", result.Content, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Responses_AreCutAtTheLimit()
+    {
+        var result = await Call(Config(allowPrivate: true, maxResponseBytes: 1000), new Uri(_base, "/big").ToString());
+
+        Assert.Contains("[response cut at 1,000 bytes]", result.Content, StringComparison.Ordinal);
+        Assert.True(result.Content.Length < 1200);
+    }
+
+    [Fact]
+    public async Task Methods_AreLimitedToTheAllowedOnes_AndConfiguredHeadersResolveVariablesAtCallTime()
+    {
+        Environment.SetEnvironmentVariable("NAMRA_TEST_HTTP_TOKEN", "t0ken");
+        var refused = await Call(Config(allowPrivate: true), new Uri(_base, "/echo").ToString(), method: "POST", body: "{}");
+        var sent = await Call(Config(allowPrivate: true, methods: ["GET", "POST"], headers: new() { ["X-Token"] = "${NAMRA_TEST_HTTP_TOKEN}" }),
+            new Uri(_base, "/echo").ToString(), method: "POST", body: "{\"a\":1}");
+
+        Assert.Contains("POST is not allowed", refused.Content, StringComparison.Ordinal);
+        Assert.Contains("POST {\"a\":1} token=t0ken", sent.Content, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task DeniedHosts_AreRefused()
+    {
+        var result = await Call(Config(allowPrivate: true, deniedHosts: ["127.0.0.1"]), new Uri(_base, "/page").ToString());
+
+        Assert.Contains("denied hosts", result.Content, StringComparison.Ordinal);
+    }
+
+    private static Struct Config(bool allowPrivate = false, string[]? allowedHosts = null, string[]? deniedHosts = null, string[]? methods = null,
+        Dictionary<string, string>? headers = null, int maxResponseBytes = 1_048_576) => new()
+    {
+        Fields =
+        {
+            ["allow_private_networks"] = Value.ForBool(allowPrivate),
+            ["allowed_hosts"] = Value.ForList([.. (allowedHosts ?? []).Select(Value.ForString)]),
+            ["denied_hosts"] = Value.ForList([.. (deniedHosts ?? []).Select(Value.ForString)]),
+            ["allowed_methods"] = Value.ForList([.. (methods ?? ["GET"]).Select(Value.ForString)]),
+            ["headers"] = Value.ForStruct(new Struct { Fields = { (headers ?? []).ToDictionary(p => p.Key, p => Value.ForString(p.Value)) } }),
+            ["max_response_bytes"] = Value.ForNumber(maxResponseBytes),
+            ["max_redirects"] = Value.ForNumber(5),
+            ["extract_text"] = Value.ForBool(true),
+        },
+    };
+
+    private async Task<ToolResult> Call(Struct config, string url, string method = "GET", string? body = null)
+    {
+        var arguments = body is null ? (object)new { url, method } : new { url, method, body };
+        var response = await _client.ExecuteToolAsync(new ExecuteToolRequest
+        {
+            Tool = new ToolConfig { Name = "web", Type = ToolType.BuiltinHttp, Config = config },
+            Call = new ToolCall { Id = "call_1", Name = "web", ArgumentsJson = System.Text.Json.JsonSerializer.Serialize(arguments) },
+        });
+        return response.Result;
+    }
+}
