@@ -22,6 +22,7 @@ public static class ToolExecutorHostingExtensions
         builder.Services.AddSingleton<ITool, FilesystemTool>();
         builder.Services.AddSingleton<ITool, ShellTool>();
         builder.Services.AddSingleton<ITool, HttpTool>();
+        builder.Services.AddSingleton<ITool, DatabaseTool>();
         // Two clients, so a connection opened for a tool that may reach internal addresses is never reused by one that may not.
         builder.Services.AddHttpClient(HttpTool.PublicClient, client => client.Timeout = Timeout.InfiniteTimeSpan)
             .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler

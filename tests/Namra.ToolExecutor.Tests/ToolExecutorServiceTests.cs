@@ -85,7 +85,7 @@ public sealed class ToolExecutorServiceTests : IAsyncLifetime
     public async Task ExecuteTool_ForATypeNotBuiltYet_AnswersUnimplemented()
     {
         var request = Call("{}");
-        request.Tool = new ToolConfig { Name = "calc", Type = ToolType.BuiltinDatabase };
+        request.Tool = new ToolConfig { Name = "calc", Type = ToolType.Mcp };
 
         var error = await Assert.ThrowsAsync<RpcException>(() => _client.ExecuteToolAsync(request).ResponseAsync);
 

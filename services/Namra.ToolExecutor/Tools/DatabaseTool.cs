@@ -1,0 +1,220 @@
+using System.Data.Common;
+using System.Text.Json;
+using Google.Protobuf.WellKnownTypes;
+using Microsoft.Data.Sqlite;
+using Namra.Contracts.V1;
+
+namespace Namra.ToolExecutor.Tools;
+
+/// <summary>
+/// <c>builtin.database</c>: one SQL statement with <c>$1</c>, <c>$2</c>... parameters (bound, never spliced into
+/// the text), answered as JSON columns and rows, at most <c>max_rows</c>. Read-only by default, and the database
+/// enforces it (SQLite opens the file read-only), so no wording of a statement can write. Served for SQLite;
+/// PostgreSQL is refused until it is built.
+/// </summary>
+internal sealed class DatabaseTool : ITool
+{
+    private const int DefaultMaxRows = 100;
+    private const int MaxCellCharacters = 2000;
+
+    private const string Schema = """
+        {"type":"object","properties":{"sql":{"type":"string","minLength":1,"maxLength":20000,"description":"One SQL statement; write $1, $2... for values"},"parameters":{"type":"array","maxItems":100,"items":{"type":["string","number","boolean","null"]},"description":"Values for $1, $2..."}},"required":["sql"],"additionalProperties":false}
+        """;
+
+    private static readonly JsonWriterOptions Compact = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    public ToolType Type => ToolType.BuiltinDatabase;
+
+    public Task<IReadOnlyList<ToolDescription>> DescribeAsync(ToolConfig config, CancellationToken cancellationToken)
+    {
+        var settings = Settings.From(config);
+        var description = config.Description.Length > 0 ? config.Description
+            : $"Runs one SQL statement on a {settings.Driver} database{(settings.ReadOnly ? " (read-only)" : "")} and returns the rows as JSON.";
+        return Task.FromResult<IReadOnlyList<ToolDescription>>([new ToolDescription(config.Name, description, Schema)]);
+    }
+
+    public async Task<ToolOutcome> ExecuteAsync(ToolConfig config, string toolName, JsonElement arguments, CancellationToken cancellationToken)
+    {
+        var settings = Settings.From(config);
+        if (settings.Driver != "sqlite")
+        {
+            return ToolOutcome.Error($"The {settings.Driver} driver is not available in this tool executor yet.");
+        }
+
+        if (settings.ConnectionString.Length == 0)
+        {
+            return ToolOutcome.Error("The tool has no connection string (connection_string_env names an unset variable?).");
+        }
+
+        var builder = new SqliteConnectionStringBuilder(settings.ConnectionString)
+        {
+            // The database enforces read-only: the file is opened so, and nothing can be written through it.
+            Mode = settings.ReadOnly ? SqliteOpenMode.ReadOnly : SqliteOpenMode.ReadWrite,
+            Pooling = false,
+        };
+        await using var connection = new SqliteConnection(builder.ToString());
+        try
+        {
+            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+
+            // In a transaction, so a second statement found after the first can be undone before it counts.
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+            var sql = arguments.GetProperty("sql").GetString() ?? "";
+            if (HasSecondStatement(connection, sql))
+            {
+                return ToolOutcome.Error("Send one SQL statement per call; nothing was run.");
+            }
+
+            await using var command = connection.CreateCommand();
+            command.CommandText = sql;
+            if (arguments.TryGetProperty("parameters", out var parameters))
+            {
+                var index = 1;
+                foreach (var value in parameters.EnumerateArray())
+                {
+                    command.Parameters.AddWithValue($"${index++}", value.ValueKind switch
+                    {
+                        JsonValueKind.String => value.GetString(),
+                        JsonValueKind.Number => value.TryGetInt64(out var integer) ? integer : value.GetDouble(),
+                        JsonValueKind.True => 1,
+                        JsonValueKind.False => 0,
+                        _ => DBNull.Value,
+                    });
+                }
+            }
+
+            string json;
+            await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+            {
+                json = await ToJsonAsync(reader, settings.MaxRows, cancellationToken).ConfigureAwait(false);
+                if (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
+                    return ToolOutcome.Error("Send one SQL statement per call; nothing was changed.");
+                }
+            }
+
+            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+            return new ToolOutcome(json);
+        }
+        catch (SqliteException exception)
+        {
+            return ToolOutcome.Error($"The database refused the statement: {exception.Message}");
+        }
+    }
+
+    // SQLite's own parser says where the first statement ends: anything after it but blanks and comments is a second one.
+    private static bool HasSecondStatement(SqliteConnection connection, string sql)
+    {
+        var result = SQLitePCL.raw.sqlite3_prepare_v2(connection.Handle, sql, out var statement, out var tail);
+        using (statement)
+        {
+            if (result != SQLitePCL.raw.SQLITE_OK)
+            {
+                return false; // the real execution reports the syntax error
+            }
+
+            return tail is { Length: > 0 } rest && !IsOnlyCommentsOrBlanks(connection, rest);
+        }
+    }
+
+    private static bool IsOnlyCommentsOrBlanks(SqliteConnection connection, string rest)
+    {
+        var result = SQLitePCL.raw.sqlite3_prepare_v2(connection.Handle, rest, out var statement, out _);
+        using (statement)
+        {
+            return result == SQLitePCL.raw.SQLITE_OK && statement.IsInvalid;
+        }
+    }
+
+    private static async Task<string> ToJsonAsync(DbDataReader reader, int maxRows, CancellationToken cancellationToken)
+    {
+        using var stream = new MemoryStream();
+        await using (var json = new Utf8JsonWriter(stream, Compact))
+        {
+            json.WriteStartObject();
+            if (reader.FieldCount == 0)
+            {
+                json.WriteNumber("rows_affected", reader.RecordsAffected);
+            }
+            else
+            {
+                json.WriteStartArray("columns");
+                for (var i = 0; i < reader.FieldCount; i++)
+                {
+                    json.WriteStringValue(reader.GetName(i));
+                }
+
+                json.WriteEndArray();
+                json.WriteStartArray("rows");
+                var rows = 0;
+                var more = false;
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    if (rows++ == maxRows)
+                    {
+                        more = true;
+                        break;
+                    }
+
+                    json.WriteStartArray();
+                    for (var i = 0; i < reader.FieldCount; i++)
+                    {
+                        WriteCell(json, reader.IsDBNull(i) ? null : reader.GetValue(i));
+                    }
+
+                    json.WriteEndArray();
+                }
+
+                json.WriteEndArray();
+                if (more)
+                {
+                    json.WriteString("note", $"more than {maxRows} rows; only the first {maxRows} are shown (add LIMIT or WHERE)");
+                }
+            }
+
+            json.WriteEndObject();
+        }
+
+        return System.Text.Encoding.UTF8.GetString(stream.ToArray());
+    }
+
+    private static void WriteCell(Utf8JsonWriter json, object? value)
+    {
+        switch (value)
+        {
+            case null:
+                json.WriteNullValue();
+                break;
+            case long integer:
+                json.WriteNumberValue(integer);
+                break;
+            case double number:
+                json.WriteNumberValue(number);
+                break;
+            case byte[] bytes:
+                json.WriteStringValue($"<{bytes.Length} bytes>");
+                break;
+            default:
+                var text = Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture) ?? "";
+                json.WriteStringValue(text.Length <= MaxCellCharacters ? text : text[..MaxCellCharacters] + "...");
+                break;
+        }
+    }
+
+    private sealed record Settings(string Driver, string ConnectionString, bool ReadOnly, int MaxRows)
+    {
+        public static Settings From(ToolConfig config)
+        {
+            var f = config.Config?.Fields ?? new Google.Protobuf.Collections.MapField<string, Value>();
+            var connection = f.TryGetValue("connection_string", out var literal) ? VariableReferences.Expand(literal.StringValue, Environment.GetEnvironmentVariable)
+                : f.TryGetValue("connection_string_env", out var variable) ? Environment.GetEnvironmentVariable(variable.StringValue) ?? ""
+                : "";
+            return new Settings(
+                f.TryGetValue("driver", out var driver) ? driver.StringValue : "sqlite",
+                connection,
+                !f.TryGetValue("read_only", out var readOnly) || readOnly.BoolValue,
+                f.TryGetValue("max_rows", out var rows) ? (int)rows.NumberValue : DefaultMaxRows);
+        }
+    }
+}
