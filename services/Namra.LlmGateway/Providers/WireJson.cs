@@ -29,6 +29,31 @@ internal static class WireJson
         }
     }
 
+    /// <summary>Temperature, top_p and stop sequences, when set; the providers differ only in the name of the last.</summary>
+    public static void WriteSampling(Utf8JsonWriter json, Contracts.V1.LlmConfig llm, string stopSequencesName)
+    {
+        if (llm.HasTemperature)
+        {
+            json.WriteNumber("temperature", llm.Temperature);
+        }
+
+        if (llm.HasTopP)
+        {
+            json.WriteNumber("top_p", llm.TopP);
+        }
+
+        if (llm.StopSequences.Count > 0)
+        {
+            json.WriteStartArray(stopSequencesName);
+            foreach (var stop in llm.StopSequences)
+            {
+                json.WriteStringValue(stop);
+            }
+
+            json.WriteEndArray();
+        }
+    }
+
     public static string String(JsonElement element, string name) =>
         element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString()! : "";
 }

@@ -76,26 +76,7 @@ internal static class AnthropicRequestWriter
             }
         }
 
-        if (request.Llm.HasTemperature)
-        {
-            json.WriteNumber("temperature", request.Llm.Temperature);
-        }
-
-        if (request.Llm.HasTopP)
-        {
-            json.WriteNumber("top_p", request.Llm.TopP);
-        }
-
-        if (request.Llm.StopSequences.Count > 0)
-        {
-            json.WriteStartArray("stop_sequences");
-            foreach (var stop in request.Llm.StopSequences)
-            {
-                json.WriteStringValue(stop);
-            }
-
-            json.WriteEndArray();
-        }
+        WireJson.WriteSampling(json, request.Llm, stopSequencesName: "stop_sequences");
 
         json.WriteBoolean("stream", true);
         json.WriteEndObject();

@@ -72,26 +72,7 @@ internal static class OpenAiRequestWriter
             json.WriteNumber(compatible ? "max_tokens" : "max_completion_tokens", request.Llm.MaxTokens);
         }
 
-        if (request.Llm.HasTemperature)
-        {
-            json.WriteNumber("temperature", request.Llm.Temperature);
-        }
-
-        if (request.Llm.HasTopP)
-        {
-            json.WriteNumber("top_p", request.Llm.TopP);
-        }
-
-        if (request.Llm.StopSequences.Count > 0)
-        {
-            json.WriteStartArray("stop");
-            foreach (var stop in request.Llm.StopSequences)
-            {
-                json.WriteStringValue(stop);
-            }
-
-            json.WriteEndArray();
-        }
+        WireJson.WriteSampling(json, request.Llm, stopSequencesName: "stop");
 
         json.WriteBoolean("stream", true);
         json.WriteStartObject("stream_options");
