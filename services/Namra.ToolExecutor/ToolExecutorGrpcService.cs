@@ -145,7 +145,7 @@ internal sealed class ToolExecutorGrpcService(
             ? tool
             : config.Type == ToolType.Unspecified
                 ? throw new InvalidArgumentException($"{field}.type", "Name the tool's type.")
-                : throw new NamraException(StatusCode.Unimplemented, $"This tool executor does not run {TypeName(config.Type)} tools yet.");
+                : throw new NamraException(StatusCode.Unimplemented, $"This tool executor does not know tool type {(int)config.Type}; is it older than the config service?");
 
     internal static string TypeName(ToolType type) => type switch
     {

@@ -23,6 +23,11 @@ public static class ToolExecutorHostingExtensions
         builder.Services.AddSingleton<ITool, ShellTool>();
         builder.Services.AddSingleton<ITool, HttpTool>();
         builder.Services.AddSingleton<ITool, DatabaseTool>();
+        builder.Services.AddSingleton<McpSessions>();
+        builder.Services.AddSingleton<ITool, McpTool>();
+        builder.Services.AddSingleton<ToolProviderChannels>();
+        builder.Services.AddSingleton<ITool, GrpcProviderTool>();
+        builder.Services.AddHttpClient(McpSessions.HttpClientName, client => client.Timeout = Timeout.InfiniteTimeSpan);
         // Two clients, so a connection opened for a tool that may reach internal addresses is never reused by one that may not.
         builder.Services.AddHttpClient(HttpTool.PublicClient, client => client.Timeout = Timeout.InfiniteTimeSpan)
             .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler

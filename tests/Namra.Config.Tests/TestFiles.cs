@@ -6,7 +6,7 @@ namespace Namra.Config.Tests;
 /// <summary>Paths in the repository and small helpers shared by the config tests.</summary>
 internal static class TestFiles
 {
-    public static string RepositoryRoot { get; } = FindRoot();
+    public static string RepositoryRoot => Testing.RepositoryPaths.Root;
 
     public static string ExamplesFolder => Path.Combine(RepositoryRoot, "examples", "agents");
 
@@ -37,17 +37,4 @@ internal static class TestFiles
         ScalarNode s => JsonValue.Create(s.Text),
         _ => throw new InvalidOperationException(),
     };
-
-    private static string FindRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Namra.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("Namra.sln not found above " + AppContext.BaseDirectory);
-    }
 }

@@ -82,10 +82,10 @@ public sealed class ToolExecutorServiceTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task ExecuteTool_ForATypeNotBuiltYet_AnswersUnimplemented()
+    public async Task ExecuteTool_ForATypeThisVersionDoesNotKnow_AnswersUnimplemented()
     {
         var request = Call("{}");
-        request.Tool = new ToolConfig { Name = "calc", Type = ToolType.Mcp };
+        request.Tool = new ToolConfig { Name = "calc", Type = (ToolType)99 };
 
         var error = await Assert.ThrowsAsync<RpcException>(() => _client.ExecuteToolAsync(request).ResponseAsync);
 

@@ -20,6 +20,24 @@ public sealed class ToolExecutorOptions
     /// <summary>Largest arguments JSON accepted, in characters. Default 1 MiB.</summary>
     [Range(256, 16 * 1024 * 1024)]
     public int MaxArgumentsCharacters { get; set; } = 1024 * 1024;
+
+    /// <summary>
+    /// Programs an <c>mcp</c> entry may start over stdio (its <c>command</c>, compared exactly); any when empty.
+    /// Set it where agent definitions come from callers rather than from the operator.
+    /// </summary>
+    public IList<string> AllowedMcpCommands { get; } = [];
+
+    /// <summary>Most MCP servers open at once. Default 32.</summary>
+    [Range(1, 4096)]
+    public int MaxMcpSessions { get; set; } = 32;
+
+    /// <summary>An MCP server unused this long is closed (a stdio server is stopped). Default 10 minutes.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
+    public TimeSpan McpIdleTimeout { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>Longest an MCP server may take to start and answer its initialization. Default 60 s.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
+    public TimeSpan McpStartTimeout { get; set; } = TimeSpan.FromSeconds(60);
 }
 
 /// <summary>Validates <see cref="ToolExecutorOptions"/> at start-up (source-generated).</summary>

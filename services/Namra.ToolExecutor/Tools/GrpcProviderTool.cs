@@ -1,0 +1,118 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Namra.Contracts.V1;
+using Namra.Hosting.Errors;
+
+namespace Namra.ToolExecutor.Tools;
+
+/// <summary>
+/// <c>grpc</c>: tools served by an external <c>namra.v1.ToolProviderService</c>, written in any language. The
+/// provider's tool list is cached briefly per address and entry settings; its failures become error results.
+/// </summary>
+internal sealed class GrpcProviderTool(ToolProviderChannels channels, TimeProvider timeProvider) : ITool
+{
+    private static readonly TimeSpan ToolListLifetime = TimeSpan.FromSeconds(30);
+    private readonly ConcurrentDictionary<string, (long Fetched, IReadOnlyList<ToolDescription> Tools)> _described = new(StringComparer.Ordinal);
+
+    public ToolType Type => ToolType.Grpc;
+
+    public async Task<IReadOnlyList<ToolDescription>> DescribeAsync(ToolConfig config, CancellationToken cancellationToken)
+    {
+        var (address, headers, passThrough) = Settings(config);
+        var key = address + "\n" + passThrough;
+        if (_described.TryGetValue(key, out var cached) && timeProvider.GetElapsedTime(cached.Fetched) < ToolListLifetime)
+        {
+            return cached.Tools;
+        }
+
+        var client = new ToolProviderService.ToolProviderServiceClient(channels.For(address));
+        DescribeToolsResponse response;
+        try
+        {
+            response = await client.DescribeToolsAsync(new DescribeToolsRequest { Config = config.Config ?? new Struct() }, headers, cancellationToken: cancellationToken)
+                .ConfigureAwait(false);
+        }
+        catch (RpcException exception) when (exception.StatusCode != StatusCode.Cancelled)
+        {
+            throw new NamraException(StatusCode.FailedPrecondition,
+                $"The tool provider at {address} could not describe its tools: {exception.StatusCode} {exception.Status.Detail}");
+        }
+
+        var tools = response.Tools.Select(t => new ToolDescription(t.Name, t.Description, t.InputSchemaJson.Length > 0 ? t.InputSchemaJson : "{\"type\":\"object\"}")).ToList();
+        _described[key] = (timeProvider.GetTimestamp(), tools);
+        return tools;
+    }
+
+    public async Task<ToolOutcome> ExecuteAsync(ToolConfig config, string toolName, JsonElement arguments, CancellationToken cancellationToken)
+    {
+        var (address, headers, _) = Settings(config);
+        var client = new ToolProviderService.ToolProviderServiceClient(channels.For(address));
+        try
+        {
+            var response = await client.InvokeToolAsync(
+                new InvokeToolRequest { Name = toolName, ArgumentsJson = arguments.GetRawText(), Config = config.Config ?? new Struct() },
+                headers,
+                cancellationToken: cancellationToken).ConfigureAwait(false);
+            return new ToolOutcome(response.Content, response.IsError);
+        }
+        catch (RpcException exception) when (exception.StatusCode != StatusCode.Cancelled || !cancellationToken.IsCancellationRequested)
+        {
+            return ToolOutcome.Error($"The tool provider failed: {exception.StatusCode} {exception.Status.Detail}");
+        }
+    }
+
+    private static (string Address, Metadata Headers, string PassThrough) Settings(ToolConfig config)
+    {
+        var f = config.Config?.Fields ?? new Google.Protobuf.Collections.MapField<string, Value>();
+        var address = f.TryGetValue("address", out var a) ? a.StringValue : "";
+        var headers = new Metadata();
+        if (f.TryGetValue("headers", out var h) && h.StructValue is { } map)
+        {
+            foreach (var (name, value) in map.Fields)
+            {
+                headers.Add(name.ToLowerInvariant(), VariableReferences.Expand(value.StringValue, Environment.GetEnvironmentVariable));
+            }
+        }
+
+        return (address, headers, config.Config?.ToString() ?? "");
+    }
+}
+
+/// <summary>One gRPC channel per provider address, kept for the life of the process.</summary>
+internal sealed class ToolProviderChannels : IDisposable
+{
+    private readonly ConcurrentDictionary<string, Lazy<GrpcChannel>> _channels = new(StringComparer.Ordinal);
+
+    public GrpcChannel For(string address)
+    {
+        if (!Uri.TryCreate(address, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+        {
+            throw new InvalidArgumentException("tool.config.address", $"'{address}' is not an http:// or https:// address of a tool provider.");
+        }
+
+        return _channels.GetOrAdd(address, a => new Lazy<GrpcChannel>(() => GrpcChannel.ForAddress(a, new GrpcChannelOptions
+        {
+            HttpHandler = new SocketsHttpHandler
+            {
+                EnableMultipleHttp2Connections = true,
+                PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5),
+                ConnectTimeout = TimeSpan.FromSeconds(10),
+            },
+            MaxReceiveMessageSize = 16 * 1024 * 1024,
+        }))).Value;
+    }
+
+    public void Dispose()
+    {
+        foreach (var channel in _channels.Values)
+        {
+            if (channel.IsValueCreated)
+            {
+                channel.Value.Dispose();
+            }
+        }
+    }
+}

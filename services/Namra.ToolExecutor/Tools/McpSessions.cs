@@ -1,0 +1,202 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using Google.Protobuf.WellKnownTypes;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using ModelContextProtocol.Client;
+using Namra.Contracts.V1;
+using Namra.Hosting.Errors;
+using Namra.ToolExecutor.Options;
+
+namespace Namra.ToolExecutor.Tools;
+
+/// <summary>How to reach one MCP server, as an agent entry configures it; equal settings share one session.</summary>
+internal sealed record McpServerSettings(
+    string Transport,
+    string Command,
+    IReadOnlyList<string> Arguments,
+    IReadOnlyList<KeyValuePair<string, string>> Environment,
+    string Url,
+    IReadOnlyList<KeyValuePair<string, string>> Headers)
+{
+    /// <summary>Names the server in messages without its secrets.</summary>
+    public string Label => Transport == "http" ? Url : Command;
+
+    /// <summary>Identity of the session: the settings as written, before <c>${VAR}</c> is resolved.</summary>
+    public string Key { get; } = JsonSerializer.Serialize(new object[] { Transport, Command, Arguments, Environment, Url, Headers });
+
+    public static McpServerSettings From(ToolConfig config)
+    {
+        var f = config.Config?.Fields ?? new Google.Protobuf.Collections.MapField<string, Value>();
+        static IReadOnlyList<KeyValuePair<string, string>> Pairs(Google.Protobuf.Collections.MapField<string, Value> fields, string name) =>
+            fields.TryGetValue(name, out var map) && map.StructValue is { } s
+                ? [.. s.Fields.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => KeyValuePair.Create(p.Key, p.Value.StringValue))]
+                : [];
+        return new McpServerSettings(
+            f.TryGetValue("transport", out var transport) && transport.StringValue.Length > 0 ? transport.StringValue : "stdio",
+            f.TryGetValue("command", out var command) ? command.StringValue : "",
+            f.TryGetValue("args", out var args) && args.ListValue is { } list ? [.. list.Values.Select(v => v.StringValue)] : [],
+            Pairs(f, "env"),
+            f.TryGetValue("url", out var url) ? url.StringValue : "",
+            Pairs(f, "headers"));
+    }
+}
+
+/// <summary>One connected MCP server and its tool list, refreshed now and then.</summary>
+internal sealed class McpSession(McpClient client, TimeProvider timeProvider) : IAsyncDisposable
+{
+    private static readonly TimeSpan ToolListLifetime = TimeSpan.FromSeconds(30);
+    private IReadOnlyList<ToolDescription>? _tools;
+    private long _toolsFetched;
+
+    public McpClient Client => client;
+
+    public long LastUsed { get; set; } = timeProvider.GetTimestamp();
+
+    public async Task<IReadOnlyList<ToolDescription>> ToolsAsync(CancellationToken cancellationToken)
+    {
+        if (_tools is { } cached && timeProvider.GetElapsedTime(Volatile.Read(ref _toolsFetched)) < ToolListLifetime)
+        {
+            return cached;
+        }
+
+        var tools = await client.ListToolsAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+        var described = tools.Select(t => new ToolDescription(t.Name, t.Description ?? "", t.JsonSchema.GetRawText())).ToList();
+        _tools = described;
+        Volatile.Write(ref _toolsFetched, timeProvider.GetTimestamp());
+        return described;
+    }
+
+    public ValueTask DisposeAsync() => client.DisposeAsync();
+}
+
+/// <summary>
+/// The MCP servers this tool executor has open, one per distinct settings, shared by concurrent calls. A stdio
+/// server gets only a minimal environment plus its entry's <c>env</c> (resolved here, at start); sessions idle
+/// longer than <see cref="ToolExecutorOptions.McpIdleTimeout"/> are closed, and at most
+/// <see cref="ToolExecutorOptions.MaxMcpSessions"/> are open at once.
+/// </summary>
+internal sealed class McpSessions(
+    IHttpClientFactory httpClients,
+    IOptions<ToolExecutorOptions> options,
+    TimeProvider timeProvider,
+    ILoggerFactory loggerFactory) : IAsyncDisposable
+{
+    /// <summary>The named HTTP client for streamable HTTP servers.</summary>
+    public const string HttpClientName = "namra-mcp";
+
+    private readonly ConcurrentDictionary<string, Lazy<Task<McpSession>>> _sessions = new(StringComparer.Ordinal);
+
+    public async Task<McpSession> GetAsync(McpServerSettings server, CancellationToken cancellationToken)
+    {
+        await EvictIdleAsync().ConfigureAwait(false);
+        var entry = _sessions.GetOrAdd(server.Key, _ => new Lazy<Task<McpSession>>(() => ConnectAsync(server)));
+        McpSession session;
+        try
+        {
+            session = await entry.Value.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            _sessions.TryRemove(KeyValuePair.Create(server.Key, entry));
+            throw new NamraException(Grpc.Core.StatusCode.FailedPrecondition,
+                $"The MCP server '{server.Label}' could not be started or reached: {exception.Message}");
+        }
+
+        session.LastUsed = timeProvider.GetTimestamp();
+        return session;
+    }
+
+    /// <summary>Drops a session that failed, so the next call starts the server again.</summary>
+    public void Forget(McpServerSettings server, McpSession session)
+    {
+        if (_sessions.TryGetValue(server.Key, out var entry) && entry.IsValueCreated && entry.Value.IsCompletedSuccessfully
+            && ReferenceEquals(entry.Value.Result, session) && _sessions.TryRemove(KeyValuePair.Create(server.Key, entry)))
+        {
+            _ = session.DisposeAsync().AsTask();
+        }
+    }
+
+    private async Task<McpSession> ConnectAsync(McpServerSettings server)
+    {
+        if (_sessions.Count > options.Value.MaxMcpSessions)
+        {
+            throw new InvalidOperationException($"{options.Value.MaxMcpSessions} MCP servers are already open (Namra:ToolExecutor:MaxMcpSessions).");
+        }
+
+        IClientTransport transport = server.Transport == "http"
+            ? new HttpClientTransport(
+                new HttpClientTransportOptions
+                {
+                    Endpoint = new Uri(server.Url),
+                    TransportMode = HttpTransportMode.StreamableHttp,
+                    Name = server.Url,
+                    AdditionalHeaders = server.Headers.ToDictionary(h => h.Key, h => VariableReferences.Expand(h.Value, System.Environment.GetEnvironmentVariable)),
+                    ConnectionTimeout = options.Value.McpStartTimeout,
+                },
+                httpClients.CreateClient(HttpClientName),
+                loggerFactory,
+                ownsHttpClient: true)
+            : new StdioClientTransport(
+                new StdioClientTransportOptions
+                {
+                    Command = server.Command,
+                    Arguments = [.. server.Arguments],
+                    Name = server.Command,
+                    InheritEnvironmentVariables = false,
+                    EnvironmentVariables = Environment(server),
+                    ShutdownTimeout = TimeSpan.FromSeconds(2),
+                },
+                loggerFactory);
+
+        // Starting the server is not any one call's work: it is bounded by its own timeout, not by the first caller.
+        using var start = new CancellationTokenSource(options.Value.McpStartTimeout);
+        var client = await McpClient.CreateAsync(
+            transport,
+            new McpClientOptions
+            {
+                ClientInfo = new ModelContextProtocol.Protocol.Implementation { Name = "namra-tool-executor", Version = typeof(McpSessions).Assembly.GetName().Version?.ToString() ?? "0" },
+                InitializationTimeout = options.Value.McpStartTimeout,
+            },
+            loggerFactory,
+            start.Token).ConfigureAwait(false);
+        return new McpSession(client, timeProvider);
+    }
+
+    private static Dictionary<string, string?> Environment(McpServerSettings server)
+    {
+        var environment = StdioClientTransportOptions.GetDefaultEnvironmentVariables();
+        foreach (var (name, value) in server.Environment)
+        {
+            environment[name] = VariableReferences.Expand(value, System.Environment.GetEnvironmentVariable);
+        }
+
+        return environment;
+    }
+
+    private async Task EvictIdleAsync()
+    {
+        foreach (var (key, entry) in _sessions)
+        {
+            if (entry.IsValueCreated && entry.Value.IsCompletedSuccessfully
+                && timeProvider.GetElapsedTime(entry.Value.Result.LastUsed) > options.Value.McpIdleTimeout
+                && _sessions.TryRemove(KeyValuePair.Create(key, entry)))
+            {
+                await entry.Value.Result.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var entry in _sessions.Values)
+        {
+            if (entry.IsValueCreated && entry.Value.IsCompletedSuccessfully)
+            {
+                await entry.Value.Result.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+
+        _sessions.Clear();
+    }
+}
