@@ -39,7 +39,7 @@ case $what in redis|all) rootfs_image namra-local/redis:7 "redis-server" \
   'CMD ["redis-server","--bind","127.0.0.1","--protected-mode","no","--dir","/var/lib/redis","--appendonly","yes","--appendfsync","always"]' ;; esac
 case $what in postgres|all)
   if ! docker image inspect namra-local/postgres:15 >/dev/null 2>&1; then
-    rootfs_image namra-local/postgres-raw:15 "postgresql-15,postgresql-15-pgvector" ""
+    rootfs_image namra-local/postgres-raw:15 "postgresql-15" ""
     docker build -q -t namra-local/postgres:15 - >/dev/null <<'DOCKERFILE'
 FROM namra-local/postgres-raw:15
 RUN set -e; rm -rf /var/lib/postgresql/15/main; mkdir -p /var/lib/postgresql/data /var/run/postgresql; \

@@ -3,14 +3,16 @@ using System.Text.Json;
 using Google.Protobuf.WellKnownTypes;
 using Microsoft.Data.Sqlite;
 using Namra.Contracts.V1;
+using Npgsql;
 
 namespace Namra.ToolExecutor.Tools;
 
 /// <summary>
 /// <c>builtin.database</c>: one SQL statement with <c>$1</c>, <c>$2</c>... parameters (bound, never spliced into
 /// the text), answered as JSON columns and rows, at most <c>max_rows</c>. Read-only by default, and the database
-/// enforces it (SQLite opens the file read-only), so no wording of a statement can write. Served for SQLite;
-/// PostgreSQL is refused until it is built.
+/// enforces it (SQLite opens the file read-only; PostgreSQL runs the statement in a read-only transaction), so no
+/// wording of a statement can write. For PostgreSQL, connect as a role with only the grants the agent needs: a
+/// superuser can reach the server's files and programs in ways no transaction mode stops.
 /// </summary>
 internal sealed class DatabaseTool : ITool
 {
@@ -36,72 +38,143 @@ internal sealed class DatabaseTool : ITool
     public async Task<ToolOutcome> ExecuteAsync(ToolConfig config, string toolName, JsonElement arguments, CancellationToken cancellationToken)
     {
         var settings = Settings.From(config);
-        if (settings.Driver != "sqlite")
-        {
-            return ToolOutcome.Error($"The {settings.Driver} driver is not available in this tool executor yet.");
-        }
-
         if (settings.ConnectionString.Length == 0)
         {
             return ToolOutcome.Error("The tool has no connection string (connection_string_env names an unset variable?).");
         }
 
-        var builder = new SqliteConnectionStringBuilder(settings.ConnectionString)
-        {
-            // The database enforces read-only: the file is opened so, and nothing can be written through it.
-            Mode = settings.ReadOnly ? SqliteOpenMode.ReadOnly : SqliteOpenMode.ReadWrite,
-            Pooling = false,
-        };
-        await using var connection = new SqliteConnection(builder.ToString());
+        DbConnection connection;
         try
         {
-            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-
-            // In a transaction, so a second statement found after the first can be undone before it counts.
-            await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-            var sql = arguments.GetProperty("sql").GetString() ?? "";
-            if (HasSecondStatement(connection, sql))
-            {
-                return ToolOutcome.Error("Send one SQL statement per call; nothing was run.");
-            }
-
-            await using var command = connection.CreateCommand();
-            command.CommandText = sql;
-            if (arguments.TryGetProperty("parameters", out var parameters))
-            {
-                var index = 1;
-                foreach (var value in parameters.EnumerateArray())
-                {
-                    command.Parameters.AddWithValue($"${index++}", value.ValueKind switch
-                    {
-                        JsonValueKind.String => value.GetString(),
-                        JsonValueKind.Number => value.TryGetInt64(out var integer) ? integer : value.GetDouble(),
-                        JsonValueKind.True => 1,
-                        JsonValueKind.False => 0,
-                        _ => DBNull.Value,
-                    });
-                }
-            }
-
-            string json;
-            await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
-            {
-                json = await ToJsonAsync(reader, settings.MaxRows, cancellationToken).ConfigureAwait(false);
-                if (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false))
-                {
-                    await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
-                    return ToolOutcome.Error("Send one SQL statement per call; nothing was changed.");
-                }
-            }
-
-            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-            return new ToolOutcome(json);
+            connection = settings.Driver == "postgres" ? Postgres(settings) : Sqlite(settings);
         }
-        catch (SqliteException exception)
+        catch (ArgumentException exception)
         {
-            return ToolOutcome.Error($"The database refused the statement: {exception.Message}");
+            return ToolOutcome.Error($"The connection string is not valid: {exception.Message}");
+        }
+
+        await using (connection)
+        {
+            try
+            {
+                await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+                return await RunAsync(connection, settings, arguments, cancellationToken).ConfigureAwait(false);
+            }
+            catch (DbException exception) when (!cancellationToken.IsCancellationRequested)
+            {
+                return ToolOutcome.Error($"The database refused the statement: {Describe(exception)}");
+            }
         }
     }
+
+    private static SqliteConnection Sqlite(Settings settings) => new(new SqliteConnectionStringBuilder(settings.ConnectionString)
+    {
+        // The database enforces read-only: the file is opened so, and nothing can be written through it.
+        Mode = settings.ReadOnly ? SqliteOpenMode.ReadOnly : SqliteOpenMode.ReadWrite,
+        Pooling = false,
+    }.ToString());
+
+    private static NpgsqlConnection Postgres(Settings settings) => new(new NpgsqlConnectionStringBuilder(settings.ConnectionString)
+    {
+        ApplicationName = "namra-tool-executor",
+        Timeout = 10,
+    }.ToString());
+
+    private static async Task<ToolOutcome> RunAsync(DbConnection connection, Settings settings, JsonElement arguments, CancellationToken cancellationToken)
+    {
+        // In a transaction, so a second statement found after the first can be undone before it counts.
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        var sql = arguments.GetProperty("sql").GetString() ?? "";
+        if (connection is NpgsqlConnection && settings.ReadOnly)
+        {
+            // PostgreSQL enforces it: a read-only transaction refuses every write, and cannot be made writable
+            // again once the statement below has run.
+            await using var readOnly = connection.CreateCommand();
+            readOnly.CommandText = "SET TRANSACTION READ ONLY";
+            await readOnly.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        if (connection is SqliteConnection sqlite && HasSecondStatement(sqlite, sql))
+        {
+            return ToolOutcome.Error("Send one SQL statement per call; nothing was run.");
+        }
+
+        var values = arguments.TryGetProperty("parameters", out var parameters)
+            ? parameters.EnumerateArray().Select(value => Parameter(value, connection is SqliteConnection)).ToList()
+            : [];
+
+        string json;
+        await using var batch = PostgresStatement(connection, transaction, sql, values);
+        await using var command = SqliteStatement(connection, transaction, sql, values);
+        await using (DbDataReader reader = batch is not null
+            ? await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false)
+            : await command!.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            json = await ToJsonAsync(reader, settings.MaxRows, cancellationToken).ConfigureAwait(false);
+            if (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false))
+            {
+                await reader.CloseAsync().ConfigureAwait(false);
+                await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
+                return ToolOutcome.Error("Send one SQL statement per call; nothing was changed.");
+            }
+        }
+
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return new ToolOutcome(json);
+    }
+
+    private static object Parameter(JsonElement value, bool sqlite) => value.ValueKind switch
+    {
+        JsonValueKind.String => value.GetString()!,
+        JsonValueKind.Number => value.TryGetInt64(out var integer) ? integer : value.GetDouble(),
+        JsonValueKind.True => sqlite ? 1 : true,
+        JsonValueKind.False => sqlite ? 0 : false,
+        _ => DBNull.Value,
+    };
+
+    // PostgreSQL gets a batch of one command with positional parameters: Npgsql then sends the text as written,
+    // never split at semicolons, so the server itself refuses a second statement (a split one could COMMIT and run
+    // outside the read-only transaction).
+    private static NpgsqlBatch? PostgresStatement(DbConnection connection, DbTransaction transaction, string sql, List<object> values)
+    {
+        if (connection is not NpgsqlConnection postgres)
+        {
+            return null;
+        }
+
+        var command = new NpgsqlBatchCommand(sql);
+        foreach (var value in values)
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = value });
+        }
+
+        return new NpgsqlBatch(postgres, (NpgsqlTransaction)transaction) { BatchCommands = { command } };
+    }
+
+    private static SqliteCommand? SqliteStatement(DbConnection connection, DbTransaction transaction, string sql, List<object> values)
+    {
+        if (connection is not SqliteConnection sqlite)
+        {
+            return null;
+        }
+
+        var command = sqlite.CreateCommand();
+        command.Transaction = (SqliteTransaction)transaction;
+        command.CommandText = sql;
+        for (var i = 0; i < values.Count; i++)
+        {
+            command.Parameters.AddWithValue($"${i + 1}", values[i]);
+        }
+
+        return command;
+    }
+
+    private static string Describe(DbException exception) => exception switch
+    {
+        PostgresException postgres => $"{postgres.MessageText} (SQLSTATE {postgres.SqlState})",
+        NpgsqlException { InnerException: { } inner } npgsql when npgsql is not PostgresException => $"{npgsql.Message} {inner.Message}",
+        _ => exception.Message,
+    };
 
     // SQLite's own parser says where the first statement ends: anything after it but blanks and comments is a second one.
     private static bool HasSecondStatement(SqliteConnection connection, string sql)
@@ -189,8 +262,29 @@ internal sealed class DatabaseTool : ITool
             case long integer:
                 json.WriteNumberValue(integer);
                 break;
-            case double number:
+            case int integer:
+                json.WriteNumberValue(integer);
+                break;
+            case short integer:
+                json.WriteNumberValue(integer);
+                break;
+            case double number when double.IsFinite(number):
                 json.WriteNumberValue(number);
+                break;
+            case float number when float.IsFinite(number):
+                json.WriteNumberValue(number);
+                break;
+            case decimal number:
+                json.WriteNumberValue(number);
+                break;
+            case bool flag:
+                json.WriteBooleanValue(flag);
+                break;
+            case DateTime time:
+                json.WriteStringValue(time.ToString("O", System.Globalization.CultureInfo.InvariantCulture));
+                break;
+            case DateTimeOffset time:
+                json.WriteStringValue(time.ToString("O", System.Globalization.CultureInfo.InvariantCulture));
                 break;
             case byte[] bytes:
                 json.WriteStringValue($"<{bytes.Length} bytes>");
