@@ -55,7 +55,7 @@ public static class LocalContainers
         catch (Exception exception) when (exception is not OperationCanceledException)
         {
             throw new InvalidOperationException(
-                $"Could not start a container from {container.Image.FullName}: {exception.Message}. Run `bash .ci/images.sh` (as root) to build the local images and start dockerd, and set DOCKER_API_VERSION to `docker version --format {{.Server.APIVersion}}`.",
+                $"Could not start a container from {container.Image.FullName}: {exception.Message}. Run `bash .ci/images.sh` (as root) to build the local images and start dockerd, and set DOCKER_API_VERSION to `docker version --format {{{{.Server.APIVersion}}}}`.",
                 exception);
         }
     }
