@@ -1,9 +1,370 @@
+using System.Diagnostics;
+using System.Text;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using Microsoft.Extensions.Options;
 using Namra.Contracts.V1;
+using Namra.Hosting.Errors;
+using Namra.Memory.Options;
+using Namra.Memory.Stores;
 
 namespace Namra.Memory;
 
 /// <summary>
-/// The <c>namra.v1.MemoryService</c> endpoint. Registered so clients, health and reflection see the whole API now;
-/// every call answers UNIMPLEMENTED until the service's own work lands.
+/// The <c>namra.v1.MemoryService</c> endpoint: checks requests, picks the store, windows history by count and
+/// token budget, keeps run records consistent with etags, and searches memories by cosine similarity.
 /// </summary>
-internal sealed class MemoryGrpcService : MemoryService.MemoryServiceBase;
+internal sealed class MemoryGrpcService(
+    MemoryStores stores,
+    Embedder embedder,
+    IOptions<MemoryOptions> options,
+    TimeProvider timeProvider) : MemoryService.MemoryServiceBase
+{
+    private const int MaxIdLength = 256;
+    private const int DefaultPageSize = 50;
+    private const int MaxPageSize = 1000;
+
+    public override Task<AppendMessagesResponse> AppendMessages(AppendMessagesRequest request, ServerCallContext context) =>
+        Traced("append_messages", request.Store, async store =>
+        {
+            CheckId(request.SessionId, "session_id");
+            if (request.Messages.Count == 0 || request.Messages.Count > options.Value.MaxMessagesPerAppend)
+            {
+                throw new InvalidArgumentException("messages", $"Send 1 to {options.Value.MaxMessagesPerAppend:N0} messages.");
+            }
+
+            for (var i = 0; i < request.Messages.Count; i++)
+            {
+                var message = request.Messages[i];
+                CheckId(message.Id, $"messages[{i}].id");
+                if (message.Role == Role.Unspecified)
+                {
+                    throw new InvalidArgumentException($"messages[{i}].role", "Give every message its role.");
+                }
+
+                if (message.CalculateSize() > options.Value.MaxMessageBytes)
+                {
+                    throw new InvalidArgumentException($"messages[{i}]", $"The message is {message.CalculateSize():N0} bytes; the limit is {options.Value.MaxMessageBytes:N0}.");
+                }
+
+                message.CreateTime ??= Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow());
+            }
+
+            var retention = request.Retention ?? new SessionRetention();
+            if (retention.MaxMessages < 0 || retention.Ttl is { Seconds: < 0 })
+            {
+                throw new InvalidArgumentException("retention", "max_messages and ttl cannot be negative.");
+            }
+
+            Activity.Current?.SetTag("namra.session.id", request.SessionId);
+            var outcome = await MemoryStores.Guard(store, () => store.AppendAsync(
+                request.SessionId, request.AgentName, request.Messages,
+                new Retention(retention.MaxMessages, retention.Ttl is { } ttl && ttl.ToTimeSpan() > TimeSpan.Zero ? ttl.ToTimeSpan() : null),
+                context.CancellationToken)).ConfigureAwait(false);
+            return new AppendMessagesResponse { Appended = outcome.Appended, Duplicates = outcome.Duplicates, MessageCount = outcome.MessageCount };
+        }, context);
+
+    public override Task<GetHistoryResponse> GetHistory(GetHistoryRequest request, ServerCallContext context) =>
+        Traced("get_history", request.Store, async store =>
+        {
+            CheckId(request.SessionId, "session_id");
+            if (request.MaxMessages < 0 || request.MaxTokens < 0)
+            {
+                throw new InvalidArgumentException(request.MaxMessages < 0 ? "max_messages" : "max_tokens", "Cannot be negative.");
+            }
+
+            Activity.Current?.SetTag("namra.session.id", request.SessionId);
+            var limit = request.MaxMessages > 0 ? Math.Min(request.MaxMessages, options.Value.MaxHistoryMessages) : options.Value.MaxHistoryMessages;
+            var history = await MemoryStores.Guard(store, () => store.GetHistoryAsync(request.SessionId, limit, context.CancellationToken)).ConfigureAwait(false);
+            var response = new GetHistoryResponse();
+            if (history is null)
+            {
+                return response;
+            }
+
+            var window = HistoryWindow.Fit(history.Messages, request.MaxTokens);
+            response.Messages.AddRange(window);
+            response.TotalMessages = history.Total;
+            response.Truncated = window.Count < history.Total;
+            return response;
+        }, context);
+
+    public override Task<ListSessionsResponse> ListSessions(ListSessionsRequest request, ServerCallContext context) =>
+        Traced("list_sessions", request.Store, async store =>
+        {
+            var size = PageSize(request.PageSize);
+            var after = request.PageToken.Length > 0 ? PageToken.Decode(request.PageToken) : "";
+            var sessions = await MemoryStores.Guard(store, () => store.ListSessionsAsync(request.AgentName, size + 1, after, context.CancellationToken)).ConfigureAwait(false);
+            var response = new ListSessionsResponse();
+            response.Sessions.AddRange(sessions.Take(size));
+            if (sessions.Count > size)
+            {
+                response.NextPageToken = PageToken.Encode(sessions[size - 1].SessionId);
+            }
+
+            return response;
+        }, context);
+
+    public override Task<DeleteSessionResponse> DeleteSession(DeleteSessionRequest request, ServerCallContext context) =>
+        Traced("delete_session", request.Store, async store =>
+        {
+            CheckId(request.SessionId, "session_id");
+            var deleted = await MemoryStores.Guard(store, () => store.DeleteSessionAsync(request.SessionId, context.CancellationToken)).ConfigureAwait(false);
+            return new DeleteSessionResponse { Deleted = deleted };
+        }, context);
+
+    public override Task<CreateRunRecordResponse> CreateRunRecord(CreateRunRecordRequest request, ServerCallContext context) =>
+        Traced("create_run", MemoryType.Unspecified, async store =>
+        {
+            var run = request.Run ?? throw new InvalidArgumentException("run", "Send the run record.");
+            if (run.RunId.Length == 0)
+            {
+                run.RunId = Guid.CreateVersion7().ToString("N");
+            }
+
+            CheckId(run.RunId, "run.run_id");
+            var now = Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow());
+            run.CreateTime ??= now;
+            run.UpdateTime = now;
+            run.Etag = "";
+            if (!await MemoryStores.Guard(store, () => store.CreateRunAsync(run, context.CancellationToken)).ConfigureAwait(false))
+            {
+                throw new AlreadyExistsException("namra.v1.Run", run.RunId, $"A run record '{run.RunId}' exists already.");
+            }
+
+            run.Etag = Etag(1);
+            return new CreateRunRecordResponse { Run = run };
+        }, context);
+
+    public override Task<UpdateRunRecordResponse> UpdateRunRecord(UpdateRunRecordRequest request, ServerCallContext context) =>
+        Traced("update_run", MemoryType.Unspecified, async store =>
+        {
+            var update = request.Run ?? throw new InvalidArgumentException("run", "Send the run record.");
+            CheckId(update.RunId, "run.run_id");
+            var mask = request.UpdateMask;
+            if (mask is { Paths.Count: > 0 } && !FieldMask.IsValid<Run>(mask))
+            {
+                throw new InvalidArgumentException("update_mask", $"Not fields of a run: {mask}.");
+            }
+
+            for (var attempt = 0; ; attempt++)
+            {
+                var stored = await MemoryStores.Guard(store, () => store.GetRunAsync(update.RunId, context.CancellationToken)).ConfigureAwait(false)
+                    ?? throw new NotFoundException("namra.v1.Run", update.RunId, $"No run record '{update.RunId}'.");
+                if (request.Etag.Length > 0 && request.Etag != Etag(stored.Version))
+                {
+                    throw new NamraException(StatusCode.Aborted, $"The run record changed since it was read (etag {request.Etag}, now {Etag(stored.Version)}); read it again.");
+                }
+
+                var merged = stored.Run.Clone();
+                if (mask is { Paths.Count: > 0 })
+                {
+                    Merge(mask, update, merged);
+                }
+                else
+                {
+                    merged = update.Clone();
+                    merged.CreateTime = stored.Run.CreateTime;
+                }
+
+                merged.RunId = stored.Run.RunId;
+                merged.Etag = "";
+                merged.UpdateTime = Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow());
+                if (await MemoryStores.Guard(store, () => store.ReplaceRunAsync(merged, stored.Version, context.CancellationToken)).ConfigureAwait(false))
+                {
+                    merged.Etag = Etag(stored.Version + 1);
+                    return new UpdateRunRecordResponse { Run = merged };
+                }
+
+                if (request.Etag.Length > 0 || attempt == 16)
+                {
+                    throw new NamraException(StatusCode.Aborted, "The run record changed while it was being updated; read it again.");
+                }
+            }
+        }, context);
+
+    public override Task<GetRunRecordResponse> GetRunRecord(GetRunRecordRequest request, ServerCallContext context) =>
+        Traced("get_run", MemoryType.Unspecified, async store =>
+        {
+            CheckId(request.RunId, "run_id");
+            var stored = await MemoryStores.Guard(store, () => store.GetRunAsync(request.RunId, context.CancellationToken)).ConfigureAwait(false)
+                ?? throw new NotFoundException("namra.v1.Run", request.RunId, $"No run record '{request.RunId}'.");
+            stored.Run.Etag = Etag(stored.Version);
+            return new GetRunRecordResponse { Run = stored.Run };
+        }, context);
+
+    public override Task<ListRunRecordsResponse> ListRunRecords(ListRunRecordsRequest request, ServerCallContext context) =>
+        Traced("list_runs", MemoryType.Unspecified, async store =>
+        {
+            var size = PageSize(request.PageSize);
+            RunPosition? after = null;
+            if (request.PageToken.Length > 0)
+            {
+                var token = PageToken.Decode(request.PageToken);
+                var separator = token.IndexOf(':', StringComparison.Ordinal);
+                after = separator > 0 && long.TryParse(token.AsSpan(0, separator), System.Globalization.CultureInfo.InvariantCulture, out var millis)
+                    ? new RunPosition(millis, token[(separator + 1)..])
+                    : throw new InvalidArgumentException("page_token", "Not a page token of this list.");
+            }
+
+            var filter = new RunFilter(request.AgentName, request.SessionId, request.Status);
+            var runs = await MemoryStores.Guard(store, () => store.ListRunsAsync(filter, size + 1, after, context.CancellationToken)).ConfigureAwait(false);
+            var response = new ListRunRecordsResponse();
+            foreach (var stored in runs.Take(size))
+            {
+                stored.Run.Etag = Etag(stored.Version);
+                response.Runs.Add(stored.Run);
+            }
+
+            if (runs.Count > size)
+            {
+                var last = runs[size - 1].Run;
+                response.NextPageToken = PageToken.Encode(FormattableString.Invariant($"{RunPosition.Millis(last)}:{last.RunId}"));
+            }
+
+            return response;
+        }, context);
+
+    public override Task<RememberResponse> Remember(RememberRequest request, ServerCallContext context) =>
+        Traced("remember", request.Store, async store =>
+        {
+            CheckId(request.Namespace, "namespace");
+            if (request.Text.Length is 0 or > 100_000)
+            {
+                throw new InvalidArgumentException("text", "Send 1 to 100,000 characters.");
+            }
+
+            var id = request.Id.Length > 0 ? request.Id : Guid.CreateVersion7().ToString("N");
+            CheckId(id, "id");
+            var (model, vector) = request.Embedding.Count > 0
+                ? (request.EmbeddingModel, request.Embedding.ToArray())
+                : await embedder.EmbedAsync(request.Embedder, request.EmbeddingModel, request.Text, context.CancellationToken).ConfigureAwait(false);
+            await MemoryStores.Guard(store, () => store.RememberAsync(request.Namespace,
+                new StoredMemory(id, request.Text, request.Metadata.ToDictionary(), model, vector), context.CancellationToken)).ConfigureAwait(false);
+            return new RememberResponse { Id = id };
+        }, context);
+
+    public override Task<RecallResponse> Recall(RecallRequest request, ServerCallContext context) =>
+        Traced("recall", request.Store, async store =>
+        {
+            CheckId(request.Namespace, "namespace");
+            if (request.Query.Length == 0)
+            {
+                throw new InvalidArgumentException("query", "Send the text to search for.");
+            }
+
+            var topK = request.TopK == 0 ? 5 : request.TopK;
+            if (topK is < 1 or > 100)
+            {
+                throw new InvalidArgumentException("top_k", "Between 1 and 100.");
+            }
+
+            var (model, query) = await embedder.EmbedAsync(request.Embedder, request.EmbeddingModel, request.Query, context.CancellationToken).ConfigureAwait(false);
+            var memories = await MemoryStores.Guard(store, () => store.MemoriesAsync(request.Namespace, options.Value.MaxMemoriesPerNamespace, context.CancellationToken)).ConfigureAwait(false);
+            var response = new RecallResponse();
+            foreach (var (memory, score) in memories
+                .Where(m => m.Model == model && m.Embedding.Length == query.Length && request.Filter.All(f => m.Metadata.TryGetValue(f.Key, out var v) && v == f.Value))
+                .Select(m => (Memory: m, Score: Similarity.Cosine(query, m.Embedding)))
+                .Where(p => p.Score >= request.MinScore)
+                .OrderByDescending(p => p.Score)
+                .Take(topK))
+            {
+                response.Memories.Add(new RecalledMemory { Id = memory.Id, Text = memory.Text, Metadata = { memory.Metadata.ToDictionary() }, Score = score });
+            }
+
+            return response;
+        }, context);
+
+    private async Task<T> Traced<T>(string operation, MemoryType type, Func<IMemoryStore, Task<T>> call, ServerCallContext context)
+    {
+        using var activity = MemoryTelemetry.ActivitySource.StartActivity($"memory {operation}");
+        activity?.SetTag("db.operation.name", operation);
+        var started = timeProvider.GetTimestamp();
+        var storeName = MemoryOptions.Name(type == MemoryType.Unspecified ? stores.Default : type);
+        activity?.SetTag("namra.memory.store", storeName);
+        var outcome = "ok";
+        try
+        {
+            var store = await stores.GetAsync(type, context.CancellationToken).ConfigureAwait(false);
+            return await call(store).ConfigureAwait(false);
+        }
+        catch (NamraException exception)
+        {
+            outcome = exception.StatusCode.ToString().ToLowerInvariant();
+            activity?.SetStatus(ActivityStatusCode.Error, exception.Message);
+            throw;
+        }
+        catch (Exception exception)
+        {
+            outcome = exception is OperationCanceledException ? "cancelled" : "error";
+            activity?.SetStatus(ActivityStatusCode.Error, exception.GetType().Name);
+            throw;
+        }
+        finally
+        {
+            MemoryTelemetry.Operations.Add(1, operation, storeName, outcome);
+            MemoryTelemetry.Duration.Record(timeProvider.GetElapsedTime(started).TotalSeconds, operation, storeName);
+        }
+    }
+
+    // FieldMask.Merge cannot copy map fields (it treats them as lists), so a map named by the mask is replaced here.
+    private static void Merge(FieldMask mask, Run source, Run destination)
+    {
+        var maps = mask.Paths.Select(path => Run.Descriptor.FindFieldByName(path)).Where(field => field is { IsMap: true }).ToList();
+        var rest = new FieldMask { Paths = { mask.Paths.Where(path => maps.All(map => map!.Name != path)) } };
+        if (rest.Paths.Count > 0)
+        {
+            rest.Merge(source, destination, new FieldMask.MergeOptions { ReplaceMessageFields = true, ReplaceRepeatedFields = true });
+        }
+
+        foreach (var map in maps)
+        {
+            var target = (System.Collections.IDictionary)map!.Accessor.GetValue(destination);
+            target.Clear();
+            foreach (System.Collections.DictionaryEntry entry in (System.Collections.IDictionary)map.Accessor.GetValue(source))
+            {
+                target[entry.Key] = entry.Value;
+            }
+        }
+    }
+
+    private static void CheckId(string value, string field)
+    {
+        if (value.Length == 0)
+        {
+            throw new InvalidArgumentException(field, "Required.");
+        }
+
+        if (value.Length > MaxIdLength || value.Any(char.IsControl))
+        {
+            throw new InvalidArgumentException(field, $"At most {MaxIdLength} characters, none of them control characters.");
+        }
+    }
+
+    private static int PageSize(int requested) => requested switch
+    {
+        < 0 => throw new InvalidArgumentException("page_size", "Cannot be negative."),
+        0 => DefaultPageSize,
+        _ => Math.Min(requested, MaxPageSize),
+    };
+
+    private static string Etag(long version) => $"\"{version.ToString(System.Globalization.CultureInfo.InvariantCulture)}\"";
+
+    private static class PageToken
+    {
+        public static string Encode(string position) => Convert.ToBase64String(Encoding.UTF8.GetBytes(position)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+        public static string Decode(string token)
+        {
+            try
+            {
+                var base64 = token.Replace('-', '+').Replace('_', '/');
+                return Encoding.UTF8.GetString(Convert.FromBase64String(base64.PadRight(base64.Length + ((4 - (base64.Length % 4)) % 4), '=')));
+            }
+            catch (FormatException)
+            {
+                throw new InvalidArgumentException("page_token", "Not a page token of this list.");
+            }
+        }
+    }
+}

@@ -1,14 +1,25 @@
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Namra.Memory.Options;
+using Namra.Memory.Stores;
 
 namespace Namra.Memory;
 
-/// <summary>Registers and maps the Memory service on a Namra host.</summary>
+/// <summary>Registers and maps the memory service on a Namra host.</summary>
 public static class MemoryHostingExtensions
 {
-    /// <summary>Adds the service's dependencies.</summary>
+    /// <summary>Adds the memory service: options, its stores (connected and migrated at start) and the embedder.</summary>
     public static WebApplicationBuilder AddMemory(this WebApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.AddOptions<MemoryOptions>()
+            .Bind(builder.Configuration.GetSection(MemoryOptions.SectionName))
+            .ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<MemoryOptions>, MemoryOptionsValidator>();
+        builder.Services.AddSingleton<MemoryStores>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<MemoryStores>());
+        builder.Services.AddSingleton<Embedder>();
         return builder;
     }
 

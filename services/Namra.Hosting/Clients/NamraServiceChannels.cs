@@ -1,0 +1,110 @@
+using System.Collections.Concurrent;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Grpc.Net.Client.Configuration;
+using Microsoft.Extensions.Options;
+using Namra.Hosting.Errors;
+using Namra.Hosting.Roles;
+
+namespace Namra.Hosting.Clients;
+
+/// <summary>
+/// Where this process finds the other Namra services; section <c>Namra:Services</c>. An address is a URL such
+/// as <c>http://llm-gateway:50051</c>, or <c>dns:///llm-gateway.namra.svc:50051</c> to balance calls across every
+/// replica a headless Service resolves to. A service hosted in this process needs no address.
+/// </summary>
+public sealed class NamraServiceAddresses
+{
+    /// <summary>The configuration section.</summary>
+    public const string SectionName = "Namra:Services";
+
+    /// <summary>The config service.</summary>
+    public string? Config { get; set; }
+
+    /// <summary>The LLM gateway.</summary>
+    public string? LlmGateway { get; set; }
+
+    /// <summary>The tool executor.</summary>
+    public string? ToolExecutor { get; set; }
+
+    /// <summary>The memory service.</summary>
+    public string? Memory { get; set; }
+}
+
+/// <summary>
+/// One gRPC channel per service this process calls, made once and shared. Channels retry <c>UNAVAILABLE</c>
+/// (a replica restarting, a connection refused) with backoff, within each call's deadline.
+/// </summary>
+public sealed class NamraServiceChannels(IOptions<NamraServiceAddresses> addresses, NamraRoles roles, NamraEndpoints endpoints) : IDisposable
+{
+    private readonly ConcurrentDictionary<string, Lazy<GrpcChannel>> _channels = new(StringComparer.Ordinal);
+
+    /// <summary>The channel to a service, by role name (<c>config</c>, <c>llm-gateway</c>, <c>tool-executor</c>, <c>memory</c>).</summary>
+    /// <exception cref="NamraException">With <c>FAILED_PRECONDITION</c> when the service has no address and is not hosted here.</exception>
+    public GrpcChannel For(string role)
+    {
+        ArgumentNullException.ThrowIfNull(role);
+        return _channels.GetOrAdd(role, r => new Lazy<GrpcChannel>(() => Create(r))).Value;
+    }
+
+    private GrpcChannel Create(string role)
+    {
+        var (configured, hostedHere, key) = role switch
+        {
+            "config" => (addresses.Value.Config, roles.Config, nameof(NamraServiceAddresses.Config)),
+            "llm-gateway" => (addresses.Value.LlmGateway, roles.LlmGateway, nameof(NamraServiceAddresses.LlmGateway)),
+            "tool-executor" => (addresses.Value.ToolExecutor, roles.ToolExecutor, nameof(NamraServiceAddresses.ToolExecutor)),
+            "memory" => (addresses.Value.Memory, roles.Memory, nameof(NamraServiceAddresses.Memory)),
+            _ => throw new ArgumentOutOfRangeException(nameof(role), role, "Not a service this process calls."),
+        };
+        var address = !string.IsNullOrWhiteSpace(configured) ? configured
+            : hostedHere ? endpoints.GrpcAddress.ToString()
+            : throw new NamraException(StatusCode.FailedPrecondition,
+                $"This process does not host the {role} service and has no address for it: set {NamraServiceAddresses.SectionName}:{key}.");
+        var balanced = address.StartsWith("dns:", StringComparison.OrdinalIgnoreCase);
+        return GrpcChannel.ForAddress(address, new GrpcChannelOptions
+        {
+            Credentials = balanced ? ChannelCredentials.Insecure : null,
+            HttpHandler = new SocketsHttpHandler
+            {
+                EnableMultipleHttp2Connections = true,
+                PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
+                KeepAlivePingDelay = TimeSpan.FromSeconds(60),
+                KeepAlivePingTimeout = TimeSpan.FromSeconds(30),
+                ConnectTimeout = TimeSpan.FromSeconds(5),
+            },
+            MaxReceiveMessageSize = 64 * 1024 * 1024,
+            ServiceConfig = new ServiceConfig
+            {
+                LoadBalancingConfigs = { balanced ? new RoundRobinConfig() : new PickFirstConfig() },
+                MethodConfigs =
+                {
+                    new MethodConfig
+                    {
+                        Names = { MethodName.Default },
+                        RetryPolicy = new RetryPolicy
+                        {
+                            MaxAttempts = 5,
+                            InitialBackoff = TimeSpan.FromMilliseconds(50),
+                            MaxBackoff = TimeSpan.FromSeconds(1),
+                            BackoffMultiplier = 2,
+                            RetryableStatusCodes = { StatusCode.Unavailable },
+                        },
+                    },
+                },
+            },
+        });
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        foreach (var channel in _channels.Values)
+        {
+            if (channel.IsValueCreated)
+            {
+                channel.Value.Dispose();
+            }
+        }
+    }
+}

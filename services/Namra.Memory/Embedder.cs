@@ -1,0 +1,37 @@
+using Grpc.Core;
+using Namra.Contracts.V1;
+using Namra.Hosting.Clients;
+using Namra.Hosting.Errors;
+
+namespace Namra.Memory;
+
+/// <summary>Turns text into an embedding through the LLM gateway's <c>Embed</c>, with the caller's embedder settings.</summary>
+internal sealed class Embedder(NamraServiceChannels channels)
+{
+    /// <summary>The model name the vector belongs to, and the vector.</summary>
+    public async Task<(string Model, float[] Vector)> EmbedAsync(LlmConfig? embedder, string model, string text, CancellationToken cancellationToken)
+    {
+        if (embedder is null || embedder.Provider == LlmProvider.Unspecified)
+        {
+            throw new InvalidArgumentException("embedder", "Name the embedder (provider and model) or send the embedding itself.");
+        }
+
+        var llm = embedder.Clone();
+        if (model.Length > 0)
+        {
+            llm.Model = model;
+        }
+
+        var client = new LlmGatewayService.LlmGatewayServiceClient(channels.For("llm-gateway"));
+        try
+        {
+            var response = await client.EmbedAsync(new EmbedRequest { Llm = llm, Inputs = { text } }, cancellationToken: cancellationToken).ConfigureAwait(false);
+            return (llm.Model, response.Embeddings[0].Values.ToArray());
+        }
+        catch (RpcException exception) when (exception.StatusCode is not StatusCode.Cancelled)
+        {
+            throw new NamraException(exception.StatusCode == StatusCode.InvalidArgument ? StatusCode.FailedPrecondition : exception.StatusCode,
+                $"The LLM gateway could not embed the text: {exception.Status.Detail}");
+        }
+    }
+}

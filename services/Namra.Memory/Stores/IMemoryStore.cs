@@ -1,0 +1,85 @@
+using Namra.Contracts.V1;
+
+namespace Namra.Memory.Stores;
+
+/// <summary>
+/// Where sessions, run records and memories are kept. Implementations make an acknowledged write durable as far
+/// as their medium allows, de-duplicate messages by id within a session, and keep concurrent appends to one
+/// session whole and ordered. They throw only for bugs and for an unreachable backend (which the service
+/// turns into <c>UNAVAILABLE</c>).
+/// </summary>
+internal interface IMemoryStore
+{
+    /// <summary>The store's kind.</summary>
+    MemoryType Type { get; }
+
+    /// <summary>Connects and creates or upgrades the schema; called once before the first request.</summary>
+    Task InitializeAsync(CancellationToken cancellationToken);
+
+    /// <summary>Appends the messages whose ids the session does not have yet, in order, then applies the retention.</summary>
+    Task<AppendOutcome> AppendAsync(string sessionId, string agentName, IReadOnlyList<Message> messages, Retention retention, CancellationToken cancellationToken);
+
+    /// <summary>The newest <paramref name="newest"/> messages of a live session, oldest first, and its total; null when there is none.</summary>
+    Task<History?> GetHistoryAsync(string sessionId, int newest, CancellationToken cancellationToken);
+
+    /// <summary>Live sessions ordered by id, after <paramref name="afterId"/>.</summary>
+    Task<IReadOnlyList<Session>> ListSessionsAsync(string agentName, int limit, string afterId, CancellationToken cancellationToken);
+
+    /// <summary>Deletes a session and its messages; false when there was none.</summary>
+    Task<bool> DeleteSessionAsync(string sessionId, CancellationToken cancellationToken);
+
+    /// <summary>Stores a new run record at version 1; false when one with its id exists.</summary>
+    Task<bool> CreateRunAsync(Run run, CancellationToken cancellationToken);
+
+    /// <summary>A run record and its version; null when there is none.</summary>
+    Task<VersionedRun?> GetRunAsync(string runId, CancellationToken cancellationToken);
+
+    /// <summary>Replaces a run record if it is still at <paramref name="expectedVersion"/>; false otherwise.</summary>
+    Task<bool> ReplaceRunAsync(Run run, long expectedVersion, CancellationToken cancellationToken);
+
+    /// <summary>Run records matching the filter, newest first, after the given position.</summary>
+    Task<IReadOnlyList<VersionedRun>> ListRunsAsync(RunFilter filter, int limit, RunPosition? after, CancellationToken cancellationToken);
+
+    /// <summary>Stores or replaces a memory.</summary>
+    Task RememberAsync(string space, StoredMemory memory, CancellationToken cancellationToken);
+
+    /// <summary>The memories of a namespace (at most <paramref name="limit"/>), for exact similarity search.</summary>
+    Task<IReadOnlyList<StoredMemory>> MemoriesAsync(string space, int limit, CancellationToken cancellationToken);
+}
+
+/// <summary>Retention of a session: most messages kept (0 = all), and how long it lives after its last append (null = forever).</summary>
+internal readonly record struct Retention(int MaxMessages, TimeSpan? Ttl);
+
+/// <summary>What an append did.</summary>
+internal readonly record struct AppendOutcome(int Appended, int Duplicates, long MessageCount);
+
+/// <summary>A window of a session's messages, oldest first, and how many it holds in all.</summary>
+internal sealed record History(IReadOnlyList<Message> Messages, long Total);
+
+/// <summary>A run record with the version its etag names.</summary>
+internal sealed record VersionedRun(Run Run, long Version);
+
+/// <summary>Which run records to list.</summary>
+internal sealed record RunFilter(string AgentName, string SessionId, RunStatus Status)
+{
+    public bool Matches(Run run) =>
+        (AgentName.Length == 0 || run.Agent?.Name == AgentName)
+        && (SessionId.Length == 0 || run.SessionId == SessionId)
+        && (Status == RunStatus.Unspecified || run.Status == Status);
+}
+
+/// <summary>A place in the newest-first order of run records: creation time, then id.</summary>
+internal sealed record RunPosition(long CreateMillis, string RunId)
+{
+    public static long Millis(Run run) => run.CreateTime?.ToDateTimeOffset().ToUnixTimeMilliseconds() ?? 0;
+
+    /// <summary>True when <paramref name="run"/> comes after this position, newest first.</summary>
+    public bool IsBefore(Run run)
+    {
+        var millis = Millis(run);
+        return millis < CreateMillis || (millis == CreateMillis && string.CompareOrdinal(run.RunId, RunId) < 0);
+    }
+}
+
+/// <summary>A remembered text with its embedding.</summary>
+internal sealed record StoredMemory(string Id, string Text, IReadOnlyDictionary<string, string> Metadata, string Model, float[] Embedding);

@@ -1,0 +1,164 @@
+using System.Collections.Concurrent;
+using Google.Protobuf.WellKnownTypes;
+using Namra.Contracts.V1;
+
+namespace Namra.Memory.Stores;
+
+/// <summary><c>in_memory</c>: everything in this process, lost when it stops. The default for one-off runs.</summary>
+internal sealed class InMemoryStore(TimeProvider timeProvider) : IMemoryStore
+{
+    private readonly ConcurrentDictionary<string, SessionState> _sessions = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, VersionedRun> _runs = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, ConcurrentDictionary<string, StoredMemory>> _memories = new(StringComparer.Ordinal);
+
+    public MemoryType Type => MemoryType.InMemory;
+
+    public Task InitializeAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task<AppendOutcome> AppendAsync(string sessionId, string agentName, IReadOnlyList<Message> messages, Retention retention, CancellationToken cancellationToken)
+    {
+        var now = timeProvider.GetUtcNow();
+        while (true)
+        {
+            var state = _sessions.GetOrAdd(sessionId, _ => new SessionState(agentName, now));
+            lock (state)
+            {
+                if (state.Deleted || state.IsExpired(now))
+                {
+                    state.Deleted = true;
+                    _sessions.TryRemove(KeyValuePair.Create(sessionId, state));
+                    continue; // a fresh session takes its place
+                }
+
+                var appended = 0;
+                foreach (var message in messages)
+                {
+                    if (state.Ids.Add(message.Id))
+                    {
+                        state.Messages.Add(message.Clone());
+                        appended++;
+                    }
+                }
+
+                if (retention.MaxMessages > 0 && state.Messages.Count > retention.MaxMessages)
+                {
+                    state.Messages.RemoveRange(0, state.Messages.Count - retention.MaxMessages);
+                }
+
+                state.Updated = now;
+                state.ExpireAt = retention.Ttl is { } ttl ? now + ttl : null;
+                return Task.FromResult(new AppendOutcome(appended, messages.Count - appended, state.Messages.Count));
+            }
+        }
+    }
+
+    public Task<History?> GetHistoryAsync(string sessionId, int newest, CancellationToken cancellationToken)
+    {
+        if (!_sessions.TryGetValue(sessionId, out var state))
+        {
+            return Task.FromResult<History?>(null);
+        }
+
+        lock (state)
+        {
+            if (state.Deleted || state.IsExpired(timeProvider.GetUtcNow()))
+            {
+                return Task.FromResult<History?>(null);
+            }
+
+            var skip = newest > 0 ? Math.Max(0, state.Messages.Count - newest) : 0;
+            return Task.FromResult<History?>(new History([.. state.Messages.Skip(skip).Select(m => m.Clone())], state.Messages.Count));
+        }
+    }
+
+    public Task<IReadOnlyList<Session>> ListSessionsAsync(string agentName, int limit, string afterId, CancellationToken cancellationToken)
+    {
+        var now = timeProvider.GetUtcNow();
+        var page = new List<Session>();
+        foreach (var (id, state) in _sessions.OrderBy(p => p.Key, StringComparer.Ordinal))
+        {
+            if (string.CompareOrdinal(id, afterId) <= 0 && afterId.Length > 0)
+            {
+                continue;
+            }
+
+            lock (state)
+            {
+                if (state.Deleted || state.IsExpired(now) || (agentName.Length > 0 && state.AgentName != agentName))
+                {
+                    continue;
+                }
+
+                page.Add(new Session
+                {
+                    SessionId = id,
+                    AgentName = state.AgentName,
+                    MessageCount = state.Messages.Count,
+                    CreateTime = Timestamp.FromDateTimeOffset(state.Created),
+                    UpdateTime = Timestamp.FromDateTimeOffset(state.Updated),
+                });
+            }
+
+            if (page.Count == limit)
+            {
+                break;
+            }
+        }
+
+        return Task.FromResult<IReadOnlyList<Session>>(page);
+    }
+
+    public Task<bool> DeleteSessionAsync(string sessionId, CancellationToken cancellationToken)
+    {
+        if (!_sessions.TryRemove(sessionId, out var state))
+        {
+            return Task.FromResult(false);
+        }
+
+        lock (state)
+        {
+            var existed = !state.Deleted && !state.IsExpired(timeProvider.GetUtcNow());
+            state.Deleted = true;
+            return Task.FromResult(existed);
+        }
+    }
+
+    public Task<bool> CreateRunAsync(Run run, CancellationToken cancellationToken) =>
+        Task.FromResult(_runs.TryAdd(run.RunId, new VersionedRun(run.Clone(), 1)));
+
+    public Task<VersionedRun?> GetRunAsync(string runId, CancellationToken cancellationToken) =>
+        Task.FromResult(_runs.TryGetValue(runId, out var stored) ? stored with { Run = stored.Run.Clone() } : null);
+
+    public Task<bool> ReplaceRunAsync(Run run, long expectedVersion, CancellationToken cancellationToken) =>
+        Task.FromResult(_runs.TryGetValue(run.RunId, out var stored) && stored.Version == expectedVersion
+            && _runs.TryUpdate(run.RunId, new VersionedRun(run.Clone(), expectedVersion + 1), stored));
+
+    public Task<IReadOnlyList<VersionedRun>> ListRunsAsync(RunFilter filter, int limit, RunPosition? after, CancellationToken cancellationToken) =>
+        Task.FromResult<IReadOnlyList<VersionedRun>>([.. _runs.Values
+            .Where(v => filter.Matches(v.Run) && (after is null || after.IsBefore(v.Run)))
+            .OrderByDescending(v => RunPosition.Millis(v.Run)).ThenByDescending(v => v.Run.RunId, StringComparer.Ordinal)
+            .Take(limit)
+            .Select(v => v with { Run = v.Run.Clone() })]);
+
+    public Task RememberAsync(string space, StoredMemory memory, CancellationToken cancellationToken)
+    {
+        _memories.GetOrAdd(space, _ => new(StringComparer.Ordinal))[memory.Id] = memory;
+        return Task.CompletedTask;
+    }
+
+    public Task<IReadOnlyList<StoredMemory>> MemoriesAsync(string space, int limit, CancellationToken cancellationToken) =>
+        Task.FromResult<IReadOnlyList<StoredMemory>>(_memories.TryGetValue(space, out var memories) ? [.. memories.Values.Take(limit)] : []);
+
+    private sealed class SessionState(string agentName, DateTimeOffset created)
+    {
+        public string AgentName { get; } = agentName;
+        public DateTimeOffset Created { get; } = created;
+        public DateTimeOffset Updated { get; set; } = created;
+        public DateTimeOffset? ExpireAt { get; set; }
+        public bool Deleted { get; set; }
+        public List<Message> Messages { get; } = [];
+        public HashSet<string> Ids { get; } = new(StringComparer.Ordinal);
+
+        public bool IsExpired(DateTimeOffset now) => ExpireAt is { } at && at <= now;
+    }
+}

@@ -1,0 +1,297 @@
+using System.Data.Common;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
+using Namra.Contracts.V1;
+
+namespace Namra.Memory.Stores;
+
+/// <summary>
+/// The SQL stores (SQLite and PostgreSQL) share one schema and one set of statements, written with <c>$1</c>
+/// parameters; a subclass opens connections, binds parameters and serializes appends to one session. Messages
+/// and run records are kept in their protobuf encoding, with the columns queries need beside them. Times are
+/// Unix milliseconds.
+/// </summary>
+internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
+{
+    /// <summary>The schema version this code writes; older schemas are upgraded at start.</summary>
+    protected const int SchemaVersion = 1;
+
+    public abstract MemoryType Type { get; }
+
+    /// <summary>The column type for bytes.</summary>
+    protected abstract string BinaryType { get; }
+
+    /// <summary>An open connection.</summary>
+    protected abstract Task<DbConnection> OpenAsync(CancellationToken cancellationToken);
+
+    /// <summary>A transaction in which the session's row can be read and written by one caller at a time.</summary>
+    protected abstract Task<DbTransaction> BeginWriteAsync(DbConnection connection, CancellationToken cancellationToken);
+
+    /// <summary>Appended to the statement that reads a session's row inside <see cref="BeginWriteAsync"/>, to lock it.</summary>
+    protected abstract string LockRow { get; }
+
+    /// <summary>Binds <c>$1</c>, <c>$2</c>... in order.</summary>
+    protected abstract void Bind(DbCommand command, object?[] values);
+
+    /// <summary>Runs the schema statements once, guarded against other starting replicas.</summary>
+    protected abstract Task MigrateAsync(DbConnection connection, IReadOnlyList<string> statements, CancellationToken cancellationToken);
+
+    public async Task InitializeAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await MigrateAsync(connection, Schema(), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The version-1 schema.</summary>
+    protected IReadOnlyList<string> Schema() =>
+    [
+        """
+        CREATE TABLE IF NOT EXISTS namra_sessions (
+            session_id TEXT PRIMARY KEY, agent_name TEXT NOT NULL, message_count BIGINT NOT NULL, next_seq BIGINT NOT NULL,
+            create_millis BIGINT NOT NULL, update_millis BIGINT NOT NULL, expire_millis BIGINT)
+        """,
+        $"""
+        CREATE TABLE IF NOT EXISTS namra_messages (
+            session_id TEXT NOT NULL, seq BIGINT NOT NULL, message_id TEXT NOT NULL, body {BinaryType} NOT NULL,
+            PRIMARY KEY (session_id, seq), UNIQUE (session_id, message_id))
+        """,
+        $"""
+        CREATE TABLE IF NOT EXISTS namra_runs (
+            run_id TEXT PRIMARY KEY, agent_name TEXT NOT NULL, session_id TEXT NOT NULL, status INTEGER NOT NULL,
+            create_millis BIGINT NOT NULL, version BIGINT NOT NULL, body {BinaryType} NOT NULL)
+        """,
+        "CREATE INDEX IF NOT EXISTS namra_runs_by_time ON namra_runs (create_millis DESC, run_id DESC)",
+        $"""
+        CREATE TABLE IF NOT EXISTS namra_memories (
+            namespace TEXT NOT NULL, id TEXT NOT NULL, text TEXT NOT NULL, metadata TEXT NOT NULL, model TEXT NOT NULL,
+            embedding {BinaryType} NOT NULL, PRIMARY KEY (namespace, id))
+        """,
+    ];
+
+    public async Task<AppendOutcome> AppendAsync(string sessionId, string agentName, IReadOnlyList<Message> messages, Retention retention, CancellationToken cancellationToken)
+    {
+        var now = timeProvider.GetUtcNow().ToUnixTimeMilliseconds();
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var transaction = await BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
+        await ExecuteAsync(connection, transaction, cancellationToken,
+            "INSERT INTO namra_sessions (session_id, agent_name, message_count, next_seq, create_millis, update_millis) VALUES ($1, $2, 0, 0, $3, $3) ON CONFLICT (session_id) DO NOTHING",
+            sessionId, agentName, now).ConfigureAwait(false);
+
+        long nextSeq, count;
+        long? expires;
+        await using (var reader = await ReadAsync(connection, transaction, cancellationToken,
+            "SELECT next_seq, message_count, expire_millis FROM namra_sessions WHERE session_id = $1" + LockRow, sessionId).ConfigureAwait(false))
+        {
+            await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            (nextSeq, count, expires) = (reader.GetInt64(0), reader.GetInt64(1), reader.IsDBNull(2) ? null : reader.GetInt64(2));
+        }
+
+        if (expires <= now)
+        {
+            // An expired session starts again, empty.
+            await ExecuteAsync(connection, transaction, cancellationToken, "DELETE FROM namra_messages WHERE session_id = $1", sessionId).ConfigureAwait(false);
+            await ExecuteAsync(connection, transaction, cancellationToken,
+                "UPDATE namra_sessions SET agent_name = $2, create_millis = $3, message_count = 0, next_seq = 0 WHERE session_id = $1", sessionId, agentName, now).ConfigureAwait(false);
+            (nextSeq, count) = (0, 0);
+        }
+
+        var appended = 0;
+        foreach (var message in messages)
+        {
+            appended += await ExecuteAsync(connection, transaction, cancellationToken,
+                "INSERT INTO namra_messages (session_id, seq, message_id, body) VALUES ($1, $2, $3, $4) ON CONFLICT (session_id, message_id) DO NOTHING",
+                sessionId, nextSeq + appended, message.Id, message.ToByteArray()).ConfigureAwait(false);
+        }
+
+        nextSeq += appended;
+        count += appended;
+        if (retention.MaxMessages > 0 && count > retention.MaxMessages)
+        {
+            await ExecuteAsync(connection, transaction, cancellationToken,
+                "DELETE FROM namra_messages WHERE session_id = $1 AND seq < $2", sessionId, nextSeq - retention.MaxMessages).ConfigureAwait(false);
+            count = retention.MaxMessages;
+        }
+
+        await ExecuteAsync(connection, transaction, cancellationToken,
+            "UPDATE namra_sessions SET next_seq = $2, message_count = $3, update_millis = $4, expire_millis = $5 WHERE session_id = $1",
+            sessionId, nextSeq, count, now, retention.Ttl is { } ttl ? now + (long)ttl.TotalMilliseconds : null).ConfigureAwait(false);
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return new AppendOutcome(appended, messages.Count - appended, count);
+    }
+
+    public async Task<History?> GetHistoryAsync(string sessionId, int newest, CancellationToken cancellationToken)
+    {
+        var now = timeProvider.GetUtcNow().ToUnixTimeMilliseconds();
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        long total;
+        await using (var reader = await ReadAsync(connection, null, cancellationToken,
+            "SELECT message_count FROM namra_sessions WHERE session_id = $1 AND (expire_millis IS NULL OR expire_millis > $2)", sessionId, now).ConfigureAwait(false))
+        {
+            if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                return null;
+            }
+
+            total = reader.GetInt64(0);
+        }
+
+        var messages = new List<Message>();
+        await using (var reader = await ReadAsync(connection, null, cancellationToken,
+            "SELECT body FROM namra_messages WHERE session_id = $1 ORDER BY seq DESC LIMIT $2", sessionId, newest > 0 ? (long)newest : long.MaxValue).ConfigureAwait(false))
+        {
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                messages.Add(Message.Parser.ParseFrom((byte[])reader.GetValue(0)));
+            }
+        }
+
+        messages.Reverse();
+        return new History(messages, total);
+    }
+
+    public async Task<IReadOnlyList<Session>> ListSessionsAsync(string agentName, int limit, string afterId, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var reader = await ReadAsync(connection, null, cancellationToken,
+            """
+            SELECT session_id, agent_name, message_count, create_millis, update_millis FROM namra_sessions
+            WHERE session_id > $1 AND ($2 = '' OR agent_name = $2) AND (expire_millis IS NULL OR expire_millis > $3)
+            ORDER BY session_id LIMIT $4
+            """,
+            afterId, agentName, timeProvider.GetUtcNow().ToUnixTimeMilliseconds(), (long)limit).ConfigureAwait(false);
+        var sessions = new List<Session>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            sessions.Add(new Session
+            {
+                SessionId = reader.GetString(0),
+                AgentName = reader.GetString(1),
+                MessageCount = reader.GetInt64(2),
+                CreateTime = Timestamp.FromDateTimeOffset(DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3))),
+                UpdateTime = Timestamp.FromDateTimeOffset(DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(4))),
+            });
+        }
+
+        return sessions;
+    }
+
+    public async Task<bool> DeleteSessionAsync(string sessionId, CancellationToken cancellationToken)
+    {
+        var now = timeProvider.GetUtcNow().ToUnixTimeMilliseconds();
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var transaction = await BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
+        bool live;
+        await using (var reader = await ReadAsync(connection, transaction, cancellationToken,
+            "SELECT expire_millis FROM namra_sessions WHERE session_id = $1" + LockRow, sessionId).ConfigureAwait(false))
+        {
+            live = await reader.ReadAsync(cancellationToken).ConfigureAwait(false) && (reader.IsDBNull(0) || reader.GetInt64(0) > now);
+        }
+
+        await ExecuteAsync(connection, transaction, cancellationToken, "DELETE FROM namra_messages WHERE session_id = $1", sessionId).ConfigureAwait(false);
+        await ExecuteAsync(connection, transaction, cancellationToken, "DELETE FROM namra_sessions WHERE session_id = $1", sessionId).ConfigureAwait(false);
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return live;
+    }
+
+    public async Task<bool> CreateRunAsync(Run run, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        return await ExecuteAsync(connection, null, cancellationToken,
+            "INSERT INTO namra_runs (run_id, agent_name, session_id, status, create_millis, version, body) VALUES ($1, $2, $3, $4, $5, 1, $6) ON CONFLICT (run_id) DO NOTHING",
+            run.RunId, run.Agent?.Name ?? "", run.SessionId, (long)run.Status, RunPosition.Millis(run), run.ToByteArray()).ConfigureAwait(false) == 1;
+    }
+
+    public async Task<VersionedRun?> GetRunAsync(string runId, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var reader = await ReadAsync(connection, null, cancellationToken, "SELECT body, version FROM namra_runs WHERE run_id = $1", runId).ConfigureAwait(false);
+        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false)
+            ? new VersionedRun(Run.Parser.ParseFrom((byte[])reader.GetValue(0)), reader.GetInt64(1))
+            : null;
+    }
+
+    public async Task<bool> ReplaceRunAsync(Run run, long expectedVersion, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        return await ExecuteAsync(connection, null, cancellationToken,
+            "UPDATE namra_runs SET body = $3, status = $4, session_id = $5, version = version + 1 WHERE run_id = $1 AND version = $2",
+            run.RunId, expectedVersion, run.ToByteArray(), (long)run.Status, run.SessionId).ConfigureAwait(false) == 1;
+    }
+
+    public async Task<IReadOnlyList<VersionedRun>> ListRunsAsync(RunFilter filter, int limit, RunPosition? after, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var reader = await ReadAsync(connection, null, cancellationToken,
+            """
+            SELECT body, version FROM namra_runs
+            WHERE ($1 = '' OR agent_name = $1) AND ($2 = '' OR session_id = $2) AND ($3 = 0 OR status = $3)
+              AND (create_millis < $4 OR (create_millis = $4 AND run_id < $5))
+            ORDER BY create_millis DESC, run_id DESC LIMIT $6
+            """,
+            filter.AgentName, filter.SessionId, (long)filter.Status, after?.CreateMillis ?? long.MaxValue, after?.RunId ?? "", (long)limit).ConfigureAwait(false);
+        var runs = new List<VersionedRun>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            runs.Add(new VersionedRun(Run.Parser.ParseFrom((byte[])reader.GetValue(0)), reader.GetInt64(1)));
+        }
+
+        return runs;
+    }
+
+    public async Task RememberAsync(string space, StoredMemory memory, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await ExecuteAsync(connection, null, cancellationToken,
+            """
+            INSERT INTO namra_memories (namespace, id, text, metadata, model, embedding) VALUES ($1, $2, $3, $4, $5, $6)
+            ON CONFLICT (namespace, id) DO UPDATE SET text = excluded.text, metadata = excluded.metadata, model = excluded.model, embedding = excluded.embedding
+            """,
+            space, memory.Id, memory.Text, JsonSerializer.Serialize(memory.Metadata), memory.Model, MemoryMarshal.AsBytes(memory.Embedding.AsSpan()).ToArray()).ConfigureAwait(false);
+    }
+
+    public async Task<IReadOnlyList<StoredMemory>> MemoriesAsync(string space, int limit, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var reader = await ReadAsync(connection, null, cancellationToken,
+            "SELECT id, text, metadata, model, embedding FROM namra_memories WHERE namespace = $1 LIMIT $2", space, (long)limit).ConfigureAwait(false);
+        var memories = new List<StoredMemory>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            memories.Add(new StoredMemory(
+                reader.GetString(0),
+                reader.GetString(1),
+                JsonSerializer.Deserialize<Dictionary<string, string>>(reader.GetString(2)) ?? [],
+                reader.GetString(3),
+                MemoryMarshal.Cast<byte, float>((byte[])reader.GetValue(4)).ToArray()));
+        }
+
+        return memories;
+    }
+
+    /// <summary>Runs a statement and returns the rows it affected.</summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1068", Justification = "The values read best after the SQL they bind.")]
+    protected async Task<int> ExecuteAsync(DbConnection connection, DbTransaction? transaction, CancellationToken cancellationToken, string sql, params object?[] values)
+    {
+        await using var command = Command(connection, transaction, sql, values);
+        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1068", Justification = "The values read best after the SQL they bind.")]
+    private async Task<DbDataReader> ReadAsync(DbConnection connection, DbTransaction? transaction, CancellationToken cancellationToken, string sql, params object?[] values)
+    {
+        // The reader owns the command's resources until it is disposed.
+        var command = Command(connection, transaction, sql, values);
+        return await command.ExecuteReaderAsync(System.Data.CommandBehavior.Default, cancellationToken).ConfigureAwait(false);
+    }
+
+    private DbCommand Command(DbConnection connection, DbTransaction? transaction, string sql, object?[] values)
+    {
+        var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = sql;
+        Bind(command, values);
+        return command;
+    }
+}

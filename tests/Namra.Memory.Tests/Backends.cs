@@ -1,0 +1,77 @@
+using Namra.Contracts.V1;
+using Namra.Testing.Containers;
+
+namespace Namra.Memory.Tests;
+
+/// <summary>The contract on the in-process store.</summary>
+public sealed class InMemoryStoreContract : MemoryContract
+{
+    protected override MemoryType Store => MemoryType.InMemory;
+
+    protected override IDictionary<string, string?> Settings => new Dictionary<string, string?>();
+}
+
+/// <summary>The contract on a SQLite file.</summary>
+public sealed class SqliteStoreContract : MemoryContract
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("namra-memory-").FullName;
+
+    protected override MemoryType Store => MemoryType.Sqlite;
+
+    protected override IDictionary<string, string?> Settings => new Dictionary<string, string?>
+    {
+        ["Namra:Memory:SqlitePath"] = Path.Combine(_folder, "memory.db"),
+        ["Namra:Memory:DefaultStore"] = "sqlite",
+    };
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        Directory.Delete(_folder, recursive: true);
+    }
+}
+
+/// <summary>Redis in a container, shared by the tests of a class.</summary>
+public sealed class RedisServer : IAsyncLifetime
+{
+    public LocalServer Server { get; private set; } = null!;
+
+    public async Task InitializeAsync() => Server = await LocalContainers.StartRedisAsync();
+
+    public async Task DisposeAsync() => await Server.DisposeAsync();
+}
+
+/// <summary>PostgreSQL in a container, shared by the tests of a class.</summary>
+public sealed class PostgresServer : IAsyncLifetime
+{
+    public LocalServer Server { get; private set; } = null!;
+
+    public async Task InitializeAsync() => Server = await LocalContainers.StartPostgresAsync();
+
+    public async Task DisposeAsync() => await Server.DisposeAsync();
+}
+
+/// <summary>The contract on Redis.</summary>
+public sealed class RedisStoreContract(RedisServer redis) : MemoryContract, IClassFixture<RedisServer>
+{
+    protected override MemoryType Store => MemoryType.Redis;
+
+    protected override IDictionary<string, string?> Settings => new Dictionary<string, string?>
+    {
+        ["Namra:Memory:RedisConnectionString"] = redis.Server.ConnectionString,
+        ["Namra:Memory:DefaultStore"] = "redis",
+    };
+}
+
+/// <summary>The contract on PostgreSQL.</summary>
+public sealed class PostgresStoreContract(PostgresServer postgres) : MemoryContract, IClassFixture<PostgresServer>
+{
+    protected override MemoryType Store => MemoryType.Postgres;
+
+    protected override IDictionary<string, string?> Settings => new Dictionary<string, string?>
+    {
+        ["Namra:Memory:PostgresConnectionString"] = postgres.Server.ConnectionString,
+        ["Namra:Memory:DefaultStore"] = "postgres",
+    };
+}

@@ -1,0 +1,296 @@
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using Namra.Contracts.V1;
+using Namra.Testing;
+
+namespace Namra.Memory.Tests;
+
+/// <summary>
+/// What every memory store promises, checked through the gRPC API on a real socket: one subclass per backend
+/// sets the store up. Each test uses its own session ids, so tests of one class may share a backend.
+/// </summary>
+public abstract class MemoryContract : IAsyncLifetime
+{
+    private readonly string _prefix = Guid.NewGuid().ToString("N")[..8];
+    private NamraTestHost _host = null!;
+
+    protected MemoryService.MemoryServiceClient Client { get; private set; } = null!;
+
+    /// <summary>The store under test.</summary>
+    protected abstract MemoryType Store { get; }
+
+    /// <summary>Settings that configure the store (and make it the default).</summary>
+    protected abstract IDictionary<string, string?> Settings { get; }
+
+    public async Task InitializeAsync()
+    {
+        _host = await NamraTestHost.StartAsync("memory", Settings);
+        Client = new MemoryService.MemoryServiceClient(_host.Channel);
+    }
+
+    public virtual async Task DisposeAsync() => await _host.DisposeAsync();
+
+    protected string Id(string name) => $"{_prefix}-{name}";
+
+    [Fact]
+    public async Task Appends_AreReadBackInOrder()
+    {
+        var session = Id("order");
+        await Append(session, Text("m1", Role.User, "hello"), Text("m2", Role.Assistant, "hi"));
+        await Append(session, Text("m3", Role.User, "how are you?"));
+
+        var history = await Client.GetHistoryAsync(new GetHistoryRequest { SessionId = session, Store = Store });
+
+        Assert.Equal(["m1", "m2", "m3"], history.Messages.Select(m => m.Id));
+        Assert.Equal("how are you?", history.Messages[2].Content[0].Text);
+        Assert.Equal(Role.Assistant, history.Messages[1].Role);
+        Assert.Equal(3, history.TotalMessages);
+        Assert.False(history.Truncated);
+    }
+
+    [Fact]
+    public async Task AnAppendRetried_IsNotStoredTwice()
+    {
+        var session = Id("idempotent");
+        var first = await Append(session, Text("a", Role.User, "one"), Text("b", Role.Assistant, "two"));
+        var retried = await Append(session, Text("a", Role.User, "one"), Text("b", Role.Assistant, "two"), Text("c", Role.User, "three"));
+
+        var history = await Client.GetHistoryAsync(new GetHistoryRequest { SessionId = session, Store = Store });
+
+        Assert.Equal((2, 0, 2L), (first.Appended, first.Duplicates, first.MessageCount));
+        Assert.Equal((1, 2, 3L), (retried.Appended, retried.Duplicates, retried.MessageCount));
+        Assert.Equal(["a", "b", "c"], history.Messages.Select(m => m.Id));
+    }
+
+    [Fact]
+    public async Task History_IsWindowedByCount_NewestKept()
+    {
+        var session = Id("window");
+        await Append(session, [.. Enumerable.Range(1, 10).Select(i => Text($"m{i}", i % 2 == 1 ? Role.User : Role.Assistant, $"message {i}"))]);
+
+        var history = await Client.GetHistoryAsync(new GetHistoryRequest { SessionId = session, MaxMessages = 3, Store = Store });
+
+        Assert.Equal(["m8", "m9", "m10"], history.Messages.Select(m => m.Id));
+        Assert.True(history.Truncated);
+        Assert.Equal(10, history.TotalMessages);
+    }
+
+    [Fact]
+    public async Task History_IsWindowedByTokens_AndNeverStartsWithAnOrphanedToolResult()
+    {
+        var session = Id("tokens");
+        var call = new Message { Id = "call", Role = Role.Assistant, Content = { new ContentBlock { ToolCall = new ToolCall { Id = "t1", Name = "calculator", ArgumentsJson = "{\"expression\":\"" + string.Join('+', Enumerable.Repeat("2", 200)) + "\"}" } } } };
+        var result = new Message { Id = "result", Role = Role.Tool, Content = { new ContentBlock { ToolResult = new ToolResult { ToolCallId = "t1", Content = new string('4', 400) } } } };
+        await Append(session, Text("old", Role.User, new string('x', 4000)), call, result, Text("answer", Role.Assistant, new string('y', 400)));
+
+        // 400 characters is about 100 tokens: the answer and the tool result fit 250, the call (as long) does not.
+        var history = await Client.GetHistoryAsync(new GetHistoryRequest { SessionId = session, MaxTokens = 250, Store = Store });
+
+        Assert.Equal(["answer"], history.Messages.Select(m => m.Id));
+        Assert.True(history.Truncated);
+    }
+
+    [Fact]
+    public async Task ConcurrentAppends_ToOneSession_LoseAndDuplicateNothing()
+    {
+        var session = Id("concurrent");
+        const int callers = 16, appendsEach = 20;
+
+        await Task.WhenAll(Enumerable.Range(0, callers).Select(caller => Task.Run(async () =>
+        {
+            for (var i = 0; i < appendsEach; i++)
+            {
+                var message = Text($"c{caller}-{i}", Role.User, $"caller {caller} message {i}");
+                await Append(session, message);
+                if (i % 5 == 0)
+                {
+                    await Append(session, message); // a retry of an acknowledged append
+                }
+            }
+        })));
+
+        var history = await Client.GetHistoryAsync(new GetHistoryRequest { SessionId = session, Store = Store });
+        var ids = history.Messages.Select(m => m.Id).ToList();
+
+        Assert.Equal(callers * appendsEach, ids.Count);
+        Assert.Equal(ids.Count, ids.Distinct().Count());
+        for (var caller = 0; caller < callers; caller++)
+        {
+            var mine = ids.Where(id => id.StartsWith($"c{caller}-", StringComparison.Ordinal)).ToList();
+            Assert.Equal(Enumerable.Range(0, appendsEach).Select(i => $"c{caller}-{i}"), mine);
+        }
+    }
+
+    [Fact]
+    public async Task LargeMessages_RoundTrip_AndOversizedOnesAreRefused()
+    {
+        var session = Id("large");
+        var large = new string('z', 900 * 1024);
+        await Append(session, Text("big", Role.User, large));
+
+        var history = await Client.GetHistoryAsync(new GetHistoryRequest { SessionId = session, Store = Store });
+        var error = await Assert.ThrowsAsync<RpcException>(() => Append(session, Text("huge", Role.User, new string('z', 1100 * 1024))));
+
+        Assert.Equal(large, history.Messages.Single().Content[0].Text);
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Contains("messages[0]", RpcDetails.Of<Google.Rpc.BadRequest>(error)[0].FieldViolations[0].Field, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task DeleteSession_RemovesItsMessages()
+    {
+        var session = Id("delete");
+        await Append(session, Text("m1", Role.User, "forget me"));
+
+        var deleted = await Client.DeleteSessionAsync(new DeleteSessionRequest { SessionId = session, Store = Store });
+        var again = await Client.DeleteSessionAsync(new DeleteSessionRequest { SessionId = session, Store = Store });
+        var history = await Client.GetHistoryAsync(new GetHistoryRequest { SessionId = session, Store = Store });
+        var fresh = await Append(session, Text("m1", Role.User, "a new start"));
+
+        Assert.True(deleted.Deleted);
+        Assert.False(again.Deleted);
+        Assert.Empty(history.Messages);
+        Assert.Equal(1, fresh.Appended);
+    }
+
+    [Fact]
+    public async Task Retention_KeepsTheNewestMessages()
+    {
+        var session = Id("retention");
+        var retention = new SessionRetention { MaxMessages = 4 };
+        for (var i = 1; i <= 7; i++)
+        {
+            await Client.AppendMessagesAsync(new AppendMessagesRequest { SessionId = session, Store = Store, Retention = retention, Messages = { Text($"m{i}", Role.User, $"{i}") } });
+        }
+
+        var history = await Client.GetHistoryAsync(new GetHistoryRequest { SessionId = session, Store = Store });
+
+        Assert.Equal(["m4", "m5", "m6", "m7"], history.Messages.Select(m => m.Id));
+        Assert.Equal(4, history.TotalMessages);
+    }
+
+    [Fact]
+    public async Task Retention_ExpiresAnIdleSession()
+    {
+        var session = Id("ttl");
+        var kept = Id("kept");
+        await Client.AppendMessagesAsync(new AppendMessagesRequest
+        {
+            SessionId = session, Store = Store, Retention = new SessionRetention { Ttl = Duration.FromTimeSpan(TimeSpan.FromMilliseconds(300)) },
+            Messages = { Text("m1", Role.User, "short-lived") },
+        });
+        await Append(kept, Text("m1", Role.User, "kept"));
+
+        var history = await Client.GetHistoryAsync(new GetHistoryRequest { SessionId = session, Store = Store });
+        Assert.Single(history.Messages);
+        for (var i = 0; i < 50 && history.Messages.Count > 0; i++)
+        {
+            await Task.Delay(100);
+            history = await Client.GetHistoryAsync(new GetHistoryRequest { SessionId = session, Store = Store });
+        }
+
+        Assert.Empty(history.Messages);
+        Assert.Single((await Client.GetHistoryAsync(new GetHistoryRequest { SessionId = kept, Store = Store })).Messages);
+    }
+
+    [Fact]
+    public async Task ListSessions_PagesInIdOrder_AndFiltersByAgent()
+    {
+        var agent = Id("agent");
+        foreach (var name in new[] { "s3", "s1", "s2" })
+        {
+            await Client.AppendMessagesAsync(new AppendMessagesRequest { SessionId = Id(name), AgentName = agent, Store = Store, Messages = { Text("m", Role.User, "x") } });
+        }
+
+        await Client.AppendMessagesAsync(new AppendMessagesRequest { SessionId = Id("other"), AgentName = "someone-else", Store = Store, Messages = { Text("m", Role.User, "x") } });
+
+        var first = await Client.ListSessionsAsync(new ListSessionsRequest { AgentName = agent, PageSize = 2, Store = Store });
+        var second = await Client.ListSessionsAsync(new ListSessionsRequest { AgentName = agent, PageSize = 2, PageToken = first.NextPageToken, Store = Store });
+
+        Assert.Equal([Id("s1"), Id("s2")], first.Sessions.Select(s => s.SessionId));
+        Assert.Equal([Id("s3")], second.Sessions.Select(s => s.SessionId));
+        Assert.Equal("", second.NextPageToken);
+        Assert.All(first.Sessions, s => Assert.Equal(1, s.MessageCount));
+    }
+
+    [Fact]
+    public async Task BadRequests_SayWhatAndWhere()
+    {
+        var noSession = await Assert.ThrowsAsync<RpcException>(() => Append("", Text("m", Role.User, "x")));
+        var noRole = await Assert.ThrowsAsync<RpcException>(() => Append(Id("bad"), new Message { Id = "m", Content = { new ContentBlock { Text = "x" } } }));
+        var noId = await Assert.ThrowsAsync<RpcException>(() => Append(Id("bad"), Text("", Role.User, "x")));
+
+        Assert.Equal("session_id", RpcDetails.Of<Google.Rpc.BadRequest>(noSession)[0].FieldViolations[0].Field);
+        Assert.Equal("messages[0].role", RpcDetails.Of<Google.Rpc.BadRequest>(noRole)[0].FieldViolations[0].Field);
+        Assert.Equal("messages[0].id", RpcDetails.Of<Google.Rpc.BadRequest>(noId)[0].FieldViolations[0].Field);
+    }
+
+    [Fact]
+    public async Task RunRecords_AreCreatedReadUpdatedWithEtagsAndListed()
+    {
+        var agent = Id("runner");
+        var created = await Client.CreateRunRecordAsync(new CreateRunRecordRequest { Run = NewRun(Id("run-1"), agent) });
+        var second = await Client.CreateRunRecordAsync(new CreateRunRecordRequest { Run = NewRun(Id("run-2"), agent, createdLater: true) });
+        var duplicate = await Assert.ThrowsAsync<RpcException>(() => Client.CreateRunRecordAsync(new CreateRunRecordRequest { Run = NewRun(Id("run-1"), agent) }).ResponseAsync);
+
+        var updated = await Client.UpdateRunRecordAsync(new UpdateRunRecordRequest
+        {
+            Run = new Run { RunId = Id("run-1"), Status = RunStatus.Completed, Answer = "42", Iterations = 2 },
+            UpdateMask = new FieldMask { Paths = { "status", "answer", "iterations" } },
+            Etag = created.Run.Etag,
+        });
+        var stale = await Assert.ThrowsAsync<RpcException>(() => Client.UpdateRunRecordAsync(new UpdateRunRecordRequest
+        {
+            Run = new Run { RunId = Id("run-1"), Status = RunStatus.Failed },
+            UpdateMask = new FieldMask { Paths = { "status" } },
+            Etag = created.Run.Etag,
+        }).ResponseAsync);
+        var read = await Client.GetRunRecordAsync(new GetRunRecordRequest { RunId = Id("run-1") });
+        var missing = await Assert.ThrowsAsync<RpcException>(() => Client.GetRunRecordAsync(new GetRunRecordRequest { RunId = Id("nope") }).ResponseAsync);
+        var page1 = await Client.ListRunRecordsAsync(new ListRunRecordsRequest { AgentName = agent, PageSize = 1 });
+        var page2 = await Client.ListRunRecordsAsync(new ListRunRecordsRequest { AgentName = agent, PageSize = 1, PageToken = page1.NextPageToken });
+        var completed = await Client.ListRunRecordsAsync(new ListRunRecordsRequest { AgentName = agent, Status = RunStatus.Completed });
+
+        Assert.Equal(StatusCode.AlreadyExists, duplicate.StatusCode);
+        Assert.NotEqual(created.Run.Etag, updated.Run.Etag);
+        Assert.Equal(StatusCode.Aborted, stale.StatusCode);
+        Assert.Equal((RunStatus.Completed, "42", 2, "what is 6*7?"), (read.Run.Status, read.Run.Answer, read.Run.Iterations, read.Run.Input));
+        Assert.Equal(updated.Run.Etag, read.Run.Etag);
+        Assert.Equal(StatusCode.NotFound, missing.StatusCode);
+        Assert.Equal([Id("run-2")], page1.Runs.Select(r => r.RunId));
+        Assert.Equal([Id("run-1")], page2.Runs.Select(r => r.RunId));
+        Assert.Equal([Id("run-1")], completed.Runs.Select(r => r.RunId));
+        Assert.NotNull(second.Run.UpdateTime);
+    }
+
+    [Fact]
+    public async Task ConcurrentRunUpdates_WithoutEtags_AllLand()
+    {
+        var runId = Id("counted");
+        await Client.CreateRunRecordAsync(new CreateRunRecordRequest { Run = NewRun(runId, Id("counter")) });
+
+        await Task.WhenAll(Enumerable.Range(0, 8).Select(i => Client.UpdateRunRecordAsync(new UpdateRunRecordRequest
+        {
+            Run = new Run { RunId = runId, Labels = { [$"k{i}"] = "v" } },
+            UpdateMask = new FieldMask { Paths = { $"labels" } },
+        }).ResponseAsync));
+        var read = await Client.GetRunRecordAsync(new GetRunRecordRequest { RunId = runId });
+
+        Assert.Equal("\"9\"", read.Run.Etag);
+        Assert.Single(read.Run.Labels);
+    }
+
+    protected Task<AppendMessagesResponse> Append(string session, params Message[] messages) =>
+        Client.AppendMessagesAsync(new AppendMessagesRequest { SessionId = session, AgentName = "tester", Store = Store, Messages = { messages } }).ResponseAsync;
+
+    protected static Message Text(string id, Role role, string text) => new() { Id = id, Role = role, Content = { new ContentBlock { Text = text } } };
+
+    private static Run NewRun(string id, string agent, bool createdLater = false) => new()
+    {
+        RunId = id,
+        Agent = new AgentRef { Name = agent, Version = "1.0.0" },
+        Status = RunStatus.Running,
+        Input = "what is 6*7?",
+        CreateTime = Timestamp.FromDateTimeOffset(new DateTimeOffset(2026, 11, 26, 12, 0, createdLater ? 1 : 0, TimeSpan.Zero)),
+    };
+}
