@@ -1,8 +1,4 @@
 using Microsoft.AspNetCore.Builder;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Options;
-using Namra.LlmGateway.Options;
-using Namra.LlmGateway.Providers;
 using Namra.Testing;
 
 namespace Namra.LlmGateway.Tests;
@@ -14,8 +10,7 @@ internal static class TestGateway
         Action<WebApplicationBuilder>? configure = null) =>
         NamraTestHost.StartAsync("llm-gateway", settings, builder =>
         {
-            builder.Services.AddSingleton(services =>
-                new ProviderEndpoints(services.GetRequiredService<IOptions<LlmGatewayOptions>>(), name => environment.GetValueOrDefault(name)));
+            Testing.Providers.ProviderEnvironment.Use(builder, environment);
             configure?.Invoke(builder);
         });
 }

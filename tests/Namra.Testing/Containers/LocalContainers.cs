@@ -86,6 +86,17 @@ public sealed class LocalServer(IContainer container, int port, string connectio
         return result.ExitCode == 0 ? result.Stdout : throw new InvalidOperationException($"{string.Join(' ', command)} exited {result.ExitCode}: {result.Stderr}");
     }
 
+    /// <summary>Kills the server at once (SIGKILL, no shutdown), as a crash would; its files stay for a restart.</summary>
+    public async Task KillAsync()
+    {
+        using var docker = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("docker", ["kill", container.Id]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        await docker.WaitForExitAsync().ConfigureAwait(false);
+        if (docker.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"docker kill failed: {await docker.StandardError.ReadToEndAsync().ConfigureAwait(false)}");
+        }
+    }
+
     /// <summary>Stops the server's container, keeping its data.</summary>
     public Task StopAsync() => container.StopAsync();
 
