@@ -161,6 +161,10 @@ internal sealed class MemoryStores : IHostedService, IAsyncDisposable
             {
                 await disposable.DisposeAsync().ConfigureAwait(false);
             }
+            else if (entry.Store is IDisposable owned)
+            {
+                owned.Dispose();
+            }
 
             entry.Gate.Dispose();
         }

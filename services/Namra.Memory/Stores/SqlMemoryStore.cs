@@ -70,7 +70,7 @@ internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
         """,
     ];
 
-    public async Task<AppendOutcome> AppendAsync(string sessionId, string agentName, IReadOnlyList<Message> messages, Retention retention, CancellationToken cancellationToken)
+    public virtual async Task<AppendOutcome> AppendAsync(string sessionId, string agentName, IReadOnlyList<Message> messages, Retention retention, CancellationToken cancellationToken)
     {
         var now = timeProvider.GetUtcNow().ToUnixTimeMilliseconds();
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
@@ -177,7 +177,7 @@ internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
         return sessions;
     }
 
-    public async Task<bool> DeleteSessionAsync(string sessionId, CancellationToken cancellationToken)
+    public virtual async Task<bool> DeleteSessionAsync(string sessionId, CancellationToken cancellationToken)
     {
         var now = timeProvider.GetUtcNow().ToUnixTimeMilliseconds();
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
@@ -195,7 +195,7 @@ internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
         return live;
     }
 
-    public async Task<bool> CreateRunAsync(Run run, CancellationToken cancellationToken)
+    public virtual async Task<bool> CreateRunAsync(Run run, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         return await ExecuteAsync(connection, null, cancellationToken,
@@ -212,7 +212,7 @@ internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
             : null;
     }
 
-    public async Task<bool> ReplaceRunAsync(Run run, long expectedVersion, CancellationToken cancellationToken)
+    public virtual async Task<bool> ReplaceRunAsync(Run run, long expectedVersion, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         return await ExecuteAsync(connection, null, cancellationToken,
@@ -240,7 +240,7 @@ internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
         return runs;
     }
 
-    public async Task RememberAsync(string space, StoredMemory memory, CancellationToken cancellationToken)
+    public virtual async Task RememberAsync(string space, StoredMemory memory, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         await ExecuteAsync(connection, null, cancellationToken,

@@ -5,11 +5,14 @@ using Namra.Contracts.V1;
 namespace Namra.Memory.Stores;
 
 /// <summary>
-/// <c>sqlite</c>: one database file, in write-ahead-log mode, fully synced on commit. Appends take SQLite's write
-/// lock at their start (<c>BEGIN IMMEDIATE</c>), so concurrent appends queue rather than interleave.
+/// <c>sqlite</c>: one database file, in write-ahead-log mode, fully synced on commit. Writers of this process queue
+/// on one lock (SQLite admits one writer, and its own busy wait sleeps where a queue would not); appends also
+/// take SQLite's write lock at their start (<c>BEGIN IMMEDIATE</c>) against other processes sharing the file.
 /// </summary>
-internal sealed class SqliteMemoryStore(string path, TimeSpan timeout, TimeProvider timeProvider) : SqlMemoryStore(timeProvider)
+internal sealed class SqliteMemoryStore(string path, TimeSpan timeout, TimeProvider timeProvider) : SqlMemoryStore(timeProvider), IDisposable
 {
+    private readonly SemaphoreSlim _writer = new(1, 1);
+
     private readonly string _connectionString = new SqliteConnectionStringBuilder
     {
         DataSource = path,
@@ -19,6 +22,40 @@ internal sealed class SqliteMemoryStore(string path, TimeSpan timeout, TimeProvi
     }.ToString();
 
     public override MemoryType Type => MemoryType.Sqlite;
+
+    public override Task<AppendOutcome> AppendAsync(string sessionId, string agentName, IReadOnlyList<Message> messages, Retention retention, CancellationToken cancellationToken) =>
+        WriteAsync(() => base.AppendAsync(sessionId, agentName, messages, retention, cancellationToken), cancellationToken);
+
+    public override Task<bool> DeleteSessionAsync(string sessionId, CancellationToken cancellationToken) =>
+        WriteAsync(() => base.DeleteSessionAsync(sessionId, cancellationToken), cancellationToken);
+
+    public override Task<bool> CreateRunAsync(Run run, CancellationToken cancellationToken) =>
+        WriteAsync(() => base.CreateRunAsync(run, cancellationToken), cancellationToken);
+
+    public override Task<bool> ReplaceRunAsync(Run run, long expectedVersion, CancellationToken cancellationToken) =>
+        WriteAsync(() => base.ReplaceRunAsync(run, expectedVersion, cancellationToken), cancellationToken);
+
+    public override Task RememberAsync(string space, StoredMemory memory, CancellationToken cancellationToken) =>
+        WriteAsync(async () =>
+        {
+            await base.RememberAsync(space, memory, cancellationToken).ConfigureAwait(false);
+            return true;
+        }, cancellationToken);
+
+    public void Dispose() => _writer.Dispose();
+
+    private async Task<T> WriteAsync<T>(Func<Task<T>> write, CancellationToken cancellationToken)
+    {
+        await _writer.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await write().ConfigureAwait(false);
+        }
+        finally
+        {
+            _writer.Release();
+        }
+    }
 
     protected override string BinaryType => "BLOB";
 
