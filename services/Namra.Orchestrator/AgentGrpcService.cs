@@ -1,9 +1,136 @@
+using Grpc.Core;
 using Namra.Contracts.V1;
+using Namra.Hosting.Errors;
+using Namra.Orchestrator.Loop;
 
 namespace Namra.Orchestrator;
 
 /// <summary>
-/// The <c>namra.v1.AgentService</c> endpoint. Registered so clients, health and reflection see the whole API now;
-/// every call answers UNIMPLEMENTED until the service's own work lands.
+/// The <c>namra.v1.AgentService</c> endpoint, the public API: resolves the agent with the config service, runs
+/// the loop, and reads run records from the memory service, so any replica answers for any run.
 /// </summary>
-internal sealed class AgentGrpcService : AgentService.AgentServiceBase;
+internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, ActiveRuns active) : AgentService.AgentServiceBase
+{
+    private const int MaxInputCharacters = 1_000_000;
+
+    public override async Task<ExecuteResponse> Execute(ExecuteRequest request, ServerCallContext context)
+    {
+        var run = await StartAsync(request.Agent, request.Input, request.SessionId, request.Labels, request.RunId, _ => Task.CompletedTask, context).ConfigureAwait(false);
+        return new ExecuteResponse { Run = run };
+    }
+
+    public override async Task ExecuteStream(ExecuteStreamRequest request, IServerStreamWriter<ExecuteStreamResponse> responseStream, ServerCallContext context)
+    {
+        await StartAsync(request.Agent, request.Input, request.SessionId, request.Labels, request.RunId,
+            item => responseStream.WriteAsync(new ExecuteStreamResponse { Event = item }, context.CancellationToken), context).ConfigureAwait(false);
+    }
+
+    public override async Task<GetRunResponse> GetRun(GetRunRequest request, ServerCallContext context)
+    {
+        Require(request.RunId, "run_id");
+        var record = await ForwardAsync("memory", async () => await downstream.Memory.GetRunRecordAsync(
+            new GetRunRecordRequest { RunId = request.RunId }, deadline: context.Deadline, cancellationToken: context.CancellationToken)).ConfigureAwait(false);
+        return new GetRunResponse { Run = record.Run };
+    }
+
+    public override async Task<CancelRunResponse> CancelRun(CancelRunRequest request, ServerCallContext context)
+    {
+        Require(request.RunId, "run_id");
+        var reason = request.Reason.Length > 0 ? $"Cancelled: {request.Reason}" : "Cancelled by CancelRun.";
+        var record = await ForwardAsync("memory", async () => await downstream.Memory.GetRunRecordAsync(
+            new GetRunRecordRequest { RunId = request.RunId }, deadline: context.Deadline, cancellationToken: context.CancellationToken)).ConfigureAwait(false);
+        if (record.Run.Status is not (RunStatus.Running or RunStatus.Pending))
+        {
+            return new CancelRunResponse { Run = record.Run };
+        }
+
+        if (!active.TryCancel(request.RunId, reason))
+        {
+            // Running on another replica: it reads the flag between turns.
+            var updated = await ForwardAsync("memory", async () => await downstream.Memory.UpdateRunRecordAsync(new UpdateRunRecordRequest
+            {
+                Run = new Run { RunId = request.RunId, CancelRequested = true },
+                UpdateMask = new Google.Protobuf.WellKnownTypes.FieldMask { Paths = { "cancel_requested" } },
+            }, deadline: context.Deadline, cancellationToken: context.CancellationToken)).ConfigureAwait(false);
+            return new CancelRunResponse { Run = updated.Run };
+        }
+
+        record.Run.CancelRequested = true;
+        return new CancelRunResponse { Run = record.Run };
+    }
+
+    public override async Task<ListRunsResponse> ListRuns(ListRunsRequest request, ServerCallContext context)
+    {
+        var records = await ForwardAsync("memory", async () => await downstream.Memory.ListRunRecordsAsync(new ListRunRecordsRequest
+        {
+            PageSize = request.PageSize,
+            PageToken = request.PageToken,
+            AgentName = request.AgentName,
+            SessionId = request.SessionId,
+            Status = request.Status,
+        }, deadline: context.Deadline, cancellationToken: context.CancellationToken)).ConfigureAwait(false);
+        return new ListRunsResponse { Runs = { records.Runs }, NextPageToken = records.NextPageToken };
+    }
+
+    public override async Task<ValidateAgentResponse> ValidateAgent(ValidateAgentRequest request, ServerCallContext context)
+    {
+        if (request.Agent is null)
+        {
+            throw new InvalidArgumentException("agent", "Send the agent definition to validate.");
+        }
+
+        var result = await ForwardAsync("config", async () => await downstream.Config.ValidateAgentDefinitionAsync(
+            new ValidateAgentDefinitionRequest { Agent = request.Agent }, deadline: context.Deadline, cancellationToken: context.CancellationToken)).ConfigureAwait(false);
+        return new ValidateAgentResponse { Valid = result.Valid, Diagnostics = { result.Diagnostics }, Ref = result.Ref };
+    }
+
+    private async Task<Run> StartAsync(AgentSource? source, string input, string sessionId, IDictionary<string, string> labels, string runId,
+        Func<RunEvent, Task> emit, ServerCallContext context)
+    {
+        if (source is null || source.SourceCase == AgentSource.SourceOneofCase.None)
+        {
+            throw new InvalidArgumentException("agent", "Name the agent (reference: name@version) or send it inline.");
+        }
+
+        if (input.Length is 0 or > MaxInputCharacters)
+        {
+            throw new InvalidArgumentException("input", $"Send 1 to {MaxInputCharacters:N0} characters of input.");
+        }
+
+        if (runId.Length > 128 || runId.Any(c => !char.IsAsciiLetterOrDigit(c) && c is not ('-' or '_' or '.')))
+        {
+            throw new InvalidArgumentException("run_id", "At most 128 letters, digits, '-', '_' or '.'.");
+        }
+
+        var resolved = await ForwardAsync("config", async () => await downstream.Config.ResolveAgentAsync(
+            new ResolveAgentRequest { Source = source }, deadline: context.Deadline, cancellationToken: context.CancellationToken)).ConfigureAwait(false);
+        var request = new RunRequest(resolved.Agent, resolved.Ref, input, sessionId, new Dictionary<string, string>(labels),
+            runId.Length > 0 ? runId : Guid.CreateVersion7().ToString("N"));
+        return await loop.RunAsync(request, emit, context.CancellationToken).ConfigureAwait(false);
+    }
+
+    // A downstream answer about the request itself (bad agent, unknown run) goes back as it came, details included.
+    private static async Task<T> ForwardAsync<T>(string service, Func<Task<T>> call)
+    {
+        try
+        {
+            return await call().ConfigureAwait(false);
+        }
+        catch (RpcException exception) when (exception.StatusCode is StatusCode.InvalidArgument or StatusCode.NotFound or StatusCode.FailedPrecondition or StatusCode.AlreadyExists)
+        {
+            throw;
+        }
+        catch (RpcException exception) when (exception.StatusCode != StatusCode.Cancelled)
+        {
+            throw new DownstreamException(service, exception);
+        }
+    }
+
+    private static void Require(string value, string field)
+    {
+        if (value.Length == 0)
+        {
+            throw new InvalidArgumentException(field, "Required.");
+        }
+    }
+}

@@ -1,14 +1,26 @@
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Namra.Orchestrator.Loop;
+using Namra.Orchestrator.Options;
 
 namespace Namra.Orchestrator;
 
-/// <summary>Registers and maps the Orchestrator service on a Namra host.</summary>
+/// <summary>Registers and maps the orchestrator on a Namra host.</summary>
 public static class OrchestratorHostingExtensions
 {
-    /// <summary>Adds the service's dependencies.</summary>
+    /// <summary>Adds the orchestrator: options, the run loop and its downstream clients.</summary>
     public static WebApplicationBuilder AddOrchestrator(this WebApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.AddOptions<OrchestratorOptions>()
+            .Bind(builder.Configuration.GetSection(OrchestratorOptions.SectionName))
+            .ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<OrchestratorOptions>, OrchestratorOptionsValidator>();
+        builder.Services.AddSingleton<Downstream>();
+        builder.Services.AddSingleton<ModelPricing>();
+        builder.Services.AddSingleton<ActiveRuns>();
+        builder.Services.AddSingleton<RunLoop>();
         return builder;
     }
 

@@ -55,19 +55,6 @@ public sealed class ServerHostingTests
     }
 
     [Fact]
-    public async Task ServicesNotYetBuilt_AnswerUnimplemented()
-    {
-        await using var host = await NamraTestHost.StartAsync("memory");
-
-        var error = await Assert.ThrowsAsync<RpcException>(() =>
-            new MemoryService.MemoryServiceClient(host.Channel).GetHistoryAsync(new GetHistoryRequest { SessionId = "s" }).ResponseAsync);
-
-        // Mapped (unlike a role the process does not host), but its methods are not written yet.
-        Assert.Equal(StatusCode.Unimplemented, error.StatusCode);
-        Assert.NotEqual("Service is unimplemented.", error.Status.Detail);
-    }
-
-    [Fact]
     public async Task Metrics_CountCallsByMethodAndStatusCode()
     {
         await using var host = await NamraTestHost.StartAsync("config");

@@ -1,0 +1,50 @@
+using Grpc.Core;
+using Namra.Contracts.V1;
+using Namra.Hosting.Clients;
+using Namra.Hosting.Errors;
+
+namespace Namra.Orchestrator.Loop;
+
+/// <summary>
+/// The services the run loop calls, through channels that retry <c>UNAVAILABLE</c> within the run's deadline. A
+/// service that stays down, or answers with an error of its own, becomes a <see cref="DownstreamException"/>
+/// naming it.
+/// </summary>
+internal sealed class Downstream(NamraServiceChannels channels)
+{
+    public ConfigService.ConfigServiceClient Config => new(channels.For("config"));
+
+    public LlmGatewayService.LlmGatewayServiceClient LlmGateway => new(channels.For("llm-gateway"));
+
+    public ToolExecutorService.ToolExecutorServiceClient ToolExecutor => new(channels.For("tool-executor"));
+
+    public MemoryService.MemoryServiceClient Memory => new(channels.For("memory"));
+
+    /// <summary>Runs a call to <paramref name="service"/>, naming it in any failure.</summary>
+    public static async Task<T> CallAsync<T>(string service, Func<Task<T>> call)
+    {
+        try
+        {
+            return await call().ConfigureAwait(false);
+        }
+        catch (RpcException exception) when (exception.StatusCode != StatusCode.Cancelled)
+        {
+            throw new DownstreamException(service, exception);
+        }
+    }
+}
+
+/// <summary>A downstream service failed; its status is kept, its name added to the message.</summary>
+internal sealed class DownstreamException(string service, RpcException inner)
+    : NamraException(
+        inner.StatusCode is StatusCode.OK or StatusCode.Unknown ? StatusCode.Internal : inner.StatusCode,
+        inner.StatusCode == StatusCode.Unavailable
+            ? $"The {service} service is unavailable: {inner.Status.Detail}"
+            : inner.StatusCode == StatusCode.DeadlineExceeded
+                ? $"The {service} service did not answer before the run's deadline."
+                : $"The {service} service failed: {inner.Status.Detail}",
+        innerException: inner)
+{
+    /// <summary>The service's role name.</summary>
+    public string Service { get; } = service;
+}

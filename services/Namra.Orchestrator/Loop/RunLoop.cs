@@ -1,0 +1,467 @@
+using System.Diagnostics;
+using System.Text;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Namra.Contracts.V1;
+using Namra.Hosting.Errors;
+using Namra.Orchestrator.Options;
+
+namespace Namra.Orchestrator.Loop;
+
+/// <summary>What to run: a resolved agent, the user's input, and where the conversation lives.</summary>
+internal sealed record RunRequest(AgentDefinition Agent, AgentRef Ref, string Input, string SessionId, IReadOnlyDictionary<string, string> Labels, string RunId);
+
+/// <summary>
+/// The ReAct loop with native tool calling: the model answers (streamed), every tool call of its turn runs in
+/// parallel, the results go back, until it answers without calls. It stops cleanly at <c>max_iterations</c>,
+/// at the timeout (the deadline goes with every downstream call), on cancellation, at the budget (reserved
+/// before each call) and when the model repeats a tool call; whatever way it ends, the new messages and the run
+/// record are saved and the last event says how it ended.
+/// </summary>
+internal sealed class RunLoop(
+    Downstream downstream,
+    ModelPricing pricing,
+    ActiveRuns active,
+    IOptions<OrchestratorOptions> options,
+    TimeProvider timeProvider,
+    ILogger<RunLoop> logger)
+{
+    /// <summary>Runs an agent; <paramref name="emit"/> receives the events in order (it is never called concurrently).</summary>
+    public async Task<Run> RunAsync(RunRequest request, Func<RunEvent, Task> emit, CancellationToken callerToken)
+    {
+        var agent = request.Agent;
+        using var activity = OrchestratorTelemetry.ActivitySource.StartActivity($"invoke_agent {agent.Name}");
+        activity?.SetTag("gen_ai.operation.name", "invoke_agent");
+        activity?.SetTag("gen_ai.agent.name", agent.Name);
+        activity?.SetTag("gen_ai.agent.version", agent.Version);
+        activity?.SetTag("gen_ai.request.model", agent.Llm?.Model);
+        activity?.SetTag("gen_ai.conversation.id", request.SessionId.Length > 0 ? request.SessionId : null);
+        activity?.SetTag("namra.run.id", request.RunId);
+
+        var started = timeProvider.GetTimestamp();
+        var timeout = agent.Execution?.Timeout?.ToTimeSpan() is { } configured && configured > TimeSpan.Zero ? configured : TimeSpan.FromSeconds(60);
+        var deadline = timeProvider.GetUtcNow().UtcDateTime + timeout;
+        using var registration = active.Register(request.RunId, callerToken);
+        using var timeLimit = new CancellationTokenSource(timeout, timeProvider);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(registration.Token, timeLimit.Token);
+
+        var run = new Run
+        {
+            RunId = request.RunId,
+            Agent = request.Ref,
+            SessionId = request.SessionId,
+            Status = RunStatus.Running,
+            Input = request.Input,
+            CreateTime = Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow()),
+            Labels = { request.Labels.ToDictionary() },
+            TraceId = activity?.TraceId.ToHexString() ?? "",
+            Usage = new TokenUsage(),
+            Cost = new Cost(),
+            EventsSummary = new RunEventsSummary(),
+        };
+        foreach (var (key, value) in agent.Labels)
+        {
+            run.Labels.TryAdd(key, value);
+        }
+
+        using var state = new RunState(run, emit, options.Value.MaxRunEvents, timeProvider);
+        await Downstream.CallAsync("memory", async () =>
+            (await downstream.Memory.CreateRunRecordAsync(new CreateRunRecordRequest { Run = run }, deadline: deadline, cancellationToken: stop.Token)).Run).ConfigureAwait(false);
+        await state.EmitAsync(new RunEvent { RunStarted = new RunStarted { Agent = request.Ref, SessionId = request.SessionId, Model = agent.Llm?.Model ?? "" } }).ConfigureAwait(false);
+
+        try
+        {
+            await LoopAsync(request, state, deadline, stop.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            if (timeLimit.IsCancellationRequested && !registration.Token.IsCancellationRequested)
+            {
+                state.Fail(RunStatus.TimedOut, StatusCode.DeadlineExceeded, $"The run did not finish within its timeout of {timeout.TotalSeconds:0.###} s.");
+            }
+            else
+            {
+                state.Fail(RunStatus.Cancelled, StatusCode.Cancelled, registration.Reason ?? "The caller cancelled the run.");
+            }
+        }
+        catch (RpcException exception) when (exception.StatusCode == StatusCode.Cancelled || stop.IsCancellationRequested)
+        {
+            state.Fail(timeLimit.IsCancellationRequested ? RunStatus.TimedOut : RunStatus.Cancelled,
+                timeLimit.IsCancellationRequested ? StatusCode.DeadlineExceeded : StatusCode.Cancelled,
+                timeLimit.IsCancellationRequested ? $"The run did not finish within its timeout of {timeout.TotalSeconds:0.###} s." : registration.Reason ?? "The caller cancelled the run.");
+        }
+        catch (NamraException exception)
+        {
+            state.Fail(exception is DownstreamException { StatusCode: StatusCode.DeadlineExceeded } ? RunStatus.TimedOut : RunStatus.Failed, exception.StatusCode, exception.Message);
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            Log.RunFailed(logger, exception, request.RunId);
+            state.Fail(RunStatus.Failed, StatusCode.Internal, $"The run failed unexpectedly (trace id {run.TraceId}); the orchestrator's logs have the details.");
+        }
+
+        var elapsed = timeProvider.GetElapsedTime(started);
+        run.EndTime = Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow());
+        run.Duration = Duration.FromTimeSpan(elapsed);
+        await SaveAsync(request, state).ConfigureAwait(false);
+
+        activity?.SetTag("gen_ai.usage.input_tokens", run.Usage.InputTokens);
+        activity?.SetTag("gen_ai.usage.output_tokens", run.Usage.OutputTokens);
+        activity?.SetTag("namra.run.cost_usd", run.Cost.TotalUsd);
+        activity?.SetTag("namra.run.status", StatusName(run.Status));
+        if (run.Status != RunStatus.Completed)
+        {
+            activity?.SetStatus(ActivityStatusCode.Error, run.Error?.Message);
+        }
+
+        OrchestratorTelemetry.Record(run, elapsed);
+        await state.EmitFinalAsync(run.Status == RunStatus.Completed
+            ? new RunEvent { RunCompleted = new RunCompleted { Answer = run.Answer, Usage = run.Usage, Cost = run.Cost, Duration = run.Duration, Iterations = run.Iterations } }
+            : new RunEvent { RunFailed = new RunFailed { Status = run.Status, Error = run.Error, PartialAnswer = run.Answer, Usage = run.Usage, Cost = run.Cost, Duration = run.Duration } }).ConfigureAwait(false);
+        return run;
+    }
+
+    private async Task LoopAsync(RunRequest request, RunState state, DateTime deadline, CancellationToken cancellationToken)
+    {
+        var agent = request.Agent;
+        var run = state.Run;
+        var execution = agent.Execution ?? new ExecutionConfig();
+        var maxIterations = execution.MaxIterations > 0 ? execution.MaxIterations : 10;
+        var maxRepeats = execution.MaxRepeatedToolCalls > 0 ? execution.MaxRepeatedToolCalls : 3;
+        var budget = new RunBudget(execution.Budget);
+        var store = MemoryStore(agent);
+
+        // The agent's tools, and which entry serves each.
+        var tools = new List<ToolDefinition>();
+        var entries = new Dictionary<string, ToolConfig>(StringComparer.Ordinal);
+        if (agent.Tools.Count > 0)
+        {
+            var listed = await Downstream.CallAsync("tool-executor", async () => await downstream.ToolExecutor.ListToolsAsync(
+                new ListToolsRequest { Tools = { agent.Tools } }, deadline: deadline, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            foreach (var tool in listed.Tools)
+            {
+                if (!entries.TryAdd(tool.Name, agent.Tools.First(t => t.Name == tool.Source)))
+                {
+                    throw new NamraException(StatusCode.FailedPrecondition, $"Two of the agent's tools are named '{tool.Name}'; rename one entry's tools.");
+                }
+
+                tools.Add(tool);
+            }
+        }
+
+        // The conversation so far, then the new input.
+        var messages = new List<Message>();
+        if (request.SessionId.Length > 0)
+        {
+            var history = await Downstream.CallAsync("memory", async () => await downstream.Memory.GetHistoryAsync(new GetHistoryRequest
+            {
+                SessionId = request.SessionId,
+                MaxMessages = agent.Memory?.MaxMessages ?? 0,
+                MaxTokens = agent.Memory?.MaxHistoryTokens ?? 0,
+                Store = store,
+            }, deadline: deadline, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            messages.AddRange(history.Messages);
+        }
+
+        var input = state.NewMessage(Role.User, new ContentBlock { Text = request.Input });
+        messages.Add(input);
+
+        var repeats = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (var iteration = 1; ; iteration++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            run.Iterations = iteration;
+            await state.EmitAsync(new RunEvent { Iteration = new Iteration { Number = iteration, MaxIterations = maxIterations } }).ConfigureAwait(false);
+
+            var worstTokens = EstimateTokens(agent.SystemPrompt, messages, tools) + (agent.Llm?.MaxTokens ?? 4096);
+            var rates = await pricing.RatesAsync(agent.Llm!, deadline, cancellationToken).ConfigureAwait(false);
+            var worstCost = rates is null ? 0 : ((worstTokens - (agent.Llm?.MaxTokens ?? 0)) * rates.InputPerMtok / 1e6) + ((agent.Llm?.MaxTokens ?? 0) * rates.OutputPerMtok / 1e6);
+            if (budget.TryReserveModelCall(worstTokens, worstCost) is { } refusal)
+            {
+                state.Fail(RunStatus.BudgetExceeded, StatusCode.ResourceExhausted, refusal);
+                return;
+            }
+
+            GenerateCompleted completed;
+            try
+            {
+                completed = await GenerateAsync(request, state, messages, tools, iteration, deadline, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                budget.SettleModelCall(worstTokens, worstCost, null, null);
+            }
+
+            budget.SettleModelCall(0, 0, completed.Usage, completed.Cost);
+            state.AddUsage(completed.Usage, completed.Cost);
+            await state.EmitAsync(new RunEvent { Usage = new UsageUpdate { Usage = run.Usage, Cost = run.Cost } }).ConfigureAwait(false);
+
+            var reply = completed.Message ?? new Message { Role = Role.Assistant };
+            var calls = reply.Content.Where(b => b.BlockCase == ContentBlock.BlockOneofCase.ToolCall).Select(b => b.ToolCall).ToList();
+            var text = string.Concat(reply.Content.Where(b => b.BlockCase == ContentBlock.BlockOneofCase.Text).Select(b => b.Text));
+            if (text.Length > 0)
+            {
+                run.Answer = text;
+            }
+
+            if (calls.Count == 0)
+            {
+                messages.Add(state.Keep(reply));
+                run.Status = RunStatus.Completed;
+                return;
+            }
+
+            // Stop before running this turn's calls; the saved reply keeps only its text, so the conversation stays whole.
+            string? stopReason = null;
+            var stopStatus = RunStatus.Failed;
+            var stopCode = StatusCode.Internal;
+            foreach (var call in calls)
+            {
+                var key = call.Name + "\n" + Canonical(call.ArgumentsJson);
+                repeats[key] = repeats.GetValueOrDefault(key) + 1;
+                if (repeats[key] > maxRepeats && stopReason is null)
+                {
+                    (stopStatus, stopCode, stopReason) = (RunStatus.LoopDetected, StatusCode.Aborted,
+                        $"The model called {call.Name} with the same arguments {repeats[key]} times (execution.max_repeated_tool_calls is {maxRepeats}).");
+                }
+            }
+
+            if (stopReason is null && iteration >= maxIterations)
+            {
+                (stopStatus, stopCode, stopReason) = (RunStatus.MaxIterations, StatusCode.ResourceExhausted,
+                    $"The run reached execution.max_iterations ({maxIterations}) with the model still calling tools.");
+            }
+
+            if (stopReason is null)
+            {
+                foreach (var _ in calls)
+                {
+                    if (budget.TryReserveToolCall() is { } noMore)
+                    {
+                        (stopStatus, stopCode, stopReason) = (RunStatus.BudgetExceeded, StatusCode.ResourceExhausted, noMore);
+                        break;
+                    }
+                }
+            }
+
+            if (stopReason is not null)
+            {
+                var textOnly = new Message { Role = Role.Assistant, Content = { reply.Content.Where(b => b.BlockCase == ContentBlock.BlockOneofCase.Text) } };
+                if (textOnly.Content.Count > 0)
+                {
+                    messages.Add(state.Keep(textOnly));
+                }
+
+                state.Fail(stopStatus, stopCode, stopReason);
+                return;
+            }
+
+            messages.Add(state.Keep(reply));
+            var results = await RunToolsAsync(request, state, calls, entries, execution.MaxParallelToolCalls, deadline, cancellationToken).ConfigureAwait(false);
+            messages.Add(state.NewMessage(Role.Tool, [.. results.Select(r => new ContentBlock { ToolResult = r })]));
+        }
+    }
+
+    private async Task<GenerateCompleted> GenerateAsync(RunRequest request, RunState state, List<Message> messages, List<ToolDefinition> tools, int iteration, DateTime deadline, CancellationToken cancellationToken)
+    {
+        var agent = request.Agent;
+        var call = new StreamGenerateRequest
+        {
+            Llm = agent.Llm,
+            SystemPrompt = agent.SystemPrompt,
+            Messages = { messages },
+            Tools = { tools },
+            ToolChoice = tools.Count > 0 ? ToolChoice.Auto : ToolChoice.Unspecified,
+            Context = new CallContext { RunId = request.RunId, AgentName = agent.Name, Iteration = iteration },
+        };
+        state.Run.EventsSummary.LlmCalls++;
+        return await Downstream.CallAsync("llm-gateway", async () =>
+        {
+            using var stream = downstream.LlmGateway.StreamGenerate(call, deadline: deadline, cancellationToken: cancellationToken);
+            await foreach (var item in stream.ResponseStream.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            {
+                switch (item.EventCase)
+                {
+                    case StreamGenerateResponse.EventOneofCase.TextDelta:
+                        await state.EmitAsync(new RunEvent { TextDelta = item.TextDelta }).ConfigureAwait(false);
+                        break;
+                    case StreamGenerateResponse.EventOneofCase.Completed:
+                        return item.Completed;
+                }
+            }
+
+            throw new NamraException(StatusCode.Unavailable, "The llm-gateway service ended the model's stream before it completed.");
+        }).ConfigureAwait(false);
+    }
+
+    private async Task<ToolResult[]> RunToolsAsync(RunRequest request, RunState state, List<ToolCall> calls, Dictionary<string, ToolConfig> entries, int maxParallel, DateTime deadline, CancellationToken cancellationToken)
+    {
+        foreach (var call in calls)
+        {
+            await state.EmitAsync(new RunEvent { ToolCall = call }).ConfigureAwait(false);
+        }
+
+        using var gate = new SemaphoreSlim(maxParallel > 0 ? maxParallel : 8);
+        var results = await Task.WhenAll(calls.Select(async call =>
+        {
+            await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                var result = await ExecuteToolAsync(request, call, entries, deadline, cancellationToken).ConfigureAwait(false);
+                state.CountTool(result.IsError);
+                await state.EmitAsync(new RunEvent { ToolResult = result }).ConfigureAwait(false);
+                return result;
+            }
+            finally
+            {
+                gate.Release();
+            }
+        })).ConfigureAwait(false);
+        return results;
+    }
+
+    private async Task<ToolResult> ExecuteToolAsync(RunRequest request, ToolCall call, Dictionary<string, ToolConfig> entries, DateTime deadline, CancellationToken cancellationToken)
+    {
+        if (!entries.TryGetValue(call.Name, out var entry))
+        {
+            return new ToolResult { ToolCallId = call.Id, IsError = true, Content = $"There is no tool named '{call.Name}'. The tools are: {string.Join(", ", entries.Keys)}." };
+        }
+
+        try
+        {
+            var response = await downstream.ToolExecutor.ExecuteToolAsync(new ExecuteToolRequest
+            {
+                Tool = entry,
+                Call = call,
+                Context = new ToolCallContext { RunId = request.RunId, AgentName = request.Agent.Name },
+            }, deadline: deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+            return response.Result;
+        }
+        catch (RpcException exception) when (exception.StatusCode is StatusCode.InvalidArgument or StatusCode.FailedPrecondition or StatusCode.PermissionDenied or StatusCode.NotFound)
+        {
+            // The call was wrong, not the service: the model reads why and may correct it.
+            return new ToolResult { ToolCallId = call.Id, IsError = true, Content = $"The tool call was refused: {exception.Status.Detail}" };
+        }
+        catch (RpcException exception) when (exception.StatusCode != StatusCode.Cancelled)
+        {
+            throw new DownstreamException("tool-executor", exception);
+        }
+    }
+
+    private async Task SaveAsync(RunRequest request, RunState state)
+    {
+        // Saved whatever way the run ended, with a token of its own: a cancelled run is saved too.
+        using var save = new CancellationTokenSource(options.Value.SaveTimeout);
+        var deadline = timeProvider.GetUtcNow().UtcDateTime + options.Value.SaveTimeout;
+        try
+        {
+            if (request.SessionId.Length > 0 && state.NewMessages.Count > 0)
+            {
+                var memory = request.Agent.Memory;
+                await downstream.Memory.AppendMessagesAsync(new AppendMessagesRequest
+                {
+                    SessionId = request.SessionId,
+                    AgentName = request.Agent.Name,
+                    Messages = { state.NewMessages },
+                    Store = MemoryStore(request.Agent),
+                    Retention = new SessionRetention { Ttl = memory?.Ttl },
+                }, deadline: deadline, cancellationToken: save.Token).ConfigureAwait(false);
+            }
+
+            state.Run.EventsSummary.Events = (int)state.Sequence + 1;
+            await downstream.Memory.UpdateRunRecordAsync(new UpdateRunRecordRequest { Run = state.Run }, deadline: deadline, cancellationToken: save.Token).ConfigureAwait(false);
+        }
+        catch (RpcException exception)
+        {
+            Log.SaveFailed(logger, exception, request.RunId);
+            if (state.Run.Status == RunStatus.Completed)
+            {
+                state.Fail(RunStatus.Failed, exception.StatusCode == StatusCode.OK ? StatusCode.Unavailable : exception.StatusCode,
+                    $"The answer could not be saved: the memory service failed ({exception.Status.Detail}).");
+            }
+        }
+    }
+
+    private MemoryType MemoryStore(AgentDefinition agent) => options.Value.MemoryStoreOverride switch
+    {
+        "in_memory" => MemoryType.InMemory,
+        "sqlite" => MemoryType.Sqlite,
+        "redis" => MemoryType.Redis,
+        "postgres" => MemoryType.Postgres,
+        _ => agent.Memory?.Type ?? MemoryType.Unspecified,
+    };
+
+    /// <summary>About four characters per token for the prompt, the history and the tool schemas.</summary>
+    internal static long EstimateTokens(string systemPrompt, IEnumerable<Message> messages, IEnumerable<ToolDefinition> tools)
+    {
+        long characters = systemPrompt.Length;
+        foreach (var message in messages)
+        {
+            characters += 16;
+            foreach (var block in message.Content)
+            {
+                characters += block.BlockCase switch
+                {
+                    ContentBlock.BlockOneofCase.Text => block.Text.Length,
+                    ContentBlock.BlockOneofCase.ToolCall => block.ToolCall.Name.Length + block.ToolCall.ArgumentsJson.Length,
+                    ContentBlock.BlockOneofCase.ToolResult => block.ToolResult.Content.Length,
+                    ContentBlock.BlockOneofCase.Thinking => block.Thinking.Text.Length + block.Thinking.Signature.Length,
+                    _ => 6400,
+                };
+            }
+        }
+
+        characters += tools.Sum(t => t.Name.Length + t.Description.Length + t.InputSchemaJson.Length);
+        return (characters + 3) / 4;
+    }
+
+    private static string Canonical(string json)
+    {
+        try
+        {
+            using var document = System.Text.Json.JsonDocument.Parse(json.Length > 0 ? json : "{}");
+            var builder = new StringBuilder();
+            Write(document.RootElement, builder);
+            return builder.ToString();
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return json;
+        }
+
+        static void Write(System.Text.Json.JsonElement element, StringBuilder builder)
+        {
+            if (element.ValueKind == System.Text.Json.JsonValueKind.Object)
+            {
+                builder.Append('{');
+                foreach (var property in element.EnumerateObject().OrderBy(p => p.Name, StringComparer.Ordinal))
+                {
+                    builder.Append(property.Name).Append(':');
+                    Write(property.Value, builder);
+                    builder.Append(',');
+                }
+
+                builder.Append('}');
+            }
+            else
+            {
+                builder.Append(element.GetRawText());
+            }
+        }
+    }
+
+    internal static string StatusName(RunStatus status) => status switch
+    {
+        RunStatus.Completed => "completed",
+        RunStatus.Failed => "failed",
+        RunStatus.Cancelled => "cancelled",
+        RunStatus.TimedOut => "timed_out",
+        RunStatus.MaxIterations => "max_iterations",
+        RunStatus.BudgetExceeded => "budget_exceeded",
+        RunStatus.LoopDetected => "loop_detected",
+        RunStatus.Running => "running",
+        _ => "pending",
+    };
+}

@@ -1,0 +1,113 @@
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using Namra.Contracts.V1;
+
+namespace Namra.Orchestrator.Loop;
+
+/// <summary>One run's record as it grows, its new messages, and its event stream (sequenced, one writer at a time).</summary>
+internal sealed class RunState(Run run, Func<RunEvent, Task> emit, int maxEvents, TimeProvider timeProvider) : IDisposable
+{
+    private readonly SemaphoreSlim _emitting = new(1, 1);
+    private readonly Lock _counting = new();
+    private int _messageIndex;
+
+    public Run Run => run;
+
+    /// <summary>Messages this run added to the conversation, in order.</summary>
+    public List<Message> NewMessages { get; } = [];
+
+    /// <summary>The sequence number of the last event sent.</summary>
+    public long Sequence { get; private set; } = -1;
+
+    public async Task EmitAsync(RunEvent item)
+    {
+        await _emitting.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (Sequence + 1 >= maxEvents)
+            {
+                throw new Hosting.Errors.NamraException(StatusCode.ResourceExhausted, $"The run produced more than {maxEvents:N0} events (Namra:Orchestrator:MaxRunEvents).");
+            }
+
+            item.RunId = run.RunId;
+            item.Sequence = ++Sequence;
+            item.Time = Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow());
+            await emit(item).ConfigureAwait(false);
+        }
+        finally
+        {
+            _emitting.Release();
+        }
+    }
+
+    /// <summary>The last event, sent even when the event cap was reached.</summary>
+    public async Task EmitFinalAsync(RunEvent item)
+    {
+        await _emitting.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            item.RunId = run.RunId;
+            item.Sequence = ++Sequence;
+            item.Time = Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow());
+            await emit(item).ConfigureAwait(false);
+        }
+        catch (Exception exception) when (exception is RpcException or OperationCanceledException or InvalidOperationException)
+        {
+            // The caller has gone; the record says how the run ended.
+        }
+        finally
+        {
+            _emitting.Release();
+        }
+    }
+
+    /// <summary>A new message of this run, with an id that makes saving it again harmless.</summary>
+    public Message NewMessage(Role role, params ContentBlock[] content) =>
+        Keep(new Message { Role = role, Content = { content } });
+
+    /// <summary>Adds a message to those this run saves, giving it the run's next message id.</summary>
+    public Message Keep(Message message)
+    {
+        message.Id = $"{run.RunId}-{_messageIndex++}";
+        message.CreateTime ??= Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow());
+        NewMessages.Add(message);
+        return message;
+    }
+
+    public void AddUsage(TokenUsage? usage, Cost? cost)
+    {
+        run.Usage.InputTokens += usage?.InputTokens ?? 0;
+        run.Usage.OutputTokens += usage?.OutputTokens ?? 0;
+        run.Usage.CacheCreationInputTokens += usage?.CacheCreationInputTokens ?? 0;
+        run.Usage.CacheReadInputTokens += usage?.CacheReadInputTokens ?? 0;
+        run.Cost.TotalUsd += cost?.TotalUsd ?? 0;
+        run.Cost.InputUsd += cost?.InputUsd ?? 0;
+        run.Cost.OutputUsd += cost?.OutputUsd ?? 0;
+        run.Cost.CacheWriteUsd += cost?.CacheWriteUsd ?? 0;
+        run.Cost.CacheReadUsd += cost?.CacheReadUsd ?? 0;
+    }
+
+    public void CountTool(bool isError)
+    {
+        lock (_counting)
+        {
+            run.EventsSummary.ToolCalls++;
+            if (isError)
+            {
+                run.EventsSummary.ToolErrors++;
+            }
+        }
+    }
+
+    public void Dispose() => _emitting.Dispose();
+
+    /// <summary>Ends the run in a status other than completed; the first reason given is kept.</summary>
+    public void Fail(RunStatus status, StatusCode code, string message)
+    {
+        if (run.Status is RunStatus.Running or RunStatus.Completed)
+        {
+            run.Status = status;
+            run.Error = new Google.Rpc.Status { Code = (int)code, Message = message };
+        }
+    }
+}

@@ -1,0 +1,30 @@
+using System.ComponentModel.DataAnnotations;
+using Microsoft.Extensions.Options;
+
+namespace Namra.Orchestrator.Options;
+
+/// <summary>Settings of the orchestrator; section <c>Namra:Orchestrator</c>.</summary>
+public sealed class OrchestratorOptions
+{
+    /// <summary>The configuration section.</summary>
+    public const string SectionName = "Namra:Orchestrator";
+
+    /// <summary>
+    /// When set (<c>in_memory</c>, <c>sqlite</c>, <c>redis</c> or <c>postgres</c>), every run keeps its conversation in this
+    /// store whatever its agent's <c>memory.type</c> says. The embedded CLI sets <c>sqlite</c>, so sessions outlive the process.
+    /// </summary>
+    [RegularExpression("^(|in_memory|sqlite|redis|postgres)$")]
+    public string? MemoryStoreOverride { get; set; }
+
+    /// <summary>How long saving a run's record and messages may take after the run ends, whatever way. Default 10 s.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:05:00")]
+    public TimeSpan SaveTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Most events one run may emit (text deltas included) before it is stopped. Default 100,000.</summary>
+    [Range(100, 10_000_000)]
+    public int MaxRunEvents { get; set; } = 100_000;
+}
+
+/// <summary>Validates <see cref="OrchestratorOptions"/> at start-up (source-generated).</summary>
+[OptionsValidator]
+internal sealed partial class OrchestratorOptionsValidator : IValidateOptions<OrchestratorOptions>;

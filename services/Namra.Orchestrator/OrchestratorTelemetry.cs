@@ -1,0 +1,44 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using Namra.Contracts.V1;
+using Namra.Hosting.Telemetry;
+using Namra.Orchestrator.Loop;
+
+namespace Namra.Orchestrator;
+
+/// <summary>Traces and metrics of runs.</summary>
+internal static class OrchestratorTelemetry
+{
+    public const string Name = "Namra.Orchestrator";
+
+    public static readonly ActivitySource ActivitySource = new(Name);
+
+    public static readonly Meter Meter = new(Name);
+
+    /// <summary>Runs ended, by agent and status.</summary>
+    public static readonly NamraCounter Runs = NamraMetrics.Counter(Meter, "namra.runs", "{run}", "Runs ended, by status.", "agent", "status");
+
+    /// <summary>Time a run took.</summary>
+    public static readonly NamraHistogram Duration = NamraMetrics.DurationHistogram(Meter, "namra.run.duration", "Time of a run.", "agent", "status");
+
+    /// <summary>Tokens used by runs, by agent and kind (input, output).</summary>
+    public static readonly NamraCounter Tokens = NamraMetrics.Counter(Meter, "namra.run.tokens", "{token}", "Tokens used by runs.", "agent", "kind");
+
+    /// <summary>Dollars spent by runs, in millionths (counters take whole numbers).</summary>
+    public static readonly NamraCounter CostMicros = NamraMetrics.Counter(Meter, "namra.run.cost.micro_usd", "{micro_usd}", "Money spent by runs, in millionths of a US dollar.", "agent");
+
+    /// <summary>Model turns per run.</summary>
+    public static readonly NamraCounter Iterations = NamraMetrics.Counter(Meter, "namra.run.iterations", "{iteration}", "Model turns taken by runs.", "agent");
+
+    public static void Record(Run run, TimeSpan elapsed)
+    {
+        var agent = run.Agent?.Name ?? "";
+        var status = RunLoop.StatusName(run.Status);
+        Runs.Add(1, agent, status);
+        Duration.Record(elapsed.TotalSeconds, agent, status);
+        Tokens.Add(run.Usage.InputTokens, agent, "input");
+        Tokens.Add(run.Usage.OutputTokens, agent, "output");
+        CostMicros.Add((long)Math.Round(run.Cost.TotalUsd * 1_000_000), agent);
+        Iterations.Add(run.Iterations, agent);
+    }
+}

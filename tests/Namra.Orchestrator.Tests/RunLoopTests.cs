@@ -1,0 +1,270 @@
+using Grpc.Core;
+using Namra.Contracts.V1;
+using Namra.Testing;
+using Namra.Testing.Providers;
+
+namespace Namra.Orchestrator.Tests;
+
+/// <summary>
+/// The run loop across all five services (one process, real gRPC on loopback) against the local Anthropic
+/// server: tool calls, errors, the stops (iterations, budget, loop guard, timeout, cancellation) and sessions.
+/// </summary>
+public sealed class RunLoopTests : IAsyncLifetime
+{
+    private FakeProviderServer _anthropic = null!;
+    private NamraTestHost _host = null!;
+    private AgentService.AgentServiceClient _client = null!;
+
+    public async Task InitializeAsync()
+    {
+        _anthropic = await FakeProviderServer.StartAsync();
+        var environment = new Dictionary<string, string> { ["ANTHROPIC_API_KEY"] = "sk-ant-test", ["ANTHROPIC_BASE_URL"] = _anthropic.BaseUrl.ToString() };
+        _host = await NamraTestHost.StartAsync("all", configure: builder => ProviderEnvironment.Use(builder, environment));
+        _client = new AgentService.AgentServiceClient(_host.Channel);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _host.DisposeAsync();
+        await _anthropic.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task AToolCall_IsRun_AndItsResultGoesBackToTheModel()
+    {
+        _anthropic.Enqueue(ToolTurn(("toolu_1", "calculator", "{\"expression\":\"(17 + 25) * 2\"}")), AnthropicWire.TextTurn(60, 12, "The answer ", "is 84."));
+
+        var events = await StreamAsync(Agent(), "What is (17 + 25) * 2?");
+
+        var completed = events[^1].RunCompleted;
+        Assert.Equal("The answer is 84.", completed.Answer);
+        Assert.Equal(2, completed.Iterations);
+        Assert.Equal(RunEvent.EventOneofCase.RunStarted, events[0].EventCase);
+        Assert.Equal("calculator", events.Single(e => e.EventCase == RunEvent.EventOneofCase.ToolCall).ToolCall.Name);
+        var result = events.Single(e => e.EventCase == RunEvent.EventOneofCase.ToolResult).ToolResult;
+        Assert.Equal(("toolu_1", "84", false), (result.ToolCallId, result.Content, result.IsError));
+        Assert.Equal("The answer is 84.", string.Concat(events.Where(e => e.EventCase == RunEvent.EventOneofCase.TextDelta).Select(e => e.TextDelta.Text)));
+        Assert.Equal(Enumerable.Range(0, events.Count).Select(i => (long)i), events.Select(e => e.Sequence));
+        Assert.Contains("\"tool_result\"", _anthropic.Requests[1].Body, StringComparison.Ordinal);
+        Assert.Contains("\"content\":\"84\"", _anthropic.Requests[1].Body, StringComparison.Ordinal);
+        Assert.Equal(25 + 60, completed.Usage.InputTokens);
+    }
+
+    [Fact]
+    public async Task ParallelToolCalls_AllRun_AndAllResultsGoBackInOneTurn()
+    {
+        _anthropic.Enqueue(
+            ToolTurn(("toolu_a", "calculator", "{\"expression\":\"2 + 2\"}"), ("toolu_b", "calculator", "{\"expression\":\"3 * 3\"}")),
+            AnthropicWire.TextTurn(80, 10, "4 and 9."));
+
+        var run = await ExecuteAsync(Agent(), "Compute 2+2 and 3*3.");
+
+        Assert.Equal(RunStatus.Completed, run.Status);
+        Assert.Equal(2, run.EventsSummary.ToolCalls);
+        var second = _anthropic.Requests[1].Body;
+        Assert.Contains("\"tool_use_id\":\"toolu_a\"", second, StringComparison.Ordinal);
+        Assert.Contains("\"tool_use_id\":\"toolu_b\"", second, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AFailingTool_AndAnUnknownTool_AreErrorResultsTheModelReads()
+    {
+        _anthropic.Enqueue(
+            ToolTurn(("toolu_1", "calculator", "{\"expression\":\"1 / 0\"}"), ("toolu_2", "weather", "{\"city\":\"Paris\"}")),
+            AnthropicWire.TextTurn(80, 10, "I cannot divide by zero."));
+
+        var run = await ExecuteAsync(Agent(), "Divide 1 by 0 and tell me the weather.");
+
+        Assert.Equal(RunStatus.Completed, run.Status);
+        Assert.Equal((2, 2), (run.EventsSummary.ToolCalls, run.EventsSummary.ToolErrors));
+        var second = _anthropic.Requests[1].Body;
+        Assert.Contains("\"is_error\":true", second, StringComparison.Ordinal);
+        Assert.Contains("There is no tool named 'weather'", second, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task MaxIterations_StopsTheRun_KeepingThePartialAnswer()
+    {
+        _anthropic.Enqueue(ToolTurn(("t1", "calculator", "{\"expression\":\"1 + 1\"}")), ToolTurn(("t2", "calculator", "{\"expression\":\"2 + 2\"}"), text: "Still working"));
+
+        var run = await ExecuteAsync(Agent("max_iterations: 2"), "Keep going.");
+
+        Assert.Equal(RunStatus.MaxIterations, run.Status);
+        Assert.Equal((int)StatusCode.ResourceExhausted, run.Error.Code);
+        Assert.Equal("Still working", run.Answer);
+        Assert.Equal(2, _anthropic.Requests.Count);
+    }
+
+    [Fact]
+    public async Task ATokenBudget_IsEnforcedBeforeTheCall()
+    {
+        var run = await ExecuteAsync(Agent("budget: { max_tokens: 200 }"), "Hello");
+
+        Assert.Equal(RunStatus.BudgetExceeded, run.Status);
+        Assert.Equal((int)StatusCode.ResourceExhausted, run.Error.Code);
+        Assert.Contains("could use up to", run.Error.Message, StringComparison.Ordinal);
+        Assert.Empty(_anthropic.Requests);
+    }
+
+    [Fact]
+    public async Task AToolCallBudget_StopsBeforeTheCallThatWouldExceedIt()
+    {
+        _anthropic.Enqueue(ToolTurn(("t1", "calculator", "{\"expression\":\"1 + 1\"}"), ("t2", "calculator", "{\"expression\":\"2 + 2\"}")));
+
+        var run = await ExecuteAsync(Agent("budget: { max_tool_calls: 1 }"), "Two sums.");
+
+        Assert.Equal(RunStatus.BudgetExceeded, run.Status);
+        Assert.Equal(0, run.EventsSummary.ToolCalls);
+    }
+
+    [Fact]
+    public async Task TheLoopGuard_StopsARunRepeatingTheSameCall()
+    {
+        for (var i = 0; i < 3; i++)
+        {
+            _anthropic.Enqueue(ToolTurn(($"t{i}", "calculator", i % 2 == 0 ? "{\"expression\":\"6 * 7\"}" : "{ \"expression\" : \"6 * 7\" }")));
+        }
+
+        var run = await ExecuteAsync(Agent("max_repeated_tool_calls: 2"), "Multiply.");
+
+        Assert.Equal(RunStatus.LoopDetected, run.Status);
+        Assert.Equal(2, run.EventsSummary.ToolCalls);
+        Assert.Contains("same arguments 3 times", run.Error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TheTimeout_StopsTheRunAndTheModelCall()
+    {
+        _anthropic.Enqueue(new SseReply([AnthropicWire.MessageStart(), .. AnthropicWire.TextBlock(0, "Thinking")], HoldAfter: 3));
+
+        var run = await ExecuteAsync(Agent("timeout: 1s"), "Take your time.");
+
+        Assert.Equal(RunStatus.TimedOut, run.Status);
+        Assert.Equal((int)StatusCode.DeadlineExceeded, run.Error.Code);
+        await _anthropic.ClientAborted.WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task CancelRun_StopsTheModelCall_AndTheStreamEndsWithTheReason()
+    {
+        _anthropic.Enqueue(new SseReply([AnthropicWire.MessageStart(), .. AnthropicWire.TextBlock(0, "Let me think")], HoldAfter: 3));
+        using var call = _client.ExecuteStream(new ExecuteStreamRequest { Agent = Inline(Agent()), Input = "Think forever." });
+        var events = new List<RunEvent>();
+
+        await foreach (var item in call.ResponseStream.ReadAllAsync())
+        {
+            events.Add(item.Event);
+            if (item.Event.EventCase == RunEvent.EventOneofCase.TextDelta)
+            {
+                await _client.CancelRunAsync(new CancelRunRequest { RunId = item.Event.RunId, Reason = "user pressed Ctrl-C" });
+            }
+        }
+
+        var failed = events[^1].RunFailed;
+        Assert.Equal(RunStatus.Cancelled, failed.Status);
+        Assert.Contains("user pressed Ctrl-C", failed.Error.Message, StringComparison.Ordinal);
+        await _anthropic.ClientAborted.WaitAsync(TimeSpan.FromSeconds(10));
+        var record = await _client.GetRunAsync(new GetRunRequest { RunId = events[0].RunId });
+        Assert.Equal(RunStatus.Cancelled, record.Run.Status);
+    }
+
+    [Fact]
+    public async Task ASession_CarriesTheConversationIntoTheNextRun()
+    {
+        _anthropic.Enqueue(AnthropicWire.TextTurn(20, 5, "Nice to meet you, Ada."), AnthropicWire.TextTurn(40, 5, "Your name is Ada."));
+
+        await ExecuteAsync(Agent(), "My name is Ada.", session: "conversation-1");
+        var second = await ExecuteAsync(Agent(), "What is my name?", session: "conversation-1");
+
+        Assert.Equal("Your name is Ada.", second.Answer);
+        var body = _anthropic.Requests[1].Body;
+        Assert.True(body.IndexOf("My name is Ada.", StringComparison.Ordinal) < body.IndexOf("Nice to meet you, Ada.", StringComparison.Ordinal));
+        Assert.True(body.IndexOf("Nice to meet you, Ada.", StringComparison.Ordinal) < body.IndexOf("What is my name?", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task GetRun_ReturnsTheRecord_PinnedToTheAgentsVersionAndHash()
+    {
+        _anthropic.Enqueue(AnthropicWire.TextTurn(20, 5, "Hello."));
+        var run = await ExecuteAsync(Agent(), "Hi", labels: new Dictionary<string, string> { ["team"] = "docs" });
+
+        var record = (await _client.GetRunAsync(new GetRunRequest { RunId = run.RunId })).Run;
+        var listed = await _client.ListRunsAsync(new ListRunsRequest { AgentName = "helper" });
+
+        Assert.Equal(RunStatus.Completed, record.Status);
+        Assert.Equal(("helper", "1.0.0"), (record.Agent.Name, record.Agent.Version));
+        Assert.StartsWith("sha256:", record.Agent.ContentHash, StringComparison.Ordinal);
+        Assert.Equal("Hello.", record.Answer);
+        Assert.Equal("docs", record.Labels["team"]);
+        Assert.Equal(32, record.TraceId.Length);
+        Assert.NotNull(record.Duration);
+        Assert.Contains(listed.Runs, r => r.RunId == run.RunId);
+    }
+
+    [Fact]
+    public async Task AnInvalidAgent_FailsTheCall_WithItsDiagnostics()
+    {
+        var error = await Assert.ThrowsAsync<RpcException>(() => _client.ExecuteAsync(new ExecuteRequest
+        {
+            Agent = Inline("name: helper\nversion: 1.0.0\nllm: { provider: anthropic, model: claude-sonnet-4-5-20250929, max_tokens: 256, temprature: 0.2 }\n"),
+            Input = "Hi",
+        }).ResponseAsync);
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Contains(RpcDetails.Of<Diagnostic>(error), d => d.Message.Contains("temprature", StringComparison.Ordinal));
+    }
+
+    private async Task<Run> ExecuteAsync(string agent, string input, string session = "", IDictionary<string, string>? labels = null) =>
+        (await _client.ExecuteAsync(new ExecuteRequest { Agent = Inline(agent), Input = input, SessionId = session, Labels = { labels ?? new Dictionary<string, string>() } })).Run;
+
+    private async Task<List<RunEvent>> StreamAsync(string agent, string input)
+    {
+        using var call = _client.ExecuteStream(new ExecuteStreamRequest { Agent = Inline(agent), Input = input });
+        var events = new List<RunEvent>();
+        await foreach (var item in call.ResponseStream.ReadAllAsync())
+        {
+            events.Add(item.Event);
+        }
+
+        return events;
+    }
+
+    private static AgentSource Inline(string yaml) => new() { Inline = new InlineAgent { Content = yaml, Format = AgentFormat.Yaml } };
+
+    internal static string Agent(string execution = "") => $$"""
+        name: helper
+        version: 1.0.0
+        llm:
+          provider: anthropic
+          model: {{AnthropicWire.Model}}
+          max_tokens: 256
+        system_prompt: Use the calculator for arithmetic.
+        tools:
+          - name: calculator
+            type: builtin.calculator
+        {{(execution.Length > 0 ? "execution:\n  " + execution.Replace("\n", "\n  ", StringComparison.Ordinal) : "")}}
+        """;
+
+    private static SseReply ToolTurn(params (string Id, string Name, string Arguments)[] calls) => ToolTurn(calls, text: null);
+
+    private static SseReply ToolTurn((string Id, string Name, string Arguments) call, string text) => ToolTurn([call], text);
+
+    private static SseReply ToolTurn((string Id, string Name, string Arguments)[] calls, string? text)
+    {
+        var frames = new List<SseFrame> { AnthropicWire.MessageStart() };
+        var index = 0;
+        if (text is not null)
+        {
+            frames.AddRange(AnthropicWire.TextBlock(index++, text));
+        }
+
+        foreach (var (id, name, arguments) in calls)
+        {
+            frames.AddRange(AnthropicWire.ToolUseBlock(index++, id, name, arguments));
+        }
+
+        frames.Add(AnthropicWire.MessageDelta("tool_use", 30));
+        frames.Add(AnthropicWire.MessageStop());
+        return new SseReply(frames);
+    }
+}
