@@ -11,6 +11,8 @@ internal static class NamraCli
         var root = new RootCommand("Namra: config-driven AI agents. Write an agent in YAML, check it, run it.");
         root.Subcommands.Add(InitCommand.Create(console));
         root.Subcommands.Add(ValidateCommand.Create(console));
+        root.Subcommands.Add(RunCommand.Create(console));
+        root.Subcommands.Add(RunCommand.CreateChat(console, Console.In));
         root.Subcommands.Add(SchemaCommand.Create(console));
         root.Subcommands.Add(VersionCommand.Create(console));
         return root;

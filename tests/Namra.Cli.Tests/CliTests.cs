@@ -150,6 +150,55 @@ public sealed class CliTests : IDisposable
         Assert.DoesNotContain("\u001b", output, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Run_EmbeddedScriptedAgent_PrintsThoughtsToolCallsAnswerAndUsage()
+    {
+        UseDataFolder();
+        File.Copy(Path.Combine(Testing.RepositoryPaths.Root, "examples", "agents", "calculator.yaml"), Path.Combine(_folder, "calculator.yaml"));
+
+        var result = await RunAsync("run", "calculator.yaml", "--input", "What is (17 + 25) * 2?");
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.Contains("[Agent] I'll compute that with the calculator.", result.Output, StringComparison.Ordinal);
+        Assert.Contains("[Agent] Action: Using calculator tool { \"expression\": \"(17 + 25) * 2\" }", result.Output, StringComparison.Ordinal);
+        Assert.Contains("[Tool] 84", result.Output, StringComparison.Ordinal);
+        Assert.Contains("[Agent] (17 + 25) * 2 = 84.", result.Output, StringComparison.Ordinal);
+        Assert.Matches(@"Cost: \$0\.0000  Time: \d+\.\ds  Tokens: [\d,]+ \(in: [\d,]+, out: [\d,]+\)", result.Output);
+    }
+
+    [Fact]
+    public async Task Run_Json_PrintsEveryEventAsAJsonLine_AndASessionCarriesHistory()
+    {
+        UseDataFolder();
+        File.Copy(Path.Combine(Testing.RepositoryPaths.Root, "examples", "agents", "calculator.yaml"), Path.Combine(_folder, "calculator.yaml"));
+
+        var first = await RunAsync("run", "calculator.yaml", "--input", "What is (17 + 25) * 2?", "--json", "--session", "s1");
+        var second = await RunAsync("run", "calculator.yaml", "--input", "And again?", "--json", "--session", "s1");
+
+        var firstEvents = first.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => JsonDocument.Parse(line).RootElement).ToList();
+        var secondEvents = second.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => JsonDocument.Parse(line).RootElement).ToList();
+        Assert.True(firstEvents[0].TryGetProperty("runStarted", out _));
+        Assert.True(firstEvents[^1].TryGetProperty("runCompleted", out var done));
+        Assert.Equal("(17 + 25) * 2 = 84.", done.GetProperty("answer").GetString());
+        static long InputTokens(JsonElement completed) => long.Parse(completed.GetProperty("runCompleted").GetProperty("usage").GetProperty("inputTokens").GetString()!, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(InputTokens(secondEvents[^1]) > InputTokens(firstEvents[^1]), "the second run sends the first one's messages");
+    }
+
+    [Fact]
+    public async Task Run_WithoutTheProvidersKey_SaysWhichVariableToSet_AndExitsTwo()
+    {
+        UseDataFolder();
+        await File.WriteAllTextAsync(Path.Combine(_folder, "remote.yaml"),
+            "name: remote\nversion: 1.0.0\nllm:\n  provider: anthropic\n  model: claude-sonnet-4-5-20250929\n  api_key_env: NAMRA_TEST_NEVER_SET_KEY\n");
+
+        var result = await RunAsync("run", "remote.yaml", "--input", "Hello");
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("NAMRA_TEST_NEVER_SET_KEY is not set", result.Error, StringComparison.Ordinal);
+    }
+
+    private void UseDataFolder() => Environment.SetEnvironmentVariable("NAMRA_DATA_DIR", Path.Combine(_folder, "data"));
+
     private Task<(int ExitCode, string Output, string Error)> RunAsync(params string[] args) => RunAsync(color: false, args);
 
     private async Task<(int ExitCode, string Output, string Error)> RunAsync(bool color, params string[] args)

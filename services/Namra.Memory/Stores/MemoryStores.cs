@@ -112,7 +112,7 @@ internal sealed class MemoryStores : IHostedService, IAsyncDisposable
         RedisConnectionException or RedisTimeoutException or TimeoutException or System.Net.Sockets.SocketException or IOException => true,
         PostgresException postgres => postgres.IsTransient || postgres.SqlState.StartsWith("08", StringComparison.Ordinal) || postgres.SqlState.StartsWith("57P", StringComparison.Ordinal),
         NpgsqlException => true, // not a server's answer: the connection failed
-        Microsoft.Data.Sqlite.SqliteException sqlite => sqlite.SqliteErrorCode is 5 or 6, // busy, locked
+        Microsoft.Data.Sqlite.SqliteException sqlite => sqlite.SqliteErrorCode is 5 or 6 or 10 or 13 or 14, // busy, locked, I/O error, disk full, cannot open
         InvalidOperationException { InnerException: { } inner } => IsUnavailable(inner),
         _ => false,
     };

@@ -63,6 +63,11 @@ internal sealed class SqliteMemoryStore(string path, TimeSpan timeout, TimeProvi
 
     protected override async Task<DbConnection> OpenAsync(CancellationToken cancellationToken)
     {
+        if (Path.GetDirectoryName(Path.GetFullPath(path)) is { } folder && !Directory.Exists(folder))
+        {
+            Directory.CreateDirectory(folder);
+        }
+
         var connection = new SqliteConnection(_connectionString);
         await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
         return connection;
@@ -82,12 +87,6 @@ internal sealed class SqliteMemoryStore(string path, TimeSpan timeout, TimeProvi
 
     protected override async Task MigrateAsync(DbConnection connection, IReadOnlyList<string> statements, CancellationToken cancellationToken)
     {
-        var folder = Path.GetDirectoryName(Path.GetFullPath(path));
-        if (folder is not null)
-        {
-            Directory.CreateDirectory(folder);
-        }
-
         await ExecuteAsync(connection, null, cancellationToken, "PRAGMA journal_mode = WAL").ConfigureAwait(false);
         await using var transaction = await BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
         foreach (var statement in statements)

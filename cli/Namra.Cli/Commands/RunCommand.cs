@@ -1,0 +1,184 @@
+using System.CommandLine;
+using Grpc.Core;
+using Namra.Cli.Output;
+using Namra.Cli.Running;
+using Namra.Config;
+using Namra.Contracts.V1;
+
+namespace Namra.Cli.Commands;
+
+/// <summary><c>namra run</c> and <c>namra chat</c>: run an agent embedded (the default) or on a deployed orchestrator.</summary>
+internal static class RunCommand
+{
+    public const int Completed = 0;
+    public const int Stopped = 1;
+    public const int UsageError = 2;
+    public const int Interrupted = 130;
+
+    public static Command Create(CliConsole console)
+    {
+        var agent = new Argument<string>("agent") { Description = "An agent file (.yaml, .yml, .toml), or name@version from the server's registry with --server." };
+        var input = new Option<string>("--input", "-i") { Description = "What to ask the agent.", Required = true };
+        var options = new RunOptions();
+        var command = new Command("run", "Run an agent once and print its thoughts, tool calls and answer. Embedded by default: every service in this process, nothing to start.")
+        {
+            agent, input, options.Server, options.Session, options.Json,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var prepared = await PrepareAsync(console, parse.GetRequiredValue(agent), parse.GetValue(options.Server), cancellationToken).ConfigureAwait(false);
+            if (prepared.Source is null)
+            {
+                return UsageError;
+            }
+
+            await using var runner = prepared.Runner!;
+            return await RunOnceAsync(console, runner, prepared.Source, parse.GetRequiredValue(input), parse.GetValue(options.Session) ?? "", parse.GetValue(options.Json), cancellationToken).ConfigureAwait(false);
+        });
+        return command;
+    }
+
+    public static Command CreateChat(CliConsole console, TextReader input)
+    {
+        var agent = new Argument<string>("agent") { Description = "An agent file (.yaml, .yml, .toml), or name@version with --server." };
+        var options = new RunOptions();
+        var command = new Command("chat", "Talk with an agent: each line you type is a run in one conversation. An empty line or Ctrl-D ends it.")
+        {
+            agent, options.Server, options.Session, options.Json,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var prepared = await PrepareAsync(console, parse.GetRequiredValue(agent), parse.GetValue(options.Server), cancellationToken).ConfigureAwait(false);
+            if (prepared.Source is null)
+            {
+                return UsageError;
+            }
+
+            await using var runner = prepared.Runner!;
+            var session = parse.GetValue(options.Session) is { Length: > 0 } given ? given : $"chat-{Guid.CreateVersion7():N}";
+            console.Error.WriteLine($"Session {session}. Type a message; an empty line ends the chat.");
+            var status = Completed;
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                console.Error.Write("> ");
+                var line = await input.ReadLineAsync(cancellationToken).ConfigureAwait(false);
+                if (string.IsNullOrWhiteSpace(line))
+                {
+                    break;
+                }
+
+                status = await RunOnceAsync(console, runner, prepared.Source, line, session, parse.GetValue(options.Json), cancellationToken).ConfigureAwait(false);
+                if (status == Interrupted)
+                {
+                    break;
+                }
+            }
+
+            return status;
+        });
+        return command;
+    }
+
+    private static async Task<int> RunOnceAsync(CliConsole console, AgentRunner runner, AgentSource source, string input, string session, bool json, CancellationToken interrupt)
+    {
+        var printer = new RunPrinter(console, json);
+        try
+        {
+            var last = await runner.StreamAsync(new ExecuteStreamRequest { Agent = source, Input = input, SessionId = session }, printer.PrintAsync, interrupt).ConfigureAwait(false);
+            return last?.EventCase switch
+            {
+                RunEvent.EventOneofCase.RunCompleted => Completed,
+                RunEvent.EventOneofCase.RunFailed when last.RunFailed.Status == RunStatus.Cancelled && interrupt.IsCancellationRequested => Interrupted,
+                null when interrupt.IsCancellationRequested => Interrupted,
+                _ => Stopped,
+            };
+        }
+        catch (RpcException exception)
+        {
+            console.Error.WriteLine($"namra: {exception.Status.Detail} ({exception.StatusCode})");
+            foreach (var diagnostic in RpcDiagnostics.Lines(exception))
+            {
+                console.Error.WriteLine($"  {diagnostic}");
+            }
+
+            return exception.StatusCode is StatusCode.InvalidArgument or StatusCode.FailedPrecondition or StatusCode.Unauthenticated or StatusCode.NotFound ? UsageError : Stopped;
+        }
+    }
+
+    private static async Task<(AgentSource? Source, AgentRunner? Runner)> PrepareAsync(CliConsole console, string agent, string? server, CancellationToken cancellationToken)
+    {
+        var path = Path.IsPathRooted(agent) ? agent : Path.Combine(console.WorkingDirectory, agent);
+        AgentSource source;
+        if (File.Exists(path))
+        {
+            var loaded = await new AgentLoader().LoadFileAsync(path, cancellationToken).ConfigureAwait(false);
+            if (!loaded.IsValid)
+            {
+                new DiagnosticPrinter(console.Out).Print(agent, loaded with { Diagnostics = [.. loaded.Diagnostics.Select(d => d with { File = agent })] });
+                return (null, null);
+            }
+
+            if (server is null && MissingKey(loaded.Agent!.Llm) is { } variable)
+            {
+                console.Error.WriteLine($"namra: {agent} uses {loaded.Agent.Llm.Provider.ToString().ToLowerInvariant()}, and {variable} is not set. Set it (export {variable}=...) and run again.");
+                return (null, null);
+            }
+
+            var content = await File.ReadAllTextAsync(path, cancellationToken).ConfigureAwait(false);
+            source = new AgentSource { Inline = new InlineAgent { Content = content, FileName = Path.GetFileName(path), Format = AgentLoader.DetectFormat(path, content) } };
+        }
+        else if (server is not null && agent.Contains('@', StringComparison.Ordinal))
+        {
+            source = new AgentSource { Reference = agent };
+        }
+        else
+        {
+            console.Error.WriteLine($"namra: {agent}: no such file{(server is null ? "" : ", and not a name@version reference")}.");
+            return (null, null);
+        }
+
+        var runner = server is null ? await AgentRunner.StartEmbeddedAsync(cancellationToken).ConfigureAwait(false) : AgentRunner.Remote(server);
+        return (source, runner);
+    }
+
+    /// <summary>The environment variable an embedded run needs for the agent's provider, when it is not set.</summary>
+    internal static string? MissingKey(LlmConfig llm)
+    {
+        var variable = llm.ApiKeyEnv.Length > 0 ? llm.ApiKeyEnv : llm.Provider switch
+        {
+            LlmProvider.Anthropic => "ANTHROPIC_API_KEY",
+            LlmProvider.Openai => "OPENAI_API_KEY",
+            _ => null,
+        };
+        return variable is not null && string.IsNullOrEmpty(Environment.GetEnvironmentVariable(variable)) ? variable : null;
+    }
+
+    private sealed class RunOptions
+    {
+        public Option<string?> Server { get; } = new("--server", "-s") { Description = "A deployed orchestrator's gRPC address, such as http://namra.example.com:50051; embedded when omitted." };
+
+        public Option<string?> Session { get; } = new("--session") { Description = "Continue this conversation (kept in the data folder when embedded)." };
+
+        public Option<bool> Json { get; } = new("--json") { Description = "Print the run's events as JSON lines." };
+    }
+
+    private static class RpcDiagnostics
+    {
+        public static IEnumerable<string> Lines(RpcException exception)
+        {
+            var status = exception.GetRpcStatus();
+            if (status is null)
+            {
+                yield break;
+            }
+
+            foreach (var detail in status.Details)
+            {
+                if (detail.TryUnpack<Diagnostic>(out var diagnostic))
+                {
+                    yield return $"{diagnostic.Line}:{diagnostic.Column}: {diagnostic.Message}";
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,107 @@
+using Grpc.Core;
+using Grpc.Net.Client;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Namra.Contracts.V1;
+using Namra.Hosting;
+using Namra.Server;
+
+namespace Namra.Cli.Running;
+
+/// <summary>
+/// Where runs go: the five services embedded in this process (on a loopback port only this process knows,
+/// conversations in a SQLite file under the user's data folder), or a deployed orchestrator at a URL.
+/// </summary>
+internal sealed class AgentRunner : IAsyncDisposable
+{
+    private readonly WebApplication? _embedded;
+    private readonly GrpcChannel _channel;
+
+    private AgentRunner(WebApplication? embedded, GrpcChannel channel)
+    {
+        _embedded = embedded;
+        _channel = channel;
+    }
+
+    public AgentService.AgentServiceClient Client => new(_channel);
+
+    /// <summary>The SQLite file embedded runs keep conversations and run records in.</summary>
+    public static string DataFile =>
+        Path.Combine(Environment.GetEnvironmentVariable("NAMRA_DATA_DIR") is { Length: > 0 } folder ? folder
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create), "namra"),
+            "memory.db");
+
+    public static AgentRunner Remote(string url) => new(null, GrpcChannel.ForAddress(url, new GrpcChannelOptions { MaxReceiveMessageSize = 64 * 1024 * 1024 }));
+
+    public static async Task<AgentRunner> StartEmbeddedAsync(CancellationToken cancellationToken)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [], EnvironmentName = "Production" });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["services"] = "all",
+            ["Namra:Host:ListenAddress"] = "127.0.0.1",
+            ["Namra:Host:GrpcPort"] = "0",
+            ["Namra:Host:HttpPort"] = "0",
+            ["Namra:Host:ShutdownTimeout"] = "00:00:02",
+            ["Namra:Host:EnableReflection"] = "false",
+            ["Namra:Memory:SqlitePath"] = DataFile,
+            ["Namra:Memory:DefaultStore"] = "sqlite",
+            ["Namra:Orchestrator:MemoryStoreOverride"] = "sqlite",
+            // The agent file is the user's own: it may read the user's environment.
+            ["Namra:Config:InlineVariables:0"] = "*",
+            ["Logging:LogLevel:Default"] = "Warning",
+            ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Warning",
+        });
+        var app = NamraComposition.Build(builder);
+        await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        var address = app.Services.GetRequiredService<NamraEndpoints>().GrpcAddress;
+        return new AgentRunner(app, GrpcChannel.ForAddress(address, new GrpcChannelOptions { MaxReceiveMessageSize = 64 * 1024 * 1024 }));
+    }
+
+    /// <summary>Streams a run's events to <paramref name="onEvent"/>; the first cancellation asks the run to stop and keeps reading to its end.</summary>
+    public async Task<RunEvent?> StreamAsync(ExecuteStreamRequest request, Func<RunEvent, Task> onEvent, CancellationToken interrupt)
+    {
+        using var abort = new CancellationTokenSource();
+        using var call = Client.ExecuteStream(request, cancellationToken: abort.Token);
+        RunEvent? last = null;
+        string? runId = null;
+        await using var onInterrupt = interrupt.Register(() =>
+        {
+            if (Volatile.Read(ref runId) is { } id)
+            {
+                // Ask the run to stop: its last event still comes, with what it used.
+                _ = Client.CancelRunAsync(new CancelRunRequest { RunId = id, Reason = "interrupted (Ctrl-C)" }).ResponseAsync.ContinueWith(_ => { }, TaskScheduler.Default);
+            }
+            else
+            {
+                abort.Cancel();
+            }
+        }).ConfigureAwait(false);
+        try
+        {
+            await foreach (var item in call.ResponseStream.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
+            {
+                Volatile.Write(ref runId, item.Event.RunId);
+                last = item.Event;
+                await onEvent(item.Event).ConfigureAwait(false);
+            }
+        }
+        catch (RpcException exception) when (exception.StatusCode == StatusCode.Cancelled && abort.IsCancellationRequested)
+        {
+            return null;
+        }
+
+        return last;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _channel.Dispose();
+        if (_embedded is not null)
+        {
+            await _embedded.StopAsync().ConfigureAwait(false);
+            await _embedded.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+}

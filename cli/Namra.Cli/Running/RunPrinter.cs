@@ -1,0 +1,103 @@
+using System.Globalization;
+using Google.Protobuf;
+using Namra.Contracts.V1;
+using Spectre.Console;
+
+namespace Namra.Cli.Running;
+
+/// <summary>
+/// Prints a run's events for people (<c>[Agent]</c>, <c>[Tool]</c> lines, the answer as it streams, then cost, time
+/// and tokens) or as JSON lines for tools (<c>--json</c>: each event in the protobuf JSON mapping).
+/// </summary>
+internal sealed class RunPrinter(CliConsole console, bool json)
+{
+    private static readonly JsonFormatter Formatter = new(JsonFormatter.Settings.Default.WithFormatDefaultValues(false));
+    private bool _inText;
+
+    public Task PrintAsync(RunEvent item)
+    {
+        if (json)
+        {
+            console.RawOut.WriteLine(Formatter.Format(item));
+            console.RawOut.Flush();
+            return Task.CompletedTask;
+        }
+
+        switch (item.EventCase)
+        {
+            case RunEvent.EventOneofCase.TextDelta:
+                if (!_inText)
+                {
+                    console.Out.Markup("[bold blue][[Agent]][/] ");
+                    _inText = true;
+                }
+
+                console.Out.Write(new Text(item.TextDelta.Text));
+                break;
+            case RunEvent.EventOneofCase.ToolCall:
+                EndText();
+                console.Out.MarkupLineInterpolated($"[bold blue][[Agent]][/] Action: Using {item.ToolCall.Name} tool {Shorten(item.ToolCall.ArgumentsJson, 200)}");
+                break;
+            case RunEvent.EventOneofCase.ToolResult:
+                EndText();
+                var result = item.ToolResult;
+                if (result.IsError)
+                {
+                    console.Out.MarkupLineInterpolated($"[bold yellow][[Tool]][/] [yellow]error: {Shorten(result.Content, 500)}[/]");
+                }
+                else
+                {
+                    console.Out.MarkupLineInterpolated($"[bold green][[Tool]][/] {Shorten(result.Content, 500)}");
+                }
+
+                break;
+            case RunEvent.EventOneofCase.RunCompleted:
+                EndText();
+                var done = item.RunCompleted;
+                console.Out.MarkupLine("[dim]" + Markup.Escape(Summary(done.Cost, done.Duration, done.Usage)) + "[/]");
+                break;
+            case RunEvent.EventOneofCase.RunFailed:
+                EndText();
+                var failed = item.RunFailed;
+                console.Error.WriteLine($"[Run] stopped ({Status(failed.Status)}): {failed.Error?.Message}");
+                console.Out.MarkupLine("[dim]" + Markup.Escape(Summary(failed.Cost, failed.Duration, failed.Usage)) + "[/]");
+                break;
+        }
+
+        return Task.CompletedTask;
+    }
+
+    private void EndText()
+    {
+        if (_inText)
+        {
+            console.Out.WriteLine();
+            _inText = false;
+        }
+    }
+
+    /// <summary>The closing line: <c>Cost: $0.0105  Time: 3.2s  Tokens: 1,234 (in: 1,000, out: 234)</c>.</summary>
+    internal static string Summary(Cost? cost, Google.Protobuf.WellKnownTypes.Duration? duration, TokenUsage? usage)
+    {
+        var input = (usage?.InputTokens ?? 0) + (usage?.CacheCreationInputTokens ?? 0) + (usage?.CacheReadInputTokens ?? 0);
+        var output = usage?.OutputTokens ?? 0;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"Cost: ${cost?.TotalUsd ?? 0:0.0000}  Time: {duration?.ToTimeSpan().TotalSeconds ?? 0:0.0}s  Tokens: {input + output:N0} (in: {input:N0}, out: {output:N0})");
+    }
+
+    internal static string Status(RunStatus status) => status switch
+    {
+        RunStatus.Cancelled => "cancelled",
+        RunStatus.TimedOut => "timed out",
+        RunStatus.MaxIterations => "max iterations",
+        RunStatus.BudgetExceeded => "budget exceeded",
+        RunStatus.LoopDetected => "loop detected",
+        _ => "failed",
+    };
+
+    private static string Shorten(string text, int max)
+    {
+        var line = text.ReplaceLineEndings(" ");
+        return line.Length <= max ? line : string.Concat(line.AsSpan(0, max), "…");
+    }
+}
