@@ -21,6 +21,9 @@ public static class OrchestratorHostingExtensions
         builder.Services.AddSingleton<ModelPricing>();
         builder.Services.AddSingleton<ActiveRuns>();
         builder.Services.AddSingleton<RunLoop>();
+        builder.Services.PostConfigure<Microsoft.AspNetCore.Grpc.JsonTranscoding.GrpcJsonTranscodingOptions>(transcoding =>
+            transcoding.TypeRegistry = Google.Protobuf.Reflection.TypeRegistry.FromFiles(
+                Google.Rpc.ErrorDetailsReflection.Descriptor, Contracts.V1.CommonReflection.Descriptor));
         return builder;
     }
 

@@ -1,0 +1,80 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Namra.Testing;
+
+namespace Namra.Orchestrator.Tests;
+
+/// <summary>The public API over REST (gRPC JSON transcoding on the HTTP port), as a client in any language calls it.</summary>
+public sealed class RestApiTests : IAsyncLifetime
+{
+    private NamraTestHost _host = null!;
+
+    public async Task InitializeAsync() => _host = await NamraTestHost.StartAsync("all");
+
+    public async Task DisposeAsync() => await _host.DisposeAsync();
+
+    [Fact]
+    public async Task Execute_ThenStatus_OverRest()
+    {
+        var agent = await File.ReadAllTextAsync(RepositoryPaths.Combine("examples", "agents", "calculator.yaml"));
+        var body = new JsonObject
+        {
+            ["agent"] = new JsonObject { ["inline"] = new JsonObject { ["content"] = agent, ["format"] = "AGENT_FORMAT_YAML" } },
+            ["input"] = "What is (17 + 25) * 2?",
+            ["labels"] = new JsonObject { ["client"] = "curl" },
+        };
+
+        using var executed = await _host.Http.PostAsJsonAsync("/v1/agents/execute", body);
+        var run = (await executed.Content.ReadFromJsonAsync<JsonObject>())!["run"]!;
+        using var status = await _host.Http.GetAsync($"/v1/agents/{run["runId"]}/status");
+        var record = (await status.Content.ReadFromJsonAsync<JsonObject>())!["run"]!;
+
+        Assert.Equal(HttpStatusCode.OK, executed.StatusCode);
+        Assert.Equal("RUN_STATUS_COMPLETED", run["status"]!.GetValue<string>());
+        Assert.Equal("(17 + 25) * 2 = 84.", run["answer"]!.GetValue<string>());
+        Assert.Equal(HttpStatusCode.OK, status.StatusCode);
+        Assert.Equal("calculator_agent", record["agent"]!["name"]!.GetValue<string>());
+        Assert.Equal("curl", record["labels"]!["client"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Validate_OverRest_ReportsDiagnostics()
+    {
+        var body = new JsonObject
+        {
+            ["agent"] = new JsonObject { ["content"] = "name: x\nversion: 1.0.0\nllm: { provider: scripted, model: s, max_tokns: 3 }\n", ["format"] = "AGENT_FORMAT_YAML" },
+        };
+
+        using var response = await _host.Http.PostAsJsonAsync("/v1/agents/validate", body);
+        var result = (await response.Content.ReadFromJsonAsync<JsonObject>())!;
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.False(result["valid"]!.GetValue<bool>());
+        Assert.Contains(result["diagnostics"]!.AsArray(), d => d!["message"]!.GetValue<string>().Contains("max_tokns", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task AnUnknownRun_Is404_WithTheGrpcStatusAsJson()
+    {
+        using var response = await _host.Http.GetAsync("/v1/agents/no-such-run/status");
+        var error = await response.Content.ReadFromJsonAsync<JsonElement>();
+
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        Assert.Equal(5, error.GetProperty("code").GetInt32());
+        Assert.Contains("no-such-run", error.GetProperty("message").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ABadRequest_Is400_WithFieldViolations()
+    {
+        using var response = await _host.Http.PostAsJsonAsync("/v1/agents/execute", new JsonObject { ["input"] = "Hi" });
+        var error = await response.Content.ReadFromJsonAsync<JsonElement>();
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var detail = error.GetProperty("details")[0];
+        Assert.Equal("type.googleapis.com/google.rpc.BadRequest", detail.GetProperty("@type").GetString());
+        Assert.Equal("agent", detail.GetProperty("fieldViolations")[0].GetProperty("field").GetString());
+    }
+}
