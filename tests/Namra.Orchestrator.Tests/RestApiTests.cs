@@ -37,6 +37,9 @@ public sealed class RestApiTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, status.StatusCode);
         Assert.Equal("calculator_agent", record["agent"]!["name"]!.GetValue<string>());
         Assert.Equal("curl", record["labels"]!["client"]!.GetValue<string>());
+        var scrape = await _host.Http.GetStringAsync("/metrics");
+        Assert.Matches("(?m)^namra_runs_total\\{agent=\"calculator_agent\",status=\"completed\"\\} [1-9][0-9]*$", scrape);
+        Assert.Matches("(?m)^namra_run_tokens_total\\{agent=\"calculator_agent\",kind=\"input\"\\} [1-9][0-9]*$", scrape);
     }
 
     [Fact]

@@ -172,6 +172,8 @@ internal sealed class RunLoop(
         for (var iteration = 1; ; iteration++)
         {
             cancellationToken.ThrowIfCancellationRequested();
+            using var turn = OrchestratorTelemetry.ActivitySource.StartActivity($"iteration {iteration}");
+            turn?.SetTag("namra.run.iteration", iteration);
             run.Iterations = iteration;
             await state.EmitAsync(new RunEvent { Iteration = new Iteration { Number = iteration, MaxIterations = maxIterations } }).ConfigureAwait(false);
 
