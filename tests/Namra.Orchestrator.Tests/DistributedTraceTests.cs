@@ -1,7 +1,3 @@
-using System.Diagnostics;
-using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using Grpc.Net.Client;
 using Namra.Contracts.V1;
 using Namra.Testing.Telemetry;
@@ -32,77 +28,68 @@ public sealed class DistributedTraceTests
         """;
 
     [Fact]
-    public async Task ARun_IsOneTraceAcrossFiveProcesses()
+    public async Task ARun_IsOneTraceAcrossFiveProcesses_AndAnyOrchestratorReadsIt()
     {
         await using var collector = await OtlpCollector.StartAsync();
-        var roles = new[] { "config", "llm-gateway", "tool-executor", "memory", "orchestrator" };
-        var ports = roles.ToDictionary(role => role, _ => (Grpc: FreePort(), Http: FreePort()));
-        var processes = new List<Process>();
-        try
+        var telemetry = new Dictionary<string, string>
         {
-            foreach (var role in roles)
-            {
-                processes.Add(Start(role, ports, collector.Endpoint));
-            }
-
-            using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{ports["orchestrator"].Grpc}");
-            var client = new AgentService.AgentServiceClient(channel);
-            Run? run = null;
-            for (var attempt = 0; attempt < 100 && run is null; attempt++)
-            {
-                try
-                {
-                    run = (await client.ExecuteAsync(new ExecuteRequest { Agent = new AgentSource { Inline = new InlineAgent { Content = Agent, Format = AgentFormat.Yaml } }, Input = "6 times 7?" },
-                        deadline: DateTime.UtcNow.AddSeconds(20))).Run;
-                }
-                catch (Grpc.Core.RpcException exception) when (exception.StatusCode == Grpc.Core.StatusCode.Unavailable)
-                {
-                    await Task.Delay(200); // the processes are still starting
-                }
-            }
-
-            Assert.NotNull(run);
-            Assert.Equal(RunStatus.Completed, run.Status);
-            var expected = new[] { "namra-orchestrator", "namra-config", "namra-llm-gateway", "namra-tool-executor", "namra-memory" };
-            List<CollectedSpan> trace = [];
-            for (var i = 0; i < 100; i++)
-            {
-                trace = [.. collector.Spans.Where(s => s.TraceId == run.TraceId)];
-                if (expected.All(service => trace.Any(s => s.Service == service)) && trace.Any(s => s.Name.StartsWith("invoke_agent", StringComparison.Ordinal))
-                    && trace.Count(s => s.Name.StartsWith("chat", StringComparison.Ordinal)) == 2 && trace.Any(s => s.Name.StartsWith("execute_tool", StringComparison.Ordinal)))
-                {
-                    break;
-                }
-
-                await Task.Delay(100);
-            }
-
-            var names = string.Join(", ", trace.Select(s => $"{s.Service}:{s.Name}"));
-            var root = trace.SingleOrDefault(s => s.Name == "invoke_agent traced_agent");
-            Assert.True(root is not null, names);
-            Assert.Equal("namra-orchestrator", root!.Service);
-            Assert.All(expected, service => Assert.Contains(trace, s => s.Service == service));
-            var tool = Assert.Single(trace, s => s.Name == "execute_tool calculator");
-            var chats = trace.Where(s => s.Name == "chat scripted").ToList();
-            Assert.Equal(2, chats.Count);
-            Assert.Contains(trace, s => s.Service == "namra-memory" && s.Name == "memory create_run");
-            var byId = trace.ToDictionary(s => s.SpanId);
-            Assert.All(chats.Append(tool), span => Assert.True(IsUnder(span, root!, byId), $"{span.Name} is not under the run's root span"));
-            Assert.True(IsUnder(tool, trace.Single(s => s.Name == "iteration 1"), byId), "the tool call belongs to the first iteration");
-        }
-        finally
+            ["OTEL_EXPORTER_OTLP_ENDPOINT"] = collector.Endpoint.ToString().TrimEnd('/'),
+            ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf",
+            ["OTEL_BSP_SCHEDULE_DELAY"] = "100",
+        };
+        using var config = ServerProcess.Start("config", telemetry);
+        using var gateway = ServerProcess.Start("llm-gateway", telemetry);
+        using var executor = ServerProcess.Start("tool-executor", telemetry);
+        using var memory = ServerProcess.Start("memory", telemetry);
+        var addresses = new Dictionary<string, string>(telemetry)
         {
-            foreach (var process in processes)
-            {
-                if (!process.HasExited)
-                {
-                    process.Kill(entireProcessTree: true);
-                }
+            ["Namra__Services__Config"] = config.GrpcAddress,
+            ["Namra__Services__LlmGateway"] = gateway.GrpcAddress,
+            ["Namra__Services__ToolExecutor"] = executor.GrpcAddress,
+            ["Namra__Services__Memory"] = memory.GrpcAddress,
+        };
+        using var orchestrator = ServerProcess.Start("orchestrator", addresses);
+        using var secondOrchestrator = ServerProcess.Start("orchestrator", addresses);
 
-                await process.WaitForExitAsync();
-                process.Dispose();
+        using var channel = GrpcChannel.ForAddress(orchestrator.GrpcAddress);
+        var run = (await new AgentService.AgentServiceClient(channel).ExecuteAsync(
+            new ExecuteRequest { Agent = new AgentSource { Inline = new InlineAgent { Content = Agent, Format = AgentFormat.Yaml } }, Input = "6 times 7?" },
+            deadline: DateTime.UtcNow.AddSeconds(30))).Run;
+        using var otherChannel = GrpcChannel.ForAddress(secondOrchestrator.GrpcAddress);
+        var elsewhere = (await new AgentService.AgentServiceClient(otherChannel).GetRunAsync(new GetRunRequest { RunId = run.RunId })).Run;
+        using var http = new HttpClient { BaseAddress = secondOrchestrator.HttpAddress };
+        var rest = await http.GetStringAsync($"/v1/agents/{run.RunId}/status");
+
+        Assert.Equal(RunStatus.Completed, run.Status);
+        Assert.Equal(("42.", RunStatus.Completed), (elsewhere.Answer, elsewhere.Status));
+        Assert.Contains("\"status\":\"RUN_STATUS_COMPLETED\"", rest, StringComparison.Ordinal);
+
+        var expected = new[] { "namra-orchestrator", "namra-config", "namra-llm-gateway", "namra-tool-executor", "namra-memory" };
+        List<CollectedSpan> trace = [];
+        for (var i = 0; i < 100; i++)
+        {
+            trace = [.. collector.Spans.Where(s => s.TraceId == run.TraceId)];
+            if (expected.All(service => trace.Any(s => s.Service == service)) && trace.Any(s => s.Name.StartsWith("invoke_agent", StringComparison.Ordinal))
+                && trace.Count(s => s.Name.StartsWith("chat", StringComparison.Ordinal)) == 2 && trace.Any(s => s.Name.StartsWith("execute_tool", StringComparison.Ordinal)))
+            {
+                break;
             }
+
+            await Task.Delay(100);
         }
+
+        var names = string.Join(", ", trace.Select(s => $"{s.Service}:{s.Name}"));
+        var root = trace.SingleOrDefault(s => s.Name == "invoke_agent traced_agent");
+        Assert.True(root is not null, names);
+        Assert.Equal("namra-orchestrator", root.Service);
+        Assert.All(expected, service => Assert.Contains(trace, s => s.Service == service));
+        var tool = Assert.Single(trace, s => s.Name == "execute_tool calculator");
+        var chats = trace.Where(s => s.Name == "chat scripted").ToList();
+        Assert.Equal(2, chats.Count);
+        Assert.Contains(trace, s => s.Service == "namra-memory" && s.Name == "memory create_run");
+        var byId = trace.ToDictionary(s => s.SpanId);
+        Assert.All(chats.Append(tool), span => Assert.True(IsUnder(span, root, byId), $"{span.Name} is not under the run's root span"));
+        Assert.True(IsUnder(tool, trace.Single(s => s.Name == "iteration 1"), byId), "the tool call belongs to the first iteration");
     }
 
     private static bool IsUnder(CollectedSpan span, CollectedSpan root, Dictionary<string, CollectedSpan> byId)
@@ -123,37 +110,5 @@ public sealed class DistributedTraceTests
         }
 
         return false;
-    }
-
-    private static Process Start(string role, Dictionary<string, (int Grpc, int Http)> ports, Uri collector)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "namra-server.dll"));
-        start.ArgumentList.Add("--services");
-        start.ArgumentList.Add(role);
-        start.Environment["Namra__Host__ListenAddress"] = "127.0.0.1";
-        start.Environment["Namra__Host__GrpcPort"] = ports[role].Grpc.ToString(CultureInfo.InvariantCulture);
-        start.Environment["Namra__Host__HttpPort"] = ports[role].Http.ToString(CultureInfo.InvariantCulture);
-        start.Environment["Namra__Services__Config"] = $"http://127.0.0.1:{ports["config"].Grpc}";
-        start.Environment["Namra__Services__LlmGateway"] = $"http://127.0.0.1:{ports["llm-gateway"].Grpc}";
-        start.Environment["Namra__Services__ToolExecutor"] = $"http://127.0.0.1:{ports["tool-executor"].Grpc}";
-        start.Environment["Namra__Services__Memory"] = $"http://127.0.0.1:{ports["memory"].Grpc}";
-        start.Environment["OTEL_EXPORTER_OTLP_ENDPOINT"] = collector.ToString().TrimEnd('/');
-        start.Environment["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf";
-        start.Environment["OTEL_BSP_SCHEDULE_DELAY"] = "100";
-        start.Environment["Logging__LogLevel__Default"] = "Warning";
-        var process = Process.Start(start)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

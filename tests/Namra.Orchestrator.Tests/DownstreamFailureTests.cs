@@ -54,3 +54,45 @@ public sealed class DownstreamFailureTests
 
     private static AgentSource Inline() => new() { Inline = new InlineAgent { Content = Agent, Format = AgentFormat.Yaml } };
 }
+
+/// <summary>The tool executor, a process of its own, is killed while a tool runs: the run ends with <c>UNAVAILABLE</c> naming it.</summary>
+public sealed class ToolExecutorCrashTests
+{
+    [Fact]
+    public async Task AToolExecutorKilledMidRun_EndsTheRunWithUnavailable()
+    {
+        await using var anthropic = await Testing.Providers.FakeProviderServer.StartAsync();
+        using var executor = ServerProcess.Start("tool-executor", out var executorAddress);
+        var environment = new Dictionary<string, string> { ["ANTHROPIC_API_KEY"] = "sk-ant-test", ["ANTHROPIC_BASE_URL"] = anthropic.BaseUrl.ToString() };
+        await using var host = await NamraTestHost.StartAsync("config,llm-gateway,memory,orchestrator",
+            new Dictionary<string, string?> { ["Namra:Services:ToolExecutor"] = executorAddress },
+            builder => Testing.Providers.ProviderEnvironment.Use(builder, environment));
+        var client = new AgentService.AgentServiceClient(host.Channel);
+        anthropic.Enqueue(new Testing.Providers.SseReply([
+            Testing.Providers.AnthropicWire.MessageStart(),
+            .. Testing.Providers.AnthropicWire.ToolUseBlock(0, "t1", "shell", "{\"command\":\"sleep\",\"args\":[\"30\"]}"),
+            Testing.Providers.AnthropicWire.MessageDelta("tool_use", 20),
+            Testing.Providers.AnthropicWire.MessageStop()]));
+        var agent = $"""
+            name: sleeper
+            version: 1.0.0
+            llm: {"{"} provider: anthropic, model: {Testing.Providers.AnthropicWire.Model}, max_tokens: 256 {"}"}
+            tools:
+              - name: shell
+                type: builtin.shell
+                timeout: 60s
+                config: {"{"} allowed_commands: [sleep] {"}"}
+            execution: {"{"} timeout: 90s {"}"}
+            """;
+
+        var running = client.ExecuteAsync(new ExecuteRequest { Agent = new AgentSource { Inline = new InlineAgent { Content = agent, Format = AgentFormat.Yaml } }, Input = "Sleep." }).ResponseAsync;
+        await anthropic.WaitForRequestsAsync(1, TimeSpan.FromSeconds(30));
+        await Task.Delay(1000); // the tool is running
+        executor.Kill();
+        var run = (await running.WaitAsync(TimeSpan.FromSeconds(30))).Run;
+
+        Assert.Equal(RunStatus.Failed, run.Status);
+        Assert.Equal((int)StatusCode.Unavailable, run.Error.Code);
+        Assert.StartsWith("The tool-executor service is unavailable", run.Error.Message, StringComparison.Ordinal);
+    }
+}

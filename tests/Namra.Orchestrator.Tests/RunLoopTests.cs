@@ -83,6 +83,52 @@ public sealed class RunLoopTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task BadToolArguments_AreAnErrorResult_TheModelCorrects()
+    {
+        _anthropic.Enqueue(
+            ToolTurn(("t1", "calculator", "{\"expr\":\"6 * 7\"}")),
+            ToolTurn(("t2", "calculator", "{\"expression\":\"6 * 7\"}")),
+            AnthropicWire.TextTurn(90, 5, "42."));
+
+        var run = await ExecuteAsync(Agent(), "6 times 7?");
+
+        Assert.Equal(RunStatus.Completed, run.Status);
+        Assert.Equal((2, 1), (run.EventsSummary.ToolCalls, run.EventsSummary.ToolErrors));
+        Assert.Contains("do not match the tool's schema", _anthropic.Requests[1].Body, StringComparison.Ordinal);
+        Assert.Contains("\"content\":\"42\"", _anthropic.Requests[2].Body, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AProviderRateLimit_IsRetried_AndTheRunCompletes()
+    {
+        _anthropic.Enqueue(
+            new ErrorReply(429, AnthropicWire.ErrorBody("rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit"), new Dictionary<string, string> { ["retry-after"] = "0" }),
+            AnthropicWire.TextTurn(20, 5, "Hello after a pause."));
+
+        var run = await ExecuteAsync(Agent(), "Hi");
+
+        Assert.Equal(RunStatus.Completed, run.Status);
+        Assert.Equal("Hello after a pause.", run.Answer);
+        Assert.Equal(2, _anthropic.Requests.Count);
+    }
+
+    [Fact]
+    public async Task Events_ComeInTheOrderTheRunHappened()
+    {
+        _anthropic.Enqueue(ToolTurn(("t1", "calculator", "{\"expression\":\"1 + 1\"}"), text: "Adding."), AnthropicWire.TextTurn(60, 5, "2."));
+
+        var kinds = (await StreamAsync(Agent(), "1+1?")).Select(e => e.EventCase).ToList();
+
+        Assert.Equal(
+            [
+                RunEvent.EventOneofCase.RunStarted, RunEvent.EventOneofCase.Iteration, RunEvent.EventOneofCase.TextDelta, RunEvent.EventOneofCase.Usage,
+                RunEvent.EventOneofCase.ToolCall, RunEvent.EventOneofCase.ToolResult,
+                RunEvent.EventOneofCase.Iteration, RunEvent.EventOneofCase.TextDelta, RunEvent.EventOneofCase.Usage, RunEvent.EventOneofCase.RunCompleted,
+            ],
+            kinds);
+    }
+
+    [Fact]
     public async Task MaxIterations_StopsTheRun_KeepingThePartialAnswer()
     {
         _anthropic.Enqueue(ToolTurn(("t1", "calculator", "{\"expression\":\"1 + 1\"}")), ToolTurn(("t2", "calculator", "{\"expression\":\"2 + 2\"}"), text: "Still working"));

@@ -20,14 +20,17 @@ internal sealed class Downstream(NamraServiceChannels channels)
 
     public MemoryService.MemoryServiceClient Memory => new(channels.For("memory"));
 
-    /// <summary>Runs a call to <paramref name="service"/>, naming it in any failure.</summary>
-    public static async Task<T> CallAsync<T>(string service, Func<Task<T>> call)
+    /// <summary>
+    /// Runs a call to <paramref name="service"/>, naming it in any failure. A call cancelled by anything but
+    /// <paramref name="cancellationToken"/> (the service went away mid-call) is a failure of the service.
+    /// </summary>
+    public static async Task<T> CallAsync<T>(string service, Func<Task<T>> call, CancellationToken cancellationToken)
     {
         try
         {
             return await call().ConfigureAwait(false);
         }
-        catch (RpcException exception) when (exception.StatusCode != StatusCode.Cancelled)
+        catch (RpcException exception) when (!cancellationToken.IsCancellationRequested)
         {
             throw new DownstreamException(service, exception);
         }
@@ -37,8 +40,13 @@ internal sealed class Downstream(NamraServiceChannels channels)
 /// <summary>A downstream service failed; its status is kept, its name added to the message.</summary>
 internal sealed class DownstreamException(string service, RpcException inner)
     : NamraException(
-        inner.StatusCode is StatusCode.OK or StatusCode.Unknown ? StatusCode.Internal : inner.StatusCode,
-        inner.StatusCode == StatusCode.Unavailable
+        inner.StatusCode switch
+        {
+            StatusCode.OK or StatusCode.Unknown => StatusCode.Internal,
+            StatusCode.Cancelled => StatusCode.Unavailable, // not by us: the service dropped the call
+            _ => inner.StatusCode,
+        },
+        inner.StatusCode is StatusCode.Unavailable or StatusCode.Cancelled
             ? $"The {service} service is unavailable: {inner.Status.Detail}"
             : inner.StatusCode == StatusCode.DeadlineExceeded
                 ? $"The {service} service did not answer before the run's deadline."

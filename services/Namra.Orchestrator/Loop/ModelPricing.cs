@@ -20,7 +20,7 @@ internal sealed class ModelPricing(Downstream downstream, TimeProvider timeProvi
         if (!_lists.TryGetValue(llm.Provider, out var list) || timeProvider.GetElapsedTime(list.Fetched) > Lifetime)
         {
             var models = await Downstream.CallAsync("llm-gateway", async () => await downstream.LlmGateway.ListModelsAsync(
-                new ListModelsRequest { Provider = llm.Provider }, deadline: deadline, cancellationToken: cancellationToken)).ConfigureAwait(false);
+                new ListModelsRequest { Provider = llm.Provider }, deadline: deadline, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false);
             list = (timeProvider.GetTimestamp(), models);
             _lists[llm.Provider] = list;
         }

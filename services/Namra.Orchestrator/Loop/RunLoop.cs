@@ -68,7 +68,7 @@ internal sealed class RunLoop(
 
         using var state = new RunState(run, emit, options.Value.MaxRunEvents, timeProvider);
         await Downstream.CallAsync("memory", async () =>
-            (await downstream.Memory.CreateRunRecordAsync(new CreateRunRecordRequest { Run = run }, deadline: deadline, cancellationToken: stop.Token)).Run).ConfigureAwait(false);
+            (await downstream.Memory.CreateRunRecordAsync(new CreateRunRecordRequest { Run = run }, deadline: deadline, cancellationToken: stop.Token)).Run, stop.Token).ConfigureAwait(false);
         await state.EmitAsync(new RunEvent { RunStarted = new RunStarted { Agent = request.Ref, SessionId = request.SessionId, Model = agent.Llm?.Model ?? "" } }).ConfigureAwait(false);
 
         try
@@ -139,7 +139,7 @@ internal sealed class RunLoop(
         if (agent.Tools.Count > 0)
         {
             var listed = await Downstream.CallAsync("tool-executor", async () => await downstream.ToolExecutor.ListToolsAsync(
-                new ListToolsRequest { Tools = { agent.Tools } }, deadline: deadline, cancellationToken: cancellationToken)).ConfigureAwait(false);
+                new ListToolsRequest { Tools = { agent.Tools } }, deadline: deadline, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false);
             foreach (var tool in listed.Tools)
             {
                 if (!entries.TryAdd(tool.Name, agent.Tools.First(t => t.Name == tool.Source)))
@@ -161,7 +161,7 @@ internal sealed class RunLoop(
                 MaxMessages = agent.Memory?.MaxMessages ?? 0,
                 MaxTokens = agent.Memory?.MaxHistoryTokens ?? 0,
                 Store = store,
-            }, deadline: deadline, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            }, deadline: deadline, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false);
             messages.AddRange(history.Messages);
         }
 
@@ -295,7 +295,7 @@ internal sealed class RunLoop(
             }
 
             throw new NamraException(StatusCode.Unavailable, "The llm-gateway service ended the model's stream before it completed.");
-        }).ConfigureAwait(false);
+        }, cancellationToken).ConfigureAwait(false);
     }
 
     private async Task<ToolResult[]> RunToolsAsync(RunRequest request, RunState state, List<ToolCall> calls, Dictionary<string, ToolConfig> entries, int maxParallel, DateTime deadline, CancellationToken cancellationToken)
@@ -341,12 +341,13 @@ internal sealed class RunLoop(
             }, deadline: deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
             return response.Result;
         }
-        catch (RpcException exception) when (exception.StatusCode is StatusCode.InvalidArgument or StatusCode.FailedPrecondition or StatusCode.PermissionDenied or StatusCode.NotFound)
+        catch (RpcException exception) when (exception.StatusCode is StatusCode.InvalidArgument or StatusCode.FailedPrecondition or StatusCode.PermissionDenied or StatusCode.NotFound
+            && !cancellationToken.IsCancellationRequested)
         {
             // The call was wrong, not the service: the model reads why and may correct it.
             return new ToolResult { ToolCallId = call.Id, IsError = true, Content = $"The tool call was refused: {exception.Status.Detail}" };
         }
-        catch (RpcException exception) when (exception.StatusCode != StatusCode.Cancelled)
+        catch (RpcException exception) when (!cancellationToken.IsCancellationRequested)
         {
             throw new DownstreamException("tool-executor", exception);
         }

@@ -1,0 +1,102 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Namra.Orchestrator.Tests;
+
+/// <summary>A <c>namra-server</c> process hosting some roles on loopback ports; killed with its children when disposed.</summary>
+internal sealed class ServerProcess : IDisposable
+{
+    private readonly Process _process;
+
+    private ServerProcess(Process process, int grpc, int http)
+    {
+        _process = process;
+        GrpcAddress = $"http://127.0.0.1:{grpc}";
+        HttpAddress = new Uri($"http://127.0.0.1:{http}");
+    }
+
+    /// <summary>The gRPC address.</summary>
+    public string GrpcAddress { get; }
+
+    /// <summary>The HTTP address (REST, metrics).</summary>
+    public Uri HttpAddress { get; }
+
+    /// <summary>Starts the roles, returning their gRPC address; settings become environment variables.</summary>
+    public static ServerProcess Start(string roles, out string grpcAddress, IReadOnlyDictionary<string, string>? settings = null)
+    {
+        var server = Start(roles, settings);
+        grpcAddress = server.GrpcAddress;
+        return server;
+    }
+
+    /// <summary>Starts the roles; settings become environment variables (<c>Namra__Services__Memory</c>...).</summary>
+    public static ServerProcess Start(string roles, IReadOnlyDictionary<string, string>? settings = null)
+    {
+        var (grpc, http) = (FreePort(), FreePort());
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "namra-server.dll"));
+        start.ArgumentList.Add("--services");
+        start.ArgumentList.Add(roles);
+        start.Environment["Namra__Host__ListenAddress"] = "127.0.0.1";
+        start.Environment["Namra__Host__GrpcPort"] = grpc.ToString(CultureInfo.InvariantCulture);
+        start.Environment["Namra__Host__HttpPort"] = http.ToString(CultureInfo.InvariantCulture);
+        start.Environment["Logging__LogLevel__Default"] = "Warning";
+        foreach (var (name, value) in settings ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
+        }
+
+        var process = Process.Start(start)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        WaitForPort(grpc);
+        return new ServerProcess(process, grpc, http);
+    }
+
+    /// <summary>Kills the process at once, as a crash would.</summary>
+    public void Kill()
+    {
+        _process.Kill(entireProcessTree: true);
+        _process.WaitForExit(10_000);
+    }
+
+    public void Dispose()
+    {
+        if (!_process.HasExited)
+        {
+            Kill();
+        }
+
+        _process.Dispose();
+    }
+
+    internal static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private static void WaitForPort(int port)
+    {
+        for (var attempt = 0; attempt < 300; attempt++)
+        {
+            try
+            {
+                using var client = new TcpClient();
+                client.Connect(IPAddress.Loopback, port);
+                return;
+            }
+            catch (SocketException)
+            {
+                Thread.Sleep(50);
+            }
+        }
+
+        throw new TimeoutException($"namra-server did not listen on 127.0.0.1:{port}.");
+    }
+}
