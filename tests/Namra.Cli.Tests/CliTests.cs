@@ -197,6 +197,69 @@ public sealed class CliTests : IDisposable
         Assert.Contains("NAMRA_TEST_NEVER_SET_KEY is not set", result.Error, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Run_CtrlC_StopsTheRun_PrintsWhatItUsed_AndExits130()
+    {
+        UseDataFolder();
+        await using var anthropic = await Testing.Providers.FakeProviderServer.StartAsync();
+        anthropic.Enqueue(new Testing.Providers.SseReply([Testing.Providers.AnthropicWire.MessageStart(), .. Testing.Providers.AnthropicWire.TextBlock(0, "Let me think")], HoldAfter: 3));
+        Environment.SetEnvironmentVariable("NAMRA_TEST_CLI_KEY", "sk-ant-test");
+        Environment.SetEnvironmentVariable("ANTHROPIC_BASE_URL", anthropic.BaseUrl.ToString());
+        try
+        {
+            await File.WriteAllTextAsync(Path.Combine(_folder, "slow.yaml"),
+                $"name: slow\nversion: 1.0.0\nllm:\n  provider: anthropic\n  model: {Testing.Providers.AnthropicWire.Model}\n  api_key_env: NAMRA_TEST_CLI_KEY\n  max_tokens: 256\n");
+            using var output = new StringWriter();
+            using var error = new StringWriter();
+            using var interrupt = new CancellationTokenSource();
+
+            var running = NamraCli.RunAsync(["run", "slow.yaml", "--input", "Think."], CliConsole.Create(output, error, color: false, _folder), interrupt.Token);
+            for (var i = 0; i < 300 && !output.ToString().Contains("Let me think", StringComparison.Ordinal); i++)
+            {
+                await Task.Delay(50);
+            }
+
+            await interrupt.CancelAsync();
+            var exitCode = await running.WaitAsync(TimeSpan.FromSeconds(30));
+
+            Assert.True(exitCode == 130, $"exit {exitCode}: {output} | {error}");
+            Assert.Contains("[Run] stopped (cancelled): Cancelled: interrupted (Ctrl-C)", error.ToString(), StringComparison.Ordinal);
+            Assert.Matches(@"Cost: \$0\.\d{4}  Time: \d+\.\ds  Tokens: ", output.ToString());
+            await anthropic.ClientAborted.WaitAsync(TimeSpan.FromSeconds(10));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("ANTHROPIC_BASE_URL", null);
+        }
+    }
+
+    [Fact]
+    public async Task Run_ARunThatStopsEarly_ExitsOne_WithTheReason()
+    {
+        UseDataFolder();
+        await File.WriteAllTextAsync(Path.Combine(_folder, "looping.yaml"), """
+            name: looping
+            version: 1.0.0
+            llm:
+              provider: scripted
+              model: scripted
+              script:
+                - tool_calls: [{ name: calculator, arguments: { expression: "1 + 1" } }]
+                - tool_calls: [{ name: calculator, arguments: { expression: "1 + 1" } }]
+                - tool_calls: [{ name: calculator, arguments: { expression: "1 + 1" } }]
+            tools:
+              - name: calculator
+                type: builtin.calculator
+            execution:
+              max_iterations: 2
+            """);
+
+        var result = await RunAsync("run", "looping.yaml", "--input", "Go.");
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("[Run] stopped (max iterations)", result.Error, StringComparison.Ordinal);
+    }
+
     private void UseDataFolder() => Environment.SetEnvironmentVariable("NAMRA_DATA_DIR", Path.Combine(_folder, "data"));
 
     private Task<(int ExitCode, string Output, string Error)> RunAsync(params string[] args) => RunAsync(color: false, args);

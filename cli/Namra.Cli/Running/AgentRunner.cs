@@ -48,8 +48,9 @@ internal sealed class AgentRunner : IAsyncDisposable
             ["Namra:Memory:SqlitePath"] = DataFile,
             ["Namra:Memory:DefaultStore"] = "sqlite",
             ["Namra:Orchestrator:MemoryStoreOverride"] = "sqlite",
-            // The agent file is the user's own: it may read the user's environment.
+            // The agent file is the user's own: it may read the user's environment, and name its key variable.
             ["Namra:Config:InlineVariables:0"] = "*",
+            ["Namra:LlmGateway:AllowedKeyVariables:0"] = "*",
             ["Logging:LogLevel:Default"] = "Warning",
             ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Warning",
         });
