@@ -21,6 +21,8 @@ public static class OrchestratorHostingExtensions
         builder.Services.AddSingleton<ModelPricing>();
         builder.Services.AddSingleton<ActiveRuns>();
         builder.Services.AddSingleton<RunLoop>();
+        builder.Services.AddSingleton<ApiKeyAuthentication>();
+        builder.Services.Configure<Grpc.AspNetCore.Server.GrpcServiceOptions<AgentGrpcService>>(grpc => grpc.Interceptors.Add<ApiKeyAuthentication>());
         builder.Services.PostConfigure<Microsoft.AspNetCore.Grpc.JsonTranscoding.GrpcJsonTranscodingOptions>(transcoding =>
             transcoding.TypeRegistry = Google.Protobuf.Reflection.TypeRegistry.FromFiles(
                 Google.Rpc.ErrorDetailsReflection.Descriptor, Contracts.V1.CommonReflection.Descriptor));

@@ -32,7 +32,25 @@ internal sealed class AgentRunner : IAsyncDisposable
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create), "namra"),
             "memory.db");
 
-    public static AgentRunner Remote(string url) => new(null, GrpcChannel.ForAddress(url, new GrpcChannelOptions { MaxReceiveMessageSize = 64 * 1024 * 1024 }));
+    /// <summary>A deployed orchestrator; <c>NAMRA_API_KEY</c>, when set, goes with every call as a bearer token.</summary>
+    public static AgentRunner Remote(string url)
+    {
+        var options = new GrpcChannelOptions { MaxReceiveMessageSize = 64 * 1024 * 1024 };
+        if (Environment.GetEnvironmentVariable("NAMRA_API_KEY") is { Length: > 0 } key)
+        {
+            var bearer = CallCredentials.FromInterceptor((_, metadata) =>
+            {
+                metadata.Add("authorization", "Bearer " + key);
+                return Task.CompletedTask;
+            });
+            options.Credentials = url.StartsWith("https:", StringComparison.OrdinalIgnoreCase)
+                ? ChannelCredentials.Create(ChannelCredentials.SecureSsl, bearer)
+                : ChannelCredentials.Create(ChannelCredentials.Insecure, bearer);
+            options.UnsafeUseInsecureChannelCallCredentials = !url.StartsWith("https:", StringComparison.OrdinalIgnoreCase);
+        }
+
+        return new AgentRunner(null, GrpcChannel.ForAddress(url, options));
+    }
 
     public static async Task<AgentRunner> StartEmbeddedAsync(CancellationToken cancellationToken)
     {

@@ -20,6 +20,9 @@ public sealed class OrchestratorOptions
     [Range(typeof(TimeSpan), "00:00:00.100", "00:05:00")]
     public TimeSpan SaveTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>A file of API keys for the public API, one per line (<c>#</c> starts a comment); with <c>NAMRA_API_KEYS</c>, calls must carry one.</summary>
+    public string? ApiKeysFile { get; set; }
+
     /// <summary>Most events one run may emit (text deltas included) before it is stopped. Default 100,000.</summary>
     [Range(100, 10_000_000)]
     public int MaxRunEvents { get; set; } = 100_000;
