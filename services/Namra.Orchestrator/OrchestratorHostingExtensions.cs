@@ -22,6 +22,22 @@ public static class OrchestratorHostingExtensions
         builder.Services.AddSingleton<ActiveRuns>();
         builder.Services.AddSingleton<RunLoop>();
         builder.Services.AddSingleton<ApiKeyAuthentication>();
+        // The OpenAPI document of the REST API, generated from the protos' http rules and comments.
+        builder.Services.AddGrpcSwagger();
+        builder.Services.AddSwaggerGen(swagger =>
+        {
+            swagger.SwaggerDoc("v1", new Microsoft.OpenApi.Models.OpenApiInfo
+            {
+                Title = "Namra API",
+                Version = "v1",
+                Description = "Run agents, stream their events and read their records. The same API over gRPC: protos/namra/v1/agent_service.proto.",
+            });
+            var comments = Path.Combine(AppContext.BaseDirectory, "Namra.Contracts.xml");
+            if (File.Exists(comments))
+            {
+                swagger.IncludeGrpcXmlComments(comments, includeControllerXmlComments: true);
+            }
+        });
         builder.Services.Configure<Grpc.AspNetCore.Server.GrpcServiceOptions<AgentGrpcService>>(grpc => grpc.Interceptors.Add<ApiKeyAuthentication>());
         builder.Services.PostConfigure<Microsoft.AspNetCore.Grpc.JsonTranscoding.GrpcJsonTranscodingOptions>(transcoding =>
             transcoding.TypeRegistry = Google.Protobuf.Reflection.TypeRegistry.FromFiles(
@@ -34,6 +50,7 @@ public static class OrchestratorHostingExtensions
     {
         ArgumentNullException.ThrowIfNull(app);
         app.MapGrpcService<AgentGrpcService>();
+        app.UseSwagger(swagger => swagger.RouteTemplate = "openapi/{documentName}.json");
         return app;
     }
 }

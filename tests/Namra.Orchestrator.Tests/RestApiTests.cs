@@ -59,6 +59,19 @@ public sealed class RestApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TheOpenApiDocument_DescribesTheRestApi()
+    {
+        var document = JsonDocument.Parse(await _host.Http.GetStringAsync("/openapi/v1.json")).RootElement;
+
+        Assert.StartsWith("3.", document.GetProperty("openapi").GetString(), StringComparison.Ordinal);
+        var paths = document.GetProperty("paths");
+        Assert.True(paths.GetProperty("/v1/agents/execute").TryGetProperty("post", out var execute));
+        Assert.True(paths.GetProperty("/v1/agents/{runId}/status").TryGetProperty("get", out _));
+        Assert.True(paths.GetProperty("/v1/agents/validate").TryGetProperty("post", out _));
+        Assert.Contains("Runs an agent to the end", execute.GetProperty("summary").GetString() ?? execute.GetProperty("description").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task AnUnknownRun_Is404_WithTheGrpcStatusAsJson()
     {
         using var response = await _host.Http.GetAsync("/v1/agents/no-such-run/status");
