@@ -3,7 +3,7 @@ using Spectre.Console;
 namespace Namra.Cli;
 
 /// <summary>Where the CLI writes: a Spectre console for people (colored only on a terminal) and raw writers for machines.</summary>
-internal sealed record CliConsole(IAnsiConsole Out, TextWriter RawOut, TextWriter Error, string WorkingDirectory)
+internal sealed record CliConsole(IAnsiConsole Out, TextWriter RawOut, TextWriter Error, string WorkingDirectory, bool Interactive = false)
 {
     /// <summary>
     /// Color only when standard output is a terminal, <c>NO_COLOR</c> is unset (no-color.org) and <c>TERM</c> is
@@ -14,7 +14,7 @@ internal sealed record CliConsole(IAnsiConsole Out, TextWriter RawOut, TextWrite
         var color = !Console.IsOutputRedirected
             && string.IsNullOrEmpty(Environment.GetEnvironmentVariable("NO_COLOR"))
             && Environment.GetEnvironmentVariable("TERM") != "dumb";
-        return Create(Console.Out, Console.Error, color, Environment.CurrentDirectory);
+        return Create(Console.Out, Console.Error, color, Environment.CurrentDirectory) with { Interactive = color };
     }
 
     public static CliConsole Create(TextWriter output, TextWriter error, bool color, string workingDirectory)

@@ -153,6 +153,20 @@ public sealed class RunLoopTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ACostBudget_ReservesTheWorstCase_AndStopsBeforeACallThatCouldOvershoot()
+    {
+        // At $3 / $15 per million tokens, a call of ~60 prompt tokens and max_tokens 256 could cost about $0.004.
+        _anthropic.Enqueue(ToolTurn(("t1", "calculator", "{\"expression\":\"1 + 1\"}")), AnthropicWire.TextTurn(60, 5, "2."));
+
+        var run = await ExecuteAsync(Agent("budget: { max_cost_usd: 0.0045 }"), "1+1?");
+
+        Assert.Equal(RunStatus.BudgetExceeded, run.Status);
+        Assert.Contains("could cost up to $0.00", run.Error.Message, StringComparison.Ordinal);
+        Assert.Single(_anthropic.Requests);
+        Assert.True(run.Cost.TotalUsd is > 0 and < 0.0045, $"spent {run.Cost.TotalUsd}");
+    }
+
+    [Fact]
     public async Task AToolCallBudget_StopsBeforeTheCallThatWouldExceedIt()
     {
         _anthropic.Enqueue(ToolTurn(("t1", "calculator", "{\"expression\":\"1 + 1\"}"), ("t2", "calculator", "{\"expression\":\"2 + 2\"}")));

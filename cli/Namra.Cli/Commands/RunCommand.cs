@@ -81,7 +81,7 @@ internal static class RunCommand
 
     private static async Task<int> RunOnceAsync(CliConsole console, AgentRunner runner, AgentSource source, string input, string session, bool json, CancellationToken interrupt)
     {
-        var printer = new RunPrinter(console, json);
+        using var printer = new RunPrinter(console, json);
         try
         {
             var last = await runner.StreamAsync(new ExecuteStreamRequest { Agent = source, Input = input, SessionId = session }, printer.PrintAsync, interrupt).ConfigureAwait(false);

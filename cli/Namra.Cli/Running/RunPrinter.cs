@@ -9,18 +9,84 @@ namespace Namra.Cli.Running;
 /// Prints a run's events for people (<c>[Agent]</c>, <c>[Tool]</c> lines, the answer as it streams, then cost, time
 /// and tokens) or as JSON lines for tools (<c>--json</c>: each event in the protobuf JSON mapping).
 /// </summary>
-internal sealed class RunPrinter(CliConsole console, bool json)
+internal sealed class RunPrinter : IDisposable
 {
     private static readonly JsonFormatter Formatter = new(JsonFormatter.Settings.Default.WithFormatDefaultValues(false));
+    private static readonly string[] Frames = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+    private readonly CliConsole _console;
+    private readonly bool _json;
+    private readonly Lock _writing = new();
+    private readonly Timer? _spinner;
+    private long _lastOutput = Environment.TickCount64;
+    private int _frame;
+    private bool _spinning;
     private bool _inText;
+
+    public RunPrinter(CliConsole console, bool json)
+    {
+        _console = console;
+        _json = json;
+
+        // On a terminal, a spinner fills the silences (the model thinking, a tool running); never in pipes or JSON.
+        if (console.Interactive && !json)
+        {
+            _spinner = new Timer(_ => Spin(), null, TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(100));
+        }
+    }
+
+    public void Dispose()
+    {
+        _spinner?.Dispose();
+        lock (_writing)
+        {
+            ClearSpinner();
+        }
+    }
 
     public Task PrintAsync(RunEvent item)
     {
-        if (json)
+        lock (_writing)
+        {
+            ClearSpinner();
+            _lastOutput = Environment.TickCount64;
+            Print(item);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    private void Spin()
+    {
+        lock (_writing)
+        {
+            if (Environment.TickCount64 - _lastOutput < 300)
+            {
+                return;
+            }
+
+            _console.RawOut.Write($"\r{Frames[_frame++ % Frames.Length]} ");
+            _console.RawOut.Flush();
+            _spinning = true;
+        }
+    }
+
+    private void ClearSpinner()
+    {
+        if (_spinning)
+        {
+            _console.RawOut.Write("\r  \r");
+            _spinning = false;
+        }
+    }
+
+    private void Print(RunEvent item)
+    {
+        var console = _console;
+        if (_json)
         {
             console.RawOut.WriteLine(Formatter.Format(item));
             console.RawOut.Flush();
-            return Task.CompletedTask;
+            return;
         }
 
         switch (item.EventCase)
@@ -63,15 +129,13 @@ internal sealed class RunPrinter(CliConsole console, bool json)
                 console.Out.MarkupLine("[dim]" + Markup.Escape(Summary(failed.Cost, failed.Duration, failed.Usage)) + "[/]");
                 break;
         }
-
-        return Task.CompletedTask;
     }
 
     private void EndText()
     {
         if (_inText)
         {
-            console.Out.WriteLine();
+            _console.Out.WriteLine();
             _inText = false;
         }
     }

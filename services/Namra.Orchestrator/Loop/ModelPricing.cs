@@ -25,6 +25,8 @@ internal sealed class ModelPricing(Downstream downstream, TimeProvider timeProvi
             _lists[llm.Provider] = list;
         }
 
-        return list.Models.Models.FirstOrDefault(m => m.Model == llm.Model)?.Pricing;
+        // A dated snapshot (claude-sonnet-4-5-20250929) is priced as the model it extends, as the gateway does.
+        return (list.Models.Models.FirstOrDefault(m => m.Model == llm.Model)
+            ?? list.Models.Models.Where(m => llm.Model.StartsWith(m.Model + "-", StringComparison.Ordinal)).MaxBy(m => m.Model.Length))?.Pricing;
     }
 }
