@@ -171,6 +171,11 @@ internal sealed class RunLoop(
         var repeats = new Dictionary<string, int>(StringComparer.Ordinal);
         for (var iteration = 1; ; iteration++)
         {
+            if (iteration > 1)
+            {
+                await CheckCancelRequestedAsync(request.RunId, deadline, cancellationToken).ConfigureAwait(false);
+            }
+
             cancellationToken.ThrowIfCancellationRequested();
             using var turn = OrchestratorTelemetry.ActivitySource.StartActivity($"iteration {iteration}");
             turn?.SetTag("namra.run.iteration", iteration);
@@ -263,6 +268,17 @@ internal sealed class RunLoop(
             messages.Add(state.Keep(reply));
             var results = await RunToolsAsync(request, state, calls, entries, execution.MaxParallelToolCalls, deadline, cancellationToken).ConfigureAwait(false);
             messages.Add(state.NewMessage(Role.Tool, [.. results.Select(r => new ContentBlock { ToolResult = r })]));
+        }
+    }
+
+    // CancelRun on another replica can only set the record's flag; the replica running the run reads it between turns.
+    private async Task CheckCancelRequestedAsync(string runId, DateTime deadline, CancellationToken cancellationToken)
+    {
+        var record = await Downstream.CallAsync("memory", async () => await downstream.Memory.GetRunRecordAsync(
+            new GetRunRecordRequest { RunId = runId }, deadline: deadline, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false);
+        if (record.Run.CancelRequested)
+        {
+            active.TryCancel(runId, "Cancelled by CancelRun.");
         }
     }
 
