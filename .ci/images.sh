@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds container images from Debian packages on a machine that reaches no image registry.
-# Usage: .ci/images.sh [base|redis|postgres|all]   (default: all)   — idempotent, needs root.
+# Usage: .ci/images.sh [base|redis|postgres|dotnet|all]   (default: all)   — idempotent, needs root.
 #   namra-local/debian:bookworm   minimal Debian (base for the service image: pass it as the Dockerfile's base)
 #   namra-local/redis:7           redis-server on 127.0.0.1:6379, append-only file fsynced on every write
 #   namra-local/postgres:15       PostgreSQL 15, user/password/db postgres/postgres/postgres on 5432
@@ -54,5 +54,28 @@ USER postgres
 CMD ["/usr/lib/postgresql/15/bin/postgres","-D","/var/lib/postgresql/data"]
 DOCKERFILE
   fi ;;
+esac
+# The .NET images the server's Dockerfile builds on (SDK_IMAGE, BASE_IMAGE): the Debian base plus this machine's .NET.
+dotnet_image() {
+  local tag=$1; shift
+  docker image inspect "$tag" >/dev/null 2>&1 && return 0
+  local root staging container
+  root=$(dirname "$(readlink -f "$(command -v dotnet)")")
+  staging=$(mktemp -d /var/tmp/dotnet.XXXX)
+  mkdir "$staging/dotnet"
+  for part in "$@"; do cp -a "$root/$part" "$staging/dotnet/"; done
+  container=$(docker create namra-local/debian:bookworm /bin/true)
+  docker cp "$staging/dotnet" "$container:/usr/share/dotnet" >/dev/null
+  # This machine's trust store, so a build inside reaches NuGet through whatever TLS proxy this machine trusts.
+  [ -f /etc/ssl/certs/ca-certificates.crt ] && docker cp /etc/ssl/certs/ca-certificates.crt "$container:/etc/ssl/certs/ca-certificates.crt" >/dev/null
+  docker commit --change 'ENV PATH=/usr/share/dotnet:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV DOTNET_ROOT=/usr/share/dotnet' "$container" "$tag" >/dev/null
+  docker rm "$container" >/dev/null
+  rm -rf "$staging"
+}
+case $what in dotnet|all)
+  command -v dotnet >/dev/null || { echo "the dotnet images need .NET on this machine" >&2; exit 1; }
+  dotnet_image namra-local/dotnet-sdk:10.0 dotnet host shared sdk sdk-manifests packs templates LICENSE.txt
+  dotnet_image namra-local/dotnet-aspnet:10.0 dotnet host shared LICENSE.txt ;;
 esac
 docker images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep namra-local
