@@ -58,6 +58,23 @@ public sealed class DeploymentManifestTests
         Assert.Contains(OfKind("ConfigMap"), c => Text(c, "metadata", "name") == "namra-agents");
     }
 
+    [Theory]
+    [InlineData("dev")]
+    [InlineData("production")]
+    public async Task EveryOverlay_MatchesTheKubernetesApiTypes(string overlay)
+    {
+        var rendered = await RunAsync("kubectl", "kustomize", RepositoryPaths.Combine("deploy", "k8s", "overlays", overlay));
+
+        // The official client's models are generated from the Kubernetes OpenAPI document: strict reading refuses
+        // unknown kinds, unknown fields and values of the wrong type.
+        var objects = k8s.KubernetesYaml.LoadAllFromString(rendered, strict: true);
+
+        Assert.Equal(27, objects.Count);
+        Assert.All(objects, o => Assert.IsAssignableFrom<k8s.IKubernetesObject>(o));
+        Assert.Equal(5, objects.OfType<k8s.Models.V1Deployment>().Count());
+        Assert.All(objects.OfType<k8s.Models.V1Deployment>(), d => Assert.Equal(50051, d.Spec.Template.Spec.Containers[0].ReadinessProbe.Grpc.Port));
+    }
+
     [Fact]
     public async Task TheComposeFile_IsValid()
     {
