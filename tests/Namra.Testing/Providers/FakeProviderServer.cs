@@ -31,7 +31,7 @@ public sealed record JsonReply(string Body) : FakeReply;
 /// <summary>One server-sent event: <c>event: X</c> (when set) and <c>data: Y</c>, then a blank line.</summary>
 public sealed record SseFrame(string? Event, string Data)
 {
-    internal string ToWire() => Event is null ? $"data: {Data}\n\n" : $"event: {Event}\ndata: {Data}\n\n";
+    public string ToWire() => Event is null ? $"data: {Data}\n\n" : $"event: {Event}\ndata: {Data}\n\n";
 }
 
 /// <summary>

@@ -1,0 +1,331 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using Grpc.Health.V1;
+using Grpc.Net.Client;
+using Namra.Contracts.V1;
+
+namespace Namra.LoadDriver;
+
+internal sealed record DriverOptions(TimeSpan Latency, int Runs, int[] Concurrency, string[] Modes, string Output);
+
+/// <summary>One measured mode at one concurrency.</summary>
+internal sealed record Measurement(
+    string Mode, int Concurrency, int Runs, double RunsPerSecond, double P50OverheadMs, double P99OverheadMs,
+    double CpuMillisecondsPerRun, double CpuRatio, Dictionary<string, double> PeakRssMb, Dictionary<string, double> IdleRssMb, double KbPerInFlightRun);
+
+/// <summary>
+/// Starts the provider, then measures each mode: the bare baseline (a process of its own), Namra embedded (one
+/// namra-server with all five services) and distributed (five namra-server processes), each at each concurrency.
+/// CPU is read from the measured processes only, never from this driver or the provider.
+/// </summary>
+internal static class Driver
+{
+    private const string Agent = """
+        name: load_agent
+        version: 1.0.0
+        llm:
+          provider: anthropic
+          model: claude-sonnet-4-5-20250929
+          max_tokens: 1024
+        system_prompt: Use the calculator for every computation.
+        tools:
+          - name: calculator
+            type: builtin.calculator
+        """;
+
+    private static readonly string[] Roles = ["config", "llm-gateway", "tool-executor", "memory", "orchestrator"];
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+
+    public static async Task<int> RunAsync(DriverOptions options, CancellationToken cancellationToken)
+    {
+        var providerPort = FreePort();
+        using var provider = Child.Start(SelfCommand("provider", "--port", Port(providerPort), "--latency-ms", Port((int)options.Latency.TotalMilliseconds)), new Dictionary<string, string>());
+        await WaitForPortAsync(providerPort);
+        var providerUrl = new Uri($"http://127.0.0.1:{providerPort}");
+        var results = new List<Measurement>();
+        var baselineCpu = new Dictionary<int, double>();
+
+        foreach (var mode in options.Modes)
+        {
+            foreach (var concurrency in options.Concurrency)
+            {
+                var runs = concurrency == 1 ? Math.Max(50, options.Runs / 10) : options.Runs;
+                var measurement = mode switch
+                {
+                    "baseline" => await MeasureBaselineAsync(providerUrl, runs, concurrency, options.Latency, cancellationToken),
+                    "embedded" => await MeasureNamraAsync(mode, [string.Join(',', Roles)], providerUrl, runs, concurrency, options.Latency, cancellationToken),
+                    "distributed" => await MeasureNamraAsync(mode, Roles, providerUrl, runs, concurrency, options.Latency, cancellationToken),
+                    _ => throw new ArgumentException($"Unknown mode {mode}; use baseline, embedded or distributed."),
+                };
+                if (mode == "baseline")
+                {
+                    baselineCpu[concurrency] = measurement.CpuMillisecondsPerRun;
+                }
+
+                measurement = measurement with
+                {
+                    CpuRatio = baselineCpu.TryGetValue(concurrency, out var bare) && bare > 0 ? measurement.CpuMillisecondsPerRun / bare : double.NaN,
+                };
+                results.Add(measurement);
+                Console.WriteLine(Row(measurement));
+            }
+        }
+
+        Directory.CreateDirectory(options.Output);
+        await File.WriteAllTextAsync(Path.Combine(options.Output, "load.json"), JsonSerializer.Serialize(new { latencyMs = options.Latency.TotalMilliseconds, results }, Indented), cancellationToken);
+        var markdown = Markdown(options, results);
+        await File.WriteAllTextAsync(Path.Combine(options.Output, "load.md"), markdown, cancellationToken);
+        Console.WriteLine();
+        Console.WriteLine(markdown);
+        return 0;
+    }
+
+    private static async Task<Measurement> MeasureBaselineAsync(Uri provider, int runs, int concurrency, TimeSpan latency, CancellationToken cancellationToken)
+    {
+        using var child = Child.Start(SelfCommand("baseline", "--provider", provider.ToString(), "--runs", Port(runs), "--concurrency", Port(concurrency)), new Dictionary<string, string>(), captureOutput: true);
+        var json = await child.Process.StandardOutput.ReadToEndAsync(cancellationToken);
+        await child.Process.WaitForExitAsync(cancellationToken);
+        var figures = JsonSerializer.Deserialize<ProcessFigures>(json) ?? throw new InvalidOperationException("The baseline printed nothing.");
+        var result = new LoadResult(figures.WallSeconds, figures.LatenciesMs);
+        var overhead = 2 * latency.TotalMilliseconds;
+        return new Measurement("baseline", concurrency, runs, runs / figures.WallSeconds, result.Percentile(50) - overhead, result.Percentile(99) - overhead,
+            figures.CpuSeconds * 1000 / runs, 1, new() { ["baseline"] = Mb(figures.PeakRssBytes) }, new() { ["baseline"] = Mb(figures.IdleRssBytes) }, double.NaN);
+    }
+
+    private static async Task<Measurement> MeasureNamraAsync(string mode, string[] processes, Uri provider, int runs, int concurrency, TimeSpan latency, CancellationToken cancellationToken)
+    {
+        var agents = Directory.CreateTempSubdirectory("namra-load-");
+        await File.WriteAllTextAsync(Path.Combine(agents.FullName, "load_agent.yaml"), Agent, cancellationToken);
+        var ports = processes.ToDictionary(p => p, _ => (Grpc: FreePort(), Http: FreePort()));
+        string AddressOf(string role) => $"http://127.0.0.1:{ports[processes.Single(p => p.Split(',').Contains(role))].Grpc}";
+        var children = new List<(string Name, Child Child)>();
+        try
+        {
+            foreach (var roles in processes)
+            {
+                var environment = new Dictionary<string, string>
+                {
+                    ["NAMRA_SERVICES"] = roles,
+                    ["Namra__Host__ListenAddress"] = "127.0.0.1",
+                    ["Namra__Host__GrpcPort"] = Port(ports[roles].Grpc),
+                    ["Namra__Host__HttpPort"] = Port(ports[roles].Http),
+                    ["Namra__Config__AgentsPath"] = agents.FullName,
+                    ["ANTHROPIC_API_KEY"] = "sk-ant-load",
+                    ["ANTHROPIC_BASE_URL"] = provider.ToString(),
+                    ["Logging__LogLevel__Default"] = "Warning",
+                };
+                if (processes.Length > 1)
+                {
+                    environment["Namra__Services__Config"] = AddressOf("config");
+                    environment["Namra__Services__LlmGateway"] = AddressOf("llm-gateway");
+                    environment["Namra__Services__ToolExecutor"] = AddressOf("tool-executor");
+                    environment["Namra__Services__Memory"] = AddressOf("memory");
+                }
+
+                children.Add((roles.Contains(',', StringComparison.Ordinal) ? "namra (all five)" : roles, Child.Start(["dotnet", Path.Combine(AppContext.BaseDirectory, "namra-server.dll")], environment)));
+            }
+
+            foreach (var roles in processes)
+            {
+                await WaitForHealthAsync($"http://127.0.0.1:{ports[roles].Grpc}", cancellationToken);
+            }
+
+            var idle = children.ToDictionary(c => c.Name, c => Mb(c.Child.Rss()));
+            using var channel = GrpcChannel.ForAddress(AddressOf("orchestrator"), new GrpcChannelOptions
+            {
+                HttpHandler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true },
+            });
+            var client = new AgentService.AgentServiceClient(channel);
+            var request = new ExecuteRequest { Agent = new AgentSource { Reference = "load_agent@1.0.0" }, Input = "What is (17 + 25) * 2?" };
+            async Task RunOnce(CancellationToken ct)
+            {
+                var run = (await client.ExecuteAsync(request, cancellationToken: ct)).Run;
+                if (run.Status != RunStatus.Completed)
+                {
+                    throw new InvalidOperationException($"A run ended {run.Status}: {run.Error?.Message}");
+                }
+            }
+
+            await LoadRunner.RunAsync(RunOnce, Math.Max(50, runs / 5), concurrency, cancellationToken);
+            var before = children.ToDictionary(c => c.Name, c => (Cpu: c.Child.CpuSeconds(), Rss: c.Child.Rss()));
+            var peaks = children.ToDictionary(c => c.Name, c => c.Child.Rss());
+            using var sampling = new CancellationTokenSource();
+            var sampler = Task.Run(async () =>
+            {
+                while (!sampling.IsCancellationRequested)
+                {
+                    foreach (var (name, child) in children)
+                    {
+                        peaks[name] = Math.Max(peaks[name], child.Rss());
+                    }
+
+                    await Task.Delay(25, CancellationToken.None);
+                }
+            }, CancellationToken.None);
+            var result = await LoadRunner.RunAsync(RunOnce, runs, concurrency, cancellationToken);
+            await sampling.CancelAsync();
+            await sampler;
+            var cpu = children.Sum(c => c.Child.CpuSeconds() - before[c.Name].Cpu);
+            var inFlight = children.Sum(c => (double)(peaks[c.Name] - before[c.Name].Rss)) / 1024 / concurrency;
+            var overhead = 2 * latency.TotalMilliseconds;
+            return new Measurement(mode, concurrency, runs, runs / result.WallSeconds, result.Percentile(50) - overhead, result.Percentile(99) - overhead,
+                cpu * 1000 / runs, double.NaN, children.ToDictionary(c => c.Name, c => Mb(c.Child.PeakRss())), idle, Math.Max(0, inFlight));
+        }
+        finally
+        {
+            foreach (var (_, child) in children)
+            {
+                child.Dispose();
+            }
+
+            agents.Delete(recursive: true);
+        }
+    }
+
+    private static string Row(Measurement m) => string.Create(CultureInfo.InvariantCulture,
+        $"| {m.Mode} | {m.Concurrency} | {m.RunsPerSecond:N0} | {m.P50OverheadMs:0.00} | {m.P99OverheadMs:0.00} | {m.CpuMillisecondsPerRun:0.000} | {m.CpuRatio:0.00}× | {string.Join(", ", m.PeakRssMb.Select(p => $"{p.Key} {p.Value:0}"))} | {(double.IsNaN(m.KbPerInFlightRun) ? "–" : m.KbPerInFlightRun.ToString("0", CultureInfo.InvariantCulture))} |");
+
+    private static string Markdown(DriverOptions options, List<Measurement> results)
+    {
+        var text = new StringBuilder();
+        text.AppendLine(CultureInfo.InvariantCulture, $"Provider latency {options.Latency.TotalMilliseconds:0} ms per call (two calls per run); latency columns are above those {2 * options.Latency.TotalMilliseconds:0} ms. CPU is the measured processes' own (user + system) per run; the ratio is to the baseline at the same concurrency, in the same session.");
+        text.AppendLine();
+        text.AppendLine("| mode | concurrency | runs/s | p50 over provider (ms) | p99 over provider (ms) | CPU ms/run | CPU ratio | peak RSS (MB) | KB per in-flight run |");
+        text.AppendLine("|---|---:|---:|---:|---:|---:|---:|---|---:|");
+        foreach (var result in results)
+        {
+            text.AppendLine(Row(result));
+        }
+
+        text.AppendLine();
+        text.AppendLine("Idle RSS after start (MB): " + string.Join("; ", results.Where(r => r.Concurrency == options.Concurrency[0]).Select(r => $"{r.Mode}: {string.Join(", ", r.IdleRssMb.Select(p => $"{p.Key} {p.Value:0}"))}")));
+        return text.ToString();
+    }
+
+    private static string[] SelfCommand(params string[] args) => ["dotnet", Path.Combine(AppContext.BaseDirectory, "namra-load.dll"), .. args];
+
+    private static double Mb(long bytes) => bytes / 1024.0 / 1024.0;
+
+    private static string Port(int value) => value.ToString(CultureInfo.InvariantCulture);
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private static async Task WaitForPortAsync(int port)
+    {
+        for (var attempt = 0; attempt < 400; attempt++)
+        {
+            try
+            {
+                using var client = new TcpClient();
+                await client.ConnectAsync(IPAddress.Loopback, port);
+                return;
+            }
+            catch (SocketException)
+            {
+                await Task.Delay(25);
+            }
+        }
+
+        throw new TimeoutException($"Nothing listened on 127.0.0.1:{port}.");
+    }
+
+    private static async Task WaitForHealthAsync(string address, CancellationToken cancellationToken)
+    {
+        using var channel = GrpcChannel.ForAddress(address);
+        var health = new Health.HealthClient(channel);
+        for (var attempt = 0; attempt < 400; attempt++)
+        {
+            try
+            {
+                if ((await health.CheckAsync(new HealthCheckRequest(), cancellationToken: cancellationToken)).Status == HealthCheckResponse.Types.ServingStatus.Serving)
+                {
+                    return;
+                }
+            }
+            catch (Grpc.Core.RpcException)
+            {
+            }
+
+            await Task.Delay(25, cancellationToken);
+        }
+
+        throw new TimeoutException($"{address} did not become healthy.");
+    }
+}
+
+/// <summary>A child process, killed when disposed; its CPU and memory are read from /proc through Process.</summary>
+internal sealed class Child : IDisposable
+{
+    private Child(Process process) => Process = process;
+
+    public Process Process { get; }
+
+    public static Child Start(string[] command, IReadOnlyDictionary<string, string> environment, bool captureOutput = false)
+    {
+        var start = new ProcessStartInfo(command[0]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in command.Skip(1))
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        foreach (var (name, value) in environment)
+        {
+            start.Environment[name] = value;
+        }
+
+        var process = Process.Start(start)!;
+        if (!captureOutput)
+        {
+            process.OutputDataReceived += (_, _) => { };
+            process.BeginOutputReadLine();
+        }
+
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is { Length: > 0 } line)
+            {
+                Console.Error.WriteLine(line);
+            }
+        };
+        process.BeginErrorReadLine();
+        return new Child(process);
+    }
+
+    public double CpuSeconds()
+    {
+        Process.Refresh();
+        return Process.TotalProcessorTime.TotalSeconds;
+    }
+
+    public long Rss()
+    {
+        Process.Refresh();
+        return Process.WorkingSet64;
+    }
+
+    public long PeakRss()
+    {
+        Process.Refresh();
+        return Process.PeakWorkingSet64;
+    }
+
+    public void Dispose()
+    {
+        if (!Process.HasExited)
+        {
+            Process.Kill(entireProcessTree: true);
+            Process.WaitForExit(10_000);
+        }
+
+        Process.Dispose();
+    }
+}

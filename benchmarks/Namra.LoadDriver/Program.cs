@@ -1,0 +1,31 @@
+using System.CommandLine;
+using Namra.LoadDriver;
+
+// namra-load drive     : the whole measurement (starts the provider, the baseline and Namra as child processes)
+// namra-load provider  : the local provider alone
+// namra-load baseline  : the bare C# loop alone (reports its own figures as JSON)
+var root = new RootCommand("Namra's load driver: a standard agent (2 model calls, 1 calculator call per run) against a local provider with fixed latency.");
+
+var latency = new Option<int>("--latency-ms") { Description = "The provider's fixed latency per call.", DefaultValueFactory = _ => 10 };
+var runs = new Option<int>("--runs") { Description = "Runs measured per mode and concurrency (a tenth of them at concurrency 1).", DefaultValueFactory = _ => 2000 };
+var concurrency = new Option<int[]>("--concurrency") { Description = "Runs in flight at once.", DefaultValueFactory = _ => [1, 16, 64], AllowMultipleArgumentsPerToken = true };
+var modes = new Option<string[]>("--modes") { Description = "baseline, embedded, distributed.", DefaultValueFactory = _ => ["baseline", "embedded", "distributed"], AllowMultipleArgumentsPerToken = true };
+var output = new Option<string>("--out") { Description = "Folder for the JSON and markdown results.", DefaultValueFactory = _ => "artifacts/load" };
+var drive = new Command("drive", "Measure every mode at every concurrency and write the results.") { latency, runs, concurrency, modes, output };
+drive.SetAction(async (parse, cancellationToken) => await Driver.RunAsync(new DriverOptions(
+    TimeSpan.FromMilliseconds(parse.GetValue(latency)), parse.GetValue(runs), parse.GetValue(concurrency)!, parse.GetValue(modes)!, parse.GetValue(output)!), cancellationToken));
+root.Subcommands.Add(drive);
+
+var port = new Option<int>("--port") { Description = "Port on 127.0.0.1.", Required = true };
+var provider = new Command("provider", "Serve the local provider.") { port, latency };
+provider.SetAction(async (parse, _) => await ProviderServer.RunAsync(parse.GetValue(port), TimeSpan.FromMilliseconds(parse.GetValue(latency))));
+root.Subcommands.Add(provider);
+
+var address = new Option<string>("--provider") { Description = "The provider's address.", Required = true };
+var count = new Option<int>("--runs") { Description = "Runs to measure.", DefaultValueFactory = _ => 1000 };
+var parallel = new Option<int>("--concurrency") { Description = "Runs in flight at once.", DefaultValueFactory = _ => 1 };
+var baseline = new Command("baseline", "Run the bare C# loop and print its figures as JSON.") { address, count, parallel };
+baseline.SetAction(async (parse, cancellationToken) => await Baseline.RunAsync(new Uri(parse.GetValue(address)!), parse.GetValue(count), parse.GetValue(parallel), cancellationToken));
+root.Subcommands.Add(baseline);
+
+return await root.Parse(args).InvokeAsync();
