@@ -10,7 +10,7 @@ using Namra.Contracts.V1;
 
 namespace Namra.LoadDriver;
 
-internal sealed record DriverOptions(TimeSpan Latency, int Runs, int[] Concurrency, string[] Modes, string Output);
+internal sealed record DriverOptions(TimeSpan Latency, int Runs, int[] Concurrency, string[] Modes, string Output, Dictionary<string, string> NamraEnvironment);
 
 /// <summary>One measured mode at one concurrency.</summary>
 internal sealed record Measurement(
@@ -57,8 +57,8 @@ internal static class Driver
                 var measurement = mode switch
                 {
                     "baseline" => await MeasureBaselineAsync(providerUrl, runs, concurrency, options.Latency, cancellationToken),
-                    "embedded" => await MeasureNamraAsync(mode, [string.Join(',', Roles)], providerUrl, runs, concurrency, options.Latency, cancellationToken),
-                    "distributed" => await MeasureNamraAsync(mode, Roles, providerUrl, runs, concurrency, options.Latency, cancellationToken),
+                    "embedded" => await MeasureNamraAsync(mode, [string.Join(',', Roles)], providerUrl, runs, concurrency, options, cancellationToken),
+                    "distributed" => await MeasureNamraAsync(mode, Roles, providerUrl, runs, concurrency, options, cancellationToken),
                     _ => throw new ArgumentException($"Unknown mode {mode}; use baseline, embedded or distributed."),
                 };
                 if (mode == "baseline")
@@ -96,8 +96,9 @@ internal static class Driver
             figures.CpuSeconds * 1000 / runs, 1, new() { ["baseline"] = Mb(figures.PeakRssBytes) }, new() { ["baseline"] = Mb(figures.IdleRssBytes) }, double.NaN);
     }
 
-    private static async Task<Measurement> MeasureNamraAsync(string mode, string[] processes, Uri provider, int runs, int concurrency, TimeSpan latency, CancellationToken cancellationToken)
+    private static async Task<Measurement> MeasureNamraAsync(string mode, string[] processes, Uri provider, int runs, int concurrency, DriverOptions options, CancellationToken cancellationToken)
     {
+        var latency = options.Latency;
         var agents = Directory.CreateTempSubdirectory("namra-load-");
         await File.WriteAllTextAsync(Path.Combine(agents.FullName, "load_agent.yaml"), Agent, cancellationToken);
         var ports = processes.ToDictionary(p => p, _ => (Grpc: FreePort(), Http: FreePort()));
@@ -118,6 +119,11 @@ internal static class Driver
                     ["ANTHROPIC_BASE_URL"] = provider.ToString(),
                     ["Logging__LogLevel__Default"] = "Warning",
                 };
+                foreach (var (name, value) in options.NamraEnvironment)
+                {
+                    environment[name] = value;
+                }
+
                 if (processes.Length > 1)
                 {
                     environment["Namra__Services__Config"] = AddressOf("config");

@@ -10,10 +10,12 @@ var latency = new Option<int>("--latency-ms") { Description = "The provider's fi
 var runs = new Option<int>("--runs") { Description = "Runs measured per mode and concurrency (a tenth of them at concurrency 1).", DefaultValueFactory = _ => 2000 };
 var concurrency = new Option<int[]>("--concurrency") { Description = "Runs in flight at once.", DefaultValueFactory = _ => [1, 16, 64], AllowMultipleArgumentsPerToken = true };
 var modes = new Option<string[]>("--modes") { Description = "baseline, embedded, distributed.", DefaultValueFactory = _ => ["baseline", "embedded", "distributed"], AllowMultipleArgumentsPerToken = true };
+var extra = new Option<string[]>("--namra-env") { Description = "Extra NAME=VALUE settings for the Namra processes (to compare configurations).", DefaultValueFactory = _ => [], AllowMultipleArgumentsPerToken = true };
 var output = new Option<string>("--out") { Description = "Folder for the JSON and markdown results.", DefaultValueFactory = _ => "artifacts/load" };
-var drive = new Command("drive", "Measure every mode at every concurrency and write the results.") { latency, runs, concurrency, modes, output };
+var drive = new Command("drive", "Measure every mode at every concurrency and write the results.") { latency, runs, concurrency, modes, extra, output };
 drive.SetAction(async (parse, cancellationToken) => await Driver.RunAsync(new DriverOptions(
-    TimeSpan.FromMilliseconds(parse.GetValue(latency)), parse.GetValue(runs), parse.GetValue(concurrency)!, parse.GetValue(modes)!, parse.GetValue(output)!), cancellationToken));
+    TimeSpan.FromMilliseconds(parse.GetValue(latency)), parse.GetValue(runs), parse.GetValue(concurrency)!, parse.GetValue(modes)!, parse.GetValue(output)!,
+    parse.GetValue(extra)!.Select(pair => pair.Split('=', 2)).ToDictionary(pair => pair[0], pair => pair.Length > 1 ? pair[1] : "")), cancellationToken));
 root.Subcommands.Add(drive);
 
 var port = new Option<int>("--port") { Description = "Port on 127.0.0.1.", Required = true };

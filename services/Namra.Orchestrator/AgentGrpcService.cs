@@ -9,7 +9,7 @@ namespace Namra.Orchestrator;
 /// The <c>namra.v1.AgentService</c> endpoint, the public API: resolves the agent with the config service, runs
 /// the loop, and reads run records from the memory service, so any replica answers for any run.
 /// </summary>
-internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, ActiveRuns active) : AgentService.AgentServiceBase
+internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, ActiveRuns active, ResolvedAgents resolved) : AgentService.AgentServiceBase
 {
     private const int MaxInputCharacters = 1_000_000;
 
@@ -102,9 +102,9 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
             throw new InvalidArgumentException("run_id", "At most 128 letters, digits, '-', '_' or '.'.");
         }
 
-        var resolved = await ForwardAsync("config", async () => await downstream.Config.ResolveAgentAsync(
-            new ResolveAgentRequest { Source = source }, deadline: context.Deadline, cancellationToken: context.CancellationToken)).ConfigureAwait(false);
-        var request = new RunRequest(resolved.Agent, resolved.Ref, input, sessionId, new Dictionary<string, string>(labels),
+        var agent = await resolved.ResolveAsync(source, () => ForwardAsync("config", async () => await downstream.Config.ResolveAgentAsync(
+            new ResolveAgentRequest { Source = source }, deadline: context.Deadline, cancellationToken: context.CancellationToken))).ConfigureAwait(false);
+        var request = new RunRequest(agent.Agent, agent.Ref, input, sessionId, new Dictionary<string, string>(labels),
             runId.Length > 0 ? runId : Guid.CreateVersion7().ToString("N"));
         return await loop.RunAsync(request, emit, context.CancellationToken).ConfigureAwait(false);
     }

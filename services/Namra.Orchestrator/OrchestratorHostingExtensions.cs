@@ -20,6 +20,7 @@ public static class OrchestratorHostingExtensions
         builder.Services.AddSingleton<Downstream>();
         builder.Services.AddSingleton<ModelPricing>();
         builder.Services.AddSingleton<ActiveRuns>();
+        builder.Services.AddSingleton<ResolvedAgents>();
         builder.Services.AddSingleton<RunLoop>();
         builder.Services.AddSingleton<ApiKeyAuthentication>();
         // The OpenAPI document of the REST API, generated from the protos' http rules and comments.

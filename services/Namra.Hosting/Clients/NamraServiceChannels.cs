@@ -32,10 +32,11 @@ public sealed class NamraServiceAddresses
 }
 
 /// <summary>
-/// One gRPC channel per service this process calls, made once and shared. Channels retry <c>UNAVAILABLE</c>
-/// (a replica restarting, a connection refused) with backoff, within each call's deadline.
+/// One gRPC channel per service this process calls, made once and shared. A service hosted in this process is
+/// called in memory (<see cref="InProcessServer"/>); the others over the network, with channels that retry
+/// <c>UNAVAILABLE</c> (a replica restarting, a connection refused) with backoff, within each call's deadline.
 /// </summary>
-public sealed class NamraServiceChannels(IOptions<NamraServiceAddresses> addresses, NamraRoles roles, NamraEndpoints endpoints) : IDisposable
+public sealed class NamraServiceChannels(IOptions<NamraServiceAddresses> addresses, NamraRoles roles, InProcessServer inProcess) : IDisposable
 {
     private readonly ConcurrentDictionary<string, Lazy<GrpcChannel>> _channels = new(StringComparer.Ordinal);
 
@@ -57,8 +58,18 @@ public sealed class NamraServiceChannels(IOptions<NamraServiceAddresses> address
             "memory" => (addresses.Value.Memory, roles.Memory, nameof(NamraServiceAddresses.Memory)),
             _ => throw new ArgumentOutOfRangeException(nameof(role), role, "Not a service this process calls."),
         };
+        if (string.IsNullOrWhiteSpace(configured) && hostedHere)
+        {
+            // A service hosted here is called in memory: the same pipeline, no sockets, no HTTP/2 framing.
+            return GrpcChannel.ForAddress("http://in-process", new GrpcChannelOptions
+            {
+                HttpHandler = inProcess.CreateHandler(),
+                MaxReceiveMessageSize = 64 * 1024 * 1024,
+                DisposeHttpClient = true,
+            });
+        }
+
         var address = !string.IsNullOrWhiteSpace(configured) ? configured
-            : hostedHere ? endpoints.GrpcAddress.ToString()
             : throw new NamraException(StatusCode.FailedPrecondition,
                 $"This process does not host the {role} service and has no address for it: set {NamraServiceAddresses.SectionName}:{key}.");
         var balanced = address.StartsWith("dns:", StringComparison.OrdinalIgnoreCase);

@@ -23,6 +23,7 @@ internal sealed record RunRequest(AgentDefinition Agent, AgentRef Ref, string In
 internal sealed class RunLoop(
     Downstream downstream,
     ModelPricing pricing,
+    ResolvedAgents resolved,
     ActiveRuns active,
     IOptions<OrchestratorOptions> options,
     TimeProvider timeProvider,
@@ -138,8 +139,8 @@ internal sealed class RunLoop(
         var entries = new Dictionary<string, ToolConfig>(StringComparer.Ordinal);
         if (agent.Tools.Count > 0)
         {
-            var listed = await Downstream.CallAsync("tool-executor", async () => await downstream.ToolExecutor.ListToolsAsync(
-                new ListToolsRequest { Tools = { agent.Tools } }, deadline: deadline, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false);
+            var listed = await resolved.ToolsAsync(request.Ref, () => Downstream.CallAsync("tool-executor", async () => await downstream.ToolExecutor.ListToolsAsync(
+                new ListToolsRequest { Tools = { agent.Tools } }, deadline: deadline, cancellationToken: cancellationToken), cancellationToken)).ConfigureAwait(false);
             foreach (var tool in listed.Tools)
             {
                 if (!entries.TryAdd(tool.Name, agent.Tools.First(t => t.Name == tool.Source)))
@@ -169,11 +170,13 @@ internal sealed class RunLoop(
         messages.Add(input);
 
         var repeats = new Dictionary<string, int>(StringComparer.Ordinal);
+        var lastCancelPoll = timeProvider.GetTimestamp();
         for (var iteration = 1; ; iteration++)
         {
-            if (iteration > 1)
+            if (iteration > 1 && timeProvider.GetElapsedTime(lastCancelPoll) >= options.Value.CancelPollInterval)
             {
                 await CheckCancelRequestedAsync(request.RunId, deadline, cancellationToken).ConfigureAwait(false);
+                lastCancelPoll = timeProvider.GetTimestamp();
             }
 
             cancellationToken.ThrowIfCancellationRequested();

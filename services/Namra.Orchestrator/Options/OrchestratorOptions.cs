@@ -23,6 +23,18 @@ public sealed class OrchestratorOptions
     /// <summary>A file of API keys for the public API, one per line (<c>#</c> starts a comment); with <c>NAMRA_API_KEYS</c>, calls must carry one.</summary>
     public string? ApiKeysFile { get; set; }
 
+    /// <summary>How long a resolved agent is reused for new runs (0 resolves every run). Default 5 s.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
+    public TimeSpan AgentCacheDuration { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long an agent's tool list (from the tool executor) is reused (0 lists every run). Default 30 s.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
+    public TimeSpan ToolListCacheDuration { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How often a running run reads its record for a CancelRun sent to another replica. Default 1 s.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
+    public TimeSpan CancelPollInterval { get; set; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Most events one run may emit (text deltas included) before it is stopped. Default 100,000.</summary>
     [Range(100, 10_000_000)]
     public int MaxRunEvents { get; set; } = 100_000;
