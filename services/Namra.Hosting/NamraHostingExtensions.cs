@@ -45,7 +45,6 @@ public static class NamraHostingExtensions
         builder.Services.AddSingleton<NamraEndpoints>();
         builder.Services.AddOptions<Clients.NamraServiceAddresses>().Bind(builder.Configuration.GetSection(Clients.NamraServiceAddresses.SectionName));
         builder.Services.AddSingleton<Clients.NamraServiceChannels>();
-        NetworkAndInProcessServer.Register(builder.Services);
         builder.Services.AddOptions<HostOptions>().Configure<IOptions<NamraHostOptions>>(
             (host, namra) => host.ShutdownTimeout = namra.Value.ShutdownTimeout);
 

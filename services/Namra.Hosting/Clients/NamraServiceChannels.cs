@@ -32,23 +32,28 @@ public sealed class NamraServiceAddresses
 }
 
 /// <summary>
-/// One gRPC channel per service this process calls, made once and shared. A service hosted in this process is
-/// called in memory (<see cref="InProcessServer"/>); the others over the network, with channels that retry
+/// How this process calls each service, made once and shared. A service hosted in this process is called
+/// directly (<see cref="InProcessCallInvoker"/>); the others over the network, through channels that retry
 /// <c>UNAVAILABLE</c> (a replica restarting, a connection refused) with backoff, within each call's deadline.
 /// </summary>
-public sealed class NamraServiceChannels(IOptions<NamraServiceAddresses> addresses, NamraRoles roles, InProcessServer inProcess) : IDisposable
+public sealed class NamraServiceChannels(
+    IOptions<NamraServiceAddresses> addresses,
+    NamraRoles roles,
+    IEnumerable<InProcessService> inProcessServices,
+    NamraEndpoints endpoints,
+    IServiceProvider services) : IDisposable
 {
-    private readonly ConcurrentDictionary<string, Lazy<GrpcChannel>> _channels = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Lazy<(CallInvoker Invoker, GrpcChannel? Channel)>> _channels = new(StringComparer.Ordinal);
 
-    /// <summary>The channel to a service, by role name (<c>config</c>, <c>llm-gateway</c>, <c>tool-executor</c>, <c>memory</c>).</summary>
+    /// <summary>How to call a service, by role name (<c>config</c>, <c>llm-gateway</c>, <c>tool-executor</c>, <c>memory</c>).</summary>
     /// <exception cref="NamraException">With <c>FAILED_PRECONDITION</c> when the service has no address and is not hosted here.</exception>
-    public GrpcChannel For(string role)
+    public CallInvoker For(string role)
     {
         ArgumentNullException.ThrowIfNull(role);
-        return _channels.GetOrAdd(role, r => new Lazy<GrpcChannel>(() => Create(r))).Value;
+        return _channels.GetOrAdd(role, r => new Lazy<(CallInvoker, GrpcChannel?)>(() => Create(r))).Value.Invoker;
     }
 
-    private GrpcChannel Create(string role)
+    private (CallInvoker Invoker, GrpcChannel? Channel) Create(string role)
     {
         var (configured, hostedHere, key) = role switch
         {
@@ -58,22 +63,18 @@ public sealed class NamraServiceChannels(IOptions<NamraServiceAddresses> address
             "memory" => (addresses.Value.Memory, roles.Memory, nameof(NamraServiceAddresses.Memory)),
             _ => throw new ArgumentOutOfRangeException(nameof(role), role, "Not a service this process calls."),
         };
-        if (string.IsNullOrWhiteSpace(configured) && hostedHere)
+        if (string.IsNullOrWhiteSpace(configured) && hostedHere && inProcessServices.FirstOrDefault(s => s.Role == role) is { } local)
         {
-            // A service hosted here is called in memory: the same pipeline, no sockets, no HTTP/2 framing.
-            return GrpcChannel.ForAddress("http://in-process", new GrpcChannelOptions
-            {
-                HttpHandler = inProcess.CreateHandler(),
-                MaxReceiveMessageSize = 64 * 1024 * 1024,
-                DisposeHttpClient = true,
-            });
+            // A service hosted here is called directly: its handler, its error mapping, no serialization, no HTTP.
+            return (new InProcessCallInvoker(services, local), null);
         }
 
         var address = !string.IsNullOrWhiteSpace(configured) ? configured
+            : hostedHere ? endpoints.GrpcAddress.ToString()
             : throw new NamraException(StatusCode.FailedPrecondition,
                 $"This process does not host the {role} service and has no address for it: set {NamraServiceAddresses.SectionName}:{key}.");
         var balanced = address.StartsWith("dns:", StringComparison.OrdinalIgnoreCase);
-        return GrpcChannel.ForAddress(address, new GrpcChannelOptions
+        var channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions
         {
             Credentials = balanced ? ChannelCredentials.Insecure : null,
             HttpHandler = new SocketsHttpHandler
@@ -105,16 +106,17 @@ public sealed class NamraServiceChannels(IOptions<NamraServiceAddresses> address
                 },
             },
         });
+        return (channel.CreateCallInvoker(), channel);
     }
 
     /// <inheritdoc/>
     public void Dispose()
     {
-        foreach (var channel in _channels.Values)
+        foreach (var entry in _channels.Values)
         {
-            if (channel.IsValueCreated)
+            if (entry.IsValueCreated)
             {
-                channel.Value.Dispose();
+                entry.Value.Channel?.Dispose();
             }
         }
     }

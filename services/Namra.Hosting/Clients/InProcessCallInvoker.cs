@@ -1,0 +1,205 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+using Microsoft.Extensions.DependencyInjection;
+using Namra.Hosting.Errors;
+
+namespace Namra.Hosting.Clients;
+
+/// <summary>
+/// A gRPC service hosted in this process, as its generated <c>BindService</c> describes it, so calls to it from
+/// this process can skip the network stack. Registered by each service's hosting extension.
+/// </summary>
+/// <param name="Role">The role name (<c>llm-gateway</c>...).</param>
+/// <param name="ServiceType">The service implementation, created once from the container.</param>
+/// <param name="Bind">The generated <c>BindService(ServiceBinderBase, TServiceBase)</c>.</param>
+public sealed record InProcessService(string Role, Type ServiceType, Action<ServiceBinderBase, object> Bind);
+
+/// <summary>
+/// Calls services hosted in this process directly: the generated client invokes the service's handler through
+/// the same error mapping a network call gets, with the caller's deadline and cancellation, no serialization, no
+/// HTTP. Requests and responses are copied, so neither side sees the other change a message. Unary and server
+/// streaming calls (all Namra's services use) are served; the others are refused.
+/// </summary>
+internal sealed class InProcessCallInvoker : CallInvoker
+{
+    private readonly ConcurrentDictionary<string, Delegate> _handlers = new(StringComparer.Ordinal);
+    private readonly Interceptor _errors;
+
+    public InProcessCallInvoker(IServiceProvider services, InProcessService service)
+    {
+        var implementation = ActivatorUtilities.CreateInstance(services, service.ServiceType);
+        service.Bind(new Binder(_handlers), implementation);
+        _errors = ActivatorUtilities.CreateInstance<ExceptionMappingInterceptor>(services);
+    }
+
+    public override TResponse BlockingUnaryCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request) =>
+        AsyncUnaryCall(method, host, options, request).ResponseAsync.GetAwaiter().GetResult();
+
+    public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request)
+    {
+        var handler = Handler<UnaryServerMethod<TRequest, TResponse>>(method);
+        var context = new InProcessServerCallContext(method.FullName, options);
+        var response = Run(context, async () => Copy(await _errors.UnaryServerHandler(Copy(request), context, handler).ConfigureAwait(false)));
+        return new AsyncUnaryCall<TResponse>(response, Task.FromResult(new Metadata()), () => context.Status, () => context.ResponseTrailers, context.Dispose);
+    }
+
+    public override AsyncServerStreamingCall<TResponse> AsyncServerStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request)
+    {
+        var handler = Handler<ServerStreamingServerMethod<TRequest, TResponse>>(method);
+        var context = new InProcessServerCallContext(method.FullName, options);
+        var channel = Channel.CreateBounded<TResponse>(new BoundedChannelOptions(64) { SingleReader = true, SingleWriter = true });
+        var writer = new StreamWriter<TResponse>(channel.Writer, context.CancellationToken);
+        var running = Run(context, async () =>
+        {
+            await _errors.ServerStreamingServerHandler(Copy(request), writer, context, handler).ConfigureAwait(false);
+            return true;
+        });
+        _ = running.ContinueWith(t => channel.Writer.TryComplete(t.Exception?.InnerException), TaskScheduler.Default);
+        return new AsyncServerStreamingCall<TResponse>(new StreamReader<TResponse>(channel.Reader, context), Task.FromResult(new Metadata()),
+            () => context.Status, () => context.ResponseTrailers, context.Dispose);
+    }
+
+    public override AsyncClientStreamingCall<TRequest, TResponse> AsyncClientStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options) =>
+        throw new RpcException(new Status(StatusCode.Unimplemented, $"{method.FullName}: client streaming is not served in process."));
+
+    public override AsyncDuplexStreamingCall<TRequest, TResponse> AsyncDuplexStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options) =>
+        throw new RpcException(new Status(StatusCode.Unimplemented, $"{method.FullName}: duplex streaming is not served in process."));
+
+    private T Handler<T>(IMethod method)
+        where T : Delegate =>
+        _handlers.TryGetValue(method.FullName, out var handler) && handler is T typed
+            ? typed
+            : throw new RpcException(new Status(StatusCode.Unimplemented, $"{method.FullName} is not served in this process."));
+
+    private static async Task<T> Run<T>(InProcessServerCallContext context, Func<Task<T>> call)
+    {
+        try
+        {
+            var result = await Task.Run(call, CancellationToken.None).ConfigureAwait(false);
+            context.Status = Status.DefaultSuccess;
+            return result;
+        }
+        catch (RpcException exception)
+        {
+            context.Status = exception.Status;
+            throw;
+        }
+        catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
+        {
+            context.Status = context.DeadlinePassed ? new Status(StatusCode.DeadlineExceeded, "Deadline Exceeded") : new Status(StatusCode.Cancelled, "Call canceled by the client.");
+            throw new RpcException(context.Status);
+        }
+    }
+
+    private static T Copy<T>(T message) => message is IDeepCloneable<T> cloneable ? cloneable.Clone() : message;
+
+    private sealed class Binder(ConcurrentDictionary<string, Delegate> handlers) : ServiceBinderBase
+    {
+        public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, UnaryServerMethod<TRequest, TResponse>? handler) =>
+            handlers[method.FullName] = handler!;
+
+        public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, ServerStreamingServerMethod<TRequest, TResponse>? handler) =>
+            handlers[method.FullName] = handler!;
+
+        public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, ClientStreamingServerMethod<TRequest, TResponse>? handler)
+        {
+        }
+
+        public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, DuplexStreamingServerMethod<TRequest, TResponse>? handler)
+        {
+        }
+    }
+
+    private sealed class StreamWriter<T>(ChannelWriter<T> writer, CancellationToken cancellationToken) : IServerStreamWriter<T>
+    {
+        public WriteOptions? WriteOptions { get; set; }
+
+        public Task WriteAsync(T message) => writer.WriteAsync(Copy(message), cancellationToken).AsTask();
+
+        public async Task WriteAsync(T message, CancellationToken cancellation)
+        {
+            using var both = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, cancellation);
+            await writer.WriteAsync(Copy(message), both.Token).ConfigureAwait(false);
+        }
+    }
+
+    private sealed class StreamReader<T>(ChannelReader<T> reader, InProcessServerCallContext context) : IAsyncStreamReader<T>
+    {
+        public T Current { get; private set; } = default!;
+
+        public async Task<bool> MoveNext(CancellationToken cancellationToken)
+        {
+            try
+            {
+                if (await reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false) && reader.TryRead(out var item))
+                {
+                    Current = item;
+                    return true;
+                }
+
+                return false;
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested || context.CancellationToken.IsCancellationRequested)
+            {
+                throw new RpcException(context.DeadlinePassed ? new Status(StatusCode.DeadlineExceeded, "Deadline Exceeded") : new Status(StatusCode.Cancelled, "Call canceled by the client."));
+            }
+        }
+    }
+}
+
+/// <summary>The server's view of an in-process call: the caller's deadline, cancellation and metadata.</summary>
+internal sealed class InProcessServerCallContext : ServerCallContext, IDisposable
+{
+    private readonly CancellationTokenSource _cancellation;
+    private readonly string _method;
+    private readonly DateTime _deadline;
+    private readonly Metadata _requestHeaders;
+
+    public InProcessServerCallContext(string method, CallOptions options)
+    {
+        _method = method;
+        _deadline = options.Deadline ?? DateTime.MaxValue;
+        _requestHeaders = options.Headers ?? [];
+        _cancellation = CancellationTokenSource.CreateLinkedTokenSource(options.CancellationToken);
+        if (options.Deadline is { } deadline && deadline != DateTime.MaxValue)
+        {
+            var remaining = deadline.ToUniversalTime() - DateTime.UtcNow;
+            if (remaining < TimeSpan.FromDays(20))
+            {
+                _cancellation.CancelAfter(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero);
+            }
+        }
+    }
+
+    public bool DeadlinePassed => _deadline != DateTime.MaxValue && DateTime.UtcNow >= _deadline.ToUniversalTime();
+
+    protected override string MethodCore => _method;
+
+    protected override string HostCore => "in-process";
+
+    protected override string PeerCore => "in-process";
+
+    protected override DateTime DeadlineCore => _deadline;
+
+    protected override Metadata RequestHeadersCore => _requestHeaders;
+
+    protected override CancellationToken CancellationTokenCore => _cancellation.Token;
+
+    protected override Metadata ResponseTrailersCore { get; } = [];
+
+    protected override Status StatusCore { get; set; }
+
+    protected override WriteOptions? WriteOptionsCore { get; set; }
+
+    protected override AuthContext AuthContextCore { get; } = new(null, []);
+
+    protected override ContextPropagationToken CreatePropagationTokenCore(ContextPropagationOptions? options) =>
+        throw new NotSupportedException("Propagation tokens are not used by Namra's services.");
+
+    protected override Task WriteResponseHeadersAsyncCore(Metadata responseHeaders) => Task.CompletedTask;
+
+    public void Dispose() => _cancellation.Dispose();
+}
