@@ -225,7 +225,7 @@ public sealed class CliTests : IDisposable
             Assert.True(exitCode == 130, $"exit {exitCode}: {output} | {error}");
             Assert.True(error.ToString().Contains("[Run] stopped (cancelled): Cancelled: interrupted (Ctrl-C)", StringComparison.Ordinal), $"{output} | {error}");
             Assert.Matches(@"Cost: \$0\.\d{4}  Time: \d+\.\ds  Tokens: ", output.ToString());
-            await anthropic.ClientAborted.WaitAsync(TimeSpan.FromSeconds(10));
+            await anthropic.ClientAborted.WaitAsync(TimeSpan.FromSeconds(30));
         }
         finally
         {

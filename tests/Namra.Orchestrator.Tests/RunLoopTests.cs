@@ -201,7 +201,7 @@ public sealed class RunLoopTests : IAsyncLifetime
 
         Assert.Equal(RunStatus.TimedOut, run.Status);
         Assert.Equal((int)StatusCode.DeadlineExceeded, run.Error.Code);
-        await _anthropic.ClientAborted.WaitAsync(TimeSpan.FromSeconds(10));
+        await _anthropic.ClientAborted.WaitAsync(TimeSpan.FromSeconds(30));
     }
 
     [Fact]
@@ -223,7 +223,7 @@ public sealed class RunLoopTests : IAsyncLifetime
         var failed = events[^1].RunFailed;
         Assert.Equal(RunStatus.Cancelled, failed.Status);
         Assert.Contains("user pressed Ctrl-C", failed.Error.Message, StringComparison.Ordinal);
-        await _anthropic.ClientAborted.WaitAsync(TimeSpan.FromSeconds(10));
+        await _anthropic.ClientAborted.WaitAsync(TimeSpan.FromSeconds(30));
         var record = await _client.GetRunAsync(new GetRunRequest { RunId = events[0].RunId });
         Assert.Equal(RunStatus.Cancelled, record.Run.Status);
     }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using Namra.Testing;
 
 namespace Namra.Orchestrator.Tests;
 
@@ -34,7 +35,7 @@ internal sealed class ServerProcess : IDisposable
     /// <summary>Starts the roles; settings become environment variables (<c>Namra__Services__Memory</c>...).</summary>
     public static ServerProcess Start(string roles, IReadOnlyDictionary<string, string>? settings = null)
     {
-        var (grpc, http) = (FreePort(), FreePort());
+        var (grpc, http) = (LocalPorts.Free(), LocalPorts.Free());
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "namra-server.dll"));
         start.ArgumentList.Add("--services");
@@ -74,12 +75,6 @@ internal sealed class ServerProcess : IDisposable
         _process.Dispose();
     }
 
-    internal static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     private static void WaitForPort(int port)
     {

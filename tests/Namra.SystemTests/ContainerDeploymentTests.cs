@@ -1,12 +1,11 @@
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using DotNet.Testcontainers.Builders;
 using DotNet.Testcontainers.Containers;
 using Grpc.Net.Client;
 using Namra.Contracts.V1;
 using Namra.Testing.Containers;
 using Namra.Testing.Providers;
+using Namra.Testing;
 using Npgsql;
 
 namespace Namra.SystemTests;
@@ -33,7 +32,7 @@ public sealed class ContainerDeploymentTests
             new SseReply([AnthropicWire.MessageStart(), .. AnthropicWire.ToolUseBlock(0, "toolu_1", "calculator", "{\"expression\":\"(17 + 25) * 2\"}"), AnthropicWire.MessageDelta("tool_use", 30), AnthropicWire.MessageStop()]),
             AnthropicWire.TextTurn(60, 8, "It is 84."));
 
-        var ports = Roles.ToDictionary(role => role, _ => (Grpc: FreePort(), Http: FreePort()));
+        var ports = Roles.ToDictionary(role => role, _ => (Grpc: LocalPorts.Free(), Http: LocalPorts.Free()));
         string Address(string role) => $"http://127.0.0.1:{ports[role].Grpc}";
         var containers = new List<IContainer>();
         try
@@ -118,10 +117,4 @@ public sealed class ContainerDeploymentTests
           type: redis
         """;
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }

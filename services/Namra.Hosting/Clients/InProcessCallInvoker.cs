@@ -201,5 +201,18 @@ internal sealed class InProcessServerCallContext : ServerCallContext, IDisposabl
 
     protected override Task WriteResponseHeadersAsyncCore(Metadata responseHeaders) => Task.CompletedTask;
 
-    public void Dispose() => _cancellation.Dispose();
+    /// <summary>Disposing a call cancels it, as it does over the network: a handler still running stops.</summary>
+    public void Dispose()
+    {
+        try
+        {
+            _cancellation.Cancel();
+        }
+        catch (AggregateException)
+        {
+            // a handler's cancellation callback failed; the call is over either way
+        }
+
+        _cancellation.Dispose();
+    }
 }

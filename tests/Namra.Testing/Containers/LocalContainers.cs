@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using DotNet.Testcontainers.Builders;
 using DotNet.Testcontainers.Containers;
 
@@ -21,7 +19,7 @@ public static class LocalContainers
     /// <summary>Starts PostgreSQL 15 on 127.0.0.1 and waits until it accepts connections.</summary>
     public static async Task<LocalServer> StartPostgresAsync(CancellationToken cancellationToken = default)
     {
-        var port = FreePort();
+        var port = LocalPorts.Free();
         var container = new ContainerBuilder(PostgresImage)
             .WithCreateParameterModifier(parameters => parameters.HostConfig!.NetworkMode = "host")
             .WithCommand("/usr/lib/postgresql/15/bin/postgres", "-D", "/var/lib/postgresql/data", "-p", Port(port), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off")
@@ -35,7 +33,7 @@ public static class LocalContainers
     /// <summary>Starts Redis 7 on 127.0.0.1 and waits until it answers.</summary>
     public static async Task<LocalServer> StartRedisAsync(CancellationToken cancellationToken = default)
     {
-        var port = FreePort();
+        var port = LocalPorts.Free();
         var container = new ContainerBuilder(RedisImage)
             .WithCreateParameterModifier(parameters => parameters.HostConfig!.NetworkMode = "host")
             .WithCommand("redis-server", "--bind", "127.0.0.1", "--port", Port(port), "--protected-mode", "no", "--dir", "/var/lib/redis", "--appendonly", "yes", "--appendfsync", "always")
@@ -62,12 +60,6 @@ public static class LocalContainers
 
     private static string Port(int port) => port.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }
 
 /// <summary>A server in a container: its address, and stop/start for fault tests (the data survives a stop).</summary>
