@@ -90,6 +90,9 @@ public static class NamraHostingExtensions
         // Namra records its metrics into prometheus-net directly (NamraMetrics); the bridge from every .NET
         // meter would add hundreds of gauge-typed duplicates under prefixed names.
         Metrics.SuppressDefaultMetrics(new SuppressDefaultMetricOptions { SuppressMeters = true });
+        // No exemplars: recording one per observation (trace and span id of the current activity) costs a lock and
+        // allocations on every call, and traces are found by run id anyway.
+        Metrics.DefaultFactory.ExemplarBehavior = new ExemplarBehavior { DefaultExemplarProvider = (_, _) => Prometheus.Exemplar.None };
 
         AddOpenTelemetry(builder, roles);
         return builder;
