@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Grpc.Health.V1;
@@ -42,9 +40,9 @@ internal static class Driver
 
     public static async Task<int> RunAsync(DriverOptions options, CancellationToken cancellationToken)
     {
-        var providerPort = FreePort();
+        var providerPort = Namra.Testing.LocalPorts.Free();
         using var provider = Child.Start(SelfCommand("provider", "--port", Port(providerPort), "--latency-ms", Port((int)options.Latency.TotalMilliseconds)), new Dictionary<string, string>());
-        await WaitForPortAsync(providerPort);
+        await Namra.Testing.LocalPorts.WaitUntilListeningAsync(providerPort);
         var providerUrl = new Uri($"http://127.0.0.1:{providerPort}");
         var results = new List<Measurement>();
         var baselineCpu = new Dictionary<int, double>();
@@ -101,7 +99,7 @@ internal static class Driver
         var latency = options.Latency;
         var agents = Directory.CreateTempSubdirectory("namra-load-");
         await File.WriteAllTextAsync(Path.Combine(agents.FullName, "load_agent.yaml"), Agent, cancellationToken);
-        var ports = processes.ToDictionary(p => p, _ => (Grpc: FreePort(), Http: FreePort()));
+        var ports = processes.ToDictionary(p => p, _ => (Grpc: Namra.Testing.LocalPorts.Free(), Http: Namra.Testing.LocalPorts.Free()));
         string AddressOf(string role) => $"http://127.0.0.1:{ports[processes.Single(p => p.Split(',').Contains(role))].Grpc}";
         var children = new List<(string Name, Child Child)>();
         try
@@ -218,31 +216,7 @@ internal static class Driver
 
     private static string Port(int value) => value.ToString(CultureInfo.InvariantCulture);
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
-    private static async Task WaitForPortAsync(int port)
-    {
-        for (var attempt = 0; attempt < 400; attempt++)
-        {
-            try
-            {
-                using var client = new TcpClient();
-                await client.ConnectAsync(IPAddress.Loopback, port);
-                return;
-            }
-            catch (SocketException)
-            {
-                await Task.Delay(25);
-            }
-        }
-
-        throw new TimeoutException($"Nothing listened on 127.0.0.1:{port}.");
-    }
 
     private static async Task WaitForHealthAsync(string address, CancellationToken cancellationToken)
     {

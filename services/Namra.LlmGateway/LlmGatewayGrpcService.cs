@@ -66,7 +66,7 @@ internal sealed class LlmGatewayGrpcService(
     public override Task<CountTokensResponse> CountTokens(CountTokensRequest request, ServerCallContext context) =>
         Task.FromResult(new CountTokensResponse
         {
-            InputTokens = TokenEstimator.EstimateInput(request.SystemPrompt, request.Messages, request.Tools),
+            InputTokens = Contracts.TokenEstimator.EstimateInput(request.SystemPrompt, request.Messages, request.Tools),
             Estimated = true,
         });
 
@@ -135,7 +135,7 @@ internal sealed class LlmGatewayGrpcService(
             try
             {
                 rateLimits.Acquire(chat.Llm.Provider,
-                    TokenEstimator.EstimateInput(chat.SystemPrompt, chat.Messages, chat.Tools) + (chat.Llm.MaxTokens > 0 ? chat.Llm.MaxTokens : DefaultMaxTokens), providerName);
+                    Contracts.TokenEstimator.EstimateInput(chat.SystemPrompt, chat.Messages, chat.Tools) + (chat.Llm.MaxTokens > 0 ? chat.Llm.MaxTokens : DefaultMaxTokens), providerName);
                 (events, first, chat) = await OpenWithFallbackAsync(provider, chat, cancellationToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (callLimit.IsCancellationRequested && !outer.IsCancellationRequested)

@@ -12,7 +12,7 @@ internal static class HistoryWindow
         var used = 0L;
         while (first > 0)
         {
-            var cost = EstimateTokens(messages[first - 1]);
+            var cost = Contracts.TokenEstimator.Estimate(messages[first - 1]);
             if (maxTokens > 0 && used + cost > maxTokens)
             {
                 break;
@@ -29,25 +29,5 @@ internal static class HistoryWindow
         }
 
         return [.. messages.Skip(first)];
-    }
-
-    /// <summary>About four characters per token, plus a few for the message's framing.</summary>
-    public static long EstimateTokens(Message message)
-    {
-        long characters = 0;
-        foreach (var block in message.Content)
-        {
-            characters += block.BlockCase switch
-            {
-                ContentBlock.BlockOneofCase.Text => block.Text.Length,
-                ContentBlock.BlockOneofCase.ToolCall => block.ToolCall.Name.Length + block.ToolCall.ArgumentsJson.Length,
-                ContentBlock.BlockOneofCase.ToolResult => block.ToolResult.Content.Length,
-                ContentBlock.BlockOneofCase.Thinking => block.Thinking.Text.Length,
-                ContentBlock.BlockOneofCase.Image => 1600 * 4,
-                _ => 0,
-            };
-        }
-
-        return 4 + ((characters + 3) / 4);
     }
 }

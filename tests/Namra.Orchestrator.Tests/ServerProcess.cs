@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using Namra.Testing;
 
 namespace Namra.Orchestrator.Tests;
@@ -54,7 +52,7 @@ internal sealed class ServerProcess : IDisposable
         process.ErrorDataReceived += (_, _) => { };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        WaitForPort(grpc);
+        LocalPorts.WaitUntilListeningAsync(grpc).GetAwaiter().GetResult();
         return new ServerProcess(process, grpc, http);
     }
 
@@ -76,22 +74,4 @@ internal sealed class ServerProcess : IDisposable
     }
 
 
-    private static void WaitForPort(int port)
-    {
-        for (var attempt = 0; attempt < 300; attempt++)
-        {
-            try
-            {
-                using var client = new TcpClient();
-                client.Connect(IPAddress.Loopback, port);
-                return;
-            }
-            catch (SocketException)
-            {
-                Thread.Sleep(50);
-            }
-        }
-
-        throw new TimeoutException($"namra-server did not listen on 127.0.0.1:{port}.");
-    }
 }

@@ -34,4 +34,24 @@ public static class LocalPorts
 
         throw new InvalidOperationException($"No free port between {First} and {Last} on 127.0.0.1.");
     }
+
+    /// <summary>Waits until something accepts connections on 127.0.0.1:<paramref name="port"/>, up to 30 s.</summary>
+    public static async Task WaitUntilListeningAsync(int port)
+    {
+        for (var attempt = 0; attempt < 600; attempt++)
+        {
+            try
+            {
+                using var client = new TcpClient();
+                await client.ConnectAsync(IPAddress.Loopback, port).ConfigureAwait(false);
+                return;
+            }
+            catch (SocketException)
+            {
+                await Task.Delay(50).ConfigureAwait(false);
+            }
+        }
+
+        throw new TimeoutException($"Nothing listened on 127.0.0.1:{port}.");
+    }
 }

@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Namra.Contracts.V1;
@@ -114,9 +112,9 @@ public sealed class McpToolTests : IAsyncLifetime
     [Fact]
     public async Task StreamableHttp_ListsAndCallsTools()
     {
-        var port = FreePort();
+        var port = LocalPorts.Free();
         using var server = StartNode(Everything, ["streamableHttp"], new Dictionary<string, string> { ["PORT"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture) });
-        await WaitForPortAsync(port);
+        await LocalPorts.WaitUntilListeningAsync(port);
         var tool = new ToolConfig
         {
             Name = "remote",
@@ -188,31 +186,7 @@ public sealed class McpToolTests : IAsyncLifetime
         return response.Result;
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
-    private static async Task WaitForPortAsync(int port)
-    {
-        for (var attempt = 0; attempt < 200; attempt++)
-        {
-            try
-            {
-                using var client = new TcpClient();
-                await client.ConnectAsync(IPAddress.Loopback, port);
-                return;
-            }
-            catch (SocketException)
-            {
-                await Task.Delay(50);
-            }
-        }
-
-        throw new TimeoutException($"Nothing listened on 127.0.0.1:{port}.");
-    }
 
     private static NodeProcess StartNode(string script, string[] args, IDictionary<string, string> env)
     {

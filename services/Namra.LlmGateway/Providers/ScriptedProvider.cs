@@ -42,7 +42,7 @@ internal sealed class ScriptedProvider : ILlmProvider
             message.Content.Add(new ContentBlock { Text = turn.Text });
         }
 
-        var output = TokenEstimator.Estimate(turn.Text);
+        var output = Contracts.TokenEstimator.Estimate(turn.Text);
         for (var index = 0; index < turn.ToolCalls.Count; index++)
         {
             var scripted = turn.ToolCalls[index];
@@ -70,7 +70,7 @@ internal sealed class ScriptedProvider : ILlmProvider
 
             yield return new StreamGenerateResponse { ToolCall = call };
             message.Content.Add(new ContentBlock { ToolCall = call });
-            output += TokenEstimator.Estimate(call.Name) + TokenEstimator.Estimate(arguments);
+            output += Contracts.TokenEstimator.Estimate(call.Name) + Contracts.TokenEstimator.Estimate(arguments);
         }
 
         await Task.CompletedTask.ConfigureAwait(false);
@@ -82,7 +82,7 @@ internal sealed class ScriptedProvider : ILlmProvider
                 StopReason = turn.ToolCalls.Count > 0 ? StopReason.ToolUse : StopReason.EndTurn,
                 Usage = new TokenUsage
                 {
-                    InputTokens = TokenEstimator.EstimateInput(request.SystemPrompt, request.Messages, request.Tools),
+                    InputTokens = Contracts.TokenEstimator.EstimateInput(request.SystemPrompt, request.Messages, request.Tools),
                     OutputTokens = output,
                 },
                 Model = ModelName,

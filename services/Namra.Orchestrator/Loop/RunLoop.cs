@@ -185,7 +185,7 @@ internal sealed class RunLoop(
             run.Iterations = iteration;
             await state.EmitAsync(new RunEvent { Iteration = new Iteration { Number = iteration, MaxIterations = maxIterations } }).ConfigureAwait(false);
 
-            var worstTokens = EstimateTokens(agent.SystemPrompt, messages, tools) + (agent.Llm?.MaxTokens ?? 4096);
+            var worstTokens = Contracts.TokenEstimator.EstimateInput(agent.SystemPrompt, messages, tools) + (agent.Llm?.MaxTokens ?? 4096);
             var rates = await pricing.RatesAsync(agent.Llm!, deadline, cancellationToken).ConfigureAwait(false);
             var worstCost = rates is null ? 0 : ((worstTokens - (agent.Llm?.MaxTokens ?? 0)) * rates.InputPerMtok / 1e6) + ((agent.Llm?.MaxTokens ?? 0) * rates.OutputPerMtok / 1e6);
             if (budget.TryReserveModelCall(worstTokens, worstCost) is { } refusal)
@@ -199,12 +199,13 @@ internal sealed class RunLoop(
             {
                 completed = await GenerateAsync(request, state, messages, tools, iteration, deadline, cancellationToken).ConfigureAwait(false);
             }
-            finally
+            catch
             {
-                budget.SettleModelCall(worstTokens, worstCost, null, null);
+                budget.SettleModelCall(worstTokens, worstCost, null, null); // the call failed: release its reservation
+                throw;
             }
 
-            budget.SettleModelCall(0, 0, completed.Usage, completed.Cost);
+            budget.SettleModelCall(worstTokens, worstCost, completed.Usage, completed.Cost);
             state.AddUsage(completed.Usage, completed.Cost);
             await state.EmitAsync(new RunEvent { Usage = new UsageUpdate { Usage = run.Usage, Cost = run.Cost } }).ConfigureAwait(false);
 
@@ -414,30 +415,6 @@ internal sealed class RunLoop(
         "postgres" => MemoryType.Postgres,
         _ => agent.Memory?.Type ?? MemoryType.Unspecified,
     };
-
-    /// <summary>About four characters per token for the prompt, the history and the tool schemas.</summary>
-    internal static long EstimateTokens(string systemPrompt, IEnumerable<Message> messages, IEnumerable<ToolDefinition> tools)
-    {
-        long characters = systemPrompt.Length;
-        foreach (var message in messages)
-        {
-            characters += 16;
-            foreach (var block in message.Content)
-            {
-                characters += block.BlockCase switch
-                {
-                    ContentBlock.BlockOneofCase.Text => block.Text.Length,
-                    ContentBlock.BlockOneofCase.ToolCall => block.ToolCall.Name.Length + block.ToolCall.ArgumentsJson.Length,
-                    ContentBlock.BlockOneofCase.ToolResult => block.ToolResult.Content.Length,
-                    ContentBlock.BlockOneofCase.Thinking => block.Thinking.Text.Length + block.Thinking.Signature.Length,
-                    _ => 6400,
-                };
-            }
-        }
-
-        characters += tools.Sum(t => t.Name.Length + t.Description.Length + t.InputSchemaJson.Length);
-        return (characters + 3) / 4;
-    }
 
     private static string Canonical(string json)
     {

@@ -29,10 +29,7 @@ internal sealed class RunState(Run run, Func<RunEvent, Task> emit, int maxEvents
                 throw new Hosting.Errors.NamraException(StatusCode.ResourceExhausted, $"The run produced more than {maxEvents:N0} events (Namra:Orchestrator:MaxRunEvents).");
             }
 
-            item.RunId = run.RunId;
-            item.Sequence = ++Sequence;
-            item.Time = Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow());
-            await emit(item).ConfigureAwait(false);
+            await emit(Stamp(item)).ConfigureAwait(false);
         }
         finally
         {
@@ -46,10 +43,7 @@ internal sealed class RunState(Run run, Func<RunEvent, Task> emit, int maxEvents
         await _emitting.WaitAsync().ConfigureAwait(false);
         try
         {
-            item.RunId = run.RunId;
-            item.Sequence = ++Sequence;
-            item.Time = Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow());
-            await emit(item).ConfigureAwait(false);
+            await emit(Stamp(item)).ConfigureAwait(false);
         }
         catch (Exception exception) when (exception is RpcException or OperationCanceledException or InvalidOperationException)
         {
@@ -59,6 +53,14 @@ internal sealed class RunState(Run run, Func<RunEvent, Task> emit, int maxEvents
         {
             _emitting.Release();
         }
+    }
+
+    private RunEvent Stamp(RunEvent item)
+    {
+        item.RunId = run.RunId;
+        item.Sequence = ++Sequence;
+        item.Time = Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow());
+        return item;
     }
 
     /// <summary>A new message of this run, with an id that makes saving it again harmless.</summary>
