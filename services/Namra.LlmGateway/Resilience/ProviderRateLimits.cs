@@ -88,12 +88,25 @@ internal sealed class ProviderRateLimits : IDisposable
     private static QuotaFailure Quota(string providerName, string description) =>
         new() { Violations = { new QuotaFailure.Types.Violation { Subject = providerName, Description = description } } };
 
-    private static TokenBucketRateLimiter? Bucket(int perMinute) => perMinute <= 0 ? null : new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
+    // The bucket holds a minute's allowance and refills at exactly that rate: one permit every minute/limit (a
+    // coarser step for very high limits, rounded down so the rate never exceeds the limit).
+    private static TokenBucketRateLimiter? Bucket(int perMinute)
     {
-        TokenLimit = perMinute,
-        TokensPerPeriod = Math.Max(1, (perMinute + 59) / 60),
-        ReplenishmentPeriod = TimeSpan.FromSeconds(1),
-        QueueLimit = 0,
-        AutoReplenishment = true,
-    });
+        if (perMinute <= 0)
+        {
+            return null;
+        }
+
+        var (period, perPeriod) = perMinute <= 6000
+            ? (TimeSpan.FromMinutes(1) / perMinute, 1)
+            : (TimeSpan.FromMilliseconds(10), perMinute / 6000);
+        return new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
+        {
+            TokenLimit = perMinute,
+            TokensPerPeriod = perPeriod,
+            ReplenishmentPeriod = period,
+            QueueLimit = 0,
+            AutoReplenishment = true,
+        });
+    }
 }
