@@ -22,7 +22,7 @@ internal sealed record Measurement(
 /// </summary>
 internal static class Driver
 {
-    private const string Agent = """
+    internal const string Agent = """
         name: load_agent
         version: 1.0.0
         llm:

@@ -4,6 +4,7 @@ using Namra.LoadDriver;
 // namra-load drive     : the whole measurement (starts the provider, the baseline and Namra as child processes)
 // namra-load provider  : the local provider alone
 // namra-load baseline  : the bare C# loop alone (reports its own figures as JSON)
+// namra-load coldstart : the CLI's start-up (version, validate, run to the first provider request), JIT and ReadyToRun
 var root = new RootCommand("Namra's load driver: a standard agent (2 model calls, 1 calculator call per run) against a local provider with fixed latency.");
 
 var latency = new Option<int>("--latency-ms") { Description = "The provider's fixed latency per call.", DefaultValueFactory = _ => 10 };
@@ -29,5 +30,11 @@ var parallel = new Option<int>("--concurrency") { Description = "Runs in flight 
 var baseline = new Command("baseline", "Run the bare C# loop and print its figures as JSON.") { address, count, parallel };
 baseline.SetAction(async (parse, cancellationToken) => await Baseline.RunAsync(new Uri(parse.GetValue(address)!), parse.GetValue(count), parse.GetValue(parallel), cancellationToken));
 root.Subcommands.Add(baseline);
+
+var repeat = new Option<int>("--repeat") { Description = "Starts measured per command and build (the median is reported).", DefaultValueFactory = _ => 5 };
+var coldOutput = new Option<string>("--out") { Description = "Folder for the CLI builds and the results.", DefaultValueFactory = _ => "artifacts/coldstart" };
+var coldStart = new Command("coldstart", "Build the CLI (JIT and ReadyToRun) and time namra version, validate and run from process start.") { repeat, coldOutput };
+coldStart.SetAction(async (parse, cancellationToken) => await ColdStart.RunAsync(new ColdStartOptions(parse.GetValue(repeat), parse.GetValue(coldOutput)!), cancellationToken));
+root.Subcommands.Add(coldStart);
 
 return await root.Parse(args).InvokeAsync();

@@ -32,12 +32,23 @@ internal static class ProviderServer
 
     public static async Task<int> RunAsync(int port, TimeSpan latency)
     {
+        await using var app = Create(port, latency, onRequest: () => { });
+        await app.StartAsync();
+        Console.WriteLine($"provider listening on {app.Urls.First()}");
+        await app.WaitForShutdownAsync();
+        return 0;
+    }
+
+    /// <summary>The provider on 127.0.0.1:<paramref name="port"/>; <paramref name="onRequest"/> runs as each request arrives.</summary>
+    public static WebApplication Create(int port, TimeSpan latency, Action onRequest)
+    {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, port));
         var app = builder.Build();
         app.MapPost("/v1/messages", async (HttpContext context) =>
         {
+            onRequest();
             using var reader = new StreamReader(context.Request.Body, Encoding.UTF8);
             var body = await reader.ReadToEndAsync(context.RequestAborted);
             await Task.Delay(latency, context.RequestAborted);
@@ -46,10 +57,7 @@ internal static class ProviderServer
             context.Response.Headers["request-id"] = "req_load";
             await context.Response.Body.WriteAsync(body.Contains("\"tool_result\"", StringComparison.Ordinal) ? AnswerTurn : ToolTurn, context.RequestAborted);
         });
-        await app.StartAsync();
-        Console.WriteLine($"provider listening on {app.Urls.First()}");
-        await app.WaitForShutdownAsync();
-        return 0;
+        return app;
     }
 
     private static byte[] Encode(IEnumerable<SseFrame> frames) =>

@@ -122,12 +122,15 @@ public sealed partial class AgentLoader
         return Load(content, path);
     }
 
-    /// <summary>The identity of a definition: name, version and the SHA-256 of its canonical JSON form.</summary>
+    /// <summary>
+    /// The identity of a definition: name, version and the SHA-256 of its canonical form, the protobuf encoding of
+    /// the validated definition (defaults filled in, free-form keys in ordinal order, maps sorted), which needs no
+    /// reflection over descriptors and so costs a CLI's cold start nothing.
+    /// </summary>
     public static AgentRef RefOf(AgentDefinition agent)
     {
         ArgumentNullException.ThrowIfNull(agent);
-        var canonical = JsonFormatter.Default.Format(agent);
-        var hash = SHA256.HashData(Encoding.UTF8.GetBytes(canonical));
+        var hash = SHA256.HashData(agent.ToByteArray());
         return new AgentRef { Name = agent.Name, Version = agent.Version, ContentHash = "sha256:" + Convert.ToHexStringLower(hash) };
     }
 

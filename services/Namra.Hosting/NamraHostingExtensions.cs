@@ -98,6 +98,17 @@ public static class NamraHostingExtensions
         return builder;
     }
 
+    /// <summary>
+    /// Replaces the web server with one that listens nowhere: the host's services are reached only through
+    /// <see cref="Clients.NamraServiceChannels"/> from this process. For hosts embedded in a tool (the CLI).
+    /// </summary>
+    public static WebApplicationBuilder WithoutListeners(this WebApplicationBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.AddSingleton<Microsoft.AspNetCore.Hosting.Server.IServer, InProcessOnlyServer>();
+        return builder;
+    }
+
     /// <summary>Maps health, reflection and <c>/metrics</c>. Call after <c>Build()</c>, before the services' own <c>Map*</c>.</summary>
     public static WebApplication MapNamraDefaults(this WebApplication app)
     {

@@ -23,6 +23,9 @@ public static class OrchestratorHostingExtensions
         builder.Services.AddSingleton<ResolvedAgents>();
         builder.Services.AddSingleton<RunLoop>();
         builder.Services.AddSingleton<ApiKeyAuthentication>();
+        // Callers in this process (the CLI's embedded mode) reach the API directly; API keys guard the network only.
+        builder.Services.AddSingleton(new Namra.Hosting.Clients.InProcessService("orchestrator", typeof(AgentGrpcService),
+            (binder, service) => Contracts.V1.AgentService.BindService(binder, (Contracts.V1.AgentService.AgentServiceBase)service)));
         // The OpenAPI document of the REST API, generated from the protos' http rules and comments.
         builder.Services.AddGrpcSwagger();
         builder.Services.AddSwaggerGen(swagger =>

@@ -17,7 +17,16 @@ public static class NamraComposition
 {
     /// <summary>Builds a host for the roles named in configuration (<c>--services</c> / <c>NAMRA_SERVICES</c>).</summary>
     /// <exception cref="OptionsValidationException">A role name is unknown.</exception>
-    public static WebApplication Build(WebApplicationBuilder builder)
+    public static WebApplication Build(WebApplicationBuilder builder) => Build(builder, listen: true);
+
+    /// <summary>
+    /// Builds a host whose services are called only from this process, through
+    /// <see cref="Namra.Hosting.Clients.NamraServiceChannels"/> (the CLI's embedded mode): no listener, no endpoints.
+    /// </summary>
+    /// <exception cref="OptionsValidationException">A role name is unknown.</exception>
+    public static WebApplication BuildInProcess(WebApplicationBuilder builder) => Build(builder, listen: false);
+
+    private static WebApplication Build(WebApplicationBuilder builder, bool listen)
     {
         ArgumentNullException.ThrowIfNull(builder);
         var roles = NamraRoles.From(builder.Configuration);
@@ -45,6 +54,12 @@ public static class NamraComposition
         if (roles.Orchestrator)
         {
             builder.AddOrchestrator();
+        }
+
+        if (!listen)
+        {
+            builder.WithoutListeners();
+            return builder.Build();
         }
 
         var app = builder.Build();

@@ -169,7 +169,7 @@ public sealed class AgentValidationTests
     [Fact]
     public void Load_WhenScriptCallsAnUndeclaredTool_WarnsButStaysValid()
     {
-        var content = Head + "llm:\n  provider: scripted\n  model: scripted\n  script:\n    - tool_calls:\n        - name: calculater\ntools:\n  - name: calculator\n    type: builtin.calculator\n";
+        var content = "name: demo\nversion: 1.0.0\nllm:\n  provider: scripted\n  model: scripted\n  script:\n    - tool_calls:\n        - name: calculater\ntools:\n  - name: calculator\n    type: builtin.calculator\n";
 
         var result = TestFiles.Loader().Load(content, "agent.yaml");
 
@@ -323,9 +323,28 @@ public sealed class SecretHandlingTests
     [Fact]
     public void ContentHash_DoesNotDependOnKeyOrder()
     {
-        var one = TestFiles.Loader().Load(Head + "tools:\n  - name: web\n    type: builtin.http\n    config: { max_redirects: 2, allowed_hosts: [a.com], extract_text: false }\n", "a.yaml");
-        var two = TestFiles.Loader().Load(Head + "tools:\n  - config: { extract_text: false, allowed_hosts: [a.com], max_redirects: 2 }\n    type: builtin.http\n    name: web\n", "b.yaml");
+        var one = TestFiles.Loader().Load(Head + "labels: { team: a, tier: b }\ntools:\n  - name: web\n    type: builtin.http\n    config: { max_redirects: 2, allowed_hosts: [a.com], extract_text: false }\n", "a.yaml");
+        var two = TestFiles.Loader().Load(Head + "tools:\n  - config: { extract_text: false, allowed_hosts: [a.com], max_redirects: 2 }\n    type: builtin.http\n    name: web\nlabels: { tier: b, team: a }\n", "b.yaml");
+        var other = TestFiles.Loader().Load(Head + "labels: { team: a, tier: c }\ntools:\n  - name: web\n    type: builtin.http\n    config: { max_redirects: 2, allowed_hosts: [a.com], extract_text: false }\n", "c.yaml");
 
         Assert.Equal(one.Ref!.ContentHash, two.Ref!.ContentHash);
+        Assert.NotEqual(one.Ref.ContentHash, other.Ref!.ContentHash);
+        Assert.Matches("^sha256:[0-9a-f]{64}$", one.Ref.ContentHash);
+    }
+
+    [Fact]
+    public void ScriptedToolArguments_AreJsonInTheProtobufFormattersLayout()
+    {
+        var content = "name: demo\nversion: 1.0.0\nllm:\n  provider: scripted\n  model: scripted\n  script:\n    - tool_calls:\n        - name: calculator\n" +
+            "          arguments: { z: [1, 2.5, -3e2, true, null, { deep: \"é \\\" \\\\ /\" }], a: \"\", empty: {}, none: [] }\n" +
+            "tools:\n  - name: calculator\n    type: builtin.calculator\n";
+
+        var result = TestFiles.Loader().Load(content, "agent.yaml");
+
+        Assert.True(result.IsValid, string.Join("\n", result.Diagnostics.Select(d => d.Message)));
+        var json = Assert.Single(Assert.Single(result.Agent!.Llm.Script).ToolCalls).ArgumentsJson;
+        var reference = Google.Protobuf.JsonFormatter.Default.Format(Google.Protobuf.JsonParser.Default.Parse<Google.Protobuf.WellKnownTypes.Struct>(json));
+        Assert.Equal(reference, json);
+        Assert.StartsWith("{ \"a\": \"\", \"empty\": { }, \"none\": [ ], \"z\": [ 1, 2.5, -300, true, null, { \"deep\": ", json);
     }
 }

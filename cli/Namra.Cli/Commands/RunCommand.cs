@@ -111,21 +111,29 @@ internal static class RunCommand
         AgentSource source;
         if (File.Exists(path))
         {
+            // The embedded services start while the file is checked: on two cores that hides most of the check.
+            var starting = server is null ? Task.Run(() => AgentRunner.StartEmbeddedAsync(cancellationToken), cancellationToken) : null;
             var loaded = await new AgentLoader().LoadFileAsync(path, cancellationToken).ConfigureAwait(false);
             if (!loaded.IsValid)
             {
                 new DiagnosticPrinter(console.Out).Print(agent, loaded with { Diagnostics = [.. loaded.Diagnostics.Select(d => d with { File = agent })] });
+                await DiscardAsync(starting).ConfigureAwait(false);
                 return (null, null);
             }
 
             if (server is null && MissingKey(loaded.Agent!.Llm) is { } variable)
             {
                 console.Error.WriteLine($"namra: {agent} uses {loaded.Agent.Llm.Provider.ToString().ToLowerInvariant()}, and {variable} is not set. Set it (export {variable}=...) and run again.");
+                await DiscardAsync(starting).ConfigureAwait(false);
                 return (null, null);
             }
 
             var content = await File.ReadAllTextAsync(path, cancellationToken).ConfigureAwait(false);
             source = new AgentSource { Inline = new InlineAgent { Content = content, FileName = Path.GetFileName(path), Format = AgentLoader.DetectFormat(path, content) } };
+            if (starting is not null)
+            {
+                return (source, await starting.ConfigureAwait(false));
+            }
         }
         else if (server is not null && agent.Contains('@', StringComparison.Ordinal))
         {
@@ -139,6 +147,15 @@ internal static class RunCommand
 
         var runner = server is null ? await AgentRunner.StartEmbeddedAsync(cancellationToken).ConfigureAwait(false) : AgentRunner.Remote(server);
         return (source, runner);
+    }
+
+    /// <summary>Stops embedded services started for a run that will not happen.</summary>
+    private static async Task DiscardAsync(Task<AgentRunner>? starting)
+    {
+        if (starting is not null)
+        {
+            await using var runner = await starting.ConfigureAwait(false);
+        }
     }
 
     /// <summary>The environment variable an embedded run needs for the agent's provider, when it is not set.</summary>

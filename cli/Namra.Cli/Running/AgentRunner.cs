@@ -3,28 +3,31 @@ using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Namra.Contracts.V1;
-using Namra.Hosting;
+using Namra.Hosting.Clients;
 using Namra.Server;
 
 namespace Namra.Cli.Running;
 
 /// <summary>
-/// Where runs go: the five services embedded in this process (on a loopback port only this process knows,
-/// conversations in a SQLite file under the user's data folder), or a deployed orchestrator at a URL.
+/// Where runs go: the five services embedded in this process (called directly, with no listener; conversations in
+/// a SQLite file under the user's data folder), or a deployed orchestrator at a URL.
 /// </summary>
 internal sealed class AgentRunner : IAsyncDisposable
 {
     private readonly WebApplication? _embedded;
-    private readonly GrpcChannel _channel;
+    private readonly GrpcChannel? _channel;
+    private readonly CallInvoker _invoker;
 
-    private AgentRunner(WebApplication? embedded, GrpcChannel channel)
+    private AgentRunner(WebApplication? embedded, GrpcChannel? channel, CallInvoker invoker)
     {
         _embedded = embedded;
         _channel = channel;
+        _invoker = invoker;
     }
 
-    public AgentService.AgentServiceClient Client => new(_channel);
+    public AgentService.AgentServiceClient Client => new(_invoker);
 
     /// <summary>The SQLite file embedded runs keep conversations and run records in.</summary>
     public static string DataFile =>
@@ -49,33 +52,32 @@ internal sealed class AgentRunner : IAsyncDisposable
             options.UnsafeUseInsecureChannelCallCredentials = !url.StartsWith("https:", StringComparison.OrdinalIgnoreCase);
         }
 
-        return new AgentRunner(null, GrpcChannel.ForAddress(url, options));
+        var channel = GrpcChannel.ForAddress(url, options);
+        return new AgentRunner(null, channel, channel.CreateCallInvoker());
     }
 
     public static async Task<AgentRunner> StartEmbeddedAsync(CancellationToken cancellationToken)
     {
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [], EnvironmentName = "Production" });
+        // An empty builder: no appsettings.json read (or watched) from wherever the user stands, no web server.
+        // Settings come from the environment (Namra__..., ANTHROPIC_BASE_URL) under the CLI's own below.
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { Args = [], EnvironmentName = "Production" });
+        builder.Configuration.AddEnvironmentVariables();
+        builder.Logging.AddConsole(console => console.LogToStandardErrorThreshold = LogLevel.Trace);
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["services"] = "all",
-            ["Namra:Host:ListenAddress"] = "127.0.0.1",
-            ["Namra:Host:GrpcPort"] = "0",
-            ["Namra:Host:HttpPort"] = "0",
             ["Namra:Host:ShutdownTimeout"] = "00:00:02",
-            ["Namra:Host:EnableReflection"] = "false",
             ["Namra:Memory:SqlitePath"] = DataFile,
             ["Namra:Memory:DefaultStore"] = "sqlite",
             ["Namra:Orchestrator:MemoryStoreOverride"] = "sqlite",
             // The agent file is the user's own: it may read the user's environment, and name its key variable.
             ["Namra:Config:InlineVariables:0"] = "*",
             ["Namra:LlmGateway:AllowedKeyVariables:0"] = "*",
-            ["Logging:LogLevel:Default"] = "Warning",
-            ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Warning",
         });
-        var app = NamraComposition.Build(builder);
+        var app = NamraComposition.BuildInProcess(builder);
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
-        var address = app.Services.GetRequiredService<NamraEndpoints>().GrpcAddress;
-        return new AgentRunner(app, GrpcChannel.ForAddress(address, new GrpcChannelOptions { MaxReceiveMessageSize = 64 * 1024 * 1024 }));
+        return new AgentRunner(app, null, app.Services.GetRequiredService<NamraServiceChannels>().For("orchestrator"));
     }
 
     /// <summary>Streams a run's events to <paramref name="onEvent"/>; the first cancellation asks the run to stop and keeps reading to its end.</summary>
@@ -116,7 +118,7 @@ internal sealed class AgentRunner : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        _channel.Dispose();
+        _channel?.Dispose();
         if (_embedded is not null)
         {
             await _embedded.StopAsync().ConfigureAwait(false);

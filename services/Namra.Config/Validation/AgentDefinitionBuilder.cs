@@ -1,3 +1,7 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
 using Google.Protobuf.WellKnownTypes;
 using Namra.Config.Parsing;
 using Namra.Contracts.V1;
@@ -137,7 +141,7 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
             {
                 Name = name,
                 Id = call.String("id") ?? "",
-                ArgumentsJson = arguments is null ? "{}" : Google.Protobuf.JsonFormatter.Default.Format(arguments),
+                ArgumentsJson = arguments is null ? "{}" : ToJson(Value.ForStruct(arguments)),
             });
         }
 
@@ -367,6 +371,64 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
             default:
                 return null;
         }
+    }
+
+    /// <summary>
+    /// A Struct as JSON in the protobuf formatter's layout (<c>{ "expression": "2 + 2" }</c>), written directly: the
+    /// formatter would first build the descriptors of <c>google/protobuf/struct.proto</c>, a large share of a CLI's
+    /// <c>validate</c>.
+    /// </summary>
+    private static string ToJson(Value value)
+    {
+        var text = new StringBuilder();
+        Write(text, value);
+        return text.ToString();
+
+        static void Write(StringBuilder text, Value value)
+        {
+            switch (value.KindCase)
+            {
+                case Value.KindOneofCase.StructValue:
+                    text.Append('{');
+                    var first = true;
+                    foreach (var (name, field) in value.StructValue.Fields)
+                    {
+                        text.Append(first ? " " : ", ");
+                        first = false;
+                        Quote(text, name);
+                        text.Append(": ");
+                        Write(text, field);
+                    }
+
+                    text.Append(" }");
+                    break;
+                case Value.KindOneofCase.ListValue:
+                    text.Append('[');
+                    for (var i = 0; i < value.ListValue.Values.Count; i++)
+                    {
+                        text.Append(i == 0 ? " " : ", ");
+                        Write(text, value.ListValue.Values[i]);
+                    }
+
+                    text.Append(" ]");
+                    break;
+                case Value.KindOneofCase.StringValue:
+                    Quote(text, value.StringValue);
+                    break;
+                case Value.KindOneofCase.NumberValue:
+                    text.Append(value.NumberValue.ToString("R", CultureInfo.InvariantCulture));
+                    break;
+                case Value.KindOneofCase.BoolValue:
+                    text.Append(value.BoolValue ? "true" : "false");
+                    break;
+                default:
+                    text.Append("null");
+                    break;
+            }
+        }
+
+        static void Quote(StringBuilder text, string value) =>
+            text.Append('"').Append(JsonEncodedText.Encode(value, JavaScriptEncoder.UnsafeRelaxedJsonEscaping).Value).Append('"');
     }
 
     /// <summary>Validated tool settings (defaults filled in) to a Struct, keys in ordinal order.</summary>

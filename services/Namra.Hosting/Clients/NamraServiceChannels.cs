@@ -45,7 +45,10 @@ public sealed class NamraServiceChannels(
 {
     private readonly ConcurrentDictionary<string, Lazy<(CallInvoker Invoker, GrpcChannel? Channel)>> _channels = new(StringComparer.Ordinal);
 
-    /// <summary>How to call a service, by role name (<c>config</c>, <c>llm-gateway</c>, <c>tool-executor</c>, <c>memory</c>).</summary>
+    /// <summary>
+    /// How to call a service, by role name (<c>config</c>, <c>llm-gateway</c>, <c>tool-executor</c>, <c>memory</c>; and
+    /// <c>orchestrator</c>, only where this process hosts it).
+    /// </summary>
     /// <exception cref="NamraException">With <c>FAILED_PRECONDITION</c> when the service has no address and is not hosted here.</exception>
     public CallInvoker For(string role)
     {
@@ -61,6 +64,7 @@ public sealed class NamraServiceChannels(
             "llm-gateway" => (addresses.Value.LlmGateway, roles.LlmGateway, nameof(NamraServiceAddresses.LlmGateway)),
             "tool-executor" => (addresses.Value.ToolExecutor, roles.ToolExecutor, nameof(NamraServiceAddresses.ToolExecutor)),
             "memory" => (addresses.Value.Memory, roles.Memory, nameof(NamraServiceAddresses.Memory)),
+            "orchestrator" => (null, roles.Orchestrator, "Orchestrator"),
             _ => throw new ArgumentOutOfRangeException(nameof(role), role, "Not a service this process calls."),
         };
         if (string.IsNullOrWhiteSpace(configured) && hostedHere && inProcessServices.FirstOrDefault(s => s.Role == role) is { } local)
