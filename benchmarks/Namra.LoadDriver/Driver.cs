@@ -13,7 +13,8 @@ internal sealed record DriverOptions(TimeSpan Latency, int Runs, int[] Concurren
 /// <summary>One measured mode at one concurrency.</summary>
 internal sealed record Measurement(
     string Mode, int Concurrency, int Runs, double RunsPerSecond, double P50OverheadMs, double P99OverheadMs,
-    double CpuMillisecondsPerRun, double CpuRatio, Dictionary<string, double> PeakRssMb, Dictionary<string, double> IdleRssMb, double KbPerInFlightRun);
+    double CpuMillisecondsPerRun, double CpuRatio, Dictionary<string, double> PeakRssMb, Dictionary<string, double> IdleRssMb, double KbPerInFlightRun,
+    Dictionary<string, double>? CpuMillisecondsPerRunByProcess = null);
 
 /// <summary>
 /// Starts the provider, then measures each mode: the bare baseline (a process of its own), Namra embedded (one
@@ -173,11 +174,12 @@ internal static class Driver
             var result = await LoadRunner.RunAsync(RunOnce, runs, concurrency, cancellationToken);
             await sampling.CancelAsync();
             await sampler;
-            var cpu = children.Sum(c => c.Child.CpuSeconds() - before[c.Name].Cpu);
+            var cpuByProcess = children.ToDictionary(c => c.Name, c => (c.Child.CpuSeconds() - before[c.Name].Cpu) * 1000 / runs);
+            var cpu = cpuByProcess.Values.Sum() / 1000 * runs;
             var inFlight = children.Sum(c => (double)(peaks[c.Name] - before[c.Name].Rss)) / 1024 / concurrency;
             var overhead = 2 * latency.TotalMilliseconds;
             return new Measurement(mode, concurrency, runs, runs / result.WallSeconds, result.Percentile(50) - overhead, result.Percentile(99) - overhead,
-                cpu * 1000 / runs, double.NaN, children.ToDictionary(c => c.Name, c => Mb(c.Child.PeakRss())), idle, Math.Max(0, inFlight));
+                cpu * 1000 / runs, double.NaN, children.ToDictionary(c => c.Name, c => Mb(c.Child.PeakRss())), idle, Math.Max(0, inFlight), cpuByProcess);
         }
         finally
         {
@@ -203,6 +205,12 @@ internal static class Driver
         foreach (var result in results)
         {
             text.AppendLine(Row(result));
+        }
+
+        text.AppendLine();
+        foreach (var result in results.Where(r => r.CpuMillisecondsPerRunByProcess is { Count: > 1 }))
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"CPU ms per run by process, {result.Mode} at concurrency {result.Concurrency}: {string.Join(", ", result.CpuMillisecondsPerRunByProcess!.Select(p => $"{p.Key} {p.Value:0.000}"))}.");
         }
 
         text.AppendLine();

@@ -15,7 +15,7 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
 
     public override async Task<ExecuteResponse> Execute(ExecuteRequest request, ServerCallContext context)
     {
-        var run = await StartAsync(request.Agent, request.Input, request.SessionId, request.Labels, request.RunId, _ => Task.CompletedTask, context).ConfigureAwait(false);
+        var run = await StartAsync(request.Agent, request.Input, request.SessionId, request.Labels, request.RunId, emit: null, context).ConfigureAwait(false);
         return new ExecuteResponse { Run = run };
     }
 
@@ -85,7 +85,7 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
     }
 
     private async Task<Run> StartAsync(AgentSource? source, string input, string sessionId, IDictionary<string, string> labels, string runId,
-        Func<RunEvent, Task> emit, ServerCallContext context)
+        Func<RunEvent, Task>? emit, ServerCallContext context)
     {
         if (source is null || source.SourceCase == AgentSource.SourceOneofCase.None)
         {

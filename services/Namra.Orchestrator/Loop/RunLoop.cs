@@ -29,8 +29,11 @@ internal sealed class RunLoop(
     TimeProvider timeProvider,
     ILogger<RunLoop> logger)
 {
-    /// <summary>Runs an agent; <paramref name="emit"/> receives the events in order (it is never called concurrently).</summary>
-    public async Task<Run> RunAsync(RunRequest request, Func<RunEvent, Task> emit, CancellationToken callerToken)
+    /// <summary>
+    /// Runs an agent; <paramref name="emit"/> receives the events in order (it is never called concurrently). Without
+    /// it, nobody watches the run: model turns are asked for whole (one response, not a stream of deltas).
+    /// </summary>
+    public async Task<Run> RunAsync(RunRequest request, Func<RunEvent, Task>? emit, CancellationToken callerToken)
     {
         var agent = request.Agent;
         using var activity = OrchestratorTelemetry.ActivitySource.StartActivity($"invoke_agent {agent.Name}");
@@ -289,16 +292,22 @@ internal sealed class RunLoop(
     private async Task<GenerateCompleted> GenerateAsync(RunRequest request, RunState state, List<Message> messages, List<ToolDefinition> tools, int iteration, DateTime deadline, CancellationToken cancellationToken)
     {
         var agent = request.Agent;
-        var call = new StreamGenerateRequest
-        {
-            Llm = agent.Llm,
-            SystemPrompt = agent.SystemPrompt,
-            Messages = { messages },
-            Tools = { tools },
-            ToolChoice = tools.Count > 0 ? ToolChoice.Auto : ToolChoice.Unspecified,
-            Context = new CallContext { RunId = request.RunId, AgentName = agent.Name, Iteration = iteration },
-        };
+        var context = new CallContext { RunId = request.RunId, AgentName = agent.Name, Iteration = iteration };
+        var toolChoice = tools.Count > 0 ? ToolChoice.Auto : ToolChoice.Unspecified;
         state.Run.EventsSummary.LlmCalls++;
+        if (!state.Streamed)
+        {
+            // Nobody reads text deltas: one response instead of a stream of them (a fraction of the calls' cost).
+            var whole = new GenerateRequest { Llm = agent.Llm, SystemPrompt = agent.SystemPrompt, Messages = { messages }, Tools = { tools }, ToolChoice = toolChoice, Context = context };
+            var response = await Downstream.CallAsync("llm-gateway", async () =>
+                await downstream.LlmGateway.GenerateAsync(whole, deadline: deadline, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false);
+            return new GenerateCompleted
+            {
+                Message = response.Message, StopReason = response.StopReason, Usage = response.Usage, Cost = response.Cost, Model = response.Model, ResponseId = response.ResponseId,
+            };
+        }
+
+        var call = new StreamGenerateRequest { Llm = agent.Llm, SystemPrompt = agent.SystemPrompt, Messages = { messages }, Tools = { tools }, ToolChoice = toolChoice, Context = context };
         return await Downstream.CallAsync("llm-gateway", async () =>
         {
             using var stream = downstream.LlmGateway.StreamGenerate(call, deadline: deadline, cancellationToken: cancellationToken);

@@ -4,14 +4,20 @@ using Namra.Contracts.V1;
 
 namespace Namra.Orchestrator.Loop;
 
-/// <summary>One run's record as it grows, its new messages, and its event stream (sequenced, one writer at a time).</summary>
-internal sealed class RunState(Run run, Func<RunEvent, Task> emit, int maxEvents, TimeProvider timeProvider) : IDisposable
+/// <summary>
+/// One run's record as it grows, its new messages, and its event stream (sequenced, one writer at a time); with no
+/// <c>emit</c>, nobody reads the events (a unary <c>Execute</c>): they are only counted.
+/// </summary>
+internal sealed class RunState(Run run, Func<RunEvent, Task>? emit, int maxEvents, TimeProvider timeProvider) : IDisposable
 {
     private readonly SemaphoreSlim _emitting = new(1, 1);
     private readonly Lock _counting = new();
     private int _messageIndex;
 
     public Run Run => run;
+
+    /// <summary>Whether a caller reads the events as they happen (so text deltas are worth producing).</summary>
+    public bool Streamed => emit is not null;
 
     /// <summary>Messages this run added to the conversation, in order.</summary>
     public List<Message> NewMessages { get; } = [];
@@ -29,7 +35,11 @@ internal sealed class RunState(Run run, Func<RunEvent, Task> emit, int maxEvents
                 throw new Hosting.Errors.NamraException(StatusCode.ResourceExhausted, $"The run produced more than {maxEvents:N0} events (Namra:Orchestrator:MaxRunEvents).");
             }
 
-            await emit(Stamp(item)).ConfigureAwait(false);
+            var stamped = Stamp(item);
+            if (emit is not null)
+            {
+                await emit(stamped).ConfigureAwait(false);
+            }
         }
         finally
         {
@@ -43,7 +53,11 @@ internal sealed class RunState(Run run, Func<RunEvent, Task> emit, int maxEvents
         await _emitting.WaitAsync().ConfigureAwait(false);
         try
         {
-            await emit(Stamp(item)).ConfigureAwait(false);
+            var stamped = Stamp(item);
+            if (emit is not null)
+            {
+                await emit(stamped).ConfigureAwait(false);
+            }
         }
         catch (Exception exception) when (exception is RpcException or OperationCanceledException or InvalidOperationException)
         {
