@@ -100,17 +100,18 @@ internal static class ColdStart
     {
         var folder = Path.Combine(output, "cli-" + name);
         string[] command = [.. arguments, "-o", folder];
-        Console.WriteLine($"dotnet {string.Join(' ', command)}");
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true };
-        foreach (var arg in command)
+        // Both publishes share obj/.../linux-x64; precompiled images left by the composite one crash the other.
+        var precompiled = RepositoryPaths.Combine("cli", "Namra.Cli", "obj", "Release", "net10.0", "linux-x64", "R2R");
+        if (Directory.Exists(precompiled))
         {
-            start.ArgumentList.Add(arg);
+            Directory.Delete(precompiled, recursive: true);
         }
 
-        using var process = Process.Start(start)!;
-        var log = await process.StandardOutput.ReadToEndAsync(cancellationToken);
-        await process.WaitForExitAsync(cancellationToken);
-        if (process.ExitCode != 0)
+        Console.WriteLine($"dotnet {string.Join(' ', command)}");
+        using var build = Child.Start(["dotnet", .. command], new Dictionary<string, string>(), captureOutput: true);
+        var log = await build.Process.StandardOutput.ReadToEndAsync(cancellationToken);
+        await build.Process.WaitForExitAsync(cancellationToken);
+        if (build.Process.ExitCode != 0)
         {
             throw new InvalidOperationException($"Building the CLI failed:\n{log}");
         }
@@ -121,26 +122,14 @@ internal static class ColdStart
     /// <summary>Milliseconds from <paramref name="start"/> (now, when not given) to the process's exit; a failure is an error.</summary>
     private static async Task<double> TimeAsync(string cli, string[] args, Dictionary<string, string> environment, CancellationToken cancellationToken, long? start = null)
     {
-        var info = new ProcessStartInfo(cli) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        foreach (var (name, value) in environment)
-        {
-            info.Environment[name] = value;
-        }
-
         var began = start ?? Stopwatch.GetTimestamp();
-        using var process = Process.Start(info)!;
-        var stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
-        var stderr = process.StandardError.ReadToEndAsync(cancellationToken);
-        await process.WaitForExitAsync(cancellationToken);
+        using var child = Child.Start([cli, .. args], environment, captureOutput: true);
+        var stdout = await child.Process.StandardOutput.ReadToEndAsync(cancellationToken);
+        await child.Process.WaitForExitAsync(cancellationToken);
         var elapsed = Stopwatch.GetElapsedTime(began).TotalMilliseconds;
-        if (process.ExitCode != 0)
+        if (child.Process.ExitCode != 0)
         {
-            throw new InvalidOperationException($"namra {string.Join(' ', args)} exited with {process.ExitCode}:\n{await stdout}\n{await stderr}");
+            throw new InvalidOperationException($"namra {string.Join(' ', args)} exited with {child.Process.ExitCode} (its errors are above):\n{stdout}");
         }
 
         return elapsed;
