@@ -11,17 +11,23 @@ internal static class Baseline
         using var self = Process.GetCurrentProcess();
         var idleRss = self.WorkingSet64;
         using var loop = new BareLoop(provider);
-        await LoadRunner.RunAsync(ct => loop.RunAsync("What is (17 + 25) * 2?", ct), Math.Max(50, runs / 5), concurrency, cancellationToken);
+        double CpuSeconds()
+        {
+            self.Refresh();
+            return self.TotalProcessorTime.TotalSeconds;
+        }
+
+        var warmUp = await LoadRunner.WarmUpAsync(ct => loop.RunAsync("What is (17 + 25) * 2?", ct), concurrency, CpuSeconds, cancellationToken);
         self.Refresh();
         var cpuBefore = self.TotalProcessorTime;
         var result = await LoadRunner.RunAsync(ct => loop.RunAsync("What is (17 + 25) * 2?", ct), runs, concurrency, cancellationToken);
         self.Refresh();
         var report = new ProcessFigures(
-            result.WallSeconds, (self.TotalProcessorTime - cpuBefore).TotalSeconds, result.LatenciesMs, idleRss, self.PeakWorkingSet64);
+            result.WallSeconds, (self.TotalProcessorTime - cpuBefore).TotalSeconds, result.LatenciesMs, idleRss, self.PeakWorkingSet64, warmUp);
         Console.WriteLine(JsonSerializer.Serialize(report));
         return 0;
     }
 }
 
 /// <summary>A child's own figures.</summary>
-internal sealed record ProcessFigures(double WallSeconds, double CpuSeconds, double[] LatenciesMs, long IdleRssBytes, long PeakRssBytes);
+internal sealed record ProcessFigures(double WallSeconds, double CpuSeconds, double[] LatenciesMs, long IdleRssBytes, long PeakRssBytes, WarmUp WarmUp);

@@ -14,7 +14,7 @@ internal sealed record DriverOptions(TimeSpan Latency, int Runs, int[] Concurren
 internal sealed record Measurement(
     string Mode, int Concurrency, int Runs, double RunsPerSecond, double P50OverheadMs, double P99OverheadMs,
     double CpuMillisecondsPerRun, double CpuRatio, Dictionary<string, double> PeakRssMb, Dictionary<string, double> IdleRssMb, double KbPerInFlightRun,
-    Dictionary<string, double>? CpuMillisecondsPerRunByProcess = null);
+    WarmUp WarmUp, Dictionary<string, double>? CpuMillisecondsPerRunByProcess = null);
 
 /// <summary>
 /// Starts the provider, then measures each mode: the bare baseline (a process of its own), Namra embedded (one
@@ -92,7 +92,7 @@ internal static class Driver
         var result = new LoadResult(figures.WallSeconds, figures.LatenciesMs);
         var overhead = 2 * latency.TotalMilliseconds;
         return new Measurement("baseline", concurrency, runs, runs / figures.WallSeconds, result.Percentile(50) - overhead, result.Percentile(99) - overhead,
-            figures.CpuSeconds * 1000 / runs, 1, new() { ["baseline"] = Mb(figures.PeakRssBytes) }, new() { ["baseline"] = Mb(figures.IdleRssBytes) }, double.NaN);
+            figures.CpuSeconds * 1000 / runs, 1, new() { ["baseline"] = Mb(figures.PeakRssBytes) }, new() { ["baseline"] = Mb(figures.IdleRssBytes) }, double.NaN, figures.WarmUp);
     }
 
     private static async Task<Measurement> MeasureNamraAsync(string mode, string[] processes, Uri provider, int runs, int concurrency, DriverOptions options, CancellationToken cancellationToken)
@@ -155,7 +155,7 @@ internal static class Driver
                 }
             }
 
-            await LoadRunner.RunAsync(RunOnce, Math.Max(50, runs / 5), concurrency, cancellationToken);
+            var warmUp = await LoadRunner.WarmUpAsync(RunOnce, concurrency, () => children.Sum(c => c.Child.CpuSeconds()), cancellationToken);
             var before = children.ToDictionary(c => c.Name, c => (Cpu: c.Child.CpuSeconds(), Rss: c.Child.Rss()));
             var peaks = children.ToDictionary(c => c.Name, c => c.Child.Rss());
             using var sampling = new CancellationTokenSource();
@@ -179,7 +179,7 @@ internal static class Driver
             var inFlight = children.Sum(c => (double)(peaks[c.Name] - before[c.Name].Rss)) / 1024 / concurrency;
             var overhead = 2 * latency.TotalMilliseconds;
             return new Measurement(mode, concurrency, runs, runs / result.WallSeconds, result.Percentile(50) - overhead, result.Percentile(99) - overhead,
-                cpu * 1000 / runs, double.NaN, children.ToDictionary(c => c.Name, c => Mb(c.Child.PeakRss())), idle, Math.Max(0, inFlight), cpuByProcess);
+                cpu * 1000 / runs, double.NaN, children.ToDictionary(c => c.Name, c => Mb(c.Child.PeakRss())), idle, Math.Max(0, inFlight), warmUp, cpuByProcess);
         }
         finally
         {
@@ -211,6 +211,17 @@ internal static class Driver
         foreach (var result in results.Where(r => r.CpuMillisecondsPerRunByProcess is { Count: > 1 }))
         {
             text.AppendLine(CultureInfo.InvariantCulture, $"CPU ms per run by process, {result.Mode} at concurrency {result.Concurrency}: {string.Join(", ", result.CpuMillisecondsPerRunByProcess!.Select(p => $"{p.Key} {p.Value:0.000}"))}.");
+        }
+
+        text.AppendLine();
+        text.AppendLine("Warm-up before measuring (batches of 3 s, at least 8, until three in a row cost the same CPU per run, within 5% of their mean; at most 20):");
+        text.AppendLine();
+        text.AppendLine("| mode | concurrency | warm-up batches | warm-up runs | warm-up CPU (s) | CPU ms/run, first batch | CPU ms/run, last batch |");
+        text.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
+        foreach (var result in results)
+        {
+            var w = result.WarmUp;
+            text.AppendLine(CultureInfo.InvariantCulture, $"| {result.Mode} | {result.Concurrency} | {w.Batches} | {w.Runs:N0} | {w.CpuSeconds:0.0} | {w.FirstBatchCpuMsPerRun:0.000} | {w.LastBatchCpuMsPerRun:0.000} |");
         }
 
         text.AppendLine();

@@ -8,7 +8,7 @@ using Namra.LoadDriver;
 var root = new RootCommand("Namra's load driver: a standard agent (2 model calls, 1 calculator call per run) against a local provider with fixed latency.");
 
 var latency = new Option<int>("--latency-ms") { Description = "The provider's fixed latency per call.", DefaultValueFactory = _ => 10 };
-var runs = new Option<int>("--runs") { Description = "Runs measured per mode and concurrency (a tenth of them at concurrency 1).", DefaultValueFactory = _ => 2000 };
+var runs = new Option<int>("--runs") { Description = "Runs measured per mode and concurrency (a tenth of them at concurrency 1).", DefaultValueFactory = _ => 10000 };
 var concurrency = new Option<int[]>("--concurrency") { Description = "Runs in flight at once.", DefaultValueFactory = _ => [1, 16, 64], AllowMultipleArgumentsPerToken = true };
 var modes = new Option<string[]>("--modes") { Description = "baseline, embedded, distributed.", DefaultValueFactory = _ => ["baseline", "embedded", "distributed"], AllowMultipleArgumentsPerToken = true };
 var extra = new Option<string[]>("--namra-env") { Description = "Extra NAME=VALUE settings for the Namra processes (to compare configurations).", DefaultValueFactory = _ => [], AllowMultipleArgumentsPerToken = true };

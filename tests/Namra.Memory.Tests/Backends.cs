@@ -1,3 +1,4 @@
+using Grpc.Core;
 using Namra.Contracts.V1;
 using Namra.Testing.Containers;
 
@@ -74,4 +75,46 @@ public sealed class PostgresStoreContract(PostgresServer postgres) : MemoryContr
         ["Namra:Memory:PostgresConnectionString"] = postgres.Server.ConnectionString,
         ["Namra:Memory:DefaultStore"] = "postgres",
     };
+}
+
+/// <summary>The in-process store's bound on run records.</summary>
+public sealed class InMemoryRunRecordLimitTests
+{
+    [Fact]
+    public async Task PastTheLimit_TheOldestFinishedRunsAreForgotten_AndARunStillGoingIsKept()
+    {
+        await using var host = await Namra.Testing.NamraTestHost.StartAsync("memory", new Dictionary<string, string?> { ["Namra:Memory:MaxInMemoryRuns"] = "3" });
+        var client = new MemoryService.MemoryServiceClient(host.Channel);
+        Task<CreateRunRecordResponse> Create(string id, RunStatus status) => client.CreateRunRecordAsync(new CreateRunRecordRequest
+        {
+            Run = new Run { RunId = id, Agent = new AgentRef { Name = "limited", Version = "1.0.0" }, Status = status, Input = "x" },
+        }).ResponseAsync;
+
+        await Create("oldest-running", RunStatus.Running);
+        await Create("old-done", RunStatus.Completed);
+        await Create("done", RunStatus.Failed);
+        await Create("newest", RunStatus.Completed);
+        async Task<StatusCode> Read(string id)
+        {
+            try
+            {
+                await client.GetRunRecordAsync(new GetRunRecordRequest { RunId = id });
+                return StatusCode.OK;
+            }
+            catch (RpcException e)
+            {
+                return e.StatusCode;
+            }
+        }
+
+        Assert.Equal(
+            [StatusCode.OK, StatusCode.NotFound, StatusCode.OK, StatusCode.OK],
+            [await Read("oldest-running"), await Read("old-done"), await Read("done"), await Read("newest")]);
+        var finished = await client.UpdateRunRecordAsync(new UpdateRunRecordRequest
+        {
+            Run = new Run { RunId = "oldest-running", Status = RunStatus.Completed },
+            UpdateMask = new Google.Protobuf.WellKnownTypes.FieldMask { Paths = { "status" } },
+        });
+        Assert.Equal(RunStatus.Completed, finished.Run.Status);
+    }
 }

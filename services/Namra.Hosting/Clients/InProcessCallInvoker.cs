@@ -92,6 +92,11 @@ internal sealed class InProcessCallInvoker : CallInvoker
             context.Status = context.DeadlinePassed ? new Status(StatusCode.DeadlineExceeded, "Deadline Exceeded") : new Status(StatusCode.Cancelled, "Call canceled by the client.");
             throw new RpcException(context.Status);
         }
+        finally
+        {
+            // Callers rarely dispose a finished call: its deadline timer and its link to their token go now.
+            context.Release();
+        }
     }
 
     private static T Copy<T>(T message) => message is IDeepCloneable<T> cloneable ? cloneable.Clone() : message;
@@ -154,7 +159,9 @@ internal sealed class InProcessCallInvoker : CallInvoker
 internal sealed class InProcessServerCallContext : ServerCallContext, IDisposable
 {
     private readonly CancellationTokenSource _cancellation;
+    private readonly CancellationToken _token;
     private readonly string _method;
+    private int _released;
     private readonly DateTime _deadline;
     private readonly Metadata _requestHeaders;
 
@@ -164,6 +171,7 @@ internal sealed class InProcessServerCallContext : ServerCallContext, IDisposabl
         _deadline = options.Deadline ?? DateTime.MaxValue;
         _requestHeaders = options.Headers ?? [];
         _cancellation = CancellationTokenSource.CreateLinkedTokenSource(options.CancellationToken);
+        _token = _cancellation.Token;
         if (options.Deadline is { } deadline && deadline != DateTime.MaxValue)
         {
             var remaining = deadline.ToUniversalTime() - DateTime.UtcNow;
@@ -186,7 +194,7 @@ internal sealed class InProcessServerCallContext : ServerCallContext, IDisposabl
 
     protected override Metadata RequestHeadersCore => _requestHeaders;
 
-    protected override CancellationToken CancellationTokenCore => _cancellation.Token;
+    protected override CancellationToken CancellationTokenCore => _token;
 
     protected override Metadata ResponseTrailersCore { get; } = [];
 
@@ -201,9 +209,26 @@ internal sealed class InProcessServerCallContext : ServerCallContext, IDisposabl
 
     protected override Task WriteResponseHeadersAsyncCore(Metadata responseHeaders) => Task.CompletedTask;
 
+    /// <summary>
+    /// The handler has finished: its cancellation is released (the deadline's timer, the registration on the
+    /// caller's token) without being signalled. Until then each call holds both, whether or not it is disposed.
+    /// </summary>
+    public void Release()
+    {
+        if (Interlocked.Exchange(ref _released, 1) == 0)
+        {
+            _cancellation.Dispose();
+        }
+    }
+
     /// <summary>Disposing a call cancels it, as it does over the network: a handler still running stops.</summary>
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _released, 1) != 0)
+        {
+            return;
+        }
+
         try
         {
             _cancellation.Cancel();

@@ -39,6 +39,13 @@ public sealed class MemoryOptions
     [Range(1, 10_000_000)]
     public int MaxMemoriesPerNamespace { get; set; } = 100_000;
 
+    /// <summary>
+    /// Run records the <c>in_memory</c> store keeps; past that it forgets the oldest finished ones. Default 10,000
+    /// (a few tens of megabytes). The other stores keep every record.
+    /// </summary>
+    [Range(1, 10_000_000)]
+    public int MaxInMemoryRuns { get; set; } = 10_000;
+
     /// <summary>Longest a store call may take before it fails with <c>UNAVAILABLE</c>. Default 5 s.</summary>
     [Range(typeof(TimeSpan), "00:00:00.100", "00:05:00")]
     public TimeSpan StoreTimeout { get; set; } = TimeSpan.FromSeconds(5);

@@ -4,9 +4,16 @@ using Namra.Contracts.V1;
 
 namespace Namra.Memory.Stores;
 
-/// <summary><c>in_memory</c>: everything in this process, lost when it stops. The default for one-off runs.</summary>
-internal sealed class InMemoryStore(TimeProvider timeProvider) : IMemoryStore
+/// <summary>
+/// <c>in_memory</c>: everything in this process, lost when it stops. The default for one-off runs. It keeps the
+/// newest <paramref name="maxRuns"/> run records: past that, the oldest finished ones are forgotten, so a server
+/// left running on the default store does not grow without end.
+/// </summary>
+internal sealed class InMemoryStore(TimeProvider timeProvider, int maxRuns) : IMemoryStore
 {
+    // A run still going is passed over this many times per eviction before eviction gives up until the next create.
+    private const int MaxRunsPassedOver = 16;
+    private readonly ConcurrentQueue<string> _runsOldestFirst = new();
     private readonly ConcurrentDictionary<string, SessionState> _sessions = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, VersionedRun> _runs = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<string, StoredMemory>> _memories = new(StringComparer.Ordinal);
@@ -123,8 +130,34 @@ internal sealed class InMemoryStore(TimeProvider timeProvider) : IMemoryStore
         }
     }
 
-    public Task<bool> CreateRunAsync(Run run, CancellationToken cancellationToken) =>
-        Task.FromResult(_runs.TryAdd(run.RunId, new VersionedRun(run.Clone(), 1)));
+    public Task<bool> CreateRunAsync(Run run, CancellationToken cancellationToken)
+    {
+        if (!_runs.TryAdd(run.RunId, new VersionedRun(run.Clone(), 1)))
+        {
+            return Task.FromResult(false);
+        }
+
+        _runsOldestFirst.Enqueue(run.RunId);
+        ForgetOldestRuns();
+        return Task.FromResult(true);
+    }
+
+    // Oldest first; a run that has not finished goes to the back of the queue, so its saves keep working.
+    private void ForgetOldestRuns()
+    {
+        var passedOver = 0;
+        while (_runs.Count > maxRuns && passedOver < MaxRunsPassedOver && _runsOldestFirst.TryDequeue(out var runId))
+        {
+            if (_runs.TryGetValue(runId, out var stored) && stored.Run.Status is RunStatus.Pending or RunStatus.Running)
+            {
+                _runsOldestFirst.Enqueue(runId);
+                passedOver++;
+                continue;
+            }
+
+            _runs.TryRemove(runId, out _);
+        }
+    }
 
     public Task<VersionedRun?> GetRunAsync(string runId, CancellationToken cancellationToken) =>
         Task.FromResult(_runs.TryGetValue(runId, out var stored) ? stored with { Run = stored.Run.Clone() } : null);

@@ -25,7 +25,7 @@ internal sealed class MemoryStores : IHostedService, IAsyncDisposable
     {
         _options = options.Value;
         _logger = logger;
-        Add(new InMemoryStore(timeProvider));
+        Add(new InMemoryStore(timeProvider, _options.MaxInMemoryRuns));
         if (!string.IsNullOrWhiteSpace(_options.SqlitePath))
         {
             Add(new SqliteMemoryStore(_options.SqlitePath, _options.StoreTimeout, timeProvider));
