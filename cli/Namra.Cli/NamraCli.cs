@@ -8,7 +8,7 @@ internal static class NamraCli
 {
     public static RootCommand Create(CliConsole console)
     {
-        var root = new RootCommand("Namra: config-driven AI agents. Write an agent in YAML, check it, run it.");
+        var root = new RootCommand(AuthoringCommands.Description);
         root.Subcommands.Add(InitCommand.Create(console));
         root.Subcommands.Add(ValidateCommand.Create(console));
         root.Subcommands.Add(RunCommand.Create(console));
@@ -18,9 +18,6 @@ internal static class NamraCli
         return root;
     }
 
-    public static Task<int> RunAsync(string[] args, CliConsole console, CancellationToken cancellationToken = default)
-    {
-        var parsed = Create(console).Parse(args);
-        return parsed.InvokeAsync(new InvocationConfiguration { Output = console.RawOut, Error = console.Error }, cancellationToken);
-    }
+    public static Task<int> RunAsync(string[] args, CliConsole console, CancellationToken cancellationToken = default) =>
+        AuthoringCommands.InvokeAsync(Create(console), args, console, cancellationToken);
 }
