@@ -12,10 +12,11 @@ internal sealed record ColdStartOptions(int Repeat, string Output);
 internal sealed record ColdStartFigures(string Build, double VersionMs, double ValidateMs, double RunFirstRequestMs, double RunExitMs);
 
 /// <summary>
-/// Cold start of the <c>namra</c> CLI, built two ways (plain JIT, and published ReadyToRun): <c>namra version</c>
-/// to exit (the runtime's own start, the baseline), <c>namra validate</c> to exit, and an embedded <c>namra run</c>
-/// from process start to the provider receiving its first request, and to exit. The provider is the local
-/// Anthropic server in this process, with no latency.
+/// Cold start of the <c>namra</c> CLI, built four ways (plain JIT; published ReadyToRun; ReadyToRun composite and
+/// self-contained; the NativeAOT launcher with the ReadyToRun CLI in its <c>lib/</c>): <c>namra version</c> to exit
+/// (the runtime's own start, the baseline), <c>namra validate</c> to exit, and an embedded <c>namra run</c> from
+/// process start to the provider receiving its first request, and to exit. The provider is the local Anthropic
+/// server in this process, with no latency.
 /// </summary>
 internal static class ColdStart
 {
@@ -30,6 +31,7 @@ internal static class ColdStart
             ("ReadyToRun (dotnet publish)", await BuildAsync(output, "r2r", ["publish", Cli, "-c", "Release", "-r", "linux-x64", "--self-contained", "false"], cancellationToken)),
             ("ReadyToRun composite, self-contained", await BuildAsync(output, "composite",
                 ["publish", Cli, "-c", "Release", "-r", "linux-x64", "--self-contained", "true", "-p:PublishReadyToRunComposite=true"], cancellationToken)),
+            ("NativeAOT launcher, ReadyToRun CLI in lib/", await BuildAsync(output, "native", ["publish", NativeCli, "-c", "Release", "-r", "linux-x64"], cancellationToken)),
         };
 
         var work = Directory.CreateTempSubdirectory("namra-coldstart-");
@@ -95,7 +97,10 @@ internal static class ColdStart
 
     private static string Cli => RepositoryPaths.Combine("cli", "Namra.Cli");
 
+    private static string NativeCli => RepositoryPaths.Combine("cli", "Namra.Cli.Native");
+
     /// <summary>Builds the CLI into <c>cli-{name}</c> under the output folder (the CLI project publishes ReadyToRun).</summary>
+    /// <remarks>Every build is measured from its <c>namra</c>; the native launcher's hands <c>run</c> to <c>lib/namra</c>.</remarks>
     private static async Task<string> BuildAsync(string output, string name, string[] arguments, CancellationToken cancellationToken)
     {
         var folder = Path.Combine(output, "cli-" + name);

@@ -4,7 +4,7 @@ using Namra.LoadDriver;
 // namra-load drive     : the whole measurement (starts the provider, the baseline and Namra as child processes)
 // namra-load provider  : the local provider alone
 // namra-load baseline  : the bare C# loop alone (reports its own figures as JSON)
-// namra-load coldstart : the CLI's start-up (version, validate, run to the first provider request), JIT and ReadyToRun
+// namra-load coldstart : the CLI's start-up (version, validate, run to the first provider request): JIT, ReadyToRun, NativeAOT launcher
 var root = new RootCommand("Namra's load driver: a standard agent (2 model calls, 1 calculator call per run) against a local provider with fixed latency.");
 
 var latency = new Option<int>("--latency-ms") { Description = "The provider's fixed latency per call.", DefaultValueFactory = _ => 10 };
@@ -33,7 +33,7 @@ root.Subcommands.Add(baseline);
 
 var repeat = new Option<int>("--repeat") { Description = "Starts measured per command and build (the median is reported).", DefaultValueFactory = _ => 5 };
 var coldOutput = new Option<string>("--out") { Description = "Folder for the CLI builds and the results.", DefaultValueFactory = _ => "artifacts/coldstart" };
-var coldStart = new Command("coldstart", "Build the CLI (JIT and ReadyToRun) and time namra version, validate and run from process start.") { repeat, coldOutput };
+var coldStart = new Command("coldstart", "Build the CLI four ways (JIT, ReadyToRun, composite, NativeAOT launcher) and time namra version, validate and run from process start.") { repeat, coldOutput };
 coldStart.SetAction(async (parse, cancellationToken) => await ColdStart.RunAsync(new ColdStartOptions(parse.GetValue(repeat), parse.GetValue(coldOutput)!), cancellationToken));
 root.Subcommands.Add(coldStart);
 
