@@ -144,13 +144,22 @@ public static class NamraHostingExtensions
 
     private static void AddOpenTelemetry(WebApplicationBuilder builder, NamraRoles roles)
     {
+        // Exported only when an endpoint is configured, as the OpenTelemetry spec's OTEL_* variables say;
+        // everything else (protocol, headers, sampler) is read by the SDK from the same variables.
+        if (string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
+        {
+            // Nothing would receive spans or OTLP metrics: trace ids only (PropagationOnlyTracing).
+            builder.Services.AddHostedService<PropagationOnlyTracing>();
+            return;
+        }
+
         builder.Logging.AddOpenTelemetry(logging =>
         {
             logging.IncludeFormattedMessage = true;
             logging.IncludeScopes = true;
         });
 
-        var telemetry = builder.Services.AddOpenTelemetry()
+        builder.Services.AddOpenTelemetry()
             .ConfigureResource(resource =>
             {
                 // OTEL_SERVICE_NAME, when set, names the service; otherwise the roles do.
@@ -170,14 +179,8 @@ public static class NamraHostingExtensions
                 .AddMeter(TelemetryPrefix + "*")
                 .AddAspNetCoreInstrumentation()
                 .AddHttpClientInstrumentation()
-                .AddRuntimeInstrumentation());
-
-        // Exported only when an endpoint is configured, as the OpenTelemetry spec's OTEL_* variables say;
-        // everything else (protocol, headers, sampler) is read by the SDK from the same variables.
-        if (!string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
-        {
-            telemetry.UseOtlpExporter();
-        }
+                .AddRuntimeInstrumentation())
+            .UseOtlpExporter();
     }
 
     // Scrapes, health probes and reflection would drown the traces that matter.

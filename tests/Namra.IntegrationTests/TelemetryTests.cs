@@ -52,3 +52,25 @@ public sealed class TelemetryTests
         Assert.Matches("(?m)^namra_config_validation_duration_seconds_count\\{format=\"yaml\"\\} [1-9][0-9]*$", scrape);
     }
 }
+
+/// <summary>A process with no exporter still makes trace ids and passes the sampling decision on.</summary>
+public sealed class TracingWithoutExporterTests
+{
+    [Fact]
+    public async Task WithoutAnExporter_NewTracesAreSampled_AndChildrenFollowTheirParent()
+    {
+        await using var host = await NamraTestHost.StartAsync("config");
+        using var source = new ActivitySource("Namra.PropagationTests");
+
+        using var root = source.StartActivity("root");
+        var unsampledParent = new ActivityContext(ActivityTraceId.CreateRandom(), ActivitySpanId.CreateRandom(), ActivityTraceFlags.None);
+        using var child = source.StartActivity("child", ActivityKind.Server, unsampledParent);
+
+        // Sampled, as the SDK's default sampler decides: a service called with this trace that does export keeps it.
+        Assert.NotNull(root);
+        Assert.True(root.Recorded);
+        Assert.NotNull(child);
+        Assert.Equal(unsampledParent.TraceId, child.TraceId);
+        Assert.False(child.Recorded);
+    }
+}
