@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
@@ -29,6 +30,10 @@ internal sealed class GrpcMetricsInterceptor : Interceptor
             Buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
         });
 
+    // The labelled series of each method, found once: looking them up by label values costs allocations and
+    // hashing on every call. Methods are the services' own, a fixed set.
+    private static readonly ConcurrentDictionary<(string Type, string Method), MethodSeries> SeriesByMethod = new();
+
     public override Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
         TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation) =>
         Observe("unary", context, () => continuation(request, context));
@@ -55,8 +60,8 @@ internal sealed class GrpcMetricsInterceptor : Interceptor
 
     private static async Task<T> Observe<T>(string type, ServerCallContext context, Func<Task<T>> call)
     {
-        var (service, method) = SplitMethod(context.Method);
-        Started.WithLabels(type, service, method).Inc();
+        var series = SeriesByMethod.GetOrAdd((type, context.Method), key => new MethodSeries(key.Type, key.Method));
+        series.Started.Inc();
         var started = Stopwatch.GetTimestamp();
         var code = StatusCode.OK;
         try
@@ -80,8 +85,8 @@ internal sealed class GrpcMetricsInterceptor : Interceptor
         }
         finally
         {
-            HandlingSeconds.WithLabels(type, service, method).Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
-            Handled.WithLabels(type, service, method, CodeName(code)).Inc();
+            series.Seconds.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
+            series.Handled(code).Inc();
         }
     }
 
@@ -90,6 +95,30 @@ internal sealed class GrpcMetricsInterceptor : Interceptor
     {
         var slash = fullMethod.LastIndexOf('/');
         return slash <= 0 ? (fullMethod, fullMethod) : (fullMethod[1..slash], fullMethod[(slash + 1)..]);
+    }
+
+    private sealed class MethodSeries
+    {
+        private readonly string _type;
+        private readonly string _service;
+        private readonly string _method;
+        private readonly Counter.Child?[] _handled = new Counter.Child?[(int)StatusCode.Unauthenticated + 1];
+
+        public MethodSeries(string type, string fullMethod)
+        {
+            _type = type;
+            (_service, _method) = SplitMethod(fullMethod);
+            Started = GrpcMetricsInterceptor.Started.WithLabels(_type, _service, _method);
+            Seconds = HandlingSeconds.WithLabels(_type, _service, _method);
+        }
+
+        public Counter.Child Started { get; }
+
+        public Histogram.Child Seconds { get; }
+
+        public Counter.Child Handled(StatusCode code) => (int)code >= 0 && (int)code < _handled.Length
+            ? _handled[(int)code] ??= GrpcMetricsInterceptor.Handled.WithLabels(_type, _service, _method, CodeName(code))
+            : GrpcMetricsInterceptor.Handled.WithLabels(_type, _service, _method, CodeName(code));
     }
 
     private static string CodeName(StatusCode code) => code switch

@@ -14,6 +14,7 @@ internal sealed class InMemoryStore(TimeProvider timeProvider, int maxRuns) : IM
     // A run still going is passed over this many times per eviction before eviction gives up until the next create.
     private const int MaxRunsPassedOver = 16;
     private readonly ConcurrentQueue<string> _runsOldestFirst = new();
+    private int _runCount; // kept here: ConcurrentDictionary.Count takes every lock of the table
     private readonly ConcurrentDictionary<string, SessionState> _sessions = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, VersionedRun> _runs = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<string, StoredMemory>> _memories = new(StringComparer.Ordinal);
@@ -138,7 +139,11 @@ internal sealed class InMemoryStore(TimeProvider timeProvider, int maxRuns) : IM
         }
 
         _runsOldestFirst.Enqueue(run.RunId);
-        ForgetOldestRuns();
+        if (Interlocked.Increment(ref _runCount) > maxRuns)
+        {
+            ForgetOldestRuns();
+        }
+
         return Task.FromResult(true);
     }
 
@@ -146,7 +151,7 @@ internal sealed class InMemoryStore(TimeProvider timeProvider, int maxRuns) : IM
     private void ForgetOldestRuns()
     {
         var passedOver = 0;
-        while (_runs.Count > maxRuns && passedOver < MaxRunsPassedOver && _runsOldestFirst.TryDequeue(out var runId))
+        while (Volatile.Read(ref _runCount) > maxRuns && passedOver < MaxRunsPassedOver && _runsOldestFirst.TryDequeue(out var runId))
         {
             if (_runs.TryGetValue(runId, out var stored) && stored.Run.Status is RunStatus.Pending or RunStatus.Running)
             {
@@ -155,7 +160,10 @@ internal sealed class InMemoryStore(TimeProvider timeProvider, int maxRuns) : IM
                 continue;
             }
 
-            _runs.TryRemove(runId, out _);
+            if (_runs.TryRemove(runId, out _))
+            {
+                Interlocked.Decrement(ref _runCount);
+            }
         }
     }
 
