@@ -148,8 +148,8 @@ public static class NamraHostingExtensions
         // everything else (protocol, headers, sampler) is read by the SDK from the same variables.
         if (string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
         {
-            // Nothing would receive spans or OTLP metrics: trace ids only (PropagationOnlyTracing).
-            builder.Services.AddHostedService<PropagationOnlyTracing>();
+            // Nothing would receive spans or OTLP metrics: trace ids and context only (TracingWithoutExporter).
+            builder.Services.AddHostedService<TracingWithoutExporter>();
             return;
         }
 

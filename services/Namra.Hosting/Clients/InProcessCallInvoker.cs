@@ -161,9 +161,9 @@ internal sealed class InProcessServerCallContext : ServerCallContext, IDisposabl
     private readonly CancellationTokenSource _cancellation;
     private readonly CancellationToken _token;
     private readonly string _method;
-    private int _released;
     private readonly DateTime _deadline;
     private readonly Metadata _requestHeaders;
+    private int _released;
 
     public InProcessServerCallContext(string method, CallOptions options)
     {

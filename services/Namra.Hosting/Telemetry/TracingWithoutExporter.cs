@@ -11,7 +11,7 @@ namespace Namra.Hosting.Telemetry;
 /// left out is the SDK's pipeline (instrumentation callbacks, processors, metrics, the log bridge): about a tenth
 /// of a distributed run's CPU, for spans nobody would receive.
 /// </summary>
-internal sealed class PropagationOnlyTracing : IHostedService, IDisposable
+internal sealed class TracingWithoutExporter : IHostedService, IDisposable
 {
     private readonly ActivityListener _listener = new()
     {
