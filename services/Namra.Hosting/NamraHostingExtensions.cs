@@ -73,11 +73,6 @@ public static class NamraHostingExtensions
             grpc.Interceptors.Add<GrpcMetricsInterceptor>();
             grpc.Interceptors.Add<ExceptionMappingInterceptor>();
             grpc.EnableDetailedErrors = false;
-        }).AddJsonTranscoding(transcoding =>
-        {
-            // REST for methods with google.api.http rules (the public API), on the HTTP port. Errors are written as
-            // google.rpc.Status JSON, whose details need their types known here.
-            transcoding.TypeRegistry = Google.Protobuf.Reflection.TypeRegistry.FromFiles(Google.Rpc.ErrorDetailsReflection.Descriptor);
         });
         builder.Services.AddOptions<GrpcServiceOptions>().Configure<IOptions<NamraHostOptions>>(
             (grpc, namra) => grpc.MaxReceiveMessageSize = namra.Value.MaxReceiveMessageBytes);

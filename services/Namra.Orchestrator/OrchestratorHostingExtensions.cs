@@ -26,6 +26,9 @@ public static class OrchestratorHostingExtensions
         // Callers in this process (the CLI's embedded mode) reach the API directly; API keys guard the network only.
         builder.Services.AddSingleton(new Namra.Hosting.Clients.InProcessService("orchestrator", typeof(AgentGrpcService),
             (binder, service) => Contracts.V1.AgentService.BindService(binder, (Contracts.V1.AgentService.AgentServiceBase)service)));
+        // REST for the methods with google.api.http rules (only the public API has them), on the HTTP port; the
+        // other roles do without transcoding and MVC's assemblies.
+        builder.Services.AddGrpc().AddJsonTranscoding();
         // The OpenAPI document of the REST API, generated from the protos' http rules and comments.
         builder.Services.AddGrpcSwagger();
         builder.Services.AddSwaggerGen(swagger =>
@@ -43,6 +46,7 @@ public static class OrchestratorHostingExtensions
             }
         });
         builder.Services.Configure<Grpc.AspNetCore.Server.GrpcServiceOptions<AgentGrpcService>>(grpc => grpc.Interceptors.Add<ApiKeyAuthentication>());
+        // Errors are written as google.rpc.Status JSON, whose details need their types known.
         builder.Services.PostConfigure<Microsoft.AspNetCore.Grpc.JsonTranscoding.GrpcJsonTranscodingOptions>(transcoding =>
             transcoding.TypeRegistry = Google.Protobuf.Reflection.TypeRegistry.FromFiles(
                 Google.Rpc.ErrorDetailsReflection.Descriptor, Contracts.V1.CommonReflection.Descriptor));
