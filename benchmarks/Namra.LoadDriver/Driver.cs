@@ -235,8 +235,6 @@ internal static class Driver
 
     private static string Port(int value) => value.ToString(CultureInfo.InvariantCulture);
 
-
-
     private static async Task WaitForHealthAsync(string address, CancellationToken cancellationToken)
     {
         using var channel = GrpcChannel.ForAddress(address);

@@ -30,8 +30,7 @@ public static class ConfigHostingExtensions
         builder.Services.AddSingleton<AgentFolderWatcher>();
         builder.Services.AddHostedService(services => services.GetRequiredService<AgentFolderWatcher>());
         // Calls from this process (the orchestrator, the memory service's embedder) go straight to the handler.
-        builder.Services.AddSingleton(new Namra.Hosting.Clients.InProcessService("config", typeof(ConfigGrpcService),
-            (binder, service) => Namra.Contracts.V1.ConfigService.BindService(binder, (Namra.Contracts.V1.ConfigService.ConfigServiceBase)service)));
+        builder.Services.AddSingleton(Namra.Hosting.Clients.InProcessService.Of<ConfigGrpcService, Namra.Contracts.V1.ConfigService.ConfigServiceBase>("config", Namra.Contracts.V1.ConfigService.BindService));
         return builder;
     }
 

@@ -40,8 +40,7 @@ public static class LlmGatewayHostingExtensions
         builder.Services.AddSingleton<ILlmProvider>(services => ActivatorUtilities.CreateInstance<OpenAiProvider>(services, LlmProvider.Openai));
         builder.Services.AddSingleton<ILlmProvider>(services => ActivatorUtilities.CreateInstance<OpenAiProvider>(services, LlmProvider.OpenaiCompatible));
         // Calls from this process (the orchestrator, the memory service's embedder) go straight to the handler.
-        builder.Services.AddSingleton(new Namra.Hosting.Clients.InProcessService("llm-gateway", typeof(LlmGatewayGrpcService),
-            (binder, service) => Namra.Contracts.V1.LlmGatewayService.BindService(binder, (Namra.Contracts.V1.LlmGatewayService.LlmGatewayServiceBase)service)));
+        builder.Services.AddSingleton(Namra.Hosting.Clients.InProcessService.Of<LlmGatewayGrpcService, Namra.Contracts.V1.LlmGatewayService.LlmGatewayServiceBase>("llm-gateway", Namra.Contracts.V1.LlmGatewayService.BindService));
         return builder;
     }
 

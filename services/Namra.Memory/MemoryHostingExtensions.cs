@@ -21,8 +21,7 @@ public static class MemoryHostingExtensions
         builder.Services.AddHostedService(services => services.GetRequiredService<MemoryStores>());
         builder.Services.AddSingleton<Embedder>();
         // Calls from this process (the orchestrator, the memory service's embedder) go straight to the handler.
-        builder.Services.AddSingleton(new Namra.Hosting.Clients.InProcessService("memory", typeof(MemoryGrpcService),
-            (binder, service) => Namra.Contracts.V1.MemoryService.BindService(binder, (Namra.Contracts.V1.MemoryService.MemoryServiceBase)service)));
+        builder.Services.AddSingleton(Namra.Hosting.Clients.InProcessService.Of<MemoryGrpcService, Namra.Contracts.V1.MemoryService.MemoryServiceBase>("memory", Namra.Contracts.V1.MemoryService.BindService));
         return builder;
     }
 

@@ -24,8 +24,7 @@ public static class OrchestratorHostingExtensions
         builder.Services.AddSingleton<RunLoop>();
         builder.Services.AddSingleton<ApiKeyAuthentication>();
         // Callers in this process (the CLI's embedded mode) reach the API directly; API keys guard the network only.
-        builder.Services.AddSingleton(new Namra.Hosting.Clients.InProcessService("orchestrator", typeof(AgentGrpcService),
-            (binder, service) => Contracts.V1.AgentService.BindService(binder, (Contracts.V1.AgentService.AgentServiceBase)service)));
+        builder.Services.AddSingleton(Namra.Hosting.Clients.InProcessService.Of<AgentGrpcService, Contracts.V1.AgentService.AgentServiceBase>("orchestrator", Contracts.V1.AgentService.BindService));
         // REST for the methods with google.api.http rules (only the public API has them), on the HTTP port; the
         // other roles do without transcoding and MVC's assemblies.
         builder.Services.AddGrpc().AddJsonTranscoding();

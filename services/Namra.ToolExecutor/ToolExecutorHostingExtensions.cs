@@ -39,8 +39,7 @@ public static class ToolExecutorHostingExtensions
         builder.Services.AddHttpClient(HttpTool.AnyClient, client => client.Timeout = Timeout.InfiniteTimeSpan)
             .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, PooledConnectionLifetime = TimeSpan.FromMinutes(2) });
         // Calls from this process (the orchestrator, the memory service's embedder) go straight to the handler.
-        builder.Services.AddSingleton(new Namra.Hosting.Clients.InProcessService("tool-executor", typeof(ToolExecutorGrpcService),
-            (binder, service) => Namra.Contracts.V1.ToolExecutorService.BindService(binder, (Namra.Contracts.V1.ToolExecutorService.ToolExecutorServiceBase)service)));
+        builder.Services.AddSingleton(Namra.Hosting.Clients.InProcessService.Of<ToolExecutorGrpcService, Namra.Contracts.V1.ToolExecutorService.ToolExecutorServiceBase>("tool-executor", Namra.Contracts.V1.ToolExecutorService.BindService));
         return builder;
     }
 

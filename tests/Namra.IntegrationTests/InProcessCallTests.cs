@@ -14,7 +14,7 @@ public sealed class InProcessCallTests
         // A server that keeps every call's cancellation token, as a handler's lingering work would.
         var server = new CallRecorder();
         using var services = new ServiceCollection().AddLogging().AddSingleton(server).BuildServiceProvider();
-        var invoker = new InProcessCallInvoker(services, new InProcessService("health", typeof(TokenKeepingHealth), (binder, implementation) => Health.BindService(binder, (Health.HealthBase)implementation)));
+        var invoker = new InProcessCallInvoker(services, InProcessService.Of<TokenKeepingHealth, Health.HealthBase>("health", Health.BindService));
         var client = new Health.HealthClient(invoker);
         using var caller = new CancellationTokenSource();
 
@@ -37,7 +37,7 @@ public sealed class InProcessCallTests
     {
         var server = new CallRecorder { Wait = true };
         using var services = new ServiceCollection().AddLogging().AddSingleton(server).BuildServiceProvider();
-        var invoker = new InProcessCallInvoker(services, new InProcessService("health", typeof(TokenKeepingHealth), (binder, implementation) => Health.BindService(binder, (Health.HealthBase)implementation)));
+        var invoker = new InProcessCallInvoker(services, InProcessService.Of<TokenKeepingHealth, Health.HealthBase>("health", Health.BindService));
         using var caller = new CancellationTokenSource();
 
         var call = new Health.HealthClient(invoker).CheckAsync(new HealthCheckRequest(), cancellationToken: caller.Token);

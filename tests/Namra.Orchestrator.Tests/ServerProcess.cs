@@ -72,6 +72,4 @@ internal sealed class ServerProcess : IDisposable
 
         _process.Dispose();
     }
-
-
 }

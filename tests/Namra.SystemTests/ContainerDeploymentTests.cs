@@ -3,9 +3,9 @@ using DotNet.Testcontainers.Builders;
 using DotNet.Testcontainers.Containers;
 using Grpc.Net.Client;
 using Namra.Contracts.V1;
+using Namra.Testing;
 using Namra.Testing.Containers;
 using Namra.Testing.Providers;
-using Namra.Testing;
 using Npgsql;
 
 namespace Namra.SystemTests;
@@ -116,5 +116,4 @@ public sealed class ContainerDeploymentTests
         memory:
           type: redis
         """;
-
 }

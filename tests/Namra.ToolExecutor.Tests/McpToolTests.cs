@@ -186,8 +186,6 @@ public sealed class McpToolTests : IAsyncLifetime
         return response.Result;
     }
 
-
-
     private static NodeProcess StartNode(string script, string[] args, IDictionary<string, string> env)
     {
         var start = new ProcessStartInfo("node") { RedirectStandardError = true, RedirectStandardOutput = true };

@@ -15,7 +15,19 @@ namespace Namra.Hosting.Clients;
 /// <param name="Role">The role name (<c>llm-gateway</c>...).</param>
 /// <param name="ServiceType">The service implementation, created once from the container.</param>
 /// <param name="Bind">The generated <c>BindService(ServiceBinderBase, TServiceBase)</c>.</param>
-public sealed record InProcessService(string Role, Type ServiceType, Action<ServiceBinderBase, object> Bind);
+public sealed record InProcessService(string Role, Type ServiceType, Action<ServiceBinderBase, object> Bind)
+{
+    /// <summary>
+    /// The service <typeparamref name="TService"/>, bound by its generated base's <c>BindService</c>:
+    /// <c>InProcessService.Of&lt;ConfigGrpcService, ConfigService.ConfigServiceBase&gt;("config", ConfigService.BindService)</c>.
+    /// </summary>
+    public static InProcessService Of<TService, TBase>(string role, Action<ServiceBinderBase, TBase> bind)
+        where TService : class, TBase
+    {
+        ArgumentNullException.ThrowIfNull(bind);
+        return new(role, typeof(TService), (binder, service) => bind(binder, (TBase)service));
+    }
+}
 
 /// <summary>
 /// Calls services hosted in this process directly: the generated client invokes the service's handler through

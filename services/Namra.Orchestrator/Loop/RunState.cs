@@ -35,11 +35,7 @@ internal sealed class RunState(Run run, Func<RunEvent, Task>? emit, int maxEvent
                 throw new Hosting.Errors.NamraException(StatusCode.ResourceExhausted, $"The run produced more than {maxEvents:N0} events (Namra:Orchestrator:MaxRunEvents).");
             }
 
-            var stamped = Stamp(item);
-            if (emit is not null)
-            {
-                await emit(stamped).ConfigureAwait(false);
-            }
+            await SendAsync(item).ConfigureAwait(false);
         }
         finally
         {
@@ -53,11 +49,7 @@ internal sealed class RunState(Run run, Func<RunEvent, Task>? emit, int maxEvent
         await _emitting.WaitAsync().ConfigureAwait(false);
         try
         {
-            var stamped = Stamp(item);
-            if (emit is not null)
-            {
-                await emit(stamped).ConfigureAwait(false);
-            }
+            await SendAsync(item).ConfigureAwait(false);
         }
         catch (Exception exception) when (exception is RpcException or OperationCanceledException or InvalidOperationException)
         {
@@ -69,12 +61,13 @@ internal sealed class RunState(Run run, Func<RunEvent, Task>? emit, int maxEvent
         }
     }
 
-    private RunEvent Stamp(RunEvent item)
+    // Numbers and stamps the event, and hands it to the caller when one reads them.
+    private Task SendAsync(RunEvent item)
     {
         item.RunId = run.RunId;
         item.Sequence = ++Sequence;
         item.Time = Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow());
-        return item;
+        return emit is null ? Task.CompletedTask : emit(item);
     }
 
     /// <summary>A new message of this run, with an id that makes saving it again harmless.</summary>

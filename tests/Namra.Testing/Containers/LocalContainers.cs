@@ -59,7 +59,6 @@ public static class LocalContainers
     }
 
     private static string Port(int port) => port.ToString(System.Globalization.CultureInfo.InvariantCulture);
-
 }
 
 /// <summary>A server in a container: its address, and stop/start for fault tests (the data survives a stop).</summary>
