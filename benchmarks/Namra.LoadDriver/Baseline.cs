@@ -3,24 +3,36 @@ using System.Text.Json;
 
 namespace Namra.LoadDriver;
 
-/// <summary>The baseline as a process of its own: warms up, measures, prints its figures (its own CPU and memory) as JSON.</summary>
+/// <summary>The baseline as a process of its own: the bare loop, measured by <see cref="SelfMeasured"/>.</summary>
 internal static class Baseline
 {
     public static async Task<int> RunAsync(Uri provider, int runs, int concurrency, CancellationToken cancellationToken)
     {
-        using var self = Process.GetCurrentProcess();
-        var idleRss = self.WorkingSet64;
+        var idleRss = Process.GetCurrentProcess().WorkingSet64;
         using var loop = new BareLoop(provider);
+        return await SelfMeasured.RunAsync(ct => loop.RunAsync("What is (17 + 25) * 2?", ct), idleRss, runs, concurrency, cancellationToken);
+    }
+}
+
+/// <summary>
+/// A process that sends its own runs and measures itself (the baseline, and Namra embedded as the CLI runs it): it
+/// warms up, measures, and prints its figures (its own CPU and memory, so the driver's never count) as JSON.
+/// </summary>
+internal static class SelfMeasured
+{
+    public static async Task<int> RunAsync(Func<CancellationToken, Task> run, long idleRss, int runs, int concurrency, CancellationToken cancellationToken)
+    {
+        using var self = Process.GetCurrentProcess();
         double CpuSeconds()
         {
             self.Refresh();
             return self.TotalProcessorTime.TotalSeconds;
         }
 
-        var warmUp = await LoadRunner.WarmUpAsync(ct => loop.RunAsync("What is (17 + 25) * 2?", ct), concurrency, CpuSeconds, cancellationToken);
+        var warmUp = await LoadRunner.WarmUpAsync(run, concurrency, CpuSeconds, cancellationToken);
         self.Refresh();
         var cpuBefore = self.TotalProcessorTime;
-        var result = await LoadRunner.RunAsync(ct => loop.RunAsync("What is (17 + 25) * 2?", ct), runs, concurrency, cancellationToken);
+        var result = await LoadRunner.RunAsync(run, runs, concurrency, cancellationToken);
         self.Refresh();
         var report = new ProcessFigures(
             result.WallSeconds, (self.TotalProcessorTime - cpuBefore).TotalSeconds, result.LatenciesMs, idleRss, self.PeakWorkingSet64, warmUp);

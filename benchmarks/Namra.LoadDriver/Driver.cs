@@ -17,9 +17,10 @@ internal sealed record Measurement(
     WarmUp WarmUp, Dictionary<string, double>? CpuMillisecondsPerRunByProcess = null);
 
 /// <summary>
-/// Starts the provider, then measures each mode: the bare baseline (a process of its own), Namra embedded (one
-/// namra-server with all five services) and distributed (five namra-server processes), each at each concurrency.
-/// CPU is read from the measured processes only, never from this driver or the provider.
+/// Starts the provider, then measures each mode: the bare baseline (a process of its own), Namra embedded (the five
+/// services and their caller in one process, as <c>namra run</c> hosts them), server (one namra-server with all five
+/// services, called over gRPC) and distributed (five namra-server processes), each at each concurrency. CPU is read
+/// from the measured processes only, never from this driver or the provider.
 /// </summary>
 internal static class Driver
 {
@@ -55,10 +56,11 @@ internal static class Driver
                 var runs = concurrency == 1 ? Math.Max(50, options.Runs / 10) : options.Runs;
                 var measurement = mode switch
                 {
-                    "baseline" => await MeasureBaselineAsync(providerUrl, runs, concurrency, options.Latency, cancellationToken),
-                    "embedded" => await MeasureNamraAsync(mode, [string.Join(',', Roles)], providerUrl, runs, concurrency, options, cancellationToken),
+                    "baseline" => await MeasureSelfMeasuredAsync(mode, ["baseline", "--provider", providerUrl.ToString()], providerUrl, runs, concurrency, options, cancellationToken),
+                    "embedded" => await MeasureSelfMeasuredAsync(mode, ["embedded"], providerUrl, runs, concurrency, options, cancellationToken),
+                    "server" => await MeasureNamraAsync(mode, [string.Join(',', Roles)], providerUrl, runs, concurrency, options, cancellationToken),
                     "distributed" => await MeasureNamraAsync(mode, Roles, providerUrl, runs, concurrency, options, cancellationToken),
-                    _ => throw new ArgumentException($"Unknown mode {mode}; use baseline, embedded or distributed."),
+                    _ => throw new ArgumentException($"Unknown mode {mode}; use baseline, embedded, server or distributed."),
                 };
                 if (mode == "baseline")
                 {
@@ -83,23 +85,67 @@ internal static class Driver
         return 0;
     }
 
-    private static async Task<Measurement> MeasureBaselineAsync(Uri provider, int runs, int concurrency, TimeSpan latency, CancellationToken cancellationToken)
+    /// <summary>A mode whose process sends its own runs and reports its own figures: the baseline, and Namra embedded.</summary>
+    private static async Task<Measurement> MeasureSelfMeasuredAsync(string mode, string[] command, Uri provider, int runs, int concurrency, DriverOptions options, CancellationToken cancellationToken)
     {
-        using var child = Child.Start(SelfCommand("baseline", "--provider", provider.ToString(), "--runs", Port(runs), "--concurrency", Port(concurrency)), new Dictionary<string, string>(), captureOutput: true);
-        var json = await child.Process.StandardOutput.ReadToEndAsync(cancellationToken);
-        await child.Process.WaitForExitAsync(cancellationToken);
-        var figures = JsonSerializer.Deserialize<ProcessFigures>(json) ?? throw new InvalidOperationException("The baseline printed nothing.");
-        var result = new LoadResult(figures.WallSeconds, figures.LatenciesMs);
-        var overhead = 2 * latency.TotalMilliseconds;
-        return new Measurement("baseline", concurrency, runs, runs / figures.WallSeconds, result.Percentile(50) - overhead, result.Percentile(99) - overhead,
-            figures.CpuSeconds * 1000 / runs, 1, new() { ["baseline"] = Mb(figures.PeakRssBytes) }, new() { ["baseline"] = Mb(figures.IdleRssBytes) }, double.NaN, figures.WarmUp);
+        var agents = await WriteAgentsAsync(cancellationToken);
+        try
+        {
+            var environment = mode == "baseline" ? new Dictionary<string, string>() : NamraEnvironment(agents.FullName, provider, options);
+            using var child = Child.Start(SelfCommand([.. command, "--runs", Port(runs), "--concurrency", Port(concurrency)]), environment, captureOutput: true);
+            var json = await child.Process.StandardOutput.ReadToEndAsync(cancellationToken);
+            await child.Process.WaitForExitAsync(cancellationToken);
+            var figures = JsonSerializer.Deserialize<ProcessFigures>(json) ?? throw new InvalidOperationException($"The {mode} process printed nothing.");
+            var result = new LoadResult(figures.WallSeconds, figures.LatenciesMs);
+            var overhead = 2 * options.Latency.TotalMilliseconds;
+            return new Measurement(mode, concurrency, runs, runs / figures.WallSeconds, result.Percentile(50) - overhead, result.Percentile(99) - overhead,
+                figures.CpuSeconds * 1000 / runs, double.NaN, new() { [mode] = Mb(figures.PeakRssBytes) }, new() { [mode] = Mb(figures.IdleRssBytes) }, double.NaN, figures.WarmUp);
+        }
+        finally
+        {
+            agents.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>Throws unless the run completed: a failing run must not pass for a fast one.</summary>
+    public static void EnsureCompleted(Run run)
+    {
+        if (run.Status != RunStatus.Completed)
+        {
+            throw new InvalidOperationException($"A run ended {run.Status}: {run.Error?.Message}");
+        }
+    }
+
+    private static async Task<DirectoryInfo> WriteAgentsAsync(CancellationToken cancellationToken)
+    {
+        var agents = Directory.CreateTempSubdirectory("namra-load-");
+        await File.WriteAllTextAsync(Path.Combine(agents.FullName, "load_agent.yaml"), Agent, cancellationToken);
+        return agents;
+    }
+
+    // What every Namra process of the measurement is given: the agents folder, the provider, quiet logs, and the
+    // settings under comparison (--namra-env).
+    private static Dictionary<string, string> NamraEnvironment(string agents, Uri provider, DriverOptions options)
+    {
+        var environment = new Dictionary<string, string>
+        {
+            ["Namra__Config__AgentsPath"] = agents,
+            ["ANTHROPIC_API_KEY"] = "sk-ant-load",
+            ["ANTHROPIC_BASE_URL"] = provider.ToString(),
+            ["Logging__LogLevel__Default"] = "Warning",
+        };
+        foreach (var (name, value) in options.NamraEnvironment)
+        {
+            environment[name] = value;
+        }
+
+        return environment;
     }
 
     private static async Task<Measurement> MeasureNamraAsync(string mode, string[] processes, Uri provider, int runs, int concurrency, DriverOptions options, CancellationToken cancellationToken)
     {
         var latency = options.Latency;
-        var agents = Directory.CreateTempSubdirectory("namra-load-");
-        await File.WriteAllTextAsync(Path.Combine(agents.FullName, "load_agent.yaml"), Agent, cancellationToken);
+        var agents = await WriteAgentsAsync(cancellationToken);
         var ports = processes.ToDictionary(p => p, _ => (Grpc: Namra.Testing.LocalPorts.Free(), Http: Namra.Testing.LocalPorts.Free()));
         string AddressOf(string role) => $"http://127.0.0.1:{ports[processes.Single(p => p.Split(',').Contains(role))].Grpc}";
         var children = new List<(string Name, Child Child)>();
@@ -107,21 +153,11 @@ internal static class Driver
         {
             foreach (var roles in processes)
             {
-                var environment = new Dictionary<string, string>
-                {
-                    ["NAMRA_SERVICES"] = roles,
-                    ["Namra__Host__ListenAddress"] = "127.0.0.1",
-                    ["Namra__Host__GrpcPort"] = Port(ports[roles].Grpc),
-                    ["Namra__Host__HttpPort"] = Port(ports[roles].Http),
-                    ["Namra__Config__AgentsPath"] = agents.FullName,
-                    ["ANTHROPIC_API_KEY"] = "sk-ant-load",
-                    ["ANTHROPIC_BASE_URL"] = provider.ToString(),
-                    ["Logging__LogLevel__Default"] = "Warning",
-                };
-                foreach (var (name, value) in options.NamraEnvironment)
-                {
-                    environment[name] = value;
-                }
+                var environment = NamraEnvironment(agents.FullName, provider, options);
+                environment["NAMRA_SERVICES"] = roles;
+                environment["Namra__Host__ListenAddress"] = "127.0.0.1";
+                environment["Namra__Host__GrpcPort"] = Port(ports[roles].Grpc);
+                environment["Namra__Host__HttpPort"] = Port(ports[roles].Http);
 
                 if (processes.Length > 1)
                 {
@@ -146,14 +182,7 @@ internal static class Driver
             });
             var client = new AgentService.AgentServiceClient(channel);
             var request = new ExecuteRequest { Agent = new AgentSource { Reference = "load_agent@1.0.0" }, Input = "What is (17 + 25) * 2?" };
-            async Task RunOnce(CancellationToken ct)
-            {
-                var run = (await client.ExecuteAsync(request, cancellationToken: ct)).Run;
-                if (run.Status != RunStatus.Completed)
-                {
-                    throw new InvalidOperationException($"A run ended {run.Status}: {run.Error?.Message}");
-                }
-            }
+            async Task RunOnce(CancellationToken ct) => EnsureCompleted((await client.ExecuteAsync(request, cancellationToken: ct)).Run);
 
             var warmUp = await LoadRunner.WarmUpAsync(RunOnce, concurrency, () => children.Sum(c => c.Child.CpuSeconds()), cancellationToken);
             var before = children.ToDictionary(c => c.Name, c => (Cpu: c.Child.CpuSeconds(), Rss: c.Child.Rss()));

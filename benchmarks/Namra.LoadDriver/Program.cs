@@ -4,13 +4,14 @@ using Namra.LoadDriver;
 // namra-load drive     : the whole measurement (starts the provider, the baseline and Namra as child processes)
 // namra-load provider  : the local provider alone
 // namra-load baseline  : the bare C# loop alone (reports its own figures as JSON)
+// namra-load embedded  : Namra embedded, all five services and the caller in one process (reports its own figures as JSON)
 // namra-load coldstart : the CLI's start-up (version, validate, run to the first provider request): JIT, ReadyToRun, NativeAOT launcher
 var root = new RootCommand("Namra's load driver: a standard agent (2 model calls, 1 calculator call per run) against a local provider with fixed latency.");
 
 var latency = new Option<int>("--latency-ms") { Description = "The provider's fixed latency per call.", DefaultValueFactory = _ => 10 };
 var runs = new Option<int>("--runs") { Description = "Runs measured per mode and concurrency (a tenth of them at concurrency 1).", DefaultValueFactory = _ => 10000 };
 var concurrency = new Option<int[]>("--concurrency") { Description = "Runs in flight at once.", DefaultValueFactory = _ => [1, 16, 64], AllowMultipleArgumentsPerToken = true };
-var modes = new Option<string[]>("--modes") { Description = "baseline, embedded, distributed.", DefaultValueFactory = _ => ["baseline", "embedded", "distributed"], AllowMultipleArgumentsPerToken = true };
+var modes = new Option<string[]>("--modes") { Description = "baseline, embedded (in one process, as namra run), server (one namra-server, over gRPC), distributed (five namra-server processes).", DefaultValueFactory = _ => ["baseline", "embedded", "server", "distributed"], AllowMultipleArgumentsPerToken = true };
 var extra = new Option<string[]>("--namra-env") { Description = "Extra NAME=VALUE settings for the Namra processes (to compare configurations).", DefaultValueFactory = _ => [], AllowMultipleArgumentsPerToken = true };
 var output = new Option<string>("--out") { Description = "Folder for the JSON and markdown results.", DefaultValueFactory = _ => "artifacts/load" };
 var drive = new Command("drive", "Measure every mode at every concurrency and write the results.") { latency, runs, concurrency, modes, extra, output };
@@ -30,6 +31,10 @@ var parallel = new Option<int>("--concurrency") { Description = "Runs in flight 
 var baseline = new Command("baseline", "Run the bare C# loop and print its figures as JSON.") { address, count, parallel };
 baseline.SetAction(async (parse, cancellationToken) => await Baseline.RunAsync(new Uri(parse.GetValue(address)!), parse.GetValue(count), parse.GetValue(parallel), cancellationToken));
 root.Subcommands.Add(baseline);
+
+var embedded = new Command("embedded", "Run Namra embedded (settings from the environment) and print its figures as JSON.") { count, parallel };
+embedded.SetAction(async (parse, cancellationToken) => await Embedded.RunAsync(parse.GetValue(count), parse.GetValue(parallel), cancellationToken));
+root.Subcommands.Add(embedded);
 
 var repeat = new Option<int>("--repeat") { Description = "Starts measured per command and build (the median is reported).", DefaultValueFactory = _ => 5 };
 var coldOutput = new Option<string>("--out") { Description = "Folder for the CLI builds and the results.", DefaultValueFactory = _ => "artifacts/coldstart" };

@@ -25,9 +25,14 @@ public static class LlmGatewayHostingExtensions
         builder.Services.AddSingleton<IValidateOptions<LlmGatewayOptions>, LlmGatewayOptionsValidator>();
         builder.Services.AddSingleton(services => new PricingTable(services.GetRequiredService<IOptions<LlmGatewayOptions>>().Value.Models));
         builder.Services.TryAddSingleton(services => new ProviderEndpoints(services.GetRequiredService<IOptions<LlmGatewayOptions>>(), Environment.GetEnvironmentVariable));
-        builder.Services.AddHttpClient(HttpSend.ClientName, client => client.Timeout = Timeout.InfiniteTimeSpan) // deadlines come from each call
+        // Deadlines come from each call. The factory's per-request logging (a scope and two Information lines per
+        // call) is left out: the gateway's own span and metrics say more. A provider's redirect is not followed,
+        // so the API key never goes to another host.
+        builder.Services.AddHttpClient(HttpSend.ClientName, client => client.Timeout = Timeout.InfiniteTimeSpan)
+            .RemoveAllLoggers()
             .ConfigurePrimaryHttpMessageHandler(services => new SocketsHttpHandler
             {
+                AllowAutoRedirect = false,
                 ConnectTimeout = services.GetRequiredService<IOptions<LlmGatewayOptions>>().Value.ConnectTimeout,
                 PooledConnectionLifetime = TimeSpan.FromMinutes(5), // follow provider DNS changes
                 EnableMultipleHttp2Connections = true,

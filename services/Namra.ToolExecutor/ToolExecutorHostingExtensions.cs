@@ -27,9 +27,11 @@ public static class ToolExecutorHostingExtensions
         builder.Services.AddSingleton<ITool, McpTool>();
         builder.Services.AddSingleton<ToolProviderChannels>();
         builder.Services.AddSingleton<ITool, GrpcProviderTool>();
-        builder.Services.AddHttpClient(McpSessions.HttpClientName, client => client.Timeout = Timeout.InfiniteTimeSpan);
+        // The factory's per-request logging is left out: every tool call has its own span, metrics and log line.
+        builder.Services.AddHttpClient(McpSessions.HttpClientName, client => client.Timeout = Timeout.InfiniteTimeSpan).RemoveAllLoggers();
         // Two clients, so a connection opened for a tool that may reach internal addresses is never reused by one that may not.
         builder.Services.AddHttpClient(HttpTool.PublicClient, client => client.Timeout = Timeout.InfiniteTimeSpan)
+            .RemoveAllLoggers()
             .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler
             {
                 AllowAutoRedirect = false,
@@ -37,6 +39,7 @@ public static class ToolExecutorHostingExtensions
                 PooledConnectionLifetime = TimeSpan.FromMinutes(2),
             });
         builder.Services.AddHttpClient(HttpTool.AnyClient, client => client.Timeout = Timeout.InfiniteTimeSpan)
+            .RemoveAllLoggers()
             .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, PooledConnectionLifetime = TimeSpan.FromMinutes(2) });
         // Calls from this process (the orchestrator, the memory service's embedder) go straight to the handler.
         builder.Services.AddSingleton(Namra.Hosting.Clients.InProcessService.Of<ToolExecutorGrpcService, Namra.Contracts.V1.ToolExecutorService.ToolExecutorServiceBase>("tool-executor", Namra.Contracts.V1.ToolExecutorService.BindService));

@@ -1,8 +1,10 @@
 using System.Collections.Concurrent;
 using Grpc.Core;
+using Grpc.Core.Interceptors;
 using Grpc.Net.Client;
 using Grpc.Net.Client.Configuration;
 using Microsoft.Extensions.Options;
+using Namra.Contracts.V1;
 using Namra.Hosting.Errors;
 using Namra.Hosting.Roles;
 
@@ -34,16 +36,28 @@ public sealed class NamraServiceAddresses
 /// <summary>
 /// How this process calls each service, made once and shared. A service hosted in this process is called
 /// directly (<see cref="InProcessCallInvoker"/>); the others over the network, through channels that retry
-/// <c>UNAVAILABLE</c> (a replica restarting, a connection refused) with backoff, within each call's deadline.
+/// <c>UNAVAILABLE</c> (a replica restarting, a connection refused) with backoff, within each call's deadline: unary
+/// calls by <see cref="UnavailableRetry"/>, server-streaming calls by the channel's own retry policy.
 /// </summary>
 public sealed class NamraServiceChannels(
     IOptions<NamraServiceAddresses> addresses,
     NamraRoles roles,
     IEnumerable<InProcessService> inProcessServices,
     NamraEndpoints endpoints,
-    IServiceProvider services) : IDisposable
+    IServiceProvider services,
+    TimeProvider timeProvider) : IDisposable
 {
+    // Every server-streaming method of Namra's services: the ones the channel's retry policy covers.
+    private static readonly MethodName[] StreamingMethods =
+    [
+        .. new[] { ConfigService.Descriptor, LlmGatewayService.Descriptor, ToolExecutorService.Descriptor, MemoryService.Descriptor, AgentService.Descriptor }
+            .SelectMany(service => service.Methods)
+            .Where(method => method.IsServerStreaming)
+            .Select(method => new MethodName { Service = method.Service.FullName, Method = method.Name }),
+    ];
+
     private readonly ConcurrentDictionary<string, Lazy<(CallInvoker Invoker, GrpcChannel? Channel)>> _channels = new(StringComparer.Ordinal);
+    private readonly UnavailableRetry _retry = new(timeProvider);
 
     /// <summary>
     /// How to call a service, by role name (<c>config</c>, <c>llm-gateway</c>, <c>tool-executor</c>, <c>memory</c>; and
@@ -75,6 +89,8 @@ public sealed class NamraServiceChannels(
 
         var address = !string.IsNullOrWhiteSpace(configured) ? configured
             : hostedHere ? endpoints.GrpcAddress.ToString()
+            : role == "orchestrator" ? throw new NamraException(StatusCode.FailedPrecondition,
+                "This process does not host the orchestrator; other services never call it, so it has no address setting.")
             : throw new NamraException(StatusCode.FailedPrecondition,
                 $"This process does not host the {role} service and has no address for it: set {NamraServiceAddresses.SectionName}:{key}.");
         var balanced = address.StartsWith("dns:", StringComparison.OrdinalIgnoreCase);
@@ -93,24 +109,32 @@ public sealed class NamraServiceChannels(
             ServiceConfig = new ServiceConfig
             {
                 LoadBalancingConfigs = { balanced ? new RoundRobinConfig() : new PickFirstConfig() },
-                MethodConfigs =
-                {
-                    new MethodConfig
-                    {
-                        Names = { MethodName.Default },
-                        RetryPolicy = new RetryPolicy
-                        {
-                            MaxAttempts = 5,
-                            InitialBackoff = TimeSpan.FromMilliseconds(50),
-                            MaxBackoff = TimeSpan.FromSeconds(1),
-                            BackoffMultiplier = 2,
-                            RetryableStatusCodes = { StatusCode.Unavailable },
-                        },
-                    },
-                },
+                MethodConfigs = { StreamingRetry() },
             },
         });
-        return (channel.CreateCallInvoker(), channel);
+        return (channel.CreateCallInvoker().Intercept(_retry), channel);
+    }
+
+    // The channel's own retry, for server-streaming methods only: unary calls are retried by UnavailableRetry.
+    private static MethodConfig StreamingRetry()
+    {
+        var config = new MethodConfig
+        {
+            RetryPolicy = new RetryPolicy
+            {
+                MaxAttempts = UnavailableRetry.MaxAttempts,
+                InitialBackoff = UnavailableRetry.InitialBackoff,
+                MaxBackoff = UnavailableRetry.MaxBackoff,
+                BackoffMultiplier = 2,
+                RetryableStatusCodes = { StatusCode.Unavailable },
+            },
+        };
+        foreach (var method in StreamingMethods)
+        {
+            config.Names.Add(method);
+        }
+
+        return config;
     }
 
     /// <inheritdoc/>

@@ -71,7 +71,10 @@ public sealed class NamraCounter
     public void Add(long value, params string[] labelValues)
     {
         _prometheus.WithLabels(labelValues).Inc(value);
-        _meter.Add(value, NamraMetrics.Tags(_labelNames, labelValues));
+        if (_meter.Enabled) // only when an OpenTelemetry exporter listens
+        {
+            _meter.Add(value, NamraMetrics.Tags(_labelNames, labelValues));
+        }
     }
 }
 
@@ -89,6 +92,9 @@ public sealed class NamraHistogram
     public void Record(double seconds, params string[] labelValues)
     {
         _prometheus.WithLabels(labelValues).Observe(seconds);
-        _meter.Record(seconds, NamraMetrics.Tags(_labelNames, labelValues));
+        if (_meter.Enabled) // only when an OpenTelemetry exporter listens
+        {
+            _meter.Record(seconds, NamraMetrics.Tags(_labelNames, labelValues));
+        }
     }
 }

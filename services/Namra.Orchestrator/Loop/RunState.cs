@@ -61,13 +61,18 @@ internal sealed class RunState(Run run, Func<RunEvent, Task>? emit, int maxEvent
         }
     }
 
-    // Numbers and stamps the event, and hands it to the caller when one reads them.
+    // Numbers the event; stamps it and hands it over when a caller reads them (otherwise it is only counted).
     private Task SendAsync(RunEvent item)
     {
-        item.RunId = run.RunId;
         item.Sequence = ++Sequence;
+        if (emit is null)
+        {
+            return Task.CompletedTask;
+        }
+
+        item.RunId = run.RunId;
         item.Time = Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow());
-        return emit is null ? Task.CompletedTask : emit(item);
+        return emit(item);
     }
 
     /// <summary>A new message of this run, with an id that makes saving it again harmless.</summary>

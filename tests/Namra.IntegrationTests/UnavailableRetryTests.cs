@@ -1,0 +1,169 @@
+using Grpc.Core;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Namra.Contracts.V1;
+using Namra.Hosting;
+using Namra.Hosting.Clients;
+using Namra.Server;
+using Namra.Testing;
+
+namespace Namra.IntegrationTests;
+
+/// <summary>
+/// Calls from one Namra process to another over a real socket, to a service that answers <c>UNAVAILABLE</c> a set
+/// number of times (a replica restarting): what is retried, how often, and what is not.
+/// </summary>
+public sealed class UnavailableRetryTests
+{
+    [Fact]
+    public async Task AUnaryCall_AnsweredUnavailableTwice_SucceedsOnTheThirdAttempt()
+    {
+        var flaky = new Flaky { Failures = 2 };
+        await using var hosts = await Hosts.StartAsync(flaky);
+
+        var response = await hosts.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = "run-1" }, deadline: DateTime.UtcNow.AddSeconds(30));
+
+        Assert.Equal("run-1", response.Run.RunId);
+        Assert.Equal(3, flaky.Calls);
+    }
+
+    [Fact]
+    public async Task AUnaryCall_AlwaysUnavailable_GivesUpAfterFiveAttempts_WithTheServicesStatus()
+    {
+        var flaky = new Flaky { Failures = int.MaxValue };
+        await using var hosts = await Hosts.StartAsync(flaky);
+
+        var error = await Assert.ThrowsAsync<RpcException>(() =>
+            hosts.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = "run-1" }, deadline: DateTime.UtcNow.AddSeconds(30)).ResponseAsync);
+
+        Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+        Assert.Equal("restarting", error.Status.Detail);
+        Assert.Equal(5, flaky.Calls);
+    }
+
+    [Fact]
+    public async Task AUnaryCall_FailingWithAnotherStatus_IsNotRetried()
+    {
+        var flaky = new Flaky { Failures = int.MaxValue, Status = StatusCode.Internal };
+        await using var hosts = await Hosts.StartAsync(flaky);
+
+        var error = await Assert.ThrowsAsync<RpcException>(() =>
+            hosts.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = "run-1" }, deadline: DateTime.UtcNow.AddSeconds(30)).ResponseAsync);
+
+        Assert.Equal(StatusCode.Internal, error.StatusCode);
+        Assert.Equal(1, flaky.Calls);
+    }
+
+    [Fact]
+    public async Task AUnaryCall_CancelledByItsCaller_EndsCancelled_WithoutAnotherAttempt()
+    {
+        var flaky = new Flaky { Failures = int.MaxValue };
+        await using var hosts = await Hosts.StartAsync(flaky);
+        using var caller = new CancellationTokenSource();
+        flaky.OnCall = calls =>
+        {
+            if (calls == 2)
+            {
+                caller.Cancel();
+            }
+        };
+
+        var error = await Assert.ThrowsAsync<RpcException>(() =>
+            hosts.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = "run-1" }, deadline: DateTime.UtcNow.AddSeconds(30), cancellationToken: caller.Token).ResponseAsync);
+
+        Assert.Equal(StatusCode.Cancelled, error.StatusCode);
+        Assert.Equal(2, flaky.Calls);
+    }
+
+    [Fact]
+    public async Task AStreamingCall_AnsweredUnavailableBeforeItsFirstMessage_IsRetried()
+    {
+        var flaky = new Flaky { Failures = 1 };
+        await using var hosts = await Hosts.StartAsync(flaky);
+
+        using var call = hosts.LlmGateway.StreamGenerate(new StreamGenerateRequest(), deadline: DateTime.UtcNow.AddSeconds(30));
+        var events = new List<StreamGenerateResponse>();
+        await foreach (var item in call.ResponseStream.ReadAllAsync())
+        {
+            events.Add(item);
+        }
+
+        Assert.Equal(["Hel", "lo"], events.Select(e => e.TextDelta.Text));
+        Assert.Equal(2, flaky.Calls);
+    }
+
+    // A memory service and a gateway that fail their first calls, as a replica restarting would.
+    private sealed class Flaky
+    {
+        private int _calls;
+
+        public int Failures { get; init; }
+
+        public StatusCode Status { get; init; } = StatusCode.Unavailable;
+
+        public Action<int>? OnCall { get; set; }
+
+        public int Calls => Volatile.Read(ref _calls);
+
+        public void Answer()
+        {
+            var calls = Interlocked.Increment(ref _calls);
+            OnCall?.Invoke(calls);
+            if (calls <= Failures)
+            {
+                throw new RpcException(new Status(Status, "restarting"));
+            }
+        }
+    }
+
+    private sealed class FlakyMemory(Flaky flaky) : MemoryService.MemoryServiceBase
+    {
+        public override Task<GetRunRecordResponse> GetRunRecord(GetRunRecordRequest request, ServerCallContext context)
+        {
+            flaky.Answer();
+            return Task.FromResult(new GetRunRecordResponse { Run = new Run { RunId = request.RunId } });
+        }
+    }
+
+    private sealed class FlakyGateway(Flaky flaky) : LlmGatewayService.LlmGatewayServiceBase
+    {
+        public override async Task StreamGenerate(StreamGenerateRequest request, IServerStreamWriter<StreamGenerateResponse> responseStream, ServerCallContext context)
+        {
+            flaky.Answer();
+            await responseStream.WriteAsync(new StreamGenerateResponse { TextDelta = new TextDelta { Text = "Hel" } });
+            await responseStream.WriteAsync(new StreamGenerateResponse { TextDelta = new TextDelta { Text = "lo" } });
+        }
+    }
+
+    // The flaky services in one process; a second process calls them through its NamraServiceChannels.
+    private sealed class Hosts(NamraTestHost server, NamraTestHost caller) : IAsyncDisposable
+    {
+        public MemoryService.MemoryServiceClient Memory { get; } = new(caller.Services.GetRequiredService<NamraServiceChannels>().For("memory"));
+
+        public LlmGatewayService.LlmGatewayServiceClient LlmGateway { get; } = new(caller.Services.GetRequiredService<NamraServiceChannels>().For("llm-gateway"));
+
+        public static async Task<Hosts> StartAsync(Flaky flaky)
+        {
+            var server = await NamraTestHost.StartAsync("config", configure: builder => builder.Services.AddSingleton(flaky), build: builder =>
+            {
+                var app = NamraComposition.Build(builder);
+                app.MapGrpcService<FlakyMemory>();
+                app.MapGrpcService<FlakyGateway>();
+                return app;
+            });
+            var address = server.Services.GetRequiredService<NamraEndpoints>().GrpcAddress.ToString();
+            var caller = await NamraTestHost.StartAsync("config", new Dictionary<string, string?>
+            {
+                ["Namra:Services:Memory"] = address,
+                ["Namra:Services:LlmGateway"] = address,
+            });
+            return new Hosts(server, caller);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await caller.DisposeAsync();
+            await server.DisposeAsync();
+        }
+    }
+}
