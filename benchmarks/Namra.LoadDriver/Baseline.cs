@@ -32,14 +32,23 @@ internal static class SelfMeasured
         var warmUp = await LoadRunner.WarmUpAsync(run, concurrency, CpuSeconds, cancellationToken);
         self.Refresh();
         var cpuBefore = self.TotalProcessorTime;
+        var allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
         var result = await LoadRunner.RunAsync(run, runs, concurrency, cancellationToken);
+        var allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
         self.Refresh();
         var report = new ProcessFigures(
-            result.WallSeconds, (self.TotalProcessorTime - cpuBefore).TotalSeconds, result.LatenciesMs, idleRss, self.PeakWorkingSet64, warmUp);
+            result.WallSeconds, (self.TotalProcessorTime - cpuBefore).TotalSeconds, result.LatenciesMs, idleRss, self.PeakWorkingSet64, warmUp, allocated);
         Console.WriteLine(JsonSerializer.Serialize(report));
         return 0;
     }
 }
 
 /// <summary>A child's own figures.</summary>
-internal sealed record ProcessFigures(double WallSeconds, double CpuSeconds, double[] LatenciesMs, long IdleRssBytes, long PeakRssBytes, WarmUp WarmUp);
+/// <param name="WallSeconds">How long the measured runs took.</param>
+/// <param name="CpuSeconds">The process's CPU time (user + system) during them.</param>
+/// <param name="LatenciesMs">Each run's latency.</param>
+/// <param name="IdleRssBytes">Resident memory before the first run.</param>
+/// <param name="PeakRssBytes">Peak resident memory.</param>
+/// <param name="WarmUp">What the warm-up took.</param>
+/// <param name="AllocatedBytes">Bytes the process allocated on its managed heap during the measured runs (exact, not sampled).</param>
+internal sealed record ProcessFigures(double WallSeconds, double CpuSeconds, double[] LatenciesMs, long IdleRssBytes, long PeakRssBytes, WarmUp WarmUp, long AllocatedBytes);

@@ -14,7 +14,7 @@ internal sealed record DriverOptions(TimeSpan Latency, int Runs, int[] Concurren
 internal sealed record Measurement(
     string Mode, int Concurrency, int Runs, double RunsPerSecond, double P50OverheadMs, double P99OverheadMs,
     double CpuMillisecondsPerRun, double CpuRatio, Dictionary<string, double> PeakRssMb, Dictionary<string, double> IdleRssMb, double KbPerInFlightRun,
-    WarmUp WarmUp, Dictionary<string, double>? CpuMillisecondsPerRunByProcess = null);
+    WarmUp WarmUp, Dictionary<string, double>? CpuMillisecondsPerRunByProcess = null, double KbAllocatedPerRun = double.NaN);
 
 /// <summary>
 /// Starts the provider, then measures each mode: the bare baseline (a process of its own), Namra embedded (the five
@@ -99,7 +99,8 @@ internal static class Driver
             var result = new LoadResult(figures.WallSeconds, figures.LatenciesMs);
             var overhead = 2 * options.Latency.TotalMilliseconds;
             return new Measurement(mode, concurrency, runs, runs / figures.WallSeconds, result.Percentile(50) - overhead, result.Percentile(99) - overhead,
-                figures.CpuSeconds * 1000 / runs, double.NaN, new() { [mode] = Mb(figures.PeakRssBytes) }, new() { [mode] = Mb(figures.IdleRssBytes) }, double.NaN, figures.WarmUp);
+                figures.CpuSeconds * 1000 / runs, double.NaN, new() { [mode] = Mb(figures.PeakRssBytes) }, new() { [mode] = Mb(figures.IdleRssBytes) }, double.NaN, figures.WarmUp,
+                KbAllocatedPerRun: figures.AllocatedBytes / 1024.0 / runs);
         }
         finally
         {
@@ -242,6 +243,9 @@ internal static class Driver
             text.AppendLine(CultureInfo.InvariantCulture, $"CPU ms per run by process, {result.Mode} at concurrency {result.Concurrency}: {string.Join(", ", result.CpuMillisecondsPerRunByProcess!.Select(p => $"{p.Key} {p.Value:0.000}"))}.");
         }
 
+        text.AppendLine();
+        text.AppendLine("Managed heap allocated per run, where the measured process sends its own runs (exact): " + string.Join("; ",
+            results.Where(r => !double.IsNaN(r.KbAllocatedPerRun)).Select(r => string.Create(CultureInfo.InvariantCulture, $"{r.Mode} at concurrency {r.Concurrency} {r.KbAllocatedPerRun:0.0} KB"))) + ".");
         text.AppendLine();
         text.AppendLine("Warm-up before measuring (batches of 3 s, at least 8, until three in a row cost the same CPU per run, within 5% of their mean; at most 20):");
         text.AppendLine();

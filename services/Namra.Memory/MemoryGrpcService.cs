@@ -156,14 +156,16 @@ internal sealed class MemoryGrpcService(
                     throw new NamraException(StatusCode.Aborted, $"The run record changed since it was read (etag {request.Etag}, now {Etag(stored.Version)}); read it again.");
                 }
 
-                var merged = stored.Run.Clone();
+                // The stored record the store handed out is a copy of its own, and the request is this call's: either
+                // can become the new record without another copy (the store copies what it keeps).
+                var merged = stored.Run;
                 if (mask is { Paths.Count: > 0 })
                 {
                     Merge(mask, update, merged);
                 }
                 else
                 {
-                    merged = update.Clone();
+                    merged = update;
                     merged.CreateTime = stored.Run.CreateTime;
                 }
 

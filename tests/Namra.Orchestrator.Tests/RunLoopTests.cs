@@ -305,7 +305,7 @@ public sealed class RunLoopTests : IAsyncLifetime
         {{(execution.Length > 0 ? "execution:\n  " + execution.Replace("\n", "\n  ", StringComparison.Ordinal) : "")}}
         """;
 
-    private static SseReply ToolTurn(params (string Id, string Name, string Arguments)[] calls) => ToolTurn(calls, text: null);
+    internal static SseReply ToolTurn(params (string Id, string Name, string Arguments)[] calls) => ToolTurn(calls, text: null);
 
     private static SseReply ToolTurn((string Id, string Name, string Arguments) call, string text) => ToolTurn([call], text);
 

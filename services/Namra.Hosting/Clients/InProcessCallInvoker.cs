@@ -37,6 +37,9 @@ public sealed record InProcessService(string Role, Type ServiceType, Action<Serv
 /// </summary>
 internal sealed class InProcessCallInvoker : CallInvoker
 {
+    // In-process calls send no response headers: one finished, read-only empty set serves them all.
+    private static readonly Task<Metadata> NoHeaders = Task.FromResult(Metadata.Empty);
+
     private readonly ConcurrentDictionary<string, Delegate> _handlers = new(StringComparer.Ordinal);
     private readonly Interceptor _errors;
 
@@ -55,7 +58,7 @@ internal sealed class InProcessCallInvoker : CallInvoker
         var handler = Handler<UnaryServerMethod<TRequest, TResponse>>(method);
         var context = new InProcessServerCallContext(method.FullName, options);
         var response = Run(context, async () => Copy(await _errors.UnaryServerHandler(Copy(request), context, handler).ConfigureAwait(false)));
-        return new AsyncUnaryCall<TResponse>(response, Task.FromResult(new Metadata()), () => context.Status, () => context.ResponseTrailers, context.Dispose);
+        return new AsyncUnaryCall<TResponse>(response, NoHeaders, () => context.Status, () => context.ResponseTrailers, context.Dispose);
     }
 
     public override AsyncServerStreamingCall<TResponse> AsyncServerStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request)
@@ -70,7 +73,7 @@ internal sealed class InProcessCallInvoker : CallInvoker
             return true;
         });
         _ = running.ContinueWith(t => channel.Writer.TryComplete(t.Exception?.InnerException), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-        return new AsyncServerStreamingCall<TResponse>(new StreamReader<TResponse>(channel.Reader, context), Task.FromResult(new Metadata()),
+        return new AsyncServerStreamingCall<TResponse>(new StreamReader<TResponse>(channel.Reader, context), NoHeaders,
             () => context.Status, () => context.ResponseTrailers, context.Dispose);
     }
 

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net.ServerSentEvents;
 using Namra.Hosting.Errors;
 using System.Runtime.CompilerServices;
@@ -45,18 +46,27 @@ internal static class HttpSend
     /// <summary>
     /// The server-sent events of a response: a broken connection becomes UNAVAILABLE, and a provider silent for
     /// longer than <paramref name="idleTimeout"/> between events DEADLINE_EXCEEDED, so a stalled stream never
-    /// holds a call forever (even one without a deadline).
+    /// holds a call forever (even one without a deadline). The idle timer is set again only when a sixteenth of
+    /// the limit has passed since it last was, not at every event (dozens a second in a streamed answer), so the
+    /// silence allowed is between 15/16 of the limit and the limit.
     /// </summary>
     public static async IAsyncEnumerable<SseItem<string>> ReadEventsAsync(Stream stream, string provider, TimeSpan idleTimeout,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var items = SseParser.Create(stream).EnumerateAsync(idle.Token).GetAsyncEnumerator(idle.Token);
+        var setAgainAfter = idleTimeout / 16;
+        var set = 0L;
         try
         {
             while (true)
             {
-                idle.CancelAfter(idleTimeout);
+                if (set == 0 || Stopwatch.GetElapsedTime(set) >= setAgainAfter)
+                {
+                    idle.CancelAfter(idleTimeout);
+                    set = Stopwatch.GetTimestamp();
+                }
+
                 try
                 {
                     if (!await items.MoveNextAsync().ConfigureAwait(false))

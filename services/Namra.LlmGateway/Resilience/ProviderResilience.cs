@@ -22,7 +22,7 @@ internal sealed class ProviderResilience(IOptions<LlmGatewayOptions> options, Ti
     // Model names come from callers; past this many, further models share their provider's pipeline.
     private const int MaxPipelines = 256;
 
-    private readonly ConcurrentDictionary<string, ResiliencePipeline> _pipelines = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<(LlmProvider Provider, string BaseUrl, string Model), ResiliencePipeline> _pipelines = new();
 
     /// <summary>
     /// One pipeline, so one circuit, per provider, address and model: providers overload model by model, and a
@@ -31,7 +31,7 @@ internal sealed class ProviderResilience(IOptions<LlmGatewayOptions> options, Ti
     private ResiliencePipeline PipelineFor(LlmProvider provider, string baseUrl, string model)
     {
         // The address is part of the key: one caller's dead server must not open the circuit for others' healthy ones.
-        var key = $"{provider}|{baseUrl}|{model}";
+        var key = (provider, baseUrl, model);
         if (_pipelines.TryGetValue(key, out var pipeline))
         {
             return pipeline;
@@ -39,7 +39,7 @@ internal sealed class ProviderResilience(IOptions<LlmGatewayOptions> options, Ti
 
         if (_pipelines.Count >= MaxPipelines)
         {
-            key = provider.ToString();
+            key = (provider, "", "");
         }
 
         return _pipelines.GetOrAdd(key, _ => Build(options.Value, timeProvider));

@@ -28,10 +28,10 @@ internal interface IMemoryStore
     /// <summary>Deletes a session and its messages; false when there was none.</summary>
     Task<bool> DeleteSessionAsync(string sessionId, CancellationToken cancellationToken);
 
-    /// <summary>Stores a new run record at version 1; false when one with its id exists.</summary>
+    /// <summary>Stores a new run record at version 1 (a copy: the caller may change its object afterwards); false when one with its id exists.</summary>
     Task<bool> CreateRunAsync(Run run, CancellationToken cancellationToken);
 
-    /// <summary>A run record and its version; null when there is none.</summary>
+    /// <summary>A run record and its version, as an object of the caller's own to change; null when there is none.</summary>
     Task<VersionedRun?> GetRunAsync(string runId, CancellationToken cancellationToken);
 
     /// <summary>Replaces a run record if it is still at <paramref name="expectedVersion"/>; false otherwise.</summary>

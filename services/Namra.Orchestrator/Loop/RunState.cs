@@ -27,12 +27,18 @@ internal sealed class RunState(Run run, Func<RunEvent, Task>? emit, int maxEvent
 
     public async Task EmitAsync(RunEvent item)
     {
+        if (emit is null)
+        {
+            Count();
+            return;
+        }
+
         await _emitting.WaitAsync().ConfigureAwait(false);
         try
         {
             if (Sequence + 1 >= maxEvents)
             {
-                throw new Hosting.Errors.NamraException(StatusCode.ResourceExhausted, $"The run produced more than {maxEvents:N0} events (Namra:Orchestrator:MaxRunEvents).");
+                throw TooManyEvents();
             }
 
             await SendAsync(item).ConfigureAwait(false);
@@ -46,6 +52,16 @@ internal sealed class RunState(Run run, Func<RunEvent, Task>? emit, int maxEvent
     /// <summary>The last event, sent even when the event cap was reached.</summary>
     public async Task EmitFinalAsync(RunEvent item)
     {
+        if (emit is null)
+        {
+            lock (_counting)
+            {
+                Sequence++;
+            }
+
+            return;
+        }
+
         await _emitting.WaitAsync().ConfigureAwait(false);
         try
         {
@@ -61,18 +77,30 @@ internal sealed class RunState(Run run, Func<RunEvent, Task>? emit, int maxEvent
         }
     }
 
-    // Numbers the event; stamps it and hands it over when a caller reads them (otherwise it is only counted).
+    // An event nobody reads (a unary Execute) is only counted, under the same cap; parallel tool calls count at once.
+    private void Count()
+    {
+        lock (_counting)
+        {
+            if (Sequence + 1 >= maxEvents)
+            {
+                throw TooManyEvents();
+            }
+
+            Sequence++;
+        }
+    }
+
+    private Hosting.Errors.NamraException TooManyEvents() =>
+        new(StatusCode.ResourceExhausted, $"The run produced more than {maxEvents:N0} events (Namra:Orchestrator:MaxRunEvents).");
+
+    // Numbers and stamps the event, and hands it to the caller.
     private Task SendAsync(RunEvent item)
     {
-        item.Sequence = ++Sequence;
-        if (emit is null)
-        {
-            return Task.CompletedTask;
-        }
-
         item.RunId = run.RunId;
+        item.Sequence = ++Sequence;
         item.Time = Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow());
-        return emit(item);
+        return emit!(item);
     }
 
     /// <summary>A new message of this run, with an id that makes saving it again harmless.</summary>

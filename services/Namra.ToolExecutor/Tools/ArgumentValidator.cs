@@ -10,12 +10,22 @@ internal sealed class ArgumentValidator
     private const int MaxProblems = 10;
     private const int MaxCachedSchemas = 1024;
 
+    private static readonly EvaluationOptions FlagOnly = new() { OutputFormat = OutputFormat.Flag };
+
     private readonly ConcurrentDictionary<string, JsonSchema> _schemas = new(StringComparer.Ordinal);
 
     /// <summary>The problems with the arguments, empty when they match.</summary>
     public IReadOnlyList<string> Validate(string schemaJson, JsonElement arguments)
     {
         var schema = _schemas.TryGetValue(schemaJson, out var cached) ? cached : Compile(schemaJson);
+
+        // Most calls match: a yes/no evaluation stops at the first failure and collects nothing. Only arguments that
+        // fail are evaluated again for the list of what is wrong.
+        if (schema.Evaluate(arguments, FlagOnly).IsValid)
+        {
+            return [];
+        }
+
         var results = schema.Evaluate(arguments, new EvaluationOptions { OutputFormat = OutputFormat.List });
         if (results.IsValid)
         {
