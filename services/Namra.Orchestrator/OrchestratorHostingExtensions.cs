@@ -57,7 +57,9 @@ public static class OrchestratorHostingExtensions
     {
         ArgumentNullException.ThrowIfNull(app);
         app.MapGrpcService<AgentGrpcService>();
-        app.UseSwagger(swagger => swagger.RouteTemplate = "openapi/{documentName}.json");
+        // An endpoint, not a middleware: the middleware asks the container for the document generator on every
+        // request, so the first gRPC call built it (ApiExplorer, the XML comments: about 15 MB the service kept).
+        app.MapSwagger("/openapi/{documentName}.json");
         return app;
     }
 }
