@@ -92,6 +92,12 @@ internal static class Driver
         try
         {
             var environment = mode == "baseline" ? new Dictionary<string, string>() : NamraEnvironment(agents.FullName, provider, options);
+            if (mode == "embedded")
+            {
+                // The runtime settings namra-server ships with (its runtimeconfig), which namra-load's own lacks.
+                environment.TryAdd("DOTNET_ThreadPool_UnfairSemaphoreSpinLimit", "0");
+            }
+
             using var child = Child.Start(SelfCommand([.. command, "--runs", Port(runs), "--concurrency", Port(concurrency)]), environment, captureOutput: true);
             var json = await child.Process.StandardOutput.ReadToEndAsync(cancellationToken);
             await child.Process.WaitForExitAsync(cancellationToken);
