@@ -17,10 +17,7 @@ public sealed class RunEventCapTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _anthropic = await FakeProviderServer.StartAsync();
-        var environment = new Dictionary<string, string> { ["ANTHROPIC_API_KEY"] = "sk-ant-test", ["ANTHROPIC_BASE_URL"] = _anthropic.BaseUrl.ToString() };
-        _host = await NamraTestHost.StartAsync("all", new Dictionary<string, string?> { ["Namra:Orchestrator:MaxRunEvents"] = "100" },
-            configure: builder => ProviderEnvironment.Use(builder, environment));
+        (_anthropic, _host) = await RunLoopTests.StartAsync(new Dictionary<string, string?> { ["Namra:Orchestrator:MaxRunEvents"] = "100" });
         _client = new AgentService.AgentServiceClient(_host.Channel);
     }
 

@@ -17,10 +17,16 @@ public sealed class RunLoopTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _anthropic = await FakeProviderServer.StartAsync();
-        var environment = new Dictionary<string, string> { ["ANTHROPIC_API_KEY"] = "sk-ant-test", ["ANTHROPIC_BASE_URL"] = _anthropic.BaseUrl.ToString() };
-        _host = await NamraTestHost.StartAsync("all", configure: builder => ProviderEnvironment.Use(builder, environment));
+        (_anthropic, _host) = await StartAsync();
         _client = new AgentService.AgentServiceClient(_host.Channel);
+    }
+
+    /// <summary>The local Anthropic server, and all five services in one host calling it, with extra settings.</summary>
+    internal static async Task<(FakeProviderServer Anthropic, NamraTestHost Host)> StartAsync(IDictionary<string, string?>? settings = null)
+    {
+        var anthropic = await FakeProviderServer.StartAsync();
+        var environment = new Dictionary<string, string> { ["ANTHROPIC_API_KEY"] = "sk-ant-test", ["ANTHROPIC_BASE_URL"] = anthropic.BaseUrl.ToString() };
+        return (anthropic, await NamraTestHost.StartAsync("all", settings, configure: builder => ProviderEnvironment.Use(builder, environment)));
     }
 
     public async Task DisposeAsync()
