@@ -60,6 +60,20 @@ public sealed class ProviderHardeningTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AProvidersRedirect_IsNotFollowed_SoTheKeyGoesNowhereElse()
+    {
+        await using var elsewhere = await FakeProviderServer.StartAsync();
+        _server.Enqueue(new ErrorReply(307, "", new Dictionary<string, string> { ["Location"] = new Uri(elsewhere.BaseUrl, "/v1/messages").ToString() }));
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => _client.GenerateAsync(Anthropic()).ResponseAsync);
+
+        Assert.Equal(StatusCode.FailedPrecondition, error.StatusCode);
+        Assert.Contains("answered 307, a redirect, which the gateway does not follow", error.Status.Detail, StringComparison.Ordinal);
+        Assert.Single(_server.Requests);
+        Assert.Empty(elsewhere.Requests);
+    }
+
+    [Fact]
     public async Task Errors_WhoseBodyIsNotAProviderError_AreNotEchoed()
     {
         _server.Enqueue(new ErrorReply(502, "<html><body>internal admin page: db-password=hunter2</body></html>"));

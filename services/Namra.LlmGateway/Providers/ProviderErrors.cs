@@ -17,6 +17,14 @@ internal static class ProviderErrors
     /// <summary>The exception for an error response; the body is the provider's JSON error, read up to a bound.</summary>
     public static NamraException FromResponse(string provider, HttpStatusCode status, HttpResponseHeaders headers, string body)
     {
+        if ((int)status is >= 300 and < 400)
+        {
+            // Redirects are not followed: the request carries the API key, and its address was checked, not the new one.
+            // Not transient either: retrying, or counting it against the circuit, would not help.
+            return Create(provider, StatusCode.FailedPrecondition, $"{(int)status} redirect",
+                $"the server answered {(int)status}, a redirect, which the gateway does not follow (requests carry the API key); set llm.base_url to the address that serves the API", null);
+        }
+
         var (type, message) = ReadError(body);
         var code = (int)status switch
         {
