@@ -119,6 +119,22 @@ public sealed class RunLoopTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AUnaryRun_AsksTheGatewayForWholeTurns_SoItMakesNoTextDeltas()
+    {
+        string[] pieces = [.. Enumerable.Range(0, 20).Select(i => $"{i} ")];
+        _anthropic.Enqueue(AnthropicWire.TextTurn(60, 20, pieces), AnthropicWire.TextTurn(60, 20, pieces));
+
+        var unary = await ExecuteAsync(Agent(), "Count to 20.");
+        var streamed = await StreamAsync(Agent(), "Count to 20.");
+
+        // Streamed, the turn arrives as deltas; unary, the same turn is one answer: the run counts every event but
+        // the last, so a unary run that streamed would count twenty more.
+        Assert.Equal(string.Concat(pieces), unary.Answer);
+        Assert.Equal(20, streamed.Count(e => e.EventCase == RunEvent.EventOneofCase.TextDelta));
+        Assert.Equal(streamed.Count(e => e.EventCase is not (RunEvent.EventOneofCase.TextDelta or RunEvent.EventOneofCase.RunCompleted)), unary.EventsSummary.Events);
+    }
+
+    [Fact]
     public async Task Events_ComeInTheOrderTheRunHappened()
     {
         _anthropic.Enqueue(ToolTurn(("t1", "calculator", "{\"expression\":\"1 + 1\"}"), text: "Adding."), AnthropicWire.TextTurn(60, 5, "2."));
