@@ -11,7 +11,8 @@ namespace Namra.IntegrationTests;
 
 /// <summary>
 /// Calls from one Namra process to another over a real socket, to a service that answers <c>UNAVAILABLE</c> a set
-/// number of times (a replica restarting): what is retried, how often, and what is not.
+/// number of times (a replica restarting): what is retried, how often, and what is not (a call that reached a
+/// service and is not safe to repeat).
 /// </summary>
 public sealed class UnavailableRetryTests
 {
@@ -39,6 +40,38 @@ public sealed class UnavailableRetryTests
         Assert.Equal(StatusCode.Unavailable, error.StatusCode);
         Assert.Equal("restarting", error.Status.Detail);
         Assert.Equal(5, flaky.Calls);
+    }
+
+    [Fact]
+    public async Task ACallNotSafeToRepeat_AnsweredUnavailableByTheService_IsNotRetried()
+    {
+        // The executor received the call (the tool may have run): running it again could repeat its effect.
+        var flaky = new Flaky { Failures = int.MaxValue };
+        await using var hosts = await Hosts.StartAsync(flaky);
+
+        var error = await Assert.ThrowsAsync<RpcException>(() =>
+            hosts.ToolExecutor.ExecuteToolAsync(new ExecuteToolRequest(), deadline: DateTime.UtcNow.AddSeconds(30)).ResponseAsync);
+
+        Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+        Assert.False(UnavailableRetry.NothingWasSent(error));
+        Assert.Equal(1, flaky.Calls);
+    }
+
+    [Fact]
+    public async Task ACallNotSafeToRepeat_ToAServiceNotListening_IsKnownNotToHaveBeenSent()
+    {
+        // Nothing listens on the port: the connection is refused, so a retry cannot repeat anything.
+        await using var caller = await NamraTestHost.StartAsync("config", new Dictionary<string, string?>
+        {
+            ["Namra:Services:ToolExecutor"] = $"http://127.0.0.1:{LocalPorts.Free()}",
+        });
+        var client = new ToolExecutorService.ToolExecutorServiceClient(caller.Services.GetRequiredService<NamraServiceChannels>().For("tool-executor"));
+
+        var error = await Assert.ThrowsAsync<RpcException>(() =>
+            client.ExecuteToolAsync(new ExecuteToolRequest(), deadline: DateTime.UtcNow.AddSeconds(30)).ResponseAsync);
+
+        Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+        Assert.True(UnavailableRetry.NothingWasSent(error), error.Status.DebugException?.ToString());
     }
 
     [Fact]
@@ -125,6 +158,15 @@ public sealed class UnavailableRetryTests
         }
     }
 
+    private sealed class FlakyToolExecutor(Flaky flaky) : ToolExecutorService.ToolExecutorServiceBase
+    {
+        public override Task<ExecuteToolResponse> ExecuteTool(ExecuteToolRequest request, ServerCallContext context)
+        {
+            flaky.Answer();
+            return Task.FromResult(new ExecuteToolResponse());
+        }
+    }
+
     private sealed class FlakyGateway(Flaky flaky) : LlmGatewayService.LlmGatewayServiceBase
     {
         public override async Task StreamGenerate(StreamGenerateRequest request, IServerStreamWriter<StreamGenerateResponse> responseStream, ServerCallContext context)
@@ -142,6 +184,8 @@ public sealed class UnavailableRetryTests
 
         public LlmGatewayService.LlmGatewayServiceClient LlmGateway { get; } = new(caller.Services.GetRequiredService<NamraServiceChannels>().For("llm-gateway"));
 
+        public ToolExecutorService.ToolExecutorServiceClient ToolExecutor { get; } = new(caller.Services.GetRequiredService<NamraServiceChannels>().For("tool-executor"));
+
         public static async Task<Hosts> StartAsync(Flaky flaky)
         {
             var server = await NamraTestHost.StartAsync("config", configure: builder => builder.Services.AddSingleton(flaky), build: builder =>
@@ -149,6 +193,7 @@ public sealed class UnavailableRetryTests
                 var app = NamraComposition.Build(builder);
                 app.MapGrpcService<FlakyMemory>();
                 app.MapGrpcService<FlakyGateway>();
+                app.MapGrpcService<FlakyToolExecutor>();
                 return app;
             });
             var address = server.Services.GetRequiredService<NamraEndpoints>().GrpcAddress.ToString();
@@ -156,6 +201,7 @@ public sealed class UnavailableRetryTests
             {
                 ["Namra:Services:Memory"] = address,
                 ["Namra:Services:LlmGateway"] = address,
+                ["Namra:Services:ToolExecutor"] = address,
             });
             return new Hosts(server, caller);
         }

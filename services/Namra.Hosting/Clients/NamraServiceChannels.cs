@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Google.Protobuf.Reflection;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Grpc.Net.Client;
@@ -47,14 +48,18 @@ public sealed class NamraServiceChannels(
     IServiceProvider services,
     TimeProvider timeProvider) : IDisposable
 {
-    // Every server-streaming method of Namra's services: the ones the channel's retry policy covers.
+    // Every server-streaming method of Namra's services safe to repeat: the ones the channel's retry policy covers.
     private static readonly MethodName[] StreamingMethods =
     [
-        .. new[] { ConfigService.Descriptor, LlmGatewayService.Descriptor, ToolExecutorService.Descriptor, MemoryService.Descriptor, AgentService.Descriptor }
-            .SelectMany(service => service.Methods)
-            .Where(method => method.IsServerStreaming)
+        .. Methods
+            .Where(method => method.IsServerStreaming && method.GetOptions()?.IdempotencyLevel is not (null or MethodOptions.Types.IdempotencyLevel.IdempotencyUnknown))
             .Select(method => new MethodName { Service = method.Service.FullName, Method = method.Name }),
     ];
+
+    /// <summary>The methods of the services Namra's processes call one another on.</summary>
+    internal static IEnumerable<MethodDescriptor> Methods =>
+        new[] { ConfigService.Descriptor, LlmGatewayService.Descriptor, ToolExecutorService.Descriptor, MemoryService.Descriptor, AgentService.Descriptor }
+            .SelectMany(service => service.Methods);
 
     private readonly ConcurrentDictionary<string, Lazy<(CallInvoker Invoker, GrpcChannel? Channel)>> _channels = new(StringComparer.Ordinal);
     private readonly UnavailableRetry _retry = new(timeProvider);

@@ -1,21 +1,36 @@
+using System.Net.Sockets;
+using Google.Protobuf.Reflection;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 
 namespace Namra.Hosting.Clients;
 
 /// <summary>
-/// Retries a unary call to another Namra service that ended <c>UNAVAILABLE</c> (the service was not reached, or went
-/// away before answering): up to five attempts, with exponential backoff and full jitter (50 ms doubling to 1 s, as
-/// gRPC's own retry policy), never past the call's deadline or its cancellation. A call that succeeds the first
-/// time costs one more await; the channel's built-in retry policy, which buffers every call so it can be sent again,
-/// cost about a sixth of the orchestrator's CPU under load. Server-streaming calls keep the built-in policy: it knows
-/// when a stream has committed (its headers came), which an interceptor cannot see without reading the stream.
+/// Retries a unary call to another Namra service that ended <c>UNAVAILABLE</c>: up to five attempts, with exponential
+/// backoff and full jitter (50 ms doubling to 1 s, as gRPC's own retry policy), never past the call's deadline or
+/// its cancellation. Only a method safe to repeat (its proto's <c>idempotency_level</c> is <c>NO_SIDE_EFFECTS</c> or
+/// <c>IDEMPOTENT</c>) is retried whatever happened; any other (<c>ExecuteTool</c>, <c>CreateRunRecord</c>) only when
+/// the connection could not be made, so nothing reached the service. A call that succeeds the first time costs one
+/// more await, where the channel's built-in retry policy buffered every call so it could be sent again.
+/// Server-streaming calls keep the built-in policy, for their safe methods: it knows when a stream has committed (its
+/// headers came), which an interceptor cannot see without reading the stream.
 /// </summary>
 internal sealed class UnavailableRetry(TimeProvider timeProvider) : Interceptor
 {
     internal const int MaxAttempts = 5;
     internal static readonly TimeSpan InitialBackoff = TimeSpan.FromMilliseconds(50);
     internal static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(1);
+
+    // "/namra.v1.MemoryService/GetRunRecord" and the like, for every method of Namra's services safe to repeat.
+    private static readonly HashSet<string> SafeToRepeat = [.. NamraServiceChannels.Methods
+        .Where(method => method.GetOptions()?.IdempotencyLevel is MethodOptions.Types.IdempotencyLevel.NoSideEffects or MethodOptions.Types.IdempotencyLevel.Idempotent)
+        .Select(method => $"/{method.Service.FullName}/{method.Name}")];
+
+    /// <summary>Whether the call failed before reaching the service: its connection could not be made.</summary>
+    internal static bool NothingWasSent(RpcException exception) =>
+        exception.Status.DebugException is { } cause
+        && (cause is SocketException || cause.InnerException is SocketException
+            || cause is HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError });
 
     public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(
         TRequest request, ClientInterceptorContext<TRequest, TResponse> context, AsyncUnaryCallContinuation<TRequest, TResponse> continuation)
@@ -33,7 +48,7 @@ internal sealed class UnavailableRetry(TimeProvider timeProvider) : Interceptor
             {
                 return continuation(request, context);
             }
-            catch (RpcException exception) when (Backoff(exception, attempt, context.Options) is { } delay)
+            catch (RpcException exception) when (Backoff(exception, attempt, context.Method.FullName, context.Options) is { } delay)
             {
                 WaitAsync(delay, context.Options.CancellationToken).GetAwaiter().GetResult();
             }
@@ -42,9 +57,10 @@ internal sealed class UnavailableRetry(TimeProvider timeProvider) : Interceptor
 
     // How long to wait before the next attempt, or null when the failure stands: not UNAVAILABLE, attempts used up,
     // cancelled, or the wait would pass the deadline.
-    private TimeSpan? Backoff(RpcException exception, int attempt, CallOptions options)
+    private TimeSpan? Backoff(RpcException exception, int attempt, string method, CallOptions options)
     {
-        if (exception.StatusCode != StatusCode.Unavailable || attempt >= MaxAttempts || options.CancellationToken.IsCancellationRequested)
+        if (exception.StatusCode != StatusCode.Unavailable || attempt >= MaxAttempts || options.CancellationToken.IsCancellationRequested
+            || !(SafeToRepeat.Contains(method) || NothingWasSent(exception)))
         {
             return null;
         }
@@ -118,7 +134,7 @@ internal sealed class UnavailableRetry(TimeProvider timeProvider) : Interceptor
                 {
                     return await _current.ResponseAsync.ConfigureAwait(false);
                 }
-                catch (RpcException exception) when (_retry.Backoff(exception, attempt, _context.Options) is { } wait)
+                catch (RpcException exception) when (_retry.Backoff(exception, attempt, _context.Method.FullName, _context.Options) is { } wait)
                 {
                     delay = wait;
                 }
