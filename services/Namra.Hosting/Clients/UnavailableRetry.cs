@@ -55,8 +55,8 @@ internal sealed class UnavailableRetry(TimeProvider timeProvider) : Interceptor
         }
     }
 
-    // How long to wait before the next attempt, or null when the failure stands: not UNAVAILABLE, attempts used up,
-    // cancelled, or the wait would pass the deadline.
+    // How long to wait before the next attempt, or null when the failure stands: not UNAVAILABLE, a call that reached
+    // the service and is not safe to repeat, attempts used up, cancelled, or the wait would pass the deadline.
     private TimeSpan? Backoff(RpcException exception, int attempt, string method, CallOptions options)
     {
         if (exception.StatusCode != StatusCode.Unavailable || attempt >= MaxAttempts || options.CancellationToken.IsCancellationRequested
