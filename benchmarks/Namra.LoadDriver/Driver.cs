@@ -56,8 +56,8 @@ internal static class Driver
                 var runs = concurrency == 1 ? Math.Max(50, options.Runs / 10) : options.Runs;
                 var measurement = mode switch
                 {
-                    "baseline" => await MeasureSelfMeasuredAsync(mode, ["baseline", "--provider", providerUrl.ToString()], providerUrl, runs, concurrency, options, cancellationToken),
-                    "embedded" => await MeasureSelfMeasuredAsync(mode, ["embedded"], providerUrl, runs, concurrency, options, cancellationToken),
+                    "baseline" => await MeasureSelfMeasuredAsync(mode, ["baseline", "--provider", providerUrl.ToString()], [], runs, concurrency, options, cancellationToken),
+                    "embedded" => await MeasureEmbeddedAsync(providerUrl, runs, concurrency, options, cancellationToken),
                     "server" => await MeasureNamraAsync(mode, [string.Join(',', Roles)], providerUrl, runs, concurrency, options, cancellationToken),
                     "distributed" => await MeasureNamraAsync(mode, Roles, providerUrl, runs, concurrency, options, cancellationToken),
                     _ => throw new ArgumentException($"Unknown mode {mode}; use baseline, embedded, server or distributed."),
@@ -85,33 +85,35 @@ internal static class Driver
         return 0;
     }
 
-    /// <summary>A mode whose process sends its own runs and reports its own figures: the baseline, and Namra embedded.</summary>
-    private static async Task<Measurement> MeasureSelfMeasuredAsync(string mode, string[] command, Uri provider, int runs, int concurrency, DriverOptions options, CancellationToken cancellationToken)
+    /// <summary>Namra embedded: its agents folder, the provider, and the runtime settings namra-server ships with.</summary>
+    private static async Task<Measurement> MeasureEmbeddedAsync(Uri provider, int runs, int concurrency, DriverOptions options, CancellationToken cancellationToken)
     {
         var agents = await WriteAgentsAsync(cancellationToken);
         try
         {
-            var environment = mode == "baseline" ? new Dictionary<string, string>() : NamraEnvironment(agents.FullName, provider, options);
-            if (mode == "embedded")
-            {
-                // The runtime settings namra-server ships with (its runtimeconfig), which namra-load's own lacks.
-                environment.TryAdd("DOTNET_ThreadPool_UnfairSemaphoreSpinLimit", "0");
-            }
-
-            using var child = Child.Start(SelfCommand([.. command, "--runs", Port(runs), "--concurrency", Port(concurrency)]), environment, captureOutput: true);
-            var json = await child.Process.StandardOutput.ReadToEndAsync(cancellationToken);
-            await child.Process.WaitForExitAsync(cancellationToken);
-            var figures = JsonSerializer.Deserialize<ProcessFigures>(json) ?? throw new InvalidOperationException($"The {mode} process printed nothing.");
-            var result = new LoadResult(figures.WallSeconds, figures.LatenciesMs);
-            var overhead = 2 * options.Latency.TotalMilliseconds;
-            return new Measurement(mode, concurrency, runs, runs / figures.WallSeconds, result.Percentile(50) - overhead, result.Percentile(99) - overhead,
-                figures.CpuSeconds * 1000 / runs, double.NaN, new() { [mode] = Mb(figures.PeakRssBytes) }, new() { [mode] = Mb(figures.IdleRssBytes) }, double.NaN, figures.WarmUp,
-                KbAllocatedPerRun: figures.AllocatedBytes / 1024.0 / runs);
+            var environment = NamraEnvironment(agents.FullName, provider, options);
+            // namra-server's runtimeconfig sets it; namra-load's own, which this process runs under, does not.
+            environment.TryAdd("DOTNET_ThreadPool_UnfairSemaphoreSpinLimit", "0");
+            return await MeasureSelfMeasuredAsync("embedded", ["embedded"], environment, runs, concurrency, options, cancellationToken);
         }
         finally
         {
             agents.Delete(recursive: true);
         }
+    }
+
+    /// <summary>A mode whose process sends its own runs and reports its own figures: the baseline, and Namra embedded.</summary>
+    private static async Task<Measurement> MeasureSelfMeasuredAsync(string mode, string[] command, Dictionary<string, string> environment, int runs, int concurrency, DriverOptions options, CancellationToken cancellationToken)
+    {
+        using var child = Child.Start(SelfCommand([.. command, "--runs", Port(runs), "--concurrency", Port(concurrency)]), environment, captureOutput: true);
+        var json = await child.Process.StandardOutput.ReadToEndAsync(cancellationToken);
+        await child.Process.WaitForExitAsync(cancellationToken);
+        var figures = JsonSerializer.Deserialize<ProcessFigures>(json) ?? throw new InvalidOperationException($"The {mode} process printed nothing.");
+        var result = new LoadResult(figures.WallSeconds, figures.LatenciesMs);
+        var overhead = 2 * options.Latency.TotalMilliseconds;
+        return new Measurement(mode, concurrency, runs, runs / figures.WallSeconds, result.Percentile(50) - overhead, result.Percentile(99) - overhead,
+            figures.CpuSeconds * 1000 / runs, double.NaN, new() { [mode] = Mb(figures.PeakRssBytes) }, new() { [mode] = Mb(figures.IdleRssBytes) }, double.NaN, figures.WarmUp,
+            KbAllocatedPerRun: figures.AllocatedBytes / 1024.0 / runs);
     }
 
     /// <summary>Throws unless the run completed: a failing run must not pass for a fast one.</summary>

@@ -1,11 +1,9 @@
 using System.Collections.Concurrent;
-using Google.Protobuf.Reflection;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Grpc.Net.Client;
 using Grpc.Net.Client.Configuration;
 using Microsoft.Extensions.Options;
-using Namra.Contracts.V1;
 using Namra.Hosting.Errors;
 using Namra.Hosting.Roles;
 
@@ -48,19 +46,6 @@ public sealed class NamraServiceChannels(
     IServiceProvider services,
     TimeProvider timeProvider) : IDisposable
 {
-    // Every server-streaming method of Namra's services safe to repeat: the ones the channel's retry policy covers.
-    private static readonly MethodName[] StreamingMethods =
-    [
-        .. Methods
-            .Where(method => method.IsServerStreaming && method.GetOptions()?.IdempotencyLevel is not (null or MethodOptions.Types.IdempotencyLevel.IdempotencyUnknown))
-            .Select(method => new MethodName { Service = method.Service.FullName, Method = method.Name }),
-    ];
-
-    /// <summary>The methods of the services Namra's processes call one another on.</summary>
-    internal static IEnumerable<MethodDescriptor> Methods =>
-        new[] { ConfigService.Descriptor, LlmGatewayService.Descriptor, ToolExecutorService.Descriptor, MemoryService.Descriptor, AgentService.Descriptor }
-            .SelectMany(service => service.Methods);
-
     private readonly ConcurrentDictionary<string, Lazy<(CallInvoker Invoker, GrpcChannel? Channel)>> _channels = new(StringComparer.Ordinal);
     private readonly UnavailableRetry _retry = new(timeProvider);
 
@@ -114,32 +99,10 @@ public sealed class NamraServiceChannels(
             ServiceConfig = new ServiceConfig
             {
                 LoadBalancingConfigs = { balanced ? new RoundRobinConfig() : new PickFirstConfig() },
-                MethodConfigs = { StreamingRetry() },
+                MethodConfigs = { UnavailableRetry.StreamingPolicy() },
             },
         });
         return (channel.CreateCallInvoker().Intercept(_retry), channel);
-    }
-
-    // The channel's own retry, for server-streaming methods only: unary calls are retried by UnavailableRetry.
-    private static MethodConfig StreamingRetry()
-    {
-        var config = new MethodConfig
-        {
-            RetryPolicy = new RetryPolicy
-            {
-                MaxAttempts = UnavailableRetry.MaxAttempts,
-                InitialBackoff = UnavailableRetry.InitialBackoff,
-                MaxBackoff = UnavailableRetry.MaxBackoff,
-                BackoffMultiplier = 2,
-                RetryableStatusCodes = { StatusCode.Unavailable },
-            },
-        };
-        foreach (var method in StreamingMethods)
-        {
-            config.Names.Add(method);
-        }
-
-        return config;
     }
 
     /// <inheritdoc/>

@@ -2,6 +2,8 @@ using System.Net.Sockets;
 using Google.Protobuf.Reflection;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
+using Grpc.Net.Client.Configuration;
+using Namra.Contracts.V1;
 
 namespace Namra.Hosting.Clients;
 
@@ -17,14 +19,41 @@ namespace Namra.Hosting.Clients;
 /// </summary>
 internal sealed class UnavailableRetry(TimeProvider timeProvider) : Interceptor
 {
-    internal const int MaxAttempts = 5;
-    internal static readonly TimeSpan InitialBackoff = TimeSpan.FromMilliseconds(50);
-    internal static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(1);
+    private const int MaxAttempts = 5;
+    private static readonly TimeSpan InitialBackoff = TimeSpan.FromMilliseconds(50);
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(1);
 
-    // "/namra.v1.MemoryService/GetRunRecord" and the like, for every method of Namra's services safe to repeat.
-    private static readonly HashSet<string> SafeToRepeat = [.. NamraServiceChannels.Methods
-        .Where(method => method.GetOptions()?.IdempotencyLevel is MethodOptions.Types.IdempotencyLevel.NoSideEffects or MethodOptions.Types.IdempotencyLevel.Idempotent)
-        .Select(method => $"/{method.Service.FullName}/{method.Name}")];
+    // The methods of Namra's services that are safe to repeat: "/namra.v1.MemoryService/GetRunRecord" and the like.
+    private static readonly MethodDescriptor[] SafeMethods =
+    [
+        .. new[] { ConfigService.Descriptor, LlmGatewayService.Descriptor, ToolExecutorService.Descriptor, MemoryService.Descriptor, AgentService.Descriptor }
+            .SelectMany(service => service.Methods)
+            .Where(method => method.GetOptions()?.IdempotencyLevel is MethodOptions.Types.IdempotencyLevel.NoSideEffects or MethodOptions.Types.IdempotencyLevel.Idempotent),
+    ];
+
+    private static readonly HashSet<string> SafeToRepeat = [.. SafeMethods.Select(method => $"/{method.Service.FullName}/{method.Name}")];
+
+    /// <summary>The channel's own retry policy, under the same rules, for the server-streaming methods safe to repeat.</summary>
+    internal static MethodConfig StreamingPolicy()
+    {
+        var config = new MethodConfig
+        {
+            RetryPolicy = new RetryPolicy
+            {
+                MaxAttempts = MaxAttempts,
+                InitialBackoff = InitialBackoff,
+                MaxBackoff = MaxBackoff,
+                BackoffMultiplier = 2,
+                RetryableStatusCodes = { StatusCode.Unavailable },
+            },
+        };
+        foreach (var method in SafeMethods.Where(method => method.IsServerStreaming))
+        {
+            config.Names.Add(new MethodName { Service = method.Service.FullName, Method = method.Name });
+        }
+
+        return config;
+    }
 
     /// <summary>Whether the call failed before reaching the service: its connection could not be made.</summary>
     internal static bool NothingWasSent(RpcException exception) =>

@@ -29,7 +29,7 @@ internal sealed class RunState(Run run, Func<RunEvent, Task>? emit, int maxEvent
     {
         if (emit is null)
         {
-            Count();
+            Count(capped: true);
             return;
         }
 
@@ -54,11 +54,7 @@ internal sealed class RunState(Run run, Func<RunEvent, Task>? emit, int maxEvent
     {
         if (emit is null)
         {
-            lock (_counting)
-            {
-                Sequence++;
-            }
-
+            Count(capped: false);
             return;
         }
 
@@ -77,12 +73,13 @@ internal sealed class RunState(Run run, Func<RunEvent, Task>? emit, int maxEvent
         }
     }
 
-    // An event nobody reads (a unary Execute) is only counted, under the same cap; parallel tool calls count at once.
-    private void Count()
+    // An event nobody reads (a unary Execute) is only counted, under the same cap (the last event passes it);
+    // parallel tool calls count at once.
+    private void Count(bool capped)
     {
         lock (_counting)
         {
-            if (Sequence + 1 >= maxEvents)
+            if (capped && Sequence + 1 >= maxEvents)
             {
                 throw TooManyEvents();
             }
