@@ -27,14 +27,18 @@ internal sealed class BareLoop(Uri provider) : IDisposable
         return second.Text.ToString();
     }
 
-    private async Task<Turn> CallAsync(string messages, CancellationToken cancellationToken)
+    private Task<Turn> CallAsync(string messages, CancellationToken cancellationToken) => SendAsync(_http,
+        $$"""{"model":"claude-sonnet-4-5-20250929","max_tokens":1024,"system":"Use the calculator for every computation.","messages":{{messages}},"tools":{{Tools}},"stream":true}""",
+        cancellationToken);
+
+    /// <summary>One streamed Messages call with <paramref name="body"/>, its events read into a turn.</summary>
+    internal static async Task<Turn> SendAsync(HttpClient http, string body, CancellationToken cancellationToken)
     {
-        var body = $$"""{"model":"claude-sonnet-4-5-20250929","max_tokens":1024,"system":"Use the calculator for every computation.","messages":{{messages}},"tools":{{Tools}},"stream":true}""";
         using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/messages") { Content = new StringContent(body, Encoding.UTF8) };
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         request.Headers.Add("x-api-key", "sk-ant-load");
         request.Headers.Add("anthropic-version", "2023-06-01");
-        using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
         response.EnsureSuccessStatusCode();
         await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
         var turn = new Turn();
@@ -45,7 +49,9 @@ internal sealed class BareLoop(Uri provider) : IDisposable
             switch (root.GetProperty("type").GetString())
             {
                 case "content_block_start" when root.GetProperty("content_block").GetProperty("type").GetString() == "tool_use":
-                    turn.ToolId = root.GetProperty("content_block").GetProperty("id").GetString()!;
+                    var block = root.GetProperty("content_block");
+                    turn.ToolId = block.GetProperty("id").GetString()!;
+                    turn.ToolName = block.GetProperty("name").GetString()!;
                     break;
                 case "content_block_delta":
                     var delta = root.GetProperty("delta");
@@ -67,10 +73,14 @@ internal sealed class BareLoop(Uri provider) : IDisposable
 
     public void Dispose() => _http.Dispose();
 
-    private sealed class Turn
+    internal sealed class Turn
     {
         public StringBuilder Text { get; } = new();
+
         public StringBuilder ToolArguments { get; } = new();
+
         public string ToolId { get; set; } = "";
+
+        public string ToolName { get; set; } = "";
     }
 }

@@ -60,7 +60,8 @@ internal static class Driver
                     "embedded" => await MeasureEmbeddedAsync(providerUrl, runs, concurrency, options, cancellationToken),
                     "server" => await MeasureNamraAsync(mode, [string.Join(',', Roles)], providerUrl, runs, concurrency, options, cancellationToken),
                     "distributed" => await MeasureNamraAsync(mode, Roles, providerUrl, runs, concurrency, options, cancellationToken),
-                    _ => throw new ArgumentException($"Unknown mode {mode}; use baseline, embedded, server or distributed."),
+                    "bare-distributed" => await MeasureBareDistributedAsync(providerUrl, runs, concurrency, options, cancellationToken),
+                    _ => throw new ArgumentException($"Unknown mode {mode}; use baseline, embedded, server, distributed or bare-distributed."),
                 };
                 if (mode == "baseline")
                 {
@@ -153,7 +154,6 @@ internal static class Driver
 
     private static async Task<Measurement> MeasureNamraAsync(string mode, string[] processes, Uri provider, int runs, int concurrency, DriverOptions options, CancellationToken cancellationToken)
     {
-        var latency = options.Latency;
         var agents = await WriteAgentsAsync(cancellationToken);
         var ports = processes.ToDictionary(p => p, _ => (Grpc: Namra.Testing.LocalPorts.Free(), Http: Namra.Testing.LocalPorts.Free()));
         string AddressOf(string role) => $"http://127.0.0.1:{ports[processes.Single(p => p.Split(',').Contains(role))].Grpc}";
@@ -179,45 +179,8 @@ internal static class Driver
                 children.Add((roles.Contains(',', StringComparison.Ordinal) ? "namra (all five)" : roles, Child.Start(["dotnet", Path.Combine(AppContext.BaseDirectory, "namra-server.dll")], environment)));
             }
 
-            foreach (var roles in processes)
-            {
-                await WaitForHealthAsync($"http://127.0.0.1:{ports[roles].Grpc}", cancellationToken);
-            }
-
-            var idle = children.ToDictionary(c => c.Name, c => Mb(c.Child.Rss()));
-            using var channel = GrpcChannel.ForAddress(AddressOf("orchestrator"), new GrpcChannelOptions
-            {
-                HttpHandler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true },
-            });
-            var client = new AgentService.AgentServiceClient(channel);
-            var request = new ExecuteRequest { Agent = new AgentSource { Reference = "load_agent@1.0.0" }, Input = "What is (17 + 25) * 2?" };
-            async Task RunOnce(CancellationToken ct) => EnsureCompleted((await client.ExecuteAsync(request, cancellationToken: ct)).Run);
-
-            var warmUp = await LoadRunner.WarmUpAsync(RunOnce, concurrency, () => children.Sum(c => c.Child.CpuSeconds()), cancellationToken);
-            var before = children.ToDictionary(c => c.Name, c => (Cpu: c.Child.CpuSeconds(), Rss: c.Child.Rss()));
-            var peaks = children.ToDictionary(c => c.Name, c => c.Child.Rss());
-            using var sampling = new CancellationTokenSource();
-            var sampler = Task.Run(async () =>
-            {
-                while (!sampling.IsCancellationRequested)
-                {
-                    foreach (var (name, child) in children)
-                    {
-                        peaks[name] = Math.Max(peaks[name], child.Rss());
-                    }
-
-                    await Task.Delay(25, CancellationToken.None);
-                }
-            }, CancellationToken.None);
-            var result = await LoadRunner.RunAsync(RunOnce, runs, concurrency, cancellationToken);
-            await sampling.CancelAsync();
-            await sampler;
-            var cpuByProcess = children.ToDictionary(c => c.Name, c => (c.Child.CpuSeconds() - before[c.Name].Cpu) * 1000 / runs);
-            var cpu = cpuByProcess.Values.Sum() / 1000 * runs;
-            var inFlight = children.Sum(c => (double)(peaks[c.Name] - before[c.Name].Rss)) / 1024 / concurrency;
-            var overhead = 2 * latency.TotalMilliseconds;
-            return new Measurement(mode, concurrency, runs, runs / result.WallSeconds, result.Percentile(50) - overhead, result.Percentile(99) - overhead,
-                cpu * 1000 / runs, double.NaN, children.ToDictionary(c => c.Name, c => Mb(c.Child.PeakRss())), idle, Math.Max(0, inFlight), warmUp, cpuByProcess);
+            return await MeasureOverGrpcAsync(mode, children, processes.Select(roles => $"http://127.0.0.1:{ports[roles].Grpc}"), AddressOf("orchestrator"),
+                runs, concurrency, options, cancellationToken);
         }
         finally
         {
@@ -228,6 +191,83 @@ internal static class Driver
 
             agents.Delete(recursive: true);
         }
+    }
+
+    /// <summary>The distributed baseline (<see cref="BareServices"/>): the run's four processes with no framework.</summary>
+    private static async Task<Measurement> MeasureBareDistributedAsync(Uri provider, int runs, int concurrency, DriverOptions options, CancellationToken cancellationToken)
+    {
+        string[] roles = [BareServices.Orchestrator, BareServices.Gateway, BareServices.Tools, BareServices.Memory];
+        var ports = roles.ToDictionary(r => r, _ => Namra.Testing.LocalPorts.Free());
+        string AddressOf(string role) => $"http://127.0.0.1:{ports[role]}";
+        var children = new List<(string Name, Child Child)>();
+        try
+        {
+            // The runtime settings namra-server ships with, as the embedded measurement gets them.
+            var environment = new Dictionary<string, string> { ["DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"] = "0" };
+            foreach (var role in roles)
+            {
+                children.Add((role, Child.Start(SelfCommand("bare-service", "--role", role, "--port", Port(ports[role]), "--provider", provider.ToString(),
+                    "--gateway", AddressOf(BareServices.Gateway), "--tools", AddressOf(BareServices.Tools), "--memory", AddressOf(BareServices.Memory)), environment)));
+            }
+
+            return await MeasureOverGrpcAsync("bare-distributed", children, roles.Select(AddressOf), AddressOf(BareServices.Orchestrator),
+                runs, concurrency, options, cancellationToken);
+        }
+        finally
+        {
+            foreach (var (_, child) in children)
+            {
+                child.Dispose();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Runs sent with <c>Execute</c> to <paramref name="orchestrator"/> once every address in <paramref name="health"/>
+    /// serves; CPU and memory are the <paramref name="children"/>'s.
+    /// </summary>
+    private static async Task<Measurement> MeasureOverGrpcAsync(string mode, List<(string Name, Child Child)> children, IEnumerable<string> health, string orchestrator,
+        int runs, int concurrency, DriverOptions options, CancellationToken cancellationToken)
+    {
+        foreach (var address in health)
+        {
+            await WaitForHealthAsync(address, cancellationToken);
+        }
+
+        var idle = children.ToDictionary(c => c.Name, c => Mb(c.Child.Rss()));
+        using var channel = GrpcChannel.ForAddress(orchestrator, new GrpcChannelOptions
+        {
+            HttpHandler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true },
+        });
+        var client = new AgentService.AgentServiceClient(channel);
+        var request = new ExecuteRequest { Agent = new AgentSource { Reference = "load_agent@1.0.0" }, Input = "What is (17 + 25) * 2?" };
+        async Task RunOnce(CancellationToken ct) => EnsureCompleted((await client.ExecuteAsync(request, cancellationToken: ct)).Run);
+
+        var warmUp = await LoadRunner.WarmUpAsync(RunOnce, concurrency, () => children.Sum(c => c.Child.CpuSeconds()), cancellationToken);
+        var before = children.ToDictionary(c => c.Name, c => (Cpu: c.Child.CpuSeconds(), Rss: c.Child.Rss()));
+        var peaks = children.ToDictionary(c => c.Name, c => c.Child.Rss());
+        using var sampling = new CancellationTokenSource();
+        var sampler = Task.Run(async () =>
+        {
+            while (!sampling.IsCancellationRequested)
+            {
+                foreach (var (name, child) in children)
+                {
+                    peaks[name] = Math.Max(peaks[name], child.Rss());
+                }
+
+                await Task.Delay(25, CancellationToken.None);
+            }
+        }, CancellationToken.None);
+        var result = await LoadRunner.RunAsync(RunOnce, runs, concurrency, cancellationToken);
+        await sampling.CancelAsync();
+        await sampler;
+        var cpuByProcess = children.ToDictionary(c => c.Name, c => (c.Child.CpuSeconds() - before[c.Name].Cpu) * 1000 / runs);
+        var cpu = cpuByProcess.Values.Sum() / 1000 * runs;
+        var inFlight = children.Sum(c => (double)(peaks[c.Name] - before[c.Name].Rss)) / 1024 / concurrency;
+        var overhead = 2 * options.Latency.TotalMilliseconds;
+        return new Measurement(mode, concurrency, runs, runs / result.WallSeconds, result.Percentile(50) - overhead, result.Percentile(99) - overhead,
+            cpu * 1000 / runs, double.NaN, children.ToDictionary(c => c.Name, c => Mb(c.Child.PeakRss())), idle, Math.Max(0, inFlight), warmUp, cpuByProcess);
     }
 
     private static string Row(Measurement m) => string.Create(CultureInfo.InvariantCulture,
@@ -249,6 +289,15 @@ internal static class Driver
         foreach (var result in results.Where(r => r.CpuMillisecondsPerRunByProcess is { Count: > 1 }))
         {
             text.AppendLine(CultureInfo.InvariantCulture, $"CPU ms per run by process, {result.Mode} at concurrency {result.Concurrency}: {string.Join(", ", result.CpuMillisecondsPerRunByProcess!.Select(p => $"{p.Key} {p.Value:0.000}"))}.");
+        }
+
+        foreach (var bare in results.Where(r => r.Mode == "bare-distributed"))
+        {
+            if (results.FirstOrDefault(r => r.Mode == "distributed" && r.Concurrency == bare.Concurrency) is { } namra)
+            {
+                text.AppendLine(CultureInfo.InvariantCulture,
+                    $"Distributed against the bare distributed baseline (the same hops with no framework), concurrency {bare.Concurrency}: {namra.CpuMillisecondsPerRun / bare.CpuMillisecondsPerRun:0.00}× the CPU per run.");
+            }
         }
 
         text.AppendLine();
@@ -280,23 +329,28 @@ internal static class Driver
     {
         using var channel = GrpcChannel.ForAddress(address);
         var health = new Health.HealthClient(channel);
+        var last = "no answer";
         for (var attempt = 0; attempt < 400; attempt++)
         {
             try
             {
-                if ((await health.CheckAsync(new HealthCheckRequest(), cancellationToken: cancellationToken)).Status == HealthCheckResponse.Types.ServingStatus.Serving)
+                var status = (await health.CheckAsync(new HealthCheckRequest(), cancellationToken: cancellationToken)).Status;
+                if (status == HealthCheckResponse.Types.ServingStatus.Serving)
                 {
                     return;
                 }
+
+                last = status.ToString();
             }
-            catch (Grpc.Core.RpcException)
+            catch (Grpc.Core.RpcException exception)
             {
+                last = exception.Status.ToString();
             }
 
             await Task.Delay(25, cancellationToken);
         }
 
-        throw new TimeoutException($"{address} did not become healthy.");
+        throw new TimeoutException($"{address} did not become healthy (last answer: {last}).");
     }
 }
 

@@ -23,11 +23,11 @@ internal sealed record WarmUp(int Runs, double CpuSeconds, double FirstBatchCpuM
 /// <summary>Runs a fixed number of runs with a fixed number in flight, timing each.</summary>
 internal static class LoadRunner
 {
-    // Steady: after at least 24 s, the last three batches within 5% of their mean CPU per run. At most a minute.
+    // Steady: after at least a minute, the last three batches within 5% of their mean CPU per run. At most 90 s.
     private const double SteadyWithin = 0.05;
     private const int SteadyBatches = 3;
-    private const int MinBatches = 8;
-    private const int MaxBatches = 20;
+    private const int MinBatches = 20;
+    private const int MaxBatches = 30;
     private static readonly TimeSpan BatchDuration = TimeSpan.FromSeconds(3);
 
     public static async Task<LoadResult> RunAsync(Func<CancellationToken, Task> run, int runs, int concurrency, CancellationToken cancellationToken)

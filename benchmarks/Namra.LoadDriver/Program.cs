@@ -5,13 +5,14 @@ using Namra.LoadDriver;
 // namra-load provider  : the local provider alone
 // namra-load baseline  : the bare C# loop alone (reports its own figures as JSON)
 // namra-load embedded  : Namra embedded, all five services and the caller in one process (reports its own figures as JSON)
+// namra-load bare-service: one process of the distributed baseline (the run's gRPC hops with no framework)
 // namra-load coldstart : the CLI's start-up (version, validate, run to the first provider request): JIT, ReadyToRun, NativeAOT launcher
 var root = new RootCommand("Namra's load driver: a standard agent (2 model calls, 1 calculator call per run) against a local provider with fixed latency.");
 
 var latency = new Option<int>("--latency-ms") { Description = "The provider's fixed latency per call.", DefaultValueFactory = _ => 10 };
 var runs = new Option<int>("--runs") { Description = "Runs measured per mode and concurrency (a tenth of them at concurrency 1).", DefaultValueFactory = _ => 10000 };
 var concurrency = new Option<int[]>("--concurrency") { Description = "Runs in flight at once.", DefaultValueFactory = _ => [1, 16, 64], AllowMultipleArgumentsPerToken = true };
-var modes = new Option<string[]>("--modes") { Description = "baseline, embedded (in one process, as namra run), server (one namra-server, over gRPC), distributed (five namra-server processes).", DefaultValueFactory = _ => ["baseline", "embedded", "server", "distributed"], AllowMultipleArgumentsPerToken = true };
+var modes = new Option<string[]>("--modes") { Description = "baseline, embedded (in one process, as namra run), server (one namra-server, over gRPC), distributed (five namra-server processes), bare-distributed (the same hops with no framework).", DefaultValueFactory = _ => ["baseline", "embedded", "server", "distributed"], AllowMultipleArgumentsPerToken = true };
 var extra = new Option<string[]>("--namra-env") { Description = "Extra NAME=VALUE settings for the Namra processes (to compare configurations).", DefaultValueFactory = _ => [], AllowMultipleArgumentsPerToken = true };
 var output = new Option<string>("--out") { Description = "Folder for the JSON and markdown results.", DefaultValueFactory = _ => "artifacts/load" };
 var drive = new Command("drive", "Measure every mode at every concurrency and write the results.") { latency, runs, concurrency, modes, extra, output };
@@ -35,6 +36,19 @@ root.Subcommands.Add(baseline);
 var embedded = new Command("embedded", "Run Namra embedded (settings from the environment) and print its figures as JSON.") { count, parallel };
 embedded.SetAction(async (parse, cancellationToken) => await Embedded.RunAsync(parse.GetValue(count), parse.GetValue(parallel), cancellationToken));
 root.Subcommands.Add(embedded);
+
+var role = new Option<string>("--role") { Description = "orchestrator, llm-gateway, tool-executor or memory.", Required = true };
+var gatewayAddress = new Option<string>("--gateway") { Description = "The bare LLM gateway's address.", Required = true };
+var toolsAddress = new Option<string>("--tools") { Description = "The bare tool executor's address.", Required = true };
+var memoryAddress = new Option<string>("--memory") { Description = "The bare memory service's address.", Required = true };
+var bareService = new Command("bare-service", "Serve one process of the distributed baseline (the run's hops with no framework).") { role, port, address, gatewayAddress, toolsAddress, memoryAddress };
+bareService.SetAction(async (parse, _) => await BareServices.RunAsync(parse.GetValue(role)!, parse.GetValue(port), new Uri(parse.GetValue(address)!), new Dictionary<string, Uri>
+{
+    [BareServices.Gateway] = new(parse.GetValue(gatewayAddress)!),
+    [BareServices.Tools] = new(parse.GetValue(toolsAddress)!),
+    [BareServices.Memory] = new(parse.GetValue(memoryAddress)!),
+}));
+root.Subcommands.Add(bareService);
 
 var repeat = new Option<int>("--repeat") { Description = "Starts measured per command and build (the median is reported).", DefaultValueFactory = _ => 5 };
 var coldOutput = new Option<string>("--out") { Description = "Folder for the CLI builds and the results.", DefaultValueFactory = _ => "artifacts/coldstart" };

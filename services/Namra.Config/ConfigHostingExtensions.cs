@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Namra.Config.Options;
 using Namra.Config.Registry;
+using Namra.Hosting;
 
 namespace Namra.Config;
 
@@ -30,7 +31,7 @@ public static class ConfigHostingExtensions
         builder.Services.AddSingleton<AgentFolderWatcher>();
         builder.Services.AddHostedService(services => services.GetRequiredService<AgentFolderWatcher>());
         // Calls from this process (the orchestrator, the memory service's embedder) go straight to the handler.
-        builder.Services.AddSingleton(Namra.Hosting.Clients.InProcessService.Of<ConfigGrpcService, Namra.Contracts.V1.ConfigService.ConfigServiceBase>("config", Namra.Contracts.V1.ConfigService.BindService));
+        builder.Services.AddNamraGrpcService<ConfigGrpcService, Namra.Contracts.V1.ConfigService.ConfigServiceBase>("config", Namra.Contracts.V1.ConfigService.BindService);
         return builder;
     }
 

@@ -30,6 +30,20 @@ public static class NamraHostingExtensions
     /// <summary>Prefix of every Namra <see cref="System.Diagnostics.ActivitySource"/> and meter name.</summary>
     public const string TelemetryPrefix = "Namra.";
 
+    /// <summary>
+    /// Registers a role's gRPC service: one <typeparamref name="TService"/> serves every call, from the network
+    /// (<c>MapGrpcService</c> finds it here) and from this process (<see cref="Clients.InProcessCallInvoker"/>, which
+    /// <paramref name="bind"/>, the generated <c>BindService</c>, connects to it). Namra's services keep no state per
+    /// call; left unregistered, grpc-dotnet would build one per call and resolve its dependencies each time.
+    /// </summary>
+    public static IServiceCollection AddNamraGrpcService<TService, TBase>(this IServiceCollection services, string role, Action<Grpc.Core.ServiceBinderBase, TBase> bind)
+        where TService : class, TBase
+    {
+        services.AddSingleton<TService>();
+        services.AddSingleton(Clients.InProcessService.Of<TService, TBase>(role, bind));
+        return services;
+    }
+
     /// <summary>Registers the defaults every Namra service needs. Call once, before the services' own <c>Add*</c>.</summary>
     public static WebApplicationBuilder AddNamraDefaults(this WebApplicationBuilder builder, NamraRoles roles)
     {

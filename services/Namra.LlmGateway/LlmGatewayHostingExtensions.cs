@@ -2,10 +2,11 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
+using Namra.Contracts.V1;
+using Namra.Hosting;
 using Namra.LlmGateway.Options;
 using Namra.LlmGateway.Pricing;
 using Namra.LlmGateway.Providers;
-using Namra.Contracts.V1;
 using Namra.LlmGateway.Providers.Anthropic;
 using Namra.LlmGateway.Providers.OpenAI;
 using Namra.LlmGateway.Resilience;
@@ -45,7 +46,7 @@ public static class LlmGatewayHostingExtensions
         builder.Services.AddSingleton<ILlmProvider>(services => ActivatorUtilities.CreateInstance<OpenAiProvider>(services, LlmProvider.Openai));
         builder.Services.AddSingleton<ILlmProvider>(services => ActivatorUtilities.CreateInstance<OpenAiProvider>(services, LlmProvider.OpenaiCompatible));
         // Calls from this process (the orchestrator, the memory service's embedder) go straight to the handler.
-        builder.Services.AddSingleton(Namra.Hosting.Clients.InProcessService.Of<LlmGatewayGrpcService, Namra.Contracts.V1.LlmGatewayService.LlmGatewayServiceBase>("llm-gateway", Namra.Contracts.V1.LlmGatewayService.BindService));
+        builder.Services.AddNamraGrpcService<LlmGatewayGrpcService, Namra.Contracts.V1.LlmGatewayService.LlmGatewayServiceBase>("llm-gateway", Namra.Contracts.V1.LlmGatewayService.BindService);
         return builder;
     }
 

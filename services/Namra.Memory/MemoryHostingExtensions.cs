@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using Namra.Hosting;
 using Namra.Memory.Options;
 using Namra.Memory.Stores;
 
@@ -21,7 +22,7 @@ public static class MemoryHostingExtensions
         builder.Services.AddHostedService(services => services.GetRequiredService<MemoryStores>());
         builder.Services.AddSingleton<Embedder>();
         // Calls from this process (the orchestrator, the memory service's embedder) go straight to the handler.
-        builder.Services.AddSingleton(Namra.Hosting.Clients.InProcessService.Of<MemoryGrpcService, Namra.Contracts.V1.MemoryService.MemoryServiceBase>("memory", Namra.Contracts.V1.MemoryService.BindService));
+        builder.Services.AddNamraGrpcService<MemoryGrpcService, Namra.Contracts.V1.MemoryService.MemoryServiceBase>("memory", Namra.Contracts.V1.MemoryService.BindService);
         return builder;
     }
 

@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using Namra.Hosting;
 using Namra.Orchestrator.Loop;
 using Namra.Orchestrator.Options;
 
@@ -24,7 +25,7 @@ public static class OrchestratorHostingExtensions
         builder.Services.AddSingleton<RunLoop>();
         builder.Services.AddSingleton<ApiKeyAuthentication>();
         // Callers in this process (the CLI's embedded mode) reach the API directly; API keys guard the network only.
-        builder.Services.AddSingleton(Namra.Hosting.Clients.InProcessService.Of<AgentGrpcService, Contracts.V1.AgentService.AgentServiceBase>("orchestrator", Contracts.V1.AgentService.BindService));
+        builder.Services.AddNamraGrpcService<AgentGrpcService, Contracts.V1.AgentService.AgentServiceBase>("orchestrator", Contracts.V1.AgentService.BindService);
         // REST for the methods with google.api.http rules (only the public API has them), on the HTTP port; the
         // other roles do without transcoding and MVC's assemblies.
         builder.Services.AddGrpc().AddJsonTranscoding();

@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using Namra.Hosting;
 using Namra.ToolExecutor.Options;
 using Namra.ToolExecutor.Tools;
 
@@ -42,7 +43,7 @@ public static class ToolExecutorHostingExtensions
             .RemoveAllLoggers()
             .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, PooledConnectionLifetime = TimeSpan.FromMinutes(2) });
         // Calls from this process (the orchestrator, the memory service's embedder) go straight to the handler.
-        builder.Services.AddSingleton(Namra.Hosting.Clients.InProcessService.Of<ToolExecutorGrpcService, Namra.Contracts.V1.ToolExecutorService.ToolExecutorServiceBase>("tool-executor", Namra.Contracts.V1.ToolExecutorService.BindService));
+        builder.Services.AddNamraGrpcService<ToolExecutorGrpcService, Namra.Contracts.V1.ToolExecutorService.ToolExecutorServiceBase>("tool-executor", Namra.Contracts.V1.ToolExecutorService.BindService);
         return builder;
     }
 

@@ -13,7 +13,7 @@ namespace Namra.Hosting.Clients;
 /// this process can skip the network stack. Registered by each service's hosting extension.
 /// </summary>
 /// <param name="Role">The role name (<c>llm-gateway</c>...).</param>
-/// <param name="ServiceType">The service implementation, created once from the container.</param>
+/// <param name="ServiceType">The service implementation: the container's instance, or one created from it.</param>
 /// <param name="Bind">The generated <c>BindService(ServiceBinderBase, TServiceBase)</c>.</param>
 public sealed record InProcessService(string Role, Type ServiceType, Action<ServiceBinderBase, object> Bind)
 {
@@ -45,7 +45,8 @@ internal sealed class InProcessCallInvoker : CallInvoker
 
     public InProcessCallInvoker(IServiceProvider services, InProcessService service)
     {
-        var implementation = ActivatorUtilities.CreateInstance(services, service.ServiceType);
+        // The instance the network is served by, when registered (AddNamraGrpcService).
+        var implementation = ActivatorUtilities.GetServiceOrCreateInstance(services, service.ServiceType);
         service.Bind(new Binder(_handlers), implementation);
         _errors = ActivatorUtilities.CreateInstance<ExceptionMappingInterceptor>(services);
     }

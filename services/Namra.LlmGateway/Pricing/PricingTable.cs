@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Namra.Contracts.V1;
 using Namra.LlmGateway.Options;
 
@@ -61,7 +62,11 @@ internal sealed partial class PricingTable
         new(LlmProvider.Scripted, "scripted", 0m, 0m, 0m, 0m),
     ];
 
+    // Models are named by callers: answers are kept for the first few hundred names asked about, found again for others.
+    private const int MaxRemembered = 256;
     private readonly ModelPrice[] _prices;
+    private readonly ConcurrentDictionary<(LlmProvider, string), ModelPrice?> _found = new();
+    private int _remembered;
 
     public PricingTable(IEnumerable<ModelPriceOptions> configured)
     {
@@ -73,6 +78,23 @@ internal sealed partial class PricingTable
 
     /// <summary>The price of a model, or null when unknown. The scripted provider is free whatever its model name.</summary>
     public ModelPrice? Find(LlmProvider provider, string model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        if (_found.TryGetValue((provider, model), out var known))
+        {
+            return known;
+        }
+
+        var price = Search(provider, model);
+        if (Volatile.Read(ref _remembered) < MaxRemembered && _found.TryAdd((provider, model), price))
+        {
+            Interlocked.Increment(ref _remembered);
+        }
+
+        return price;
+    }
+
+    private ModelPrice? Search(LlmProvider provider, string model)
     {
         if (provider == LlmProvider.Scripted)
         {
