@@ -19,8 +19,9 @@ internal sealed record Measurement(
 /// <summary>
 /// Starts the provider, then measures each mode: the bare baseline (a process of its own), Namra embedded (the five
 /// services and their caller in one process, as <c>namra run</c> hosts them), server (one namra-server with all five
-/// services, called over gRPC) and distributed (five namra-server processes), each at each concurrency. CPU is read
-/// from the measured processes only, never from this driver or the provider.
+/// services, called over gRPC), the bare distributed baseline (the run's hops between four framework-less processes)
+/// and distributed (five namra-server processes), each at each concurrency. CPU is read from the measured processes
+/// only, never from this driver or the provider.
 /// </summary>
 internal static class Driver
 {
@@ -304,7 +305,7 @@ internal static class Driver
         text.AppendLine("Managed heap allocated per run, where the measured process sends its own runs (exact): " + string.Join("; ",
             results.Where(r => !double.IsNaN(r.KbAllocatedPerRun)).Select(r => string.Create(CultureInfo.InvariantCulture, $"{r.Mode} at concurrency {r.Concurrency} {r.KbAllocatedPerRun:0.0} KB"))) + ".");
         text.AppendLine();
-        text.AppendLine("Warm-up before measuring (batches of 3 s, at least 8, until three in a row cost the same CPU per run, within 5% of their mean; at most 20):");
+        text.AppendLine(LoadRunner.WarmUpRule + ":");
         text.AppendLine();
         text.AppendLine("| mode | concurrency | warm-up batches | warm-up runs | warm-up CPU (s) | CPU ms/run, first batch | CPU ms/run, last batch |");
         text.AppendLine("|---|---:|---:|---:|---:|---:|---:|");

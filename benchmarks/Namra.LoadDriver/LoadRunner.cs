@@ -30,6 +30,10 @@ internal static class LoadRunner
     private const int MaxBatches = 30;
     private static readonly TimeSpan BatchDuration = TimeSpan.FromSeconds(3);
 
+    /// <summary>The rule, in words, for the results.</summary>
+    public static string WarmUpRule => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        $"Warm-up before measuring (batches of {BatchDuration.TotalSeconds:0} s, at least {MinBatches}, until {SteadyBatches} in a row cost the same CPU per run, within {SteadyWithin * 100:0}% of their mean; at most {MaxBatches})");
+
     public static async Task<LoadResult> RunAsync(Func<CancellationToken, Task> run, int runs, int concurrency, CancellationToken cancellationToken)
     {
         var latencies = new double[runs];
@@ -49,7 +53,7 @@ internal static class LoadRunner
     }
 
     /// <summary>
-    /// Sends runs in batches of three seconds, at least eight, until three batches in a row cost the same CPU per run
+    /// Sends runs in batches of three seconds, at least twenty, until three batches in a row cost the same CPU per run
     /// (within 5% of their mean): a .NET process under load keeps compiling hot methods again (tiered JIT,
     /// profile-guided) for tens of seconds after it starts, its thread pool and heaps settle, and a measurement that
     /// began earlier would count that one-off cost as every run's. The warm-up's own cost is reported beside it.

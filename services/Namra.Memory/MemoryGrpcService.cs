@@ -124,12 +124,20 @@ internal sealed class MemoryGrpcService(
 
             CheckId(run.RunId, "run.run_id");
             var now = Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow());
+            var createTimeSent = run.CreateTime is not null;
             run.CreateTime ??= now;
             run.UpdateTime = now;
             run.Etag = "";
             if (!await MemoryStores.Guard(store, () => store.CreateRunAsync(run, context.CancellationToken)).ConfigureAwait(false))
             {
-                throw new AlreadyExistsException("namra.v1.Run", run.RunId, $"A run record '{run.RunId}' exists already.");
+                // A repeat of the create that made it (a retry whose first answer was lost) gets that record back.
+                var stored = await MemoryStores.Guard(store, () => store.GetRunAsync(run.RunId, context.CancellationToken)).ConfigureAwait(false);
+                if (stored is not { Version: 1 } || !SameRecord(stored.Run, run, createTimeSent))
+                {
+                    throw new AlreadyExistsException("namra.v1.Run", run.RunId, $"A run record '{run.RunId}' exists already and is not this one: its content differs, or it was updated since.");
+                }
+
+                run = stored.Run;
             }
 
             run.Etag = Etag(1);
@@ -349,6 +357,21 @@ internal sealed class MemoryGrpcService(
         0 => DefaultPageSize,
         _ => Math.Min(requested, MaxPageSize),
     };
+
+    // The same record but for what the service fills in itself: the update time, the etag, and the create time when
+    // the caller sent none.
+    private static bool SameRecord(Run stored, Run created, bool compareCreateTime)
+    {
+        var (a, b) = (stored.Clone(), created.Clone());
+        a.UpdateTime = b.UpdateTime = null;
+        a.Etag = b.Etag = "";
+        if (!compareCreateTime)
+        {
+            a.CreateTime = b.CreateTime = null;
+        }
+
+        return a.Equals(b);
+    }
 
     private static string Etag(long version) => $"\"{version.ToString(System.Globalization.CultureInfo.InvariantCulture)}\"";
 

@@ -231,7 +231,10 @@ public abstract class MemoryContract : IAsyncLifetime
         var agent = Id("runner");
         var created = await Client.CreateRunRecordAsync(new CreateRunRecordRequest { Run = NewRun(Id("run-1"), agent) });
         var second = await Client.CreateRunRecordAsync(new CreateRunRecordRequest { Run = NewRun(Id("run-2"), agent, createdLater: true) });
-        var duplicate = await Assert.ThrowsAsync<RpcException>(() => Client.CreateRunRecordAsync(new CreateRunRecordRequest { Run = NewRun(Id("run-1"), agent) }).ResponseAsync);
+        var repeated = await Client.CreateRunRecordAsync(new CreateRunRecordRequest { Run = NewRun(Id("run-1"), agent) });
+        var otherRun = NewRun(Id("run-1"), agent);
+        otherRun.Input = "what is 6*9?";
+        var duplicate = await Assert.ThrowsAsync<RpcException>(() => Client.CreateRunRecordAsync(new CreateRunRecordRequest { Run = otherRun }).ResponseAsync);
 
         var updated = await Client.UpdateRunRecordAsync(new UpdateRunRecordRequest
         {
@@ -245,13 +248,18 @@ public abstract class MemoryContract : IAsyncLifetime
             UpdateMask = new FieldMask { Paths = { "status" } },
             Etag = created.Run.Etag,
         }).ResponseAsync);
+        var repeatedAfterUpdate = await Assert.ThrowsAsync<RpcException>(() => Client.CreateRunRecordAsync(new CreateRunRecordRequest { Run = NewRun(Id("run-1"), agent) }).ResponseAsync);
         var read = await Client.GetRunRecordAsync(new GetRunRecordRequest { RunId = Id("run-1") });
         var missing = await Assert.ThrowsAsync<RpcException>(() => Client.GetRunRecordAsync(new GetRunRecordRequest { RunId = Id("nope") }).ResponseAsync);
         var page1 = await Client.ListRunRecordsAsync(new ListRunRecordsRequest { AgentName = agent, PageSize = 1 });
         var page2 = await Client.ListRunRecordsAsync(new ListRunRecordsRequest { AgentName = agent, PageSize = 1, PageToken = page1.NextPageToken });
         var completed = await Client.ListRunRecordsAsync(new ListRunRecordsRequest { AgentName = agent, Status = RunStatus.Completed });
 
+        // A repeated create (a retry whose answer was lost) gets the record it made; other content, or a record updated
+        // since, is another run's id.
+        Assert.Equal((created.Run.Etag, created.Run.CreateTime, created.Run.UpdateTime), (repeated.Run.Etag, repeated.Run.CreateTime, repeated.Run.UpdateTime));
         Assert.Equal(StatusCode.AlreadyExists, duplicate.StatusCode);
+        Assert.Equal(StatusCode.AlreadyExists, repeatedAfterUpdate.StatusCode);
         Assert.NotEqual(created.Run.Etag, updated.Run.Etag);
         Assert.Equal(StatusCode.Aborted, stale.StatusCode);
         Assert.Equal((RunStatus.Completed, "42", 2, "what is 6*7?"), (read.Run.Status, read.Run.Answer, read.Run.Iterations, read.Run.Input));

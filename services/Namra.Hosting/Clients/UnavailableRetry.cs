@@ -11,7 +11,7 @@ namespace Namra.Hosting.Clients;
 /// Retries a unary call to another Namra service that ended <c>UNAVAILABLE</c>: up to five attempts, with exponential
 /// backoff and full jitter (50 ms doubling to 1 s, as gRPC's own retry policy), never past the call's deadline or
 /// its cancellation. Only a method safe to repeat (its proto's <c>idempotency_level</c> is <c>NO_SIDE_EFFECTS</c> or
-/// <c>IDEMPOTENT</c>) is retried whatever happened; any other (<c>ExecuteTool</c>, <c>CreateRunRecord</c>) only when
+/// <c>IDEMPOTENT</c>) is retried whatever happened; any other (<c>ExecuteTool</c>, <c>Remember</c>) only when
 /// the connection could not be made, so nothing reached the service. A call that succeeds the first time costs one
 /// more await, where the channel's built-in retry policy buffered every call so it could be sent again.
 /// Server-streaming calls keep the built-in policy, for their safe methods: it knows when a stream has committed (its
