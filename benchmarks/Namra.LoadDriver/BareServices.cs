@@ -48,7 +48,7 @@ internal static class BareServices
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, port, listen => listen.Protocols = HttpProtocols.Http2));
         builder.Services.AddGrpc();
         builder.Services.AddGrpcHealthChecks(health => health.UseHealthChecksCache = false).AddCheck("started", () => HealthCheckResult.Healthy());
-        switch (role)
+        switch (role) // one instance of the role's service serves every call, as Namra's do
         {
             case Orchestrator:
                 builder.Services.AddSingleton(_ => new BareOrchestrator(Channel(peers[Gateway]), Channel(peers[Tools]), Channel(peers[Memory])));
@@ -57,7 +57,10 @@ internal static class BareServices
                 builder.Services.AddSingleton(_ => new BareGateway(new HttpClient(new SocketsHttpHandler { PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5), MaxConnectionsPerServer = 1024 }) { BaseAddress = provider }));
                 break;
             case Tools:
+                builder.Services.AddSingleton<BareToolExecutor>();
+                break;
             case Memory:
+                builder.Services.AddSingleton<BareMemory>();
                 break;
             default:
                 throw new ArgumentException($"Unknown role {role}; use {Orchestrator}, {Gateway}, {Tools} or {Memory}.");
@@ -252,20 +255,20 @@ internal static class BareServices
     private sealed class BareMemory : MemoryService.MemoryServiceBase
     {
         private const int Kept = 10_000;
-        private static readonly ConcurrentDictionary<string, Run> Runs = new(StringComparer.Ordinal);
-        private static readonly ConcurrentQueue<string> Order = new();
+        private readonly ConcurrentDictionary<string, Run> _runs = new(StringComparer.Ordinal);
+        private readonly ConcurrentQueue<string> _order = new();
 
         public override Task<CreateRunRecordResponse> CreateRunRecord(CreateRunRecordRequest request, ServerCallContext context)
         {
-            if (!Runs.TryAdd(request.Run.RunId, request.Run))
+            if (!_runs.TryAdd(request.Run.RunId, request.Run))
             {
                 throw new RpcException(new Status(StatusCode.AlreadyExists, $"Run {request.Run.RunId} exists."));
             }
 
-            Order.Enqueue(request.Run.RunId);
-            while (Order.Count > Kept && Order.TryDequeue(out var oldest))
+            _order.Enqueue(request.Run.RunId);
+            while (_order.Count > Kept && _order.TryDequeue(out var oldest))
             {
-                Runs.TryRemove(oldest, out _);
+                _runs.TryRemove(oldest, out _);
             }
 
             return Task.FromResult(new CreateRunRecordResponse { Run = request.Run });
@@ -273,12 +276,12 @@ internal static class BareServices
 
         public override Task<UpdateRunRecordResponse> UpdateRunRecord(UpdateRunRecordRequest request, ServerCallContext context)
         {
-            if (!Runs.ContainsKey(request.Run.RunId))
+            if (!_runs.ContainsKey(request.Run.RunId))
             {
                 throw new RpcException(new Status(StatusCode.NotFound, $"Run {request.Run.RunId} does not exist."));
             }
 
-            Runs[request.Run.RunId] = request.Run;
+            _runs[request.Run.RunId] = request.Run;
             return Task.FromResult(new UpdateRunRecordResponse { Run = request.Run });
         }
     }
