@@ -6,13 +6,14 @@ namespace Namra.Cli;
 /// <summary>The <c>namra</c> command line.</summary>
 internal static class NamraCli
 {
-    public static RootCommand Create(CliConsole console)
+    /// <summary>The commands; <c>chat</c> reads its lines from <paramref name="input"/> (standard input when null).</summary>
+    public static RootCommand Create(CliConsole console, TextReader? input = null)
     {
         var root = new RootCommand(AuthoringCommands.Description);
         root.Subcommands.Add(InitCommand.Create(console));
         root.Subcommands.Add(ValidateCommand.Create(console));
         root.Subcommands.Add(RunCommand.Create(console));
-        root.Subcommands.Add(RunCommand.CreateChat(console, Console.In));
+        root.Subcommands.Add(RunCommand.CreateChat(console, input ?? Console.In));
         root.Subcommands.Add(SchemaCommand.Create(console));
         root.Subcommands.Add(VersionCommand.Create(console));
         return root;
@@ -20,4 +21,8 @@ internal static class NamraCli
 
     public static Task<int> RunAsync(string[] args, CliConsole console, CancellationToken cancellationToken = default) =>
         AuthoringCommands.InvokeAsync(Create(console), args, console, cancellationToken);
+
+    /// <summary>As <see cref="RunAsync(string[], CliConsole, CancellationToken)"/>, <c>chat</c> reading <paramref name="input"/>.</summary>
+    public static Task<int> RunAsync(string[] args, CliConsole console, TextReader input, CancellationToken cancellationToken = default) =>
+        AuthoringCommands.InvokeAsync(Create(console, input), args, console, cancellationToken);
 }

@@ -185,6 +185,31 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Chat_EachLineIsARunOfOneConversation_AndAnEmptyLineEndsIt()
+    {
+        UseDataFolder();
+        File.Copy(Path.Combine(Testing.RepositoryPaths.Root, "examples", "agents", "calculator.yaml"), Path.Combine(_folder, "calculator.yaml"));
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        using var lines = new StringReader("What is (17 + 25) * 2?\nAnd again?\n\nNever read.\n");
+
+        var exitCode = await NamraCli.RunAsync(["chat", "calculator.yaml", "--json"], CliConsole.Create(output, error, color: false, _folder), lines);
+
+        var completed = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(line => JsonDocument.Parse(line).RootElement)
+            .Where(e => e.TryGetProperty("runCompleted", out _))
+            .Select(e => e.GetProperty("runCompleted"))
+            .ToList();
+        Assert.Equal(0, exitCode);
+        Assert.Equal(2, completed.Count); // the empty line ended the chat before the third
+        Assert.Equal("(17 + 25) * 2 = 84.", completed[0].GetProperty("answer").GetString());
+        static long InputTokens(JsonElement run) => long.Parse(run.GetProperty("usage").GetProperty("inputTokens").GetString()!, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(InputTokens(completed[1]) > InputTokens(completed[0]), "the second line's run sends the first one's messages");
+        Assert.Matches(@"^Session chat-[0-9a-f]{32}\. Type a message; an empty line ends the chat\.", error.ToString());
+        Assert.Equal("Never read.", lines.ReadLine());
+    }
+
+    [Fact]
     public async Task Run_WithoutTheProvidersKey_SaysWhichVariableToSet_AndExitsTwo()
     {
         UseDataFolder();
