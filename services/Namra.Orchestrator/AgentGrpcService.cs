@@ -1,7 +1,10 @@
 using Grpc.Core;
+using Microsoft.Extensions.Options;
 using Namra.Contracts.V1;
+using Namra.Hosting.Clients;
 using Namra.Hosting.Errors;
 using Namra.Orchestrator.Loop;
+using Namra.Orchestrator.Options;
 
 namespace Namra.Orchestrator;
 
@@ -9,7 +12,7 @@ namespace Namra.Orchestrator;
 /// The <c>namra.v1.AgentService</c> endpoint, the public API: resolves the agent with the config service, runs
 /// the loop, and reads run records from the memory service, so any replica answers for any run.
 /// </summary>
-internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, ActiveRuns active, ResolvedAgents resolved) : AgentService.AgentServiceBase
+internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, ActiveRuns active, ResolvedAgents resolved, IOptions<OrchestratorOptions> options) : AgentService.AgentServiceBase
 {
     private const int MaxInputCharacters = 1_000_000;
 
@@ -104,9 +107,32 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
 
         var agent = await resolved.ResolveAsync(source, () => ForwardAsync("config", async () => await downstream.Config.ResolveAgentAsync(
             new ResolveAgentRequest { Source = source }, deadline: context.Deadline, cancellationToken: context.CancellationToken))).ConfigureAwait(false);
+        if (source.SourceCase == AgentSource.SourceOneofCase.Inline && !options.Value.TrustInlineAgents && !InProcessCalls.IsInProcess(context))
+        {
+            RefuseUntrustedTools(agent.Agent);
+        }
+
         var request = new RunRequest(agent.Agent, agent.Ref, input, sessionId, new Dictionary<string, string>(labels),
             runId.Length > 0 ? runId : Guid.CreateVersion7().ToString("N"));
         return await loop.RunAsync(request, emit, context.CancellationToken).ConfigureAwait(false);
+    }
+
+    // An inline definition from the network is the caller's: its tools may compute and reach public addresses, nothing
+    // that runs programs, reads files or databases, or reaches inward (see OrchestratorOptions.TrustInlineAgents).
+    private static void RefuseUntrustedTools(AgentDefinition agent)
+    {
+        foreach (var tool in agent.Tools)
+        {
+            var allowed = tool.Type == ToolType.BuiltinCalculator
+                || (tool.Type == ToolType.BuiltinHttp && !(tool.Config?.Fields.TryGetValue("allow_private_networks", out var inward) == true && inward.BoolValue));
+            if (!allowed)
+            {
+                throw new NamraException(StatusCode.PermissionDenied,
+                    $"The inline agent's tool '{tool.Name}' ({Contracts.ToolTypeNames.Of(tool.Type)}) is not run for inline agents sent over the network: they may use " +
+                    "builtin.calculator and builtin.http on public networks. Deploy the agent to the agents folder and run it by name@version, " +
+                    $"or set {OrchestratorOptions.SectionName}:{nameof(OrchestratorOptions.TrustInlineAgents)} where every caller may run programs on the tool executor.");
+            }
+        }
     }
 
     // A downstream answer about the request itself (bad agent, unknown run) goes back as it came, details included.

@@ -59,7 +59,7 @@ internal sealed class ToolExecutorGrpcService(
         var description = (await tool.DescribeAsync(config, context.CancellationToken).ConfigureAwait(false)).FirstOrDefault(d => d.Name == call.Name)
             ?? throw new InvalidArgumentException("call.name", $"The entry '{config.Name}' provides no tool named '{call.Name}'.");
 
-        var typeName = TypeName(config.Type);
+        var typeName = Contracts.ToolTypeNames.Of(config.Type);
         using var activity = ToolExecutorTelemetry.ActivitySource.StartActivity($"execute_tool {call.Name}");
         activity?.SetTag(ToolExecutorTelemetry.Attributes.OperationName, "execute_tool");
         activity?.SetTag(ToolExecutorTelemetry.Attributes.ToolName, call.Name);
@@ -134,7 +134,7 @@ internal sealed class ToolExecutorGrpcService(
             catch (Exception exception) when (exception is not OperationCanceledException)
             {
                 // A tool's bug must not fail the run: the model learns the tool failed, the logs learn why.
-                Log.ToolFailed(logger, exception, call.Name, TypeName(config.Type));
+                Log.ToolFailed(logger, exception, call.Name, Contracts.ToolTypeNames.Of(config.Type));
                 return (ToolOutcome.Error("The tool failed unexpectedly; the tool executor's logs have the details."), "error");
             }
         }
@@ -146,16 +146,4 @@ internal sealed class ToolExecutorGrpcService(
             : config.Type == ToolType.Unspecified
                 ? throw new InvalidArgumentException($"{field}.type", "Name the tool's type.")
                 : throw new NamraException(StatusCode.Unimplemented, $"This tool executor does not know tool type {(int)config.Type}; is it older than the config service?");
-
-    internal static string TypeName(ToolType type) => type switch
-    {
-        ToolType.BuiltinHttp => "builtin.http",
-        ToolType.BuiltinFilesystem => "builtin.filesystem",
-        ToolType.BuiltinCalculator => "builtin.calculator",
-        ToolType.BuiltinDatabase => "builtin.database",
-        ToolType.BuiltinShell => "builtin.shell",
-        ToolType.Mcp => "mcp",
-        ToolType.Grpc => "grpc",
-        _ => "unspecified",
-    };
 }

@@ -13,7 +13,8 @@ public sealed class CrossReplicaCancelTests
     {
         await using var anthropic = await FakeProviderServer.StartAsync();
         var environment = new Dictionary<string, string> { ["ANTHROPIC_API_KEY"] = "sk-ant-test", ["ANTHROPIC_BASE_URL"] = anthropic.BaseUrl.ToString() };
-        await using var first = await NamraTestHost.StartAsync("all", configure: builder => ProviderEnvironment.Use(builder, environment));
+        await using var first = await NamraTestHost.StartAsync("all", new Dictionary<string, string?> { ["Namra:Orchestrator:TrustInlineAgents"] = "true" },
+            builder => ProviderEnvironment.Use(builder, environment));
         var services = first.Channel.Target;
         await using var second = await NamraTestHost.StartAsync("orchestrator", new Dictionary<string, string?>
         {

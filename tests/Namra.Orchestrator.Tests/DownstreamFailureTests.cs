@@ -65,7 +65,7 @@ public sealed class ToolExecutorCrashTests
         using var executor = ServerProcess.Start("tool-executor", out var executorAddress);
         var environment = new Dictionary<string, string> { ["ANTHROPIC_API_KEY"] = "sk-ant-test", ["ANTHROPIC_BASE_URL"] = anthropic.BaseUrl.ToString() };
         await using var host = await NamraTestHost.StartAsync("config,llm-gateway,memory,orchestrator",
-            new Dictionary<string, string?> { ["Namra:Services:ToolExecutor"] = executorAddress },
+            new Dictionary<string, string?> { ["Namra:Services:ToolExecutor"] = executorAddress, ["Namra:Orchestrator:TrustInlineAgents"] = "true" },
             builder => Testing.Providers.ProviderEnvironment.Use(builder, environment));
         var client = new AgentService.AgentServiceClient(host.Channel);
         anthropic.Enqueue(new Testing.Providers.SseReply([

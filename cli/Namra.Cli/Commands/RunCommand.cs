@@ -101,7 +101,7 @@ internal static class RunCommand
                 console.Error.WriteLine($"  {diagnostic}");
             }
 
-            return exception.StatusCode is StatusCode.InvalidArgument or StatusCode.FailedPrecondition or StatusCode.Unauthenticated or StatusCode.NotFound ? UsageError : Stopped;
+            return exception.StatusCode is StatusCode.InvalidArgument or StatusCode.FailedPrecondition or StatusCode.Unauthenticated or StatusCode.PermissionDenied or StatusCode.NotFound ? UsageError : Stopped;
         }
     }
 

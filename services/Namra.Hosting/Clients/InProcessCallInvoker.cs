@@ -174,6 +174,13 @@ internal sealed class InProcessCallInvoker : CallInvoker
     }
 }
 
+/// <summary>Tells a service whether a call came from this process or over the network.</summary>
+public static class InProcessCalls
+{
+    /// <summary>True when <paramref name="context"/> is a call from this process (no network, no other caller).</summary>
+    public static bool IsInProcess(ServerCallContext context) => context is InProcessServerCallContext;
+}
+
 /// <summary>The server's view of an in-process call: the caller's deadline, cancellation and metadata.</summary>
 internal sealed class InProcessServerCallContext : ServerCallContext, IDisposable
 {

@@ -23,6 +23,16 @@ public sealed class OrchestratorOptions
     /// <summary>A file of API keys for the public API, one per line (<c>#</c> starts a comment); with <c>NAMRA_API_KEYS</c>, calls must carry one.</summary>
     public string? ApiKeysFile { get; set; }
 
+    /// <summary>
+    /// Whether an agent definition sent inline over the network may use every tool type. A definition carries its tools'
+    /// authority: the commands a shell tool runs, a filesystem root, a database, MCP programs and addresses, private
+    /// networks. Off (the default), such a definition may use <c>builtin.calculator</c> and <c>builtin.http</c> on public
+    /// networks only, and any other tool is refused with <c>PERMISSION_DENIED</c>. Agents from the registry (the agents
+    /// folder) and calls from this process (<c>namra run</c>) are not limited. Turn it on only where every caller may run
+    /// programs where the tool executor runs.
+    /// </summary>
+    public bool TrustInlineAgents { get; set; }
+
     /// <summary>How long a resolved agent is reused for new runs (0 resolves every run). Default 5 s.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
     public TimeSpan AgentCacheDuration { get; set; } = TimeSpan.FromSeconds(5);
