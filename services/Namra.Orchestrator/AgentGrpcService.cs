@@ -118,19 +118,23 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
     }
 
     // An inline definition from the network is the caller's: its tools may compute and reach public addresses, nothing
-    // that runs programs, reads files or databases, or reaches inward (see OrchestratorOptions.TrustInlineAgents).
+    // that runs programs, reads files or databases, reaches inward, or sends the tool executor's environment (an http
+    // tool's `${VAR}` headers are read there) (see OrchestratorOptions.TrustInlineAgents).
     private static void RefuseUntrustedTools(AgentDefinition agent)
     {
         foreach (var tool in agent.Tools)
         {
+            var fields = tool.Config?.Fields;
             var allowed = tool.Type == ToolType.BuiltinCalculator
-                || (tool.Type == ToolType.BuiltinHttp && !(tool.Config?.Fields.TryGetValue("allow_private_networks", out var inward) == true && inward.BoolValue));
+                || (tool.Type == ToolType.BuiltinHttp
+                    && !(fields?.TryGetValue("allow_private_networks", out var inward) == true && inward.BoolValue)
+                    && !(fields?.TryGetValue("headers", out var headers) == true && headers.StructValue?.Fields.Values.Any(h => h.StringValue.Contains("${", StringComparison.Ordinal)) == true));
             if (!allowed)
             {
                 throw new NamraException(StatusCode.PermissionDenied,
-                    $"The inline agent's tool '{tool.Name}' ({Contracts.ToolTypeNames.Of(tool.Type)}) is not run for inline agents sent over the network: they may use " +
-                    "builtin.calculator and builtin.http on public networks. Deploy the agent to the agents folder and run it by name@version, " +
-                    $"or set {OrchestratorOptions.SectionName}:{nameof(OrchestratorOptions.TrustInlineAgents)} where every caller may run programs on the tool executor.");
+                    $"The inline agent's tool '{tool.Name}' ({Contracts.ToolTypeNames.Of(tool.Type)}) is not run for agents sent inline over the network: they may use " +
+                    "builtin.calculator, and builtin.http on public networks with headers that read no variables. Deploy the agent to the agents folder and run it " +
+                    $"by name@version, or set {OrchestratorOptions.SectionName}:{nameof(OrchestratorOptions.TrustInlineAgents)} where every caller may run programs on the tool executor.");
             }
         }
     }

@@ -9,7 +9,8 @@ namespace Namra.Orchestrator.Tests;
 /// <summary>
 /// An agent definition sent inline over the network is the caller's, and carries its tools' authority: unless the
 /// operator sets <c>Namra:Orchestrator:TrustInlineAgents</c>, it may compute and call public hosts, nothing that runs
-/// programs, reads files or reaches inward. Calls from the process itself (<c>namra run</c>) are not limited.
+/// programs, reads files, reaches inward or sends the tool executor's variables. Calls from the process itself
+/// (<c>namra run</c>) are not limited.
 /// </summary>
 public sealed class InlineAgentTrustTests
 {
@@ -46,7 +47,7 @@ public sealed class InlineAgentTrustTests
     }
 
     [Fact]
-    public async Task OverTheNetwork_AnInlineAgentMayComputeAndCallPublicHosts_ButNotPrivateNetworks()
+    public async Task OverTheNetwork_AnInlineAgentMayComputeAndCallPublicHosts_ButNotPrivateNetworksNorSendTheExecutorsVariables()
     {
         await using var host = await NamraTestHost.StartAsync("all");
         var client = new AgentService.AgentServiceClient(host.Channel);
@@ -69,9 +70,16 @@ public sealed class InlineAgentTrustTests
             Input = "Hello.",
         }).ResponseAsync);
 
+        var leaking = await Assert.ThrowsAsync<RpcException>(() => client.ExecuteAsync(new ExecuteRequest
+        {
+            Agent = Inline(Tools.Replace("allowed_hosts: [example.com]", "allowed_hosts: [example.com], headers: { x-key: \"${ANTHROPIC_API_KEY}\" }", StringComparison.Ordinal)),
+            Input = "Hello.",
+        }).ResponseAsync);
+
         Assert.Equal((RunStatus.Completed, "Nothing to fetch."), (run.Status, run.Answer));
         Assert.Equal(StatusCode.PermissionDenied, inward.StatusCode);
         Assert.Contains("tool 'web' (builtin.http)", inward.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(StatusCode.PermissionDenied, leaking.StatusCode);
     }
 
     [Fact]
