@@ -50,6 +50,15 @@ public static class NamraHostingExtensions
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(roles);
 
+        // ASP.NET Core logs four Information lines for every request (starting, endpoint executing and executed,
+        // finished): for a service called several times per run, and by health probes, that is most of its log and
+        // a cost on every call. Warnings and errors still show. The lowest-priority source, so any setting
+        // (Logging__LogLevel__Microsoft.AspNetCore=Information) turns them back on.
+        builder.Configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource
+        {
+            InitialData = new Dictionary<string, string?> { ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning" },
+        });
+
         builder.Services.AddOptions<NamraHostOptions>()
             .Bind(builder.Configuration.GetSection(NamraHostOptions.SectionName))
             .ValidateOnStart();

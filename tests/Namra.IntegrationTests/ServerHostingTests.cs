@@ -2,6 +2,7 @@ using Grpc.Core;
 using Grpc.Health.V1;
 using Grpc.Reflection.V1Alpha;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Namra.Contracts.V1;
 using Namra.Hosting;
@@ -21,6 +22,23 @@ public sealed class ServerHostingTests
         var response = await new Health.HealthClient(host.Channel).CheckAsync(new HealthCheckRequest());
 
         Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, response.Status);
+    }
+
+    [Fact]
+    public async Task RequestLogs_OfTheWebFramework_AreOffByDefault_AndASettingTurnsThemOn()
+    {
+        var quietLines = new Lines();
+        var verboseLines = new Lines();
+        await using var quiet = await NamraTestHost.StartAsync("config", configure: builder => builder.Logging.AddProvider(quietLines));
+        await using var verbose = await NamraTestHost.StartAsync("config", new Dictionary<string, string?> { ["Logging:LogLevel:Microsoft.AspNetCore"] = "Information" },
+            builder => builder.Logging.AddProvider(verboseLines));
+
+        await new Health.HealthClient(quiet.Channel).CheckAsync(new HealthCheckRequest());
+        await new Health.HealthClient(verbose.Channel).CheckAsync(new HealthCheckRequest());
+
+        Assert.DoesNotContain(quietLines.Categories, c => c.StartsWith("Microsoft.AspNetCore.", StringComparison.Ordinal));
+        Assert.Contains("Microsoft.AspNetCore.Hosting.Diagnostics", verboseLines.Categories);
+        Assert.Contains(quietLines.Categories, c => c == "Namra.Hosting"); // the service's own Information lines still show
     }
 
     [Fact]
@@ -148,5 +166,30 @@ public sealed class ServerHostingTests
     {
         public override Task<GetAgentResponse> GetAgent(GetAgentRequest request, ServerCallContext context) =>
             throw new InvalidOperationException("secret-internal-detail");
+    }
+
+    /// <summary>Collects the category of every line logged at Information or above.</summary>
+    private sealed class Lines : ILoggerProvider
+    {
+        private readonly System.Collections.Concurrent.ConcurrentQueue<string> _categories = new();
+
+        public IReadOnlyCollection<string> Categories => _categories;
+
+        public ILogger CreateLogger(string categoryName) => new Logger(categoryName, _categories);
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class Logger(string category, System.Collections.Concurrent.ConcurrentQueue<string> lines) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state)
+                where TState : notnull => null;
+
+            public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
+
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+                lines.Enqueue(category);
+        }
     }
 }
