@@ -8,6 +8,7 @@ using Namra.Contracts.V1;
 using Namra.Hosting;
 using Namra.Hosting.Roles;
 using Namra.Testing;
+using Namra.Testing.Telemetry;
 
 namespace Namra.IntegrationTests;
 
@@ -27,8 +28,8 @@ public sealed class ServerHostingTests
     [Fact]
     public async Task RequestLogs_OfTheWebFramework_AreOffByDefault_AndASettingTurnsThemOn()
     {
-        var quietLines = new Lines();
-        var verboseLines = new Lines();
+        var quietLines = new CapturedLogs();
+        var verboseLines = new CapturedLogs();
         await using var quiet = await NamraTestHost.StartAsync("config", configure: builder => builder.Logging.AddProvider(quietLines));
         await using var verbose = await NamraTestHost.StartAsync("config", new Dictionary<string, string?> { ["Logging:LogLevel:Microsoft.AspNetCore"] = "Information" },
             builder => builder.Logging.AddProvider(verboseLines));
@@ -166,30 +167,5 @@ public sealed class ServerHostingTests
     {
         public override Task<GetAgentResponse> GetAgent(GetAgentRequest request, ServerCallContext context) =>
             throw new InvalidOperationException("secret-internal-detail");
-    }
-
-    /// <summary>Collects the category of every line logged at Information or above.</summary>
-    private sealed class Lines : ILoggerProvider
-    {
-        private readonly System.Collections.Concurrent.ConcurrentQueue<string> _categories = new();
-
-        public IReadOnlyCollection<string> Categories => _categories;
-
-        public ILogger CreateLogger(string categoryName) => new Logger(categoryName, _categories);
-
-        public void Dispose()
-        {
-        }
-
-        private sealed class Logger(string category, System.Collections.Concurrent.ConcurrentQueue<string> lines) : ILogger
-        {
-            public IDisposable? BeginScope<TState>(TState state)
-                where TState : notnull => null;
-
-            public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
-
-            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-                lines.Enqueue(category);
-        }
     }
 }

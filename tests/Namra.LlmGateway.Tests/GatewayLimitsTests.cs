@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Namra.Contracts.V1;
 using Namra.Testing;
 using Namra.Testing.Providers;
+using Namra.Testing.Telemetry;
 
 namespace Namra.LlmGateway.Tests;
 
@@ -10,7 +11,7 @@ namespace Namra.LlmGateway.Tests;
 public sealed class GatewayLimitsTests : IAsyncLifetime
 {
     private const string Key = "sk-ant-secret-do-not-log-42";
-    private readonly CapturingLoggerProvider _logs = new();
+    private readonly CapturedLogs _logs = new();
     private FakeProviderServer _anthropic = null!;
     private NamraTestHost _host = null!;
     private LlmGatewayService.LlmGatewayServiceClient _client = null!;
@@ -99,27 +100,4 @@ public sealed class GatewayLimitsTests : IAsyncLifetime
         Llm = new LlmConfig { Provider = LlmProvider.Anthropic, Model = AnthropicWire.Model, MaxTokens = maxTokens },
         Messages = { new Message { Role = Role.User, Content = { new ContentBlock { Text = "hi" } } } },
     };
-
-    private sealed class CapturingLoggerProvider : ILoggerProvider
-    {
-        private readonly System.Collections.Concurrent.ConcurrentQueue<string> _lines = new();
-
-        public IReadOnlyCollection<string> Lines => _lines;
-
-        public ILogger CreateLogger(string categoryName) => new Logger(categoryName, _lines);
-
-        public void Dispose()
-        {
-        }
-
-        private sealed class Logger(string category, System.Collections.Concurrent.ConcurrentQueue<string> lines) : ILogger
-        {
-            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-
-            public bool IsEnabled(LogLevel logLevel) => true;
-
-            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-                lines.Enqueue($"{category}: {formatter(state, exception)} {exception}");
-        }
-    }
 }
