@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Namra.Contracts.V1;
 using Namra.LlmGateway.Options;
 
@@ -62,11 +61,10 @@ internal sealed partial class PricingTable
         new(LlmProvider.Scripted, "scripted", 0m, 0m, 0m, 0m),
     ];
 
-    // Models are named by callers: answers are kept for the first few hundred names asked about, found again for others.
-    private const int MaxRemembered = 256;
     private readonly ModelPrice[] _prices;
-    private readonly ConcurrentDictionary<(LlmProvider, string), ModelPrice?> _found = new();
-    private int _remembered;
+
+    // Models are named by callers: answers are kept for the first few hundred names asked about, found again for others.
+    private readonly Hosting.BoundedMemo<(LlmProvider Provider, string Model), ModelPrice?> _found = new(256);
 
     public PricingTable(IEnumerable<ModelPriceOptions> configured)
     {
@@ -80,18 +78,7 @@ internal sealed partial class PricingTable
     public ModelPrice? Find(LlmProvider provider, string model)
     {
         ArgumentNullException.ThrowIfNull(model);
-        if (_found.TryGetValue((provider, model), out var known))
-        {
-            return known;
-        }
-
-        var price = Search(provider, model);
-        if (Volatile.Read(ref _remembered) < MaxRemembered && _found.TryAdd((provider, model), price))
-        {
-            Interlocked.Increment(ref _remembered);
-        }
-
-        return price;
+        return _found.GetOrAdd((provider, model), key => Search(key.Provider, key.Model));
     }
 
     private ModelPrice? Search(LlmProvider provider, string model)

@@ -31,27 +31,13 @@ internal sealed class ModelPricing(Downstream downstream, TimeProvider timeProvi
     // One fetched list, and the rates each model name resolved to (model names come from agents: a bounded few).
     private sealed class PriceList(long fetched, ListModelsResponse models)
     {
-        private const int MaxRemembered = 256;
-        private readonly ConcurrentDictionary<string, Contracts.V1.ModelPricing?> _byModel = new(StringComparer.Ordinal);
+        private readonly Hosting.BoundedMemo<string, Contracts.V1.ModelPricing?> _byModel = new(256, StringComparer.Ordinal);
 
         public long Fetched => fetched;
 
-        public Contracts.V1.ModelPricing? For(string model)
-        {
-            if (_byModel.TryGetValue(model, out var known))
-            {
-                return known;
-            }
-
-            // A dated snapshot (claude-sonnet-4-5-20250929) is priced as the model it extends, as the gateway does.
-            var rates = (models.Models.FirstOrDefault(m => m.Model == model)
-                ?? models.Models.Where(m => model.StartsWith(m.Model + "-", StringComparison.Ordinal)).MaxBy(m => m.Model.Length))?.Pricing;
-            if (_byModel.Count < MaxRemembered)
-            {
-                _byModel.TryAdd(model, rates);
-            }
-
-            return rates;
-        }
+        // A dated snapshot (claude-sonnet-4-5-20250929) is priced as the model it extends, as the gateway does.
+        public Contracts.V1.ModelPricing? For(string model) => _byModel.GetOrAdd(model, name =>
+            (models.Models.FirstOrDefault(m => m.Model == name)
+                ?? models.Models.Where(m => name.StartsWith(m.Model + "-", StringComparison.Ordinal)).MaxBy(m => m.Model.Length))?.Pricing);
     }
 }

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Text.Json;
 using Json.Schema;
 
@@ -12,12 +11,12 @@ internal sealed class ArgumentValidator
 
     private static readonly EvaluationOptions FlagOnly = new() { OutputFormat = OutputFormat.Flag };
 
-    private readonly ConcurrentDictionary<string, JsonSchema> _schemas = new(StringComparer.Ordinal);
+    private readonly Hosting.BoundedMemo<string, JsonSchema> _schemas = new(MaxCachedSchemas, StringComparer.Ordinal);
 
     /// <summary>The problems with the arguments, empty when they match.</summary>
     public IReadOnlyList<string> Validate(string schemaJson, JsonElement arguments)
     {
-        var schema = _schemas.TryGetValue(schemaJson, out var cached) ? cached : Compile(schemaJson);
+        var schema = _schemas.GetOrAdd(schemaJson, json => JsonSchema.FromText(json));
 
         // Most calls match: a yes/no evaluation stops at the first failure and collects nothing. Only arguments that
         // fail are evaluated again for the list of what is wrong.
@@ -39,17 +38,6 @@ internal sealed class ArgumentValidator
             .Take(MaxProblems)
             .ToList();
         return problems.Count > 0 ? problems : ["the arguments do not match the tool's schema"];
-    }
-
-    private JsonSchema Compile(string schemaJson)
-    {
-        var schema = JsonSchema.FromText(schemaJson);
-        if (_schemas.Count < MaxCachedSchemas)
-        {
-            _schemas.TryAdd(schemaJson, schema);
-        }
-
-        return schema;
     }
 
     private static string Location(string pointer) => pointer.Length == 0 ? "arguments" : $"arguments{pointer.Replace('/', '.')}";
