@@ -31,17 +31,14 @@ public static class ToolExecutorHostingExtensions
         // The factory's per-request logging is left out: every tool call has its own span, metrics and log line.
         builder.Services.AddHttpClient(McpSessions.HttpClientName, client => client.Timeout = Timeout.InfiniteTimeSpan).RemoveAllLoggers();
         // Two clients, so a connection opened for a tool that may reach internal addresses is never reused by one that may not.
+        // Neither uses the ambient proxy (HTTP_PROXY): the guard would check the proxy's address instead of the target's.
+        // Neither sends trace context: a run's trace id is not for the third parties a model calls.
         builder.Services.AddHttpClient(HttpTool.PublicClient, client => client.Timeout = Timeout.InfiniteTimeSpan)
             .RemoveAllLoggers()
-            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler
-            {
-                AllowAutoRedirect = false,
-                ConnectCallback = NetworkGuard.ConnectPublicAsync,
-                PooledConnectionLifetime = TimeSpan.FromMinutes(2),
-            });
+            .ConfigurePrimaryHttpMessageHandler(() => HttpTool.Handler(NetworkGuard.ConnectPublicAsync));
         builder.Services.AddHttpClient(HttpTool.AnyClient, client => client.Timeout = Timeout.InfiniteTimeSpan)
             .RemoveAllLoggers()
-            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, PooledConnectionLifetime = TimeSpan.FromMinutes(2) });
+            .ConfigurePrimaryHttpMessageHandler(() => HttpTool.Handler(connect: null));
         // Calls from this process (the orchestrator, the memory service's embedder) go straight to the handler.
         builder.Services.AddNamraGrpcService<ToolExecutorGrpcService, Namra.Contracts.V1.ToolExecutorService.ToolExecutorServiceBase>("tool-executor", Namra.Contracts.V1.ToolExecutorService.BindService);
         return builder;

@@ -32,6 +32,11 @@ public sealed class HttpToolTests : IAsyncLifetime
             return next(context);
         });
         _web.MapGet("/page", () => Results.Content("<html><head><style>p{}</style><script>var secret=1;</script></head><body><h1>Title</h1><p>Hello &amp; welcome.</p></body></html>", "text/html"));
+        _web.MapGet("/nested", () => Results.Content(string.Concat(Enumerable.Repeat("<b>", 50_000)) + "bottom", "text/html"));
+        _web.MapGet("/spaces", () => Results.Content("<p>a" + new string(' ', 1_000_000) + "b</p>", "text/html"));
+        _web.MapGet("/control", () => Results.Text("nul\0bell\abyte \u001b]0;title\u0007 end"));
+        _web.MapGet("/headers", (HttpContext context) => Results.Text(string.Join("\n", context.Request.Headers.Select(h => $"{h.Key}: {h.Value}"))));
+        _web.MapGet("/unauthorized", (HttpContext context) => Results.Text($"denied for {context.Request.Headers.Authorization}", statusCode: 401));
         _web.MapGet("/big", () => Results.Text(new string('x', 100_000)));
         _web.MapGet("/redirect", (string to) => Results.Redirect(to));
         _web.MapPost("/echo", async (HttpContext context) =>
@@ -86,15 +91,123 @@ public sealed class HttpToolTests : IAsyncLifetime
         Assert.DoesNotContain("secret", result.Content, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("/nested", "bottom")]
+    [InlineData("/spaces", "a b")]
+    public async Task HostilePages_BecomeText_WithoutStackOrTimeToSpare(string path, string text)
+    {
+        // 50,000 nested tags killed the process (stack overflow in a tree walk); a megabyte of blanks made a regex backtrack.
+        var result = await Call(Config(allowPrivate: true), new Uri(_base, path).ToString(), timeout: TimeSpan.FromSeconds(10));
+
+        Assert.False(result.IsError, result.Content);
+        Assert.EndsWith("\n\n" + text, result.Content, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ControlCharacters_NeverReachTheModelRaw()
+    {
+        var result = await Call(Config(allowPrivate: true), new Uri(_base, "/control").ToString());
+
+        Assert.False(result.IsError, result.Content);
+        Assert.EndsWith("nul\ufffdbell\ufffdbyte \ufffd]0;title\ufffd end", result.Content, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("X-Evil", "a\r\nX-Injected: 1", "line break or NUL")]
+    [InlineData("X-Evil", "a\nGET /admin HTTP/1.1", "line break or NUL")]
+    [InlineData("X-Evil", "a\0b", "line break or NUL")]
+    [InlineData("X-Evil\r\nX-Injected", "1", "not a valid HTTP header name")]
+    [InlineData("Bad Name", "1", "not a valid HTTP header name")]
+    [InlineData("Host", "admin.internal", "set by the tool")]
+    [InlineData("host", "admin.internal", "set by the tool")]
+    [InlineData("Content-Length", "0", "set by the tool")]
+    [InlineData("Transfer-Encoding", "chunked", "set by the tool")]
+    [InlineData("traceparent", "00-00000000000000000000000000000001-0000000000000001-01", "set by the tool")]
+    public async Task ModelHeaders_ThatCouldSmuggleOrReroute_AreRefused(string name, string value, string says)
+    {
+        var result = await Call(Config(allowPrivate: true), new Uri(_base, "/headers").ToString(), headers: new() { [name] = value });
+
+        Assert.True(result.IsError, result.Content);
+        Assert.Contains(says, result.Content, StringComparison.Ordinal);
+        Assert.Equal(0, _hits);
+    }
+
+    [Fact]
+    public async Task ModelHeaders_CannotReplaceTheOperatorsHeaders_AndNoTraceContextLeaves()
+    {
+        using var activity = new System.Diagnostics.Activity("run").Start();
+
+        var result = await Call(Config(allowPrivate: true, headers: new() { ["X-Api-Version"] = "2" }), new Uri(_base, "/headers").ToString(),
+            headers: new() { ["x-api-version"] = "999", ["X-Model"] = "yes" });
+
+        Assert.False(result.IsError, result.Content);
+        Assert.Contains("X-Api-Version: 2", result.Content, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("999", result.Content, StringComparison.Ordinal);
+        Assert.Contains("X-Model: yes", result.Content, StringComparison.Ordinal);
+        Assert.DoesNotContain("traceparent", result.Content, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public async Task SecretHeaders_NeedAllowedHosts()
+    {
+        Environment.SetEnvironmentVariable("NAMRA_TEST_HTTP_SECRET", "s3cret-value");
+
+        var result = await Call(Config(allowPrivate: true, headers: new() { ["Authorization"] = "Bearer ${NAMRA_TEST_HTTP_SECRET}" }), new Uri(_base, "/headers").ToString());
+
+        Assert.True(result.IsError);
+        Assert.Contains("Authorization", result.Content, StringComparison.Ordinal);
+        Assert.Contains("must set allowed_hosts", result.Content, StringComparison.Ordinal);
+        Assert.Equal(0, _hits);
+    }
+
+    [Fact]
+    public async Task SecretHeaders_StayWithTheirOrigin_AndNeverComeBackInAResult()
+    {
+        Environment.SetEnvironmentVariable("NAMRA_TEST_HTTP_SECRET", "s3cret-value");
+        var port = _base.Port;
+        var config = Config(allowPrivate: true, allowedHosts: [$"127.0.0.1:{port}", $"localhost:{port}"],
+            headers: new() { ["Authorization"] = "Bearer ${NAMRA_TEST_HTTP_SECRET}" });
+
+        var echoed = await Call(config, new Uri(_base, "/unauthorized").ToString());
+        var sameOrigin = await Call(config, new Uri(_base, "/headers").ToString());
+        var crossOrigin = await Call(config, new Uri(_base, $"/redirect?to={Uri.EscapeDataString($"http://localhost:{port}/headers")}").ToString());
+
+        Assert.True(echoed.IsError);
+        Assert.Contains("denied for Bearer [redacted]", echoed.Content, StringComparison.Ordinal);
+        Assert.Contains("Authorization: Bearer [redacted]", sameOrigin.Content, StringComparison.Ordinal);
+        Assert.False(crossOrigin.IsError, crossOrigin.Content);
+        Assert.DoesNotContain("Authorization", crossOrigin.Content, StringComparison.Ordinal);
+        Assert.DoesNotContain("s3cret", echoed.Content + sameOrigin.Content + crossOrigin.Content, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AllowedHosts_WithoutAPort_AllowTheDefaultPortOnly()
+    {
+        var refused = await Call(Config(allowPrivate: true, allowedHosts: ["127.0.0.1"]), new Uri(_base, "/page").ToString());
+        var allowed = await Call(Config(allowPrivate: true, allowedHosts: [$"127.0.0.1:{_base.Port}"]), new Uri(_base, "/page").ToString());
+
+        Assert.Contains($"127.0.0.1:{_base.Port} is not among this tool's allowed hosts", refused.Content, StringComparison.Ordinal);
+        Assert.False(allowed.IsError, allowed.Content);
+    }
+
+    [Fact]
+    public async Task Redirects_ToOtherSchemes_AreRefusedClearly()
+    {
+        var result = await Call(Config(allowPrivate: true), new Uri(_base, "/redirect?to=file:///etc/passwd").ToString());
+
+        Assert.True(result.IsError);
+        Assert.Equal("The server redirected to a file: URL; only http and https are followed.", result.Content);
+    }
+
     [Fact]
     public async Task Redirects_AreCheckedAgainAtEveryHop()
     {
         var target = Uri.EscapeDataString($"http://localhost:{_base.Port}/page");
 
-        var result = await Call(Config(allowPrivate: true, allowedHosts: ["127.0.0.1"]), new Uri(_base, $"/redirect?to={target}").ToString());
+        var result = await Call(Config(allowPrivate: true, allowedHosts: [$"127.0.0.1:{_base.Port}"]), new Uri(_base, $"/redirect?to={target}").ToString());
 
         Assert.True(result.IsError);
-        Assert.Contains("localhost is not among this tool's allowed hosts", result.Content, StringComparison.Ordinal);
+        Assert.Contains($"localhost:{_base.Port} is not among this tool's allowed hosts", result.Content, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -111,11 +224,11 @@ public sealed class HttpToolTests : IAsyncLifetime
     {
         Environment.SetEnvironmentVariable("NAMRA_TEST_HTTP_TOKEN", "t0ken");
         var refused = await Call(Config(allowPrivate: true), new Uri(_base, "/echo").ToString(), method: "POST", body: "{}");
-        var sent = await Call(Config(allowPrivate: true, methods: ["GET", "POST"], headers: new() { ["X-Token"] = "${NAMRA_TEST_HTTP_TOKEN}" }),
+        var sent = await Call(Config(allowPrivate: true, allowedHosts: [$"127.0.0.1:{_base.Port}"], methods: ["GET", "POST"], headers: new() { ["X-Token"] = "${NAMRA_TEST_HTTP_TOKEN}" }),
             new Uri(_base, "/echo").ToString(), method: "POST", body: "{\"a\":1}");
 
         Assert.Contains("POST is not allowed", refused.Content, StringComparison.Ordinal);
-        Assert.Contains("POST {\"a\":1} token=t0ken", sent.Content, StringComparison.Ordinal);
+        Assert.Contains("POST {\"a\":1} token=[redacted]", sent.Content, StringComparison.Ordinal); // the server had it; the model does not
     }
 
     [Fact]
@@ -142,12 +255,13 @@ public sealed class HttpToolTests : IAsyncLifetime
         },
     };
 
-    private async Task<ToolResult> Call(Struct config, string url, string method = "GET", string? body = null)
+    private async Task<ToolResult> Call(Struct config, string url, string method = "GET", string? body = null, TimeSpan? timeout = null,
+        Dictionary<string, string>? headers = null)
     {
-        var arguments = body is null ? (object)new { url, method } : new { url, method, body };
+        var arguments = body is null ? (object)new { url, method, headers = headers ?? [] } : new { url, method, body, headers = headers ?? [] };
         var response = await _client.ExecuteToolAsync(new ExecuteToolRequest
         {
-            Tool = new ToolConfig { Name = "web", Type = ToolType.BuiltinHttp, Config = config },
+            Tool = new ToolConfig { Name = "web", Type = ToolType.BuiltinHttp, Config = config, Timeout = timeout is { } t ? Duration.FromTimeSpan(t) : null },
             Call = new ToolCall { Id = "call_1", Name = "web", ArgumentsJson = System.Text.Json.JsonSerializer.Serialize(arguments) },
         });
         return response.Result;

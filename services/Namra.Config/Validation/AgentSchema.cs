@@ -61,8 +61,8 @@ internal static class AgentSchema
 
     public static readonly ObjectSpec HttpConfig = new("builtin.http config",
     [
-        new("allowed_hosts", new ListType(PlainString), "Hosts the tool may call (`*.example.com` allowed); any public host when empty."),
-        new("denied_hosts", new ListType(PlainString), "Hosts the tool may never call."),
+        new("allowed_hosts", new ListType(PlainString), "Hosts the tool may call: `example.com`, `*.example.com`, `api.example.com:8443` (without a port, the scheme's default port only); any public host when empty. Required when `headers` read variables."),
+        new("denied_hosts", new ListType(PlainString), "Hosts the tool may never call (on any port unless one is given)."),
         new("allow_private_networks", new BooleanType(), "Allow loopback, private, link-local and metadata addresses.", Default: false),
         new("allowed_methods", new ListType(new EnumType(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"])), "HTTP methods the tool may use.", Default: new[] { "GET" }),
         new("headers", SecretMap, "Headers sent with every request; ${VAR} is resolved by the tool executor when the tool runs."),

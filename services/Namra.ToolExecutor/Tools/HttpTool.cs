@@ -1,9 +1,9 @@
+using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using System.Text;
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using Google.Protobuf.WellKnownTypes;
-using HtmlAgilityPack;
 using Namra.Contracts.V1;
 
 namespace Namra.ToolExecutor.Tools;
@@ -14,7 +14,7 @@ namespace Namra.ToolExecutor.Tools;
 /// checked against <c>allowed_hosts</c>/<c>denied_hosts</c> on every hop too. Responses are read up to
 /// <c>max_response_bytes</c>; HTML becomes readable text for the model.
 /// </summary>
-internal sealed partial class HttpTool : ITool
+internal sealed class HttpTool : ITool
 {
     public const string PublicClient = "namra-tool-http-public";
     public const string AnyClient = "namra-tool-http-any";
@@ -28,6 +28,19 @@ internal sealed partial class HttpTool : ITool
     public HttpTool(IHttpClientFactory clients) => _clients = clients;
 
     public ToolType Type => ToolType.BuiltinHttp;
+
+    /// <summary>
+    /// The handler under the tool's clients: no redirects of its own (the tool checks each hop), no ambient proxy
+    /// (the address guard would check the proxy's address, not the target's), no trace context sent to the hosts.
+    /// </summary>
+    public static SocketsHttpHandler Handler(Func<SocketsHttpConnectionContext, CancellationToken, ValueTask<Stream>>? connect) => new()
+    {
+        AllowAutoRedirect = false,
+        UseProxy = false,
+        ConnectCallback = connect,
+        ActivityHeadersPropagator = DistributedContextPropagator.CreateNoOutputPropagator(),
+        PooledConnectionLifetime = TimeSpan.FromMinutes(2),
+    };
 
     public Task<IReadOnlyList<ToolDescription>> DescribeAsync(ToolConfig config, CancellationToken cancellationToken)
     {
@@ -52,6 +65,35 @@ internal sealed partial class HttpTool : ITool
             return ToolOutcome.Error("The url must be an absolute http or https URL.");
         }
 
+        var (modelHeaders, headerProblem) = ModelHeaders(arguments);
+        if (headerProblem is not null)
+        {
+            return ToolOutcome.Error(headerProblem);
+        }
+
+        // Headers that read variables carry secrets: they go only to the hosts the operator named, and never into a result.
+        var secretHeaders = settings.Headers.Where(h => h.Value.Contains("${", StringComparison.Ordinal)).Select(h => h.Key).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        if (secretHeaders.Count > 0 && settings.AllowedHosts.Count == 0)
+        {
+            return ToolOutcome.Error($"This tool's headers ({string.Join(", ", secretHeaders)}) read variables, so it calls only the hosts in its allowed_hosts, and it names none: the operator must set allowed_hosts.");
+        }
+
+        // What the variables hold is redacted wherever it shows up in a result (a page that echoes the request's headers).
+        var secretValues = new List<string>();
+        string? Secret(string name)
+        {
+            var value = Environment.GetEnvironmentVariable(name);
+            if (value is { Length: >= 4 })
+            {
+                secretValues.Add(value);
+            }
+
+            return value;
+        }
+
+        var configured = settings.Headers.ToDictionary(h => h.Key, h => VariableReferences.Expand(h.Value, Secret), StringComparer.OrdinalIgnoreCase);
+        var secrets = secretValues.OrderByDescending(v => v.Length).ToArray();
+        var origin = url;
         var client = _clients.CreateClient(settings.AllowPrivate ? AnyClient : PublicClient);
         for (var hop = 0; ; hop++)
         {
@@ -61,23 +103,35 @@ internal sealed partial class HttpTool : ITool
             }
 
             using var request = new HttpRequestMessage(new HttpMethod(method), url);
-            foreach (var (name, value) in settings.Headers)
+            var contentType = "application/json";
+            foreach (var (name, value) in modelHeaders)
             {
-                request.Headers.TryAddWithoutValidation(name, VariableReferences.Expand(value, Environment.GetEnvironmentVariable));
+                if (name.Equals("Content-Type", StringComparison.OrdinalIgnoreCase))
+                {
+                    contentType = value;
+                }
+                else if (!configured.ContainsKey(name))
+                {
+                    request.Headers.TryAddWithoutValidation(name, value);
+                }
             }
 
-            if (arguments.TryGetProperty("headers", out var headers))
+            // The operator's headers go to the origin the call started at; a redirect elsewhere goes without them, as
+            // browsers drop credentials across origins.
+            var sameOrigin = Uri.Compare(url, origin, UriComponents.SchemeAndServer, UriFormat.Unescaped, StringComparison.OrdinalIgnoreCase) == 0;
+            foreach (var (name, value) in configured)
             {
-                foreach (var header in headers.EnumerateObject())
+                if (sameOrigin || !secretHeaders.Contains(name))
                 {
-                    request.Headers.TryAddWithoutValidation(header.Name, header.Value.GetString());
+                    request.Headers.Remove(name);
+                    request.Headers.TryAddWithoutValidation(name, value);
                 }
             }
 
             if (arguments.TryGetProperty("body", out var body) && method is "POST" or "PUT" or "PATCH")
             {
-                request.Content = new StringContent(body.GetString() ?? "", Encoding.UTF8,
-                    request.Headers.TryGetValues("Content-Type", out var types) ? types.First() : "application/json");
+                request.Content = new StringContent(body.GetString() ?? "", Encoding.UTF8);
+                request.Content.Headers.TryAddWithoutValidation("Content-Type", contentType);
             }
 
             HttpResponseMessage response;
@@ -91,7 +145,7 @@ internal sealed partial class HttpTool : ITool
             }
             catch (HttpRequestException exception)
             {
-                return ToolOutcome.Error($"The request failed: {exception.Message}");
+                return ToolOutcome.Error(Redact($"The request failed: {exception.Message}", secrets));
             }
 
             using (response)
@@ -105,6 +159,11 @@ internal sealed partial class HttpTool : ITool
 
                     // Each hop is checked again, host lists and addresses alike.
                     url = location.IsAbsoluteUri ? location : new Uri(url, location);
+                    if (url.Scheme is not ("http" or "https"))
+                    {
+                        return ToolOutcome.Error($"The server redirected to a {url.Scheme}: URL; only http and https are followed.");
+                    }
+
                     if (response.StatusCode is HttpStatusCode.SeeOther || (method == "POST" && response.StatusCode is HttpStatusCode.Found or HttpStatusCode.MovedPermanently))
                     {
                         method = "GET";
@@ -113,9 +172,60 @@ internal sealed partial class HttpTool : ITool
                     continue;
                 }
 
-                return await ReadAsync(response, url, settings, cancellationToken).ConfigureAwait(false);
+                var outcome = await ReadAsync(response, url, settings, cancellationToken).ConfigureAwait(false);
+                return outcome with { Content = Redact(outcome.Content, secrets) };
             }
         }
+    }
+
+    // Headers a server chooses from the request itself, or that change how the request is framed or routed, are not
+    // the model's to set; neither are line breaks or NULs, which would let a value start a header or a request of its own.
+    private static readonly HashSet<string> ReservedHeaders = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "Host", "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Upgrade", "TE", "Trailer", "Expect",
+        "Proxy-Authorization", "Proxy-Connection", "traceparent", "tracestate", "baggage",
+    };
+
+    private static (List<(string Name, string Value)> Headers, string? Problem) ModelHeaders(JsonElement arguments)
+    {
+        var headers = new List<(string, string)>();
+        if (!arguments.TryGetProperty("headers", out var given))
+        {
+            return (headers, null);
+        }
+
+        foreach (var header in given.EnumerateObject())
+        {
+            var value = header.Value.GetString() ?? "";
+            if (header.Name.Length == 0 || !header.Name.All(c => char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-.^_`|~".Contains(c, StringComparison.Ordinal)))
+            {
+                return (headers, $"The header name {JsonSerializer.Serialize(header.Name)} is not a valid HTTP header name.");
+            }
+
+            if (value.AsSpan().IndexOfAny('\r', '\n', '\0') >= 0)
+            {
+                return (headers, $"The value of header {header.Name} contains a line break or NUL, which HTTP does not allow in a header.");
+            }
+
+            if (ReservedHeaders.Contains(header.Name))
+            {
+                return (headers, $"The header {header.Name} is set by the tool, not by the call.");
+            }
+
+            headers.Add((header.Name, value));
+        }
+
+        return (headers, null);
+    }
+
+    private static string Redact(string text, string[] secrets)
+    {
+        foreach (var secret in secrets)
+        {
+            text = text.Replace(secret, "[redacted]", StringComparison.Ordinal);
+        }
+
+        return text;
     }
 
     private static async Task<ToolOutcome> ReadAsync(HttpResponseMessage response, Uri url, Settings settings, CancellationToken cancellationToken)
@@ -131,10 +241,9 @@ internal sealed partial class HttpTool : ITool
 
         var cut = total > settings.MaxResponseBytes;
         var text = Encoding.UTF8.GetString(buffer, 0, Math.Min(total, settings.MaxResponseBytes));
-        if (settings.ExtractText && response.Content.Headers.ContentType?.MediaType is "text/html" or "application/xhtml+xml")
-        {
-            text = HtmlToText(text);
-        }
+        text = settings.ExtractText && response.Content.Headers.ContentType?.MediaType is "text/html" or "application/xhtml+xml"
+            ? HtmlText.Extract(text, settings.MaxResponseBytes, cancellationToken)
+            : Printable(text);
 
         var status = $"HTTP {(int)response.StatusCode} {response.ReasonPhrase} from {url}";
         var content = $"{status}\n\n{text}{(cut ? $"\n[response cut at {settings.MaxResponseBytes:N0} bytes]" : "")}";
@@ -144,42 +253,55 @@ internal sealed partial class HttpTool : ITool
     private static string? HostProblem(Uri url, Settings settings)
     {
         var host = url.IdnHost.TrimEnd('.').ToLowerInvariant();
-        if (settings.DeniedHosts.Any(pattern => Matches(host, pattern)))
+        if (settings.DeniedHosts.Any(pattern => Matches(url, host, pattern, anyPortWhenUnset: true)))
         {
             return $"{host} is on this tool's denied hosts.";
         }
 
-        return settings.AllowedHosts.Count > 0 && !settings.AllowedHosts.Any(pattern => Matches(host, pattern))
-            ? $"{host} is not among this tool's allowed hosts: {string.Join(", ", settings.AllowedHosts)}."
+        return settings.AllowedHosts.Count > 0 && !settings.AllowedHosts.Any(pattern => Matches(url, host, pattern, anyPortWhenUnset: false))
+            ? $"{(url.IsDefaultPort ? host : $"{host}:{url.Port}")} is not among this tool's allowed hosts: {string.Join(", ", settings.AllowedHosts)}."
             : null;
     }
 
-    private static bool Matches(string host, string pattern)
+    // A pattern is a host (example.com, *.example.com) with an optional port. An allowed host without a port is
+    // allowed on the scheme's default port only, so allowing a web site does not open its other services; a denied
+    // host without a port is denied on every port.
+    private static bool Matches(Uri url, string host, string pattern, bool anyPortWhenUnset)
     {
-        pattern = pattern.ToLowerInvariant();
-        return pattern.StartsWith("*.", StringComparison.Ordinal)
-            ? host.EndsWith(pattern[1..], StringComparison.Ordinal) || host == pattern[2..]
-            : host == pattern;
-    }
-
-    private static string HtmlToText(string html)
-    {
-        var document = new HtmlDocument();
-        document.LoadHtml(html);
-        foreach (var node in document.DocumentNode.SelectNodes("//script|//style|//noscript|//template") ?? Enumerable.Empty<HtmlNode>())
+        var (name, port) = SplitPort(pattern.ToLowerInvariant());
+        if (port is { } p ? url.Port != p : !anyPortWhenUnset && !url.IsDefaultPort)
         {
-            node.Remove();
+            return false;
         }
 
-        var text = HtmlEntity.DeEntitize(document.DocumentNode.InnerText);
-        return Whitespace().Replace(Blank().Replace(text, "\n\n"), " ").Trim();
+        return name.StartsWith("*.", StringComparison.Ordinal)
+            ? host.EndsWith(name[1..], StringComparison.Ordinal) || host == name[2..]
+            : host == name;
     }
 
-    [GeneratedRegex(@"[ \t\f\v]+")]
-    private static partial Regex Whitespace();
+    private static (string Name, int? Port) SplitPort(string pattern)
+    {
+        var colon = pattern.LastIndexOf(':');
+        var bracketed = pattern.StartsWith('[');
+        // An IPv6 address has colons of its own: its port follows the closing bracket.
+        var hasPort = colon > 0 && (bracketed ? pattern[colon - 1] == ']' : pattern.IndexOf(':', StringComparison.Ordinal) == colon);
+        return hasPort && int.TryParse(pattern.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port)
+            ? (pattern[..colon], port)
+            : (pattern, null);
+    }
 
-    [GeneratedRegex(@"\s*\n\s*\n\s*")]
-    private static partial Regex Blank();
+    // Control characters other than line breaks and tabs (NUL, terminal escapes) are not text: each becomes U+FFFD.
+    private static string Printable(string text) =>
+        text.AsSpan().IndexOfAnyInRange('\0', '\u001f') < 0 && !text.Contains('\u007f', StringComparison.Ordinal)
+            ? text
+            : string.Create(text.Length, text, static (span, source) =>
+            {
+                for (var i = 0; i < source.Length; i++)
+                {
+                    var c = source[i];
+                    span[i] = c is '\n' or '\r' or '\t' || !char.IsControl(c) ? c : '\uFFFD';
+                }
+            });
 
     private sealed record Settings(
         IReadOnlyList<string> AllowedHosts, IReadOnlyList<string> DeniedHosts, bool AllowPrivate, IReadOnlyList<string> Methods,
