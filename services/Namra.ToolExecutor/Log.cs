@@ -7,4 +7,16 @@ internal static partial class Log
     [LoggerMessage(EventId = 4001, EventName = "ToolFailed", Level = LogLevel.Error,
         Message = "Tool {ToolName} ({ToolType}) failed unexpectedly; the model got an error result")]
     public static partial void ToolFailed(ILogger logger, Exception exception, string toolName, string toolType);
+
+    [LoggerMessage(EventId = 4002, EventName = "ShellWithoutPidNamespace", Level = LogLevel.Warning,
+        Message = "Shell tools run in a process group, not a PID namespace of their own (unshare is refused here: run as root, or allow user namespaces): commands see the other processes of this machine")]
+    public static partial void ShellWithoutPidNamespace(ILogger logger);
+
+    [LoggerMessage(EventId = 4003, EventName = "ShellSandboxMissing", Level = LogLevel.Warning,
+        Message = "{Program} (util-linux) is not installed: shell tools run without it")]
+    public static partial void ShellSandboxMissing(ILogger logger, string program);
+
+    [LoggerMessage(EventId = 4004, EventName = "NotDumpable", Level = LogLevel.Warning,
+        Message = "This process could not be made non-dumpable: commands of its own account could read its environment")]
+    public static partial void NotDumpable(ILogger logger);
 }

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Options;
 using Namra.Hosting;
 using Namra.ToolExecutor.Options;
 using Namra.ToolExecutor.Tools;
+using Namra.ToolExecutor.Tools.Shell;
 
 namespace Namra.ToolExecutor;
 
@@ -21,6 +22,8 @@ public static class ToolExecutorHostingExtensions
         builder.Services.AddSingleton<ArgumentValidator>();
         builder.Services.AddSingleton<ITool, CalculatorTool>();
         builder.Services.AddSingleton<ITool, FilesystemTool>();
+        builder.Services.AddHostedService<ProcessProtection>();
+        builder.Services.AddSingleton<CommandSandbox>();
         builder.Services.AddSingleton<ITool, ShellTool>();
         builder.Services.AddSingleton<ITool, HttpTool>();
         builder.Services.AddSingleton<ITool, DatabaseTool>();

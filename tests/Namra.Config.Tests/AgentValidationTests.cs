@@ -92,6 +92,19 @@ public sealed class AgentValidationTests
             ["NAMRA0104 10:25 tools[0].config.allowed_commands | "]
         },
         {
+            "http headers with secrets and no allowed hosts",
+            Head + Llm + "tools:\n  - name: api\n    type: builtin.http\n    config:\n      headers: { Authorization: \"Bearer ${TOKEN}\" }\n",
+            ["NAMRA0102 10:7 tools[0].config.allowed_hosts | add `allowed_hosts: [api.example.com]`"]
+        },
+        {
+            "shell argument patterns for a command not allowed, and a pattern that cannot be used",
+            Head + Llm + "tools:\n  - name: sh\n    type: builtin.shell\n    config:\n      allowed_commands: [git]\n      argument_patterns: { git: [status, \"(a)\\\\1\"], tar: [\"-t\"] }\n",
+            [
+                "NAMRA0106 11:7 tools[0].config.argument_patterns.git | patterns are .NET regular expressions without backreferences or lookarounds, matched against each whole argument",
+                "NAMRA0108 11:7 tools[0].config.argument_patterns.tar | list it in `allowed_commands`, or remove its patterns",
+            ]
+        },
+        {
             "mcp over http with a command",
             Head + Llm + "tools:\n  - name: web\n    type: mcp\n    config:\n      transport: http\n      command: npx\n",
             ["NAMRA0102 10:7 tools[0].config.url | add `url: https://host/mcp`", "NAMRA0108 11:7 tools[0].config.command | remove it, or set `transport: stdio`"]
@@ -301,7 +314,7 @@ public sealed class SecretHandlingTests
     [Fact]
     public void Load_KeepsVariableReferencesInSecretBearingSettings()
     {
-        var content = Head + "tools:\n  - name: api\n    type: builtin.http\n    config:\n      headers: { Authorization: \"Bearer ${GITHUB_TOKEN}\" }\n";
+        var content = Head + "tools:\n  - name: api\n    type: builtin.http\n    config:\n      allowed_hosts: [api.github.com]\n      headers: { Authorization: \"Bearer ${GITHUB_TOKEN}\" }\n";
 
         var result = TestFiles.Loader(new Dictionary<string, string> { ["GITHUB_TOKEN"] = "ghp_secret" }).Load(content, "agent.yaml");
 

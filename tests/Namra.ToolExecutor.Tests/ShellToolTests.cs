@@ -7,7 +7,7 @@ namespace Namra.ToolExecutor.Tests;
 /// <summary>The shell tool: allow-listed argv only, no shell, no inherited secrets, bounded in time and output.</summary>
 public sealed class ShellToolTests : IAsyncLifetime
 {
-    private readonly string _workdir = Directory.CreateTempSubdirectory("namra-shell-").FullName;
+    private readonly string _workdir = ShellTestFolders.Create();
     private NamraTestHost _host = null!;
     private ToolExecutorService.ToolExecutorServiceClient _client = null!;
 
@@ -79,7 +79,7 @@ public sealed class ShellToolTests : IAsyncLifetime
     [Fact]
     public async Task Run_ReportsAFailingCommandsExitCodeAndErrors()
     {
-        var result = await Call("ls", ["/definitely/not/here"]);
+        var result = await Call("ls", ["definitely-not-here"]);
 
         Assert.True(result.IsError);
         Assert.StartsWith("exit code 2", result.Content, StringComparison.Ordinal);

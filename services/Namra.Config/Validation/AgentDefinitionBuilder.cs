@@ -240,6 +240,44 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
                 }
 
                 break;
+            case "builtin.http":
+                var secretHeaders = (config.Get<SortedDictionary<string, string>>("headers") ?? [])
+                    .Where(h => h.Value.Contains("${", StringComparison.Ordinal)).Select(h => $"`{h.Key}`").ToList();
+                if (secretHeaders.Count > 0 && (config.Get<List<object>>("allowed_hosts") ?? []).Count == 0)
+                {
+                    diagnostics.Error(DiagnosticCodes.MissingField, config.PositionOf("headers"), $"{path}.allowed_hosts",
+                        $"Headers that read variables ({string.Join(", ", secretHeaders)}) carry secrets, so the tool sends them only to the hosts in `allowed_hosts`.",
+                        "add `allowed_hosts: [api.example.com]`");
+                }
+
+                break;
+            case "builtin.shell":
+                var commands = (config.Get<List<object>>("allowed_commands") ?? []).OfType<string>().ToHashSet(StringComparer.Ordinal);
+                foreach (var (command, patterns) in config.Get<SortedDictionary<string, object>>("argument_patterns") ?? [])
+                {
+                    var at = $"{path}.argument_patterns.{command}";
+                    if (!commands.Contains(command))
+                    {
+                        diagnostics.Error(DiagnosticCodes.NotApplicable, config.PositionOf("argument_patterns"), at,
+                            $"`{command}` is not among `allowed_commands`.", "list it in `allowed_commands`, or remove its patterns");
+                    }
+
+                    foreach (var pattern in ((List<object>)patterns).OfType<string>())
+                    {
+                        try
+                        {
+                            _ = new System.Text.RegularExpressions.Regex(pattern, System.Text.RegularExpressions.RegexOptions.NonBacktracking);
+                        }
+                        catch (Exception exception) when (exception is ArgumentException or NotSupportedException)
+                        {
+                            diagnostics.Error(DiagnosticCodes.InvalidFormat, config.PositionOf("argument_patterns"), at,
+                                $"`{pattern}` is not a regular expression the tool can use: {exception.Message}",
+                                "patterns are .NET regular expressions without backreferences or lookarounds, matched against each whole argument");
+                        }
+                    }
+                }
+
+                break;
         }
     }
 
@@ -452,6 +490,7 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
         TimeSpan duration => Value.ForString(DurationFormat.Format(duration)),
         List<object> items => Value.ForList([.. items.Select(ToValue)]),
         SortedDictionary<string, string> map => Value.ForStruct(new Struct { Fields = { map.ToDictionary(p => p.Key, p => Value.ForString(p.Value)) } }),
+        SortedDictionary<string, object> map => Value.ForStruct(new Struct { Fields = { map.ToDictionary(p => p.Key, p => ToValue(p.Value)) } }),
         ValidatedObject nested => Value.ForStruct(ToStruct(nested)),
         _ => Value.ForNull(),
     };

@@ -90,7 +90,10 @@ internal static class AgentSchema
     public static readonly ObjectSpec ShellConfig = new("builtin.shell config",
     [
         new("allowed_commands", new ListType(new StringType(MaxLength: 4096), MinItems: 1), "Executables the tool may run (argv[0]); nothing else runs.", Required: true),
-        new("working_directory", new StringType(MaxLength: 4096), "Folder commands run in."),
+        new("working_directory", new StringType(MaxLength: 4096), "Folder commands run in; paths in arguments must stay inside it (or inside `allowed_paths`)."),
+        new("allowed_paths", new ListType(new StringType(MaxLength: 4096), MaxItems: 64), "Absolute folders that arguments may name besides the working directory (`/` for any)."),
+        new("argument_patterns", new MapType(new ListType(new StringType(MaxLength: 1024), MinItems: 1, MaxItems: 256)),
+            "Per allowed command, regular expressions its arguments must each match in full; a command listed here takes only such arguments, and the built-in refusal of flags that run programs or write files no longer applies to it."),
         new("max_output_bytes", ByteLimit, "Most output kept per stream.", Default: 65_536L),
         new("env", SecretMap, "Environment given to commands (nothing else is inherited); ${VAR} is resolved by the tool executor."),
     ]);

@@ -35,9 +35,30 @@ public sealed class ToolExecutorOptions
     [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
     public TimeSpan McpIdleTimeout { get; set; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>
+    /// Account that <c>builtin.shell</c> commands run as when the tool executor runs as root (a name from
+    /// <c>/etc/passwd</c> or a numeric id), with no capabilities. Default <c>nobody</c>; empty runs them as root, which
+    /// lets a command do anything root can. The commands' working directories must be readable (and writable, for
+    /// commands that write) by this account.
+    /// </summary>
+    public string ShellUser { get; set; } = "nobody";
+
+    /// <summary>How <c>builtin.shell</c> commands are kept apart from the executor and each other. Default <see cref="ShellIsolation.Auto"/>.</summary>
+    public ShellIsolation ShellIsolation { get; set; } = ShellIsolation.Auto;
+
     /// <summary>Longest an MCP server may take to start and answer its initialization. Default 60 s.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
     public TimeSpan McpStartTimeout { get; set; } = TimeSpan.FromSeconds(60);
+}
+
+/// <summary>How shell commands are isolated.</summary>
+public enum ShellIsolation
+{
+    /// <summary>A PID namespace with its own <c>/proc</c> where the system allows it (as root, or with user namespaces), else a process group.</summary>
+    Auto,
+
+    /// <summary>A process group, killed whole when the command ends: the command can see the machine's other processes.</summary>
+    ProcessGroup,
 }
 
 /// <summary>Validates <see cref="ToolExecutorOptions"/> at start-up (source-generated).</summary>
