@@ -1,0 +1,91 @@
+using System.Net;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Namra.Contracts.V1;
+
+namespace Namra.Orchestrator.Tests;
+
+/// <summary>
+/// Inputs that used to kill <c>namra-server</c> from a tool (a stack overflow cannot be caught: the process ends),
+/// sent as an inline agent over the public API to a real server process: the run ends, the tool results are
+/// errors or text, and the server keeps serving.
+/// </summary>
+public sealed class HostileToolInputTests : IAsyncLifetime
+{
+    private WebApplication _web = null!;
+    private Uri _page = null!;
+
+    public async Task InitializeAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
+        _web = builder.Build();
+        _web.MapGet("/nested", () => Results.Content(string.Concat(Enumerable.Repeat("<b>", 50_000)) + "the bottom", "text/html"));
+        await _web.StartAsync();
+        _page = new Uri(new Uri(_web.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First()), "/nested");
+    }
+
+    public async Task DisposeAsync() => await _web.DisposeAsync();
+
+    [Fact]
+    public async Task AServerProcess_SurvivesThePagesAndExpressionsThatKilledIt()
+    {
+        // The operator trusts inline agents here only so that the http tool may reach this test's page on loopback.
+        using var server = ServerProcess.Start("all", new Dictionary<string, string> { ["Namra__Orchestrator__TrustInlineAgents"] = "true" });
+        using var channel = GrpcChannel.ForAddress(server.GrpcAddress);
+        var client = new AgentService.AgentServiceClient(channel);
+        var minusChain = new string('-', 70_000) + "1";
+        var plusChain = string.Join("+", Enumerable.Repeat("1", 30_000));
+        var agent = $$"""
+            name: hostile_inputs
+            version: 1.0.0
+            llm:
+              provider: scripted
+              model: scripted
+              script:
+                - tool_calls:
+                    - { name: calculator, arguments: { expression: "{{minusChain}}" } }
+                    - { name: calculator, arguments: { expression: "{{plusChain}}" } }
+                    - { name: web, arguments: { url: "{{_page}}" } }
+                - text: "Still here."
+            tools:
+              - name: calculator
+                type: builtin.calculator
+                config: { max_expression_length: 100000 }
+              - name: web
+                type: builtin.http
+                timeout: 20s
+                config: { allow_private_networks: true }
+            execution: { timeout: 60s }
+            """;
+
+        var results = new List<ToolResult>();
+        using (var stream = client.ExecuteStream(new ExecuteStreamRequest { Agent = Inline(agent), Input = "Go." }))
+        {
+            await foreach (var response in stream.ResponseStream.ReadAllAsync())
+            {
+                if (response.Event.ToolResult is { } result)
+                {
+                    results.Add(result);
+                }
+            }
+        }
+
+        var after = (await client.ExecuteAsync(new ExecuteRequest { Agent = Inline(agent.Replace(minusChain, "1", StringComparison.Ordinal)), Input = "Again." })).Run;
+
+        Assert.Equal(["1", "30000"], results.Take(2).Select(r => r.Content));
+        Assert.Contains("the bottom", results[2].Content, StringComparison.Ordinal);
+        Assert.All(results, r => Assert.False(r.IsError, r.Content));
+        Assert.Equal((RunStatus.Completed, "Still here."), (after.Status, after.Answer));
+    }
+
+    private static AgentSource Inline(string yaml) => new() { Inline = new InlineAgent { Content = yaml, Format = AgentFormat.Yaml, FileName = "inline.yaml" } };
+}
