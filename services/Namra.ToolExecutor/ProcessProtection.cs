@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Namra.ToolExecutor.Tools.Shell;
+using Namra.ToolExecutor.Tools;
 
 namespace Namra.ToolExecutor;
 

@@ -7,7 +7,9 @@ namespace Namra.ToolExecutor.Tools;
 /// <summary>
 /// <c>builtin.filesystem</c>: read, write, list and search files under the configured <c>root</c>, and nothing
 /// outside it: absolute paths, <c>..</c> that climbs out, NUL bytes and symbolic links whose target lies outside
-/// are refused. Read-only unless <c>read_only: false</c>; files larger than <c>max_file_bytes</c> are refused.
+/// are refused, and files are opened through <see cref="RootedFiles"/>, so a link swapped in after the check leads
+/// nowhere. Only regular files are read (a FIFO would block). Read-only unless <c>read_only: false</c>; files
+/// larger than <c>max_file_bytes</c> are refused.
 /// </summary>
 internal sealed class FilesystemTool : ITool
 {
@@ -30,7 +32,10 @@ internal sealed class FilesystemTool : ITool
         return Task.FromResult<IReadOnlyList<ToolDescription>>([new ToolDescription(config.Name, description, Schema)]);
     }
 
-    public async Task<ToolOutcome> ExecuteAsync(ToolConfig config, string toolName, JsonElement arguments, CancellationToken cancellationToken)
+    public Task<ToolOutcome> ExecuteAsync(ToolConfig config, string toolName, JsonElement arguments, CancellationToken cancellationToken) =>
+        Task.FromResult(Execute(config, arguments, cancellationToken));
+
+    private static ToolOutcome Execute(ToolConfig config, JsonElement arguments, CancellationToken cancellationToken)
     {
         var settings = Settings.From(config);
         if (!Directory.Exists(settings.Root))
@@ -39,41 +44,78 @@ internal sealed class FilesystemTool : ITool
         }
 
         var path = arguments.TryGetProperty("path", out var p) ? p.GetString() ?? "" : "";
-        if (Jail.Resolve(settings.Root, path) is not { } target)
+        if (Jail.Resolve(settings.Root, path) is not { } place)
         {
             return ToolOutcome.Error($"'{path}' is outside the tool's folder; use a path relative to it, without '..' that leaves it.");
         }
 
-        var operation = arguments.GetProperty("operation").GetString();
-        return operation switch
+        try
         {
-            "read" => await ReadAsync(target, path, settings, cancellationToken).ConfigureAwait(false),
-            "write" => await WriteAsync(target, path, arguments, settings, cancellationToken).ConfigureAwait(false),
-            "list" => List(target, path, settings.Root),
-            _ => await SearchAsync(target, arguments.TryGetProperty("query", out var q) ? q.GetString() ?? "" : "", settings, cancellationToken).ConfigureAwait(false),
-        };
+            return arguments.GetProperty("operation").GetString() switch
+            {
+                "read" => Read(place, path, settings, cancellationToken),
+                "write" => Write(place, path, arguments, settings),
+                "list" => List(place, path),
+                _ => Search(place, arguments.TryGetProperty("query", out var q) ? q.GetString() ?? "" : "", settings, cancellationToken),
+            };
+        }
+        catch (FileNotFoundException)
+        {
+            return ToolOutcome.Error($"'{path}' does not exist.");
+        }
+        catch (IOException exception)
+        {
+            // A path that changed under the tool, a full disk, a name too long: said as the system says it.
+            return ToolOutcome.Error(exception.Message);
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return ToolOutcome.Error($"The tool executor may not access '{path}'.");
+        }
     }
 
-    private static async Task<ToolOutcome> ReadAsync(string target, string path, Settings settings, CancellationToken cancellationToken)
+    private static ToolOutcome Read(Jail.Place place, string path, Settings settings, CancellationToken cancellationToken)
     {
-        var file = new FileInfo(target);
-        if (!file.Exists)
+        using var file = RootedFiles.OpenForReading(place.RealRoot, place.Real);
+        var status = RootedFiles.StatusOf(file);
+        if (status.Kind != RootedFiles.Kind.File)
         {
-            return ToolOutcome.Error(Directory.Exists(target) ? $"'{path}' is a folder; use list." : $"'{path}' does not exist.");
+            return ToolOutcome.Error(status.Kind == RootedFiles.Kind.Folder ? $"'{path}' is a folder; use list."
+                : $"'{path}' is not a regular file (a FIFO, a socket or a device), which this tool does not read.");
         }
 
-        if (file.Length > settings.MaxFileBytes)
+        if (status.Size > settings.MaxFileBytes)
         {
-            return ToolOutcome.Error($"'{path}' is {file.Length:N0} bytes; the limit is {settings.MaxFileBytes:N0}.");
+            return ToolOutcome.Error($"'{path}' is {status.Size:N0} bytes; the limit is {settings.MaxFileBytes:N0}.");
         }
 
-        var bytes = await File.ReadAllBytesAsync(target, cancellationToken).ConfigureAwait(false);
-        return Array.IndexOf(bytes, (byte)0) >= 0
-            ? ToolOutcome.Error($"'{path}' is a binary file, not text.")
+        var bytes = ReadBounded(file, settings.MaxFileBytes, cancellationToken);
+        return bytes is null ? ToolOutcome.Error($"'{path}' grew past the limit of {settings.MaxFileBytes:N0} bytes while it was read.")
+            : Array.IndexOf(bytes, (byte)0) >= 0 ? ToolOutcome.Error($"'{path}' is a binary file, not text.")
             : new ToolOutcome(Encoding.UTF8.GetString(bytes));
     }
 
-    private static async Task<ToolOutcome> WriteAsync(string target, string path, JsonElement arguments, Settings settings, CancellationToken cancellationToken)
+    // At most max bytes, whatever the size said before: null when the file holds more.
+    private static byte[]? ReadBounded(Microsoft.Win32.SafeHandles.SafeFileHandle file, long max, CancellationToken cancellationToken)
+    {
+        var buffer = new MemoryStream();
+        var chunk = new byte[64 * 1024];
+        int read;
+        while ((read = RandomAccess.Read(file, chunk, buffer.Length)) > 0)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (buffer.Length + read > max)
+            {
+                return null;
+            }
+
+            buffer.Write(chunk, 0, read);
+        }
+
+        return buffer.ToArray();
+    }
+
+    private static ToolOutcome Write(Jail.Place place, string path, JsonElement arguments, Settings settings)
     {
         if (settings.ReadOnly)
         {
@@ -91,72 +133,104 @@ internal sealed class FilesystemTool : ITool
             return ToolOutcome.Error($"The content is {bytes.Length:N0} bytes; the limit is {settings.MaxFileBytes:N0}.");
         }
 
-        if (path.Length == 0 || Directory.Exists(target))
+        if (path.Length == 0 || Directory.Exists(place.Full))
         {
             return ToolOutcome.Error($"'{path}' is a folder; name a file.");
         }
 
-        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-        await File.WriteAllBytesAsync(target, bytes, cancellationToken).ConfigureAwait(false);
+        RootedFiles.Write(place.RealRoot, place.Real, bytes);
         return new ToolOutcome($"Wrote {bytes.Length:N0} bytes to {path}.");
     }
 
-    private static ToolOutcome List(string target, string path, string root)
+    // Listed through the folder's open handle, so the names are the opened folder's even if its path changes.
+    private static ToolOutcome List(Jail.Place place, string path)
     {
-        if (!Directory.Exists(target))
+        using var folder = OpenFolderOrNull(place);
+        if (folder is null)
         {
-            return ToolOutcome.Error(File.Exists(target) ? $"'{path}' is a file; use read." : $"'{path}' does not exist.");
+            return ToolOutcome.Error($"'{path}' is a file; use read.");
         }
 
-        var entries = new DirectoryInfo(target).EnumerateFileSystemInfos()
+        var entries = new DirectoryInfo(Opened(folder)).EnumerateFileSystemInfos()
             .OrderBy(e => e.Name, StringComparer.Ordinal)
             .Take(MaxListEntries + 1)
-            .Select(e => e is DirectoryInfo ? Path.GetRelativePath(root, e.FullName) + "/" : $"{Path.GetRelativePath(root, e.FullName)} ({((FileInfo)e).Length:N0} bytes)")
+            .Select(e => e is DirectoryInfo ? Path.Join(place.Relative, e.Name) + "/" : $"{Path.Join(place.Relative, e.Name)} ({((FileInfo)e).Length:N0} bytes)")
             .ToList();
         var more = entries.Count > MaxListEntries ? $"\n(more than {MaxListEntries} entries; list a subfolder)" : "";
         return new ToolOutcome(entries.Count == 0 ? "(empty)" : string.Join('\n', entries.Take(MaxListEntries)) + more);
     }
 
-    private static async Task<ToolOutcome> SearchAsync(string target, string query, Settings settings, CancellationToken cancellationToken)
+    private static ToolOutcome Search(Jail.Place place, string query, Settings settings, CancellationToken cancellationToken)
     {
         if (query.Length == 0)
         {
             return ToolOutcome.Error("search needs a query.");
         }
 
-        if (!Directory.Exists(target))
+        using var folder = OpenFolderOrNull(place);
+        if (folder is null)
         {
             return ToolOutcome.Error("search looks in a folder; give a folder path, or none for the whole tool folder.");
         }
 
+        var opened = Opened(folder);
         var matches = new List<string>();
         var scanned = 0;
         var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = FileAttributes.ReparsePoint };
-        foreach (var file in Directory.EnumerateFiles(target, "*", options))
+        foreach (var found in Directory.EnumerateFiles(opened, "*", options))
         {
             if (++scanned > MaxSearchFiles || matches.Count >= MaxSearchMatches)
             {
                 break;
             }
 
-            var info = new FileInfo(file);
-            if (info.Length > settings.MaxFileBytes)
+            cancellationToken.ThrowIfCancellationRequested();
+            var inside = Path.GetRelativePath(opened, found);
+            byte[]? bytes;
+            try
+            {
+                // Each file is opened from the root again, refusing links: the enumeration only suggests names.
+                using var file = RootedFiles.OpenForReading(place.RealRoot, Path.Join(place.Real, inside));
+                var status = RootedFiles.StatusOf(file);
+                bytes = status.Kind == RootedFiles.Kind.File && status.Size <= settings.MaxFileBytes ? ReadBounded(file, settings.MaxFileBytes, cancellationToken) : null;
+            }
+            catch (IOException)
+            {
+                continue; // gone, or changed into a link, since it was listed
+            }
+
+            if (bytes is null || Array.IndexOf(bytes, (byte)0) >= 0)
             {
                 continue;
             }
 
-            var lines = await File.ReadAllLinesAsync(file, cancellationToken).ConfigureAwait(false);
+            var lines = Encoding.UTF8.GetString(bytes).Split('\n');
             for (var i = 0; i < lines.Length && matches.Count < MaxSearchMatches; i++)
             {
-                if (lines[i].Contains(query, StringComparison.OrdinalIgnoreCase) && !lines[i].Contains('\0', StringComparison.Ordinal))
+                if (lines[i].Contains(query, StringComparison.OrdinalIgnoreCase))
                 {
-                    matches.Add($"{Path.GetRelativePath(settings.Root, file)}:{i + 1}: {Trim(lines[i])}");
+                    matches.Add($"{Path.Join(place.Relative, inside)}:{i + 1}: {Trim(lines[i].TrimEnd('\r'))}");
                 }
             }
         }
 
         return new ToolOutcome(matches.Count == 0 ? $"No file contains '{query}'." : string.Join('\n', matches));
     }
+
+    private static Microsoft.Win32.SafeHandles.SafeFileHandle? OpenFolderOrNull(Jail.Place place)
+    {
+        try
+        {
+            return RootedFiles.OpenFolder(place.RealRoot, place.Real);
+        }
+        catch (PathChangedException) when (!Directory.Exists(place.Full))
+        {
+            return null; // a file, not a folder
+        }
+    }
+
+    // The open folder as a path: the kernel's link to the handle itself, whatever happens to the names leading to it.
+    private static string Opened(Microsoft.Win32.SafeHandles.SafeFileHandle folder) => $"/proc/self/fd/{folder.DangerousGetHandle()}";
 
     private static string Trim(string line) => line.Length <= 300 ? line.Trim() : string.Concat(line.AsSpan(0, 297), "...");
 
@@ -176,8 +250,11 @@ internal sealed class FilesystemTool : ITool
 /// <summary>Keeps paths inside a root folder, following symbolic links to where they really point.</summary>
 internal static class Jail
 {
-    /// <summary>The full path <paramref name="relative"/> names under <paramref name="root"/>, or null when it would leave it.</summary>
-    public static string? Resolve(string root, string relative)
+    /// <summary>Where a path leads: as written (full and relative to the root) and with its links resolved (relative to the real root).</summary>
+    public sealed record Place(string Full, string Relative, string RealRoot, string Real);
+
+    /// <summary>Where <paramref name="relative"/> leads under <paramref name="root"/>, or null when it would leave it.</summary>
+    public static Place? Resolve(string root, string relative)
     {
         if (relative.Contains('\0', StringComparison.Ordinal) || Path.IsPathRooted(relative))
         {
@@ -191,8 +268,13 @@ internal static class Jail
             return null;
         }
 
-        // Symbolic links anywhere on the path are followed; the place they lead must be inside too.
-        return Inside(realRoot, RealPath(full)) ? full : null;
+        // Symbolic links anywhere on the path are followed; the place they lead must be inside too. The file is then
+        // opened at that place by RootedFiles, which refuses links, so a link made after this check leads nowhere.
+        var real = RealPath(full);
+        return Inside(realRoot, real)
+            ? new Place(full, Path.GetRelativePath(realRoot, full) is "." ? "" : Path.GetRelativePath(realRoot, full), realRoot,
+                Path.GetRelativePath(realRoot, real) is "." ? "" : Path.GetRelativePath(realRoot, real))
+            : null;
     }
 
     private static bool Inside(string root, string path) =>

@@ -1,8 +1,8 @@
 using System.Runtime.InteropServices;
 
-namespace Namra.ToolExecutor.Tools.Shell;
+namespace Namra.ToolExecutor.Tools;
 
-/// <summary>The few Linux calls the shell tool's sandbox needs that .NET does not expose.</summary>
+/// <summary>The few Linux calls the tools' sandboxes need that .NET does not expose.</summary>
 internal static partial class Native
 {
     public const int SigKill = 9;

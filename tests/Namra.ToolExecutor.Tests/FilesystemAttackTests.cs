@@ -1,0 +1,135 @@
+using System.Diagnostics;
+using Google.Protobuf.WellKnownTypes;
+using Namra.Contracts.V1;
+using Namra.Testing;
+
+namespace Namra.ToolExecutor.Tests;
+
+/// <summary>
+/// The filesystem tool against a folder that changes under it: a symbolic link swapped between the check and the
+/// open, hard links to files outside, FIFOs that block a reader.
+/// </summary>
+public sealed class FilesystemAttackTests : IAsyncLifetime
+{
+    private readonly string _sandbox = Directory.CreateTempSubdirectory("namra-fs-attack-").FullName;
+    private string _root = "";
+    private string _outside = "";
+    private NamraTestHost _host = null!;
+    private ToolExecutorService.ToolExecutorServiceClient _client = null!;
+
+    public async Task InitializeAsync()
+    {
+        _root = Directory.CreateDirectory(Path.Combine(_sandbox, "root")).FullName;
+        _outside = Directory.CreateDirectory(Path.Combine(_sandbox, "outside")).FullName;
+        Directory.CreateDirectory(Path.Combine(_root, "inside"));
+        await File.WriteAllTextAsync(Path.Combine(_root, "inside", "secret.txt"), "inside text");
+        await File.WriteAllTextAsync(Path.Combine(_outside, "secret.txt"), "OUTSIDE SECRET");
+        _host = await NamraTestHost.StartAsync("tool-executor");
+        _client = new ToolExecutorService.ToolExecutorServiceClient(_host.Channel);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _host.DisposeAsync();
+        Directory.Delete(_sandbox, recursive: true);
+    }
+
+    [Fact]
+    public async Task ALinkSwappedDuringReadsAndWrites_NeverLeadsOutside()
+    {
+        var flip = Path.Combine(_root, "flip");
+        File.CreateSymbolicLink(flip, Path.Combine(_root, "inside"));
+        using var stop = new CancellationTokenSource();
+        var swaps = 0;
+        // Between the tool's check and its open, the link points out: rename(2) replaces it atomically, over and over.
+        var swapper = Task.Run(() =>
+        {
+            var temporary = Path.Combine(_root, ".flip-next");
+            while (!stop.IsCancellationRequested)
+            {
+                File.CreateSymbolicLink(temporary, swaps++ % 2 == 0 ? _outside : Path.Combine(_root, "inside"));
+                Assert.Equal(0, Rename(temporary, flip));
+            }
+        });
+
+        var leaked = 0;
+        var writes = 0;
+        var stopwatch = Stopwatch.StartNew();
+        for (var i = 0; i < 400; i++)
+        {
+            var read = await Call($"{{\"operation\":\"read\",\"path\":\"flip/secret.txt\"}}", readOnly: false);
+            leaked += read.Content.Contains("OUTSIDE", StringComparison.Ordinal) ? 1 : 0;
+            var write = await Call($"{{\"operation\":\"write\",\"path\":\"flip/written-{i}.txt\",\"content\":\"x\"}}", readOnly: false);
+            writes += write.IsError ? 0 : 1;
+        }
+
+        await stop.CancelAsync();
+        await swapper;
+
+        Assert.True(swaps > 100, $"the link was swapped {swaps} times only");
+        Assert.Equal(0, leaked);
+        Assert.Equal(["secret.txt"], Directory.GetFiles(_outside).Select(Path.GetFileName));
+        Assert.True(writes > 0, "no write went through while the link pointed inside");
+    }
+
+    [Fact]
+    public async Task AWriteToAHardLink_ReplacesTheLinkNotTheFileOutside()
+    {
+        var outsideFile = Path.Combine(_outside, "secret.txt");
+        Assert.Equal(0, Link(outsideFile, Path.Combine(_root, "hard.txt")));
+
+        var result = await Call("{\"operation\":\"write\",\"path\":\"hard.txt\",\"content\":\"overwritten\"}", readOnly: false);
+
+        Assert.False(result.IsError, result.Content);
+        Assert.Equal("OUTSIDE SECRET", await File.ReadAllTextAsync(outsideFile));
+        Assert.Equal("overwritten", await File.ReadAllTextAsync(Path.Combine(_root, "hard.txt")));
+    }
+
+    [Fact]
+    public async Task AFifo_IsNotRead_AndDoesNotHoldASearch()
+    {
+        Assert.Equal(0, MakeFifo(Path.Combine(_root, "inside", "pipe"), 0x1B6));
+
+        var read = await Call("{\"operation\":\"read\",\"path\":\"inside/pipe\"}", timeout: TimeSpan.FromSeconds(10));
+        var search = await Call("{\"operation\":\"search\",\"query\":\"inside\"}", timeout: TimeSpan.FromSeconds(10));
+
+        Assert.True(read.IsError);
+        Assert.Contains("not a regular file", read.Content, StringComparison.Ordinal);
+        Assert.False(search.IsError, search.Content);
+        Assert.Contains("inside/secret.txt:1: inside text", search.Content, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AVeryLongPath_GetsAClearError()
+    {
+        var result = await Call($"{{\"operation\":\"read\",\"path\":\"{string.Join('/', Enumerable.Repeat(new string('a', 255), 16))}\"}}");
+
+        Assert.True(result.IsError);
+        Assert.DoesNotContain("unexpectedly", result.Content, StringComparison.Ordinal);
+    }
+
+    private async Task<ToolResult> Call(string arguments, bool readOnly = true, TimeSpan? timeout = null)
+    {
+        var response = await _client.ExecuteToolAsync(new ExecuteToolRequest
+        {
+            Tool = new ToolConfig
+            {
+                Name = "files",
+                Type = ToolType.BuiltinFilesystem,
+                Timeout = Duration.FromTimeSpan(timeout ?? TimeSpan.FromSeconds(30)),
+                Config = new Struct { Fields = { ["root"] = Value.ForString(_root), ["read_only"] = Value.ForBool(readOnly) } },
+            },
+            Call = new ToolCall { Id = "call_1", Name = "files", ArgumentsJson = arguments },
+        });
+        return response.Result;
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "link", SetLastError = true)]
+    private static extern int Link([System.Runtime.InteropServices.MarshalAs(System.Runtime.InteropServices.UnmanagedType.LPUTF8Str)] string target, [System.Runtime.InteropServices.MarshalAs(System.Runtime.InteropServices.UnmanagedType.LPUTF8Str)] string linkPath);
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "rename", SetLastError = true)]
+    private static extern int Rename([System.Runtime.InteropServices.MarshalAs(System.Runtime.InteropServices.UnmanagedType.LPUTF8Str)] string from, [System.Runtime.InteropServices.MarshalAs(System.Runtime.InteropServices.UnmanagedType.LPUTF8Str)] string to);
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "mkfifo", SetLastError = true)]
+    private static extern int MakeFifo([System.Runtime.InteropServices.MarshalAs(System.Runtime.InteropServices.UnmanagedType.LPUTF8Str)] string path, int mode);
+}
