@@ -112,6 +112,53 @@ public sealed class DatabaseToolTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ARunawayRecursiveQuery_IsInterruptedAtTheTimeout()
+    {
+        // SQLite ran it on past the tool's and the run's timeouts, at full CPU.
+        var sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+
+        var result = await Call(System.Text.Json.JsonSerializer.Serialize(new { sql }), timeout: TimeSpan.FromMilliseconds(500));
+
+        Assert.True(result.IsError);
+        Assert.Contains("did not finish within 0.5 s", result.Content, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("SELECT zeroblob(1000000000)", "too big")]
+    [InlineData("SELECT length(replace(hex(zeroblob(100000000)), '0', 'xx'))", "too big")]
+    [InlineData("SELECT printf('%.*c', 1000000000, 'x') AS text", "{\"columns\":[\"text\"],\"rows\":[[null]]}")] // printf gives up past the limit
+    public async Task HugeValues_AreNotBuiltInMemory(string sql, string answer)
+    {
+        var result = await Call(System.Text.Json.JsonSerializer.Serialize(new { sql }));
+
+        Assert.Contains(answer, result.Content, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task OtherDatabaseFiles_CannotBeAttached_EvenWhenWritable()
+    {
+        var other = Path.Combine(_folder, "other.db");
+
+        var result = await Call(System.Text.Json.JsonSerializer.Serialize(new { sql = $"ATTACH DATABASE '{other}' AS other" }), readOnly: false);
+
+        Assert.True(result.IsError, result.Content);
+        Assert.False(File.Exists(other));
+    }
+
+    [Theory]
+    [InlineData("COMMIT")]
+    [InlineData("  -- first\n/* then */ BEGIN IMMEDIATE")]
+    [InlineData("rollback")]
+    [InlineData("SAVEPOINT a")]
+    public async Task TransactionStatements_GetAClearError(string sql)
+    {
+        var result = await Call(System.Text.Json.JsonSerializer.Serialize(new { sql }), readOnly: false);
+
+        Assert.True(result.IsError);
+        Assert.Contains("Transaction statements (BEGIN, COMMIT, ROLLBACK, SAVEPOINT...) are the tool's", result.Content, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task BadSql_IsAnErrorTheModelCanRead()
     {
         var result = await Call("{\"sql\":\"SELEC nonsense\"}");
@@ -129,7 +176,7 @@ public sealed class DatabaseToolTests : IAsyncLifetime
         return (long)(await command.ExecuteScalarAsync())!;
     }
 
-    private async Task<ToolResult> Call(string arguments, bool readOnly = true, int maxRows = 100)
+    private async Task<ToolResult> Call(string arguments, bool readOnly = true, int maxRows = 100, TimeSpan? timeout = null)
     {
         var response = await _client.ExecuteToolAsync(new ExecuteToolRequest
         {
@@ -137,6 +184,7 @@ public sealed class DatabaseToolTests : IAsyncLifetime
             {
                 Name = "db",
                 Type = ToolType.BuiltinDatabase,
+                Timeout = Duration.FromTimeSpan(timeout ?? TimeSpan.FromSeconds(30)),
                 Config = new Struct
                 {
                     Fields =

@@ -112,6 +112,40 @@ public sealed class PostgresDatabaseToolTests(PostgresInventory database) : ICla
         Assert.Equal(0L, Convert.ToInt64(await database.ScalarAsync("SELECT last_value - 1 + (CASE WHEN is_called THEN 1 ELSE 0 END) FROM tickets"), System.Globalization.CultureInfo.InvariantCulture));
     }
 
+    [Theory]
+    [InlineData("superuser")]
+    [InlineData("pg_execute_server_program")]
+    [InlineData("pg_read_server_files")]
+    public async Task ARoleThatReachesTheServersFilesOrPrograms_IsRefused(string power)
+    {
+        // COPY ... TO PROGRAM, lo_import and pg_read_file go around a read-only transaction.
+        var role = $"powerful_{power}";
+        await database.ExecuteAsync(power == "superuser"
+            ? $"CREATE ROLE {role} LOGIN SUPERUSER PASSWORD 'p'"
+            : $"CREATE ROLE {role} LOGIN PASSWORD 'p'; GRANT {power} TO {role}");
+        var connection = new NpgsqlConnectionStringBuilder(database.Server.ConnectionString) { Username = role, Password = "p" }.ToString();
+
+        var result = await Call("{\"sql\":\"COPY (SELECT 1) TO PROGRAM 'touch /tmp/namra-pg-program'\"}", connectionString: connection);
+
+        Assert.True(result.IsError);
+        Assert.Contains($"connects to PostgreSQL as {role}, which can read and write the server's files or run programs", result.Content, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AHugeValue_IsReadOnlyAsFarAsItIsShown()
+    {
+        var before = GC.GetTotalAllocatedBytes(precise: true);
+
+        var result = await Call("{\"sql\":\"SELECT repeat('x', 200000000) AS big\"}", timeout: TimeSpan.FromSeconds(60));
+
+        var allocated = GC.GetTotalAllocatedBytes(precise: true) - before;
+        Assert.False(result.IsError, result.Content);
+        Assert.Contains("\"rows\":[[\"xxxx", result.Content, StringComparison.Ordinal);
+        Assert.Contains("x...\"]]", result.Content, StringComparison.Ordinal);
+        // Held whole, the value is 200 MB as bytes and 400 MB as a string.
+        Assert.True(allocated < 150_000_000, $"{allocated:N0} bytes allocated");
+    }
+
     [Fact]
     public async Task TwoStatements_AreRefused_EvenWhenBothRead()
     {

@@ -1,5 +1,7 @@
+using System.Data;
 using System.Data.Common;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Google.Protobuf.WellKnownTypes;
 using Microsoft.Data.Sqlite;
 using Namra.Contracts.V1;
@@ -11,13 +13,18 @@ namespace Namra.ToolExecutor.Tools;
 /// <c>builtin.database</c>: one SQL statement with <c>$1</c>, <c>$2</c>... parameters (bound, never spliced into
 /// the text), answered as JSON columns and rows, at most <c>max_rows</c>. Read-only by default, and the database
 /// enforces it (SQLite opens the file read-only; PostgreSQL runs the statement in a read-only transaction), so no
-/// wording of a statement can write. For PostgreSQL, connect as a role with only the grants the agent needs: a
-/// superuser can reach the server's files and programs in ways no transaction mode stops.
+/// wording of a statement can write. PostgreSQL roles that can reach the server's files and programs (superusers,
+/// members of <c>pg_execute_server_program</c>, <c>pg_read_server_files</c>, <c>pg_write_server_files</c>) are refused:
+/// no transaction mode stops them. SQLite may attach no other database file, builds no value larger than 16 MiB, and
+/// is interrupted at the call's timeout; values are read up to a bound, and the answer is cut at 1 MiB.
 /// </summary>
-internal sealed class DatabaseTool : ITool
+internal sealed partial class DatabaseTool : ITool
 {
     private const int DefaultMaxRows = 100;
     private const int MaxCellCharacters = 2000;
+    private const int MaxAnswerBytes = 1024 * 1024;
+    private const int SqliteMaxValueBytes = 16 * 1024 * 1024;
+    private const int SqliteLimitLength = 0, SqliteLimitAttached = 7;
 
     private const string Schema = """
         {"type":"object","properties":{"sql":{"type":"string","minLength":1,"maxLength":20000,"description":"One SQL statement; write $1, $2... for values"},"parameters":{"type":"array","maxItems":100,"items":{"type":["string","number","boolean","null"]},"description":"Values for $1, $2..."}},"required":["sql"],"additionalProperties":false}
@@ -53,19 +60,65 @@ internal sealed class DatabaseTool : ITool
             return ToolOutcome.Error($"The connection string is not valid: {exception.Message}");
         }
 
+        if (TransactionControl().IsMatch(arguments.GetProperty("sql").GetString() ?? ""))
+        {
+            return ToolOutcome.Error("Transaction statements (BEGIN, COMMIT, ROLLBACK, SAVEPOINT...) are the tool's: each call runs in a transaction of its own. Send the statement alone.");
+        }
+
         await using (connection)
         {
             try
             {
                 await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+                if (connection is SqliteConnection sqlite)
+                {
+                    Bound(sqlite);
+                }
+                else if (await PrivilegedRoleAsync((NpgsqlConnection)connection, cancellationToken).ConfigureAwait(false) is { } role)
+                {
+                    return ToolOutcome.Error($"The tool connects to PostgreSQL as {role}, which can read and write the server's files or run programs on it whatever the transaction allows; the operator must connect it as a role with only the grants the agent needs.");
+                }
+
+                // SQLite runs a statement on the calling thread until it ends: interrupting it is how it ends at the timeout.
+                using var interrupt = connection is SqliteConnection running
+                    ? cancellationToken.Register(static handle => SQLitePCL.raw.sqlite3_interrupt((SQLitePCL.sqlite3)handle!), running.Handle)
+                    : default;
                 return await RunAsync(connection, settings, arguments, cancellationToken).ConfigureAwait(false);
             }
-            catch (DbException exception) when (!cancellationToken.IsCancellationRequested)
+            catch (DbException) when (cancellationToken.IsCancellationRequested)
+            {
+                throw new OperationCanceledException(cancellationToken); // the executor reports the timeout
+            }
+            catch (DbException exception)
             {
                 return ToolOutcome.Error($"The database refused the statement: {Describe(exception)}");
             }
         }
     }
+
+    // No value larger than 16 MiB (zeroblob(1e9) and printf('%.*c', 1e9, 'x') built a gigabyte in memory), and no
+    // ATTACH: another database file of this host is not the agent's to read.
+    private static void Bound(SqliteConnection connection)
+    {
+        SQLitePCL.raw.sqlite3_limit(connection.Handle, SqliteLimitLength, SqliteMaxValueBytes);
+        SQLitePCL.raw.sqlite3_limit(connection.Handle, SqliteLimitAttached, 0);
+    }
+
+    private static async Task<string?> PrivilegedRoleAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        await using var command = connection.CreateCommand();
+        command.CommandText = """
+            SELECT current_user, rolsuper OR pg_has_role('pg_execute_server_program', 'MEMBER') OR pg_has_role('pg_read_server_files', 'MEMBER')
+                OR pg_has_role('pg_write_server_files', 'MEMBER')
+            FROM pg_roles WHERE rolname = current_user
+            """;
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false) && reader.GetBoolean(1) ? reader.GetString(0) : null;
+    }
+
+    [GeneratedRegex(@"^\s*(?:(?:--[^\n]*(?:\n|$)|/\*(?:[^*]|\*[^/])*\*/)\s*)*(?:BEGIN|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE|START\s+TRANSACTION|PREPARE\s+TRANSACTION|SET\s+TRANSACTION|SET\s+SESSION\s+CHARACTERISTICS)\b",
+        RegexOptions.IgnoreCase | RegexOptions.NonBacktracking)]
+    private static partial Regex TransactionControl();
 
     private static SqliteConnection Sqlite(Settings settings) => new(new SqliteConnectionStringBuilder(settings.ConnectionString)
     {
@@ -107,7 +160,7 @@ internal sealed class DatabaseTool : ITool
         await using var batch = PostgresStatement(connection, transaction, sql, values);
         await using var command = SqliteStatement(connection, transaction, sql, values);
         await using (DbDataReader reader = batch is not null
-            ? await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false)
+            ? await batch.ExecuteReaderAsync(CommandBehavior.SequentialAccess, cancellationToken).ConfigureAwait(false)
             : await command!.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
         {
             json = await ToJsonAsync(reader, settings.MaxRows, cancellationToken).ConfigureAwait(false);
@@ -222,6 +275,7 @@ internal sealed class DatabaseTool : ITool
                 json.WriteStartArray("rows");
                 var rows = 0;
                 var more = false;
+                var full = false;
                 while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
                 {
                     if (rows++ == maxRows)
@@ -230,10 +284,16 @@ internal sealed class DatabaseTool : ITool
                         break;
                     }
 
+                    if (json.BytesCommitted + json.BytesPending > MaxAnswerBytes)
+                    {
+                        full = true;
+                        break;
+                    }
+
                     json.WriteStartArray();
                     for (var i = 0; i < reader.FieldCount; i++)
                     {
-                        WriteCell(json, reader.IsDBNull(i) ? null : reader.GetValue(i));
+                        WriteCell(json, await ReadCellAsync(reader, i, cancellationToken).ConfigureAwait(false));
                     }
 
                     json.WriteEndArray();
@@ -244,6 +304,10 @@ internal sealed class DatabaseTool : ITool
                 {
                     json.WriteString("note", $"more than {maxRows} rows; only the first {maxRows} are shown (add LIMIT or WHERE)");
                 }
+                else if (full)
+                {
+                    json.WriteString("note", $"the rows shown reach {MaxAnswerBytes / 1024 / 1024} MiB; the rest are left out (select fewer columns or rows)");
+                }
             }
 
             json.WriteEndObject();
@@ -251,6 +315,39 @@ internal sealed class DatabaseTool : ITool
 
         return System.Text.Encoding.UTF8.GetString(stream.ToArray());
     }
+
+    // Text and bytes are read only as far as they are shown: a value of a gigabyte is never held whole.
+    private static async Task<object?> ReadCellAsync(DbDataReader reader, int column, CancellationToken cancellationToken)
+    {
+        if (await reader.IsDBNullAsync(column, cancellationToken).ConfigureAwait(false))
+        {
+            return null;
+        }
+
+        var type = reader.GetFieldType(column);
+        if (type == typeof(byte[]))
+        {
+            return new BlobLength(reader.GetBytes(column, 0, null, 0, 0));
+        }
+
+        if (type != typeof(string))
+        {
+            return reader.GetValue(column);
+        }
+
+        using var text = reader.GetTextReader(column);
+        var buffer = new char[MaxCellCharacters + 1];
+        var read = 0;
+        int count;
+        while (read < buffer.Length && (count = await text.ReadAsync(buffer.AsMemory(read), cancellationToken).ConfigureAwait(false)) > 0)
+        {
+            read += count;
+        }
+
+        return read > MaxCellCharacters ? new string(buffer, 0, MaxCellCharacters) + "..." : new string(buffer, 0, read);
+    }
+
+    private readonly record struct BlobLength(long Bytes);
 
     private static void WriteCell(Utf8JsonWriter json, object? value)
     {
@@ -288,6 +385,9 @@ internal sealed class DatabaseTool : ITool
                 break;
             case byte[] bytes:
                 json.WriteStringValue($"<{bytes.Length} bytes>");
+                break;
+            case BlobLength blob:
+                json.WriteStringValue($"<{blob.Bytes} bytes>");
                 break;
             default:
                 var text = Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture) ?? "";
