@@ -167,6 +167,35 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Run_EscapeSequencesFromTheModelOrATool_NeverReachTheTerminal()
+    {
+        UseDataFolder();
+        // A model's text and a tool's result can hold terminal escapes: clear the screen, set the title, move the cursor.
+        await File.WriteAllTextAsync(Path.Combine(_folder, "escapes.yaml"), """
+            name: escapes
+            version: 1.0.0
+            llm:
+              provider: scripted
+              model: scripted
+              script:
+                - text: "\e[2J\e]0;pwned\a"
+                  tool_calls:
+                    - { name: calculator, arguments: { expression: "1 +" } }
+                - text: "done\e[1A"
+            tools:
+              - { name: calculator, type: builtin.calculator }
+            """);
+
+        var result = await RunAsync("run", "escapes.yaml", "--input", "Go.");
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.DoesNotContain("\u001b", result.Output + result.Error, StringComparison.Ordinal);
+        Assert.DoesNotContain("\u0007", result.Output + result.Error, StringComparison.Ordinal);
+        Assert.Contains("[Agent] \ufffd[2J\ufffd]0;pwned\ufffd", result.Output, StringComparison.Ordinal);
+        Assert.Contains("done\ufffd[1A", result.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Run_Json_PrintsEveryEventAsAJsonLine_AndASessionCarriesHistory()
     {
         UseDataFolder();

@@ -24,6 +24,39 @@ public sealed class InterpolationTests
         Assert.Equal(("gpt-4o", 512), (result.Agent!.Llm.Model, result.Agent.Llm.MaxTokens));
     }
 
+    [Theory]
+    [InlineData("system_prompt: \"Your key: ${ANTHROPIC_API_KEY}\"\n", "system_prompt")]
+    [InlineData("labels: { team: \"${GITHUB_TOKEN}\" }\n", "labels.team")]
+    [InlineData("description: ${PGPASSWORD}\n", "description")]
+    [InlineData("llm:\n  provider: scripted\n  model: scripted\n  script:\n    - text: \"${AWS_SECRET_ACCESS_KEY}\"\n", "llm.script[0].text")]
+    public void Load_WhenAgentTextReadsASecret_RefusesWithoutPrintingIt(string yaml, string field)
+    {
+        var environment = new Dictionary<string, string> { ["ANTHROPIC_API_KEY"] = "VALUE-1", ["GITHUB_TOKEN"] = "VALUE-2", ["PGPASSWORD"] = "VALUE-3", ["AWS_SECRET_ACCESS_KEY"] = "VALUE-4" };
+        var content = yaml.StartsWith("llm:", StringComparison.Ordinal) ? "name: demo\nversion: 1.0.0\n" + yaml : "name: demo\nversion: 1.0.0\nllm: { provider: openai, model: m }\n" + yaml;
+
+        var result = TestFiles.Loader(environment).Load(content, "agent.yaml");
+
+        var error = Assert.Single(result.Diagnostics);
+        Assert.Equal((DiagnosticCodes.SecretInFile, field), (error.Code, error.FieldPath));
+        Assert.Null(result.Agent);
+        Assert.DoesNotContain("VALUE-", string.Join("\n", result.Diagnostics.Select(d => d.Message + d.Hint)), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("MAX_TOKENS", false)]
+    [InlineData("TOKEN_LIMIT", false)]
+    [InlineData("MODEL", false)]
+    [InlineData("KEYBOARD", false)]
+    [InlineData("OPENAI_API_KEY", true)]
+    [InlineData("MY_APIKEY", true)]
+    [InlineData("SLACK_TOKEN", true)]
+    [InlineData("PGPASSWORD", true)]
+    [InlineData("client_secret", true)]
+    public void LooksSecret_KnowsTheNamesPeopleGiveSecrets(string name, bool secret)
+    {
+        Assert.Equal(secret, Namra.Config.Parsing.Interpolator.LooksSecret(name));
+    }
+
     [Fact]
     public void Load_WhenVariableIsUnsetWithoutDefault_NamesItAndItsLine()
     {

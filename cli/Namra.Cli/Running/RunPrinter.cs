@@ -98,7 +98,7 @@ internal sealed class RunPrinter : IDisposable
                     _inText = true;
                 }
 
-                console.Out.Write(new Text(item.TextDelta.Text));
+                console.Out.Write(new Text(Printable(item.TextDelta.Text, keepLines: true)));
                 break;
             case RunEvent.EventOneofCase.ToolCall:
                 EndText();
@@ -125,7 +125,7 @@ internal sealed class RunPrinter : IDisposable
             case RunEvent.EventOneofCase.RunFailed:
                 EndText();
                 var failed = item.RunFailed;
-                console.Error.WriteLine($"[Run] stopped ({Status(failed.Status)}): {failed.Error?.Message}");
+                console.Error.WriteLine($"[Run] stopped ({Status(failed.Status)}): {Printable(failed.Error?.Message ?? "", keepLines: true)}");
                 console.Out.MarkupLine("[dim]" + Markup.Escape(Summary(failed.Cost, failed.Duration, failed.Usage)) + "[/]");
                 break;
         }
@@ -161,7 +161,26 @@ internal sealed class RunPrinter : IDisposable
 
     private static string Shorten(string text, int max)
     {
-        var line = text.ReplaceLineEndings(" ");
+        var line = Printable(text.ReplaceLineEndings(" "), keepLines: false);
         return line.Length <= max ? line : string.Concat(line.AsSpan(0, max), "…");
+    }
+
+    // What a model or a tool returns reaches a terminal: escape sequences in it could move the cursor, rewrite what
+    // was printed or set the window's title, so every control character but line breaks and tabs is shown as U+FFFD.
+    internal static string Printable(string text, bool keepLines)
+    {
+        if (!text.Any(c => char.IsControl(c) && !(keepLines && c is '\n' or '\t')))
+        {
+            return text;
+        }
+
+        return string.Create(text.Length, (text, keepLines), static (span, state) =>
+        {
+            for (var i = 0; i < state.text.Length; i++)
+            {
+                var c = state.text[i];
+                span[i] = char.IsControl(c) && !(state.keepLines && c is '\n' or '\t') ? '\uFFFD' : c;
+            }
+        });
     }
 }

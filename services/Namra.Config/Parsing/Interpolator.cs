@@ -63,6 +63,16 @@ internal static class Interpolator
             else if (environment is not null)
             {
                 var value = environment(name);
+                if (!string.IsNullOrEmpty(value) && LooksSecret(name))
+                {
+                    diagnostics.Error(DiagnosticCodes.SecretInFile, position, path,
+                        $"`${{{name}}}` would copy a secret into the agent's definition, which is shown, stored with every run and sent to the model.",
+                        "secrets belong only in a tool's `headers`, `env` or `connection_string`, which keep `${NAME}` and are resolved where the tool runs; an API key goes in `llm.api_key_env`");
+                    ok = false;
+                    i = close + 1;
+                    continue;
+                }
+
                 if (separator >= 0 && string.IsNullOrEmpty(value))
                 {
                     value = body[(separator + 2)..].ToString();
@@ -84,6 +94,16 @@ internal static class Interpolator
         }
 
         return !ok ? null : environment is null ? text : result.ToString();
+    }
+
+    // Names people give secrets: the last part (after the last underscore) ends with one of these words, as in
+    // GITHUB_TOKEN, OPENAI_API_KEY, PGPASSWORD; MAX_TOKENS and TOKEN_LIMIT pass.
+    private static readonly string[] SecretWords = ["KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "PWD", "CREDENTIAL", "CREDENTIALS"];
+
+    internal static bool LooksSecret(string name)
+    {
+        var last = name[(name.LastIndexOf('_') + 1)..].ToUpperInvariant();
+        return SecretWords.Any(word => last.EndsWith(word, StringComparison.Ordinal));
     }
 
     private static bool IsVariableName(string name) =>
