@@ -239,6 +239,16 @@ public sealed class HttpToolTests : IAsyncLifetime
         Assert.Contains("denied hosts", result.Content, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task DeniedHosts_AreDeniedByTheirAddressesToo()
+    {
+        var byAddress = await Call(Config(allowPrivate: true, deniedHosts: ["localhost"]), new Uri(_base, "/page").ToString());
+
+        Assert.True(byAddress.IsError);
+        Assert.Contains("is the address of localhost, which is on this tool's denied hosts", byAddress.Content, StringComparison.Ordinal);
+        Assert.Equal(0, _hits);
+    }
+
     private static Struct Config(bool allowPrivate = false, string[]? allowedHosts = null, string[]? deniedHosts = null, string[]? methods = null,
         Dictionary<string, string>? headers = null, int maxResponseBytes = 1_048_576) => new()
     {

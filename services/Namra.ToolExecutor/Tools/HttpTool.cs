@@ -97,7 +97,7 @@ internal sealed class HttpTool : ITool
         var client = _clients.CreateClient(settings.AllowPrivate ? AnyClient : PublicClient);
         for (var hop = 0; ; hop++)
         {
-            if (HostProblem(url, settings) is { } problem)
+            if ((HostProblem(url, settings) ?? await DeniedAddressAsync(url, settings, cancellationToken).ConfigureAwait(false)) is { } problem)
             {
                 return ToolOutcome.Error(problem);
             }
@@ -261,6 +261,49 @@ internal sealed class HttpTool : ITool
         return settings.AllowedHosts.Count > 0 && !settings.AllowedHosts.Any(pattern => Matches(url, host, pattern, anyPortWhenUnset: false))
             ? $"{(url.IsDefaultPort ? host : $"{host}:{url.Port}")} is not among this tool's allowed hosts: {string.Join(", ", settings.AllowedHosts)}."
             : null;
+    }
+
+    // A denied host is denied by its addresses too: its IP written in the URL, or another name for the same address,
+    // leads to the same server. (The allow list is the boundary to rely on: a name can resolve differently later.)
+    private static async Task<string?> DeniedAddressAsync(Uri url, Settings settings, CancellationToken cancellationToken)
+    {
+        var names = settings.DeniedHosts.Select(pattern => SplitPort(pattern.ToLowerInvariant()))
+            .Where(denied => !denied.Name.StartsWith("*.", StringComparison.Ordinal) && (denied.Port is null || denied.Port == url.Port))
+            .Select(denied => denied.Name)
+            .ToList();
+        if (names.Count == 0)
+        {
+            return null;
+        }
+
+        var target = await AddressesAsync(url.IdnHost, cancellationToken).ConfigureAwait(false);
+        foreach (var name in names)
+        {
+            if ((await AddressesAsync(name, cancellationToken).ConfigureAwait(false)).Intersect(target).Any())
+            {
+                return $"{url.IdnHost} is the address of {name}, which is on this tool's denied hosts.";
+            }
+        }
+
+        return null;
+    }
+
+    private static async Task<IPAddress[]> AddressesAsync(string host, CancellationToken cancellationToken)
+    {
+        host = host.Trim('[', ']');
+        if (IPAddress.TryParse(host, out var literal))
+        {
+            return [literal.IsIPv4MappedToIPv6 ? literal.MapToIPv4() : literal];
+        }
+
+        try
+        {
+            return [.. (await Dns.GetHostAddressesAsync(host, cancellationToken).ConfigureAwait(false)).Select(a => a.IsIPv4MappedToIPv6 ? a.MapToIPv4() : a)];
+        }
+        catch (System.Net.Sockets.SocketException)
+        {
+            return []; // a name that does not resolve is no one's address
+        }
     }
 
     // A pattern is a host (example.com, *.example.com) with an optional port. An allowed host without a port is

@@ -93,7 +93,18 @@ internal sealed class ShellTool(CommandSandbox sandbox) : ITool
             }
         }
 
-        using var process = Process.Start(start) ?? throw new InvalidOperationException($"{executable} did not start.");
+        Process process;
+        try
+        {
+            process = Process.Start(start) ?? throw new InvalidOperationException($"{executable} did not start.");
+        }
+        catch (System.ComponentModel.Win32Exception exception)
+        {
+            // Arguments beyond the system's limits (E2BIG), a program that is not executable...
+            return ToolOutcome.Error($"'{command}' could not be started: {exception.Message}.");
+        }
+
+        using var started = process;
         process.StandardInput.Close();
         using var outputFull = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var stopReading = new CancellationTokenSource();
