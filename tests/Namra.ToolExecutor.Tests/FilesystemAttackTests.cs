@@ -100,6 +100,25 @@ public sealed class FilesystemAttackTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Writes_StopAtTheFoldersLimit()
+    {
+        var content = new string('x', 400);
+        var results = new List<ToolResult>();
+        for (var i = 0; i < 5; i++)
+        {
+            results.Add(await Call($"{{\"operation\":\"write\",\"path\":\"fill-{i}.txt\",\"content\":\"{content}\"}}", readOnly: false, maxFolderBytes: 1000));
+        }
+
+        var replaced = await Call($"{{\"operation\":\"write\",\"path\":\"fill-0.txt\",\"content\":\"{content}\"}}", readOnly: false, maxFolderBytes: 1000);
+
+        // The folder starts with inside/secret.txt (11 bytes): two files of 400 fit, the third would pass 1,000.
+        Assert.Equal([false, false, true, true, true], results.Select(r => r.IsError));
+        Assert.Contains("would pass its limit of 1,000 (max_folder_bytes)", results[2].Content, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(_root, "fill-2.txt")));
+        Assert.False(replaced.IsError, replaced.Content); // replacing a file counts its new size, not both
+    }
+
+    [Fact]
     public async Task AVeryLongPath_GetsAClearError()
     {
         var result = await Call($"{{\"operation\":\"read\",\"path\":\"{string.Join('/', Enumerable.Repeat(new string('a', 255), 16))}\"}}");
@@ -108,7 +127,7 @@ public sealed class FilesystemAttackTests : IAsyncLifetime
         Assert.DoesNotContain("unexpectedly", result.Content, StringComparison.Ordinal);
     }
 
-    private async Task<ToolResult> Call(string arguments, bool readOnly = true, TimeSpan? timeout = null)
+    private async Task<ToolResult> Call(string arguments, bool readOnly = true, TimeSpan? timeout = null, long maxFolderBytes = 64 * 1024 * 1024)
     {
         var response = await _client.ExecuteToolAsync(new ExecuteToolRequest
         {
@@ -117,7 +136,7 @@ public sealed class FilesystemAttackTests : IAsyncLifetime
                 Name = "files",
                 Type = ToolType.BuiltinFilesystem,
                 Timeout = Duration.FromTimeSpan(timeout ?? TimeSpan.FromSeconds(30)),
-                Config = new Struct { Fields = { ["root"] = Value.ForString(_root), ["read_only"] = Value.ForBool(readOnly) } },
+                Config = new Struct { Fields = { ["root"] = Value.ForString(_root), ["read_only"] = Value.ForBool(readOnly), ["max_folder_bytes"] = Value.ForNumber(maxFolderBytes) } },
             },
             Call = new ToolCall { Id = "call_1", Name = "files", ArgumentsJson = arguments },
         });

@@ -76,6 +76,7 @@ internal static class AgentSchema
         new("root", new StringType(MaxLength: 4096), "Folder the tool is jailed to.", Required: true),
         new("read_only", new BooleanType(), "Refuse writes.", Default: true),
         new("max_file_bytes", ByteLimit, "Largest file read or written.", Default: 1_048_576L),
+        new("max_folder_bytes", new IntegerType(1, 1L << 40), "Most bytes the folder may hold: a write that would pass it is refused.", Default: 67_108_864L),
     ]);
 
     public static readonly ObjectSpec DatabaseConfig = new("builtin.database config",

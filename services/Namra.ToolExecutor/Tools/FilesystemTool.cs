@@ -17,6 +17,8 @@ internal sealed class FilesystemTool : ITool
     private const int MaxSearchFiles = 2000;
     private const int MaxSearchMatches = 100;
     private const long DefaultMaxFileBytes = 1024 * 1024;
+    private const long DefaultMaxFolderBytes = 64 * 1024 * 1024;
+    private const int MaxQuotaEntries = 100_000;
 
     private const string Schema = """
         {"type":"object","properties":{"operation":{"enum":["read","write","list","search"],"description":"read a file, write a file, list a folder, or search files for text"},"path":{"type":"string","maxLength":4096,"description":"Path relative to the tool's folder; the folder itself when empty"},"content":{"type":"string","description":"Text to write (write only)"},"query":{"type":"string","minLength":1,"maxLength":1000,"description":"Text to find, ignoring case (search only)"}},"required":["operation"],"additionalProperties":false}
@@ -138,6 +140,17 @@ internal sealed class FilesystemTool : ITool
             return ToolOutcome.Error($"'{path}' is a folder; name a file.");
         }
 
+        var replaced = File.Exists(place.Full) ? new FileInfo(place.Full).Length : 0;
+        if (FolderBytes(place.RealRoot) is not { } used)
+        {
+            return ToolOutcome.Error($"The folder holds more than {MaxQuotaEntries:N0} entries, too many to measure against its limit; nothing was written.");
+        }
+
+        if (used - replaced + bytes.Length > settings.MaxFolderBytes)
+        {
+            return ToolOutcome.Error($"The folder holds {used:N0} bytes; writing {bytes.Length:N0} more would pass its limit of {settings.MaxFolderBytes:N0} (max_folder_bytes). Nothing was written.");
+        }
+
         RootedFiles.Write(place.RealRoot, place.Real, bytes);
         return new ToolOutcome($"Wrote {bytes.Length:N0} bytes to {path}.");
     }
@@ -232,9 +245,28 @@ internal sealed class FilesystemTool : ITool
     // The open folder as a path: the kernel's link to the handle itself, whatever happens to the names leading to it.
     private static string Opened(Microsoft.Win32.SafeHandles.SafeFileHandle folder) => $"/proc/self/fd/{folder.DangerousGetHandle()}";
 
+    // The bytes of every file under the root, links not followed; null past MaxQuotaEntries entries.
+    private static long? FolderBytes(string root)
+    {
+        var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = FileAttributes.ReparsePoint };
+        long total = 0;
+        var entries = 0;
+        foreach (var file in new DirectoryInfo(root).EnumerateFiles("*", options))
+        {
+            if (++entries > MaxQuotaEntries)
+            {
+                return null;
+            }
+
+            total += file.Length;
+        }
+
+        return total;
+    }
+
     private static string Trim(string line) => line.Length <= 300 ? line.Trim() : string.Concat(line.AsSpan(0, 297), "...");
 
-    private sealed record Settings(string Root, bool ReadOnly, long MaxFileBytes)
+    private sealed record Settings(string Root, bool ReadOnly, long MaxFileBytes, long MaxFolderBytes)
     {
         public static Settings From(ToolConfig config)
         {
@@ -242,7 +274,8 @@ internal sealed class FilesystemTool : ITool
             var root = fields?.TryGetValue("root", out var r) == true ? r.StringValue : "";
             var readOnly = fields?.TryGetValue("read_only", out var ro) != true || ro.BoolValue;
             var max = fields?.TryGetValue("max_file_bytes", out var m) == true ? (long)m.NumberValue : DefaultMaxFileBytes;
-            return new Settings(Path.GetFullPath(root.Length > 0 ? root : "."), readOnly, max);
+            var folder = fields?.TryGetValue("max_folder_bytes", out var f) == true ? (long)f.NumberValue : DefaultMaxFolderBytes;
+            return new Settings(Path.GetFullPath(root.Length > 0 ? root : "."), readOnly, max, folder);
         }
     }
 }
