@@ -26,6 +26,7 @@ public sealed class ProviderHardeningTests : IAsyncLifetime
         {
             ["Namra:LlmGateway:Retry:MaxRetries"] = "0",
             ["Namra:LlmGateway:StreamIdleTimeout"] = "00:00:01",
+            ["Namra:LlmGateway:MaxResponseBytes"] = "1048576",
         });
         _client = new LlmGatewayService.LlmGatewayServiceClient(_host.Channel);
     }
@@ -117,6 +118,20 @@ public sealed class ProviderHardeningTests : IAsyncLifetime
 
         Assert.Equal("{\"expression\":\"1+1\"}", Assert.Single(events, e => e.EventCase == StreamGenerateResponse.EventOneofCase.ToolCall).ToolCall.ArgumentsJson);
         Assert.Equal(StopReason.ToolUse, events[^1].Completed.StopReason);
+    }
+
+    [Fact]
+    public async Task AResponsePastItsLimit_IsAbandoned_NotHeldInMemory()
+    {
+        // A server that never ends a tool call's arguments: 60 MiB of them held a gigabyte across the services.
+        var piece = new string('a', 64 * 1024);
+        _server.Enqueue(new SseReply([AnthropicWire.MessageStart(), .. AnthropicWire.ToolUseBlock(0, "toolu_1", "calculator", ["{\"expression\":\"", .. Enumerable.Repeat(piece, 40), "\"}"]),
+            AnthropicWire.MessageDelta("tool_use", 10), AnthropicWire.MessageStop()]));
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => _client.GenerateAsync(Anthropic()).ResponseAsync);
+
+        Assert.Equal(StatusCode.FailedPrecondition, error.StatusCode);
+        Assert.Contains("sent a response larger than 1 MiB", error.Status.Detail, StringComparison.Ordinal);
     }
 
     [Theory]

@@ -40,6 +40,16 @@ public sealed partial class ShellAttackTests : IDisposable
     }
 
     [SkippableFact]
+    public async Task TheProcessHostingTheExecutor_IsNotDumpable()
+    {
+        Skip.IfNot(OperatingSystem.IsLinux(), "prctl is Linux's");
+        await using var host = await Start("Auto");
+
+        // Non-dumpable: /proc/PID/environ and mem need CAP_SYS_PTRACE, whichever account a command runs as.
+        Assert.Equal(0, GetDumpable(3 /* PR_GET_DUMPABLE */, 0, 0, 0, 0));
+    }
+
+    [SkippableFact]
     public async Task ACommand_RunsInAPrivatePidNamespace_WhereTheSystemAllowsOne()
     {
         Skip.IfNot(OperatingSystem.IsLinux() && Environment.UserName == "root", "PID namespaces need root here");
@@ -173,6 +183,20 @@ public sealed partial class ShellAttackTests : IDisposable
         Assert.Contains("outside the working directory", result.Content, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(1, 1_000_000)]
+    [InlineData(200, 60_000)]
+    public async Task HugeArguments_GetAClearError(int count, int length)
+    {
+        await using var host = await Start("Auto");
+
+        var result = await Call(host, Config(["echo"]), "echo", [.. Enumerable.Repeat(new string('a', length), count)]);
+
+        Assert.True(result.IsError);
+        Assert.DoesNotContain("unexpectedly", result.Content, StringComparison.Ordinal);
+        Assert.Matches("arguments (are|do not match)", result.Content);
+    }
+
     [Fact]
     public async Task ANulInAnArgument_IsRefusedNotTruncated()
     {
@@ -256,6 +280,9 @@ public sealed partial class ShellAttackTests : IDisposable
 
         return found;
     }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "prctl")]
+    private static extern int GetDumpable(int option, ulong arg2, ulong arg3, ulong arg4, ulong arg5);
 
     [GeneratedRegex(@"PPid:\s*(\d+)")]
     private static partial Regex ParentPid();

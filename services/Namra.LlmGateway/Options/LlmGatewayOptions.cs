@@ -66,6 +66,14 @@ public sealed class LlmGatewayOptions
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan StreamIdleTimeout { get; set; } = TimeSpan.FromMinutes(2);
 
+    /// <summary>
+    /// Most bytes read of one provider response; a response past it (a broken or hostile server's endless tool call)
+    /// is abandoned with FAILED_PRECONDITION rather than held in memory. Default 32 MiB, far beyond any model's
+    /// output limit.
+    /// </summary>
+    [Range(64 * 1024, 1L << 32)]
+    public long MaxResponseBytes { get; set; } = 32L * 1024 * 1024;
+
     /// <summary>Longest a whole model call may take when the caller sets no shorter deadline. Default 10 min.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "02:00:00")]
     public TimeSpan MaxCallDuration { get; set; } = TimeSpan.FromMinutes(10);

@@ -93,6 +93,10 @@ internal static class HttpSend
         }
     }
 
+    /// <summary>The body of a provider's response, read up to <paramref name="maxBytes"/>: past them, the call fails.</summary>
+    public static async Task<Stream> ReadBodyAsync(HttpResponseMessage response, string provider, long maxBytes, CancellationToken cancellationToken) =>
+        new BoundedStream(await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false), provider, maxBytes);
+
     private static async Task<string> ReadBoundedAsync(HttpResponseMessage response, CancellationToken cancellationToken)
     {
         using var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
@@ -105,5 +109,57 @@ internal static class HttpSend
         }
 
         return System.Text.Encoding.UTF8.GetString(buffer, 0, total);
+    }
+}
+
+/// <summary>A read-only stream that fails once more than a given number of bytes have been read from it.</summary>
+internal sealed class BoundedStream(Stream inner, string provider, long maxBytes) : Stream
+{
+    private long _read;
+
+    public override bool CanRead => true;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => false;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position { get => _read; set => throw new NotSupportedException(); }
+
+    public override int Read(byte[] buffer, int offset, int count) => Count(inner.Read(buffer, offset, count));
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+        Count(await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false));
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override void Flush()
+    {
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            inner.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+
+    private int Count(int read)
+    {
+        _read += read;
+        return _read <= maxBytes ? read
+            : throw new NamraException(Grpc.Core.StatusCode.FailedPrecondition,
+                $"{provider} sent a response larger than {maxBytes / 1024 / 1024:N0} MiB (Namra:LlmGateway:MaxResponseBytes); it was abandoned. Is llm.base_url a model provider?");
     }
 }

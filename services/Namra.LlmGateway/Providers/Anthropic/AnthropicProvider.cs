@@ -38,7 +38,7 @@ internal sealed class AnthropicProvider(IHttpClientFactory httpClients, Provider
         message.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
 
         using var response = await HttpSend.SendAsync(httpClients, message, Name, cancellationToken).ConfigureAwait(false);
-        using var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        using var stream = await HttpSend.ReadBodyAsync(response, Name, options.Value.MaxResponseBytes, cancellationToken).ConfigureAwait(false);
         var turn = new TurnState();
         await foreach (var item in HttpSend.ReadEventsAsync(stream, Name, options.Value.StreamIdleTimeout, cancellationToken).ConfigureAwait(false))
         {

@@ -31,7 +31,7 @@ internal sealed class OpenAiProvider(LlmProvider provider, IHttpClientFactory ht
         var body = new ArrayBufferWriter<byte>(1024);
         OpenAiRequestWriter.Write(body, request, Compatible);
         using var response = await SendAsync(request.Llm, "/chat/completions", body, cancellationToken).ConfigureAwait(false);
-        using var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        using var stream = await HttpSend.ReadBodyAsync(response, Name, options.Value.MaxResponseBytes, cancellationToken).ConfigureAwait(false);
         var turn = new TurnState(Name);
         await foreach (var item in HttpSend.ReadEventsAsync(stream, Name, options.Value.StreamIdleTimeout, cancellationToken).ConfigureAwait(false))
         {
@@ -62,7 +62,7 @@ internal sealed class OpenAiProvider(LlmProvider provider, IHttpClientFactory ht
         var body = new ArrayBufferWriter<byte>(256);
         OpenAiRequestWriter.WriteEmbeddings(body, llm.Model, inputs);
         using var response = await SendAsync(llm, "/embeddings", body, cancellationToken).ConfigureAwait(false);
-        using var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        using var stream = await HttpSend.ReadBodyAsync(response, Name, options.Value.MaxResponseBytes, cancellationToken).ConfigureAwait(false);
         try
         {
             using var json = await JsonDocument.ParseAsync(stream, cancellationToken: cancellationToken).ConfigureAwait(false);
