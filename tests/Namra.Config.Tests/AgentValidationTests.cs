@@ -312,6 +312,19 @@ public sealed class SecretHandlingTests
     private const string Head = "name: demo\nversion: 1.0.0\nllm: { provider: openai, model: m }\n";
 
     [Fact]
+    public void Load_ShellArgumentPatterns_ArriveAsListsPerCommand()
+    {
+        var content = Head + "tools:\n  - name: sh\n    type: builtin.shell\n    config:\n      allowed_commands: [git, ls]\n      allowed_paths: [/srv/repo]\n      argument_patterns: { git: [status, \"log|diff\"] }\n";
+
+        var result = TestFiles.Loader().Load(content, "agent.yaml");
+
+        Assert.True(result.IsValid, string.Join("\n", result.Diagnostics));
+        var config = result.Agent!.Tools[0].Config.Fields;
+        Assert.Equal(["status", "log|diff"], config["argument_patterns"].StructValue.Fields["git"].ListValue.Values.Select(v => v.StringValue));
+        Assert.Equal(["/srv/repo"], config["allowed_paths"].ListValue.Values.Select(v => v.StringValue));
+    }
+
+    [Fact]
     public void Load_KeepsVariableReferencesInSecretBearingSettings()
     {
         var content = Head + "tools:\n  - name: api\n    type: builtin.http\n    config:\n      allowed_hosts: [api.github.com]\n      headers: { Authorization: \"Bearer ${GITHUB_TOKEN}\" }\n";

@@ -100,8 +100,8 @@ internal sealed partial class SchemaWalker(DiagnosticBag diagnostics, Func<strin
         DurationType duration => ReadDuration(node, duration, path),
         EnumType choices => ReadEnum(node, choices, path),
         ListType list => ReadList(node, list, path),
-        MapType { Values: StringType } map => ReadMap(node, map, path),
-        MapType map => ReadValueMap(node, map, path),
+        MapType { Values: StringType } map => ReadMap<string>(node, map, path),
+        MapType map => ReadMap<object>(node, map, path),
         AnyObjectType => node is MappingNode ? node : WrongType(node, path, "a mapping"),
         ObjectType obj => ReadObject(node, obj.Spec, path),
         _ => throw new InvalidOperationException($"Unknown field type {type}."),
@@ -324,43 +324,20 @@ internal sealed partial class SchemaWalker(DiagnosticBag diagnostics, Func<strin
         return ok ? items : null;
     }
 
-    private SortedDictionary<string, string>? ReadMap(ConfigNode node, MapType type, string path)
+    // Values are strings (labels, headers) or, for maps of lists or objects (argument_patterns: {git: [...]}), objects.
+    private SortedDictionary<string, T>? ReadMap<T>(ConfigNode node, MapType type, string path)
+        where T : class
     {
         if (node is not MappingNode mapping)
         {
-            return (SortedDictionary<string, string>?)WrongType(node, path, "a mapping of names to values");
+            return (SortedDictionary<string, T>?)WrongType(node, path, "a mapping of names to values");
         }
 
-        var values = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        var values = new SortedDictionary<string, T>(StringComparer.Ordinal);
         var ok = true;
         foreach (var entry in mapping.Entries)
         {
-            if (ReadValue(entry.Value, type.Values, Join(path, entry.Key)) is string value)
-            {
-                values[entry.Key] = value;
-            }
-            else
-            {
-                ok = false;
-            }
-        }
-
-        return ok ? values : null;
-    }
-
-    // A map whose values are lists or objects rather than strings (argument_patterns: {git: [...]}).
-    private SortedDictionary<string, object>? ReadValueMap(ConfigNode node, MapType type, string path)
-    {
-        if (node is not MappingNode mapping)
-        {
-            return (SortedDictionary<string, object>?)WrongType(node, path, "a mapping of names to values");
-        }
-
-        var values = new SortedDictionary<string, object>(StringComparer.Ordinal);
-        var ok = true;
-        foreach (var entry in mapping.Entries)
-        {
-            if (ReadValue(entry.Value, type.Values, Join(path, entry.Key)) is { } value)
+            if (ReadValue(entry.Value, type.Values, Join(path, entry.Key)) is T value)
             {
                 values[entry.Key] = value;
             }
