@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text;
 using Google.Protobuf.WellKnownTypes;
@@ -335,22 +336,53 @@ internal sealed class RunLoop(
         }
 
         using var gate = new SemaphoreSlim(maxParallel > 0 ? maxParallel : 8);
-        var results = await Task.WhenAll(calls.Select(async call =>
+        var running = new ConcurrentDictionary<string, (ToolCall Call, long Started)>();
+        using var progressEnds = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var progress = state.Streamed && options.Value.ToolProgressInterval > TimeSpan.Zero
+            ? ReportRunningToolsAsync(state, running, progressEnds.Token)
+            : Task.CompletedTask;
+        try
         {
-            await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-            try
+            return await Task.WhenAll(calls.Select(async call =>
             {
-                var result = await ExecuteToolAsync(request, call, entries, deadline, cancellationToken).ConfigureAwait(false);
-                state.CountTool(result.IsError);
-                await state.EmitAsync(new RunEvent { ToolResult = result }).ConfigureAwait(false);
-                return result;
-            }
-            finally
+                await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+                running[call.Id] = (call, timeProvider.GetTimestamp());
+                try
+                {
+                    var result = await ExecuteToolAsync(request, call, entries, deadline, cancellationToken).ConfigureAwait(false);
+                    running.TryRemove(call.Id, out _);
+                    state.CountTool(result.IsError);
+                    await state.EmitAsync(new RunEvent { ToolResult = result }).ConfigureAwait(false);
+                    return result;
+                }
+                finally
+                {
+                    running.TryRemove(call.Id, out _);
+                    gate.Release();
+                }
+            })).ConfigureAwait(false);
+        }
+        finally
+        {
+            await progressEnds.CancelAsync().ConfigureAwait(false);
+            await progress.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+    }
+
+    // While tools run, a streamed run says so at an interval: a client (namra run --json, a UI) sees the run alive.
+    private async Task ReportRunningToolsAsync(RunState state, ConcurrentDictionary<string, (ToolCall Call, long Started)> running, CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(options.Value.ToolProgressInterval, timeProvider);
+        while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+        {
+            foreach (var (id, (call, started)) in running)
             {
-                gate.Release();
+                await state.EmitAsync(new RunEvent
+                {
+                    ToolRunning = new ToolRunning { ToolCallId = id, Name = call.Name, Elapsed = Duration.FromTimeSpan(timeProvider.GetElapsedTime(started)) },
+                }).ConfigureAwait(false);
             }
-        })).ConfigureAwait(false);
-        return results;
+        }
     }
 
     private async Task<ToolResult> ExecuteToolAsync(RunRequest request, ToolCall call, Dictionary<string, ToolConfig> entries, DateTime deadline, CancellationToken cancellationToken)

@@ -45,6 +45,13 @@ public sealed class OrchestratorOptions
     [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
     public TimeSpan CancelPollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// How often a streamed run reports each tool call still running (<c>tool_running</c> events), so a client can
+    /// tell a long tool from a stalled run; 0 reports nothing. Default 5 s.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
+    public TimeSpan ToolProgressInterval { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Most events one run may emit (text deltas included) before it is stopped. Default 100,000.</summary>
     [Range(100, 10_000_000)]
     public int MaxRunEvents { get; set; } = 100_000;
