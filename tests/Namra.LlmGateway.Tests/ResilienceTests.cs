@@ -21,7 +21,13 @@ public sealed class ResilienceTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _anthropic = await FakeProviderServer.StartAsync();
-        var environment = new Dictionary<string, string> { ["ANTHROPIC_API_KEY"] = "sk-ant-test", ["ANTHROPIC_BASE_URL"] = _anthropic.BaseUrl.ToString() };
+        var environment = new Dictionary<string, string>
+        {
+            ["ANTHROPIC_API_KEY"] = "sk-ant-test",
+            ["ANTHROPIC_BASE_URL"] = _anthropic.BaseUrl.ToString(),
+            ["OPENAI_API_KEY"] = "sk-openai-test",
+            ["OPENAI_BASE_URL"] = new Uri(_anthropic.BaseUrl, "/v1").ToString(),
+        };
         _host = await TestGateway.StartAsync(environment, new Dictionary<string, string?>
         {
             ["Namra:LlmGateway:Retry:MaxRetries"] = "2",
@@ -103,6 +109,54 @@ public sealed class ResilienceTests : IAsyncLifetime
 
         Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
         Assert.Single(_anthropic.Requests);
+    }
+
+    [Fact]
+    public async Task Generate_WhenTheProviderSaysNotToRetry_DoesNot_AndSaysWhichRequestFailed()
+    {
+        // Anthropic's x-should-retry overrides the status, as the official SDKs obey it.
+        _anthropic.Enqueue(new ErrorReply(529, AnthropicWire.ErrorBody("overloaded_error", "Overloaded"),
+            new Dictionary<string, string> { ["x-should-retry"] = "false", ["request-id"] = "req_011CSHoEeqs5C35K2UUqR7Fy" }));
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => _client.GenerateAsync(Request()).ResponseAsync);
+
+        Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+        Assert.Single(_anthropic.Requests);
+        Assert.Contains("(request req_011CSHoEeqs5C35K2UUqR7Fy)", error.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal("req_011CSHoEeqs5C35K2UUqR7Fy", RpcDetails.Of<Google.Rpc.ErrorInfo>(error).Single().Metadata["request_id"]);
+    }
+
+    [Fact]
+    public async Task Generate_WhenTheProviderSaysToRetry_Retries_WhateverTheStatus()
+    {
+        _anthropic.Enqueue(new ErrorReply(409, AnthropicWire.ErrorBody("api_error", "Conflict"), new Dictionary<string, string> { ["x-should-retry"] = "true" }),
+            AnthropicWire.TextTurn(10, 2, "ok"));
+
+        var call = _client.GenerateAsync(Request()).ResponseAsync;
+        await PassNextBackoffAsync();
+
+        Assert.Equal("ok", (await call.WaitAsync(TimeSpan.FromSeconds(10))).Message.Content.Single().Text);
+        Assert.Equal(2, _anthropic.Requests.Count);
+    }
+
+    [Fact]
+    public async Task Generate_WhenTheAccountHasNoCredit_IsNotRetried()
+    {
+        // OpenAI answers 429 for a billing state too: retrying costs time and changes nothing.
+        _anthropic.Enqueue(new ErrorReply(429, OpenAiWire.ErrorBody("insufficient_quota", "You exceeded your current quota, please check your plan and billing details.", "insufficient_quota"),
+            new Dictionary<string, string> { ["x-request-id"] = "req_8c1f0a" }));
+        var request = new GenerateRequest
+        {
+            Llm = new LlmConfig { Provider = LlmProvider.Openai, Model = "gpt-4o-mini", MaxTokens = 64 },
+            Messages = { new Message { Role = Role.User, Content = { new ContentBlock { Text = "hi" } } } },
+        };
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => _client.GenerateAsync(request).ResponseAsync);
+
+        Assert.Equal(StatusCode.FailedPrecondition, error.StatusCode);
+        Assert.Single(_anthropic.Requests);
+        Assert.Contains("exceeded your current quota", error.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains("(request req_8c1f0a)", error.Status.Detail, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -28,6 +28,8 @@ internal static class ProviderErrors
         var (type, message) = ReadError(body);
         var code = (int)status switch
         {
+            // OpenAI's 429 for an account without credit is a billing state, not a rate limit: waiting does not help.
+            429 when type == InsufficientQuota => StatusCode.FailedPrecondition,
             400 or 413 or 422 => StatusCode.InvalidArgument,
             401 => StatusCode.Unauthenticated,
             403 => StatusCode.PermissionDenied,
@@ -37,8 +39,30 @@ internal static class ProviderErrors
             _ => StatusCode.Unavailable, // 500, 502, 503, 504, 529 (overloaded) and anything else the provider cannot serve now
         };
         var retryAfter = RetryAfter(headers);
-        return Create(provider, code, $"{(int)status} {type}", message, retryAfter);
+        return Create(provider, code, $"{(int)status} {type}", message, retryAfter, RequestId(headers), ShouldRetry(headers));
     }
+
+    /// <summary>The provider's identifier of a request (Anthropic <c>request-id</c>, OpenAI <c>x-request-id</c>), for its support.</summary>
+    public static string? RequestId(HttpResponseHeaders headers) =>
+        headers.TryGetValues("request-id", out var anthropic) ? anthropic.FirstOrDefault()
+        : headers.TryGetValues("x-request-id", out var openAi) ? openAi.FirstOrDefault()
+        : null;
+
+    /// <summary>
+    /// Whether the failure is worth another attempt: the provider's <c>x-should-retry</c> when it sent one (the official
+    /// SDKs obey it over the status), else the status decides (UNAVAILABLE and RESOURCE_EXHAUSTED are).
+    /// </summary>
+    public static bool IsRetryable(NamraException exception) =>
+        exception.Details.OfType<Google.Rpc.ErrorInfo>().FirstOrDefault()?.Metadata.TryGetValue(ShouldRetryKey, out var advice) == true
+            ? advice == "true"
+            : exception.StatusCode is StatusCode.Unavailable or StatusCode.ResourceExhausted;
+
+    private const string InsufficientQuota = "insufficient_quota";
+    private const string ShouldRetryKey = "should_retry";
+    private const string RequestIdKey = "request_id";
+
+    private static bool? ShouldRetry(HttpResponseHeaders headers) =>
+        headers.TryGetValues("x-should-retry", out var values) ? values.FirstOrDefault() switch { "true" => true, "false" => false, _ => null } : null;
 
     /// <summary>The exception for an <c>error</c> event inside a stream (Anthropic sends these after a 200).</summary>
     public static NamraException FromStreamError(string provider, string type, string message) =>
@@ -61,9 +85,22 @@ internal static class ProviderErrors
     public static NamraException Malformed(string provider, string what) =>
         new(StatusCode.Unavailable, $"{provider} sent a response Namra cannot read: {what}.", [Info(provider, "MALFORMED_RESPONSE")]);
 
-    private static NamraException Create(string provider, StatusCode code, string reason, string message, TimeSpan? retryAfter)
+    private static NamraException Create(string provider, StatusCode code, string reason, string message, TimeSpan? retryAfter,
+        string? requestId = null, bool? shouldRetry = null)
     {
-        List<IMessage> details = [Info(provider, reason)];
+        var info = Info(provider, reason);
+        if (requestId is { Length: > 0 and <= 200 })
+        {
+            info.Metadata[RequestIdKey] = requestId;
+            message += $" (request {requestId})";
+        }
+
+        if (shouldRetry is { } advice)
+        {
+            info.Metadata[ShouldRetryKey] = advice ? "true" : "false";
+        }
+
+        List<IMessage> details = [info];
         if (retryAfter is { } delay)
         {
             details.Add(new Google.Rpc.RetryInfo { RetryDelay = Duration.FromTimeSpan(delay) });
@@ -76,7 +113,8 @@ internal static class ProviderErrors
     private static Google.Rpc.ErrorInfo Info(string provider, string reason) =>
         new() { Domain = provider, Reason = reason.Replace(' ', '_').ToUpperInvariant() };
 
-    // Anthropic: {"type":"error","error":{"type":...,"message":...}}; OpenAI: {"error":{"type":...,"message":...,"code":...}}.
+    // Anthropic: {"type":"error","error":{"type":...,"message":...}}; OpenAI: {"error":{"type":...,"message":...,"code":...}}
+    // (the code, when there is one, is the more precise: insufficient_quota).
     private static (string Type, string Message) ReadError(string body)
     {
         try
@@ -84,7 +122,8 @@ internal static class ProviderErrors
             using var json = JsonDocument.Parse(body);
             if (json.RootElement.TryGetProperty("error", out var error) && error.ValueKind == JsonValueKind.Object)
             {
-                var type = error.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString()! : "error";
+                var type = error.TryGetProperty("code", out var c) && c.ValueKind == JsonValueKind.String && c.GetString() == InsufficientQuota ? InsufficientQuota
+                    : error.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString()! : "error";
                 var message = error.TryGetProperty("message", out var m) && m.ValueKind == JsonValueKind.String ? m.GetString()! : body;
                 return (type, message);
             }

@@ -83,7 +83,7 @@ internal sealed class ProviderResilience(IOptions<LlmGatewayOptions> options, Ti
 
     /// <summary>Whether a failure is worth another try (on this model, or a fallback model).</summary>
     public static bool IsTransient(Exception exception) =>
-        exception is NamraException { StatusCode: StatusCode.Unavailable or StatusCode.ResourceExhausted };
+        exception is NamraException namra && Providers.ProviderErrors.IsRetryable(namra);
 
     private static ResiliencePipeline Build(LlmGatewayOptions options, TimeProvider timeProvider)
     {
