@@ -6,6 +6,7 @@ using Grpc.Core;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Namra.Contracts.V1;
+using Namra.Hosting.Clients;
 using Namra.Hosting.Errors;
 using Namra.Orchestrator.Options;
 
@@ -311,21 +312,41 @@ internal sealed class RunLoop(
         var call = new StreamGenerateRequest { Llm = agent.Llm, SystemPrompt = agent.SystemPrompt, Messages = { messages }, Tools = { tools }, ToolChoice = toolChoice, Context = context };
         return await Downstream.CallAsync("llm-gateway", async () =>
         {
-            using var stream = downstream.LlmGateway.StreamGenerate(call, deadline: deadline, cancellationToken: cancellationToken);
-            await foreach (var item in stream.ResponseStream.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            // A model turn is billed once it reaches a gateway: it is sent again only when no gateway was reached (a
+            // replica that is gone refuses the connection; the channel picks another). A gateway lost mid-turn ends it.
+            for (var attempt = 1; ; attempt++)
             {
-                switch (item.EventCase)
+                try
                 {
-                    case StreamGenerateResponse.EventOneofCase.TextDelta:
-                        await state.EmitAsync(new RunEvent { TextDelta = item.TextDelta }).ConfigureAwait(false);
-                        break;
-                    case StreamGenerateResponse.EventOneofCase.Completed:
-                        return item.Completed;
+                    return await StreamTurnAsync(state, call, deadline, cancellationToken).ConfigureAwait(false);
+                }
+                catch (RpcException exception) when (attempt < MaxGatewayConnectAttempts && CallFailures.NeverReachedTheService(exception)
+                    && !cancellationToken.IsCancellationRequested)
+                {
+                    // try another connection
                 }
             }
-
-            throw new NamraException(StatusCode.Unavailable, "The llm-gateway service ended the model's stream before it completed.");
         }, cancellationToken).ConfigureAwait(false);
+    }
+
+    private const int MaxGatewayConnectAttempts = 3;
+
+    private async Task<GenerateCompleted> StreamTurnAsync(RunState state, StreamGenerateRequest call, DateTime deadline, CancellationToken cancellationToken)
+    {
+        using var stream = downstream.LlmGateway.StreamGenerate(call, deadline: deadline, cancellationToken: cancellationToken);
+        await foreach (var item in stream.ResponseStream.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+        {
+            switch (item.EventCase)
+            {
+                case StreamGenerateResponse.EventOneofCase.TextDelta:
+                    await state.EmitAsync(new RunEvent { TextDelta = item.TextDelta }).ConfigureAwait(false);
+                    break;
+                case StreamGenerateResponse.EventOneofCase.Completed:
+                    return item.Completed;
+            }
+        }
+
+        throw new NamraException(StatusCode.Unavailable, "The llm-gateway service ended the model's stream before it completed.");
     }
 
     private async Task<ToolResult[]> RunToolsAsync(RunRequest request, RunState state, List<ToolCall> calls, Dictionary<string, ToolConfig> entries, int maxParallel, DateTime deadline, CancellationToken cancellationToken)

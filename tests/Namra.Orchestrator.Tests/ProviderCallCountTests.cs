@@ -1,0 +1,53 @@
+using Grpc.Core;
+using Namra.Contracts.V1;
+using Namra.Testing;
+using Namra.Testing.Providers;
+
+namespace Namra.Orchestrator.Tests;
+
+/// <summary>
+/// Each billed provider request is made by one retry layer, the gateway's: with the gateway a process of its own, an
+/// overloaded provider gets the gateway's attempts for a model turn, never the orchestrator's retries on top.
+/// </summary>
+public sealed class ProviderCallCountTests
+{
+    [Fact]
+    public async Task AnOverloadedProvider_GetsTheGatewaysAttemptsOnly_UnaryAndStreamed()
+    {
+        await using var anthropic = await FakeProviderServer.StartAsync();
+        anthropic.DefaultReply = new ErrorReply(529, AnthropicWire.ErrorBody("overloaded_error", "Overloaded"));
+        using var gateway = ServerProcess.Start("llm-gateway", out var gatewayAddress, new Dictionary<string, string>
+        {
+            ["ANTHROPIC_API_KEY"] = "sk-ant-test",
+            ["ANTHROPIC_BASE_URL"] = anthropic.BaseUrl.ToString(),
+            ["Namra__LlmGateway__Retry__MaxRetries"] = "2",
+            ["Namra__LlmGateway__Retry__BaseDelay"] = "00:00:00.010",
+            ["Namra__LlmGateway__Retry__MaxDelay"] = "00:00:00.050",
+            ["Namra__LlmGateway__CircuitBreaker__MinimumThroughput"] = "1000",
+        });
+        await using var host = await NamraTestHost.StartAsync("config,tool-executor,memory,orchestrator",
+            new Dictionary<string, string?> { ["Namra:Services:LlmGateway"] = gatewayAddress });
+        var client = new AgentService.AgentServiceClient(host.Channel);
+        var agent = new AgentSource
+        {
+            Inline = new InlineAgent
+            {
+                Content = $"name: counted\nversion: 1.0.0\nllm: {{ provider: anthropic, model: {AnthropicWire.Model}, max_tokens: 64 }}\n",
+                Format = AgentFormat.Yaml,
+            },
+        };
+
+        var unary = (await client.ExecuteAsync(new ExecuteRequest { Agent = agent, Input = "Hello." })).Run;
+        var afterUnary = anthropic.Requests.Count;
+        using (var stream = client.ExecuteStream(new ExecuteStreamRequest { Agent = agent, Input = "Hello." }))
+        {
+            await foreach (var _ in stream.ResponseStream.ReadAllAsync())
+            {
+            }
+        }
+
+        Assert.Equal((RunStatus.Failed, (int)StatusCode.Unavailable), (unary.Status, unary.Error.Code));
+        Assert.Equal(3, afterUnary); // the first attempt and the gateway's two retries
+        Assert.Equal(6, anthropic.Requests.Count);
+    }
+}
