@@ -57,6 +57,24 @@ public sealed class AnthropicProviderTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task StreamGenerate_AToolBlockCutOffByMaxTokens_IsNoToolCall()
+    {
+        _anthropic.Enqueue(new SseReply([
+            AnthropicWire.MessageStart(inputTokens: 40),
+            .. AnthropicWire.TextBlock(0, "Let me write the file."),
+            .. AnthropicWire.ToolUseBlockCutOff(1, "toolu_cut", "write_file", "{\"path\":\"a.txt\",\"content\":\"half of"),
+            AnthropicWire.MessageDelta("max_tokens", 1024),
+            AnthropicWire.MessageStop()]));
+
+        var events = await StreamAsync(Request("Write it"));
+
+        var completed = events[^1].Completed;
+        Assert.Equal(StopReason.MaxTokens, completed.StopReason);
+        Assert.Equal("Let me write the file.", completed.Message.Content.Single().Text);
+        Assert.DoesNotContain(events, e => e.EventCase == StreamGenerateResponse.EventOneofCase.ToolCall);
+    }
+
+    [Fact]
     public async Task StreamGenerate_SendsTheMessagesApiRequestExactly()
     {
         _anthropic.Enqueue(AnthropicWire.TextTurn(10, 2, "ok"));

@@ -95,6 +95,24 @@ public sealed class OpenAiProviderTests : IAsyncLifetime
         Assert.Equal(2, events[^1].Completed.Message.Content.Count);
     }
 
+    [Fact]
+    public async Task StreamGenerate_ToolCallsCutOffByLength_AreNoToolCalls()
+    {
+        _openai.Enqueue(new SseReply([
+            OpenAiWire.Role(),
+            OpenAiWire.ToolCallStart(0, "call_A", "get_weather"),
+            OpenAiWire.ToolCallArguments(0, "{\"loc"),
+            OpenAiWire.Finish("length"),
+            OpenAiWire.Usage(50, 64),
+            OpenAiWire.Done()]));
+
+        var events = await StreamAsync(Request(LlmProvider.Openai, "Weather?"));
+
+        Assert.Equal(StopReason.MaxTokens, events[^1].Completed.StopReason);
+        Assert.Empty(events[^1].Completed.Message.Content);
+        Assert.DoesNotContain(events, e => e.EventCase == StreamGenerateResponse.EventOneofCase.ToolCall);
+    }
+
     [Theory]
     [InlineData(400, "invalid_request_error", StatusCode.InvalidArgument)]
     [InlineData(401, "invalid_request_error", StatusCode.Unauthenticated)]

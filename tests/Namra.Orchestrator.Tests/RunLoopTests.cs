@@ -57,6 +57,50 @@ public sealed class RunLoopTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ATurnCutOffByMaxTokens_RunsNoneOfItsToolCalls_AndEndsSayingSo()
+    {
+        // A complete call and one cut off mid-arguments: neither runs, since the turn was not finished.
+        _anthropic.Enqueue(new SseReply([
+            AnthropicWire.MessageStart(inputTokens: 40),
+            .. AnthropicWire.TextBlock(0, "Computing both."),
+            .. AnthropicWire.ToolUseBlock(1, "toolu_whole", "calculator", "{\"expression\":\"1+1\"}"),
+            .. AnthropicWire.ToolUseBlockCutOff(2, "toolu_cut", "calculator", "{\"expression\":\"2*"),
+            AnthropicWire.MessageDelta("max_tokens", 256),
+            AnthropicWire.MessageStop()]));
+
+        var events = await StreamAsync(Agent(), "Compute.");
+
+        var failed = events[^1].RunFailed;
+        Assert.Equal(RunStatus.CutOff, failed.Status);
+        Assert.Equal("Computing both.", failed.PartialAnswer);
+        Assert.Contains("cut off at llm.max_tokens (256)", failed.Error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(events, e => e.EventCase == RunEvent.EventOneofCase.ToolResult);
+        Assert.Single(_anthropic.Requests);
+    }
+
+    [Fact]
+    public async Task AnAnswerCutOffByMaxTokens_IsNotACompletedRun()
+    {
+        _anthropic.Enqueue(new SseReply([AnthropicWire.MessageStart(), .. AnthropicWire.TextBlock(0, "The three reasons are: first,"), AnthropicWire.MessageDelta("max_tokens", 256), AnthropicWire.MessageStop()]));
+
+        var run = await ExecuteAsync(Agent(), "Why?");
+
+        Assert.Equal((RunStatus.CutOff, "The three reasons are: first,"), (run.Status, run.Answer));
+    }
+
+    [Theory]
+    [InlineData("refusal")]
+    public async Task ARefusal_EndsTheRunAsRefused(string reason)
+    {
+        _anthropic.Enqueue(new SseReply([AnthropicWire.MessageStart(), .. AnthropicWire.TextBlock(0, "I can't"), AnthropicWire.MessageDelta(reason, 3), AnthropicWire.MessageStop()]));
+
+        var run = await ExecuteAsync(Agent(), "Do something bad.");
+
+        Assert.Equal(RunStatus.Refused, run.Status);
+        Assert.Equal("I can't", run.Answer);
+    }
+
+    [Fact]
     public async Task ParallelToolCalls_AllRun_AndAllResultsGoBackInOneTurn()
     {
         _anthropic.Enqueue(

@@ -156,6 +156,8 @@ internal sealed class RunPrinter : IDisposable
         RunStatus.MaxIterations => "max iterations",
         RunStatus.BudgetExceeded => "budget exceeded",
         RunStatus.LoopDetected => "loop detected",
+        RunStatus.CutOff => "cut off by max_tokens",
+        RunStatus.Refused => "refused",
         _ => "failed",
     };
 

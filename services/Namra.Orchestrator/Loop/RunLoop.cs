@@ -222,6 +222,19 @@ internal sealed class RunLoop(
                 run.Answer = text;
             }
 
+            // A turn the model did not finish is not acted on: none of its tool calls run, and the run says why it ended.
+            if (Unfinished(completed.StopReason, agent.Llm?.MaxTokens ?? 0) is { } unfinished)
+            {
+                var textOnly = new Message { Role = Role.Assistant, Content = { reply.Content.Where(b => b.BlockCase == ContentBlock.BlockOneofCase.Text) } };
+                if (textOnly.Content.Count > 0)
+                {
+                    messages.Add(state.Keep(textOnly));
+                }
+
+                state.Fail(unfinished.Status, unfinished.Code, unfinished.Message);
+                return;
+            }
+
             if (calls.Count == 0)
             {
                 messages.Add(state.Keep(reply));
@@ -279,6 +292,15 @@ internal sealed class RunLoop(
             messages.Add(state.NewMessage(Role.Tool, [.. results.Select(r => new ContentBlock { ToolResult = r })]));
         }
     }
+
+    private static (RunStatus Status, StatusCode Code, string Message)? Unfinished(StopReason reason, int maxTokens) => reason switch
+    {
+        StopReason.MaxTokens => (RunStatus.CutOff, StatusCode.ResourceExhausted,
+            $"The model's turn was cut off at llm.max_tokens ({maxTokens:N0}) before it finished; its tool calls, if any, were not run. Raise llm.max_tokens."),
+        StopReason.ContentFilter => (RunStatus.Refused, StatusCode.FailedPrecondition, "The provider's content filter stopped the model's turn; its tool calls, if any, were not run."),
+        StopReason.Refusal => (RunStatus.Refused, StatusCode.FailedPrecondition, "The model refused to continue; its tool calls, if any, were not run."),
+        _ => null,
+    };
 
     // CancelRun on another replica can only set the record's flag; the replica running the run reads it between turns.
     private async Task CheckCancelRequestedAsync(string runId, DateTime deadline, CancellationToken cancellationToken)
@@ -522,6 +544,8 @@ internal sealed class RunLoop(
         RunStatus.MaxIterations => "max_iterations",
         RunStatus.BudgetExceeded => "budget_exceeded",
         RunStatus.LoopDetected => "loop_detected",
+        RunStatus.CutOff => "cut_off",
+        RunStatus.Refused => "refused",
         RunStatus.Running => "running",
         _ => "pending",
     };

@@ -52,6 +52,10 @@ public static class AnthropicWire
         yield return Stop(index);
     }
 
+    /// <summary>A tool_use block cut off by max_tokens: its pieces, and no content_block_stop, as real streams end.</summary>
+    public static IEnumerable<SseFrame> ToolUseBlockCutOff(int index, string id, string name, params string[] jsonPieces) =>
+        ToolUseBlock(index, id, name, jsonPieces).SkipLast(1);
+
     public static IEnumerable<SseFrame> ToolUseBlock(int index, string id, string name, params string[] jsonPieces)
     {
         yield return Frame("content_block_start", new JsonObject

@@ -150,6 +150,11 @@ internal sealed class AnthropicProvider(IHttpClientFactory httpClients, Provider
                     break;
                 case "content_block_stop":
                     var stopped = _blocks.GetValueOrDefault(root.GetProperty("index").GetInt32());
+                    if (stopped is not null)
+                    {
+                        stopped.Complete = true;
+                    }
+
                     if (stopped is { Type: "tool_use" })
                     {
                         yield return new StreamGenerateResponse { ToolCall = stopped.ToToolCall() };
@@ -191,7 +196,8 @@ internal sealed class AnthropicProvider(IHttpClientFactory httpClients, Provider
                     case "text" when block.Text.Length > 0:
                         message.Content.Add(new ContentBlock { Text = block.Text.ToString() });
                         break;
-                    case "tool_use":
+                    case "tool_use" when block.Complete:
+                        // A tool block cut off by max_tokens never gets its stop event: its arguments are not whole.
                         message.Content.Add(new ContentBlock { ToolCall = block.ToToolCall() });
                         break;
                     case "thinking":
@@ -268,6 +274,8 @@ internal sealed class AnthropicProvider(IHttpClientFactory httpClients, Provider
             public StringBuilder Signature { get; } = new();
 
             public int ToolIndex { get; set; }
+
+            public bool Complete { get; set; }
 
             public string Id { get; set; } = "";
 

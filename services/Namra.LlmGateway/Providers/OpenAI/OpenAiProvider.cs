@@ -212,16 +212,20 @@ internal sealed class OpenAiProvider(LlmProvider provider, IHttpClientFactory ht
                         _stopReason = finish.GetString() switch
                         {
                             _ when _refused => StopReason.Refusal,
+                            // Cut off: the calls' arguments may be incomplete, so they are no calls.
+                            "length" => StopReason.MaxTokens,
+                            "content_filter" => StopReason.ContentFilter,
                             // Some compatible servers say "stop" after tool calls; the calls are what matter.
                             _ when _calls.Count > 0 => StopReason.ToolUse,
                             "stop" => StopReason.EndTurn,
-                            "length" => StopReason.MaxTokens,
-                            "content_filter" => StopReason.ContentFilter,
                             _ => StopReason.Unspecified,
                         };
-                        foreach (var call in _calls.Values)
+                        if (_stopReason == StopReason.ToolUse)
                         {
-                            yield return new StreamGenerateResponse { ToolCall = call.ToToolCall() };
+                            foreach (var call in _calls.Values)
+                            {
+                                yield return new StreamGenerateResponse { ToolCall = call.ToToolCall() };
+                            }
                         }
                     }
                 }
@@ -236,7 +240,10 @@ internal sealed class OpenAiProvider(LlmProvider provider, IHttpClientFactory ht
                 message.Content.Add(new ContentBlock { Text = _text.ToString() });
             }
 
-            message.Content.AddRange(_calls.Values.Select(call => new ContentBlock { ToolCall = call.ToToolCall() }));
+            if (_stopReason == StopReason.ToolUse)
+            {
+                message.Content.AddRange(_calls.Values.Select(call => new ContentBlock { ToolCall = call.ToToolCall() }));
+            }
             // Without a usage chunk (servers that ignore include_usage) the usage, and so the cost, is unknown, not zero.
             return new GenerateCompleted { Message = message, StopReason = _stopReason, Usage = _usageSeen ? _usage : null, Model = _model, ResponseId = _id };
         }
