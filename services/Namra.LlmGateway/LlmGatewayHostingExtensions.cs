@@ -38,6 +38,10 @@ public static class LlmGatewayHostingExtensions
                 PooledConnectionLifetime = TimeSpan.FromMinutes(5), // follow provider DNS changes
                 EnableMultipleHttp2Connections = true,
                 ConnectCallback = ProviderConnections.ConnectAsync,
+                // A run's trace id is Namra's: providers are third parties, and get it only when the operator says so.
+                ActivityHeadersPropagator = services.GetRequiredService<IOptions<LlmGatewayOptions>>().Value.PropagateTraceContext
+                    ? System.Diagnostics.DistributedContextPropagator.Current
+                    : System.Diagnostics.DistributedContextPropagator.CreateNoOutputPropagator(),
             });
         builder.Services.TryAddSingleton<ProviderResilience>();
         builder.Services.AddSingleton<ProviderRateLimits>();

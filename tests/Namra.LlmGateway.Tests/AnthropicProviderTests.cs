@@ -74,6 +74,22 @@ public sealed class AnthropicProviderTests : IAsyncLifetime
         Assert.DoesNotContain(events, e => e.EventCase == StreamGenerateResponse.EventOneofCase.ToolCall);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task TraceContext_GoesToTheProvider_OnlyWhenTheOperatorSaysSo(bool propagate)
+    {
+        await using var host = await TestGateway.StartAsync(
+            new Dictionary<string, string> { ["ANTHROPIC_API_KEY"] = Key, ["ANTHROPIC_BASE_URL"] = _anthropic.BaseUrl.ToString() },
+            new Dictionary<string, string?> { ["Namra:LlmGateway:PropagateTraceContext"] = propagate ? "true" : "false" });
+        _anthropic.Enqueue(AnthropicWire.TextTurn(10, 2, "ok"));
+        using var run = new System.Diagnostics.Activity("invoke_agent").SetIdFormat(System.Diagnostics.ActivityIdFormat.W3C).Start();
+
+        await new LlmGatewayService.LlmGatewayServiceClient(host.Channel).GenerateAsync(new GenerateRequest { Llm = Request("hi").Llm, Messages = { User("hi") } });
+
+        Assert.Equal(propagate, _anthropic.Requests.Single().Headers.ContainsKey("traceparent"));
+    }
+
     [Fact]
     public async Task StreamGenerate_SendsTheMessagesApiRequestExactly()
     {

@@ -74,6 +74,12 @@ public sealed class LlmGatewayOptions
     [Range(64 * 1024, 1L << 32)]
     public long MaxResponseBytes { get; set; } = 32L * 1024 * 1024;
 
+    /// <summary>
+    /// Send W3C trace context (<c>traceparent</c>) with provider requests, as to a proxy of one's own that traces too.
+    /// Off by default: a provider is a third party, and a run's trace id is Namra's.
+    /// </summary>
+    public bool PropagateTraceContext { get; set; }
+
     /// <summary>Longest a whole model call may take when the caller sets no shorter deadline. Default 10 min.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "02:00:00")]
     public TimeSpan MaxCallDuration { get; set; } = TimeSpan.FromMinutes(10);
