@@ -252,6 +252,31 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Run_WhenTheProviderRejectsTheKey_ExitsTwo()
+    {
+        UseDataFolder();
+        await using var anthropic = await Testing.Providers.FakeProviderServer.StartAsync();
+        anthropic.Enqueue(new Testing.Providers.ErrorReply(401, Testing.Providers.AnthropicWire.ErrorBody("authentication_error", "invalid x-api-key")));
+        Environment.SetEnvironmentVariable("NAMRA_TEST_REJECTED_KEY", "sk-ant-rejected");
+        Environment.SetEnvironmentVariable("ANTHROPIC_BASE_URL", anthropic.BaseUrl.ToString());
+        await File.WriteAllTextAsync(Path.Combine(_folder, "rejected.yaml"),
+            "name: rejected\nversion: 1.0.0\nllm:\n  provider: anthropic\n  model: claude-sonnet-4-5\n  api_key_env: NAMRA_TEST_REJECTED_KEY\n");
+
+        (int ExitCode, string Output, string Error) result;
+        try
+        {
+            result = await RunAsync("run", "rejected.yaml", "--input", "Hello");
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("ANTHROPIC_BASE_URL", null);
+        }
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("invalid x-api-key", result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Run_CtrlC_StopsTheRun_PrintsWhatItUsed_AndExits130()
     {
         UseDataFolder();

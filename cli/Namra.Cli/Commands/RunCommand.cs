@@ -89,6 +89,8 @@ internal static class RunCommand
             {
                 RunEvent.EventOneofCase.RunCompleted => Completed,
                 RunEvent.EventOneofCase.RunFailed when last.RunFailed.Status == RunStatus.Cancelled && interrupt.IsCancellationRequested => Interrupted,
+                // The provider refused the key: the set-up is wrong, as when the key is missing.
+                RunEvent.EventOneofCase.RunFailed when last.RunFailed.Error?.Code is (int)StatusCode.Unauthenticated or (int)StatusCode.PermissionDenied => UsageError,
                 null when interrupt.IsCancellationRequested => Interrupted,
                 _ => Stopped,
             };
