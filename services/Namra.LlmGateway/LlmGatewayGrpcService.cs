@@ -23,7 +23,7 @@ internal sealed class LlmGatewayGrpcService(
     public override async Task<GenerateResponse> Generate(GenerateRequest request, ServerCallContext context)
     {
         var chat = ToChatRequest(request.Llm, request.SystemPrompt, request.Messages, request.Tools, request.ToolChoice);
-        await foreach (var item in RunAsync(chat, request.Context, context.CancellationToken).ConfigureAwait(false))
+        await foreach (var item in RunAsync(chat, request.Context, request.Budget, context.CancellationToken).ConfigureAwait(false))
         {
             if (item.EventCase == StreamGenerateResponse.EventOneofCase.Completed)
             {
@@ -31,6 +31,7 @@ internal sealed class LlmGatewayGrpcService(
                 return new GenerateResponse
                 {
                     Message = done.Message, StopReason = done.StopReason, Usage = done.Usage, Cost = done.Cost, Model = done.Model, ResponseId = done.ResponseId,
+                    Reservation = done.Reservation,
                 };
             }
         }
@@ -41,7 +42,7 @@ internal sealed class LlmGatewayGrpcService(
     public override async Task StreamGenerate(StreamGenerateRequest request, IServerStreamWriter<StreamGenerateResponse> responseStream, ServerCallContext context)
     {
         var chat = ToChatRequest(request.Llm, request.SystemPrompt, request.Messages, request.Tools, request.ToolChoice);
-        await foreach (var item in RunAsync(chat, request.Context, context.CancellationToken).ConfigureAwait(false))
+        await foreach (var item in RunAsync(chat, request.Context, request.Budget, context.CancellationToken).ConfigureAwait(false))
         {
             await responseStream.WriteAsync(item, context.CancellationToken).ConfigureAwait(false);
         }
@@ -50,7 +51,9 @@ internal sealed class LlmGatewayGrpcService(
     public override Task<ListModelsResponse> ListModels(ListModelsRequest request, ServerCallContext context)
     {
         var response = new ListModelsResponse();
-        response.Models.AddRange(pricing.All
+        var prices = request.Model.Length == 0 ? pricing.All
+            : pricing.Find(request.Provider, request.Model) is { } resolved ? [resolved with { Model = request.Model }] : [];
+        response.Models.AddRange(prices
             .Where(p => request.Provider == LlmProvider.Unspecified || p.Provider == request.Provider)
             .Select(p => new ModelInfo
             {
@@ -100,16 +103,16 @@ internal sealed class LlmGatewayGrpcService(
 
     private const int MaxEmbedInputs = 2048;
 
-    // What providers are sent when an agent sets no max_tokens.
-    private const int DefaultMaxTokens = 4096;
-
-    private async IAsyncEnumerable<StreamGenerateResponse> RunAsync(ChatRequest chat, CallContext? call, [EnumeratorCancellation] CancellationToken cancellationToken)
+    private async IAsyncEnumerable<StreamGenerateResponse> RunAsync(ChatRequest chat, CallContext? call, CallBudget? budget, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var providerName = Name(chat.Llm.Provider);
         if (!_providers.TryGetValue(chat.Llm.Provider, out var provider))
         {
             throw new NamraException(StatusCode.Unimplemented, $"This gateway does not serve the {providerName} provider yet.");
         }
+
+        // Before anything is sent: a call whose worst case does not fit the caller's budget is never made.
+        var reservation = CallReservations.Reserve(chat, pricing, budget);
 
         // The caller's deadline bounds the call; so does the gateway's own limit, for callers that set none.
         using var callLimit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -135,7 +138,7 @@ internal sealed class LlmGatewayGrpcService(
             try
             {
                 rateLimits.Acquire(chat.Llm.Provider,
-                    Contracts.TokenEstimator.EstimateInput(chat.SystemPrompt, chat.Messages, chat.Tools) + (chat.Llm.MaxTokens > 0 ? chat.Llm.MaxTokens : DefaultMaxTokens), providerName);
+                    Contracts.TokenEstimator.EstimateInput(chat.SystemPrompt, chat.Messages, chat.Tools) + (chat.Llm.MaxTokens > 0 ? chat.Llm.MaxTokens : CallReservations.DefaultMaxTokens), providerName);
                 (events, first, chat) = await OpenWithFallbackAsync(provider, chat, cancellationToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (callLimit.IsCancellationRequested && !outer.IsCancellationRequested)
@@ -155,6 +158,7 @@ internal sealed class LlmGatewayGrpcService(
             {
                 if (item.EventCase == StreamGenerateResponse.EventOneofCase.Completed)
                 {
+                    item.Completed.Reservation = reservation;
                     Settle(item.Completed, chat, providerName, activity);
                 }
 
@@ -231,13 +235,15 @@ internal sealed class LlmGatewayGrpcService(
         _ => "Internal",
     };
 
-    // Prices the turn and records its usage; an unpriced model leaves the cost unset (unknown, not zero).
+    // Prices the turn and records its usage; an unpriced model leaves the cost unset (unknown, not zero). The model
+    // that answered is priced (a fallback, a snapshot); when its name resolves to no price, the model asked for is,
+    // as the provider served it under that name.
     private void Settle(GenerateCompleted completed, ChatRequest chat, string providerName, Activity? activity)
     {
         var model = completed.Model.Length > 0 ? completed.Model : chat.Llm.Model;
         var label = MetricModel(chat.Llm.Provider, model);
         var usage = completed.Usage ?? new TokenUsage();
-        if (completed.Usage is not null && pricing.Find(chat.Llm.Provider, model) is { } price)
+        if (completed.Usage is not null && (pricing.PriceOf(chat.Llm, model) ?? pricing.PriceOf(chat.Llm, chat.Llm.Model)) is { } price)
         {
             completed.Cost = price.CostOf(usage);
             LlmGatewayTelemetry.CostMicroUsd.Add((long)Math.Round(completed.Cost.TotalUsd * 1_000_000), providerName, label);

@@ -19,7 +19,6 @@ public static class OrchestratorHostingExtensions
             .ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<OrchestratorOptions>, OrchestratorOptionsValidator>();
         builder.Services.AddSingleton<Downstream>();
-        builder.Services.AddSingleton<ModelPricing>();
         builder.Services.AddSingleton<ActiveRuns>();
         builder.Services.AddSingleton<ResolvedAgents>();
         builder.Services.AddSingleton<RunLoop>();

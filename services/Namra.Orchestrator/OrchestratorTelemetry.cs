@@ -38,7 +38,10 @@ internal static class OrchestratorTelemetry
         Duration.Record(elapsed.TotalSeconds, agent, status);
         Tokens.Add(run.Usage.InputTokens, agent, "input");
         Tokens.Add(run.Usage.OutputTokens, agent, "output");
-        CostMicros.Add((long)Math.Round(run.Cost.TotalUsd * 1_000_000), agent);
+        if (run.Cost is { } cost)
+        {
+            CostMicros.Add((long)Math.Round(cost.TotalUsd * 1_000_000), agent); // an unknown cost is not counted as zero
+        }
         Iterations.Add(run.Iterations, agent);
     }
 }

@@ -221,15 +221,21 @@ public sealed class RunLoopTests : IAsyncLifetime
     [Fact]
     public async Task ACostBudget_ReservesTheWorstCase_AndStopsBeforeACallThatCouldOvershoot()
     {
-        // At $3 / $15 per million tokens, a call of ~60 prompt tokens and max_tokens 256 could cost about $0.004.
-        _anthropic.Enqueue(ToolTurn(("t1", "calculator", "{\"expression\":\"1 + 1\"}")), AnthropicWire.TextTurn(60, 5, "2."));
+        // Each call is reserved at its worst case: every byte sent a token, plus framing and the tool instructions
+        // (about 1,600 tokens here) at the highest input rate ($3.75 per million, cache writes), and max_tokens 256 at
+        // $15: about $0.0097. The first fits $0.012; it costs $0.00495 (1,500 in, 30 out), and the second no longer fits.
+        _anthropic.Enqueue(new SseReply([
+            AnthropicWire.MessageStart(inputTokens: 1500),
+            .. AnthropicWire.ToolUseBlock(0, "t1", "calculator", "{\"expression\":\"1 + 1\"}"),
+            AnthropicWire.MessageDelta("tool_use", 30),
+            AnthropicWire.MessageStop()]));
 
-        var run = await ExecuteAsync(Agent("budget: { max_cost_usd: 0.0045 }"), "1+1?");
+        var run = await ExecuteAsync(Agent("budget: { max_cost_usd: 0.012 }"), "1+1?");
 
         Assert.Equal(RunStatus.BudgetExceeded, run.Status);
-        Assert.Contains("could cost up to $0.00", run.Error.Message, StringComparison.Ordinal);
+        Assert.Contains("could cost up to $0.0", run.Error.Message, StringComparison.Ordinal);
         Assert.Single(_anthropic.Requests);
-        Assert.True(run.Cost.TotalUsd is > 0 and < 0.0045, $"spent {run.Cost.TotalUsd}");
+        Assert.Equal(0.00495, run.Cost.TotalUsd, 10);
     }
 
     [Fact]

@@ -21,6 +21,7 @@ internal sealed class RunPrinter : IDisposable
     private int _frame;
     private bool _spinning;
     private bool _inText;
+    private string _model = "";
 
     public RunPrinter(CliConsole console, bool json)
     {
@@ -91,6 +92,9 @@ internal sealed class RunPrinter : IDisposable
 
         switch (item.EventCase)
         {
+            case RunEvent.EventOneofCase.RunStarted:
+                _model = Printable(item.RunStarted.Model, keepLines: false);
+                break;
             case RunEvent.EventOneofCase.TextDelta:
                 if (!_inText)
                 {
@@ -120,13 +124,13 @@ internal sealed class RunPrinter : IDisposable
             case RunEvent.EventOneofCase.RunCompleted:
                 EndText();
                 var done = item.RunCompleted;
-                console.Out.MarkupLine("[dim]" + Markup.Escape(Summary(done.Cost, done.Duration, done.Usage)) + "[/]");
+                console.Out.MarkupLine("[dim]" + Markup.Escape(Summary(done.Cost, done.Duration, done.Usage, _model)) + "[/]");
                 break;
             case RunEvent.EventOneofCase.RunFailed:
                 EndText();
                 var failed = item.RunFailed;
                 console.Error.WriteLine($"[Run] stopped ({Status(failed.Status)}): {Printable(failed.Error?.Message ?? "", keepLines: true)}");
-                console.Out.MarkupLine("[dim]" + Markup.Escape(Summary(failed.Cost, failed.Duration, failed.Usage)) + "[/]");
+                console.Out.MarkupLine("[dim]" + Markup.Escape(Summary(failed.Cost, failed.Duration, failed.Usage, _model)) + "[/]");
                 break;
         }
     }
@@ -140,13 +144,17 @@ internal sealed class RunPrinter : IDisposable
         }
     }
 
-    /// <summary>The closing line: <c>Cost: $0.0105  Time: 3.2s  Tokens: 1,234 (in: 1,000, out: 234)</c>.</summary>
-    internal static string Summary(Cost? cost, Google.Protobuf.WellKnownTypes.Duration? duration, TokenUsage? usage)
+    /// <summary>
+    /// The closing line: <c>Cost: $0.0105  Time: 3.2s  Tokens: 1,234 (in: 1,000, out: 234)</c>; an unknown cost says
+    /// so (<c>Cost: unknown (no price for MODEL)</c>), never $0.
+    /// </summary>
+    internal static string Summary(Cost? cost, Google.Protobuf.WellKnownTypes.Duration? duration, TokenUsage? usage, string model = "")
     {
         var input = (usage?.InputTokens ?? 0) + (usage?.CacheCreationInputTokens ?? 0) + (usage?.CacheReadInputTokens ?? 0);
         var output = usage?.OutputTokens ?? 0;
+        var spent = cost is null ? $"unknown (no price for {(model.Length > 0 ? model : "the model")})" : string.Create(CultureInfo.InvariantCulture, $"${cost.TotalUsd:0.0000}");
         return string.Create(CultureInfo.InvariantCulture,
-            $"Cost: ${cost?.TotalUsd ?? 0:0.0000}  Time: {duration?.ToTimeSpan().TotalSeconds ?? 0:0.0}s  Tokens: {input + output:N0} (in: {input:N0}, out: {output:N0})");
+            $"Cost: {spent}  Time: {duration?.ToTimeSpan().TotalSeconds ?? 0:0.0}s  Tokens: {input + output:N0} (in: {input:N0}, out: {output:N0})");
     }
 
     internal static string Status(RunStatus status) => status switch

@@ -23,6 +23,17 @@ internal sealed record ModelPrice(LlmProvider Provider, string Model, decimal In
         };
     }
 
+    /// <summary>
+    /// The most <paramref name="inputTokens"/> of input and <paramref name="outputTokens"/> of output can cost:
+    /// input at the highest of the input and cache rates (a provider decides what it caches), output at its rate.
+    /// </summary>
+    public Cost WorstCostOf(long inputTokens, long outputTokens)
+    {
+        var input = inputTokens * Math.Max(InputPerMTok, Math.Max(CacheWritePerMTok, CacheReadPerMTok)) / 1_000_000m;
+        var output = outputTokens * OutputPerMTok / 1_000_000m;
+        return new Cost { TotalUsd = (double)(input + output), InputUsd = (double)input, OutputUsd = (double)output };
+    }
+
     public ModelPricing ToProto() => new()
     {
         InputPerMtok = (double)InputPerMTok,
@@ -73,6 +84,18 @@ internal sealed partial class PricingTable
     }
 
     public IReadOnlyList<ModelPrice> All => _prices;
+
+    /// <summary>
+    /// The price a call of <paramref name="model"/> is billed at: the agent's own <c>llm.pricing</c> when it gives one,
+    /// else the table's; null when unknown.
+    /// </summary>
+    public ModelPrice? PriceOf(LlmConfig llm, string model)
+    {
+        ArgumentNullException.ThrowIfNull(llm);
+        return llm.Pricing is { } own
+            ? new ModelPrice(llm.Provider, model, (decimal)own.InputPerMtok, (decimal)own.OutputPerMtok, (decimal)own.CacheWritePerMtok, (decimal)own.CacheReadPerMtok)
+            : Find(llm.Provider, model);
+    }
 
     /// <summary>The price of a model, or null when unknown. The scripted provider is free whatever its model name.</summary>
     public ModelPrice? Find(LlmProvider provider, string model)

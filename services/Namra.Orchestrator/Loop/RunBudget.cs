@@ -3,61 +3,67 @@ using Namra.Contracts.V1;
 namespace Namra.Orchestrator.Loop;
 
 /// <summary>
-/// A run's budget (<c>execution.budget</c>), enforced before each call: a model call reserves its worst case
-/// (prompt tokens plus <c>max_tokens</c>, priced at the model's rates) and settles the real figure after; a tool
-/// call reserves one of the allowed calls. Reservations of parallel calls add up, so a run never overshoots.
+/// A run's budget (<c>execution.budget</c>). Model calls are reserved by the gateway, which owns prices: each call
+/// carries what the run has left (<see cref="Left"/>), and the gateway refuses a call whose worst case does not fit
+/// before the provider is called. What a call used is settled here: its usage and cost, or its reserved worst case
+/// when the provider reported none. A tool call takes one of the allowed calls.
 /// </summary>
 internal sealed class RunBudget(Budget? budget)
 {
     private readonly Lock _gate = new();
     private long _tokens;
-    private long _reservedTokens;
     private double _cost;
-    private double _reservedCost;
     private int _toolCalls;
 
-    /// <summary>Tokens and dollars settled so far.</summary>
-    public (long Tokens, double Cost) Spent
+    /// <summary>What the next model call may spend; null when the run has no model budget.</summary>
+    public CallBudget? Left()
     {
-        get
+        if (budget is null || !(budget.HasMaxTokens || budget.HasMaxCostUsd))
         {
-            lock (_gate)
-            {
-                return (_tokens, _cost);
-            }
-        }
-    }
-
-    /// <summary>Reserves a model call's worst case, or says why it would break the budget.</summary>
-    public string? TryReserveModelCall(long worstTokens, double worstCost)
-    {
-        lock (_gate)
-        {
-            if (budget?.HasMaxTokens == true && _tokens + _reservedTokens + worstTokens > budget.MaxTokens)
-            {
-                return $"The next model call could use up to {worstTokens:N0} tokens; the run has used {_tokens:N0} of its {budget.MaxTokens:N0}.";
-            }
-
-            if (budget?.HasMaxCostUsd == true && _cost + _reservedCost + worstCost > budget.MaxCostUsd)
-            {
-                return $"The next model call could cost up to ${worstCost:0.######}; the run has spent ${_cost:0.######} of its ${budget.MaxCostUsd:0.######}.";
-            }
-
-            _reservedTokens += worstTokens;
-            _reservedCost += worstCost;
             return null;
         }
+
+        lock (_gate)
+        {
+            var left = new CallBudget();
+            if (budget.HasMaxTokens)
+            {
+                left.MaxTokens = Math.Max(0, budget.MaxTokens - _tokens);
+            }
+
+            if (budget.HasMaxCostUsd)
+            {
+                left.MaxCostUsd = Math.Max(0, budget.MaxCostUsd - _cost);
+            }
+
+            return left;
+        }
     }
 
-    /// <summary>Replaces a model call's reservation with what it used.</summary>
-    public void SettleModelCall(long worstTokens, double worstCost, TokenUsage? usage, Cost? cost)
+    /// <summary>
+    /// Counts what a model call used: its usage and cost, or, where the provider reported none, the worst case it
+    /// was reserved at. Returns why the run must stop when the provider counted more than the budget allowed (a
+    /// reservation bounds what a provider can count honestly; a broken count is stopped at once).
+    /// </summary>
+    public string? Settle(TokenUsage? usage, Cost? cost, CallReservation? reservation)
     {
         lock (_gate)
         {
-            _reservedTokens -= worstTokens;
-            _reservedCost -= worstCost;
-            _tokens += (usage?.InputTokens ?? 0) + (usage?.OutputTokens ?? 0) + (usage?.CacheCreationInputTokens ?? 0) + (usage?.CacheReadInputTokens ?? 0);
-            _cost += cost?.TotalUsd ?? 0;
+            var tokens = usage is null ? reservation?.Tokens ?? 0
+                : usage.InputTokens + usage.OutputTokens + usage.CacheCreationInputTokens + usage.CacheReadInputTokens;
+            _tokens += tokens;
+            _cost += (usage is null ? null : cost)?.TotalUsd ?? reservation?.Cost?.TotalUsd ?? 0;
+            if (budget?.HasMaxTokens == true && _tokens > budget.MaxTokens)
+            {
+                return $"The provider counted {tokens:N0} tokens for the last model call, which puts the run at {_tokens:N0}: {_tokens - budget.MaxTokens:N0} over its budget of {budget.MaxTokens:N0} (the call was reserved at {reservation?.Tokens ?? 0:N0}).";
+            }
+
+            if (budget?.HasMaxCostUsd == true && _cost > budget.MaxCostUsd)
+            {
+                return $"The last model call cost ${(cost ?? reservation?.Cost)?.TotalUsd ?? 0:0.######}, which puts the run at ${_cost:0.######}: ${_cost - budget.MaxCostUsd:0.######} over its budget of ${budget.MaxCostUsd:0.######}.";
+            }
+
+            return null;
         }
     }
 

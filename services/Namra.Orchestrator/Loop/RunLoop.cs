@@ -24,7 +24,6 @@ internal sealed record RunRequest(AgentDefinition Agent, AgentRef Ref, string In
 /// </summary>
 internal sealed class RunLoop(
     Downstream downstream,
-    ModelPricing pricing,
     ResolvedAgents resolved,
     ActiveRuns active,
     IOptions<OrchestratorOptions> options,
@@ -115,7 +114,7 @@ internal sealed class RunLoop(
 
         activity?.SetTag("gen_ai.usage.input_tokens", run.Usage.InputTokens);
         activity?.SetTag("gen_ai.usage.output_tokens", run.Usage.OutputTokens);
-        activity?.SetTag("namra.run.cost_usd", run.Cost.TotalUsd);
+        activity?.SetTag("namra.run.cost_usd", run.Cost?.TotalUsd);
         activity?.SetTag("namra.run.status", StatusName(run.Status));
         if (run.Status != RunStatus.Completed)
         {
@@ -190,29 +189,27 @@ internal sealed class RunLoop(
             run.Iterations = iteration;
             await state.EmitAsync(new RunEvent { Iteration = new Iteration { Number = iteration, MaxIterations = maxIterations } }).ConfigureAwait(false);
 
-            var worstTokens = Contracts.TokenEstimator.EstimateInput(agent.SystemPrompt, messages, tools) + (agent.Llm?.MaxTokens ?? 4096);
-            var rates = await pricing.RatesAsync(agent.Llm!, deadline, cancellationToken).ConfigureAwait(false);
-            var worstCost = rates is null ? 0 : ((worstTokens - (agent.Llm?.MaxTokens ?? 0)) * rates.InputPerMtok / 1e6) + ((agent.Llm?.MaxTokens ?? 0) * rates.OutputPerMtok / 1e6);
-            if (budget.TryReserveModelCall(worstTokens, worstCost) is { } refusal)
+            // The gateway reserves the call's worst case within what the run has left, and refuses before calling
+            // the provider when it does not fit.
+            GenerateCompleted completed;
+            try
+            {
+                completed = await GenerateAsync(request, state, messages, tools, budget.Left(), iteration, deadline, cancellationToken).ConfigureAwait(false);
+            }
+            catch (DownstreamException exception) when (BudgetRefusal(exception) is { } refusal)
             {
                 state.Fail(RunStatus.BudgetExceeded, StatusCode.ResourceExhausted, refusal);
                 return;
             }
 
-            GenerateCompleted completed;
-            try
-            {
-                completed = await GenerateAsync(request, state, messages, tools, iteration, deadline, cancellationToken).ConfigureAwait(false);
-            }
-            catch
-            {
-                budget.SettleModelCall(worstTokens, worstCost, null, null); // the call failed: release its reservation
-                throw;
-            }
-
-            budget.SettleModelCall(worstTokens, worstCost, completed.Usage, completed.Cost);
+            var overshoot = budget.Settle(completed.Usage, completed.Cost, completed.Reservation);
             state.AddUsage(completed.Usage, completed.Cost);
             await state.EmitAsync(new RunEvent { Usage = new UsageUpdate { Usage = run.Usage, Cost = run.Cost } }).ConfigureAwait(false);
+            if (overshoot is not null)
+            {
+                state.Fail(RunStatus.BudgetExceeded, StatusCode.ResourceExhausted, overshoot);
+                return;
+            }
 
             var reply = completed.Message ?? new Message { Role = Role.Assistant };
             var calls = reply.Content.Where(b => b.BlockCase == ContentBlock.BlockOneofCase.ToolCall).Select(b => b.ToolCall).ToList();
@@ -313,7 +310,15 @@ internal sealed class RunLoop(
         }
     }
 
-    private async Task<GenerateCompleted> GenerateAsync(RunRequest request, RunState state, List<Message> messages, List<ToolDefinition> tools, int iteration, DateTime deadline, CancellationToken cancellationToken)
+    // The gateway's refusal of a call that does not fit the run's budget: its QuotaFailure names the budget.
+    private static string? BudgetRefusal(DownstreamException exception) =>
+        exception is { StatusCode: StatusCode.ResourceExhausted, InnerException: RpcException inner }
+        && inner.GetRpcStatus()?.Details.Where(any => any.Is(Google.Rpc.QuotaFailure.Descriptor)).Select(any => any.Unpack<Google.Rpc.QuotaFailure>())
+            .SelectMany(quota => quota.Violations).FirstOrDefault(v => v.Subject.StartsWith("execution.budget.", StringComparison.Ordinal)) is { } violation
+            ? violation.Description
+            : null;
+
+    private async Task<GenerateCompleted> GenerateAsync(RunRequest request, RunState state, List<Message> messages, List<ToolDefinition> tools, CallBudget? budget, int iteration, DateTime deadline, CancellationToken cancellationToken)
     {
         var agent = request.Agent;
         var context = new CallContext { RunId = request.RunId, AgentName = agent.Name, Iteration = iteration };
@@ -322,16 +327,17 @@ internal sealed class RunLoop(
         if (!state.Streamed)
         {
             // Nobody reads text deltas: one response instead of a stream of them (a fraction of the calls' cost).
-            var whole = new GenerateRequest { Llm = agent.Llm, SystemPrompt = agent.SystemPrompt, Messages = { messages }, Tools = { tools }, ToolChoice = toolChoice, Context = context };
+            var whole = new GenerateRequest { Llm = agent.Llm, SystemPrompt = agent.SystemPrompt, Messages = { messages }, Tools = { tools }, ToolChoice = toolChoice, Context = context, Budget = budget };
             var response = await Downstream.CallAsync("llm-gateway", async () =>
                 await downstream.LlmGateway.GenerateAsync(whole, deadline: deadline, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false);
             return new GenerateCompleted
             {
                 Message = response.Message, StopReason = response.StopReason, Usage = response.Usage, Cost = response.Cost, Model = response.Model, ResponseId = response.ResponseId,
+                Reservation = response.Reservation,
             };
         }
 
-        var call = new StreamGenerateRequest { Llm = agent.Llm, SystemPrompt = agent.SystemPrompt, Messages = { messages }, Tools = { tools }, ToolChoice = toolChoice, Context = context };
+        var call = new StreamGenerateRequest { Llm = agent.Llm, SystemPrompt = agent.SystemPrompt, Messages = { messages }, Tools = { tools }, ToolChoice = toolChoice, Context = context, Budget = budget };
         return await Downstream.CallAsync("llm-gateway", async () =>
         {
             // A model turn is billed once it reaches a gateway: it is sent again only when no gateway was reached (a

@@ -113,17 +113,30 @@ internal sealed class RunState(Run run, Func<RunEvent, Task>? emit, int maxEvent
         return message;
     }
 
+    /// <summary>
+    /// Adds a model call's usage and cost to the run's. A call whose cost is unknown (a model without a price, a
+    /// provider that reported no usage) makes the run's cost unknown for good: unset, never a sum that counts it as $0.
+    /// </summary>
     public void AddUsage(TokenUsage? usage, Cost? cost)
     {
         run.Usage.InputTokens += usage?.InputTokens ?? 0;
         run.Usage.OutputTokens += usage?.OutputTokens ?? 0;
         run.Usage.CacheCreationInputTokens += usage?.CacheCreationInputTokens ?? 0;
         run.Usage.CacheReadInputTokens += usage?.CacheReadInputTokens ?? 0;
-        run.Cost.TotalUsd += cost?.TotalUsd ?? 0;
-        run.Cost.InputUsd += cost?.InputUsd ?? 0;
-        run.Cost.OutputUsd += cost?.OutputUsd ?? 0;
-        run.Cost.CacheWriteUsd += cost?.CacheWriteUsd ?? 0;
-        run.Cost.CacheReadUsd += cost?.CacheReadUsd ?? 0;
+        if (cost is null || usage is null)
+        {
+            run.Cost = null;
+            return;
+        }
+
+        if (run.Cost is { } total)
+        {
+            total.TotalUsd += cost.TotalUsd;
+            total.InputUsd += cost.InputUsd;
+            total.OutputUsd += cost.OutputUsd;
+            total.CacheWriteUsd += cost.CacheWriteUsd;
+            total.CacheReadUsd += cost.CacheReadUsd;
+        }
     }
 
     public void CountTool(bool isError)

@@ -55,6 +55,9 @@ public sealed class FakeProviderServer : IAsyncDisposable
     /// <summary>The reply when none is queued (benchmarks answer every call alike); a 500 when null.</summary>
     public FakeReply? DefaultReply { get; set; }
 
+    /// <summary>Answers each request from what it holds, when no reply is queued (a provider that counts what it is sent).</summary>
+    public Func<RecordedRequest, FakeReply>? Responder { get; set; }
+
     /// <summary>Keep no record of requests (benchmarks send millions).</summary>
     public bool RecordRequests { get; set; } = true;
 
@@ -116,7 +119,7 @@ public sealed class FakeProviderServer : IAsyncDisposable
 
         if (!_replies.TryDequeue(out var reply))
         {
-            reply = DefaultReply ?? new ErrorReply(500, "{\"error\":{\"type\":\"test_error\",\"message\":\"no reply was scripted for this request\"}}");
+            reply = Responder?.Invoke(new RecordedRequest(context.Request.Method, context.Request.Path, headers, body)) ?? DefaultReply ?? new ErrorReply(500, "{\"error\":{\"type\":\"test_error\",\"message\":\"no reply was scripted for this request\"}}");
         }
 
         switch (reply)

@@ -1,0 +1,118 @@
+using System.Text;
+using Google.Rpc;
+using Grpc.Core;
+using Namra.Contracts.V1;
+using Namra.Hosting.Errors;
+using Namra.LlmGateway.Providers;
+
+namespace Namra.LlmGateway.Pricing;
+
+/// <summary>
+/// A model call's worst case, reserved against the caller's budget before the provider is called. Input is bounded,
+/// not estimated: a provider's tokenizer makes at most one token of each UTF-8 byte it reads (a byte-level BPE token
+/// covers at least one byte), so the bytes of everything sent, plus the framing a provider adds around messages,
+/// blocks, tools and images, bound what any provider can count. Output is bounded by <c>max_tokens</c>. Priced at the
+/// highest rate of every model the call may be served by (the model and its fallbacks), so no answer can cost more.
+/// </summary>
+internal static class CallReservations
+{
+    // Framing a provider may add, in tokens, beyond the bytes of the content: role markers and separators for each
+    // message and block (chat templates use under ten; these cover even the wire format's own field names, as a
+    // provider counting every byte of the JSON it received would), a tool's description wrapper, the request's own
+    // fields, and the instructions a provider prepends when tools are offered (Anthropic documents about 350 tokens).
+    private const long PerMessage = 32;
+    private const long PerBlock = 48;
+    private const long PerTool = 64;
+    private const long ToolInstructions = 1_024;
+    private const long Request = 256;
+
+    // An image is billed by its pixels, not its bytes: providers scale images to fit, and bill at most about 1,600
+    // tokens (Anthropic) or 1,105 (OpenAI's largest high-detail tiling) for one.
+    private const long PerImage = 2_048;
+
+    /// <summary>What models send when a definition gives no <c>max_tokens</c>.</summary>
+    public const int DefaultMaxTokens = 4096;
+
+    /// <summary>The most input tokens any provider can count for this request.</summary>
+    public static long InputBound(ChatRequest chat)
+    {
+        ArgumentNullException.ThrowIfNull(chat);
+        var total = Request + Bytes(chat.SystemPrompt) + Bytes(chat.Llm.Model) + chat.Llm.StopSequences.Sum(Bytes);
+        foreach (var message in chat.Messages)
+        {
+            total += PerMessage;
+            foreach (var block in message.Content)
+            {
+                total += PerBlock + block.BlockCase switch
+                {
+                    ContentBlock.BlockOneofCase.Text => Bytes(block.Text),
+                    ContentBlock.BlockOneofCase.ToolCall => Bytes(block.ToolCall.Id) + Bytes(block.ToolCall.Name) + Bytes(block.ToolCall.ArgumentsJson),
+                    ContentBlock.BlockOneofCase.ToolResult => Bytes(block.ToolResult.ToolCallId) + Bytes(block.ToolResult.Content),
+                    ContentBlock.BlockOneofCase.Thinking => Bytes(block.Thinking.Text) + Bytes(block.Thinking.Signature),
+                    ContentBlock.BlockOneofCase.Image => PerImage,
+                    _ => 0,
+                };
+            }
+        }
+
+        foreach (var tool in chat.Tools)
+        {
+            total += PerTool + Bytes(tool.Name) + Bytes(tool.Description) + Bytes(tool.InputSchemaJson);
+        }
+
+        return chat.Tools.Count > 0 ? total + ToolInstructions : total;
+    }
+
+    /// <summary>
+    /// Reserves the call's worst case within <paramref name="budget"/>, or refuses: RESOURCE_EXHAUSTED with a
+    /// <c>QuotaFailure</c> naming the budget, or FAILED_PRECONDITION for a cost limit on a model without a price.
+    /// </summary>
+    public static CallReservation Reserve(ChatRequest chat, PricingTable pricing, CallBudget? budget)
+    {
+        ArgumentNullException.ThrowIfNull(chat);
+        ArgumentNullException.ThrowIfNull(pricing);
+        var input = InputBound(chat);
+        var output = chat.Llm.MaxTokens > 0 ? chat.Llm.MaxTokens : DefaultMaxTokens;
+        var reservation = new CallReservation { Tokens = input + output };
+        var models = chat.Llm.FallbackModels.Prepend(chat.Llm.Model).Distinct(StringComparer.Ordinal).ToList();
+        var prices = models.Select(model => (Model: model, Price: pricing.PriceOf(chat.Llm, model))).ToList();
+        if (prices.All(p => p.Price is not null))
+        {
+            reservation.Cost = prices.Select(p => p.Price!.WorstCostOf(input, output)).MaxBy(cost => cost.TotalUsd);
+        }
+
+        if (budget is null)
+        {
+            return reservation;
+        }
+
+        if (budget.HasMaxTokens && reservation.Tokens > budget.MaxTokens)
+        {
+            throw Exhausted("execution.budget.max_tokens",
+                $"The next model call could use up to {reservation.Tokens:N0} tokens ({input:N0} of input at most, {output:N0} of output); the run's budget has {budget.MaxTokens:N0} left.");
+        }
+
+        if (budget.HasMaxCostUsd)
+        {
+            if (prices.FirstOrDefault(p => p.Price is null).Model is { } unpriced)
+            {
+                throw new NamraException(StatusCode.FailedPrecondition,
+                    $"The gateway has no price for {LlmGatewayGrpcService.Name(chat.Llm.Provider)} model '{unpriced}', so a cost budget (execution.budget.max_cost_usd) cannot be kept: give the agent llm.pricing, or the gateway Namra:LlmGateway:Models.",
+                    [new BadRequest { FieldViolations = { new BadRequest.Types.FieldViolation { Field = "execution.budget.max_cost_usd", Description = $"no price for model '{unpriced}'" } } }]);
+            }
+
+            if (reservation.Cost is { } worst && worst.TotalUsd > budget.MaxCostUsd)
+            {
+                throw Exhausted("execution.budget.max_cost_usd",
+                    $"The next model call could cost up to ${worst.TotalUsd:0.######}; the run's budget has ${budget.MaxCostUsd:0.######} left.");
+            }
+        }
+
+        return reservation;
+    }
+
+    private static long Bytes(string text) => Encoding.UTF8.GetByteCount(text);
+
+    private static NamraException Exhausted(string budget, string message) =>
+        new(StatusCode.ResourceExhausted, message, [new QuotaFailure { Violations = { new QuotaFailure.Types.Violation { Subject = budget, Description = message } } }]);
+}
