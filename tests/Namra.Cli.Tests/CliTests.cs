@@ -252,6 +252,15 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void Summary_SaysAnUnknownCostIsUnknown_NeverZero()
+    {
+        var usage = new Namra.Contracts.V1.TokenUsage { InputTokens = 1000, OutputTokens = 20 };
+
+        Assert.StartsWith("Cost: unknown (no price for llama3.1:8b)  Time: 1.5s  Tokens: 1,020", Running.RunPrinter.Summary(null, Google.Protobuf.WellKnownTypes.Duration.FromTimeSpan(TimeSpan.FromSeconds(1.5)), usage, "llama3.1:8b"), StringComparison.Ordinal);
+        Assert.StartsWith("Cost: $0.0000", Running.RunPrinter.Summary(new Namra.Contracts.V1.Cost(), null, usage, "scripted"), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Run_WhenTheProviderRejectsTheKey_ExitsTwo()
     {
         UseDataFolder();

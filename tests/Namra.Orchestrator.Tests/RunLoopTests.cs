@@ -239,6 +239,39 @@ public sealed class RunLoopTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AModelWithoutAPrice_HasAnUnknownCost_NeverZero_AndACostBudgetOnItIsRefused()
+    {
+        _anthropic.Enqueue(new SseReply([AnthropicWire.MessageStart(model: "claude-experimental-9", inputTokens: 40), .. AnthropicWire.TextBlock(0, "Hi."),
+            AnthropicWire.MessageDelta("end_turn", 5), AnthropicWire.MessageStop()]));
+        var unpriced = Agent().Replace(AnthropicWire.Model, "claude-experimental-9", StringComparison.Ordinal);
+
+        var run = await ExecuteAsync(unpriced, "Hello");
+        var refused = await Assert.ThrowsAsync<RpcException>(() => ExecuteAsync(unpriced + "execution:\n  budget: { max_cost_usd: 5.00 }\n", "Hello"));
+
+        Assert.Equal(RunStatus.Completed, run.Status);
+        Assert.Null(run.Cost);
+        Assert.Equal(45, run.Usage.InputTokens + run.Usage.OutputTokens);
+        Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
+        Assert.Contains("no price for model 'claude-experimental-9'", refused.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal("execution.budget.max_cost_usd", RpcDetails.Of<Google.Rpc.BadRequest>(refused).Single().FieldViolations.Single().Field);
+        Assert.Single(_anthropic.Requests); // the refused run called nobody
+    }
+
+    [Fact]
+    public async Task AnAgentsOwnPricing_PricesItsCalls_AndKeepsACostBudget()
+    {
+        _anthropic.Enqueue(AnthropicWire.TextTurn(1000, 100, "Hi."));
+        var priced = Agent().Replace(AnthropicWire.Model, "claude-experimental-9", StringComparison.Ordinal)
+            .Replace("  max_tokens: 256\n", "  max_tokens: 256\n  pricing: { input_per_mtok: 2, output_per_mtok: 10 }\n", StringComparison.Ordinal)
+            + "execution:\n  budget: { max_cost_usd: 1.00 }\n";
+
+        var run = await ExecuteAsync(priced, "Hello");
+
+        Assert.Equal(RunStatus.Completed, run.Status);
+        Assert.Equal(0.003, run.Cost.TotalUsd, 10); // 1,000 in at $2, 100 out at $10
+    }
+
+    [Fact]
     public async Task AToolCallBudget_StopsBeforeTheCallThatWouldExceedIt()
     {
         _anthropic.Enqueue(ToolTurn(("t1", "calculator", "{\"expression\":\"1 + 1\"}"), ("t2", "calculator", "{\"expression\":\"2 + 2\"}")));

@@ -89,6 +89,17 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
 
         config.StopSequences.AddRange(llm.Get<List<object>>("stop_sequences")?.Cast<string>() ?? []);
         config.FallbackModels.AddRange(llm.Get<List<object>>("fallback_models")?.Cast<string>() ?? []);
+        if (llm.Get<ValidatedObject>("pricing") is { } pricing)
+        {
+            var input = pricing.Number("input_per_mtok") ?? 0;
+            config.Pricing = new ModelPricing
+            {
+                InputPerMtok = input,
+                OutputPerMtok = pricing.Number("output_per_mtok") ?? 0,
+                CacheWritePerMtok = pricing.Number("cache_write_per_mtok") ?? input,
+                CacheReadPerMtok = pricing.Number("cache_read_per_mtok") ?? input,
+            };
+        }
 
         if (provider == "openai_compatible" && !llm.Written.ContainsKey("base_url"))
         {

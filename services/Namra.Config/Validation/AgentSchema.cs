@@ -40,6 +40,16 @@ internal static class AgentSchema
         new("tool_calls", new ListType(new ObjectType(ScriptedToolCall), MaxItems: 64), "Tool calls the scripted model makes in this turn."),
     ]);
 
+    private static readonly NumberType PerMillion = new(0, 100_000);
+
+    public static readonly ObjectSpec Pricing = new("llm.pricing",
+    [
+        new("input_per_mtok", PerMillion, "US dollars per million input tokens.", Required: true),
+        new("output_per_mtok", PerMillion, "US dollars per million output tokens.", Required: true),
+        new("cache_write_per_mtok", PerMillion, "US dollars per million tokens written to the prompt cache; the input price when omitted."),
+        new("cache_read_per_mtok", PerMillion, "US dollars per million tokens read from the prompt cache; the input price when omitted."),
+    ]);
+
     public static readonly ObjectSpec Llm = new("llm",
     [
         new("provider", new EnumType(Providers), "Which provider serves the model.", Required: true),
@@ -52,6 +62,7 @@ internal static class AgentSchema
         new("api_key_env", EnvName, "Environment variable holding the API key (keys never go in agent files)."),
         new("script", new ListType(new ObjectType(ScriptedTurn), MinItems: 1, MaxItems: 1000), "Turns the scripted provider replays, in order."),
         new("fallback_models", new ListType(new StringType(MaxLength: 256), MaxItems: 8), "Models of the same provider tried in order when the model is overloaded or unavailable."),
+        new("pricing", new ObjectType(Pricing), "The model's prices, for a model the gateway has no published price for (self-hosted, new, negotiated); they price this agent's calls over the gateway's list."),
     ]);
 
     public static readonly ObjectSpec CalculatorConfig = new("builtin.calculator config",
