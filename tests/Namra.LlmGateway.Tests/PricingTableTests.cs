@@ -38,6 +38,36 @@ public sealed class PricingTableTests
         Assert.Equal(expected, _table.Find(provider, model)!.Model);
 
     [Theory]
+    [InlineData(LlmProvider.Anthropic, "claude-opus-4-5", "claude-opus-4-5", 5.0)] // not claude-opus-4's $15: a prefix is no match
+    [InlineData(LlmProvider.Anthropic, "claude-opus-4-5-20251101", "claude-opus-4-5", 5.0)]
+    [InlineData(LlmProvider.Anthropic, "claude-opus-4-20250514", "claude-opus-4", 15.0)]
+    [InlineData(LlmProvider.Anthropic, "claude-3-opus-latest", "claude-3-opus", 15.0)] // an alias the provider documents
+    [InlineData(LlmProvider.Anthropic, "claude-3-opus-20240229", "claude-3-opus", 15.0)]
+    [InlineData(LlmProvider.Anthropic, "claude-haiku-4-5-20251001", "claude-haiku-4-5", 1.0)]
+    public void Find_ResolvesSnapshotsAndAliasesByExplicitRules(LlmProvider provider, string model, string entry, double input)
+    {
+        var price = _table.Find(provider, model)!;
+
+        Assert.Equal((entry, (decimal)input), (price.Model, price.InputPerMTok));
+    }
+
+    [Theory]
+    [InlineData(LlmProvider.Anthropic, "claude-sonnet-4-5-latest")] // no such alias is published: not guessed
+    [InlineData(LlmProvider.Anthropic, "claude-opus-4-5-preview")]
+    [InlineData(LlmProvider.Anthropic, "claude-opus")]
+    [InlineData(LlmProvider.Openai, "gpt-4o-latest")]
+    public void Find_GuessesNothingBeyondThoseRules(LlmProvider provider, string model) =>
+        Assert.Null(_table.Find(provider, model));
+
+    [Fact]
+    public void ThePublishedFile_GivesEveryPriceASourceAndADate()
+    {
+        // The reader refuses an entry without them; this reads the file the gateway carries.
+        Assert.Matches(@"^\d{4}-\d{2}-\d{2}$", PricingTable.PublishedVersion);
+        Assert.Contains(_table.All, p => p.Model == "claude-opus-4-5");
+    }
+
+    [Theory]
     [InlineData(LlmProvider.OpenaiCompatible, "llama3.1:8b")]
     [InlineData(LlmProvider.Openai, "gpt-5-unknown")]
     [InlineData(LlmProvider.Anthropic, "claude-sonnet-4-5x")]

@@ -44,35 +44,28 @@ internal sealed record ModelPrice(LlmProvider Provider, string Model, decimal In
 }
 
 /// <summary>
-/// Prices per provider and model: the published list prices below, overridden or extended by
-/// <c>Namra:LlmGateway:Models</c> (custom and self-hosted models). A model matches its own entry, or the
-/// entry it extends with a snapshot suffix (<c>claude-sonnet-4-5-20250929</c> is priced as
-/// <c>claude-sonnet-4-5</c>, <c>gpt-4o-2024-08-06</c> as <c>gpt-4o</c>). A model without a price has an unknown cost, never zero.
+/// Prices per provider and model: the published list prices of <c>prices.json</c> (each with its source and date),
+/// overridden or extended by <c>Namra:LlmGateway:Models</c> (custom and self-hosted models) and, per agent, by
+/// <c>llm.pricing</c>. A model matches, in order: its own entry; the model an alias of the file names
+/// (<c>claude-3-opus-latest</c>); the entry it extends with a dated snapshot suffix (<c>claude-sonnet-4-5-20250929</c>
+/// is priced as <c>claude-sonnet-4-5</c>, <c>gpt-4o-2024-08-06</c> as <c>gpt-4o</c>). Nothing else is guessed: a model
+/// without a price has an unknown cost, never zero.
 /// </summary>
 internal sealed partial class PricingTable
 {
-    // List prices in USD per million tokens (input, output, cache write, cache read), as the providers publish them.
-    private static readonly ModelPrice[] BuiltIn =
-    [
-        new(LlmProvider.Anthropic, "claude-opus-4-1", 15m, 75m, 18.75m, 1.50m),
-        new(LlmProvider.Anthropic, "claude-opus-4", 15m, 75m, 18.75m, 1.50m),
-        new(LlmProvider.Anthropic, "claude-sonnet-4-5", 3m, 15m, 3.75m, 0.30m),
-        new(LlmProvider.Anthropic, "claude-sonnet-4", 3m, 15m, 3.75m, 0.30m),
-        new(LlmProvider.Anthropic, "claude-3-7-sonnet", 3m, 15m, 3.75m, 0.30m),
-        new(LlmProvider.Anthropic, "claude-haiku-4-5", 1m, 5m, 1.25m, 0.10m),
-        new(LlmProvider.Anthropic, "claude-3-5-haiku", 0.80m, 4m, 1m, 0.08m),
-        new(LlmProvider.Openai, "gpt-4.1", 2m, 8m, 0m, 0.50m),
-        new(LlmProvider.Openai, "gpt-4.1-mini", 0.40m, 1.60m, 0m, 0.10m),
-        new(LlmProvider.Openai, "gpt-4.1-nano", 0.10m, 0.40m, 0m, 0.025m),
-        new(LlmProvider.Openai, "gpt-4o", 2.50m, 10m, 0m, 1.25m),
-        new(LlmProvider.Openai, "gpt-4o-mini", 0.15m, 0.60m, 0m, 0.075m),
-        new(LlmProvider.Openai, "o4-mini", 1.10m, 4.40m, 0m, 0.275m),
-        new(LlmProvider.Openai, "text-embedding-3-small", 0.02m, 0m, 0m, 0m),
-        new(LlmProvider.Openai, "text-embedding-3-large", 0.13m, 0m, 0m, 0m),
-        new(LlmProvider.Scripted, "scripted", 0m, 0m, 0m, 0m),
-    ];
+    // The published list prices, from the versioned file beside this one (prices.json): each with its source and date.
+    private static readonly Lazy<PriceFile> Published = new(() =>
+    {
+        using var stream = typeof(PricingTable).Assembly.GetManifestResourceStream("Namra.LlmGateway.Pricing.prices.json")
+            ?? throw new InvalidOperationException("The gateway's price file is missing from its assembly.");
+        return PriceFile.Read(stream);
+    });
+
+    /// <summary>The version (date) of the published prices the gateway carries.</summary>
+    public static string PublishedVersion => Published.Value.Version;
 
     private readonly ModelPrice[] _prices;
+    private readonly IReadOnlyDictionary<(LlmProvider, string), string> _aliases;
 
     // Models are named by callers: answers are kept for the first few hundred names asked about, found again for others.
     private readonly Hosting.BoundedMemo<(LlmProvider Provider, string Model), ModelPrice?> _found = new(256);
@@ -80,7 +73,9 @@ internal sealed partial class PricingTable
     public PricingTable(IEnumerable<ModelPriceOptions> configured)
     {
         var overrides = configured.Select(c => c.ToPrice()).ToList();
-        _prices = [.. overrides, .. BuiltIn.Where(b => !overrides.Exists(o => o.Provider == b.Provider && o.Model == b.Model))];
+        var published = Published.Value;
+        _prices = [.. overrides, .. published.Prices.Where(b => !overrides.Exists(o => o.Provider == b.Provider && o.Model == b.Model))];
+        _aliases = published.Aliases;
     }
 
     public IReadOnlyList<ModelPrice> All => _prices;
@@ -108,7 +103,13 @@ internal sealed partial class PricingTable
     {
         if (provider == LlmProvider.Scripted)
         {
-            return _prices.First(p => p.Provider == LlmProvider.Scripted);
+            return ScriptedPrice;
+        }
+
+        // A provider's alias (claude-3-opus-latest) names the model it points to, as the provider's own list says.
+        if (_aliases.TryGetValue((provider, model), out var target))
+        {
+            model = target;
         }
 
         ModelPrice? best = null;
@@ -134,7 +135,10 @@ internal sealed partial class PricingTable
         return best;
     }
 
-    // What providers append to a model name for a snapshot: -20250929, -2024-08-06, -latest.
-    [System.Text.RegularExpressions.GeneratedRegex(@"^-(\d{8}|\d{4}-\d{2}-\d{2}|latest)$")]
+    private static readonly ModelPrice ScriptedPrice = new(LlmProvider.Scripted, "scripted", 0m, 0m, 0m, 0m);
+
+    // What providers append to a model name for a dated snapshot: -20250929, -2024-08-06. (Moving aliases such as
+    // -latest are listed by name in the price file: a snapshot keeps its price, an alias may move to another.)
+    [System.Text.RegularExpressions.GeneratedRegex(@"^-(\d{8}|\d{4}-\d{2}-\d{2})$")]
     private static partial System.Text.RegularExpressions.Regex DatedSuffix();
 }
