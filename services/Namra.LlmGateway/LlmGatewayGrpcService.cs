@@ -31,7 +31,7 @@ internal sealed class LlmGatewayGrpcService(
                 return new GenerateResponse
                 {
                     Message = done.Message, StopReason = done.StopReason, Usage = done.Usage, Cost = done.Cost, Model = done.Model, ResponseId = done.ResponseId,
-                    Reservation = done.Reservation,
+                    Reservation = done.Reservation, RequestId = done.RequestId,
                 };
             }
         }
@@ -262,6 +262,7 @@ internal sealed class LlmGatewayGrpcService(
 
             activity.SetTag(LlmGatewayTelemetry.Attributes.ResponseModel, model);
             activity.SetTag(LlmGatewayTelemetry.Attributes.ResponseId, completed.ResponseId);
+            activity.SetTag(LlmGatewayTelemetry.Attributes.ProviderRequestId, completed.RequestId);
             activity.SetTag(LlmGatewayTelemetry.Attributes.FinishReasons, new[] { FinishReason(completed.StopReason) });
             activity.SetTag(LlmGatewayTelemetry.Attributes.InputTokens, usage.InputTokens);
             activity.SetTag(LlmGatewayTelemetry.Attributes.OutputTokens, usage.OutputTokens);

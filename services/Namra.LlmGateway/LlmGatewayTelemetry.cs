@@ -40,6 +40,9 @@ internal static class LlmGatewayTelemetry
         public const string RequestModel = "gen_ai.request.model";
         public const string ResponseModel = "gen_ai.response.model";
         public const string ResponseId = "gen_ai.response.id";
+
+        /// <summary>The provider's identifier of the HTTP request (not a GenAI convention attribute: the providers' support asks for it).</summary>
+        public const string ProviderRequestId = "namra.provider.request_id";
         public const string FinishReasons = "gen_ai.response.finish_reasons";
         public const string InputTokens = "gen_ai.usage.input_tokens";
         public const string OutputTokens = "gen_ai.usage.output_tokens";

@@ -59,6 +59,25 @@ public sealed class PricingTableTests
     public void Find_GuessesNothingBeyondThoseRules(LlmProvider provider, string model) =>
         Assert.Null(_table.Find(provider, model));
 
+    [Theory]
+    [InlineData(100_000, 0.01 + 0.0005)] // at the limit: $0.10 in, $0.50 out per million
+    [InlineData(100_001, 0.0500005 + 0.0025)] // past it, the whole request at $0.50 / $2.50
+    public void CostOf_ALongPrompt_BillsTheWholeRequestAtTheHigherRates(long inputTokens, double expected)
+    {
+        var price = _table.Find(LlmProvider.Anthropic, "claude-haiku-5-5")!;
+
+        Assert.Equal(expected, price.CostOf(new TokenUsage { InputTokens = inputTokens, OutputTokens = 1000 }).TotalUsd, 10);
+    }
+
+    [Fact]
+    public void WorstCostOf_AnInputBoundPastTheLimit_UsesTheHigherRates()
+    {
+        var price = _table.Find(LlmProvider.Openai, "gpt-6-sol")!;
+
+        // 300,000 tokens of input at the highest long-prompt input rate ($5, cache writes) and 1,000 out at $15.
+        Assert.Equal(1.5 + 0.015, price.WorstCostOf(300_000, 1000).TotalUsd, 10);
+    }
+
     [Fact]
     public void ThePublishedFile_GivesEveryPriceASourceAndADate()
     {

@@ -272,6 +272,21 @@ public sealed class RunLoopTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AProvidersFailure_KeepsItsReasonRequestIdAndRetryAdvice_OnTheRun()
+    {
+        // Asked to wait longer than the gateway's longest backoff, the gateway passes the advice on instead of retrying.
+        _anthropic.Enqueue(new ErrorReply(429, AnthropicWire.ErrorBody("rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit"),
+            new Dictionary<string, string> { ["retry-after"] = "90", ["request-id"] = "req_011CX" }));
+
+        var run = await ExecuteAsync(Agent(), "Hello");
+
+        Assert.Equal((RunStatus.Failed, (int)StatusCode.ResourceExhausted), (run.Status, run.Error.Code));
+        var info = run.Error.Details.Single(d => d.Is(Google.Rpc.ErrorInfo.Descriptor)).Unpack<Google.Rpc.ErrorInfo>();
+        Assert.Equal(("anthropic", "429_RATE_LIMIT_ERROR", "req_011CX"), (info.Domain, info.Reason, info.Metadata["request_id"]));
+        Assert.Equal(TimeSpan.FromSeconds(90), run.Error.Details.Single(d => d.Is(Google.Rpc.RetryInfo.Descriptor)).Unpack<Google.Rpc.RetryInfo>().RetryDelay.ToTimeSpan());
+    }
+
+    [Fact]
     public async Task AToolCallBudget_StopsBeforeTheCallThatWouldExceedIt()
     {
         _anthropic.Enqueue(ToolTurn(("t1", "calculator", "{\"expression\":\"1 + 1\"}"), ("t2", "calculator", "{\"expression\":\"2 + 2\"}")));

@@ -23,9 +23,11 @@ internal sealed record PriceFile(string Version, IReadOnlyList<ModelPrice> Price
                 throw new InvalidDataException($"{where} has no source or date.");
             }
 
-            var price = new ModelPrice(Provider(entry.GetProperty("provider").GetString()!), entry.GetProperty("model").GetString()!,
-                entry.GetProperty("input").GetDecimal(), entry.GetProperty("output").GetDecimal(),
-                entry.GetProperty("cache_write").GetDecimal(), entry.GetProperty("cache_read").GetDecimal());
+            var price = Rates(entry, Provider(entry.GetProperty("provider").GetString()!), entry.GetProperty("model").GetString()!);
+            if (entry.TryGetProperty("long_prompt", out var longPrompt))
+            {
+                price = price with { LongPrompt = Rates(longPrompt, price.Provider, price.Model), LongPromptTokens = longPrompt.GetProperty("above_tokens").GetInt64() };
+            }
             if (price.InputPerMTok < 0 || price.OutputPerMTok < 0 || price.CacheWritePerMTok < 0 || price.CacheReadPerMTok < 0)
             {
                 throw new InvalidDataException($"{where} has a negative price.");
@@ -54,6 +56,10 @@ internal sealed record PriceFile(string Version, IReadOnlyList<ModelPrice> Price
 
         return new PriceFile(root.GetProperty("version").GetString()!, prices, aliases);
     }
+
+    private static ModelPrice Rates(JsonElement entry, LlmProvider provider, string model) =>
+        new(provider, model, entry.GetProperty("input").GetDecimal(), entry.GetProperty("output").GetDecimal(),
+            entry.GetProperty("cache_write").GetDecimal(), entry.GetProperty("cache_read").GetDecimal());
 
     private static LlmProvider Provider(string name) => name switch
     {

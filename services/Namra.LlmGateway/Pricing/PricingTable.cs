@@ -3,12 +3,27 @@ using Namra.LlmGateway.Options;
 
 namespace Namra.LlmGateway.Pricing;
 
-/// <summary>Prices of one model, in US dollars per million tokens.</summary>
+/// <summary>
+/// Prices of one model, in US dollars per million tokens. Some models bill a whole request at higher rates once its
+/// prompt (input, cache writes and reads) passes a length: <see cref="LongPrompt"/>.
+/// </summary>
 internal sealed record ModelPrice(LlmProvider Provider, string Model, decimal InputPerMTok, decimal OutputPerMTok, decimal CacheWritePerMTok, decimal CacheReadPerMTok)
 {
+    /// <summary>The rates of a request whose prompt is longer than <see cref="LongPromptTokens"/>; null when the model has one tier.</summary>
+    public ModelPrice? LongPrompt { get; init; }
+
+    /// <summary>The prompt length above which <see cref="LongPrompt"/> rates apply to the whole request.</summary>
+    public long LongPromptTokens { get; init; }
+
     /// <summary>The cost of a call's usage; decimal arithmetic, so budgets add up exactly.</summary>
     public Cost CostOf(TokenUsage usage)
     {
+        ArgumentNullException.ThrowIfNull(usage);
+        if (LongPrompt is { } longer && usage.InputTokens + usage.CacheCreationInputTokens + usage.CacheReadInputTokens > LongPromptTokens)
+        {
+            return longer.CostOf(usage);
+        }
+
         var input = usage.InputTokens * InputPerMTok / 1_000_000m;
         var output = usage.OutputTokens * OutputPerMTok / 1_000_000m;
         var cacheWrite = usage.CacheCreationInputTokens * CacheWritePerMTok / 1_000_000m;
@@ -29,6 +44,11 @@ internal sealed record ModelPrice(LlmProvider Provider, string Model, decimal In
     /// </summary>
     public Cost WorstCostOf(long inputTokens, long outputTokens)
     {
+        if (LongPrompt is { } longer && inputTokens > LongPromptTokens)
+        {
+            return longer.WorstCostOf(inputTokens, outputTokens);
+        }
+
         var input = inputTokens * Math.Max(InputPerMTok, Math.Max(CacheWritePerMTok, CacheReadPerMTok)) / 1_000_000m;
         var output = outputTokens * OutputPerMTok / 1_000_000m;
         return new Cost { TotalUsd = (double)(input + output), InputUsd = (double)input, OutputUsd = (double)output };

@@ -100,7 +100,7 @@ internal sealed class RunLoop(
         }
         catch (NamraException exception)
         {
-            state.Fail(exception is DownstreamException { StatusCode: StatusCode.DeadlineExceeded } ? RunStatus.TimedOut : RunStatus.Failed, exception.StatusCode, exception.Message);
+            state.Fail(exception is DownstreamException { StatusCode: StatusCode.DeadlineExceeded } ? RunStatus.TimedOut : RunStatus.Failed, exception);
         }
         catch (Exception exception) when (exception is not OperationCanceledException)
         {
@@ -355,7 +355,7 @@ internal sealed class RunLoop(
             return new GenerateCompleted
             {
                 Message = response.Message, StopReason = response.StopReason, Usage = response.Usage, Cost = response.Cost, Model = response.Model, ResponseId = response.ResponseId,
-                Reservation = response.Reservation,
+                Reservation = response.Reservation, RequestId = response.RequestId,
             };
         }
 

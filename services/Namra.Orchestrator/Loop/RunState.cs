@@ -1,6 +1,7 @@
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Namra.Contracts.V1;
+using Namra.Hosting.Errors;
 
 namespace Namra.Orchestrator.Loop;
 
@@ -154,12 +155,25 @@ internal sealed class RunState(Run run, Func<RunEvent, Task>? emit, int maxEvent
     public void Dispose() => _emitting.Dispose();
 
     /// <summary>Ends the run in a status other than completed; the first reason given is kept.</summary>
-    public void Fail(RunStatus status, StatusCode code, string message)
+    public void Fail(RunStatus status, StatusCode code, string message, IEnumerable<Any>? details = null)
     {
         if (run.Status is RunStatus.Running or RunStatus.Completed)
         {
             run.Status = status;
-            run.Error = new Google.Rpc.Status { Code = (int)code, Message = message };
+            run.Error = new Google.Rpc.Status { Code = (int)code, Message = message, Details = { details ?? [] } };
         }
+    }
+
+    /// <summary>
+    /// Ends the run with a service's failure, keeping its details: the provider's reason and request id
+    /// (<c>ErrorInfo</c>), when to try again (<c>RetryInfo</c>), which field or budget (<c>BadRequest</c>, <c>QuotaFailure</c>).
+    /// </summary>
+    public void Fail(RunStatus status, NamraException exception)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        var details = exception.InnerException is RpcException { } inner && inner.GetRpcStatus() is { } remote
+            ? remote.Details
+            : exception.Details.Select(Any.Pack);
+        Fail(status, exception.StatusCode, exception.Message, details);
     }
 }

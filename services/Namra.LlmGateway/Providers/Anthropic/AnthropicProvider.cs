@@ -40,10 +40,16 @@ internal sealed class AnthropicProvider(IHttpClientFactory httpClients, Provider
         using var response = await HttpSend.SendAsync(httpClients, message, Name, cancellationToken).ConfigureAwait(false);
         using var stream = await HttpSend.ReadBodyAsync(response, Name, options.Value.MaxResponseBytes, cancellationToken).ConfigureAwait(false);
         var turn = new TurnState();
+        var requestId = ProviderErrors.RequestId(response.Headers) ?? "";
         await foreach (var item in HttpSend.ReadEventsAsync(stream, Name, options.Value.StreamIdleTimeout, cancellationToken).ConfigureAwait(false))
         {
             foreach (var output in turn.Apply(item.EventType, item.Data))
             {
+                if (output.Completed is { } completed)
+                {
+                    completed.RequestId = requestId;
+                }
+
                 yield return output;
             }
 

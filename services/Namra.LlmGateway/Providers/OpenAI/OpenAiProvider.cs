@@ -33,11 +33,12 @@ internal sealed class OpenAiProvider(LlmProvider provider, IHttpClientFactory ht
         using var response = await SendAsync(request.Llm, "/chat/completions", body, cancellationToken).ConfigureAwait(false);
         using var stream = await HttpSend.ReadBodyAsync(response, Name, options.Value.MaxResponseBytes, cancellationToken).ConfigureAwait(false);
         var turn = new TurnState(Name);
+        var requestId = ProviderErrors.RequestId(response.Headers) ?? "";
         await foreach (var item in HttpSend.ReadEventsAsync(stream, Name, options.Value.StreamIdleTimeout, cancellationToken).ConfigureAwait(false))
         {
             if (item.Data == "[DONE]")
             {
-                yield return new StreamGenerateResponse { Completed = turn.Complete() };
+                yield return new StreamGenerateResponse { Completed = turn.Complete(requestId) };
                 yield break;
             }
 
@@ -53,7 +54,7 @@ internal sealed class OpenAiProvider(LlmProvider provider, IHttpClientFactory ht
             throw ProviderErrors.StreamEndedEarly(Name);
         }
 
-        yield return new StreamGenerateResponse { Completed = turn.Complete() };
+        yield return new StreamGenerateResponse { Completed = turn.Complete(requestId) };
     }
 
     /// <summary>Embeds texts with <c>POST {base}/embeddings</c>.</summary>
@@ -232,7 +233,7 @@ internal sealed class OpenAiProvider(LlmProvider provider, IHttpClientFactory ht
             }
         }
 
-        public GenerateCompleted Complete()
+        public GenerateCompleted Complete(string requestId = "")
         {
             var message = new Message { Role = Role.Assistant };
             if (_text.Length > 0)
@@ -245,7 +246,7 @@ internal sealed class OpenAiProvider(LlmProvider provider, IHttpClientFactory ht
                 message.Content.AddRange(_calls.Values.Select(call => new ContentBlock { ToolCall = call.ToToolCall() }));
             }
             // Without a usage chunk (servers that ignore include_usage) the usage, and so the cost, is unknown, not zero.
-            return new GenerateCompleted { Message = message, StopReason = _stopReason, Usage = _usageSeen ? _usage : null, Model = _model, ResponseId = _id };
+            return new GenerateCompleted { Message = message, StopReason = _stopReason, Usage = _usageSeen ? _usage : null, Model = _model, ResponseId = _id, RequestId = requestId };
         }
 
         private StreamGenerateResponse ApplyToolCall(JsonElement piece, int position)
