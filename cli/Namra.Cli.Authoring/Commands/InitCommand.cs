@@ -57,7 +57,7 @@ internal static class InitCommand
         llm:
           # `scripted` replays the turns below, so the agent runs with no API key. For a real model:
           #   provider: anthropic                      (reads ANTHROPIC_API_KEY)
-          #   model: claude-sonnet-4-5-20250929
+          #   model: claude-sonnet-5-5
           # or
           #   provider: openai                         (reads OPENAI_API_KEY)
           #   model: gpt-4o-mini

@@ -53,7 +53,7 @@ internal static class AgentSchema
     public static readonly ObjectSpec Llm = new("llm",
     [
         new("provider", new EnumType(Providers), "Which provider serves the model.", Required: true),
-        new("model", new StringType(MaxLength: 256), "The provider's model name, such as claude-sonnet-4-5-20250929.", Required: true),
+        new("model", new StringType(MaxLength: 256), "The provider's model name, such as claude-sonnet-5-5.", Required: true),
         new("temperature", new NumberType(0, 2), "Sampling temperature: 0..1 for anthropic, 0..2 for openai."),
         new("max_tokens", new IntegerType(1, 1_000_000), "Most tokens the model may write in one turn.", Default: 4096L),
         new("top_p", new NumberType(0, 1), "Nucleus sampling, 0..1."),
