@@ -31,7 +31,7 @@ internal sealed class LlmGatewayGrpcService(
                 return new GenerateResponse
                 {
                     Message = done.Message, StopReason = done.StopReason, Usage = done.Usage, Cost = done.Cost, Model = done.Model, ResponseId = done.ResponseId,
-                    Reservation = done.Reservation, RequestId = done.RequestId,
+                    Reservation = done.Reservation, RequestId = done.RequestId, Attempts = { done.Attempts },
                 };
             }
         }
@@ -113,6 +113,8 @@ internal sealed class LlmGatewayGrpcService(
 
         // Before anything is sent: a call whose worst case does not fit the caller's budget is never made.
         var reservation = CallReservations.Reserve(chat, pricing, budget);
+        var ledger = new AttemptLedger(chat.Llm.Provider, reservation);
+        ProviderAttempt? answering = null;
 
         // The caller's deadline bounds the call; so does the gateway's own limit, for callers that set none.
         using var callLimit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -139,17 +141,17 @@ internal sealed class LlmGatewayGrpcService(
             {
                 rateLimits.Acquire(chat.Llm.Provider,
                     Contracts.TokenEstimator.EstimateInput(chat.SystemPrompt, chat.Messages, chat.Tools) + (chat.Llm.MaxTokens > 0 ? chat.Llm.MaxTokens : CallReservations.DefaultMaxTokens), providerName);
-                (events, first, chat) = await OpenWithFallbackAsync(provider, chat, cancellationToken).ConfigureAwait(false);
+                (events, first, chat, answering) = await OpenWithFallbackAsync(provider, chat, ledger, cancellationToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (callLimit.IsCancellationRequested && !outer.IsCancellationRequested)
             {
                 code = nameof(StatusCode.DeadlineExceeded);
-                throw TooLong();
+                throw ledger.WithAttempts(TooLong());
             }
             catch (Exception exception)
             {
                 code = CodeOf(exception);
-                throw;
+                throw ledger.WithAttempts(exception);
             }
 
             LlmGatewayTelemetry.TimeToFirstToken.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, providerName, modelLabel);
@@ -160,6 +162,8 @@ internal sealed class LlmGatewayGrpcService(
                 {
                     item.Completed.Reservation = reservation;
                     Settle(item.Completed, chat, providerName, activity);
+                    AttemptLedger.Completed(answering, item.Completed);
+                    item.Completed.Attempts.AddRange(ledger.All);
                 }
 
                 yield return item;
@@ -172,13 +176,16 @@ internal sealed class LlmGatewayGrpcService(
                 }
                 catch (OperationCanceledException) when (callLimit.IsCancellationRequested && !outer.IsCancellationRequested)
                 {
+                    // Broken off mid-stream: the provider may bill what it wrote.
                     code = nameof(StatusCode.DeadlineExceeded);
-                    throw TooLong();
+                    ledger.Unknown(answering);
+                    throw ledger.WithAttempts(TooLong());
                 }
                 catch (Exception exception)
                 {
                     code = CodeOf(exception);
-                    throw;
+                    ledger.Unknown(answering);
+                    throw ledger.WithAttempts(exception);
                 }
 
                 item = events.Current;
@@ -209,8 +216,8 @@ internal sealed class LlmGatewayGrpcService(
         pricing.Find(provider, model) is { } price ? price.Model : "other";
 
     // The model, then each fallback model in turn while failures are transient; the chat that answered is returned.
-    private async Task<(IAsyncEnumerator<StreamGenerateResponse>, StreamGenerateResponse, ChatRequest)> OpenWithFallbackAsync(
-        ILlmProvider provider, ChatRequest chat, CancellationToken cancellationToken)
+    private async Task<(IAsyncEnumerator<StreamGenerateResponse>, StreamGenerateResponse, ChatRequest, ProviderAttempt)> OpenWithFallbackAsync(
+        ILlmProvider provider, ChatRequest chat, AttemptLedger ledger, CancellationToken cancellationToken)
     {
         var models = chat.Llm.FallbackModels.Prepend(chat.Llm.Model).Distinct(StringComparer.Ordinal).ToList();
         for (var i = 0; ; i++)
@@ -218,8 +225,8 @@ internal sealed class LlmGatewayGrpcService(
             var attempt = i == 0 ? chat : chat with { Llm = new LlmConfig(chat.Llm) { Model = models[i] } };
             try
             {
-                var (events, first) = await resilience.OpenAsync(provider, attempt, cancellationToken).ConfigureAwait(false);
-                return (events, first, attempt);
+                var (events, first, sent) = await resilience.OpenAsync(provider, attempt, ledger, cancellationToken).ConfigureAwait(false);
+                return (events, first, attempt, sent);
             }
             catch (Exception exception) when (i + 1 < models.Count && ProviderResilience.IsTransient(exception))
             {

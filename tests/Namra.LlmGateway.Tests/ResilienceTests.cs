@@ -59,8 +59,14 @@ public sealed class ResilienceTests : IAsyncLifetime
         var call = _client.GenerateAsync(Request()).ResponseAsync;
         await PassNextBackoffAsync();
 
-        Assert.Equal("ok", (await call.WaitAsync(TimeSpan.FromSeconds(10))).Message.Content.Single().Text);
+        var response = await call.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal("ok", response.Message.Content.Single().Text);
         Assert.Equal(2, _anthropic.Requests.Count);
+        // Both requests are on the call's ledger: the refused one billed nothing, the answered one its usage.
+        Assert.Equal([AttemptOutcome.Failed, AttemptOutcome.Completed], response.Attempts.Select(a => a.Outcome));
+        Assert.Contains("Overloaded", response.Attempts[0].Error, StringComparison.Ordinal);
+        Assert.Equal(12, response.Attempts[1].Usage.InputTokens + response.Attempts[1].Usage.OutputTokens);
+        Assert.Equal(response.Cost.TotalUsd, response.Attempts[1].Cost.TotalUsd);
     }
 
     [Fact]

@@ -50,4 +50,39 @@ public sealed class ProviderCallCountTests
         Assert.Equal(3, afterUnary); // the first attempt and the gateway's two retries
         Assert.Equal(6, anthropic.Requests.Count);
     }
+
+    [Fact]
+    public async Task AGatewayLostMidTurn_EndsTheRun_WithAnAttemptOfUnknownOutcomeChargedAllItWasAllowed()
+    {
+        await using var anthropic = await FakeProviderServer.StartAsync();
+        anthropic.Enqueue(new SseReply([AnthropicWire.MessageStart(), .. AnthropicWire.TextBlock(0, "Thinking about it")], HoldAfter: 2));
+        using var gateway = ServerProcess.Start("llm-gateway", out var gatewayAddress, new Dictionary<string, string>
+        {
+            ["ANTHROPIC_API_KEY"] = "sk-ant-test",
+            ["ANTHROPIC_BASE_URL"] = anthropic.BaseUrl.ToString(),
+        });
+        await using var host = await NamraTestHost.StartAsync("config,tool-executor,memory,orchestrator",
+            new Dictionary<string, string?> { ["Namra:Services:LlmGateway"] = gatewayAddress });
+        var client = new AgentService.AgentServiceClient(host.Channel);
+        var agent = new AgentSource
+        {
+            Inline = new InlineAgent
+            {
+                Content = $"name: lost\nversion: 1.0.0\nllm: {{ provider: anthropic, model: {AnthropicWire.Model}, max_tokens: 64 }}\nexecution: {{ budget: {{ max_tokens: 50000 }} }}\n",
+                Format = AgentFormat.Yaml,
+            },
+        };
+
+        var running = client.ExecuteAsync(new ExecuteRequest { Agent = agent, Input = "Hello." }).ResponseAsync;
+        await anthropic.WaitForRequestsAsync(1, TimeSpan.FromSeconds(30));
+        gateway.Kill();
+        var run = (await running.WaitAsync(TimeSpan.FromSeconds(30))).Run;
+
+        Assert.Equal((RunStatus.Failed, (int)StatusCode.Unavailable), (run.Status, run.Error.Code));
+        var lost = Assert.Single(run.Ledger);
+        Assert.Equal((AttemptOutcome.Unknown, 50_000L), (lost.Outcome, lost.ChargedTokens));
+        Assert.Contains("lost mid-call", lost.Error, StringComparison.Ordinal);
+        Assert.Null(run.Cost);
+        Assert.Single(anthropic.Requests);
+    }
 }

@@ -287,6 +287,38 @@ public sealed class RunLoopTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task EveryProviderRequest_IsOnTheRunsLedger_AndTheRunsTotalsAreItsSum()
+    {
+        _anthropic.Enqueue(new ErrorReply(529, AnthropicWire.ErrorBody("overloaded_error", "Overloaded"), new Dictionary<string, string> { ["request-id"] = "req_first" }),
+            AnthropicWire.TextTurn(60, 12, "Hello."));
+
+        var run = await ExecuteAsync(Agent(), "Hi");
+
+        Assert.Equal(RunStatus.Completed, run.Status);
+        Assert.Equal([(AttemptOutcome.Failed, "req_first", 1), (AttemptOutcome.Completed, "", 1)], run.Ledger.Select(a => (a.Outcome, a.RequestId, a.Iteration)));
+        var answered = run.Ledger.Where(a => a.Outcome == AttemptOutcome.Completed).ToList();
+        Assert.Equal(answered.Sum(a => a.Usage.InputTokens), run.Usage.InputTokens);
+        Assert.Equal(answered.Sum(a => a.Usage.OutputTokens), run.Usage.OutputTokens);
+        Assert.Equal(answered.Sum(a => a.Cost.TotalUsd), run.Cost.TotalUsd, 12);
+    }
+
+    [Fact]
+    public async Task AStreamBrokenMidTurn_IsOnTheLedgerAsUnknown_ChargedItsWorstCase_AndTheCostIsUnknown()
+    {
+        _anthropic.Enqueue(new SseReply([AnthropicWire.MessageStart(), .. AnthropicWire.TextBlock(0, "Half an ans", "wer")], DropAfter: 3));
+
+        var events = await StreamAsync(Agent("budget: { max_tokens: 100000 }"), "Hi");
+
+        var failed = events[^1].RunFailed;
+        Assert.Equal((int)StatusCode.Unavailable, failed.Error.Code);
+        Assert.Null(failed.Cost);
+        var run = (await _client.GetRunAsync(new GetRunRequest { RunId = events[0].RunId })).Run;
+        var lost = Assert.Single(run.Ledger);
+        Assert.Equal(AttemptOutcome.Unknown, lost.Outcome);
+        Assert.True(lost.ChargedTokens > 256, $"charged {lost.ChargedTokens}"); // the input bound plus max_tokens
+    }
+
+    [Fact]
     public async Task AToolCallBudget_StopsBeforeTheCallThatWouldExceedIt()
     {
         _anthropic.Enqueue(ToolTurn(("t1", "calculator", "{\"expression\":\"1 + 1\"}"), ("t2", "calculator", "{\"expression\":\"2 + 2\"}")));

@@ -46,13 +46,16 @@ internal sealed class ProviderResilience(IOptions<LlmGatewayOptions> options, Ti
     }
 
     /// <summary>The open stream and its first event.</summary>
-    public async Task<(IAsyncEnumerator<StreamGenerateResponse> Events, StreamGenerateResponse First)> OpenAsync(
-        ILlmProvider provider, ChatRequest chat, CancellationToken cancellationToken)
+    public async Task<(IAsyncEnumerator<StreamGenerateResponse> Events, StreamGenerateResponse First, ProviderAttempt Attempt)> OpenAsync(
+        ILlmProvider provider, ChatRequest chat, Pricing.AttemptLedger ledger, CancellationToken cancellationToken)
     {
         try
         {
             return await PipelineFor(provider.Provider, chat.Llm.BaseUrl, chat.Llm.Model).ExecuteAsync(async token =>
             {
+                // Every request sent is an entry of the ledger, whatever becomes of it.
+                var attempt = ledger.Begin(chat.Llm.Model);
+
                 // The rest of the stream outlives this attempt, so it runs on the caller's token.
                 var events = provider.StreamAsync(chat, cancellationToken).GetAsyncEnumerator(cancellationToken);
                 try
@@ -63,10 +66,11 @@ internal sealed class ProviderResilience(IOptions<LlmGatewayOptions> options, Ti
                         throw ProviderErrors.StreamEndedEarly(LlmGatewayGrpcService.Name(provider.Provider));
                     }
 
-                    return (events, events.Current);
+                    return (events, events.Current, attempt);
                 }
-                catch
+                catch (Exception exception)
                 {
+                    ledger.Failed(attempt, exception);
                     await events.DisposeAsync().ConfigureAwait(false);
                     throw;
                 }

@@ -45,14 +45,18 @@ internal sealed class RunBudget(Budget? budget)
     /// was reserved at. Returns why the run must stop when the provider counted more than the budget allowed (a
     /// reservation bounds what a provider can count honestly; a broken count is stopped at once).
     /// </summary>
-    public string? Settle(TokenUsage? usage, Cost? cost, CallReservation? reservation)
+    public string? Settle(IReadOnlyList<ProviderAttempt> attempts, TokenUsage? usage, Cost? cost, CallReservation? reservation)
     {
+        ArgumentNullException.ThrowIfNull(attempts);
         lock (_gate)
         {
-            var tokens = usage is null ? reservation?.Tokens ?? 0
-                : usage.InputTokens + usage.OutputTokens + usage.CacheCreationInputTokens + usage.CacheReadInputTokens;
+            // Every request the gateway made for the call counts: answered ones at what they used, lost ones at their
+            // worst case, refused ones at nothing.
+            var (tokens, dollars) = attempts.Count > 0
+                ? attempts.Select(a => Charge(a, reservation)).Aggregate((0L, 0.0), (sum, c) => (sum.Item1 + c.Tokens, sum.Item2 + c.Cost))
+                : Charge(new ProviderAttempt { Outcome = AttemptOutcome.Completed, Usage = usage, Cost = cost }, reservation);
             _tokens += tokens;
-            _cost += (usage is null ? null : cost)?.TotalUsd ?? reservation?.Cost?.TotalUsd ?? 0;
+            _cost += dollars;
             if (budget?.HasMaxTokens == true && _tokens > budget.MaxTokens)
             {
                 return $"The provider counted {tokens:N0} tokens for the last model call, which puts the run at {_tokens:N0}: {_tokens - budget.MaxTokens:N0} over its budget of {budget.MaxTokens:N0} (the call was reserved at {reservation?.Tokens ?? 0:N0}).";
@@ -66,6 +70,29 @@ internal sealed class RunBudget(Budget? budget)
             return null;
         }
     }
+
+    /// <summary>Charges the requests of a call that failed: those whose outcome is unknown at their worst case.</summary>
+    public void Charge(IEnumerable<ProviderAttempt> attempts)
+    {
+        lock (_gate)
+        {
+            foreach (var attempt in attempts)
+            {
+                var (tokens, dollars) = Charge(attempt, null);
+                _tokens += tokens;
+                _cost += dollars;
+            }
+        }
+    }
+
+    private static (long Tokens, double Cost) Charge(ProviderAttempt attempt, CallReservation? reservation) => attempt.Outcome switch
+    {
+        AttemptOutcome.Completed when attempt.Usage is { } used =>
+            (used.InputTokens + used.OutputTokens + used.CacheCreationInputTokens + used.CacheReadInputTokens, attempt.Cost?.TotalUsd ?? reservation?.Cost?.TotalUsd ?? 0),
+        AttemptOutcome.Completed => (reservation?.Tokens ?? 0, reservation?.Cost?.TotalUsd ?? 0), // the provider reported no usage
+        AttemptOutcome.Unknown => (attempt.ChargedTokens, attempt.ChargedCost?.TotalUsd ?? 0),
+        _ => (0, 0),
+    };
 
     /// <summary>Takes one of the run's tool calls, or says the budget has none left.</summary>
     public string? TryReserveToolCall()

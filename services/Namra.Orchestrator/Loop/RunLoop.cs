@@ -202,8 +202,17 @@ internal sealed class RunLoop(
                 state.Fail(RunStatus.BudgetExceeded, StatusCode.ResourceExhausted, refusal);
                 return;
             }
+            catch (DownstreamException exception)
+            {
+                // The requests the failed call made are the run's too: on its ledger, and charged when their outcome is unknown.
+                var attempts = FailedAttempts(exception, agent.Llm!, budget.Left());
+                budget.Charge(attempts);
+                state.Record(attempts, iteration);
+                throw;
+            }
 
-            var overshoot = budget.Settle(completed.Usage, completed.Cost, completed.Reservation);
+            var overshoot = budget.Settle(completed.Attempts, completed.Usage, completed.Cost, completed.Reservation);
+            state.Record(completed.Attempts, iteration);
             state.AddUsage(completed.Usage, completed.Cost);
             await state.EmitAsync(new RunEvent { Usage = new UsageUpdate { Usage = run.Usage, Cost = run.Cost } }).ConfigureAwait(false);
             if (overshoot is not null)
@@ -332,6 +341,35 @@ internal sealed class RunLoop(
         }
     }
 
+    // The provider requests of a failed model call, from the gateway's error details. A gateway lost mid-call sends
+    // none: the turn may have reached the provider, so it is an attempt of unknown outcome, charged all the call was
+    // allowed (what the run had left: the gateway makes no call whose worst case does not fit).
+    private static List<ProviderAttempt> FailedAttempts(DownstreamException exception, LlmConfig llm, CallBudget? left)
+    {
+        if (exception.InnerException is not RpcException inner || CallFailures.NeverReachedTheService(inner))
+        {
+            return [];
+        }
+
+        var reported = inner.GetRpcStatus()?.Details.Where(any => any.Is(ProviderAttempts.Descriptor)).Select(any => any.Unpack<ProviderAttempts>()).FirstOrDefault();
+        if (reported is not null)
+        {
+            return [.. reported.Attempts];
+        }
+
+        return inner.StatusCode is StatusCode.Unavailable or StatusCode.Cancelled or StatusCode.DeadlineExceeded or StatusCode.Internal or StatusCode.Unknown
+            ? [new ProviderAttempt
+            {
+                Provider = llm.Provider,
+                Model = llm.Model,
+                Outcome = AttemptOutcome.Unknown,
+                Error = $"The llm-gateway service was lost mid-call ({inner.StatusCode}): whether the provider was called is not known.",
+                ChargedTokens = left?.HasMaxTokens == true ? left.MaxTokens : 0,
+                ChargedCost = left?.HasMaxCostUsd == true ? new Cost { TotalUsd = left.MaxCostUsd } : null,
+            }]
+            : [];
+    }
+
     // The gateway's refusal of a call that does not fit the run's budget: its QuotaFailure names the budget.
     private static string? BudgetRefusal(DownstreamException exception) =>
         exception is { StatusCode: StatusCode.ResourceExhausted, InnerException: RpcException inner }
@@ -355,7 +393,7 @@ internal sealed class RunLoop(
             return new GenerateCompleted
             {
                 Message = response.Message, StopReason = response.StopReason, Usage = response.Usage, Cost = response.Cost, Model = response.Model, ResponseId = response.ResponseId,
-                Reservation = response.Reservation, RequestId = response.RequestId,
+                Reservation = response.Reservation, RequestId = response.RequestId, Attempts = { response.Attempts },
             };
         }
 

@@ -140,6 +140,23 @@ internal sealed class RunState(Run run, Func<RunEvent, Task>? emit, int maxEvent
         }
     }
 
+    /// <summary>
+    /// Adds the provider requests of a model call to the run's ledger. A request whose outcome is unknown may have
+    /// been billed any amount up to its worst case: the run's cost is unknown from then on.
+    /// </summary>
+    public void Record(IEnumerable<ProviderAttempt> attempts, int iteration)
+    {
+        foreach (var attempt in attempts)
+        {
+            attempt.Iteration = iteration;
+            run.Ledger.Add(attempt);
+            if (attempt.Outcome == AttemptOutcome.Unknown)
+            {
+                run.Cost = null;
+            }
+        }
+    }
+
     public void CountTool(bool isError)
     {
         lock (_counting)

@@ -1,0 +1,86 @@
+using Google.Rpc;
+using Namra.Contracts.V1;
+using Namra.Hosting.Errors;
+
+namespace Namra.LlmGateway.Pricing;
+
+/// <summary>
+/// The requests one model call sent to its provider, retries and fallbacks included, each with what became of it:
+/// answered (its usage is billed), refused with an error (not billed) or unknown (sent, and the connection or the
+/// stream broke: it may be billed, up to the call's worst case). Returned with the answer, or in the error's details,
+/// so the run's ledger holds every request made for it.
+/// </summary>
+internal sealed class AttemptLedger(LlmProvider provider, CallReservation reservation)
+{
+    private readonly List<ProviderAttempt> _attempts = [];
+    private readonly Lock _gate = new();
+
+    /// <summary>Records a request about to be sent for <paramref name="model"/>.</summary>
+    public ProviderAttempt Begin(string model)
+    {
+        var attempt = new ProviderAttempt { Provider = provider, Model = model, Outcome = AttemptOutcome.Unknown };
+        lock (_gate)
+        {
+            _attempts.Add(attempt);
+        }
+
+        return attempt;
+    }
+
+    /// <summary>The request failed: refused by the provider (not billed), never sent, or unknown (charged its worst case).</summary>
+    public void Failed(ProviderAttempt attempt, Exception exception)
+    {
+        var info = (exception as NamraException)?.Details.OfType<ErrorInfo>().FirstOrDefault();
+        var sent = info?.Reason is not ("NETWORK" or "STREAM_ENDED" or "MALFORMED_RESPONSE") && exception is NamraException;
+        attempt.Error = exception.Message;
+        attempt.RequestId = info?.Metadata.TryGetValue("request_id", out var id) == true ? id : "";
+        if (sent || NeverSent(exception))
+        {
+            attempt.Outcome = AttemptOutcome.Failed;
+            return;
+        }
+
+        Unknown(attempt);
+    }
+
+    /// <summary>The request was sent and what became of it is not known: its worst case is charged.</summary>
+    public void Unknown(ProviderAttempt attempt)
+    {
+        attempt.Outcome = AttemptOutcome.Unknown;
+        attempt.ChargedTokens = reservation.Tokens;
+        attempt.ChargedCost = reservation.Cost;
+    }
+
+    /// <summary>The provider answered the whole turn.</summary>
+    public static void Completed(ProviderAttempt attempt, GenerateCompleted completed)
+    {
+        attempt.Outcome = AttemptOutcome.Completed;
+        attempt.RequestId = completed.RequestId;
+        attempt.ResponseId = completed.ResponseId;
+        attempt.Usage = completed.Usage;
+        attempt.Cost = completed.Cost;
+    }
+
+    public IReadOnlyList<ProviderAttempt> All
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return [.. _attempts];
+            }
+        }
+    }
+
+    /// <summary>
+    /// The failure a caller gets, with the attempts in its details: none at all says no request was sent (a rate
+    /// limit, an open circuit), which a caller cannot tell from a gateway lost mid-call otherwise.
+    /// </summary>
+    public Exception WithAttempts(Exception exception) => exception is NamraException namra
+        ? new NamraException(namra.StatusCode, namra.Message, [.. namra.Details, new ProviderAttempts { Attempts = { All } }], namra)
+        : exception;
+
+    // A connection that could not be made carried no request.
+    private static bool NeverSent(Exception exception) =>
+        exception.InnerException is HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError };
+}
