@@ -21,6 +21,9 @@ public class HotPathBenchmarks
     private readonly ArgumentValidator _validator = new();
     private ChatRequest _request = null!;
     private StreamGenerateRequest _proto = null!;
+
+    /// <summary>The conversation, for other benchmarks of the same call.</summary>
+    internal ChatRequest Request => _request;
     private JsonDocument _arguments = null!;
     private const string Schema = """{"type":"object","properties":{"expression":{"type":"string","minLength":1,"maxLength":1000}},"required":["expression"],"additionalProperties":false}""";
 
@@ -37,7 +40,7 @@ public class HotPathBenchmarks
         messages.Add(new Message { Role = Role.Tool, Content = { new ContentBlock { ToolResult = new ToolResult { ToolCallId = "toolu_3", Content = "126" } } } });
         messages.Add(new Message { Role = Role.Assistant, Content = { new ContentBlock { Text = "(17 + 25) * 3 = 126." } } });
         var tools = new[] { new ToolDefinition { Name = "calculator", Description = "Evaluates arithmetic.", InputSchemaJson = Schema } };
-        var llm = new LlmConfig { Provider = LlmProvider.Anthropic, Model = "claude-sonnet-4-5-20250929", MaxTokens = 1024 };
+        var llm = new LlmConfig { Provider = LlmProvider.Anthropic, Model = "claude-sonnet-5-5", MaxTokens = 1024 };
         _request = new ChatRequest(llm, "Use the calculator for every computation.", messages, tools, ToolChoice.Auto);
         _proto = new StreamGenerateRequest { Llm = llm, SystemPrompt = _request.SystemPrompt, Messages = { messages }, Tools = { tools } };
         _arguments = JsonDocument.Parse("{\"expression\":\"(17 + 25) * 2\"}");

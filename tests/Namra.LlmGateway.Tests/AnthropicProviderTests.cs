@@ -57,6 +57,29 @@ public sealed class AnthropicProviderTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task StreamGenerate_ReadsStreamsWithFieldsAndEventsItDoesNotKnow()
+    {
+        // Real streams grow: new usage fields, new block and event types, metadata on every object.
+        _anthropic.Enqueue(new SseReply([
+            new SseFrame("message_start", """{"type":"message_start","message":{"id":"msg_9","type":"message","role":"assistant","content":[],"model":"claude-sonnet-5-5","container":null,"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":30,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"cache_creation":{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":0},"output_tokens":1,"service_tier":"standard","server_tool_use":{"web_search_requests":0}}}}"""),
+            new SseFrame("content_block_start", """{"type":"content_block_start","index":0,"content_block":{"type":"text","text":"","citations":[]}}"""),
+            new SseFrame("content_block_delta", """{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"""),
+            new SseFrame("content_block_delta", """{"type":"content_block_delta","index":0,"delta":{"type":"citations_delta","citation":{"type":"char_location"}}}"""),
+            new SseFrame("content_block_stop", """{"type":"content_block_stop","index":0}"""),
+            new SseFrame("content_block_start", """{"type":"content_block_start","index":1,"content_block":{"type":"server_tool_use","id":"srvtoolu_1","name":"web_search","input":{}}}"""),
+            new SseFrame("content_block_stop", """{"type":"content_block_stop","index":1}"""),
+            new SseFrame("message_annotation", """{"type":"message_annotation","note":"an event type added later"}"""),
+            new SseFrame("message_delta", """{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null,"stop_details":{}},"usage":{"output_tokens":7,"server_tool_use":{"web_search_requests":1}}}"""),
+            AnthropicWire.MessageStop()]));
+
+        var events = await StreamAsync(Request("Hi"));
+
+        var completed = events[^1].Completed;
+        Assert.Equal("Hi", completed.Message.Content.Single().Text);
+        Assert.Equal((StopReason.EndTurn, 30L, 7L), (completed.StopReason, completed.Usage.InputTokens, completed.Usage.OutputTokens));
+    }
+
+    [Fact]
     public async Task StreamGenerate_AToolBlockCutOffByMaxTokens_IsNoToolCall()
     {
         _anthropic.Enqueue(new SseReply([

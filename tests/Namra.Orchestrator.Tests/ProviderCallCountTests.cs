@@ -85,4 +85,37 @@ public sealed class ProviderCallCountTests
         Assert.Null(run.Cost);
         Assert.Single(anthropic.Requests);
     }
+
+    [Fact]
+    public async Task WithTwoGatewayReplicas_KillingTheOneServingATurn_DoesNotSendTheTurnToTheOther()
+    {
+        // Two replicas behind one name, as a headless Service gives them: localhost is 127.0.0.1 and ::1, on one port.
+        await using var anthropic = await FakeProviderServer.StartAsync();
+        anthropic.Enqueue(new SseReply([AnthropicWire.MessageStart(), .. AnthropicWire.TextBlock(0, "Thinking about it")], HoldAfter: 2));
+        anthropic.DefaultReply = AnthropicWire.TextTurn(10, 2, "Sent twice.");
+        var port = LocalPorts.Free();
+        ServerProcess Replica(System.Net.IPAddress address, string key) => ServerProcess.Start("llm-gateway", address, port, new Dictionary<string, string>
+        {
+            ["ANTHROPIC_API_KEY"] = key, // tells the provider which replica called it
+            ["ANTHROPIC_BASE_URL"] = anthropic.BaseUrl.ToString(),
+        });
+        using var first = Replica(System.Net.IPAddress.Loopback, "sk-ant-first");
+        using var second = Replica(System.Net.IPAddress.IPv6Loopback, "sk-ant-second");
+        await using var host = await NamraTestHost.StartAsync("config,tool-executor,memory,orchestrator",
+            new Dictionary<string, string?> { ["Namra:Services:LlmGateway"] = $"dns:///localhost:{port}" });
+        var client = new AgentService.AgentServiceClient(host.Channel);
+        var agent = new AgentSource
+        {
+            Inline = new InlineAgent { Content = $"name: replicated\nversion: 1.0.0\nllm: {{ provider: anthropic, model: {AnthropicWire.Model}, max_tokens: 64 }}\n", Format = AgentFormat.Yaml },
+        };
+
+        var running = client.ExecuteAsync(new ExecuteRequest { Agent = agent, Input = "Hello." }).ResponseAsync;
+        await anthropic.WaitForRequestsAsync(1, TimeSpan.FromSeconds(30));
+        (anthropic.Requests[0].Headers["x-api-key"] == "sk-ant-first" ? first : second).Kill();
+        var run = (await running.WaitAsync(TimeSpan.FromSeconds(30))).Run;
+
+        Assert.Equal((RunStatus.Failed, (int)StatusCode.Unavailable), (run.Status, run.Error.Code));
+        Assert.Single(anthropic.Requests); // the turn was billed once, whatever the other replica could have done
+        Assert.Equal(AttemptOutcome.Unknown, Assert.Single(run.Ledger).Outcome);
+    }
 }

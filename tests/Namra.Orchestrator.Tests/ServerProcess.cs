@@ -9,11 +9,12 @@ internal sealed class ServerProcess : IDisposable
 {
     private readonly Process _process;
 
-    private ServerProcess(Process process, int grpc, int http)
+    private ServerProcess(Process process, int grpc, int http, System.Net.IPAddress address)
     {
         _process = process;
-        GrpcAddress = $"http://127.0.0.1:{grpc}";
-        HttpAddress = new Uri($"http://127.0.0.1:{http}");
+        var host = address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{address}]" : address.ToString();
+        GrpcAddress = $"http://{host}:{grpc}";
+        HttpAddress = new Uri($"http://{host}:{http}");
     }
 
     /// <summary>The gRPC address.</summary>
@@ -31,14 +32,18 @@ internal sealed class ServerProcess : IDisposable
     }
 
     /// <summary>Starts the roles; settings become environment variables (<c>Namra__Services__Memory</c>...).</summary>
-    public static ServerProcess Start(string roles, IReadOnlyDictionary<string, string>? settings = null)
+    public static ServerProcess Start(string roles, IReadOnlyDictionary<string, string>? settings = null) =>
+        Start(roles, System.Net.IPAddress.Loopback, LocalPorts.Free(), settings);
+
+    /// <summary>Starts the roles with their gRPC endpoint on a given loopback address and port (replicas behind one name).</summary>
+    public static ServerProcess Start(string roles, System.Net.IPAddress address, int grpc, IReadOnlyDictionary<string, string>? settings = null)
     {
-        var (grpc, http) = (LocalPorts.Free(), LocalPorts.Free());
+        var http = LocalPorts.Free();
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "namra-server.dll"));
         start.ArgumentList.Add("--services");
         start.ArgumentList.Add(roles);
-        start.Environment["Namra__Host__ListenAddress"] = "127.0.0.1";
+        start.Environment["Namra__Host__ListenAddress"] = address.ToString();
         start.Environment["Namra__Host__GrpcPort"] = grpc.ToString(CultureInfo.InvariantCulture);
         start.Environment["Namra__Host__HttpPort"] = http.ToString(CultureInfo.InvariantCulture);
         start.Environment["Logging__LogLevel__Default"] = "Warning";
@@ -52,8 +57,8 @@ internal sealed class ServerProcess : IDisposable
         process.ErrorDataReceived += (_, _) => { };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        LocalPorts.WaitUntilListeningAsync(grpc).GetAwaiter().GetResult();
-        return new ServerProcess(process, grpc, http);
+        LocalPorts.WaitUntilListeningAsync(address, grpc).GetAwaiter().GetResult();
+        return new ServerProcess(process, grpc, http, address);
     }
 
     /// <summary>Kills the process at once, as a crash would.</summary>

@@ -36,14 +36,18 @@ public static class LocalPorts
     }
 
     /// <summary>Waits until something accepts connections on 127.0.0.1:<paramref name="port"/>, up to 30 s.</summary>
-    public static async Task WaitUntilListeningAsync(int port)
+    public static Task WaitUntilListeningAsync(int port) => WaitUntilListeningAsync(IPAddress.Loopback, port);
+
+    /// <summary>Waits until something accepts connections on a loopback <paramref name="address"/> and <paramref name="port"/>, up to 30 s.</summary>
+    public static async Task WaitUntilListeningAsync(IPAddress address, int port)
     {
+        ArgumentNullException.ThrowIfNull(address);
         for (var attempt = 0; attempt < 600; attempt++)
         {
             try
             {
-                using var client = new TcpClient();
-                await client.ConnectAsync(IPAddress.Loopback, port).ConfigureAwait(false);
+                using var client = new TcpClient(address.AddressFamily);
+                await client.ConnectAsync(address, port).ConfigureAwait(false);
                 return;
             }
             catch (SocketException)
@@ -52,6 +56,6 @@ public static class LocalPorts
             }
         }
 
-        throw new TimeoutException($"Nothing listened on 127.0.0.1:{port}.");
+        throw new TimeoutException($"Nothing listened on {address}:{port}.");
     }
 }
