@@ -37,12 +37,20 @@ internal static class CallReservations
     public static long InputBound(ChatRequest chat)
     {
         ArgumentNullException.ThrowIfNull(chat);
-        var total = Request + Bytes(chat.SystemPrompt) + Bytes(chat.Llm.Model) + chat.Llm.StopSequences.Sum(Bytes);
-        foreach (var message in chat.Messages)
+        var total = Request + Bytes(chat.SystemPrompt) + Bytes(chat.Llm.Model);
+        for (var i = 0; i < chat.Llm.StopSequences.Count; i++)
         {
+            total += Bytes(chat.Llm.StopSequences[i]);
+        }
+
+        // Indexed loops: this runs before every model call, and the lists' enumerators would be allocated.
+        for (var m = 0; m < chat.Messages.Count; m++)
+        {
+            var content = chat.Messages[m].Content;
             total += PerMessage;
-            foreach (var block in message.Content)
+            for (var b = 0; b < content.Count; b++)
             {
+                var block = content[b];
                 total += PerBlock + block.BlockCase switch
                 {
                     ContentBlock.BlockOneofCase.Text => Bytes(block.Text),
@@ -55,8 +63,9 @@ internal static class CallReservations
             }
         }
 
-        foreach (var tool in chat.Tools)
+        for (var t = 0; t < chat.Tools.Count; t++)
         {
+            var tool = chat.Tools[t];
             total += PerTool + Bytes(tool.Name) + Bytes(tool.Description) + Bytes(tool.InputSchemaJson);
         }
 
@@ -74,12 +83,24 @@ internal static class CallReservations
         var input = InputBound(chat);
         var output = chat.Llm.MaxTokens > 0 ? chat.Llm.MaxTokens : DefaultMaxTokens;
         var reservation = new CallReservation { Tokens = input + output };
-        var models = chat.Llm.FallbackModels.Prepend(chat.Llm.Model).Distinct(StringComparer.Ordinal).ToList();
-        var prices = models.Select(model => (Model: model, Price: pricing.PriceOf(chat.Llm, model))).ToList();
-        if (prices.All(p => p.Price is not null))
+
+        // The worst cost over the model and its fallbacks; the first of them without a price makes it unknown.
+        string? unpriced = null;
+        Cost? worst = null;
+        for (var i = -1; i < chat.Llm.FallbackModels.Count && unpriced is null; i++)
         {
-            reservation.Cost = prices.Select(p => p.Price!.WorstCostOf(input, output)).MaxBy(cost => cost.TotalUsd);
+            var model = i < 0 ? chat.Llm.Model : chat.Llm.FallbackModels[i];
+            if (pricing.PriceOf(chat.Llm, model) is not { } price)
+            {
+                unpriced = model;
+            }
+            else if (price.WorstCostOf(input, output) is var cost && (worst is null || cost.TotalUsd > worst.TotalUsd))
+            {
+                worst = cost;
+            }
         }
+
+        reservation.Cost = unpriced is null ? worst : null;
 
         if (budget is null)
         {
@@ -94,17 +115,17 @@ internal static class CallReservations
 
         if (budget.HasMaxCostUsd)
         {
-            if (prices.FirstOrDefault(p => p.Price is null).Model is { } unpriced)
+            if (unpriced is not null)
             {
                 throw new NamraException(StatusCode.FailedPrecondition,
                     $"The gateway has no price for {LlmGatewayGrpcService.Name(chat.Llm.Provider)} model '{unpriced}', so a cost budget (execution.budget.max_cost_usd) cannot be kept: give the agent llm.pricing, or the gateway Namra:LlmGateway:Models.",
                     [new BadRequest { FieldViolations = { new BadRequest.Types.FieldViolation { Field = "execution.budget.max_cost_usd", Description = $"no price for model '{unpriced}'" } } }]);
             }
 
-            if (reservation.Cost is { } worst && worst.TotalUsd > budget.MaxCostUsd)
+            if (reservation.Cost is { } highest && highest.TotalUsd > budget.MaxCostUsd)
             {
                 throw Exhausted("execution.budget.max_cost_usd",
-                    $"The next model call could cost up to ${worst.TotalUsd:0.######}; the run's budget has ${budget.MaxCostUsd:0.######} left.");
+                    $"The next model call could cost up to ${highest.TotalUsd:0.######}; the run's budget has ${budget.MaxCostUsd:0.######} left.");
             }
         }
 
