@@ -84,7 +84,24 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
 
         var result = await ForwardAsync("config", async () => await downstream.Config.ValidateAgentDefinitionAsync(
             new ValidateAgentDefinitionRequest { Agent = request.Agent }, deadline: context.Deadline, cancellationToken: context.CancellationToken)).ConfigureAwait(false);
-        return new ValidateAgentResponse { Valid = result.Valid, Diagnostics = { result.Diagnostics }, Ref = result.Ref };
+        var response = new ValidateAgentResponse { Valid = result.Valid, Diagnostics = { result.Diagnostics }, Ref = result.Ref };
+        if (result.Valid)
+        {
+            // What the file cannot say by itself: whether the gateway can price a cost budget's models.
+            var agent = await ForwardAsync("config", async () => await downstream.Config.ResolveAgentAsync(
+                new ResolveAgentRequest { Source = new AgentSource { Inline = request.Agent } }, deadline: context.Deadline, cancellationToken: context.CancellationToken)).ConfigureAwait(false);
+            if (await CostBudgetPrices.UnpricedModelAsync(downstream, agent.Agent, context.CancellationToken).ConfigureAwait(false) is { } unpriced)
+            {
+                response.Valid = false;
+                response.Diagnostics.Add(new Diagnostic
+                {
+                    Severity = Severity.Error, Code = "NAMRA0110", Message = CostBudgetPrices.Problem(unpriced), File = request.Agent.FileName,
+                    FieldPath = CostBudgetPrices.Field, Hint = "add `llm.pricing: { input_per_mtok: ..., output_per_mtok: ... }`",
+                });
+            }
+        }
+
+        return response;
     }
 
     private async Task<Run> StartAsync(AgentSource? source, string input, string sessionId, IDictionary<string, string> labels, string runId,

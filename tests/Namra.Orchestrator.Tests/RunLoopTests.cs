@@ -255,6 +255,9 @@ public sealed class RunLoopTests : IAsyncLifetime
         Assert.Contains("no price for model 'claude-experimental-9'", refused.Status.Detail, StringComparison.Ordinal);
         Assert.Equal("execution.budget.max_cost_usd", RpcDetails.Of<Google.Rpc.BadRequest>(refused).Single().FieldViolations.Single().Field);
         Assert.Single(_anthropic.Requests); // the refused run called nobody
+        var validated = await _client.ValidateAgentAsync(new ValidateAgentRequest { Agent = new InlineAgent { Content = unpriced + "execution:\n  budget: { max_cost_usd: 5.00 }\n", FileName = "agent.yaml" } });
+        Assert.False(validated.Valid);
+        Assert.Equal(("NAMRA0110", "execution.budget.max_cost_usd"), (validated.Diagnostics.Single().Code, validated.Diagnostics.Single().FieldPath));
     }
 
     [Fact]

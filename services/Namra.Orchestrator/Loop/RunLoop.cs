@@ -37,7 +37,11 @@ internal sealed class RunLoop(
     public async Task<Run> RunAsync(RunRequest request, Func<RunEvent, Task>? emit, CancellationToken callerToken)
     {
         var agent = request.Agent;
-        await RequirePricesForCostBudgetAsync(agent, callerToken).ConfigureAwait(false);
+        if (await CostBudgetPrices.UnpricedModelAsync(downstream, agent, callerToken).ConfigureAwait(false) is { } unpriced)
+        {
+            // A definition that cannot be kept: refused before the run starts.
+            throw new InvalidArgumentException(CostBudgetPrices.Field, CostBudgetPrices.Problem(unpriced));
+        }
         using var activity = OrchestratorTelemetry.ActivitySource.StartActivity($"invoke_agent {agent.Name}");
         activity?.SetTag("gen_ai.operation.name", "invoke_agent");
         activity?.SetTag("gen_ai.agent.name", agent.Name);
@@ -317,27 +321,6 @@ internal sealed class RunLoop(
         if (record.Run.CancelRequested)
         {
             active.TryCancel(runId, "Cancelled by CancelRun.");
-        }
-    }
-
-    // A cost budget needs a price for every model the agent may be served by; the gateway, which owns prices, says
-    // which it has. Refused before the run starts, as a definition that cannot be kept.
-    private async Task RequirePricesForCostBudgetAsync(AgentDefinition agent, CancellationToken cancellationToken)
-    {
-        if (agent.Execution?.Budget?.HasMaxCostUsd != true || agent.Llm is not { } llm || llm.Pricing is not null)
-        {
-            return;
-        }
-
-        foreach (var model in llm.FallbackModels.Prepend(llm.Model).Distinct(StringComparer.Ordinal))
-        {
-            var known = await Downstream.CallAsync("llm-gateway", async () => await downstream.LlmGateway.ListModelsAsync(
-                new ListModelsRequest { Provider = llm.Provider, Model = model }, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false);
-            if (known.Models.Count == 0)
-            {
-                throw new InvalidArgumentException("execution.budget.max_cost_usd",
-                    $"The gateway has no price for model '{model}', so a cost budget cannot be kept: give the agent llm.pricing (input_per_mtok, output_per_mtok), have the operator add the model to Namra:LlmGateway:Models, or use max_tokens.");
-            }
         }
     }
 
