@@ -42,6 +42,7 @@ internal sealed class RunLoop(
             // A definition that cannot be kept: refused before the run starts.
             throw new InvalidArgumentException(CostBudgetPrices.Field, CostBudgetPrices.Problem(unpriced));
         }
+
         using var activity = OrchestratorTelemetry.ActivitySource.StartActivity($"invoke_agent {agent.Name}");
         activity?.SetTag("gen_ai.operation.name", "invoke_agent");
         activity?.SetTag("gen_ai.agent.name", agent.Name);
