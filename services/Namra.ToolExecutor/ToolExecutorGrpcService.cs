@@ -69,7 +69,7 @@ internal sealed class ToolExecutorGrpcService(
         activity?.SetTag(ToolExecutorTelemetry.Attributes.AgentName, request.Context?.AgentName);
 
         var started = timeProvider.GetTimestamp();
-        var (outcome, kind) = await RunAsync(tool, config, description, call, context.CancellationToken).ConfigureAwait(false);
+        var (outcome, kind) = await RunAsync(tool, config, description, call, request.Context?.RunId ?? "", context.CancellationToken).ConfigureAwait(false);
         var elapsed = timeProvider.GetElapsedTime(started);
 
         var max = options.Value.MaxOutputCharacters;
@@ -94,7 +94,10 @@ internal sealed class ToolExecutorGrpcService(
         };
     }
 
-    private async Task<(ToolOutcome Outcome, string Kind)> RunAsync(ITool tool, ToolConfig config, ToolDescription description, ToolCall call, CancellationToken cancellationToken)
+    // The run's id and the model's call id: the same for every delivery of the call, unique across runs.
+    private static string IdempotencyKey(string runId, string callId) => runId.Length > 0 ? $"{runId}:{callId}" : callId;
+
+    private async Task<(ToolOutcome Outcome, string Kind)> RunAsync(ITool tool, ToolConfig config, ToolDescription description, ToolCall call, string runId, CancellationToken cancellationToken)
     {
         if (call.ArgumentsJson.Length > options.Value.MaxArgumentsCharacters)
         {
@@ -124,7 +127,7 @@ internal sealed class ToolExecutorGrpcService(
             limit.CancelAfter(timeout);
             try
             {
-                var outcome = await tool.ExecuteAsync(config, call.Name, arguments.RootElement, limit.Token).ConfigureAwait(false);
+                var outcome = await tool.ExecuteAsync(config, new ToolCallInfo(call.Name, IdempotencyKey(runId, call.Id)), arguments.RootElement, limit.Token).ConfigureAwait(false);
                 return (outcome, outcome.IsError ? "error" : "ok");
             }
             catch (OperationCanceledException) when (limit.IsCancellationRequested && !cancellationToken.IsCancellationRequested)

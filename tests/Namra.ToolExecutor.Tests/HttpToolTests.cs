@@ -123,6 +123,7 @@ public sealed class HttpToolTests : IAsyncLifetime
     [InlineData("Content-Length", "0", "set by the tool")]
     [InlineData("Transfer-Encoding", "chunked", "set by the tool")]
     [InlineData("traceparent", "00-00000000000000000000000000000001-0000000000000001-01", "set by the tool")]
+    [InlineData("Idempotency-Key", "another-call", "set by the tool")]
     public async Task ModelHeaders_ThatCouldSmuggleOrReroute_AreRefused(string name, string value, string says)
     {
         var result = await Call(Config(allowPrivate: true), new Uri(_base, "/headers").ToString(), headers: new() { [name] = value });
@@ -145,6 +146,23 @@ public sealed class HttpToolTests : IAsyncLifetime
         Assert.DoesNotContain("999", result.Content, StringComparison.Ordinal);
         Assert.Contains("X-Model: yes", result.Content, StringComparison.Ordinal);
         Assert.DoesNotContain("traceparent", result.Content, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public async Task EachCall_CarriesAnIdempotencyKey_TheSameForEveryDelivery()
+    {
+        var request = new ExecuteToolRequest
+        {
+            Tool = new ToolConfig { Name = "web", Type = ToolType.BuiltinHttp, Config = Config(allowPrivate: true) },
+            Call = new ToolCall { Id = "toolu_42", Name = "web", ArgumentsJson = System.Text.Json.JsonSerializer.Serialize(new { url = new Uri(_base, "/headers").ToString() }) },
+            Context = new ToolCallContext { RunId = "run-7" },
+        };
+
+        var first = (await _client.ExecuteToolAsync(request)).Result;
+        var again = (await _client.ExecuteToolAsync(request)).Result;
+
+        Assert.Contains("Idempotency-Key: run-7:toolu_42", first.Content, StringComparison.Ordinal);
+        Assert.Contains("Idempotency-Key: run-7:toolu_42", again.Content, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -29,7 +29,7 @@ internal sealed class CalculatorTool : ITool
                 Schema),
         ]);
 
-    public Task<ToolOutcome> ExecuteAsync(ToolConfig config, string toolName, JsonElement arguments, CancellationToken cancellationToken)
+    public Task<ToolOutcome> ExecuteAsync(ToolConfig config, ToolCallInfo call, JsonElement arguments, CancellationToken cancellationToken)
     {
         var expression = arguments.GetProperty("expression").GetString() ?? "";
         var maxLength = config.Config?.Fields.TryGetValue("max_expression_length", out var limit) == true ? (int)limit.NumberValue : DefaultMaxLength;

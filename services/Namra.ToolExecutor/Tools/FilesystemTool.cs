@@ -34,7 +34,7 @@ internal sealed class FilesystemTool : ITool
         return Task.FromResult<IReadOnlyList<ToolDescription>>([new ToolDescription(config.Name, description, Schema)]);
     }
 
-    public Task<ToolOutcome> ExecuteAsync(ToolConfig config, string toolName, JsonElement arguments, CancellationToken cancellationToken) =>
+    public Task<ToolOutcome> ExecuteAsync(ToolConfig config, ToolCallInfo call, JsonElement arguments, CancellationToken cancellationToken) =>
         Task.FromResult(Execute(config, arguments, cancellationToken));
 
     private static ToolOutcome Execute(ToolConfig config, JsonElement arguments, CancellationToken cancellationToken)

@@ -46,14 +46,15 @@ internal sealed class GrpcProviderTool(ToolProviderChannels channels, TimeProvid
         return tools;
     }
 
-    public async Task<ToolOutcome> ExecuteAsync(ToolConfig config, string toolName, JsonElement arguments, CancellationToken cancellationToken)
+    public async Task<ToolOutcome> ExecuteAsync(ToolConfig config, ToolCallInfo call, JsonElement arguments, CancellationToken cancellationToken)
     {
         var (address, headers, _) = Settings(config);
+        headers.Add("idempotency-key", call.IdempotencyKey); // providers that deduplicate see a call sent again as the same call
         var client = new ToolProviderService.ToolProviderServiceClient(channels.For(address));
         try
         {
             var response = await client.InvokeToolAsync(
-                new InvokeToolRequest { Name = toolName, ArgumentsJson = arguments.GetRawText(), Config = config.Config ?? new Struct() },
+                new InvokeToolRequest { Name = call.Name, ArgumentsJson = arguments.GetRawText(), Config = config.Config ?? new Struct() },
                 headers,
                 cancellationToken: cancellationToken).ConfigureAwait(false);
             return new ToolOutcome(response.Content, response.IsError);

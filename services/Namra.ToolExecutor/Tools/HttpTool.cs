@@ -51,7 +51,7 @@ internal sealed class HttpTool : ITool
         return Task.FromResult<IReadOnlyList<ToolDescription>>([new ToolDescription(config.Name, description, Schema)]);
     }
 
-    public async Task<ToolOutcome> ExecuteAsync(ToolConfig config, string toolName, JsonElement arguments, CancellationToken cancellationToken)
+    public async Task<ToolOutcome> ExecuteAsync(ToolConfig config, ToolCallInfo call, JsonElement arguments, CancellationToken cancellationToken)
     {
         var settings = Settings.From(config);
         var method = arguments.TryGetProperty("method", out var m) ? m.GetString() ?? "GET" : "GET";
@@ -128,6 +128,13 @@ internal sealed class HttpTool : ITool
                 }
             }
 
+            // The same key for every delivery of this call, so a server that deduplicates (Stripe's convention, the IETF
+            // draft) applies a request sent again after an interruption once.
+            if (call.IdempotencyKey.Length > 0 && !configured.ContainsKey("Idempotency-Key"))
+            {
+                request.Headers.TryAddWithoutValidation("Idempotency-Key", call.IdempotencyKey);
+            }
+
             if (arguments.TryGetProperty("body", out var body) && method is "POST" or "PUT" or "PATCH")
             {
                 request.Content = new StringContent(body.GetString() ?? "", Encoding.UTF8);
@@ -183,7 +190,7 @@ internal sealed class HttpTool : ITool
     private static readonly HashSet<string> ReservedHeaders = new(StringComparer.OrdinalIgnoreCase)
     {
         "Host", "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Upgrade", "TE", "Trailer", "Expect",
-        "Proxy-Authorization", "Proxy-Connection", "traceparent", "tracestate", "baggage",
+        "Proxy-Authorization", "Proxy-Connection", "traceparent", "tracestate", "baggage", "Idempotency-Key",
     };
 
     private static (List<(string Name, string Value)> Headers, string? Problem) ModelHeaders(JsonElement arguments)

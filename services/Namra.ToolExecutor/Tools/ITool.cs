@@ -9,6 +9,13 @@ internal sealed record ToolOutcome(string Content, bool IsError = false)
     public static ToolOutcome Error(string message) => new(message, IsError: true);
 }
 
+/// <summary>
+/// One call of a tool: the tool's name, and the key that identifies the call for its whole life (the run's id and the
+/// model's call id), sent to external systems that deduplicate (<c>Idempotency-Key</c>), so a call sent again after
+/// an interruption is recognised.
+/// </summary>
+internal sealed record ToolCallInfo(string Name, string IdempotencyKey);
+
 /// <summary>A tool the model sees: its name, description and JSON Schema of arguments.</summary>
 internal sealed record ToolDescription(string Name, string Description, string InputSchemaJson);
 
@@ -26,5 +33,5 @@ internal interface ITool
     Task<IReadOnlyList<ToolDescription>> DescribeAsync(ToolConfig config, CancellationToken cancellationToken);
 
     /// <summary>Runs one call whose arguments already match the tool's schema.</summary>
-    Task<ToolOutcome> ExecuteAsync(ToolConfig config, string toolName, JsonElement arguments, CancellationToken cancellationToken);
+    Task<ToolOutcome> ExecuteAsync(ToolConfig config, ToolCallInfo call, JsonElement arguments, CancellationToken cancellationToken);
 }

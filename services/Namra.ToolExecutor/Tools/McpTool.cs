@@ -25,7 +25,7 @@ internal sealed class McpTool(McpSessions sessions, IOptions<ToolExecutorOptions
         return await session.ToolsAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    public async Task<ToolOutcome> ExecuteAsync(ToolConfig config, string toolName, JsonElement arguments, CancellationToken cancellationToken)
+    public async Task<ToolOutcome> ExecuteAsync(ToolConfig config, ToolCallInfo call, JsonElement arguments, CancellationToken cancellationToken)
     {
         var server = McpServerSettings.From(config);
         var session = await sessions.GetAsync(server, cancellationToken).ConfigureAwait(false);
@@ -35,7 +35,7 @@ internal sealed class McpTool(McpSessions sessions, IOptions<ToolExecutorOptions
         CallToolResult result;
         try
         {
-            result = await session.Client.CallToolAsync(toolName, values, cancellationToken: cancellationToken).ConfigureAwait(false);
+            result = await session.Client.CallToolAsync(call.Name, values, cancellationToken: cancellationToken).ConfigureAwait(false);
         }
         catch (McpException exception)
         {

@@ -36,7 +36,7 @@ internal sealed class ShellTool(CommandSandbox sandbox) : ITool
         return Task.FromResult<IReadOnlyList<ToolDescription>>([new ToolDescription(config.Name, description, Schema)]);
     }
 
-    public async Task<ToolOutcome> ExecuteAsync(ToolConfig config, string toolName, JsonElement arguments, CancellationToken cancellationToken)
+    public async Task<ToolOutcome> ExecuteAsync(ToolConfig config, ToolCallInfo call, JsonElement arguments, CancellationToken cancellationToken)
     {
         var command = arguments.GetProperty("command").GetString() ?? "";
         var allowed = Strings(config, "allowed_commands");
