@@ -1,5 +1,6 @@
 using Grpc.Core;
 using Microsoft.Extensions.Options;
+using Namra.Contracts;
 using Namra.Contracts.V1;
 using Namra.Hosting.Clients;
 using Namra.Hosting.Errors;
@@ -14,7 +15,6 @@ namespace Namra.Orchestrator;
 /// </summary>
 internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, ActiveRuns active, ResolvedAgents resolved, IOptions<OrchestratorOptions> options) : AgentService.AgentServiceBase
 {
-    private const int MaxInputCharacters = 1_000_000;
 
     public override async Task<ExecuteResponse> Execute(ExecuteRequest request, ServerCallContext context)
     {
@@ -112,9 +112,11 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
             throw new InvalidArgumentException("agent", "Name the agent (reference: name@version) or send it inline.");
         }
 
-        if (input.Length is 0 or > MaxInputCharacters)
+        // In bytes, as the memory service stores it: a non-ASCII input within a character limit could run in full,
+        // model calls and tools included, and then fail to save.
+        if (input.Length == 0 || (input.Length > MessageLimits.MaxInputBytes / 3 && System.Text.Encoding.UTF8.GetByteCount(input) > MessageLimits.MaxInputBytes))
         {
-            throw new InvalidArgumentException("input", $"Send 1 to {MaxInputCharacters:N0} characters of input.");
+            throw new InvalidArgumentException("input", $"Send 1 to {MessageLimits.MaxInputBytes:N0} bytes of input (UTF-8); this is {System.Text.Encoding.UTF8.GetByteCount(input):N0}.");
         }
 
         if (runId.Length > 128 || runId.Any(c => !char.IsAsciiLetterOrDigit(c) && c is not ('-' or '_' or '.')))

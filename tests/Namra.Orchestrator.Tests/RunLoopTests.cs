@@ -324,6 +324,18 @@ public sealed class RunLoopTests : IAsyncLifetime
         Assert.Equal(_anthropic.Requests.Count, run.Ledger.Count);
     }
 
+    [Theory]
+    [InlineData('é', 600_000)] // 600,000 characters, 1.2 MB: ran in full, then failed to save
+    [InlineData('a', 1_045_000)]
+    public async Task AnInputTheMemoryServiceCouldNotStore_IsRefusedAtTheDoor_InBytes(char character, int count)
+    {
+        var refused = await Assert.ThrowsAsync<RpcException>(() => ExecuteAsync(Agent(), new string(character, count)));
+
+        Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
+        Assert.Contains("bytes of input (UTF-8)", refused.Status.Detail, StringComparison.Ordinal);
+        Assert.Empty(_anthropic.Requests);
+    }
+
     [Fact]
     public async Task AToolCallBudget_StopsBeforeTheCallThatWouldExceedIt()
     {

@@ -23,9 +23,12 @@ public sealed class MemoryOptions
     /// <summary>Npgsql connection string; the store is served when set. Its schema is created or upgraded at start.</summary>
     public string? PostgresConnectionString { get; set; }
 
-    /// <summary>Largest message accepted, in bytes of its protobuf encoding. Default 1 MiB.</summary>
-    [Range(1024, 64 * 1024 * 1024)]
-    public int MaxMessageBytes { get; set; } = 1024 * 1024;
+    /// <summary>
+    /// Largest message accepted, in bytes of its protobuf encoding. Default and least 1 MiB
+    /// (<see cref="Contracts.MessageLimits.MaxMessageBytes"/>): the public API accepts inputs up to that size.
+    /// </summary>
+    [Range(Contracts.MessageLimits.MaxMessageBytes, 64 * 1024 * 1024)]
+    public int MaxMessageBytes { get; set; } = Contracts.MessageLimits.MaxMessageBytes;
 
     /// <summary>Most messages in one append. Default 1,000.</summary>
     [Range(1, 100_000)]
