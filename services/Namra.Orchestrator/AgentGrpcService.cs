@@ -133,8 +133,70 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
 
         var request = new RunRequest(agent.Agent, agent.Ref, input, sessionId, new Dictionary<string, string>(labels),
             runId.Length > 0 ? runId : Guid.CreateVersion7().ToString("N"));
-        return await loop.RunAsync(request, emit, context.CancellationToken).ConfigureAwait(false);
+        if (runId.Length > 0 && await ExistingRunAsync(request, context).ConfigureAwait(false) is { } existing)
+        {
+            return await RepeatAsync(existing, emit, context).ConfigureAwait(false);
+        }
+
+        try
+        {
+            return await loop.RunAsync(request, emit, context.CancellationToken).ConfigureAwait(false);
+        }
+        catch (DownstreamException exception) when (exception.StatusCode == StatusCode.AlreadyExists)
+        {
+            // The same request arrived twice at once, and the other delivery created the run first.
+            return await RepeatAsync(await ExistingRunAsync(request, context).ConfigureAwait(false)
+                ?? throw new NamraException(StatusCode.AlreadyExists, exception.Message, innerException: exception), emit, context).ConfigureAwait(false);
+        }
     }
+
+    // Execute is idempotent by run_id: the run a repeated request names, when there is one; the same id for another
+    // request (another agent, input or session) is ALREADY_EXISTS.
+    private async Task<Run?> ExistingRunAsync(RunRequest request, ServerCallContext context)
+    {
+        Run existing;
+        try
+        {
+            existing = (await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = request.RunId },
+                deadline: context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false)).Run;
+        }
+        catch (RpcException exception) when (exception.StatusCode == StatusCode.NotFound)
+        {
+            return null;
+        }
+        catch (RpcException exception) when (exception.StatusCode != StatusCode.Cancelled)
+        {
+            throw new DownstreamException("memory", exception);
+        }
+
+        var same = existing.Agent?.Name == request.Ref.Name && existing.Agent?.Version == request.Ref.Version
+            && existing.Agent?.ContentHash == request.Ref.ContentHash && existing.Input == request.Input && existing.SessionId == request.SessionId;
+        return same ? existing : throw new NamraException(StatusCode.AlreadyExists,
+            $"run_id '{request.RunId}' names another run (agent {existing.Agent?.Name}@{existing.Agent?.Version}, another input or session); a repeated request gets its run, a new request needs a new id.");
+    }
+
+    // A repeated request gets the run: at once when it has ended, else when it ends (on whichever replica runs it).
+    private async Task<Run> RepeatAsync(Run run, Func<RunEvent, Task>? emit, ServerCallContext context)
+    {
+        while (run.Status is RunStatus.Running or RunStatus.Pending)
+        {
+            await Task.Delay(RepeatPollInterval, context.CancellationToken).ConfigureAwait(false);
+            run = (await ForwardAsync("memory", async () => await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = run.RunId },
+                deadline: context.Deadline, cancellationToken: context.CancellationToken)).ConfigureAwait(false)).Run;
+        }
+
+        if (emit is not null)
+        {
+            // A stream repeated gets the run's last event: how it ended.
+            await emit(run.Status == RunStatus.Completed
+                ? new RunEvent { RunId = run.RunId, RunCompleted = new RunCompleted { Answer = run.Answer, Usage = run.Usage, Cost = run.Cost, Duration = run.Duration, Iterations = run.Iterations } }
+                : new RunEvent { RunId = run.RunId, RunFailed = new RunFailed { Status = run.Status, Error = run.Error, PartialAnswer = run.Answer, Usage = run.Usage, Cost = run.Cost, Duration = run.Duration } }).ConfigureAwait(false);
+        }
+
+        return run;
+    }
+
+    private static readonly TimeSpan RepeatPollInterval = TimeSpan.FromMilliseconds(200);
 
     // An inline definition from the network is the caller's: its tools may compute and reach public addresses, nothing
     // that runs programs, reads files or databases, reaches inward, or sends the tool executor's environment (an http

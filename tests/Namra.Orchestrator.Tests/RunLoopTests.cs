@@ -337,6 +337,24 @@ public sealed class RunLoopTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Execute_IsIdempotentByRunId_ARepeatGetsTheRun_AnotherRequestIsAlreadyExists()
+    {
+        _anthropic.Enqueue(AnthropicWire.TextTurn(20, 3, "Once."));
+        var request = new ExecuteRequest { Agent = Inline(Agent()), Input = "Say it once.", RunId = "run-idempotent-1" };
+
+        // Two deliveries at once, then a third after the run ended: one run, one model call.
+        var together = await Task.WhenAll(_client.ExecuteAsync(request).ResponseAsync, _client.ExecuteAsync(request).ResponseAsync);
+        var later = (await _client.ExecuteAsync(request)).Run;
+        var other = await Assert.ThrowsAsync<RpcException>(() => _client.ExecuteAsync(new ExecuteRequest { Agent = Inline(Agent()), Input = "Something else.", RunId = "run-idempotent-1" }).ResponseAsync);
+
+        Assert.All(together, response => Assert.Equal((RunStatus.Completed, "Once."), (response.Run.Status, response.Run.Answer)));
+        Assert.Equal((RunStatus.Completed, "Once.", "run-idempotent-1"), (later.Status, later.Answer, later.RunId));
+        Assert.Single(_anthropic.Requests);
+        Assert.Equal(StatusCode.AlreadyExists, other.StatusCode);
+        Assert.Contains("names another run", other.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task AToolCallBudget_StopsBeforeTheCallThatWouldExceedIt()
     {
         _anthropic.Enqueue(ToolTurn(("t1", "calculator", "{\"expression\":\"1 + 1\"}"), ("t2", "calculator", "{\"expression\":\"2 + 2\"}")));
