@@ -96,3 +96,37 @@ public sealed class ToolExecutorCrashTests
         Assert.StartsWith("The tool-executor service is unavailable", run.Error.Message, StringComparison.Ordinal);
     }
 }
+
+/// <summary>The memory service hangs (a paused process): a run's deadline is a deadline naming it, not a client cancel.</summary>
+public sealed class HungMemoryTests
+{
+    [Fact]
+    public async Task AMemoryServiceThatDoesNotAnswer_EndsTheCallAtTheRunsDeadline_NamingIt()
+    {
+        using var memory = ServerProcess.Start("memory", out var memoryAddress);
+        await using var host = await NamraTestHost.StartAsync("config,llm-gateway,tool-executor,orchestrator",
+            new Dictionary<string, string?> { ["Namra:Services:Memory"] = memoryAddress });
+        var client = new AgentService.AgentServiceClient(host.Channel);
+        await client.ValidateAgentAsync(new ValidateAgentRequest { Agent = new InlineAgent { Content = Agent } }); // warm
+        memory.Pause();
+        try
+        {
+            var started = System.Diagnostics.Stopwatch.StartNew();
+            var error = await Assert.ThrowsAsync<RpcException>(() => client.ExecuteAsync(new ExecuteRequest
+            {
+                Agent = new AgentSource { Inline = new InlineAgent { Content = Agent, Format = AgentFormat.Yaml } },
+                Input = "Hello.",
+            }).ResponseAsync);
+
+            Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
+            Assert.Contains("memory service did not answer before the run's deadline (2 s)", error.Status.Detail, StringComparison.Ordinal);
+            Assert.InRange(started.Elapsed, TimeSpan.FromSeconds(1.5), TimeSpan.FromSeconds(15));
+        }
+        finally
+        {
+            memory.Resume();
+        }
+    }
+
+    private const string Agent = "name: waits\nversion: 1.0.0\nllm: { provider: scripted, model: scripted, script: [ { text: \"Hi.\" } ] }\nexecution: { timeout: 2s }\n";
+}

@@ -61,6 +61,18 @@ internal sealed class ServerProcess : IDisposable
         return new ServerProcess(process, grpc, http, address);
     }
 
+    /// <summary>Stops the process (SIGSTOP), as a hung host would: connections stay open, nothing answers.</summary>
+    public void Pause() => Signal("-STOP");
+
+    /// <summary>Lets a paused process go on (SIGCONT).</summary>
+    public void Resume() => Signal("-CONT");
+
+    private void Signal(string signal)
+    {
+        using var kill = Process.Start("kill", [signal, _process.Id.ToString(CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+    }
+
     /// <summary>Kills the process at once, as a crash would.</summary>
     public void Kill()
     {

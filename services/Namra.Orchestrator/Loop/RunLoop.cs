@@ -78,8 +78,21 @@ internal sealed class RunLoop(
         }
 
         using var state = new RunState(run, emit, options.Value.MaxRunEvents, timeProvider);
-        await Downstream.CallAsync("memory", async () =>
-            (await downstream.Memory.CreateRunRecordAsync(new CreateRunRecordRequest { Run = run }, deadline: deadline, cancellationToken: stop.Token)).Run, stop.Token).ConfigureAwait(false);
+        try
+        {
+            await Downstream.CallAsync("memory", async () =>
+                (await downstream.Memory.CreateRunRecordAsync(new CreateRunRecordRequest { Run = run }, deadline: deadline, cancellationToken: stop.Token)).Run, stop.Token).ConfigureAwait(false);
+        }
+        catch (Exception exception) when (exception is OperationCanceledException or RpcException { StatusCode: StatusCode.Cancelled or StatusCode.DeadlineExceeded }
+            && timeLimit.IsCancellationRequested && !registration.Token.IsCancellationRequested)
+        {
+            // The run's own deadline, reached while the memory service did not answer: a deadline naming the service,
+            // never a cancellation the caller did not ask for.
+            throw new NamraException(StatusCode.DeadlineExceeded,
+                $"The memory service did not answer before the run's deadline ({timeout.TotalSeconds:0.###} s); the run was not started.",
+                [new Google.Rpc.ResourceInfo { ResourceType = "namra.v1.MemoryService", ResourceName = "memory", Description = "did not answer CreateRunRecord in time" }]);
+        }
+
         await state.EmitAsync(new RunEvent { RunStarted = new RunStarted { Agent = request.Ref, SessionId = request.SessionId, Model = agent.Llm?.Model ?? "" } }).ConfigureAwait(false);
 
         try
