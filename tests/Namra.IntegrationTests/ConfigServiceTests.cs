@@ -1,5 +1,6 @@
 using Grpc.Core;
 using Namra.Contracts.V1;
+using Namra.Hosting.Errors;
 using Namra.Testing;
 
 namespace Namra.IntegrationTests;

@@ -5,10 +5,11 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Namra.Contracts.V1;
-using Namra.Hosting;
+using Namra.Hosting.Errors;
 using Namra.Hosting.Roles;
-using Namra.Testing;
+using Namra.Hosting;
 using Namra.Testing.Telemetry;
+using Namra.Testing;
 
 namespace Namra.IntegrationTests;
 

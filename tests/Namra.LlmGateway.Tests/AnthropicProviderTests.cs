@@ -1,8 +1,9 @@
 using Grpc.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Namra.Contracts.V1;
-using Namra.Testing;
+using Namra.Hosting.Errors;
 using Namra.Testing.Providers;
+using Namra.Testing;
 
 namespace Namra.LlmGateway.Tests;
 

@@ -1,9 +1,10 @@
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
 using Namra.Contracts.V1;
-using Namra.Testing;
+using Namra.Hosting.Errors;
 using Namra.Testing.Providers;
 using Namra.Testing.Telemetry;
+using Namra.Testing;
 
 namespace Namra.LlmGateway.Tests;
 

@@ -3,10 +3,11 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 using Namra.Contracts.V1;
+using Namra.Hosting.Errors;
 using Namra.LlmGateway.Options;
 using Namra.LlmGateway.Resilience;
-using Namra.Testing;
 using Namra.Testing.Providers;
+using Namra.Testing;
 
 namespace Namra.LlmGateway.Tests;
 

@@ -1,6 +1,7 @@
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Namra.Contracts.V1;
+using Namra.Hosting.Errors;
 using Namra.Testing;
 
 namespace Namra.Memory.Tests;

@@ -1,7 +1,8 @@
 using Grpc.Core;
 using Namra.Contracts.V1;
-using Namra.Testing;
+using Namra.Hosting.Errors;
 using Namra.Testing.Providers;
+using Namra.Testing;
 
 namespace Namra.Memory.Tests;
 

@@ -36,7 +36,7 @@ public sealed class BudgetGuaranteeTests
         anthropic.Responder = request => Turn(Interlocked.Increment(ref turn), CountingProvider.InputTokens(request.Body), CountingProvider.MaxTokens(request.Body));
         await using var services = await Services.StartAsync(anthropic, split);
 
-        var run = (await services.Client.ExecuteAsync(new ExecuteRequest { Agent = Inline(Agent(budget)), Input = "Keep adding numbers: 1 + 1, then 2 + 2, and so on." })).Run;
+        var run = (await services.Client.ExecuteAsync(new ExecuteRequest { Agent = InlineAgents.Yaml(Agent(budget)), Input = "Keep adding numbers: 1 + 1, then 2 + 2, and so on." })).Run;
 
         Assert.Equal(RunStatus.BudgetExceeded, run.Status);
         Assert.True(anthropic.Requests.Count > 3, $"only {anthropic.Requests.Count} calls were made");
@@ -61,7 +61,7 @@ public sealed class BudgetGuaranteeTests
         anthropic.Responder = request => Turn(1, 10 * CountingProvider.InputTokens(request.Body) + 20_000, CountingProvider.MaxTokens(request.Body));
         await using var services = await Services.StartAsync(anthropic, split);
 
-        var run = (await services.Client.ExecuteAsync(new ExecuteRequest { Agent = Inline(Agent("{ max_tokens: 20000 }")), Input = "Add 1 + 1." })).Run;
+        var run = (await services.Client.ExecuteAsync(new ExecuteRequest { Agent = InlineAgents.Yaml(Agent("{ max_tokens: 20000 }")), Input = "Add 1 + 1." })).Run;
 
         Assert.Equal(RunStatus.BudgetExceeded, run.Status);
         Assert.Single(anthropic.Requests);
@@ -76,7 +76,6 @@ public sealed class BudgetGuaranteeTests
         AnthropicWire.MessageDelta("tool_use", outputTokens),
         AnthropicWire.MessageStop()]);
 
-    private static AgentSource Inline(string yaml) => new() { Inline = new InlineAgent { Content = yaml, Format = AgentFormat.Yaml } };
 
     /// <summary>All services in one host, or the gateway a process of its own beside the others.</summary>
     private sealed class Services : IAsyncDisposable

@@ -114,7 +114,7 @@ public sealed class HungMemoryTests
             var started = System.Diagnostics.Stopwatch.StartNew();
             var error = await Assert.ThrowsAsync<RpcException>(() => client.ExecuteAsync(new ExecuteRequest
             {
-                Agent = new AgentSource { Inline = new InlineAgent { Content = Agent, Format = AgentFormat.Yaml } },
+                Agent = InlineAgents.Yaml(Agent),
                 Input = "Hello.",
             }).ResponseAsync);
 

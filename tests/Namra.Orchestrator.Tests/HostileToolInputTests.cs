@@ -1,14 +1,9 @@
-using System.Net;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Namra.Contracts.V1;
+using Namra.Testing;
 
 namespace Namra.Orchestrator.Tests;
 
@@ -19,18 +14,13 @@ namespace Namra.Orchestrator.Tests;
 /// </summary>
 public sealed class HostileToolInputTests : IAsyncLifetime
 {
-    private WebApplication _web = null!;
+    private LocalWebServer _web = null!;
     private Uri _page = null!;
 
     public async Task InitializeAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
-        _web = builder.Build();
-        _web.MapGet("/nested", () => Results.Content(string.Concat(Enumerable.Repeat("<b>", 50_000)) + "the bottom", "text/html"));
-        await _web.StartAsync();
-        _page = new Uri(new Uri(_web.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First()), "/nested");
+        _web = await LocalWebServer.StartAsync(web => web.MapGet("/nested", () => Results.Content(string.Concat(Enumerable.Repeat("<b>", 50_000)) + "the bottom", "text/html")));
+        _page = new Uri(_web.BaseUrl, "/nested");
     }
 
     public async Task DisposeAsync() => await _web.DisposeAsync();
@@ -68,7 +58,7 @@ public sealed class HostileToolInputTests : IAsyncLifetime
             """;
 
         var results = new List<ToolResult>();
-        using (var stream = client.ExecuteStream(new ExecuteStreamRequest { Agent = Inline(agent), Input = "Go." }))
+        using (var stream = client.ExecuteStream(new ExecuteStreamRequest { Agent = InlineAgents.Yaml(agent), Input = "Go." }))
         {
             await foreach (var response in stream.ResponseStream.ReadAllAsync())
             {
@@ -79,7 +69,7 @@ public sealed class HostileToolInputTests : IAsyncLifetime
             }
         }
 
-        var after = (await client.ExecuteAsync(new ExecuteRequest { Agent = Inline(agent.Replace(minusChain, "1", StringComparison.Ordinal)), Input = "Again." })).Run;
+        var after = (await client.ExecuteAsync(new ExecuteRequest { Agent = InlineAgents.Yaml(agent.Replace(minusChain, "1", StringComparison.Ordinal)), Input = "Again." })).Run;
 
         Assert.Equal(["1", "30000"], results.Take(2).Select(r => r.Content));
         Assert.Contains("the bottom", results[2].Content, StringComparison.Ordinal);
@@ -87,5 +77,4 @@ public sealed class HostileToolInputTests : IAsyncLifetime
         Assert.Equal((RunStatus.Completed, "Still here."), (after.Status, after.Answer));
     }
 
-    private static AgentSource Inline(string yaml) => new() { Inline = new InlineAgent { Content = yaml, Format = AgentFormat.Yaml, FileName = "inline.yaml" } };
 }

@@ -37,7 +37,7 @@ public sealed class InlineAgentTrustTests
         await using var host = await NamraTestHost.StartAsync("all");
         var client = new AgentService.AgentServiceClient(host.Channel);
 
-        var refused = await Assert.ThrowsAsync<RpcException>(() => client.ExecuteAsync(new ExecuteRequest { Agent = Inline(ShellAgent), Input = "Say hello." }).ResponseAsync);
+        var refused = await Assert.ThrowsAsync<RpcException>(() => client.ExecuteAsync(new ExecuteRequest { Agent = InlineAgents.Yaml(ShellAgent), Input = "Say hello." }).ResponseAsync);
         var runs = await client.ListRunsAsync(new ListRunsRequest { AgentName = "shell_runner" });
 
         Assert.Equal(StatusCode.PermissionDenied, refused.StatusCode);
@@ -63,16 +63,16 @@ public sealed class InlineAgentTrustTests
                 config: { allowed_hosts: [example.com] }
             """;
 
-        var run = (await client.ExecuteAsync(new ExecuteRequest { Agent = Inline(Tools), Input = "Hello." })).Run;
+        var run = (await client.ExecuteAsync(new ExecuteRequest { Agent = InlineAgents.Yaml(Tools), Input = "Hello." })).Run;
         var inward = await Assert.ThrowsAsync<RpcException>(() => client.ExecuteAsync(new ExecuteRequest
         {
-            Agent = Inline(Tools.Replace("allowed_hosts: [example.com]", "allowed_hosts: [example.com], allow_private_networks: true", StringComparison.Ordinal)),
+            Agent = InlineAgents.Yaml(Tools.Replace("allowed_hosts: [example.com]", "allowed_hosts: [example.com], allow_private_networks: true", StringComparison.Ordinal)),
             Input = "Hello.",
         }).ResponseAsync);
 
         var leaking = await Assert.ThrowsAsync<RpcException>(() => client.ExecuteAsync(new ExecuteRequest
         {
-            Agent = Inline(Tools.Replace("allowed_hosts: [example.com]", "allowed_hosts: [example.com], headers: { x-key: \"${ANTHROPIC_API_KEY}\" }", StringComparison.Ordinal)),
+            Agent = InlineAgents.Yaml(Tools.Replace("allowed_hosts: [example.com]", "allowed_hosts: [example.com], headers: { x-key: \"${ANTHROPIC_API_KEY}\" }", StringComparison.Ordinal)),
             Input = "Hello.",
         }).ResponseAsync);
 
@@ -89,12 +89,10 @@ public sealed class InlineAgentTrustTests
         await using var host = await NamraTestHost.StartAsync("all");
         var inProcess = new AgentService.AgentServiceClient(host.Services.GetRequiredService<NamraServiceChannels>().For("orchestrator"));
 
-        var trusted = (await new AgentService.AgentServiceClient(trusting.Channel).ExecuteAsync(new ExecuteRequest { Agent = Inline(ShellAgent), Input = "Say hello." })).Run;
-        var embedded = (await inProcess.ExecuteAsync(new ExecuteRequest { Agent = Inline(ShellAgent), Input = "Say hello." })).Run;
+        var trusted = (await new AgentService.AgentServiceClient(trusting.Channel).ExecuteAsync(new ExecuteRequest { Agent = InlineAgents.Yaml(ShellAgent), Input = "Say hello." })).Run;
+        var embedded = (await inProcess.ExecuteAsync(new ExecuteRequest { Agent = InlineAgents.Yaml(ShellAgent), Input = "Say hello." })).Run;
 
         Assert.Equal((RunStatus.Completed, "It said hello.", 1), (trusted.Status, trusted.Answer, trusted.EventsSummary.ToolCalls));
         Assert.Equal((RunStatus.Completed, "It said hello.", 1), (embedded.Status, embedded.Answer, embedded.EventsSummary.ToolCalls));
     }
-
-    private static AgentSource Inline(string yaml) => new() { Inline = new InlineAgent { Content = yaml, Format = AgentFormat.Yaml, FileName = "inline.yaml" } };
 }

@@ -28,14 +28,7 @@ public sealed class ProviderCallCountTests
         await using var host = await NamraTestHost.StartAsync("config,tool-executor,memory,orchestrator",
             new Dictionary<string, string?> { ["Namra:Services:LlmGateway"] = gatewayAddress });
         var client = new AgentService.AgentServiceClient(host.Channel);
-        var agent = new AgentSource
-        {
-            Inline = new InlineAgent
-            {
-                Content = $"name: counted\nversion: 1.0.0\nllm: {{ provider: anthropic, model: {AnthropicWire.Model}, max_tokens: 64 }}\n",
-                Format = AgentFormat.Yaml,
-            },
-        };
+        var agent = InlineAgents.Yaml($"name: counted\nversion: 1.0.0\nllm: {{ provider: anthropic, model: {AnthropicWire.Model}, max_tokens: 64 }}\n");
 
         var unary = (await client.ExecuteAsync(new ExecuteRequest { Agent = agent, Input = "Hello." })).Run;
         var afterUnary = anthropic.Requests.Count;
@@ -64,14 +57,7 @@ public sealed class ProviderCallCountTests
         await using var host = await NamraTestHost.StartAsync("config,tool-executor,memory,orchestrator",
             new Dictionary<string, string?> { ["Namra:Services:LlmGateway"] = gatewayAddress });
         var client = new AgentService.AgentServiceClient(host.Channel);
-        var agent = new AgentSource
-        {
-            Inline = new InlineAgent
-            {
-                Content = $"name: lost\nversion: 1.0.0\nllm: {{ provider: anthropic, model: {AnthropicWire.Model}, max_tokens: 64 }}\nexecution: {{ budget: {{ max_tokens: 50000 }} }}\n",
-                Format = AgentFormat.Yaml,
-            },
-        };
+        var agent = InlineAgents.Yaml($"name: lost\nversion: 1.0.0\nllm: {{ provider: anthropic, model: {AnthropicWire.Model}, max_tokens: 64 }}\nexecution: {{ budget: {{ max_tokens: 50000 }} }}\n");
 
         var running = client.ExecuteAsync(new ExecuteRequest { Agent = agent, Input = "Hello." }).ResponseAsync;
         await anthropic.WaitForRequestsAsync(1, TimeSpan.FromSeconds(30));
@@ -104,10 +90,7 @@ public sealed class ProviderCallCountTests
         await using var host = await NamraTestHost.StartAsync("config,tool-executor,memory,orchestrator",
             new Dictionary<string, string?> { ["Namra:Services:LlmGateway"] = $"dns:///localhost:{port}" });
         var client = new AgentService.AgentServiceClient(host.Channel);
-        var agent = new AgentSource
-        {
-            Inline = new InlineAgent { Content = $"name: replicated\nversion: 1.0.0\nllm: {{ provider: anthropic, model: {AnthropicWire.Model}, max_tokens: 64 }}\n", Format = AgentFormat.Yaml },
-        };
+        var agent = InlineAgents.Yaml($"name: replicated\nversion: 1.0.0\nllm: {{ provider: anthropic, model: {AnthropicWire.Model}, max_tokens: 64 }}\n");
 
         var running = client.ExecuteAsync(new ExecuteRequest { Agent = agent, Input = "Hello." }).ResponseAsync;
         await anthropic.WaitForRequestsAsync(1, TimeSpan.FromSeconds(30));

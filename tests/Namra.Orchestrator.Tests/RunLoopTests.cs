@@ -1,7 +1,8 @@
 using Grpc.Core;
 using Namra.Contracts.V1;
-using Namra.Testing;
+using Namra.Hosting.Errors;
 using Namra.Testing.Providers;
+using Namra.Testing;
 
 namespace Namra.Orchestrator.Tests;
 
@@ -340,12 +341,12 @@ public sealed class RunLoopTests : IAsyncLifetime
     public async Task Execute_IsIdempotentByRunId_ARepeatGetsTheRun_AnotherRequestIsAlreadyExists()
     {
         _anthropic.Enqueue(AnthropicWire.TextTurn(20, 3, "Once."));
-        var request = new ExecuteRequest { Agent = Inline(Agent()), Input = "Say it once.", RunId = "run-idempotent-1" };
+        var request = new ExecuteRequest { Agent = InlineAgents.Yaml(Agent()), Input = "Say it once.", RunId = "run-idempotent-1" };
 
         // Two deliveries at once, then a third after the run ended: one run, one model call.
         var together = await Task.WhenAll(_client.ExecuteAsync(request).ResponseAsync, _client.ExecuteAsync(request).ResponseAsync);
         var later = (await _client.ExecuteAsync(request)).Run;
-        var other = await Assert.ThrowsAsync<RpcException>(() => _client.ExecuteAsync(new ExecuteRequest { Agent = Inline(Agent()), Input = "Something else.", RunId = "run-idempotent-1" }).ResponseAsync);
+        var other = await Assert.ThrowsAsync<RpcException>(() => _client.ExecuteAsync(new ExecuteRequest { Agent = InlineAgents.Yaml(Agent()), Input = "Something else.", RunId = "run-idempotent-1" }).ResponseAsync);
 
         Assert.All(together, response => Assert.Equal((RunStatus.Completed, "Once."), (response.Run.Status, response.Run.Answer)));
         Assert.Equal((RunStatus.Completed, "Once.", "run-idempotent-1"), (later.Status, later.Answer, later.RunId));
@@ -396,7 +397,7 @@ public sealed class RunLoopTests : IAsyncLifetime
     public async Task CancelRun_StopsTheModelCall_AndTheStreamEndsWithTheReason()
     {
         _anthropic.Enqueue(new SseReply([AnthropicWire.MessageStart(), .. AnthropicWire.TextBlock(0, "Let me think")], HoldAfter: 3));
-        using var call = _client.ExecuteStream(new ExecuteStreamRequest { Agent = Inline(Agent()), Input = "Think forever." });
+        using var call = _client.ExecuteStream(new ExecuteStreamRequest { Agent = InlineAgents.Yaml(Agent()), Input = "Think forever." });
         var events = new List<RunEvent>();
 
         await foreach (var item in call.ResponseStream.ReadAllAsync())
@@ -454,7 +455,7 @@ public sealed class RunLoopTests : IAsyncLifetime
     {
         var error = await Assert.ThrowsAsync<RpcException>(() => _client.ExecuteAsync(new ExecuteRequest
         {
-            Agent = Inline("name: helper\nversion: 1.0.0\nllm: { provider: anthropic, model: claude-sonnet-4-5-20250929, max_tokens: 256, temprature: 0.2 }\n"),
+            Agent = InlineAgents.Yaml("name: helper\nversion: 1.0.0\nllm: { provider: anthropic, model: claude-sonnet-4-5-20250929, max_tokens: 256, temprature: 0.2 }\n"),
             Input = "Hi",
         }).ResponseAsync);
 
@@ -463,11 +464,11 @@ public sealed class RunLoopTests : IAsyncLifetime
     }
 
     private async Task<Run> ExecuteAsync(string agent, string input, string session = "", IDictionary<string, string>? labels = null) =>
-        (await _client.ExecuteAsync(new ExecuteRequest { Agent = Inline(agent), Input = input, SessionId = session, Labels = { labels ?? new Dictionary<string, string>() } })).Run;
+        (await _client.ExecuteAsync(new ExecuteRequest { Agent = InlineAgents.Yaml(agent), Input = input, SessionId = session, Labels = { labels ?? new Dictionary<string, string>() } })).Run;
 
     private async Task<List<RunEvent>> StreamAsync(string agent, string input)
     {
-        using var call = _client.ExecuteStream(new ExecuteStreamRequest { Agent = Inline(agent), Input = input });
+        using var call = _client.ExecuteStream(new ExecuteStreamRequest { Agent = InlineAgents.Yaml(agent), Input = input });
         var events = new List<RunEvent>();
         await foreach (var item in call.ResponseStream.ReadAllAsync())
         {
@@ -477,7 +478,6 @@ public sealed class RunLoopTests : IAsyncLifetime
         return events;
     }
 
-    private static AgentSource Inline(string yaml) => new() { Inline = new InlineAgent { Content = yaml, Format = AgentFormat.Yaml } };
 
     internal static string Agent(string execution = "") => $$"""
         name: helper

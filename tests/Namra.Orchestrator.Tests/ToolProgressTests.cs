@@ -36,7 +36,7 @@ public sealed class ToolProgressTests
         var events = new List<RunEvent>();
         using (var call = client.ExecuteStream(new ExecuteStreamRequest
         {
-            Agent = new AgentSource { Inline = new InlineAgent { Content = SlowAgent, Format = AgentFormat.Yaml } },
+            Agent = InlineAgents.Yaml(SlowAgent),
             Input = "Wait.",
         }))
         {

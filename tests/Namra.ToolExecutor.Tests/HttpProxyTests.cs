@@ -2,12 +2,7 @@ using System.Net;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Namra.Contracts.V1;
 using Namra.Testing;
 
@@ -24,27 +19,21 @@ public sealed class HttpProxyTestGroup;
 [Collection(nameof(HttpProxyTests))]
 public sealed class HttpProxyTests : IAsyncLifetime
 {
-    private WebApplication _proxy = null!;
+    private LocalWebServer _proxy = null!;
     private int _proxied;
     private IWebProxy _previous = null!;
     private NamraTestHost _host = null!;
 
     public async Task InitializeAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
-        _proxy = builder.Build();
         // A forward proxy receives the target in absolute form and answers for it.
-        _proxy.Run(context =>
+        _proxy = await LocalWebServer.StartAsync(web => web.Run(context =>
         {
             Interlocked.Increment(ref _proxied);
             return context.Response.WriteAsync($"fetched by the proxy: {context.Request.Host}");
-        });
-        await _proxy.StartAsync();
-        var address = _proxy.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        }));
         _previous = HttpClient.DefaultProxy;
-        HttpClient.DefaultProxy = new WebProxy(address);
+        HttpClient.DefaultProxy = new WebProxy(_proxy.BaseUrl);
         _host = await NamraTestHost.StartAsync("tool-executor");
     }
 

@@ -1,11 +1,6 @@
 using Google.Protobuf.WellKnownTypes;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Namra.Contracts.V1;
 using Namra.Testing;
 
@@ -14,7 +9,7 @@ namespace Namra.ToolExecutor.Tests;
 /// <summary>The http tool against a local web server, and the SSRF catalogue: internal addresses in every spelling, and redirects.</summary>
 public sealed class HttpToolTests : IAsyncLifetime
 {
-    private WebApplication _web = null!;
+    private LocalWebServer _web = null!;
     private Uri _base = null!;
     private int _hits;
     private NamraTestHost _host = null!;
@@ -22,38 +17,37 @@ public sealed class HttpToolTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0));
-        _web = builder.Build();
-        _web.Use((context, next) =>
+        _web = await LocalWebServer.StartAsync(Map);
+        _base = _web.BaseUrl;
+        _host = await NamraTestHost.StartAsync("tool-executor");
+        _client = new ToolExecutorService.ToolExecutorServiceClient(_host.Channel);
+    }
+
+    private void Map(WebApplication web)
+    {
+        web.Use((context, next) =>
         {
             Interlocked.Increment(ref _hits);
             return next(context);
         });
-        _web.MapGet("/page", () => Results.Content("<html><head><style>p{}</style><script>var secret=1;</script></head><body><h1>Title</h1><p>Hello &amp; welcome.</p></body></html>", "text/html"));
-        _web.MapGet("/nested", () => Results.Content(string.Concat(Enumerable.Repeat("<b>", 50_000)) + "bottom", "text/html"));
-        _web.MapGet("/spaces", () => Results.Content("<p>a" + new string(' ', 1_000_000) + "b</p>", "text/html"));
-        _web.MapGet("/control", () => Results.Text("nul\0bell\abyte \u001b]0;title\u0007 end"));
-        _web.MapGet("/headers", (HttpContext context) => Results.Text(string.Join("\n", context.Request.Headers.Select(h => $"{h.Key}: {h.Value}"))));
-        _web.MapGet("/unauthorized", (HttpContext context) => Results.Text($"denied for {context.Request.Headers.Authorization}", statusCode: 401));
-        _web.MapGet("/big", () => Results.Text(new string('x', 100_000)));
-        _web.MapGet("/redirect", (string to) => Results.Redirect(to));
-        _web.MapPost("/echo", async (HttpContext context) =>
+        web.MapGet("/page", () => Results.Content("<html><head><style>p{}</style><script>var secret=1;</script></head><body><h1>Title</h1><p>Hello &amp; welcome.</p></body></html>", "text/html"));
+        web.MapGet("/nested", () => Results.Content(string.Concat(Enumerable.Repeat("<b>", 50_000)) + "bottom", "text/html"));
+        web.MapGet("/spaces", () => Results.Content("<p>a" + new string(' ', 1_000_000) + "b</p>", "text/html"));
+        web.MapGet("/control", () => Results.Text("nul\0bell\abyte \u001b]0;title\u0007 end"));
+        web.MapGet("/headers", (HttpContext context) => Results.Text(string.Join("\n", context.Request.Headers.Select(h => $"{h.Key}: {h.Value}"))));
+        web.MapGet("/unauthorized", (HttpContext context) => Results.Text($"denied for {context.Request.Headers.Authorization}", statusCode: 401));
+        web.MapGet("/big", () => Results.Text(new string('x', 100_000)));
+        web.MapGet("/redirect", (string to) => Results.Redirect(to));
+        web.MapPost("/echo", async (HttpContext context) =>
         {
             using var reader = new StreamReader(context.Request.Body);
             return Results.Text($"{context.Request.Method} {await reader.ReadToEndAsync()} token={context.Request.Headers["X-Token"]}");
         });
-        await _web.StartAsync();
-        _base = new Uri(_web.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
-        _host = await NamraTestHost.StartAsync("tool-executor");
-        _client = new ToolExecutorService.ToolExecutorServiceClient(_host.Channel);
     }
 
     public async Task DisposeAsync()
     {
         await _host.DisposeAsync();
-        await _web.StopAsync();
         await _web.DisposeAsync();
     }
 

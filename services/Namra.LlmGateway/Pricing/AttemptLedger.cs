@@ -31,10 +31,11 @@ internal sealed class AttemptLedger(LlmProvider provider, CallReservation reserv
     public void Failed(ProviderAttempt attempt, Exception exception)
     {
         var info = (exception as NamraException)?.Details.OfType<ErrorInfo>().FirstOrDefault();
-        var sent = info?.Reason is not ("NETWORK" or "STREAM_ENDED" or "MALFORMED_RESPONSE") && exception is NamraException;
+        // An error the provider answered with (refused, overloaded, rate limited), not a broken exchange.
+        var answered = exception is NamraException && info?.Reason is not ("NETWORK" or "STREAM_ENDED" or "MALFORMED_RESPONSE");
         attempt.Error = exception.Message;
         attempt.RequestId = info?.Metadata.TryGetValue("request_id", out var id) == true ? id : "";
-        if (sent || NeverSent(exception))
+        if (answered || NeverSent(exception))
         {
             attempt.Outcome = AttemptOutcome.Failed;
             return;

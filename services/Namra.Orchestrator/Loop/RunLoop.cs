@@ -248,19 +248,8 @@ internal sealed class RunLoop(
             }
 
             // A turn the model did not finish is not acted on: none of its tool calls run, and the run says why it ended.
-            if (Unfinished(completed.StopReason, agent.Llm?.MaxTokens ?? 0) is { } unfinished)
-            {
-                var textOnly = new Message { Role = Role.Assistant, Content = { reply.Content.Where(b => b.BlockCase == ContentBlock.BlockOneofCase.Text) } };
-                if (textOnly.Content.Count > 0)
-                {
-                    messages.Add(state.Keep(textOnly));
-                }
-
-                state.Fail(unfinished.Status, unfinished.Code, unfinished.Message);
-                return;
-            }
-
-            if (calls.Count == 0)
+            var unfinished = Unfinished(completed.StopReason, agent.Llm?.MaxTokens ?? 0);
+            if (calls.Count == 0 && unfinished is null)
             {
                 messages.Add(state.Keep(reply));
                 run.Status = RunStatus.Completed;
@@ -268,9 +257,7 @@ internal sealed class RunLoop(
             }
 
             // Stop before running this turn's calls; the saved reply keeps only its text, so the conversation stays whole.
-            string? stopReason = null;
-            var stopStatus = RunStatus.Failed;
-            var stopCode = StatusCode.Internal;
+            var (stopStatus, stopCode, stopReason) = unfinished ?? (RunStatus.Failed, StatusCode.Internal, null);
             foreach (var call in calls)
             {
                 var key = call.Name + "\n" + Canonical(call.ArgumentsJson);
@@ -318,7 +305,7 @@ internal sealed class RunLoop(
         }
     }
 
-    private static (RunStatus Status, StatusCode Code, string Message)? Unfinished(StopReason reason, int maxTokens) => reason switch
+    private static (RunStatus Status, StatusCode Code, string? Message)? Unfinished(StopReason reason, int maxTokens) => reason switch
     {
         StopReason.MaxTokens => (RunStatus.CutOff, StatusCode.ResourceExhausted,
             $"The model's turn was cut off at llm.max_tokens ({maxTokens:N0}) before it finished; its tool calls, if any, were not run. Raise llm.max_tokens."),
@@ -348,8 +335,7 @@ internal sealed class RunLoop(
             return [];
         }
 
-        var reported = inner.GetRpcStatus()?.Details.Where(any => any.Is(ProviderAttempts.Descriptor)).Select(any => any.Unpack<ProviderAttempts>()).FirstOrDefault();
-        if (reported is not null)
+        if (RpcDetails.Of<ProviderAttempts>(inner) is [var reported, ..])
         {
             return [.. reported.Attempts];
         }
@@ -370,8 +356,8 @@ internal sealed class RunLoop(
     // The gateway's refusal of a call that does not fit the run's budget: its QuotaFailure names the budget.
     private static string? BudgetRefusal(DownstreamException exception) =>
         exception is { StatusCode: StatusCode.ResourceExhausted, InnerException: RpcException inner }
-        && inner.GetRpcStatus()?.Details.Where(any => any.Is(Google.Rpc.QuotaFailure.Descriptor)).Select(any => any.Unpack<Google.Rpc.QuotaFailure>())
-            .SelectMany(quota => quota.Violations).FirstOrDefault(v => v.Subject.StartsWith("execution.budget.", StringComparison.Ordinal)) is { } violation
+        && RpcDetails.Of<Google.Rpc.QuotaFailure>(inner).SelectMany(quota => quota.Violations)
+            .FirstOrDefault(v => v.Subject.StartsWith("execution.budget.", StringComparison.Ordinal)) is { } violation
             ? violation.Description
             : null;
 

@@ -56,15 +56,12 @@ internal static class ArgumentPolicy
             var allowed = new List<Regex>();
             foreach (var pattern in patterns)
             {
-                try
+                if (Compiled.GetOrAdd(pattern, p => Compile(p).Regex) is not { } regex)
                 {
-                    // Linear-time matching: a pattern cannot be made to backtrack by an argument.
-                    allowed.Add(new Regex($"^(?:{pattern})$", RegexOptions.NonBacktracking | RegexOptions.CultureInvariant));
+                    return $"The argument pattern {Quote(pattern)} for {command} cannot be used: {Compile(pattern).Problem}";
                 }
-                catch (Exception exception) when (exception is ArgumentException or NotSupportedException)
-                {
-                    return $"The argument pattern {Quote(pattern)} for {command} cannot be used: {exception.Message}";
-                }
+
+                allowed.Add(regex);
             }
 
             for (var i = 0; i < arguments.Count; i++)
@@ -99,6 +96,22 @@ internal static class ArgumentPolicy
         }
 
         return null;
+    }
+
+    // A non-backtracking regex takes long to build: each pattern once, for the first few hundred an operator writes.
+    private static readonly Hosting.BoundedMemo<string, Regex?> Compiled = new(256, StringComparer.Ordinal);
+
+    private static (Regex? Regex, string Problem) Compile(string pattern)
+    {
+        try
+        {
+            // Linear-time matching: a pattern cannot be made to backtrack by an argument.
+            return (new Regex($"^(?:{pattern})$", RegexOptions.NonBacktracking | RegexOptions.CultureInvariant), "");
+        }
+        catch (Exception exception) when (exception is ArgumentException or NotSupportedException)
+        {
+            return (null, exception.Message);
+        }
     }
 
     private static bool Names(string argument, string flag)

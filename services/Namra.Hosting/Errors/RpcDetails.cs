@@ -1,22 +1,21 @@
 using Google.Protobuf;
 using Grpc.Core;
 
-namespace Namra.Testing;
+namespace Namra.Hosting.Errors;
 
-/// <summary>Reads the rich error details (<c>grpc-status-details-bin</c>) of a failed call.</summary>
+/// <summary>Reads the rich error details (<c>grpc-status-details-bin</c>) of a failed call to another service.</summary>
 public static class RpcDetails
 {
     /// <summary>The details of type <typeparamref name="T"/> carried by the exception.</summary>
     public static IReadOnlyList<T> Of<T>(RpcException exception) where T : class, IMessage<T>, new()
     {
         ArgumentNullException.ThrowIfNull(exception);
-        var status = exception.GetRpcStatus();
-        if (status is null)
+        if (exception.GetRpcStatus() is not { } status)
         {
             return [];
         }
 
         var descriptor = new T().Descriptor;
-        return status.Details.Where(any => any.Is(descriptor)).Select(any => any.Unpack<T>()).ToList();
+        return [.. status.Details.Where(any => any.Is(descriptor)).Select(any => any.Unpack<T>())];
     }
 }
