@@ -30,6 +30,7 @@ public sealed class CalculatorTests
     [InlineData("pow(2, 100)", "1.2676506002282294E+30")]
     [InlineData("pow(2, -2)", "0.25")]
     [InlineData("pow(2, 0.5)", "1.4142135623730951")]
+    [InlineData("pow(1e-20, -2)", "1.0000000000000002E+40")] // the exact square underflows decimal: a double follows
     [InlineData("1e-30 * 1e-30", "1.0000000000000001E-60")]
     [InlineData("1e300 * 10", "1E+301")]
     [InlineData("pi * 0", "0")]

@@ -119,6 +119,18 @@ public sealed class FilesystemAttackTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ALoopOfLinks_GetsAClearError()
+    {
+        File.CreateSymbolicLink(Path.Combine(_root, "loop-a"), Path.Combine(_root, "loop-b"));
+        File.CreateSymbolicLink(Path.Combine(_root, "loop-b"), Path.Combine(_root, "loop-a"));
+
+        var result = await Call("{\"operation\":\"read\",\"path\":\"loop-a\"}");
+
+        Assert.True(result.IsError);
+        Assert.Contains("Too many levels of symbolic links", result.Content, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task AVeryLongPath_GetsAClearError()
     {
         var result = await Call($"{{\"operation\":\"read\",\"path\":\"{string.Join('/', Enumerable.Repeat(new string('a', 255), 16))}\"}}");

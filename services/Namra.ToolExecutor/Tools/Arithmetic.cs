@@ -256,7 +256,7 @@ internal static class Arithmetic
                         return new Number(result);
                     }
                 }
-                catch (OverflowException)
+                catch (Exception exception) when (exception is OverflowException or DivideByZeroException)
                 {
                     // beyond decimal: a double follows
                 }

@@ -46,13 +46,14 @@ internal sealed class FilesystemTool : ITool
         }
 
         var path = arguments.TryGetProperty("path", out var p) ? p.GetString() ?? "" : "";
-        if (Jail.Resolve(settings.Root, path) is not { } place)
-        {
-            return ToolOutcome.Error($"'{path}' is outside the tool's folder; use a path relative to it, without '..' that leaves it.");
-        }
-
         try
         {
+            // Resolving links can fail too (a loop of links, a name too long): said as the system says it, below.
+            if (Jail.Resolve(settings.Root, path) is not { } place)
+            {
+                return ToolOutcome.Error($"'{path}' is outside the tool's folder; use a path relative to it, without '..' that leaves it.");
+            }
+
             return arguments.GetProperty("operation").GetString() switch
             {
                 "read" => Read(place, path, settings, cancellationToken),
