@@ -1,6 +1,6 @@
-using Google.Rpc;
 using Namra.Contracts.V1;
 using Namra.Hosting.Errors;
+using Namra.LlmGateway.Providers;
 
 namespace Namra.LlmGateway.Pricing;
 
@@ -30,12 +30,9 @@ internal sealed class AttemptLedger(LlmProvider provider, CallReservation reserv
     /// <summary>The request failed: refused by the provider (not billed), never sent, or unknown (charged its worst case).</summary>
     public void Failed(ProviderAttempt attempt, Exception exception)
     {
-        var info = (exception as NamraException)?.Details.OfType<ErrorInfo>().FirstOrDefault();
-        // An error the provider answered with (refused, overloaded, rate limited), not a broken exchange.
-        var answered = exception is NamraException && info?.Reason is not ("NETWORK" or "STREAM_ENDED" or "MALFORMED_RESPONSE");
         attempt.Error = exception.Message;
-        attempt.RequestId = info?.Metadata.TryGetValue("request_id", out var id) == true ? id : "";
-        if (answered || NeverSent(exception))
+        attempt.RequestId = ProviderErrors.RequestIdOf(exception);
+        if (ProviderErrors.IsProviderAnswer(exception) || NeverSent(exception))
         {
             attempt.Outcome = AttemptOutcome.Failed;
             return;

@@ -60,6 +60,20 @@ internal static class ProviderErrors
     private const string InsufficientQuota = "insufficient_quota";
     private const string ShouldRetryKey = "should_retry";
     private const string RequestIdKey = "request_id";
+    private const string NetworkReason = "NETWORK", StreamEndedReason = "STREAM_ENDED", MalformedReason = "MALFORMED_RESPONSE";
+
+    /// <summary>
+    /// Whether the failure is an answer the provider gave (refused, overloaded, rate limited): a request it did not
+    /// bill. A broken exchange (the network, a stream cut short, an unreadable response) may have been billed.
+    /// </summary>
+    public static bool IsProviderAnswer(Exception exception) =>
+        exception is NamraException namra && Reason(namra) is not (NetworkReason or StreamEndedReason or MalformedReason);
+
+    /// <summary>The provider's request id an error carries; empty when it sent none.</summary>
+    public static string RequestIdOf(Exception exception) =>
+        exception is NamraException namra && namra.Details.OfType<Google.Rpc.ErrorInfo>().FirstOrDefault()?.Metadata.TryGetValue(RequestIdKey, out var id) == true ? id : "";
+
+    private static string? Reason(NamraException exception) => exception.Details.OfType<Google.Rpc.ErrorInfo>().FirstOrDefault()?.Reason;
 
     private static bool? ShouldRetry(HttpResponseHeaders headers) =>
         headers.TryGetValues("x-should-retry", out var values) ? values.FirstOrDefault() switch { "true" => true, "false" => false, _ => null } : null;
@@ -77,13 +91,13 @@ internal static class ProviderErrors
         }, type, message, retryAfter: null);
 
     public static NamraException Network(string provider, Exception exception) =>
-        new(StatusCode.Unavailable, $"{provider} could not be reached: {exception.Message}", [Info(provider, "NETWORK")], exception);
+        new(StatusCode.Unavailable, $"{provider} could not be reached: {exception.Message}", [Info(provider, NetworkReason)], exception);
 
     public static NamraException StreamEndedEarly(string provider) =>
-        new(StatusCode.Unavailable, $"{provider} ended the stream before the turn was complete.", [Info(provider, "STREAM_ENDED")]);
+        new(StatusCode.Unavailable, $"{provider} ended the stream before the turn was complete.", [Info(provider, StreamEndedReason)]);
 
     public static NamraException Malformed(string provider, string what) =>
-        new(StatusCode.Unavailable, $"{provider} sent a response Namra cannot read: {what}.", [Info(provider, "MALFORMED_RESPONSE")]);
+        new(StatusCode.Unavailable, $"{provider} sent a response Namra cannot read: {what}.", [Info(provider, MalformedReason)]);
 
     private static NamraException Create(string provider, StatusCode code, string reason, string message, TimeSpan? retryAfter,
         string? requestId = null, bool? shouldRetry = null)
