@@ -128,7 +128,9 @@ internal sealed class MemoryGrpcService(
             run.CreateTime ??= now;
             run.UpdateTime = now;
             run.Etag = "";
-            if (!await MemoryStores.Guard(store, () => store.CreateRunAsync(run, context.CancellationToken)).ConfigureAwait(false))
+            CheckJournal(request.Journal, 0);
+            run.JournalLength = request.Journal.Count;
+            if (!await MemoryStores.Guard(store, () => store.CreateRunAsync(run, request.Journal, context.CancellationToken)).ConfigureAwait(false))
             {
                 // A repeat of the create that made it (a retry whose first answer was lost) gets that record back.
                 var stored = await MemoryStores.Guard(store, () => store.GetRunAsync(run.RunId, context.CancellationToken)).ConfigureAwait(false);
@@ -155,6 +157,11 @@ internal sealed class MemoryGrpcService(
                 throw new InvalidArgumentException("update_mask", $"Not fields of a run: {mask}.");
             }
 
+            if (request.Journal.Count > 0 && request.Etag.Length == 0)
+            {
+                throw new InvalidArgumentException("etag", "Journal steps are appended only to the record they follow: send its etag.");
+            }
+
             for (var attempt = 0; ; attempt++)
             {
                 var stored = await MemoryStores.Guard(store, () => store.GetRunAsync(update.RunId, context.CancellationToken)).ConfigureAwait(false)
@@ -178,9 +185,11 @@ internal sealed class MemoryGrpcService(
                 }
 
                 merged.RunId = stored.Run.RunId;
+                CheckJournal(request.Journal, stored.Run.JournalLength);
+                merged.JournalLength = stored.Run.JournalLength + request.Journal.Count;
                 merged.Etag = "";
                 merged.UpdateTime = Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow());
-                if (await MemoryStores.Guard(store, () => store.ReplaceRunAsync(merged, stored.Version, context.CancellationToken)).ConfigureAwait(false))
+                if (await MemoryStores.Guard(store, () => store.ReplaceRunAsync(merged, stored.Version, request.Journal, context.CancellationToken)).ConfigureAwait(false))
                 {
                     merged.Etag = Etag(stored.Version + 1);
                     return new UpdateRunRecordResponse { Run = merged };
@@ -192,6 +201,33 @@ internal sealed class MemoryGrpcService(
                 }
             }
         }, context);
+
+    public override Task<GetRunJournalResponse> GetRunJournal(GetRunJournalRequest request, ServerCallContext context) =>
+        Traced("get_run_journal", MemoryType.Unspecified, async store =>
+        {
+            CheckId(request.RunId, "run_id");
+            _ = await MemoryStores.Guard(store, () => store.GetRunAsync(request.RunId, context.CancellationToken)).ConfigureAwait(false)
+                ?? throw new NotFoundException("namra.v1.Run", request.RunId, $"No run record '{request.RunId}'.");
+            var entries = await MemoryStores.Guard(store, () => store.GetJournalAsync(request.RunId, context.CancellationToken)).ConfigureAwait(false);
+            return new GetRunJournalResponse { Entries = { entries } };
+        }, context);
+
+    // Steps are numbered on from the journal's length, without gaps, and each says what happened.
+    private static void CheckJournal(Google.Protobuf.Collections.RepeatedField<RunJournalEntry> journal, long length)
+    {
+        for (var i = 0; i < journal.Count; i++)
+        {
+            if (journal[i].Sequence != length + i + 1)
+            {
+                throw new InvalidArgumentException($"journal[{i}].sequence", $"Expected {length + i + 1} (the journal holds {length} steps); got {journal[i].Sequence}.");
+            }
+
+            if (journal[i].StepCase == RunJournalEntry.StepOneofCase.None)
+            {
+                throw new InvalidArgumentException($"journal[{i}].step", "Say what happened.");
+            }
+        }
+    }
 
     public override Task<GetRunRecordResponse> GetRunRecord(GetRunRecordRequest request, ServerCallContext context) =>
         Traced("get_run", MemoryType.Unspecified, async store =>

@@ -289,13 +289,108 @@ public abstract class MemoryContract : IAsyncLifetime
         Assert.Single(read.Run.Labels);
     }
 
+    [Fact]
+    public async Task Journal_GrowsWithItsRecord_InOrder_AndNeverHalfWritten()
+    {
+        var runId = Id("journaled");
+        var created = await Client.CreateRunRecordAsync(new CreateRunRecordRequest { Run = NewRun(runId, Id("journalist")), Journal = { Step(1, "hello") } });
+        var updated = await Client.UpdateRunRecordAsync(new UpdateRunRecordRequest
+        {
+            Run = new Run { RunId = runId, Iterations = 1 },
+            UpdateMask = new FieldMask { Paths = { "iterations" } },
+            Etag = created.Run.Etag,
+            Journal = { Turn(2, "thinking"), Turn(3, "done") },
+        });
+        var stale = await Assert.ThrowsAsync<RpcException>(() => Client.UpdateRunRecordAsync(new UpdateRunRecordRequest
+        {
+            Run = new Run { RunId = runId, Iterations = 9 },
+            UpdateMask = new FieldMask { Paths = { "iterations" } },
+            Etag = created.Run.Etag,
+            Journal = { Turn(4, "a retry whose first attempt landed") },
+        }).ResponseAsync);
+        var gap = await Assert.ThrowsAsync<RpcException>(() => Client.UpdateRunRecordAsync(new UpdateRunRecordRequest
+        {
+            Run = new Run { RunId = runId }, UpdateMask = new FieldMask { Paths = { "iterations" } }, Etag = updated.Run.Etag, Journal = { Turn(5, "skips 4") },
+        }).ResponseAsync);
+        var noEtag = await Assert.ThrowsAsync<RpcException>(() => Client.UpdateRunRecordAsync(new UpdateRunRecordRequest
+        {
+            Run = new Run { RunId = runId }, UpdateMask = new FieldMask { Paths = { "iterations" } }, Journal = { Turn(4, "blind") },
+        }).ResponseAsync);
+        var journal = await Client.GetRunJournalAsync(new GetRunJournalRequest { RunId = runId });
+        var read = await Client.GetRunRecordAsync(new GetRunRecordRequest { RunId = runId });
+        var missing = await Assert.ThrowsAsync<RpcException>(() => Client.GetRunJournalAsync(new GetRunJournalRequest { RunId = Id("no-such-run") }).ResponseAsync);
+
+        Assert.Equal([1L, 2L, 3L], journal.Entries.Select(e => e.Sequence));
+        Assert.Equal("hello", journal.Entries[0].Began.Input.Content[0].Text);
+        Assert.Equal(["thinking", "done"], journal.Entries.Skip(1).Select(e => e.ModelTurn.Message.Content[0].Text));
+        Assert.Equal((3L, 1), (read.Run.JournalLength, read.Run.Iterations));
+        Assert.Equal(StatusCode.Aborted, stale.StatusCode);
+        Assert.Equal("journal[0].sequence", RpcDetails.Of<Google.Rpc.BadRequest>(gap)[0].FieldViolations[0].Field);
+        Assert.Equal("etag", RpcDetails.Of<Google.Rpc.BadRequest>(noEtag)[0].FieldViolations[0].Field);
+        Assert.Equal(StatusCode.NotFound, missing.StatusCode);
+    }
+
+    [Fact]
+    public async Task ALapsedLease_IsClaimedByExactlyOneOfManyReplicas_AndFinishedRunsLeaveTheRunningList()
+    {
+        var agent = Id("leased");
+        var runId = Id("leased-run");
+        var created = await Client.CreateRunRecordAsync(new CreateRunRecordRequest
+        {
+            Run = NewRun(runId, agent, lease: new RunLease { Owner = "gone", ExpireTime = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow.AddSeconds(-1)) }),
+            Journal = { Step(1, "go") },
+        });
+        var running = await Client.ListRunRecordsAsync(new ListRunRecordsRequest { AgentName = agent, Status = RunStatus.Running });
+
+        // Every replica sees the lapsed lease at once and claims it with the etag it read: one wins.
+        var claims = await Task.WhenAll(Enumerable.Range(0, 8).Select(async i =>
+        {
+            try
+            {
+                await Client.UpdateRunRecordAsync(new UpdateRunRecordRequest
+                {
+                    Run = new Run { RunId = runId, Lease = new RunLease { Owner = $"replica-{i}", ExpireTime = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow.AddSeconds(10)) } },
+                    UpdateMask = new FieldMask { Paths = { "lease" } },
+                    Etag = created.Run.Etag,
+                    Journal = { new RunJournalEntry { Sequence = 2, Resumed = new RunResumed { Owner = $"replica-{i}" } } },
+                });
+                return true;
+            }
+            catch (RpcException exception) when (exception.StatusCode == StatusCode.Aborted)
+            {
+                return false;
+            }
+        }));
+        var claimed = await Client.GetRunRecordAsync(new GetRunRecordRequest { RunId = runId });
+        var journal = await Client.GetRunJournalAsync(new GetRunJournalRequest { RunId = runId });
+        await Client.UpdateRunRecordAsync(new UpdateRunRecordRequest
+        {
+            Run = new Run { RunId = runId, Status = RunStatus.Completed }, UpdateMask = new FieldMask { Paths = { "status" } }, Etag = claimed.Run.Etag,
+            Journal = { new RunJournalEntry { Sequence = 3, Ended = new RunEnded { Status = RunStatus.Completed } } },
+        });
+        var stillRunning = await Client.ListRunRecordsAsync(new ListRunRecordsRequest { AgentName = agent, Status = RunStatus.Running });
+
+        Assert.Equal([runId], running.Runs.Select(r => r.RunId));
+        Assert.Single(claims, won => won);
+        Assert.Equal(claimed.Run.Lease.Owner, journal.Entries[1].Resumed.Owner);
+        Assert.Equal(2, journal.Entries.Count);
+        Assert.Empty(stillRunning.Runs);
+    }
+
     protected Task<AppendMessagesResponse> Append(string session, params Message[] messages) =>
         Client.AppendMessagesAsync(new AppendMessagesRequest { SessionId = session, AgentName = "tester", Store = Store, Messages = { messages } }).ResponseAsync;
 
     protected static Message Text(string id, Role role, string text) => new() { Id = id, Role = role, Content = { new ContentBlock { Text = text } } };
 
-    private static Run NewRun(string id, string agent, bool createdLater = false) => new()
+    private static RunJournalEntry Step(long sequence, string input) =>
+        new() { Sequence = sequence, Began = new RunBegan { Agent = new AgentDefinition { Name = "a" }, Input = Text("in", Role.User, input) } };
+
+    private static RunJournalEntry Turn(long sequence, string text) =>
+        new() { Sequence = sequence, ModelTurn = new ModelTurn { Iteration = 1, Message = Text($"m{sequence}", Role.Assistant, text) } };
+
+    private static Run NewRun(string id, string agent, bool createdLater = false, RunLease? lease = null) => new()
     {
+        Lease = lease,
         RunId = id,
         Agent = new AgentRef { Name = agent, Version = "1.0.0" },
         Status = RunStatus.Running,

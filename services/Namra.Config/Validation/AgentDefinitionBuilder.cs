@@ -189,6 +189,7 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
                     _ => ToolType.Unspecified,
                 },
                 Description = tool.String("description") ?? "",
+                Idempotent = tool.Boolean("idempotent") ?? false,
             };
             if (tool.Duration("timeout") is { } timeout)
             {
@@ -342,6 +343,7 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
             Timeout = Duration.FromTimeSpan(execution.Duration("timeout") ?? TimeSpan.FromSeconds(60)),
             MaxRepeatedToolCalls = (int)(execution.Integer("max_repeated_tool_calls") ?? 3),
             MaxParallelToolCalls = (int)(execution.Integer("max_parallel_tool_calls") ?? 8),
+            OnInterrupt = execution.String("on_interrupt") == "fail" ? InterruptPolicy.Fail : InterruptPolicy.Resume,
         };
         if (execution.Get<ValidatedObject>("budget") is { } budget)
         {

@@ -144,6 +144,7 @@ internal static class AgentSchema
         new("description", PlainString, "Overrides the tool's description for the model."),
         new("config", new AnyObjectType(), "Settings of the tool type."),
         new("timeout", ToolTimeout, "Longest one call may take."),
+        new("idempotent", new BooleanType(), "Calls may run twice with the effect of once: a call interrupted by a lost replica runs again when the run resumes.", Default: false),
     ]);
 
     public static readonly ObjectSpec Semantic = new("memory.semantic",
@@ -178,6 +179,7 @@ internal static class AgentSchema
         new("budget", new ObjectType(Budget), "Hard limits per run, enforced before each call."),
         new("max_repeated_tool_calls", new IntegerType(1, 100), "Stop a run that repeats the same tool call with the same arguments this many times.", Default: 3L),
         new("max_parallel_tool_calls", new IntegerType(1, 64), "Most tool calls of one turn run at once.", Default: 8L),
+        new("on_interrupt", new EnumType(["resume", "fail"]), "What becomes of a run whose replica was lost: resumed from its journal on another, or ended as failed.", Default: "resume"),
     ]);
 
     public static readonly ObjectSpec Agent = new("agent",

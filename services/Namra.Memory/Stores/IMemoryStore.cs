@@ -28,14 +28,23 @@ internal interface IMemoryStore
     /// <summary>Deletes a session and its messages; false when there was none.</summary>
     Task<bool> DeleteSessionAsync(string sessionId, CancellationToken cancellationToken);
 
-    /// <summary>Stores a new run record at version 1 (a copy: the caller may change its object afterwards); false when one with its id exists.</summary>
-    Task<bool> CreateRunAsync(Run run, CancellationToken cancellationToken);
+    /// <summary>
+    /// Stores a new run record at version 1 with the first steps of its journal, in one write (copies: the caller may
+    /// change its objects afterwards); false when one with its id exists.
+    /// </summary>
+    Task<bool> CreateRunAsync(Run run, IReadOnlyList<RunJournalEntry> journal, CancellationToken cancellationToken);
 
     /// <summary>A run record and its version, as an object of the caller's own to change; null when there is none.</summary>
     Task<VersionedRun?> GetRunAsync(string runId, CancellationToken cancellationToken);
 
-    /// <summary>Replaces a run record if it is still at <paramref name="expectedVersion"/>; false otherwise.</summary>
-    Task<bool> ReplaceRunAsync(Run run, long expectedVersion, CancellationToken cancellationToken);
+    /// <summary>
+    /// Replaces a run record if it is still at <paramref name="expectedVersion"/>, appending <paramref name="journal"/>
+    /// to its journal in the same write; false (and nothing written) otherwise.
+    /// </summary>
+    Task<bool> ReplaceRunAsync(Run run, long expectedVersion, IReadOnlyList<RunJournalEntry> journal, CancellationToken cancellationToken);
+
+    /// <summary>A run's journal, oldest step first; empty when there is none.</summary>
+    Task<IReadOnlyList<RunJournalEntry>> GetJournalAsync(string runId, CancellationToken cancellationToken);
 
     /// <summary>Run records matching the filter, newest first, after the given position.</summary>
     Task<IReadOnlyList<VersionedRun>> ListRunsAsync(RunFilter filter, int limit, RunPosition? after, CancellationToken cancellationToken);

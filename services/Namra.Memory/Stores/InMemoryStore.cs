@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Collections.Immutable;
 using Google.Protobuf.WellKnownTypes;
 using Namra.Contracts.V1;
 
@@ -17,6 +18,8 @@ internal sealed class InMemoryStore(TimeProvider timeProvider, int maxRuns) : IM
     private int _runCount; // kept here: ConcurrentDictionary.Count takes every lock of the table
     private readonly ConcurrentDictionary<string, SessionState> _sessions = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, VersionedRun> _runs = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, ImmutableList<RunJournalEntry>> _journals = new(StringComparer.Ordinal);
+    private readonly Lock _runWrites = new(); // a record and its journal change together
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<string, StoredMemory>> _memories = new(StringComparer.Ordinal);
 
     public MemoryType Type => MemoryType.InMemory;
@@ -131,11 +134,16 @@ internal sealed class InMemoryStore(TimeProvider timeProvider, int maxRuns) : IM
         }
     }
 
-    public Task<bool> CreateRunAsync(Run run, CancellationToken cancellationToken)
+    public Task<bool> CreateRunAsync(Run run, IReadOnlyList<RunJournalEntry> journal, CancellationToken cancellationToken)
     {
-        if (!_runs.TryAdd(run.RunId, new VersionedRun(run.Clone(), 1)))
+        lock (_runWrites)
         {
-            return Task.FromResult(false);
+            if (!_runs.TryAdd(run.RunId, new VersionedRun(run.Clone(), 1)))
+            {
+                return Task.FromResult(false);
+            }
+
+            _journals[run.RunId] = [.. journal.Select(e => e.Clone())];
         }
 
         _runsOldestFirst.Enqueue(run.RunId);
@@ -162,6 +170,7 @@ internal sealed class InMemoryStore(TimeProvider timeProvider, int maxRuns) : IM
 
             if (_runs.TryRemove(runId, out _))
             {
+                _journals.TryRemove(runId, out _);
                 Interlocked.Decrement(ref _runCount);
             }
         }
@@ -170,9 +179,27 @@ internal sealed class InMemoryStore(TimeProvider timeProvider, int maxRuns) : IM
     public Task<VersionedRun?> GetRunAsync(string runId, CancellationToken cancellationToken) =>
         Task.FromResult(_runs.TryGetValue(runId, out var stored) ? stored with { Run = stored.Run.Clone() } : null);
 
-    public Task<bool> ReplaceRunAsync(Run run, long expectedVersion, CancellationToken cancellationToken) =>
-        Task.FromResult(_runs.TryGetValue(run.RunId, out var stored) && stored.Version == expectedVersion
-            && _runs.TryUpdate(run.RunId, new VersionedRun(run.Clone(), expectedVersion + 1), stored));
+    public Task<bool> ReplaceRunAsync(Run run, long expectedVersion, IReadOnlyList<RunJournalEntry> journal, CancellationToken cancellationToken)
+    {
+        lock (_runWrites)
+        {
+            if (!_runs.TryGetValue(run.RunId, out var stored) || stored.Version != expectedVersion)
+            {
+                return Task.FromResult(false);
+            }
+
+            _runs[run.RunId] = new VersionedRun(run.Clone(), expectedVersion + 1);
+            if (journal.Count > 0)
+            {
+                _journals[run.RunId] = _journals.GetValueOrDefault(run.RunId, []).AddRange(journal.Select(e => e.Clone()));
+            }
+
+            return Task.FromResult(true);
+        }
+    }
+
+    public Task<IReadOnlyList<RunJournalEntry>> GetJournalAsync(string runId, CancellationToken cancellationToken) =>
+        Task.FromResult<IReadOnlyList<RunJournalEntry>>(_journals.TryGetValue(runId, out var journal) ? [.. journal.Select(e => e.Clone())] : []);
 
     public Task<IReadOnlyList<VersionedRun>> ListRunsAsync(RunFilter filter, int limit, RunPosition? after, CancellationToken cancellationToken) =>
         Task.FromResult<IReadOnlyList<VersionedRun>>([.. _runs.Values

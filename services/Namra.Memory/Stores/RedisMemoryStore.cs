@@ -18,6 +18,7 @@ internal sealed class RedisMemoryStore(string configuration, TimeSpan timeout, T
 {
     private const string SessionsKey = "namra:sessions";
     private const string RunsKey = "namra:runs";
+    private const string RunningKey = "namra:runs:running";
 
     private const string AppendScript = """
         if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -57,16 +58,21 @@ internal sealed class RedisMemoryStore(string configuration, TimeSpan timeout, T
         return existed
         """;
 
+    // A record, its journal (a list) and the set of running runs change together; ARGV[4] says whether it is running.
     private const string CreateRunScript = """
         if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
         redis.call('HSET', KEYS[1], 'body', ARGV[1], 'version', 1)
         redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+        if ARGV[4] == '1' then redis.call('ZADD', KEYS[4], ARGV[2], ARGV[3]) end
+        for i = 5, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
         return 1
         """;
 
     private const string ReplaceRunScript = """
         if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return 0 end
         redis.call('HSET', KEYS[1], 'body', ARGV[2], 'version', tonumber(ARGV[1]) + 1)
+        if ARGV[3] == '1' then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5]) else redis.call('ZREM', KEYS[3], ARGV[5]) end
+        for i = 6, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
         return 1
         """;
 
@@ -171,8 +177,14 @@ internal sealed class RedisMemoryStore(string configuration, TimeSpan timeout, T
     public async Task<bool> DeleteSessionAsync(string sessionId, CancellationToken cancellationToken) =>
         (int)await Database.ScriptEvaluateAsync(DeleteScript, SessionKeys(sessionId, SessionsKey), [sessionId]).ConfigureAwait(false) == 1;
 
-    public async Task<bool> CreateRunAsync(Run run, CancellationToken cancellationToken) =>
-        (int)await Database.ScriptEvaluateAsync(CreateRunScript, [RunKey(run.RunId), RunsKey], [run.ToByteArray(), RunPosition.Millis(run), run.RunId]).ConfigureAwait(false) == 1;
+    public async Task<bool> CreateRunAsync(Run run, IReadOnlyList<RunJournalEntry> journal, CancellationToken cancellationToken) =>
+        (int)await Database.ScriptEvaluateAsync(CreateRunScript, [RunKey(run.RunId), RunsKey, JournalKey(run.RunId), RunningKey],
+            [run.ToByteArray(), RunPosition.Millis(run), run.RunId, Unfinished(run) ? "1" : "0", .. journal.Select(e => (RedisValue)e.ToByteArray())]).ConfigureAwait(false) == 1;
+
+    public async Task<IReadOnlyList<RunJournalEntry>> GetJournalAsync(string runId, CancellationToken cancellationToken) =>
+        [.. (await Database.ListRangeAsync(JournalKey(runId)).ConfigureAwait(false)).Select(item => RunJournalEntry.Parser.ParseFrom((byte[])item!))];
+
+    private static bool Unfinished(Run run) => run.Status is RunStatus.Pending or RunStatus.Running;
 
     public async Task<VersionedRun?> GetRunAsync(string runId, CancellationToken cancellationToken)
     {
@@ -180,8 +192,9 @@ internal sealed class RedisMemoryStore(string configuration, TimeSpan timeout, T
         return values[0].IsNull ? null : new VersionedRun(Run.Parser.ParseFrom((byte[])values[0]!), (long)values[1]);
     }
 
-    public async Task<bool> ReplaceRunAsync(Run run, long expectedVersion, CancellationToken cancellationToken) =>
-        (int)await Database.ScriptEvaluateAsync(ReplaceRunScript, [RunKey(run.RunId)], [expectedVersion, run.ToByteArray()]).ConfigureAwait(false) == 1;
+    public async Task<bool> ReplaceRunAsync(Run run, long expectedVersion, IReadOnlyList<RunJournalEntry> journal, CancellationToken cancellationToken) =>
+        (int)await Database.ScriptEvaluateAsync(ReplaceRunScript, [RunKey(run.RunId), JournalKey(run.RunId), RunningKey],
+            [expectedVersion, run.ToByteArray(), Unfinished(run) ? "1" : "0", RunPosition.Millis(run), run.RunId, .. journal.Select(e => (RedisValue)e.ToByteArray())]).ConfigureAwait(false) == 1;
 
     public async Task<IReadOnlyList<VersionedRun>> ListRunsAsync(RunFilter filter, int limit, RunPosition? after, CancellationToken cancellationToken)
     {
@@ -189,7 +202,8 @@ internal sealed class RedisMemoryStore(string configuration, TimeSpan timeout, T
         var skip = 0L;
         while (runs.Count < limit)
         {
-            var ids = await Database.SortedSetRangeByScoreAsync(RunsKey, double.NegativeInfinity, after?.CreateMillis ?? double.PositiveInfinity,
+            // Runs still going are also kept in a set of their own: the recovery scan does not walk every run ever made.
+            var ids = await Database.SortedSetRangeByScoreAsync(filter.Status == RunStatus.Running ? RunningKey : RunsKey, double.NegativeInfinity, after?.CreateMillis ?? double.PositiveInfinity,
                 Exclude.None, Order.Descending, skip, 200).ConfigureAwait(false);
             if (ids.Length == 0)
             {
@@ -248,6 +262,8 @@ internal sealed class RedisMemoryStore(string configuration, TimeSpan timeout, T
         [$"namra:s:{{{sessionId}}}:meta", $"namra:s:{{{sessionId}}}:ids", $"namra:s:{{{sessionId}}}:msgs", .. more.Select(k => (RedisKey)k)];
 
     private static RedisKey RunKey(string runId) => $"namra:r:{runId}";
+
+    private static RedisKey JournalKey(string runId) => $"namra:r:{runId}:journal";
 
     private static RedisKey MemoriesKey(string space) => $"namra:m:{space}";
 

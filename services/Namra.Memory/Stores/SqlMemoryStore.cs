@@ -63,6 +63,11 @@ internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
             create_millis BIGINT NOT NULL, version BIGINT NOT NULL, body {BinaryType} NOT NULL)
         """,
         "CREATE INDEX IF NOT EXISTS namra_runs_by_time ON namra_runs (create_millis DESC, run_id DESC)",
+        "CREATE INDEX IF NOT EXISTS namra_runs_by_status ON namra_runs (status, create_millis DESC, run_id DESC)",
+        $"""
+        CREATE TABLE IF NOT EXISTS namra_run_journal (
+            run_id TEXT NOT NULL, seq BIGINT NOT NULL, body {BinaryType} NOT NULL, PRIMARY KEY (run_id, seq))
+        """,
         $"""
         CREATE TABLE IF NOT EXISTS namra_memories (
             namespace TEXT NOT NULL, id TEXT NOT NULL, text TEXT NOT NULL, metadata TEXT NOT NULL, model TEXT NOT NULL,
@@ -195,12 +200,43 @@ internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
         return live;
     }
 
-    public virtual async Task<bool> CreateRunAsync(Run run, CancellationToken cancellationToken)
+    public virtual async Task<bool> CreateRunAsync(Run run, IReadOnlyList<RunJournalEntry> journal, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        return await ExecuteAsync(connection, null, cancellationToken,
+        await using var transaction = await BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
+        if (await ExecuteAsync(connection, transaction, cancellationToken,
             "INSERT INTO namra_runs (run_id, agent_name, session_id, status, create_millis, version, body) VALUES ($1, $2, $3, $4, $5, 1, $6) ON CONFLICT (run_id) DO NOTHING",
-            run.RunId, run.Agent?.Name ?? "", run.SessionId, (long)run.Status, RunPosition.Millis(run), run.ToByteArray()).ConfigureAwait(false) == 1;
+            run.RunId, run.Agent?.Name ?? "", run.SessionId, (long)run.Status, RunPosition.Millis(run), run.ToByteArray()).ConfigureAwait(false) != 1)
+        {
+            return false;
+        }
+
+        await AppendJournalAsync(connection, transaction, run.RunId, journal, cancellationToken).ConfigureAwait(false);
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return true;
+    }
+
+    public async Task<IReadOnlyList<RunJournalEntry>> GetJournalAsync(string runId, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var reader = await ReadAsync(connection, null, cancellationToken, "SELECT body FROM namra_run_journal WHERE run_id = $1 ORDER BY seq", runId).ConfigureAwait(false);
+        var entries = new List<RunJournalEntry>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            entries.Add(RunJournalEntry.Parser.ParseFrom((byte[])reader.GetValue(0)));
+        }
+
+        return entries;
+    }
+
+    // Inserts fail on a sequence the journal holds already: the transaction then writes nothing.
+    private async Task AppendJournalAsync(DbConnection connection, DbTransaction transaction, string runId, IReadOnlyList<RunJournalEntry> journal, CancellationToken cancellationToken)
+    {
+        foreach (var entry in journal)
+        {
+            await ExecuteAsync(connection, transaction, cancellationToken,
+                "INSERT INTO namra_run_journal (run_id, seq, body) VALUES ($1, $2, $3)", runId, entry.Sequence, entry.ToByteArray()).ConfigureAwait(false);
+        }
     }
 
     public async Task<VersionedRun?> GetRunAsync(string runId, CancellationToken cancellationToken)
@@ -212,12 +248,20 @@ internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
             : null;
     }
 
-    public virtual async Task<bool> ReplaceRunAsync(Run run, long expectedVersion, CancellationToken cancellationToken)
+    public virtual async Task<bool> ReplaceRunAsync(Run run, long expectedVersion, IReadOnlyList<RunJournalEntry> journal, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        return await ExecuteAsync(connection, null, cancellationToken,
+        await using var transaction = await BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
+        if (await ExecuteAsync(connection, transaction, cancellationToken,
             "UPDATE namra_runs SET body = $3, status = $4, session_id = $5, version = version + 1 WHERE run_id = $1 AND version = $2",
-            run.RunId, expectedVersion, run.ToByteArray(), (long)run.Status, run.SessionId).ConfigureAwait(false) == 1;
+            run.RunId, expectedVersion, run.ToByteArray(), (long)run.Status, run.SessionId).ConfigureAwait(false) != 1)
+        {
+            return false;
+        }
+
+        await AppendJournalAsync(connection, transaction, run.RunId, journal, cancellationToken).ConfigureAwait(false);
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return true;
     }
 
     public async Task<IReadOnlyList<VersionedRun>> ListRunsAsync(RunFilter filter, int limit, RunPosition? after, CancellationToken cancellationToken)

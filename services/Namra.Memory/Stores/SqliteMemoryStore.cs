@@ -29,11 +29,11 @@ internal sealed class SqliteMemoryStore(string path, TimeSpan timeout, TimeProvi
     public override Task<bool> DeleteSessionAsync(string sessionId, CancellationToken cancellationToken) =>
         WriteAsync(() => base.DeleteSessionAsync(sessionId, cancellationToken), cancellationToken);
 
-    public override Task<bool> CreateRunAsync(Run run, CancellationToken cancellationToken) =>
-        WriteAsync(() => base.CreateRunAsync(run, cancellationToken), cancellationToken);
+    public override Task<bool> CreateRunAsync(Run run, IReadOnlyList<RunJournalEntry> journal, CancellationToken cancellationToken) =>
+        WriteAsync(() => base.CreateRunAsync(run, journal, cancellationToken), cancellationToken);
 
-    public override Task<bool> ReplaceRunAsync(Run run, long expectedVersion, CancellationToken cancellationToken) =>
-        WriteAsync(() => base.ReplaceRunAsync(run, expectedVersion, cancellationToken), cancellationToken);
+    public override Task<bool> ReplaceRunAsync(Run run, long expectedVersion, IReadOnlyList<RunJournalEntry> journal, CancellationToken cancellationToken) =>
+        WriteAsync(() => base.ReplaceRunAsync(run, expectedVersion, journal, cancellationToken), cancellationToken);
 
     public override Task RememberAsync(string space, StoredMemory memory, CancellationToken cancellationToken) =>
         WriteAsync(async () =>
