@@ -49,16 +49,17 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
 
         if (!active.TryCancel(request.RunId, reason))
         {
-            // Running on another replica: it reads the flag between turns.
+            // Running on another replica: it reads the request within a second and stops what is in flight.
             var updated = await ForwardAsync("memory", async () => await downstream.Memory.UpdateRunRecordAsync(new UpdateRunRecordRequest
             {
-                Run = new Run { RunId = request.RunId, CancelRequested = true },
-                UpdateMask = new Google.Protobuf.WellKnownTypes.FieldMask { Paths = { "cancel_requested" } },
+                Run = new Run { RunId = request.RunId, CancelRequested = true, CancelReason = request.Reason },
+                UpdateMask = new Google.Protobuf.WellKnownTypes.FieldMask { Paths = { "cancel_requested", "cancel_reason" } },
             }, deadline: context.Deadline, cancellationToken: context.CancellationToken)).ConfigureAwait(false);
             return new CancelRunResponse { Run = updated.Run };
         }
 
         record.Run.CancelRequested = true;
+        record.Run.CancelReason = request.Reason;
         return new CancelRunResponse { Run = record.Run };
     }
 

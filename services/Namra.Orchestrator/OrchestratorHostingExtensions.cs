@@ -21,7 +21,12 @@ public static class OrchestratorHostingExtensions
         builder.Services.AddSingleton<Downstream>();
         builder.Services.AddSingleton<ActiveRuns>();
         builder.Services.AddSingleton<ResolvedAgents>();
+        builder.Services.AddSingleton<Replica>();
+        builder.Services.AddSingleton<ModelTurns>();
+        builder.Services.AddSingleton<ToolCalls>();
         builder.Services.AddSingleton<RunLoop>();
+        builder.Services.AddSingleton<RunRecovery>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<RunRecovery>());
         builder.Services.AddSingleton<ApiKeyAuthentication>();
         // Callers in this process (the CLI's embedded mode) reach the API directly; API keys guard the network only.
         builder.Services.AddNamraGrpcService<AgentGrpcService, Contracts.V1.AgentService.AgentServiceBase>("orchestrator", Contracts.V1.AgentService.BindService);

@@ -71,6 +71,7 @@ internal sealed class AgentRunner : IAsyncDisposable
             ["Namra:Memory:SqlitePath"] = DataFile,
             ["Namra:Memory:DefaultStore"] = "sqlite",
             ["Namra:Orchestrator:MemoryStoreOverride"] = "sqlite",
+            ["Namra:Orchestrator:RecoverRuns"] = "false",
             // The agent file is the user's own: it may read the user's environment, and name its key variable.
             ["Namra:Config:InlineVariables:0"] = "*",
             ["Namra:LlmGateway:AllowedKeyVariables:0"] = "*",

@@ -94,6 +94,19 @@ internal sealed class RunBudget(Budget? budget)
         _ => (0, 0),
     };
 
+    /// <summary>
+    /// Counts what a resumed run spent before: its ledger's requests (answered ones at what they used, lost ones at
+    /// their worst case) and the tool calls its turns made.
+    /// </summary>
+    public void Restore(IEnumerable<ProviderAttempt> ledger, int toolCalls)
+    {
+        Charge(ledger);
+        lock (_gate)
+        {
+            _toolCalls += toolCalls;
+        }
+    }
+
     /// <summary>Takes one of the run's tool calls, or says the budget has none left.</summary>
     public string? TryReserveToolCall()
     {

@@ -41,7 +41,10 @@ public sealed class OrchestratorOptions
     [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
     public TimeSpan ToolListCacheDuration { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>How often a running run reads its record for a CancelRun sent to another replica. Default 1 s.</summary>
+    /// <summary>
+    /// How often a running run reads its record for a CancelRun sent to another replica (which then stops the model call
+    /// or tool in flight), and renews its lease when due. Default 1 s.
+    /// </summary>
     [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
     public TimeSpan CancelPollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
@@ -51,6 +54,24 @@ public sealed class OrchestratorOptions
     /// </summary>
     [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
     public TimeSpan ToolProgressInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// How long a replica's lease on a running run lasts unless renewed (it is renewed every third of it while the run
+    /// works). A run whose replica is gone is resumed elsewhere within about this long plus <see cref="RecoveryInterval"/>.
+    /// Default 15 s.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.300", "01:00:00")]
+    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>How often this replica looks for running runs whose lease lapsed, to resume them. Default 5 s.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.050", "01:00:00")]
+    public TimeSpan RecoveryInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Whether this replica resumes runs whose replica was lost. On for servers; the embedded CLI turns it off (a
+    /// process that exits after its one run should not take over others).
+    /// </summary>
+    public bool RecoverRuns { get; set; } = true;
 
     /// <summary>Most events one run may emit (text deltas included) before it is stopped. Default 100,000.</summary>
     [Range(100, 10_000_000)]

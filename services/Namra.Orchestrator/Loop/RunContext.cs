@@ -1,0 +1,92 @@
+using System.Text;
+using Namra.Contracts.V1;
+
+namespace Namra.Orchestrator.Loop;
+
+/// <summary>One run as the loop works on it: its request, record and journal, the conversation the model sees, its tools and guards.</summary>
+internal sealed class RunContext(RunRequest request, RunState state, RunJournal journal, DateTime deadline)
+{
+    public RunRequest Request => request;
+
+    public RunState State => state;
+
+    public RunJournal Journal => journal;
+
+    /// <summary>When the run must have ended (its creation plus <c>execution.timeout</c>), on whichever replica.</summary>
+    public DateTime Deadline => deadline;
+
+    /// <summary>What the model is sent: the session's history, then this run's messages.</summary>
+    public List<Message> Messages { get; } = [];
+
+    /// <summary>The agent's tools, and which entry serves each.</summary>
+    public List<ToolDefinition> Tools { get; } = [];
+
+    public Dictionary<string, ToolConfig> Entries { get; } = new(StringComparer.Ordinal);
+
+    public RunBudget Budget { get; } = new(request.Agent.Execution?.Budget);
+
+    public RepeatGuard Repeats { get; } = new();
+
+    /// <summary>The turn to run next.</summary>
+    public int NextIteration { get; set; } = 1;
+
+    /// <summary>A resumed run's last turn: its tool calls, the results journaled, and the calls that were in flight.</summary>
+    public (List<ToolCall> Calls, Dictionary<string, ToolResult> Done, HashSet<string> InFlight)? Unfinished { get; set; }
+
+    /// <summary>The results of the current turn's tool calls so far, by call id.</summary>
+    public System.Collections.Concurrent.ConcurrentDictionary<string, ToolResult> Results { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Set once the run's new messages are in the session.</summary>
+    public bool MessagesSaved { get; set; }
+
+    /// <summary>Set when another replica took the run over: this one writes nothing more.</summary>
+    public bool LeaseLost { get; set; }
+}
+
+/// <summary>Counts each tool call by name and canonical arguments, to stop a model that repeats itself.</summary>
+internal sealed class RepeatGuard
+{
+    private readonly Dictionary<string, int> _counts = new(StringComparer.Ordinal);
+
+    /// <summary>Counts the call; returns how many times it has been made.</summary>
+    public int Count(ToolCall call)
+    {
+        var key = call.Name + "\n" + Canonical(call.ArgumentsJson);
+        return _counts[key] = _counts.GetValueOrDefault(key) + 1;
+    }
+
+    private static string Canonical(string json)
+    {
+        try
+        {
+            using var document = System.Text.Json.JsonDocument.Parse(json.Length > 0 ? json : "{}");
+            var builder = new StringBuilder();
+            Write(document.RootElement, builder);
+            return builder.ToString();
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return json;
+        }
+
+        static void Write(System.Text.Json.JsonElement element, StringBuilder builder)
+        {
+            if (element.ValueKind == System.Text.Json.JsonValueKind.Object)
+            {
+                builder.Append('{');
+                foreach (var property in element.EnumerateObject().OrderBy(p => p.Name, StringComparer.Ordinal))
+                {
+                    builder.Append(property.Name).Append(':');
+                    Write(property.Value, builder);
+                    builder.Append(',');
+                }
+
+                builder.Append('}');
+            }
+            else
+            {
+                builder.Append(element.GetRawText());
+            }
+        }
+    }
+}

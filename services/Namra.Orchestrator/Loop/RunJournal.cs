@@ -1,0 +1,160 @@
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using Namra.Contracts.V1;
+using Namra.Hosting.Errors;
+
+namespace Namra.Orchestrator.Loop;
+
+/// <summary>
+/// The journal of one run as this replica writes it. Every write appends steps and replaces the run record in one
+/// call to the memory service, guarded by the record's etag, and renews this replica's lease. A write that finds the
+/// record changed re-reads it: a cancel request from another replica is taken in and the write goes again; a record
+/// leased to another replica (this one was presumed gone) ends this replica's part in the run.
+/// </summary>
+internal sealed class RunJournal(Downstream downstream, Run run, string owner, TimeSpan leaseDuration, TimeProvider timeProvider) : IDisposable
+{
+    private readonly SemaphoreSlim _writing = new(1, 1);
+    private readonly Lock _pendingGate = new();
+    private readonly List<RunJournalEntry> _pending = [];
+    private string _etag = run.Etag;
+    private long _length = run.JournalLength;
+    private long _lastWrite = timeProvider.GetTimestamp();
+
+    /// <summary>Called when the record says <c>CancelRun</c> was asked for, with its reason.</summary>
+    public Action<string>? CancelRequested { get; set; }
+
+    /// <summary>Steps written so far.</summary>
+    public long Length => Interlocked.Read(ref _length);
+
+    /// <summary>Creates the record with the run's first step, leased to this replica.</summary>
+    public async Task CreateAsync(RunBegan began, DateTime deadline, CancellationToken cancellationToken)
+    {
+        run.Lease = Lease();
+        var created = await Downstream.CallAsync("memory", async () => await downstream.Memory.CreateRunRecordAsync(
+            new CreateRunRecordRequest { Run = run, Journal = { Entry(1, new RunJournalEntry { Began = began }) } },
+            deadline: deadline, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false);
+        _etag = created.Run.Etag;
+        _length = created.Run.JournalLength;
+        run.JournalLength = _length;
+        _lastWrite = timeProvider.GetTimestamp();
+    }
+
+    /// <summary>Keeps a step to go with the next write (a model turn that ends the run goes with its end).</summary>
+    public void Add(RunJournalEntry step)
+    {
+        lock (_pendingGate)
+        {
+            _pending.Add(step);
+        }
+    }
+
+    /// <summary>Writes the steps kept and <paramref name="steps"/> with the record as it is now; with none, renews the lease.</summary>
+    public async Task WriteAsync(DateTime deadline, CancellationToken cancellationToken, params RunJournalEntry[] steps)
+    {
+        await _writing.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            List<RunJournalEntry> batch;
+            lock (_pendingGate)
+            {
+                batch = [.. _pending, .. steps];
+                _pending.Clear();
+            }
+
+            for (var i = 0; i < batch.Count; i++)
+            {
+                Entry(_length + i + 1, batch[i]);
+            }
+
+            await WriteBatchAsync(batch, deadline, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _writing.Release();
+        }
+    }
+
+    /// <summary>Whether the lease is due for renewal (a third of it has passed since the last write).</summary>
+    public bool RenewalDue => timeProvider.GetElapsedTime(Interlocked.Read(ref _lastWrite)) >= leaseDuration / 3;
+
+    private async Task WriteBatchAsync(List<RunJournalEntry> batch, DateTime deadline, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            // A run that has ended is nobody's to hold.
+            run.Lease = run.Status == RunStatus.Running ? Lease() : null;
+            var snapshot = run.Clone();
+            snapshot.JournalLength = _length;
+            try
+            {
+                var written = await downstream.Memory.UpdateRunRecordAsync(new UpdateRunRecordRequest { Run = snapshot, Etag = _etag, Journal = { batch } },
+                    deadline: deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+                Advance(written.Run);
+                return;
+            }
+            catch (RpcException exception) when (exception.StatusCode == StatusCode.Aborted && !cancellationToken.IsCancellationRequested)
+            {
+                var stored = (await Downstream.CallAsync("memory", async () => await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = run.RunId },
+                    deadline: deadline, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false)).Run;
+                if (stored.Lease?.Owner != owner)
+                {
+                    throw new LeaseLostException(run.RunId, stored.Lease?.Owner ?? "");
+                }
+
+                if (stored.JournalLength >= _length + batch.Count)
+                {
+                    Advance(stored); // an earlier attempt of this write landed; its answer was lost
+                    return;
+                }
+
+                _etag = stored.Etag;
+                TakeCancel(stored);
+            }
+            catch (RpcException exception) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new DownstreamException("memory", exception);
+            }
+        }
+    }
+
+    /// <summary>Reads the record for a cancel request sent to another replica.</summary>
+    public async Task CheckCancelAsync(DateTime deadline, CancellationToken cancellationToken)
+    {
+        var stored = (await Downstream.CallAsync("memory", async () => await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = run.RunId },
+            deadline: deadline, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false)).Run;
+        TakeCancel(stored);
+    }
+
+    private void TakeCancel(Run stored)
+    {
+        if (stored.CancelRequested && !run.CancelRequested)
+        {
+            run.CancelRequested = true;
+            run.CancelReason = stored.CancelReason;
+            CancelRequested?.Invoke(stored.CancelReason.Length > 0 ? $"Cancelled: {stored.CancelReason}" : "Cancelled by CancelRun.");
+        }
+    }
+
+    private void Advance(Run written)
+    {
+        _etag = written.Etag;
+        Interlocked.Exchange(ref _length, written.JournalLength);
+        run.JournalLength = written.JournalLength;
+        Interlocked.Exchange(ref _lastWrite, timeProvider.GetTimestamp());
+    }
+
+    private RunLease Lease() => new() { Owner = owner, ExpireTime = Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow() + leaseDuration) };
+
+    private RunJournalEntry Entry(long sequence, RunJournalEntry step)
+    {
+        step.Sequence = sequence;
+        step.Time ??= Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow());
+        return step;
+    }
+
+    public void Dispose() => _writing.Dispose();
+}
+
+/// <summary>Another replica holds the run's lease: this one was presumed gone, and the run goes on there.</summary>
+internal sealed class LeaseLostException(string runId, string owner)
+    : NamraException(StatusCode.Aborted, $"Run {runId} was taken over by another replica ({owner}) after its lease lapsed here; GetRun has its outcome.");

@@ -1,0 +1,146 @@
+using Grpc.Core;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Namra.Contracts.V1;
+using Namra.Orchestrator.Options;
+
+namespace Namra.Orchestrator.Loop;
+
+/// <summary>
+/// Every replica looks for running runs whose lease has lapsed (their replica is gone) and claims each with the
+/// record's etag, so under contention exactly one replica wins; the winner journals that it resumed the run and goes
+/// on with it (<see cref="RunLoop.ResumeAsync"/>). A run with no journal to resume from ends as failed.
+/// </summary>
+internal sealed partial class RunRecovery(
+    Downstream downstream,
+    RunLoop loop,
+    Replica replica,
+    IOptions<OrchestratorOptions> options,
+    TimeProvider timeProvider,
+    ILogger<RunRecovery> logger) : BackgroundService
+{
+    private const int PageSize = 100;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (!options.Value.RecoverRuns)
+        {
+            return;
+        }
+
+        using var timer = new PeriodicTimer(options.Value.RecoveryInterval, timeProvider);
+        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+        {
+            try
+            {
+                await ScanAsync(stoppingToken).ConfigureAwait(false);
+            }
+            catch (RpcException exception) when (!stoppingToken.IsCancellationRequested)
+            {
+                ScanFailed(logger, exception.Status.Detail); // the memory service is down for now: the next tick tries again
+            }
+        }
+    }
+
+    /// <summary>One pass over the running runs; returns how many this replica claimed.</summary>
+    public async Task<int> ScanAsync(CancellationToken cancellationToken)
+    {
+        var claimed = 0;
+        var token = "";
+        do
+        {
+            var page = await downstream.Memory.ListRunRecordsAsync(new ListRunRecordsRequest { Status = RunStatus.Running, PageSize = PageSize, PageToken = token },
+                deadline: Deadline(), cancellationToken: cancellationToken).ConfigureAwait(false);
+            foreach (var run in page.Runs.Where(Lapsed))
+            {
+                if (await TryClaimAsync(run, cancellationToken).ConfigureAwait(false) is ({ } record, { } journal))
+                {
+                    claimed++;
+                    _ = Task.Run(() => ResumeAsync(record, journal), CancellationToken.None);
+                }
+            }
+
+            token = page.NextPageToken;
+        }
+        while (token.Length > 0);
+        return claimed;
+    }
+
+    private bool Lapsed(Run run)
+    {
+        var expires = run.Lease?.ExpireTime?.ToDateTimeOffset() ?? (run.UpdateTime?.ToDateTimeOffset() ?? default) + options.Value.LeaseDuration;
+        return expires < timeProvider.GetUtcNow();
+    }
+
+    // Claims the run with the etag it was read with, journaling the claim; null when another replica was first.
+    private async Task<(Run? Record, List<RunJournalEntry>? Journal)> TryClaimAsync(Run run, CancellationToken cancellationToken)
+    {
+        var journal = (await downstream.Memory.GetRunJournalAsync(new GetRunJournalRequest { RunId = run.RunId }, deadline: Deadline(), cancellationToken: cancellationToken)
+            .ConfigureAwait(false)).Entries.ToList();
+        var resumed = new RunJournalEntry
+        {
+            Sequence = run.JournalLength + 1,
+            Time = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow()),
+            Resumed = new RunResumed { Owner = replica.Id, InFlightToolCallIds = { RunReplay.InFlight(journal) } },
+        };
+        run.Lease = new RunLease { Owner = replica.Id, ExpireTime = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow() + options.Value.LeaseDuration) };
+        run.Resumes++;
+        try
+        {
+            var claimed = await downstream.Memory.UpdateRunRecordAsync(new UpdateRunRecordRequest { Run = run, Etag = run.Etag, Journal = { resumed } },
+                deadline: Deadline(), cancellationToken: cancellationToken).ConfigureAwait(false);
+            journal.Add(resumed);
+            Claimed(logger, run.RunId, run.Resumes);
+            return (claimed.Run, journal);
+        }
+        catch (RpcException exception) when (exception.StatusCode == StatusCode.Aborted)
+        {
+            return (null, null); // another replica claimed it, or its own replica renewed the lease just now
+        }
+    }
+
+    private async Task ResumeAsync(Run run, List<RunJournalEntry> journal)
+    {
+        try
+        {
+            if (journal is [{ StepCase: RunJournalEntry.StepOneofCase.Began }, ..])
+            {
+                await loop.ResumeAsync(run, journal).ConfigureAwait(false);
+            }
+            else
+            {
+                await EndWithoutJournalAsync(run).ConfigureAwait(false);
+            }
+        }
+        catch (Exception exception) when (exception is RpcException or Hosting.Errors.NamraException)
+        {
+            ResumeFailed(logger, exception, run.RunId); // its lease lapses again, and a replica tries again
+        }
+    }
+
+    // A run recorded before runs had journals (or by a replica that wrote none) cannot be resumed: it ends, saying why.
+    private async Task EndWithoutJournalAsync(Run run)
+    {
+        run.Status = RunStatus.Failed;
+        run.Error = new Google.Rpc.Status { Code = (int)StatusCode.Aborted, Message = "The run was interrupted: the orchestrator replica running it was lost, and it has no journal to resume from." };
+        run.EndTime = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow());
+        run.Lease = null;
+        await downstream.Memory.UpdateRunRecordAsync(new UpdateRunRecordRequest
+        {
+            Run = run, Etag = run.Etag,
+            Journal = { new RunJournalEntry { Sequence = run.JournalLength + 1, Ended = new RunEnded { Status = RunStatus.Failed } } },
+        }, deadline: Deadline()).ConfigureAwait(false);
+    }
+
+    private DateTime Deadline() => timeProvider.GetUtcNow().UtcDateTime + options.Value.SaveTimeout;
+
+    [LoggerMessage(EventId = 6010, Level = LogLevel.Warning, Message = "Run {RunId}: its lease had lapsed; this replica resumes it (resume {Resumes})")]
+    private static partial void Claimed(ILogger logger, string runId, int resumes);
+
+    [LoggerMessage(EventId = 6011, Level = LogLevel.Warning, Message = "Looking for runs to recover failed: {Detail}")]
+    private static partial void ScanFailed(ILogger logger, string detail);
+
+    [LoggerMessage(EventId = 6012, Level = LogLevel.Error, Message = "Run {RunId} could not be resumed")]
+    private static partial void ResumeFailed(ILogger logger, Exception exception, string runId);
+}

@@ -1,0 +1,99 @@
+using Namra.Contracts.V1;
+
+namespace Namra.Orchestrator.Loop;
+
+/// <summary>
+/// Rebuilds a run from its journal on the replica that resumes it: its messages (with the ids they were saved
+/// under), the repeat guard and budget as they stood, and the tool calls of its last turn still to finish. Completed
+/// model turns and tool results are replayed, never sent again.
+/// </summary>
+internal static class RunReplay
+{
+    public static void Apply(RunContext run, IReadOnlyList<RunJournalEntry> journal)
+    {
+        List<ToolCall> calls = [];
+        var done = new Dictionary<string, ToolResult>(StringComparer.Ordinal);
+        var started = new HashSet<string>(StringComparer.Ordinal);
+        var toolCalls = 0;
+        foreach (var entry in journal)
+        {
+            switch (entry.StepCase)
+            {
+                case RunJournalEntry.StepOneofCase.Began:
+                    run.State.Keep(entry.Began.Input.Clone());
+                    break;
+                case RunJournalEntry.StepOneofCase.ModelTurn:
+                    KeepResults(run, calls, done);
+                    run.State.Keep(entry.ModelTurn.Message.Clone());
+                    calls = [.. entry.ModelTurn.Message.Content.Where(b => b.BlockCase == ContentBlock.BlockOneofCase.ToolCall).Select(b => b.ToolCall)];
+                    done.Clear();
+                    started.Clear();
+                    foreach (var call in calls)
+                    {
+                        run.Repeats.Count(call);
+                    }
+
+                    toolCalls += calls.Count;
+                    run.NextIteration = entry.ModelTurn.Iteration + 1;
+                    break;
+                case RunJournalEntry.StepOneofCase.ToolsStarted:
+                    started.UnionWith(entry.ToolsStarted.ToolCallIds);
+                    break;
+                case RunJournalEntry.StepOneofCase.ToolFinished:
+                    done[entry.ToolFinished.ToolCallId] = entry.ToolFinished;
+                    break;
+            }
+        }
+
+        foreach (var (id, result) in done)
+        {
+            run.Results[id] = result;
+        }
+
+        run.Budget.Restore(run.State.Run.Ledger, toolCalls);
+        if (calls.Count > 0 && calls.All(c => done.ContainsKey(c.Id)))
+        {
+            KeepResults(run, calls, done);
+        }
+        else if (calls.Count > 0)
+        {
+            run.Unfinished = (calls, new Dictionary<string, ToolResult>(done, StringComparer.Ordinal), [.. calls.Select(c => c.Id).Where(started.Contains)]);
+        }
+    }
+
+    /// <summary>The tool calls of a model turn still in flight: started and without a result.</summary>
+    public static IReadOnlyList<string> InFlight(IReadOnlyList<RunJournalEntry> journal)
+    {
+        var inFlight = new List<string>();
+        foreach (var entry in journal)
+        {
+            switch (entry.StepCase)
+            {
+                case RunJournalEntry.StepOneofCase.ModelTurn:
+                    inFlight.Clear();
+                    break;
+                case RunJournalEntry.StepOneofCase.ToolsStarted:
+                    inFlight.AddRange(entry.ToolsStarted.ToolCallIds);
+                    break;
+                case RunJournalEntry.StepOneofCase.ToolFinished:
+                    inFlight.Remove(entry.ToolFinished.ToolCallId);
+                    break;
+            }
+        }
+
+        return inFlight;
+    }
+
+    /// <summary>The result of a call the run ended without running.</summary>
+    public static ToolResult NotRun(ToolCall call) =>
+        new() { ToolCallId = call.Id, IsError = true, Content = "The call was not run: the run ended first." };
+
+    // The results of a turn's calls, in the order of the calls, as the message that follows the turn.
+    private static void KeepResults(RunContext run, List<ToolCall> calls, Dictionary<string, ToolResult> done)
+    {
+        if (calls.Count > 0)
+        {
+            run.State.NewMessage(Role.Tool, [.. calls.Select(c => new ContentBlock { ToolResult = done.TryGetValue(c.Id, out var result) ? result : NotRun(c) })]);
+        }
+    }
+}

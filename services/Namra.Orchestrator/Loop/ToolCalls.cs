@@ -1,0 +1,106 @@
+using System.Collections.Concurrent;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using Microsoft.Extensions.Options;
+using Namra.Contracts.V1;
+using Namra.Orchestrator.Options;
+
+namespace Namra.Orchestrator.Loop;
+
+/// <summary>
+/// Runs the tool calls of a model turn in parallel (up to <c>execution.max_parallel_tool_calls</c>), journaling each
+/// result as it arrives, so a replica that resumes the run sends again only the calls still in flight.
+/// </summary>
+internal sealed class ToolCalls(Downstream downstream, IOptions<OrchestratorOptions> options, TimeProvider timeProvider)
+{
+    /// <summary>Runs <paramref name="calls"/>; those in <paramref name="resumed"/> were in flight on a replica that was lost.</summary>
+    public async Task<ToolResult[]> RunAsync(RunContext run, IReadOnlyList<ToolCall> calls, IReadOnlySet<string> resumed, CancellationToken cancellationToken)
+    {
+        foreach (var call in calls)
+        {
+            await run.State.EmitAsync(new RunEvent { ToolCall = call }).ConfigureAwait(false);
+        }
+
+        var maxParallel = run.Request.Agent.Execution?.MaxParallelToolCalls ?? 0;
+        using var gate = new SemaphoreSlim(maxParallel > 0 ? maxParallel : 8);
+        var running = new ConcurrentDictionary<string, (ToolCall Call, long Started)>();
+        using var progressEnds = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var progress = run.State.Streamed && options.Value.ToolProgressInterval > TimeSpan.Zero
+            ? ReportRunningAsync(run.State, running, progressEnds.Token)
+            : Task.CompletedTask;
+        try
+        {
+            return await Task.WhenAll(calls.Select(async call =>
+            {
+                await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+                running[call.Id] = (call, timeProvider.GetTimestamp());
+                try
+                {
+                    var result = await ExecuteAsync(run, call, resumed.Contains(call.Id), cancellationToken).ConfigureAwait(false);
+                    running.TryRemove(call.Id, out _);
+                    run.State.CountTool(result.IsError);
+                    run.Results[call.Id] = result;
+                    await run.Journal.WriteAsync(run.Deadline, cancellationToken, new RunJournalEntry { ToolFinished = result }).ConfigureAwait(false);
+                    await run.State.EmitAsync(new RunEvent { ToolResult = result }).ConfigureAwait(false);
+                    return result;
+                }
+                finally
+                {
+                    running.TryRemove(call.Id, out _);
+                    gate.Release();
+                }
+            })).ConfigureAwait(false);
+        }
+        finally
+        {
+            await progressEnds.CancelAsync().ConfigureAwait(false);
+            await progress.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+    }
+
+    // While tools run, a streamed run says so at an interval: a client (namra run --json, a UI) sees the run alive.
+    private async Task ReportRunningAsync(RunState state, ConcurrentDictionary<string, (ToolCall Call, long Started)> running, CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(options.Value.ToolProgressInterval, timeProvider);
+        while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+        {
+            foreach (var (id, (call, started)) in running)
+            {
+                await state.EmitAsync(new RunEvent
+                {
+                    ToolRunning = new ToolRunning { ToolCallId = id, Name = call.Name, Elapsed = Duration.FromTimeSpan(timeProvider.GetElapsedTime(started)) },
+                }).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task<ToolResult> ExecuteAsync(RunContext run, ToolCall call, bool resumed, CancellationToken cancellationToken)
+    {
+        if (!run.Entries.TryGetValue(call.Name, out var entry))
+        {
+            return new ToolResult { ToolCallId = call.Id, IsError = true, Content = $"There is no tool named '{call.Name}'. The tools are: {string.Join(", ", run.Entries.Keys)}." };
+        }
+
+        try
+        {
+            var response = await downstream.ToolExecutor.ExecuteToolAsync(new ExecuteToolRequest
+            {
+                Tool = entry,
+                Call = call,
+                Context = new ToolCallContext { RunId = run.Request.RunId, AgentName = run.Request.Agent.Name },
+                Resumed = resumed,
+            }, deadline: run.Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+            return response.Result;
+        }
+        catch (RpcException exception) when (exception.StatusCode is StatusCode.InvalidArgument or StatusCode.FailedPrecondition or StatusCode.PermissionDenied or StatusCode.NotFound
+            && !cancellationToken.IsCancellationRequested)
+        {
+            // The call was wrong, not the service: the model reads why and may correct it.
+            return new ToolResult { ToolCallId = call.Id, IsError = true, Content = $"The tool call was refused: {exception.Status.Detail}" };
+        }
+        catch (RpcException exception) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new DownstreamException("tool-executor", exception);
+        }
+    }
+}
