@@ -69,7 +69,7 @@ internal sealed class ToolExecutorGrpcService(
         activity?.SetTag(ToolExecutorTelemetry.Attributes.AgentName, request.Context?.AgentName);
 
         var started = timeProvider.GetTimestamp();
-        var (outcome, kind) = await RunAsync(tool, config, description, call, request.Context?.RunId ?? "", context.CancellationToken).ConfigureAwait(false);
+        var (outcome, kind) = await RunAsync(tool, config, description, call, request.Context?.RunId ?? "", request.Resumed, context.CancellationToken).ConfigureAwait(false);
         var elapsed = timeProvider.GetElapsedTime(started);
 
         var max = options.Value.MaxOutputCharacters;
@@ -97,7 +97,7 @@ internal sealed class ToolExecutorGrpcService(
     // The run's id and the model's call id: the same for every delivery of the call, unique across runs.
     private static string IdempotencyKey(string runId, string callId) => runId.Length > 0 ? $"{runId}:{callId}" : callId;
 
-    private async Task<(ToolOutcome Outcome, string Kind)> RunAsync(ITool tool, ToolConfig config, ToolDescription description, ToolCall call, string runId, CancellationToken cancellationToken)
+    private async Task<(ToolOutcome Outcome, string Kind)> RunAsync(ITool tool, ToolConfig config, ToolDescription description, ToolCall call, string runId, bool resumed, CancellationToken cancellationToken)
     {
         if (call.ArgumentsJson.Length > options.Value.MaxArgumentsCharacters)
         {
@@ -120,6 +120,13 @@ internal sealed class ToolExecutorGrpcService(
             if (problems.Count > 0)
             {
                 return (ToolOutcome.Error("The arguments do not match the tool's schema: " + string.Join("; ", problems)), "invalid_arguments");
+            }
+
+            if (resumed && !config.Idempotent && !tool.IsIdempotent(config, arguments.RootElement))
+            {
+                // It may have run, or not: running it again could do it twice. The model decides what to do.
+                return (ToolOutcome.Error("The call was interrupted (the orchestrator replica running it was lost) and its outcome is unknown: it may or may not " +
+                    $"have taken effect. It was not run again, because {call.Name} calls are not idempotent; check before calling it again."), "interrupted");
             }
 
             var timeout = config.Timeout is { } configured ? configured.ToTimeSpan() : options.Value.DefaultTimeout;

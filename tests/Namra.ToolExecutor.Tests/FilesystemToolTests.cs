@@ -98,7 +98,19 @@ public sealed class FilesystemToolTests : IAsyncLifetime
         Assert.Contains("the limit is 10", large.Content, StringComparison.Ordinal);
     }
 
-    private async Task<ToolResult> Call(string arguments, bool readOnly = true, int maxFileBytes = 1_048_576)
+    [Fact]
+    public async Task AResumedRead_RunsAgain_AResumedWrite_DoesNotAndSaysItsOutcomeIsUnknown()
+    {
+        var read = await Call("{\"operation\":\"read\",\"path\":\"notes.txt\"}", resumed: true);
+        var write = await Call("{\"operation\":\"write\",\"path\":\"again.txt\",\"content\":\"twice?\"}", readOnly: false, resumed: true);
+
+        Assert.Contains("The Answer is 42", read.Content, StringComparison.Ordinal);
+        Assert.True(write.IsError);
+        Assert.Contains("outcome is unknown", write.Content, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(_root, "again.txt")));
+    }
+
+    private async Task<ToolResult> Call(string arguments, bool readOnly = true, int maxFileBytes = 1_048_576, bool resumed = false)
     {
         var response = await _client.ExecuteToolAsync(new ExecuteToolRequest
         {
@@ -117,6 +129,7 @@ public sealed class FilesystemToolTests : IAsyncLifetime
                 },
             },
             Call = new ToolCall { Id = "call_1", Name = "files", ArgumentsJson = arguments },
+            Resumed = resumed,
         });
         return response.Result;
     }

@@ -159,6 +159,28 @@ public sealed class HttpToolTests : IAsyncLifetime
         Assert.Contains("Idempotency-Key: run-7:toolu_42", again.Content, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("GET", false, true)]
+    [InlineData("HEAD", false, true)]
+    [InlineData("POST", false, false)]
+    [InlineData("DELETE", false, false)]
+    [InlineData("POST", true, true)] // the entry says its calls are idempotent (the API deduplicates by Idempotency-Key)
+    public async Task AResumedCall_RunsAgainOnlyWhenIdempotent_OtherwiseTheModelHearsItsOutcomeIsUnknown(string method, bool entrySaysIdempotent, bool runsAgain)
+    {
+        var request = new ExecuteToolRequest
+        {
+            Tool = new ToolConfig { Name = "web", Type = ToolType.BuiltinHttp, Config = Config(allowPrivate: true, methods: ["GET", "HEAD", "POST", "DELETE"]), Idempotent = entrySaysIdempotent },
+            Call = new ToolCall { Id = "toolu_9", Name = "web", ArgumentsJson = System.Text.Json.JsonSerializer.Serialize(new { url = new Uri(_base, "/headers").ToString(), method }) },
+            Context = new ToolCallContext { RunId = "run-8" },
+            Resumed = true,
+        };
+
+        var result = (await _client.ExecuteToolAsync(request)).Result;
+
+        Assert.Equal(runsAgain ? 1 : 0, _hits);
+        Assert.Equal(!runsAgain, result.IsError && result.Content.Contains("outcome is unknown", StringComparison.Ordinal));
+    }
+
     [Fact]
     public async Task SecretHeaders_NeedAllowedHosts()
     {

@@ -29,6 +29,8 @@ internal sealed class CalculatorTool : ITool
                 Schema),
         ]);
 
+    public bool IsIdempotent(ToolConfig config, JsonElement arguments) => true;
+
     public Task<ToolOutcome> ExecuteAsync(ToolConfig config, ToolCallInfo call, JsonElement arguments, CancellationToken cancellationToken)
     {
         var expression = arguments.GetProperty("expression").GetString() ?? "";

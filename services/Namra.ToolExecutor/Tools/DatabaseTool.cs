@@ -42,6 +42,9 @@ internal sealed partial class DatabaseTool : ITool
         return Task.FromResult<IReadOnlyList<ToolDescription>>([new ToolDescription(config.Name, description, Schema)]);
     }
 
+    // A read-only connection cannot change anything, whatever the statement; a writable one is not judged by its SQL.
+    public bool IsIdempotent(ToolConfig config, JsonElement arguments) => Settings.From(config).ReadOnly;
+
     public async Task<ToolOutcome> ExecuteAsync(ToolConfig config, ToolCallInfo call, JsonElement arguments, CancellationToken cancellationToken)
     {
         var settings = Settings.From(config);

@@ -34,6 +34,9 @@ internal sealed class FilesystemTool : ITool
         return Task.FromResult<IReadOnlyList<ToolDescription>>([new ToolDescription(config.Name, description, Schema)]);
     }
 
+    public bool IsIdempotent(ToolConfig config, JsonElement arguments) =>
+        arguments.TryGetProperty("operation", out var operation) && operation.GetString() is "read" or "list" or "search";
+
     public Task<ToolOutcome> ExecuteAsync(ToolConfig config, ToolCallInfo call, JsonElement arguments, CancellationToken cancellationToken) =>
         Task.FromResult(Execute(config, arguments, cancellationToken));
 

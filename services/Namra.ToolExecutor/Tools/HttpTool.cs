@@ -51,6 +51,9 @@ internal sealed class HttpTool : ITool
         return Task.FromResult<IReadOnlyList<ToolDescription>>([new ToolDescription(config.Name, description, Schema)]);
     }
 
+    public bool IsIdempotent(ToolConfig config, JsonElement arguments) =>
+        !arguments.TryGetProperty("method", out var method) || method.GetString() is "GET" or "HEAD";
+
     public async Task<ToolOutcome> ExecuteAsync(ToolConfig config, ToolCallInfo call, JsonElement arguments, CancellationToken cancellationToken)
     {
         var settings = Settings.From(config);

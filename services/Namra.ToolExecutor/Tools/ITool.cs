@@ -34,4 +34,10 @@ internal interface ITool
 
     /// <summary>Runs one call whose arguments already match the tool's schema.</summary>
     Task<ToolOutcome> ExecuteAsync(ToolConfig config, ToolCallInfo call, JsonElement arguments, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Whether running this call twice has the effect of running it once (a calculation, a read), so a call
+    /// interrupted by a lost orchestrator replica may run again. No, unless the tool knows better.
+    /// </summary>
+    bool IsIdempotent(ToolConfig config, JsonElement arguments) => false;
 }
