@@ -13,6 +13,9 @@ internal interface IMemoryStore
     /// <summary>The store's kind.</summary>
     MemoryType Type { get; }
 
+    /// <summary>Longest one call may take, end to end (<c>Namra:Memory:StoreTimeout</c>); none for a store in this process.</summary>
+    TimeSpan Timeout => System.Threading.Timeout.InfiniteTimeSpan;
+
     /// <summary>Connects and creates or upgrades the schema; called once before the first request.</summary>
     Task InitializeAsync(CancellationToken cancellationToken);
 

@@ -86,12 +86,25 @@ internal sealed class MemoryStores : IHostedService, IAsyncDisposable
         return entry.Store;
     }
 
-    /// <summary>Runs a store call, turning an unreachable backend into <c>UNAVAILABLE</c>.</summary>
+    /// <summary>
+    /// Runs a store call, turning a backend that did not answer within the store timeout into <c>DEADLINE_EXCEEDED</c>
+    /// naming the store (a retry would only wait as long again: callers do not retry it), and an unreachable one into
+    /// <c>UNAVAILABLE</c> (worth retrying).
+    /// </summary>
     public static async Task<T> Guard<T>(IMemoryStore store, Func<Task<T>> call)
     {
         try
         {
-            return await call().ConfigureAwait(false);
+            // The whole call within the store timeout, however many statements it makes; one still running afterwards
+            // ends at its own command timeout.
+            return await call().WaitAsync(store.Timeout).ConfigureAwait(false);
+        }
+        catch (Exception exception) when (IsTimeout(exception))
+        {
+            var name = MemoryOptions.Name(store.Type);
+            throw new NamraException(StatusCode.DeadlineExceeded,
+                $"The {name} store did not answer within the store timeout (Namra:Memory:StoreTimeout): {FirstLine(exception.Message)}",
+                [new Google.Rpc.ResourceInfo { ResourceType = "namra.memory.store", ResourceName = name, Description = "did not answer in time" }], exception);
         }
         catch (Exception exception) when (IsUnavailable(exception))
         {
@@ -106,6 +119,14 @@ internal sealed class MemoryStores : IHostedService, IAsyncDisposable
         await call().ConfigureAwait(false);
         return true;
     });
+
+    private static bool IsTimeout(Exception? exception) => exception switch
+    {
+        null => false,
+        TimeoutException => true, // RedisTimeoutException too
+        NpgsqlException or InvalidOperationException => IsTimeout(exception.InnerException),
+        _ => false,
+    };
 
     private static bool IsUnavailable(Exception exception) => exception switch
     {

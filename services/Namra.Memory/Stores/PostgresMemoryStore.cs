@@ -22,11 +22,15 @@ internal sealed class PostgresMemoryStore : SqlMemoryStore, IAsyncDisposable
             ApplicationName = "namra-memory",
             Timeout = Math.Max(1, (int)timeout.TotalSeconds),
             CommandTimeout = Math.Max(1, (int)timeout.TotalSeconds),
+            CancellationTimeout = -1, // a command past its timeout is dropped, not cancelled with a wait for a server that may be hung
         };
         _dataSource = NpgsqlDataSource.Create(builder);
+        Timeout = timeout;
     }
 
     public override MemoryType Type => MemoryType.Postgres;
+
+    public override TimeSpan Timeout { get; }
 
     protected override string BinaryType => "BYTEA";
 

@@ -80,6 +80,8 @@ internal sealed class RedisMemoryStore(string configuration, TimeSpan timeout, T
 
     public MemoryType Type => MemoryType.Redis;
 
+    public TimeSpan Timeout => timeout;
+
     private IDatabase Database => (_redis ?? throw new InvalidOperationException("The Redis store is not initialized.")).GetDatabase();
 
     public async Task InitializeAsync(CancellationToken cancellationToken)

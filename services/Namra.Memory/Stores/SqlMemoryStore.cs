@@ -20,6 +20,8 @@ internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
 
     public abstract MemoryType Type { get; }
 
+    public abstract TimeSpan Timeout { get; }
+
     /// <summary>The column type for bytes.</summary>
     protected abstract string BinaryType { get; }
 

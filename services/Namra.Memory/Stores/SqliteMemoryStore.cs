@@ -23,6 +23,8 @@ internal sealed class SqliteMemoryStore(string path, TimeSpan timeout, TimeProvi
 
     public override MemoryType Type => MemoryType.Sqlite;
 
+    public override TimeSpan Timeout => timeout;
+
     public override Task<AppendOutcome> AppendAsync(string sessionId, string agentName, IReadOnlyList<Message> messages, Retention retention, CancellationToken cancellationToken) =>
         WriteAsync(() => base.AppendAsync(sessionId, agentName, messages, retention, cancellationToken), cancellationToken);
 

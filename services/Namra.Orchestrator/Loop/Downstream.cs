@@ -49,7 +49,9 @@ internal sealed class DownstreamException(string service, RpcException inner)
         inner.StatusCode is StatusCode.Unavailable or StatusCode.Cancelled
             ? $"The {service} service is unavailable: {inner.Status.Detail}"
             : inner.StatusCode == StatusCode.DeadlineExceeded
-                ? $"The {service} service did not answer before the run's deadline."
+                ? inner.Status.Detail is "" or "Deadline Exceeded"
+                    ? $"The {service} service did not answer before the run's deadline."
+                    : $"The {service} service ran out of time: {inner.Status.Detail}"
                 : $"The {service} service failed: {inner.Status.Detail}",
         innerException: inner)
 {

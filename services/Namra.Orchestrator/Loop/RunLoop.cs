@@ -221,8 +221,7 @@ internal sealed class RunLoop(
     // Renews the lease while the run works, and reads its record for a CancelRun sent to another replica.
     private async Task WatchAsync(RunContext run, CancellationToken cancellationToken)
     {
-        var interval = options.Value.CancelPollInterval > TimeSpan.FromMilliseconds(50) ? options.Value.CancelPollInterval : TimeSpan.FromMilliseconds(50);
-        using var timer = new PeriodicTimer(interval, timeProvider);
+        using var timer = new PeriodicTimer(options.Value.CancelPollInterval, timeProvider);
         while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
         {
             try

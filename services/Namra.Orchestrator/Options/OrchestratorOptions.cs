@@ -43,10 +43,10 @@ public sealed class OrchestratorOptions
 
     /// <summary>
     /// How often a running run reads its record for a CancelRun sent to another replica (which then stops the model call
-    /// or tool in flight), and renews its lease when due. Default 1 s.
+    /// or tool in flight), and renews its lease when due. Default 0.5 s.
     /// </summary>
-    [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
-    public TimeSpan CancelPollInterval { get; set; } = TimeSpan.FromSeconds(1);
+    [Range(typeof(TimeSpan), "00:00:00.050", "00:10:00")]
+    public TimeSpan CancelPollInterval { get; set; } = TimeSpan.FromMilliseconds(500);
 
     /// <summary>
     /// How often a streamed run reports each tool call still running (<c>tool_running</c> events), so a client can

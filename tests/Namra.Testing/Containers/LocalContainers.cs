@@ -88,6 +88,12 @@ public sealed class LocalServer(IContainer container, int port, string connectio
         }
     }
 
+    /// <summary>Freezes the server (docker pause): connections stay open and nothing answers, as a hung host.</summary>
+    public Task PauseAsync() => container.PauseAsync();
+
+    /// <summary>Lets a paused server go on.</summary>
+    public Task UnpauseAsync() => container.UnpauseAsync();
+
     /// <summary>Stops the server's container, keeping its data.</summary>
     public Task StopAsync() => container.StopAsync();
 

@@ -1,0 +1,341 @@
+using System.Diagnostics;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Namra.Contracts.V1;
+using Namra.Testing;
+using Namra.Testing.Containers;
+using Namra.Testing.Providers;
+
+namespace Namra.Orchestrator.Tests;
+
+/// <summary>
+/// The fault suite of durable runs: two orchestrator replicas (separate processes, each with its own config, gateway
+/// and tool executor) share one memory service over real sockets, on PostgreSQL, Redis or SQLite. A replica is
+/// SIGKILLed in the middle of a model call or of tool calls, the memory service is frozen as a run saves its end,
+/// PostgreSQL is paused; each run still ends in a true state, and side effects are counted.
+/// </summary>
+public sealed class DurableRunFaultTests : IAsyncLifetime
+{
+    private const string Lease = "00:00:02";
+    private FakeProviderServer _anthropic = null!;
+    private LocalServer? _store;
+    private readonly List<ServerProcess> _processes = [];
+    private readonly Dictionary<string, GrpcChannel> _channels = [];
+    private string _memoryAddress = "";
+
+    public async Task InitializeAsync() => _anthropic = await FakeProviderServer.StartAsync();
+
+    public async Task DisposeAsync()
+    {
+        foreach (var channel in _channels.Values)
+        {
+            channel.Dispose();
+        }
+
+        foreach (var process in _processes)
+        {
+            process.Dispose();
+        }
+
+        await _anthropic.DisposeAsync();
+        if (_store is not null)
+        {
+            await _store.DisposeAsync();
+        }
+    }
+
+    [Theory]
+    [InlineData("postgres")]
+    [InlineData("redis")]
+    [InlineData("sqlite")]
+    public async Task AReplicaKilledDuringAModelCall_TheOtherResumesTheRunFromItsJournal(string store)
+    {
+        var (first, second) = await StartAsync(store);
+        _anthropic.Enqueue(new SseReply([AnthropicWire.MessageStart(), .. AnthropicWire.TextBlock(0, "Thinking")], HoldAfter: 2), AnthropicWire.TextTurn(30, 4, "Resumed and answered."));
+
+        var call = Client(first).ExecuteAsync(new ExecuteRequest { Agent = Inline(Agent()), Input = "Answer, please.", RunId = "killed-mid-model" }).ResponseAsync;
+        await _anthropic.WaitForRequestsAsync(1, TimeSpan.FromSeconds(20));
+        first.Kill();
+        var killed = Stopwatch.StartNew();
+        await Assert.ThrowsAsync<RpcException>(() => call);
+
+        var run = await EndedAsync(second, "killed-mid-model");
+        var journal = await JournalAsync(second, "killed-mid-model");
+
+        Assert.Equal(RunStatus.Completed, run.Status);
+        Assert.Equal("Resumed and answered.", run.Answer);
+        Assert.Equal(1, run.Resumes);
+        Assert.True(killed.Elapsed < TimeSpan.FromSeconds(10), $"resumed and completed {killed.Elapsed.TotalSeconds:0.0} s after the kill");
+        Assert.Equal(
+            [RunJournalEntry.StepOneofCase.Began, RunJournalEntry.StepOneofCase.Resumed, RunJournalEntry.StepOneofCase.ModelTurn, RunJournalEntry.StepOneofCase.Ended],
+            journal.Select(e => e.StepCase));
+        Assert.Equal(journal.Count, run.JournalLength);
+        Assert.Equal(2, _anthropic.Requests.Count); // the turn that never finished was asked again; nothing else
+    }
+
+    [Fact]
+    public async Task AReplicaKilledDuringToolCalls_ANonIdempotentCallHappensAtMostOnce_AnIdempotentOneRunsAgain()
+    {
+        var effects = 0;
+        var reads = 0;
+        await using var web = await LocalWebServer.StartAsync(app =>
+        {
+            app.MapPost("/effect", async (HttpContext context) =>
+            {
+                Interlocked.Increment(ref effects);
+                await Task.Delay(Timeout.Infinite, context.RequestAborted);
+            });
+            app.MapGet("/read", async (HttpContext context) =>
+            {
+                if (Interlocked.Increment(ref reads) == 1)
+                {
+                    await Task.Delay(Timeout.Infinite, context.RequestAborted); // the first read is in flight when the replica dies
+                }
+
+                return "stock: 7";
+            });
+        });
+        var (first, second) = await StartAsync("postgres");
+        _anthropic.Enqueue(
+            new SseReply([AnthropicWire.MessageStart(),
+                .. AnthropicWire.ToolUseBlock(0, "toolu_effect", "web", $"{{\"url\":\"{web.BaseUrl}effect\",\"method\":\"POST\",\"body\":\"charge 10\"}}"),
+                .. AnthropicWire.ToolUseBlock(1, "toolu_read", "web", $"{{\"url\":\"{web.BaseUrl}read\"}}"),
+                AnthropicWire.MessageDelta("tool_use", 30), AnthropicWire.MessageStop()]),
+            AnthropicWire.TextTurn(80, 6, "Charged once, I hope; stock is 7."));
+
+        var call = Client(first).ExecuteAsync(new ExecuteRequest { Agent = Inline(Agent(WebTool)), Input = "Charge and check stock.", RunId = "killed-mid-tools" }).ResponseAsync;
+        await WaitUntilAsync(() => Volatile.Read(ref effects) == 1 && Volatile.Read(ref reads) == 1, "both tool calls in flight");
+        first.Kill();
+        await Assert.ThrowsAsync<RpcException>(() => call);
+
+        var run = await EndedAsync(second, "killed-mid-tools");
+        var results = (await JournalAsync(second, "killed-mid-tools")).Where(e => e.StepCase == RunJournalEntry.StepOneofCase.ToolFinished).ToDictionary(e => e.ToolFinished.ToolCallId, e => e.ToolFinished);
+
+        Assert.Equal(RunStatus.Completed, run.Status);
+        Assert.Equal(1, effects); // not sent again: its outcome is unknown, and the model is told so
+        Assert.Equal(2, reads); // a GET is idempotent: sent again
+        Assert.Contains("outcome is unknown", results["toolu_effect"].Content, StringComparison.Ordinal);
+        Assert.Contains("stock: 7", results["toolu_read"].Content, StringComparison.Ordinal);
+        Assert.Contains("outcome is unknown", _anthropic.Requests[^1].Body, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task CancelThroughTheOtherReplica_StopsARunningToolWithinASecond_AndKeepsTheReason()
+    {
+        var toolStopped = new TaskCompletionSource<TimeSpan>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var running = Stopwatch.StartNew();
+        await using var web = await LocalWebServer.StartAsync(app => app.MapGet("/slow", async (HttpContext context) =>
+        {
+            running.Restart();
+            try
+            {
+                await Task.Delay(TimeSpan.FromSeconds(8), context.RequestAborted);
+            }
+            catch (OperationCanceledException)
+            {
+                toolStopped.TrySetResult(running.Elapsed);
+            }
+        }));
+        var (first, second) = await StartAsync("postgres");
+        _anthropic.Enqueue(new SseReply([AnthropicWire.MessageStart(), .. AnthropicWire.ToolUseBlock(0, "toolu_slow", "web", $"{{\"url\":\"{web.BaseUrl}slow\"}}"),
+            AnthropicWire.MessageDelta("tool_use", 20), AnthropicWire.MessageStop()]));
+
+        using var call = Client(first).ExecuteStream(new ExecuteStreamRequest { Agent = Inline(Agent(WebTool)), Input = "Fetch the slow page.", RunId = "cancelled-elsewhere" });
+        var events = new List<RunEvent>();
+        var cancelled = Stopwatch.StartNew();
+        await foreach (var item in call.ResponseStream.ReadAllAsync())
+        {
+            events.Add(item.Event);
+            if (item.Event.EventCase == RunEvent.EventOneofCase.ToolCall)
+            {
+                await Task.Delay(300); // the tool is running
+                cancelled.Restart();
+                await Client(second).CancelRunAsync(new CancelRunRequest { RunId = "cancelled-elsewhere", Reason = "the user changed their mind" });
+            }
+        }
+
+        var ended = cancelled.Elapsed;
+        var stoppedAfter = await toolStopped.Task.WaitAsync(TimeSpan.FromSeconds(5));
+        var record = (await Client(second).GetRunAsync(new GetRunRequest { RunId = "cancelled-elsewhere" })).Run;
+
+        Assert.Equal(RunStatus.Cancelled, events[^1].RunFailed.Status);
+        Assert.Contains("the user changed their mind", events[^1].RunFailed.Error.Message, StringComparison.Ordinal);
+        Assert.True(ended < TimeSpan.FromSeconds(1.5), $"the run ended {ended.TotalMilliseconds:0} ms after CancelRun");
+        Assert.True(stoppedAfter < TimeSpan.FromSeconds(2.5), $"the tool's request was dropped {stoppedAfter.TotalMilliseconds:0} ms after it started");
+        Assert.Equal((RunStatus.Cancelled, "the user changed their mind"), (record.Status, record.CancelReason));
+    }
+
+    [Fact]
+    public async Task MemoryFrozenAsTheRunSavesItsEnd_TheCallerGetsTheAnswer_AndTheRecordFollowsWhenMemoryReturns()
+    {
+        var (first, second, memory) = await StartWithMemoryAsync("postgres", new Dictionary<string, string>
+        {
+            ["Namra__Orchestrator__SaveTimeout"] = "00:00:01",
+            ["Namra__Orchestrator__LeaseDuration"] = "00:00:05",
+        });
+        _anthropic.Responder = _ =>
+        {
+            memory.Pause(); // the model answers, and the memory service stops answering
+            return AnthropicWire.TextTurn(30, 4, "Saved later.");
+        };
+
+        var answered = await Client(first).ExecuteAsync(new ExecuteRequest { Agent = Inline(Agent()), Input = "Answer.", RunId = "saved-later" },
+            deadline: DateTime.UtcNow.AddSeconds(30));
+        await Task.Delay(500);
+        memory.Resume();
+        var returned = Stopwatch.StartNew();
+        var run = await EndedAsync(second, "saved-later");
+
+        Assert.Equal((RunStatus.Completed, "Saved later."), (answered.Run.Status, answered.Run.Answer));
+        Assert.Equal((RunStatus.Completed, "Saved later.", 0), (run.Status, run.Answer, run.Resumes));
+        Assert.True(returned.Elapsed < TimeSpan.FromSeconds(5), $"the record was written {returned.Elapsed.TotalSeconds:0.0} s after memory returned");
+        Assert.Equal(RunJournalEntry.StepOneofCase.Ended, (await JournalAsync(second, "saved-later"))[^1].StepCase);
+        Assert.Single(_anthropic.Requests);
+    }
+
+    [Fact]
+    public async Task APausedPostgres_FailsTheRunWithinTheStoreTimeout_AsADeadlineNamingTheStore()
+    {
+        var (first, _, _) = await StartWithMemoryAsync("postgres", new Dictionary<string, string>(), new Dictionary<string, string> { ["Namra__Memory__StoreTimeout"] = "00:00:02" });
+        _anthropic.DefaultReply = AnthropicWire.TextTurn(30, 4, "Fine.");
+        await Client(first).ExecuteAsync(new ExecuteRequest { Agent = Inline(Agent()), Input = "Warm up." }); // connections are pooled
+        await _store!.PauseAsync();
+        try
+        {
+            var timer = Stopwatch.StartNew();
+            var failure = await Assert.ThrowsAsync<RpcException>(() => Client(first).ExecuteAsync(new ExecuteRequest { Agent = Inline(Agent()), Input = "Now?" },
+                deadline: DateTime.UtcNow.AddSeconds(60)).ResponseAsync);
+
+            Assert.Equal(StatusCode.DeadlineExceeded, failure.StatusCode);
+            Assert.Contains("postgres store", failure.Status.Detail, StringComparison.Ordinal);
+            Assert.True(timer.Elapsed < TimeSpan.FromSeconds(3.5), $"failed after {timer.Elapsed.TotalSeconds:0.0} s with a store timeout of 2 s: {failure.Status.Detail}");
+        }
+        finally
+        {
+            await _store.UnpauseAsync();
+        }
+    }
+
+    private const string WebTool = """
+        tools:
+          - name: web
+            type: builtin.http
+            config: { allow_private_networks: true, allowed_methods: [GET, POST] }
+        """;
+
+    private static string Agent(string tools = "") => $$"""
+        name: durable
+        version: 1.0.0
+        llm: { provider: anthropic, model: {{AnthropicWire.Model}}, max_tokens: 256 }
+        execution: { timeout: 60s }
+        {{tools}}
+        """;
+
+    private static AgentSource Inline(string yaml) => new() { Inline = new InlineAgent { Content = yaml, Format = AgentFormat.Yaml } };
+
+    private AgentService.AgentServiceClient Client(ServerProcess replica) => new(Channel(replica.GrpcAddress));
+
+    private GrpcChannel Channel(string address)
+    {
+        lock (_channels)
+        {
+            return _channels.TryGetValue(address, out var channel) ? channel : _channels[address] = GrpcChannel.ForAddress(address);
+        }
+    }
+
+    private async Task<(ServerProcess First, ServerProcess Second)> StartAsync(string store)
+    {
+        var (first, second, _) = await StartWithMemoryAsync(store, new Dictionary<string, string>());
+        return (first, second);
+    }
+
+    // The memory service on the store, and two replicas that share it.
+    private async Task<(ServerProcess First, ServerProcess Second, ServerProcess Memory)> StartWithMemoryAsync(string store, Dictionary<string, string> replicaSettings,
+        Dictionary<string, string>? memorySettings = null)
+    {
+        var storage = new Dictionary<string, string>(memorySettings ?? []) { ["Namra__Memory__DefaultStore"] = store };
+        switch (store)
+        {
+            case "postgres":
+                _store = await LocalContainers.StartPostgresAsync();
+                storage["Namra__Memory__PostgresConnectionString"] = _store.ConnectionString;
+                break;
+            case "redis":
+                _store = await LocalContainers.StartRedisAsync();
+                storage["Namra__Memory__RedisConnectionString"] = _store.ConnectionString;
+                break;
+            default:
+                storage["Namra__Memory__SqlitePath"] = Path.Combine(Directory.CreateTempSubdirectory("namra-durable-").FullName, "memory.db");
+                break;
+        }
+
+        var memory = Started(ServerProcess.Start("memory", out var memoryAddress, storage));
+        _memoryAddress = memoryAddress;
+        var settings = new Dictionary<string, string>
+        {
+            ["ANTHROPIC_API_KEY"] = "sk-ant-test",
+            ["ANTHROPIC_BASE_URL"] = _anthropic.BaseUrl.ToString(),
+            ["Namra__Services__Memory"] = memoryAddress,
+            ["Namra__Orchestrator__TrustInlineAgents"] = "true",
+            ["Namra__Orchestrator__LeaseDuration"] = Lease,
+            ["Namra__Orchestrator__RecoveryInterval"] = "00:00:00.300",
+        };
+        foreach (var (name, value) in replicaSettings)
+        {
+            settings[name] = value;
+        }
+
+        const string roles = "orchestrator,config,llm-gateway,tool-executor";
+        return (Started(ServerProcess.Start(roles, settings)), Started(ServerProcess.Start(roles, settings)), memory);
+    }
+
+    private ServerProcess Started(ServerProcess process)
+    {
+        _processes.Add(process);
+        return process;
+    }
+
+    // The run's record once it has ended, read through the given replica.
+    private async Task<Run> EndedAsync(ServerProcess replica, string runId)
+    {
+        var client = Client(replica);
+        for (var i = 0; i < 150; i++)
+        {
+            try
+            {
+                var run = (await client.GetRunAsync(new GetRunRequest { RunId = runId }, deadline: DateTime.UtcNow.AddSeconds(5))).Run;
+                if (run.Status is not (RunStatus.Running or RunStatus.Pending))
+                {
+                    return run;
+                }
+            }
+            catch (RpcException exception) when (exception.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
+            {
+                // the memory service is coming back
+            }
+
+            await Task.Delay(100);
+        }
+
+        throw new TimeoutException($"Run {runId} did not end within 15 s.");
+    }
+
+    private async Task<List<RunJournalEntry>> JournalAsync(ServerProcess replica, string runId)
+    {
+        var run = (await Client(replica).GetRunAsync(new GetRunRequest { RunId = runId })).Run;
+        Assert.True(run.JournalLength > 0);
+        return [.. (await new MemoryService.MemoryServiceClient(Channel(_memoryAddress)).GetRunJournalAsync(new GetRunJournalRequest { RunId = runId })).Entries];
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition, string what)
+    {
+        for (var i = 0; i < 300 && !condition(); i++)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.True(condition(), $"timed out waiting for {what}");
+    }
+}
