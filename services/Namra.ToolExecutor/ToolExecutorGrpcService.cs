@@ -31,7 +31,9 @@ internal sealed class ToolExecutorGrpcService(
         for (var i = 0; i < request.Tools.Count; i++)
         {
             var config = request.Tools[i];
-            foreach (var description in await ToolFor(config, $"tools[{i}]").DescribeAsync(config, context.CancellationToken).ConfigureAwait(false))
+            var tool = ToolFor(config, $"tools[{i}]");
+            var idempotent = config.Idempotent || tool.IsAlwaysIdempotent(config);
+            foreach (var description in await tool.DescribeAsync(config, context.CancellationToken).ConfigureAwait(false))
             {
                 response.Tools.Add(new ToolDefinition
                 {
@@ -39,6 +41,7 @@ internal sealed class ToolExecutorGrpcService(
                     Description = description.Description,
                     InputSchemaJson = description.InputSchemaJson,
                     Source = config.Name,
+                    Idempotent = idempotent,
                 });
             }
         }

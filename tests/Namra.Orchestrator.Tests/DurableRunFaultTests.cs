@@ -76,6 +76,24 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AnAgentThatSaysOnInterruptFail_EndsFailedSayingSo_AndIsNotAskedAgain()
+    {
+        var (first, second) = await StartAsync("postgres");
+        _anthropic.Enqueue(new SseReply([AnthropicWire.MessageStart(), .. AnthropicWire.TextBlock(0, "Thinking")], HoldAfter: 2));
+
+        var call = Client(first).ExecuteAsync(new ExecuteRequest { Agent = Inline(Agent().Replace("timeout: 60s", "timeout: 60s, on_interrupt: fail", StringComparison.Ordinal)), Input = "Answer.", RunId = "not-resumed" }).ResponseAsync;
+        await _anthropic.WaitForRequestsAsync(1, TimeSpan.FromSeconds(20));
+        first.Kill();
+        await Assert.ThrowsAsync<RpcException>(() => call);
+        var run = await EndedAsync(second, "not-resumed");
+
+        Assert.Equal(RunStatus.Failed, run.Status);
+        Assert.Contains("execution.on_interrupt is fail", run.Error.Message, StringComparison.Ordinal);
+        Assert.Equal((int)StatusCode.Aborted, run.Error.Code);
+        Assert.Single(_anthropic.Requests);
+    }
+
+    [Fact]
     public async Task AReplicaKilledDuringToolCalls_ANonIdempotentCallHappensAtMostOnce_AnIdempotentOneRunsAgain()
     {
         var effects = 0;
@@ -119,6 +137,37 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
         Assert.Contains("outcome is unknown", results["toolu_effect"].Content, StringComparison.Ordinal);
         Assert.Contains("stock: 7", results["toolu_read"].Content, StringComparison.Ordinal);
         Assert.Contains("outcome is unknown", _anthropic.Requests[^1].Body, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AReplicaKilledDuringAReadOnlyTurn_TheTurnIsNotAskedAgain_ItsReadRunsAgain()
+    {
+        var reads = 0;
+        await using var web = await LocalWebServer.StartAsync(app => app.MapGet("/read", async (HttpContext context) =>
+        {
+            if (Interlocked.Increment(ref reads) == 1)
+            {
+                await Task.Delay(Timeout.Infinite, context.RequestAborted);
+            }
+
+            return "stock: 7";
+        }));
+        var (first, second) = await StartAsync("postgres");
+        _anthropic.Enqueue(
+            new SseReply([AnthropicWire.MessageStart(), .. AnthropicWire.ToolUseBlock(0, "toolu_read", "web", $"{{\"url\":\"{web.BaseUrl}read\"}}"),
+                AnthropicWire.MessageDelta("tool_use", 30), AnthropicWire.MessageStop()]),
+            AnthropicWire.TextTurn(80, 6, "Stock is 7."));
+
+        var call = Client(first).ExecuteAsync(new ExecuteRequest { Agent = Inline(Agent(ReadOnlyWebTool)), Input = "Check stock.", RunId = "killed-mid-read" }).ResponseAsync;
+        await WaitUntilAsync(() => Volatile.Read(ref reads) == 1, "the read in flight");
+        first.Kill();
+        await Assert.ThrowsAsync<RpcException>(() => call);
+        var run = await EndedAsync(second, "killed-mid-read");
+
+        Assert.Equal((RunStatus.Completed, "Stock is 7."), (run.Status, run.Answer));
+        Assert.Equal(2, reads);
+        Assert.Equal(2, _anthropic.Requests.Count); // the journaled turn was replayed, not asked again
+        Assert.Contains("stock: 7", _anthropic.Requests[^1].Body, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -223,6 +272,13 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
           - name: web
             type: builtin.http
             config: { allow_private_networks: true, allowed_methods: [GET, POST] }
+        """;
+
+    private const string ReadOnlyWebTool = """
+        tools:
+          - name: web
+            type: builtin.http
+            config: { allow_private_networks: true, allowed_methods: [GET] }
         """;
 
     private static string Agent(string tools = "") => $$"""

@@ -23,6 +23,9 @@ internal sealed class RunContext(RunRequest request, RunState state, RunJournal 
 
     public Dictionary<string, ToolConfig> Entries { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>Whether every call of the named tool may run twice with the effect of once (see <see cref="ToolDefinition.Idempotent"/>).</summary>
+    public bool Idempotent(string tool) => Tools.Find(t => t.Name == tool) is { Idempotent: true };
+
     public RunBudget Budget { get; } = new(request.Agent.Execution?.Budget);
 
     public RepeatGuard Repeats { get; } = new();

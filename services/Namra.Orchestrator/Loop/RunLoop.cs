@@ -255,7 +255,7 @@ internal sealed class RunLoop(
         {
             // A resumed run first finishes its last turn's tool calls: those in flight are sent again marked resumed.
             var left = unfinished.Calls.Where(c => !unfinished.Done.ContainsKey(c.Id)).ToList();
-            var results = await toolCalls.RunAsync(run, left, unfinished.InFlight, cancellationToken).ConfigureAwait(false);
+            var results = await toolCalls.RunAsync(run, left, unfinished.InFlight, journalEach: true, cancellationToken).ConfigureAwait(false);
             var all = unfinished.Done.Values.Concat(results).ToDictionary(r => r.ToolCallId, StringComparer.Ordinal);
             run.Messages.Add(run.State.NewMessage(Role.Tool, [.. unfinished.Calls.Select(c => new ContentBlock { ToolResult = all[c.Id] })]));
             run.Unfinished = null;
@@ -344,10 +344,13 @@ internal sealed class RunLoop(
 
         var kept = state.Keep(reply.Message);
         run.Messages.Add(kept);
-        await run.Journal.WriteAsync(run.Deadline, cancellationToken,
-            new RunJournalEntry { ModelTurn = new ModelTurn { Iteration = iteration, Message = kept } },
-            new RunJournalEntry { ToolsStarted = new ToolCallsStarted { ToolCallIds = { calls.Select(c => c.Id) } } }).ConfigureAwait(false);
-        var results = await toolCalls.RunAsync(run, calls, new HashSet<string>(), cancellationToken).ConfigureAwait(false);
+        run.Journal.Add(new RunJournalEntry { ModelTurn = new ModelTurn { Iteration = iteration, Message = kept } });
+        run.Journal.Add(new RunJournalEntry { ToolsStarted = new ToolCallsStarted { ToolCallIds = { calls.Select(c => c.Id) } } });
+        await run.Journal.WriteAsync(run.Deadline, cancellationToken).ConfigureAwait(false);
+
+        // The results of calls that must not run twice are written as they arrive; those of calls that may run twice go
+        // with the next write (a lost replica's successor runs them again).
+        var results = await toolCalls.RunAsync(run, calls, new HashSet<string>(), journalEach: calls.Any(c => !run.Idempotent(c.Name)), cancellationToken).ConfigureAwait(false);
         run.Messages.Add(state.NewMessage(Role.Tool, [.. results.Select(r => new ContentBlock { ToolResult = r })]));
         return true;
     }

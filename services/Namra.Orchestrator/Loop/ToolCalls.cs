@@ -13,8 +13,11 @@ namespace Namra.Orchestrator.Loop;
 /// </summary>
 internal sealed class ToolCalls(Downstream downstream, IOptions<OrchestratorOptions> options, TimeProvider timeProvider)
 {
-    /// <summary>Runs <paramref name="calls"/>; those in <paramref name="resumed"/> were in flight on a replica that was lost.</summary>
-    public async Task<ToolResult[]> RunAsync(RunContext run, IReadOnlyList<ToolCall> calls, IReadOnlySet<string> resumed, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs <paramref name="calls"/>; those in <paramref name="resumed"/> were in flight on a replica that was lost. Each
+    /// result is written as it arrives when <paramref name="journalEach"/>, else kept for the run's next write.
+    /// </summary>
+    public async Task<ToolResult[]> RunAsync(RunContext run, IReadOnlyList<ToolCall> calls, IReadOnlySet<string> resumed, bool journalEach, CancellationToken cancellationToken)
     {
         foreach (var call in calls)
         {
@@ -40,7 +43,16 @@ internal sealed class ToolCalls(Downstream downstream, IOptions<OrchestratorOpti
                     running.TryRemove(call.Id, out _);
                     run.State.CountTool(result.IsError);
                     run.Results[call.Id] = result;
-                    await run.Journal.WriteAsync(run.Deadline, cancellationToken, new RunJournalEntry { ToolFinished = result }).ConfigureAwait(false);
+                    var finished = new RunJournalEntry { ToolFinished = result };
+                    if (journalEach)
+                    {
+                        await run.Journal.WriteAsync(run.Deadline, cancellationToken, finished).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        run.Journal.Add(finished);
+                    }
+
                     await run.State.EmitAsync(new RunEvent { ToolResult = result }).ConfigureAwait(false);
                     return result;
                 }

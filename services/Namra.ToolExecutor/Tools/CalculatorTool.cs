@@ -31,6 +31,8 @@ internal sealed class CalculatorTool : ITool
 
     public bool IsIdempotent(ToolConfig config, JsonElement arguments) => true;
 
+    public bool IsAlwaysIdempotent(ToolConfig config) => true;
+
     public Task<ToolOutcome> ExecuteAsync(ToolConfig config, ToolCallInfo call, JsonElement arguments, CancellationToken cancellationToken)
     {
         var expression = arguments.GetProperty("expression").GetString() ?? "";

@@ -45,6 +45,8 @@ internal sealed partial class DatabaseTool : ITool
     // A read-only connection cannot change anything, whatever the statement; a writable one is not judged by its SQL.
     public bool IsIdempotent(ToolConfig config, JsonElement arguments) => Settings.From(config).ReadOnly;
 
+    public bool IsAlwaysIdempotent(ToolConfig config) => Settings.From(config).ReadOnly;
+
     public async Task<ToolOutcome> ExecuteAsync(ToolConfig config, ToolCallInfo call, JsonElement arguments, CancellationToken cancellationToken)
     {
         var settings = Settings.From(config);

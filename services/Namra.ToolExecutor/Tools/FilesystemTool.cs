@@ -34,6 +34,8 @@ internal sealed class FilesystemTool : ITool
         return Task.FromResult<IReadOnlyList<ToolDescription>>([new ToolDescription(config.Name, description, Schema)]);
     }
 
+    public bool IsAlwaysIdempotent(ToolConfig config) => Settings.From(config).ReadOnly;
+
     public bool IsIdempotent(ToolConfig config, JsonElement arguments) =>
         arguments.TryGetProperty("operation", out var operation) && operation.GetString() is "read" or "list" or "search";
 

@@ -51,6 +51,8 @@ internal sealed class HttpTool : ITool
         return Task.FromResult<IReadOnlyList<ToolDescription>>([new ToolDescription(config.Name, description, Schema)]);
     }
 
+    public bool IsAlwaysIdempotent(ToolConfig config) => Settings.From(config).Methods.All(m => m is "GET" or "HEAD");
+
     public bool IsIdempotent(ToolConfig config, JsonElement arguments) =>
         !arguments.TryGetProperty("method", out var method) || method.GetString() is "GET" or "HEAD";
 

@@ -40,4 +40,7 @@ internal interface ITool
     /// interrupted by a lost orchestrator replica may run again. No, unless the tool knows better.
     /// </summary>
     bool IsIdempotent(ToolConfig config, JsonElement arguments) => false;
+
+    /// <summary>Whether every call this entry allows is idempotent, whatever its arguments (what the entry's settings permit).</summary>
+    bool IsAlwaysIdempotent(ToolConfig config) => false;
 }
