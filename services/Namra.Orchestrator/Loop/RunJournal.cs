@@ -61,12 +61,20 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
                 _pending.Clear();
             }
 
-            for (var i = 0; i < batch.Count; i++)
+            try
             {
-                Entry(_length + i + 1, batch[i]);
+                await WriteBatchAsync(batch, deadline, cancellationToken).ConfigureAwait(false);
             }
+            catch (Exception exception) when (exception is not LeaseLostException)
+            {
+                // Not written (or not known to be): the steps go with the next write, which finds out.
+                lock (_pendingGate)
+                {
+                    _pending.InsertRange(0, batch);
+                }
 
-            await WriteBatchAsync(batch, deadline, cancellationToken).ConfigureAwait(false);
+                throw;
+            }
         }
         finally
         {
@@ -81,6 +89,11 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
     {
         while (true)
         {
+            for (var i = 0; i < batch.Count; i++)
+            {
+                Entry(_length + i + 1, batch[i]);
+            }
+
             // A run that has ended is nobody's to hold.
             run.Lease = run.Status == RunStatus.Running ? Lease() : null;
             var snapshot = run.Clone();
@@ -101,12 +114,11 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
                     throw new LeaseLostException(run.RunId, stored.Lease?.Owner ?? "");
                 }
 
-                if (stored.JournalLength >= _length + batch.Count)
-                {
-                    Advance(stored); // an earlier attempt of this write landed; its answer was lost
-                    return;
-                }
-
+                // Steps past those this replica knows were written by an earlier attempt whose answer was lost (only the
+                // lease holder appends): they are not written again.
+                var landed = (int)Math.Min(batch.Count, stored.JournalLength - _length);
+                batch.RemoveRange(0, Math.Max(0, landed));
+                _length = Math.Max(_length, stored.JournalLength);
                 _etag = stored.Etag;
                 TakeCancel(stored);
             }
@@ -150,6 +162,19 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
         step.Sequence = sequence;
         step.Time ??= Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow());
         return step;
+    }
+
+    /// <summary>Whether the run's last step is among those still to write.</summary>
+    public bool EndQueued { get; private set; }
+
+    /// <summary>Keeps the run's last step, once, for the next write.</summary>
+    public void AddEnd(RunStatus status)
+    {
+        if (!EndQueued)
+        {
+            Add(new RunJournalEntry { Ended = new RunEnded { Status = status } });
+            EndQueued = true;
+        }
     }
 
     public void Dispose() => _writing.Dispose();

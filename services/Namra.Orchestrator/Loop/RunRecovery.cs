@@ -67,8 +67,15 @@ internal sealed partial class RunRecovery(
         return claimed;
     }
 
+    // A run whose lease lapsed, held by another replica: this one never claims its own (it may be writing the run's end
+    // while the store comes back).
     private bool Lapsed(Run run)
     {
+        if (run.Lease?.Owner == replica.Id)
+        {
+            return false;
+        }
+
         var expires = run.Lease?.ExpireTime?.ToDateTimeOffset() ?? (run.UpdateTime?.ToDateTimeOffset() ?? default) + options.Value.LeaseDuration;
         return expires < timeProvider.GetUtcNow();
     }

@@ -14,7 +14,9 @@ namespace Namra.Orchestrator.Loop;
 internal static class RunSaving
 {
     private static readonly TimeSpan FirstRetry = TimeSpan.FromMilliseconds(250);
-    private static readonly TimeSpan LongestRetry = TimeSpan.FromSeconds(5);
+    // Short enough that the replica holding the run writes its end before another replica's scan finds the lease lapsed,
+    // once the store is back (the scan runs every RecoveryInterval, 5 s by default).
+    private static readonly TimeSpan LongestRetry = TimeSpan.FromSeconds(1);
 
     /// <summary>One attempt within <see cref="OrchestratorOptions.SaveTimeout"/>; false when the store did not take it.</summary>
     public static async Task<bool> TrySaveAsync(RunContext run, Downstream downstream, OrchestratorOptions options, MemoryType store, TimeProvider timeProvider, ILogger logger)
@@ -29,12 +31,20 @@ internal static class RunSaving
                 await AppendAsync(run, downstream, store, deadline, save.Token).ConfigureAwait(false);
             }
 
-            await run.Journal.WriteAsync(deadline, save.Token, new RunJournalEntry { Ended = new RunEnded { Status = state.Run.Status } }).ConfigureAwait(false);
+            run.Journal.AddEnd(state.Run.Status);
+            await run.Journal.WriteAsync(deadline, save.Token).ConfigureAwait(false);
             return true;
         }
         catch (LeaseLostException)
         {
             return true; // another replica has the run: it writes the end
+        }
+        catch (DownstreamException exception) when (exception.StatusCode is StatusCode.InvalidArgument or StatusCode.NotFound or StatusCode.FailedPrecondition
+            or StatusCode.PermissionDenied or StatusCode.Unimplemented)
+        {
+            // Refused for good (the record is gone, or the write is wrong): trying again would not help.
+            Log.SaveFailed(logger, exception, run.Request.RunId);
+            return true;
         }
         catch (Exception exception) when (exception is RpcException or NamraException or OperationCanceledException)
         {
