@@ -197,6 +197,30 @@ public sealed class DurableRunLoopTests : IAsyncLifetime
         Assert.Contains("no journal to resume from", run.Error.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task ATurnsToolResults_FitTheMessageLimit_SoTheSessionKeepsWhatTheModelRead()
+    {
+        // Eight results of 400 KB each (non-ASCII text: two bytes a character), 3.2 MB together.
+        var fakes = new FakeDownstream();
+        await using var host = await NamraTestHost.StartAsync("all", configure: builder => fakes.Use(builder, fakeMemory: false));
+        fakes.Tools.Output = request => new string('é', 200_000);
+        fakes.Gateway.Enqueue(FakeGateway.Calls([.. Enumerable.Range(1, 8).Select(i => ($"c{i}", "act", $"{{\"n\":{i}}}"))]), FakeGateway.Text("Read them."));
+
+        var run = (await new AgentService.AgentServiceClient(host.Channel).ExecuteAsync(new ExecuteRequest
+        {
+            Agent = new AgentSource { Inline = new InlineAgent { Content = Agent, Format = AgentFormat.Yaml } },
+            Input = "Read eight big pages.",
+            SessionId = "big-pages",
+        })).Run;
+        var sent = fakes.Gateway.Requests.Last().Messages[^1];
+        var history = await new MemoryService.MemoryServiceClient(host.Channel).GetHistoryAsync(new GetHistoryRequest { SessionId = "big-pages" });
+
+        Assert.Equal(RunStatus.Completed, run.Status);
+        Assert.True(sent.CalculateSize() <= Contracts.MessageLimits.MaxMessageBytes, $"{sent.CalculateSize():N0} bytes");
+        Assert.All(sent.Content, block => Assert.Contains("[cut to fit", block.ToolResult.Content, StringComparison.Ordinal));
+        Assert.Equal(sent, history.Messages[2]); // the session keeps what the model read
+    }
+
     private Task<ExecuteResponse> Execute(string runId, string session = "") =>
         _client.ExecuteAsync(new ExecuteRequest
         {

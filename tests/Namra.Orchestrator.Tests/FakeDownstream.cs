@@ -22,12 +22,18 @@ internal sealed class FakeDownstream
     public FakeMemory Memory { get; } = new();
 
     /// <summary>Serves the fakes in place of the real services of a host's roles.</summary>
-    public void Use(WebApplicationBuilder builder)
+    public void Use(WebApplicationBuilder builder) => Use(builder, fakeMemory: true);
+
+    /// <summary>Serves the fake gateway and tool executor, and the fake memory service or the real one.</summary>
+    public void Use(WebApplicationBuilder builder, bool fakeMemory)
     {
         builder.Services.AddSingleton(Gateway).AddSingleton(Tools).AddSingleton(Memory);
         builder.Services.AddSingleton(InProcessService.Of<FakeGateway, LlmGatewayService.LlmGatewayServiceBase>("llm-gateway", LlmGatewayService.BindService));
         builder.Services.AddSingleton(InProcessService.Of<FakeTools, ToolExecutorService.ToolExecutorServiceBase>("tool-executor", ToolExecutorService.BindService));
-        builder.Services.AddSingleton(InProcessService.Of<FakeMemory, MemoryService.MemoryServiceBase>("memory", MemoryService.BindService));
+        if (fakeMemory)
+        {
+            builder.Services.AddSingleton(InProcessService.Of<FakeMemory, MemoryService.MemoryServiceBase>("memory", MemoryService.BindService));
+        }
     }
 }
 
@@ -79,6 +85,9 @@ internal sealed class FakeTools : ToolExecutorService.ToolExecutorServiceBase
 
     public TimeSpan Delay { get; set; }
 
+    /// <summary>What a call returns; <c>done ID</c> when unset.</summary>
+    public Func<ExecuteToolRequest, string>? Output { get; set; }
+
     public ConcurrentQueue<ExecuteToolRequest> Calls { get; } = new();
 
     public ConcurrentQueue<string> Cancelled { get; } = new();
@@ -102,7 +111,7 @@ internal sealed class FakeTools : ToolExecutorService.ToolExecutorServiceBase
             throw;
         }
 
-        return new ExecuteToolResponse { Result = new ToolResult { ToolCallId = request.Call.Id, Content = $"done {request.Call.Id}{(request.Resumed ? " (resumed)" : "")}" } };
+        return new ExecuteToolResponse { Result = new ToolResult { ToolCallId = request.Call.Id, Content = Output?.Invoke(request) ?? $"done {request.Call.Id}{(request.Resumed ? " (resumed)" : "")}" } };
     }
 }
 

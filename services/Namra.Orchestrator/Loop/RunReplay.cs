@@ -93,7 +93,7 @@ internal static class RunReplay
     {
         if (calls.Count > 0)
         {
-            run.State.NewMessage(Role.Tool, [.. calls.Select(c => new ContentBlock { ToolResult = done.TryGetValue(c.Id, out var result) ? result : NotRun(c) })]);
+            run.State.NewMessage(Role.Tool, ToolResultFit.Blocks(calls.Select(c => done.TryGetValue(c.Id, out var result) ? result : NotRun(c))));
         }
     }
 }
