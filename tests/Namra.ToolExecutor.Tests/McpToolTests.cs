@@ -46,6 +46,20 @@ public sealed class McpToolTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task EachCall_CarriesItsIdempotencyKey_InTheRequestsMeta()
+    {
+        var response = await _client.ExecuteToolAsync(new ExecuteToolRequest
+        {
+            Tool = Stdio(RepositoryPaths.Combine("tests", "tool-servers", "meta-echo.mjs"), [], name: "meta-echo"),
+            Call = new ToolCall { Id = "toolu_7", Name = "meta", ArgumentsJson = "{}" },
+            Context = new ToolCallContext { RunId = "run-3" },
+        });
+
+        Assert.False(response.Result.IsError, response.Result.Content);
+        Assert.Equal("run-3:toolu_7", System.Text.Json.JsonDocument.Parse(response.Result.Content).RootElement.GetProperty("io.namra/idempotency-key").GetString());
+    }
+
+    [Fact]
     public async Task ExecuteTool_OverStdio_ReturnsTheServersText()
     {
         var echo = await Execute(Stdio(Everything, ["stdio"]), "echo", "{\"message\":\"hello from namra\"}");

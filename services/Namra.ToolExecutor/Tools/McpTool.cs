@@ -25,6 +25,9 @@ internal sealed class McpTool(McpSessions sessions, IOptions<ToolExecutorOptions
         return await session.ToolsAsync(cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>The <c>_meta</c> key of a call's idempotency key (the run's id and the model's call id).</summary>
+    public const string IdempotencyKeyMeta = "io.namra/idempotency-key";
+
     public async Task<ToolOutcome> ExecuteAsync(ToolConfig config, ToolCallInfo call, JsonElement arguments, CancellationToken cancellationToken)
     {
         var server = McpServerSettings.From(config);
@@ -35,7 +38,9 @@ internal sealed class McpTool(McpSessions sessions, IOptions<ToolExecutorOptions
         CallToolResult result;
         try
         {
-            result = await session.Client.CallToolAsync(call.Name, values, cancellationToken: cancellationToken).ConfigureAwait(false);
+            // The call's idempotency key rides in the request's _meta, for servers that deduplicate.
+            var meta = new RequestOptions { Meta = new System.Text.Json.Nodes.JsonObject { [IdempotencyKeyMeta] = call.IdempotencyKey } };
+            result = await session.Client.CallToolAsync(call.Name, values, options: meta, cancellationToken: cancellationToken).ConfigureAwait(false);
         }
         catch (McpException exception)
         {
