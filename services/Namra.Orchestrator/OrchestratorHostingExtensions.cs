@@ -27,6 +27,7 @@ public static class OrchestratorHostingExtensions
         builder.Services.AddSingleton<RunLoop>();
         builder.Services.AddSingleton<RunRecovery>();
         builder.Services.AddHostedService(services => services.GetRequiredService<RunRecovery>());
+        builder.Services.AddHostedService<RunHandOver>();
         builder.Services.AddSingleton<ApiKeyAuthentication>();
         // Callers in this process (the CLI's embedded mode) reach the API directly; API keys guard the network only.
         builder.Services.AddNamraGrpcService<AgentGrpcService, Contracts.V1.AgentService.AgentServiceBase>("orchestrator", Contracts.V1.AgentService.BindService);

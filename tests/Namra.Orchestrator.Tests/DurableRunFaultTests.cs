@@ -171,6 +171,45 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AReplicaStopped_HandsItsRunOverBeforeItExits_AndTheOtherGoesOnAtOnce()
+    {
+        var reads = 0;
+        await using var web = await LocalWebServer.StartAsync(app => app.MapGet("/read", async (HttpContext context) =>
+        {
+            if (Interlocked.Increment(ref reads) == 1)
+            {
+                await Task.Delay(Timeout.Infinite, context.RequestAborted);
+            }
+
+            return "stock: 7";
+        }));
+        // A lease of a minute: without the hand-over, the run would wait that long for another replica.
+        var (first, second, _) = await StartWithMemoryAsync("postgres", new Dictionary<string, string>
+        {
+            ["Namra__Host__ShutdownTimeout"] = "00:00:04",
+            ["Namra__Orchestrator__LeaseDuration"] = "00:01:00",
+        });
+        _anthropic.Enqueue(
+            new SseReply([AnthropicWire.MessageStart(), .. AnthropicWire.ToolUseBlock(0, "toolu_read", "web", $"{{\"url\":\"{web.BaseUrl}read\"}}"),
+                AnthropicWire.MessageDelta("tool_use", 30), AnthropicWire.MessageStop()]),
+            AnthropicWire.TextTurn(80, 6, "Stock is 7."));
+
+        var call = Client(first).ExecuteAsync(new ExecuteRequest { Agent = Inline(Agent(ReadOnlyWebTool)), Input = "Check stock.", RunId = "handed-over" }).ResponseAsync;
+        await WaitUntilAsync(() => Volatile.Read(ref reads) == 1, "the read in flight");
+        var stopping = Stopwatch.StartNew();
+        first.Terminate();
+        var failure = await Assert.ThrowsAsync<RpcException>(() => call);
+        var run = await EndedAsync(second, "handed-over");
+
+        Assert.Equal(StatusCode.Unavailable, failure.StatusCode);
+        Assert.Contains("goes on on another replica", failure.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal((RunStatus.Completed, "Stock is 7.", 1), (run.Status, run.Answer, run.Resumes));
+        Assert.True(stopping.Elapsed < TimeSpan.FromSeconds(10), $"completed {stopping.Elapsed.TotalSeconds:0.0} s after SIGTERM");
+        Assert.True(first.WaitForExit(TimeSpan.FromSeconds(10)), "the stopped replica did not exit");
+        Assert.Equal(2, reads);
+    }
+
+    [Fact]
     public async Task CancelThroughTheOtherReplica_StopsARunningToolWithinASecond_AndKeepsTheReason()
     {
         var toolStopped = new TaskCompletionSource<TimeSpan>(TaskCreationOptions.RunContinuationsAsynchronously);

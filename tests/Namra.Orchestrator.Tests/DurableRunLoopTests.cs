@@ -49,10 +49,11 @@ public sealed class DurableRunLoopTests : IAsyncLifetime
         var call = Execute("renewed");
         await Task.Delay(1200);
         var during = _fakes.Memory.Record("renewed");
+        var readAt = DateTime.UtcNow;
         var run = (await call).Run;
 
         Assert.Equal(RunStatus.Completed, run.Status);
-        Assert.True(during.Lease.ExpireTime.ToDateTime() > DateTime.UtcNow, "the lease lapsed while the tool ran");
+        Assert.True(during.Lease.ExpireTime.ToDateTime() > readAt, "the lease lapsed while the tool ran");
         Assert.True(_fakes.Memory.Updates >= 4, $"{_fakes.Memory.Updates} updates: the turn, renewals and the end");
         Assert.Null(_fakes.Memory.Record("renewed").Lease); // an ended run is nobody's
     }

@@ -64,6 +64,12 @@ internal sealed class ServerProcess : IDisposable
     /// <summary>Stops the process (SIGSTOP), as a hung host would: connections stay open, nothing answers.</summary>
     public void Pause() => Signal("-STOP");
 
+    /// <summary>Asks the process to stop (SIGTERM), as Kubernetes does before a rolling update.</summary>
+    public void Terminate() => Signal("-TERM");
+
+    /// <summary>Waits for the process to exit; false when it has not within the time.</summary>
+    public bool WaitForExit(TimeSpan timeout) => _process.WaitForExit(timeout);
+
     /// <summary>Lets a paused process go on (SIGCONT).</summary>
     public void Resume() => Signal("-CONT");
 

@@ -7,12 +7,31 @@ internal sealed class ActiveRuns
 {
     private readonly ConcurrentDictionary<string, Registration> _runs = new(StringComparer.Ordinal);
 
+    /// <summary>Runs executing here.</summary>
+    public int Count => _runs.Count;
+
     /// <summary>Registers a run; its token fires when the caller goes or the run is cancelled.</summary>
     public Registration Register(string runId, CancellationToken caller)
     {
         var registration = new Registration(this, runId, caller);
         _runs[runId] = registration;
         return registration;
+    }
+
+    /// <summary>
+    /// Stops every run executing here without ending it (the replica is shutting down): each releases its lease for
+    /// another replica to resume it at once.
+    /// </summary>
+    public int HandOverAll()
+    {
+        var count = 0;
+        foreach (var registration in _runs.Values)
+        {
+            registration.HandOver();
+            count++;
+        }
+
+        return count;
     }
 
     /// <summary>Cancels a run executing here; false when it is not.</summary>
@@ -46,10 +65,26 @@ internal sealed class ActiveRuns
         /// <summary>Why it was cancelled, when <c>CancelRun</c> did it.</summary>
         public string? Reason { get; private set; }
 
+        /// <summary>Whether it was stopped to go on on another replica.</summary>
+        public bool HandedOver { get; private set; }
+
         internal void Cancel(string reason)
         {
             Reason = reason;
             _source.Cancel();
+        }
+
+        internal void HandOver()
+        {
+            HandedOver = true;
+            try
+            {
+                _source.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+                // it has just ended
+            }
         }
 
         public void Dispose()

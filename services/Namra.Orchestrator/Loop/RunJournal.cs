@@ -155,7 +155,16 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
         Interlocked.Exchange(ref _lastWrite, timeProvider.GetTimestamp());
     }
 
-    private RunLease Lease() => new() { Owner = owner, ExpireTime = Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow() + leaseDuration) };
+    private bool _released;
+
+    private RunLease Lease() => new() { Owner = owner, ExpireTime = Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow() + (_released ? TimeSpan.Zero : leaseDuration)) };
+
+    /// <summary>Writes the steps kept with a lease that has lapsed already, so another replica resumes the run at once.</summary>
+    public Task ReleaseAsync(DateTime deadline, CancellationToken cancellationToken)
+    {
+        _released = true;
+        return WriteAsync(deadline, cancellationToken);
+    }
 
     private RunJournalEntry Entry(long sequence, RunJournalEntry step)
     {
@@ -179,6 +188,10 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
 
     public void Dispose() => _writing.Dispose();
 }
+
+/// <summary>This replica is shutting down: the run goes on on another, which claims it from its journal.</summary>
+internal sealed class RunHandedOverException(string runId)
+    : NamraException(StatusCode.Unavailable, $"This orchestrator replica is shutting down; run {runId} goes on on another replica. GetRun follows it, and so does Execute sent again with the same run_id.");
 
 /// <summary>Another replica holds the run's lease: this one was presumed gone, and the run goes on there.</summary>
 internal sealed class LeaseLostException(string runId, string owner)

@@ -147,6 +147,7 @@ internal sealed class RunLoop(
         run.Journal.CancelRequested = reason => active.TryCancel(run.Request.RunId, reason);
         using var watching = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
         var watch = WatchAsync(run, watching.Token);
+        var handedOver = false;
         try
         {
             if (run.State.Run.Status == RunStatus.Running)
@@ -158,6 +159,10 @@ internal sealed class RunLoop(
         {
             run.LeaseLost = true;
         }
+        catch (Exception) when (registration.HandedOver)
+        {
+            handedOver = true;
+        }
         catch (Exception exception)
         {
             Stopped(run, exception, timeLimit.IsCancellationRequested && !registration.Token.IsCancellationRequested, registration.Reason, stop.IsCancellationRequested);
@@ -166,6 +171,11 @@ internal sealed class RunLoop(
         {
             await watching.CancelAsync().ConfigureAwait(false);
             await watch.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+
+        if (handedOver)
+        {
+            await HandOverAsync(run).ConfigureAwait(false);
         }
 
         if (run.LeaseLost)
@@ -177,6 +187,27 @@ internal sealed class RunLoop(
         }
 
         return await EndAsync(run, activity).ConfigureAwait(false);
+    }
+
+    // The replica is shutting down: the steps kept are written with a lapsed lease, and another replica resumes the run.
+    private async Task HandOverAsync(RunContext run)
+    {
+        using var save = new CancellationTokenSource(options.Value.SaveTimeout, timeProvider);
+        try
+        {
+            await run.Journal.ReleaseAsync(timeProvider.GetUtcNow().UtcDateTime + options.Value.SaveTimeout, save.Token).ConfigureAwait(false);
+        }
+        catch (Exception exception) when (exception is NamraException or RpcException or OperationCanceledException)
+        {
+            // Not released: its lease lapses in its own time.
+        }
+        finally
+        {
+            run.Journal.Dispose();
+            run.State.Dispose();
+        }
+
+        throw new RunHandedOverException(run.Request.RunId);
     }
 
     private static void Tag(Activity? activity, RunContext run)

@@ -120,6 +120,10 @@ internal sealed partial class RunRecovery(
                 await EndWithoutJournalAsync(run).ConfigureAwait(false);
             }
         }
+        catch (RunHandedOverException)
+        {
+            // this replica is shutting down; another one claims the run
+        }
         catch (Exception exception) when (exception is RpcException or Hosting.Errors.NamraException)
         {
             ResumeFailed(logger, exception, run.RunId); // its lease lapses again, and a replica tries again
