@@ -96,25 +96,7 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
     [Fact]
     public async Task AReplicaKilledDuringToolCalls_ANonIdempotentCallHappensAtMostOnce_AnIdempotentOneRunsAgain()
     {
-        var effects = 0;
-        var reads = 0;
-        await using var web = await LocalWebServer.StartAsync(app =>
-        {
-            app.MapPost("/effect", async (HttpContext context) =>
-            {
-                Interlocked.Increment(ref effects);
-                await Task.Delay(Timeout.Infinite, context.RequestAborted);
-            });
-            app.MapGet("/read", async (HttpContext context) =>
-            {
-                if (Interlocked.Increment(ref reads) == 1)
-                {
-                    await Task.Delay(Timeout.Infinite, context.RequestAborted); // the first read is in flight when the replica dies
-                }
-
-                return "stock: 7";
-            });
-        });
+        await using var web = await StockSite.StartAsync();
         var (first, second) = await StartAsync("postgres");
         _anthropic.Enqueue(
             new SseReply([AnthropicWire.MessageStart(),
@@ -124,7 +106,7 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
             AnthropicWire.TextTurn(80, 6, "Charged once, I hope; stock is 7."));
 
         var call = Client(first).ExecuteAsync(new ExecuteRequest { Agent = Inline(Agent(WebTool)), Input = "Charge and check stock.", RunId = "killed-mid-tools" }).ResponseAsync;
-        await WaitUntilAsync(() => Volatile.Read(ref effects) == 1 && Volatile.Read(ref reads) == 1, "both tool calls in flight");
+        await WaitUntilAsync(() => web.Effects == 1 && web.Reads == 1, "both tool calls in flight");
         first.Kill();
         await Assert.ThrowsAsync<RpcException>(() => call);
 
@@ -132,8 +114,8 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
         var results = (await JournalAsync(second, "killed-mid-tools")).Where(e => e.StepCase == RunJournalEntry.StepOneofCase.ToolFinished).ToDictionary(e => e.ToolFinished.ToolCallId, e => e.ToolFinished);
 
         Assert.Equal(RunStatus.Completed, run.Status);
-        Assert.Equal(1, effects); // not sent again: its outcome is unknown, and the model is told so
-        Assert.Equal(2, reads); // a GET is idempotent: sent again
+        Assert.Equal(1, web.Effects); // not sent again: its outcome is unknown, and the model is told so
+        Assert.Equal(2, web.Reads); // a GET is idempotent: sent again
         Assert.Contains("outcome is unknown", results["toolu_effect"].Content, StringComparison.Ordinal);
         Assert.Contains("stock: 7", results["toolu_read"].Content, StringComparison.Ordinal);
         Assert.Contains("outcome is unknown", _anthropic.Requests[^1].Body, StringComparison.Ordinal);
@@ -142,16 +124,7 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
     [Fact]
     public async Task AReplicaKilledDuringAReadOnlyTurn_TheTurnIsNotAskedAgain_ItsReadRunsAgain()
     {
-        var reads = 0;
-        await using var web = await LocalWebServer.StartAsync(app => app.MapGet("/read", async (HttpContext context) =>
-        {
-            if (Interlocked.Increment(ref reads) == 1)
-            {
-                await Task.Delay(Timeout.Infinite, context.RequestAborted);
-            }
-
-            return "stock: 7";
-        }));
+        await using var web = await StockSite.StartAsync();
         var (first, second) = await StartAsync("postgres");
         _anthropic.Enqueue(
             new SseReply([AnthropicWire.MessageStart(), .. AnthropicWire.ToolUseBlock(0, "toolu_read", "web", $"{{\"url\":\"{web.BaseUrl}read\"}}"),
@@ -159,13 +132,13 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
             AnthropicWire.TextTurn(80, 6, "Stock is 7."));
 
         var call = Client(first).ExecuteAsync(new ExecuteRequest { Agent = Inline(Agent(ReadOnlyWebTool)), Input = "Check stock.", RunId = "killed-mid-read" }).ResponseAsync;
-        await WaitUntilAsync(() => Volatile.Read(ref reads) == 1, "the read in flight");
+        await WaitUntilAsync(() => web.Reads == 1, "the read in flight");
         first.Kill();
         await Assert.ThrowsAsync<RpcException>(() => call);
         var run = await EndedAsync(second, "killed-mid-read");
 
         Assert.Equal((RunStatus.Completed, "Stock is 7."), (run.Status, run.Answer));
-        Assert.Equal(2, reads);
+        Assert.Equal(2, web.Reads);
         Assert.Equal(2, _anthropic.Requests.Count); // the journaled turn was replayed, not asked again
         Assert.Contains("stock: 7", _anthropic.Requests[^1].Body, StringComparison.Ordinal);
     }
@@ -173,16 +146,7 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
     [Fact]
     public async Task AReplicaStopped_HandsItsRunOverBeforeItExits_AndTheOtherGoesOnAtOnce()
     {
-        var reads = 0;
-        await using var web = await LocalWebServer.StartAsync(app => app.MapGet("/read", async (HttpContext context) =>
-        {
-            if (Interlocked.Increment(ref reads) == 1)
-            {
-                await Task.Delay(Timeout.Infinite, context.RequestAborted);
-            }
-
-            return "stock: 7";
-        }));
+        await using var web = await StockSite.StartAsync();
         // A lease of a minute: without the hand-over, the run would wait that long for another replica.
         var (first, second, _) = await StartWithMemoryAsync("postgres", new Dictionary<string, string>
         {
@@ -195,7 +159,7 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
             AnthropicWire.TextTurn(80, 6, "Stock is 7."));
 
         var call = Client(first).ExecuteAsync(new ExecuteRequest { Agent = Inline(Agent(ReadOnlyWebTool)), Input = "Check stock.", RunId = "handed-over" }).ResponseAsync;
-        await WaitUntilAsync(() => Volatile.Read(ref reads) == 1, "the read in flight");
+        await WaitUntilAsync(() => web.Reads == 1, "the read in flight");
         var stopping = Stopwatch.StartNew();
         first.Terminate();
         var failure = await Assert.ThrowsAsync<RpcException>(() => call);
@@ -206,7 +170,7 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
         Assert.Equal((RunStatus.Completed, "Stock is 7.", 1), (run.Status, run.Answer, run.Resumes));
         Assert.True(stopping.Elapsed < TimeSpan.FromSeconds(10), $"completed {stopping.Elapsed.TotalSeconds:0.0} s after SIGTERM");
         Assert.True(first.WaitForExit(TimeSpan.FromSeconds(10)), "the stopped replica did not exit");
-        Assert.Equal(2, reads);
+        Assert.Equal(2, web.Reads);
     }
 
     [Fact]
@@ -432,5 +396,47 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
         }
 
         Assert.True(condition(), $"timed out waiting for {what}");
+    }
+
+    /// <summary>
+    /// A site the agents' http tool calls: <c>POST /effect</c> counts a side effect and never answers; <c>GET /read</c>
+    /// counts a read, and the first one never answers (it is in flight when a replica dies).
+    /// </summary>
+    private sealed class StockSite : IAsyncDisposable
+    {
+        private LocalWebServer _server = null!;
+        private int _effects;
+        private int _reads;
+
+        public Uri BaseUrl => _server.BaseUrl;
+
+        public int Effects => Volatile.Read(ref _effects);
+
+        public int Reads => Volatile.Read(ref _reads);
+
+        public static async Task<StockSite> StartAsync()
+        {
+            var site = new StockSite();
+            site._server = await LocalWebServer.StartAsync(app =>
+            {
+                app.MapPost("/effect", async (HttpContext context) =>
+                {
+                    Interlocked.Increment(ref site._effects);
+                    await Task.Delay(Timeout.Infinite, context.RequestAborted);
+                });
+                app.MapGet("/read", async (HttpContext context) =>
+                {
+                    if (Interlocked.Increment(ref site._reads) == 1)
+                    {
+                        await Task.Delay(Timeout.Infinite, context.RequestAborted);
+                    }
+
+                    return "stock: 7";
+                });
+            });
+            return site;
+        }
+
+        public ValueTask DisposeAsync() => _server.DisposeAsync();
     }
 }

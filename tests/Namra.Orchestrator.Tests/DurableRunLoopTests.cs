@@ -30,7 +30,7 @@ public sealed class DurableRunLoopTests : IAsyncLifetime
     {
         _host = await NamraTestHost.StartAsync("all", new Dictionary<string, string?>
         {
-            ["Namra:Orchestrator:LeaseDuration"] = "00:00:00.600",
+            ["Namra:Orchestrator:LeaseDuration"] = "00:00:03",
             ["Namra:Orchestrator:RecoveryInterval"] = "00:00:00.100",
             ["Namra:Orchestrator:CancelPollInterval"] = "00:00:00.100",
             ["Namra:Orchestrator:SaveTimeout"] = "00:00:01",
@@ -43,11 +43,12 @@ public sealed class DurableRunLoopTests : IAsyncLifetime
     [Fact]
     public async Task ALongToolCall_RenewsTheLeaseWhileItRuns()
     {
-        _fakes.Tools.Delay = TimeSpan.FromSeconds(1.5);
+        _fakes.Tools.Delay = TimeSpan.FromSeconds(4.5);
         _fakes.Gateway.Enqueue(FakeGateway.Calls(("c1", "act", "{}")), FakeGateway.Text("Done."));
 
+        // Past the lease the run's last step gave it: only renewals keep it.
         var call = Execute("renewed");
-        await Task.Delay(1200);
+        await Task.Delay(3500);
         var during = _fakes.Memory.Record("renewed");
         var readAt = DateTime.UtcNow;
         var run = (await call).Run;

@@ -109,15 +109,22 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
             {
                 var stored = (await Downstream.CallAsync("memory", async () => await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = run.RunId },
                     deadline: deadline, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false)).Run;
-                if (stored.Lease?.Owner != owner)
+                // Steps past those this replica knows were written by an earlier attempt whose answer was lost (only the
+                // lease holder appends; the run's end clears the lease): they are not written again.
+                var landed = (int)Math.Clamp(stored.JournalLength - _length, 0, batch.Count);
+                var endedHere = stored.Lease is null && stored.Status != RunStatus.Running && landed == batch.Count && landed > 0;
+                if (stored.Lease?.Owner != owner && !endedHere)
                 {
                     throw new LeaseLostException(run.RunId, stored.Lease?.Owner ?? "");
                 }
 
-                // Steps past those this replica knows were written by an earlier attempt whose answer was lost (only the
-                // lease holder appends): they are not written again.
-                var landed = (int)Math.Min(batch.Count, stored.JournalLength - _length);
-                batch.RemoveRange(0, Math.Max(0, landed));
+                batch.RemoveRange(0, landed);
+                if (landed > 0 && batch.Count == 0)
+                {
+                    Advance(stored);
+                    return;
+                }
+
                 _length = Math.Max(_length, stored.JournalLength);
                 _etag = stored.Etag;
                 TakeCancel(stored);
@@ -129,11 +136,16 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
         }
     }
 
-    /// <summary>Reads the record for a cancel request sent to another replica.</summary>
+    /// <summary>Reads the record for a cancel request sent to another replica, and for another replica's claim.</summary>
     public async Task CheckCancelAsync(DateTime deadline, CancellationToken cancellationToken)
     {
         var stored = (await Downstream.CallAsync("memory", async () => await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = run.RunId },
             deadline: deadline, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false)).Run;
+        if (stored.Status == RunStatus.Running && stored.Lease is { } lease && lease.Owner != owner)
+        {
+            throw new LeaseLostException(run.RunId, lease.Owner); // this replica was presumed gone (paused, cut off)
+        }
+
         TakeCancel(stored);
     }
 
