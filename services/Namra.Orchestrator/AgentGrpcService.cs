@@ -65,16 +65,45 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
 
     public override async Task<ListRunsResponse> ListRuns(ListRunsRequest request, ServerCallContext context)
     {
+        var full = request.View == RunView.Full;
+        var maxPage = full ? MaxFullPage : 1000;
+        if (request.PageSize is < 0 || request.PageSize > maxPage)
+        {
+            throw new InvalidArgumentException("page_size", $"1 to {maxPage} in the {(full ? "full" : "basic")} view (0 for {(full ? MaxFullPage : 100)}); it was {request.PageSize}.");
+        }
+
+        if (!Enum.IsDefined(request.Status))
+        {
+            throw new InvalidArgumentException("status", $"{(int)request.Status} is not a run status.");
+        }
+
+        if (!Enum.IsDefined(request.View))
+        {
+            throw new InvalidArgumentException("view", $"{(int)request.View} is not a view: RUN_VIEW_BASIC or RUN_VIEW_FULL.");
+        }
+
         var records = await ForwardAsync("memory", async () => await downstream.Memory.ListRunRecordsAsync(new ListRunRecordsRequest
         {
-            PageSize = request.PageSize,
+            PageSize = request.PageSize > 0 ? request.PageSize : full ? MaxFullPage : 0,
             PageToken = request.PageToken,
             AgentName = request.AgentName,
             SessionId = request.SessionId,
             Status = request.Status,
         }, deadline: context.Deadline, cancellationToken: context.CancellationToken)).ConfigureAwait(false);
+        if (!full)
+        {
+            foreach (var run in records.Runs)
+            {
+                run.Input = "";
+                run.Answer = "";
+                run.Ledger.Clear();
+            }
+        }
+
         return new ListRunsResponse { Runs = { records.Runs }, NextPageToken = records.NextPageToken };
     }
+
+    private const int MaxFullPage = 10;
 
     public override async Task<ValidateAgentResponse> ValidateAgent(ValidateAgentRequest request, ServerCallContext context)
     {

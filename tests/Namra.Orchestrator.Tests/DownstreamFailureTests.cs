@@ -94,6 +94,8 @@ public sealed class ToolExecutorCrashTests
         Assert.Equal(RunStatus.Failed, run.Status);
         Assert.Equal((int)StatusCode.Unavailable, run.Error.Code);
         Assert.StartsWith("The tool-executor service is unavailable", run.Error.Message, StringComparison.Ordinal);
+        var atFault = Assert.Single(run.Error.Details.Where(d => d.Is(Google.Rpc.ResourceInfo.Descriptor)).Select(d => d.Unpack<Google.Rpc.ResourceInfo>()));
+        Assert.Equal(("namra.v1.ToolExecutorService", "tool-executor"), (atFault.ResourceType, atFault.ResourceName));
     }
 }
 

@@ -51,7 +51,7 @@ public sealed class RunLoopTests : IAsyncLifetime
         var result = events.Single(e => e.EventCase == RunEvent.EventOneofCase.ToolResult).ToolResult;
         Assert.Equal(("toolu_1", "84", false), (result.ToolCallId, result.Content, result.IsError));
         Assert.Equal("The answer is 84.", string.Concat(events.Where(e => e.EventCase == RunEvent.EventOneofCase.TextDelta).Select(e => e.TextDelta.Text)));
-        Assert.Equal(Enumerable.Range(0, events.Count).Select(i => (long)i), events.Select(e => e.Sequence));
+        Assert.Equal(Enumerable.Range(1, events.Count).Select(i => (long)i), events.Select(e => e.Sequence)); // from 1, as the proto says
         Assert.Contains("\"tool_result\"", _anthropic.Requests[1].Body, StringComparison.Ordinal);
         Assert.Contains("\"content\":\"84\"", _anthropic.Requests[1].Body, StringComparison.Ordinal);
         Assert.Equal(25 + 60, completed.Usage.InputTokens);
@@ -448,6 +448,24 @@ public sealed class RunLoopTests : IAsyncLifetime
         Assert.Equal(32, record.TraceId.Length);
         Assert.NotNull(record.Duration);
         Assert.Contains(listed.Runs, r => r.RunId == run.RunId);
+    }
+
+    [Fact]
+    public async Task ListRuns_LeavesOutInputsAndAnswersUnlessAskedForTheFullView_AndBoundsItsPages()
+    {
+        _anthropic.Enqueue(AnthropicWire.TextTurn(20, 5, "A long answer."));
+        var run = await ExecuteAsync(Agent(), new string('x', 100_000), labels: new Dictionary<string, string> { ["view"] = "test" });
+
+        var basic = (await _client.ListRunsAsync(new ListRunsRequest { AgentName = "helper" })).Runs.Single(r => r.RunId == run.RunId);
+        var full = (await _client.ListRunsAsync(new ListRunsRequest { AgentName = "helper", View = RunView.Full })).Runs.Single(r => r.RunId == run.RunId);
+        var tooMany = await Assert.ThrowsAsync<RpcException>(() => _client.ListRunsAsync(new ListRunsRequest { PageSize = 11, View = RunView.Full }).ResponseAsync);
+        var badStatus = await Assert.ThrowsAsync<RpcException>(() => _client.ListRunsAsync(new ListRunsRequest { Status = (RunStatus)99 }).ResponseAsync);
+
+        Assert.Equal(("", "", 0), (basic.Input, basic.Answer, basic.Ledger.Count));
+        Assert.Equal((RunStatus.Completed, "test", run.Usage), (basic.Status, basic.Labels["view"], basic.Usage));
+        Assert.Equal((100_000, "A long answer."), (full.Input.Length, full.Answer));
+        Assert.Equal("page_size", RpcDetails.Of<Google.Rpc.BadRequest>(tooMany)[0].FieldViolations[0].Field);
+        Assert.Equal("status", RpcDetails.Of<Google.Rpc.BadRequest>(badStatus)[0].FieldViolations[0].Field);
     }
 
     [Fact]

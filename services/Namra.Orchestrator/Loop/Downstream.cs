@@ -57,4 +57,18 @@ internal sealed class DownstreamException(string service, RpcException inner)
 {
     /// <summary>The service's role name.</summary>
     public string Service { get; } = service;
+
+    /// <summary>The detail that names the service at fault, for a run's error.</summary>
+    public Google.Rpc.ResourceInfo Resource => new()
+    {
+        ResourceType = Service switch
+        {
+            "memory" => "namra.v1.MemoryService",
+            "llm-gateway" => "namra.v1.LlmGatewayService",
+            "tool-executor" => "namra.v1.ToolExecutorService",
+            _ => "namra.v1.ConfigService",
+        },
+        ResourceName = Service,
+        Description = $"failed with {StatusCode}",
+    };
 }

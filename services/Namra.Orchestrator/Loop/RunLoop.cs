@@ -475,7 +475,7 @@ internal sealed class RunLoop(
         record.EndTime = Timestamp.FromDateTimeOffset(now);
         record.Duration = Duration.FromTimeSpan(now - record.CreateTime.ToDateTimeOffset());
         CloseOpenToolCalls(run);
-        record.EventsSummary.Events = (int)run.State.Sequence + 1;
+        record.EventsSummary.Events = (int)run.State.Sequence;
         var answer = record;
         if (await RunSaving.TrySaveAsync(run, downstream, options.Value, MemoryStore(run.Request.Agent), timeProvider, logger).ConfigureAwait(false))
         {

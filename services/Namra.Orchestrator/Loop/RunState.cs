@@ -23,8 +23,8 @@ internal sealed class RunState(Run run, Func<RunEvent, Task>? emit, int maxEvent
     /// <summary>Messages this run added to the conversation, in order.</summary>
     public List<Message> NewMessages { get; } = [];
 
-    /// <summary>The sequence number of the last event sent.</summary>
-    public long Sequence { get; private set; } = -1;
+    /// <summary>The sequence number of the last event sent (events are numbered from 1): how many were sent.</summary>
+    public long Sequence { get; private set; }
 
     public async Task EmitAsync(RunEvent item)
     {
@@ -37,7 +37,7 @@ internal sealed class RunState(Run run, Func<RunEvent, Task>? emit, int maxEvent
         await _emitting.WaitAsync().ConfigureAwait(false);
         try
         {
-            if (Sequence + 1 >= maxEvents)
+            if (Sequence >= maxEvents)
             {
                 throw TooManyEvents();
             }
@@ -80,7 +80,7 @@ internal sealed class RunState(Run run, Func<RunEvent, Task>? emit, int maxEvent
     {
         lock (_counting)
         {
-            if (capped && Sequence + 1 >= maxEvents)
+            if (capped && Sequence >= maxEvents)
             {
                 throw TooManyEvents();
             }
@@ -189,8 +189,13 @@ internal sealed class RunState(Run run, Func<RunEvent, Task>? emit, int maxEvent
     {
         ArgumentNullException.ThrowIfNull(exception);
         var details = exception.InnerException is RpcException { } inner && inner.GetRpcStatus() is { } remote
-            ? remote.Details
-            : exception.Details.Select(Any.Pack);
+            ? [.. remote.Details]
+            : exception.Details.Select(Any.Pack).ToList();
+        if (exception is DownstreamException downstream && !details.Any(d => d.Is(Google.Rpc.ResourceInfo.Descriptor)))
+        {
+            details.Add(Any.Pack(downstream.Resource)); // which service was at fault, as the record promises
+        }
+
         Fail(status, exception.StatusCode, exception.Message, details);
     }
 }
