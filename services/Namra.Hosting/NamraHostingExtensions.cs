@@ -56,7 +56,8 @@ public static class NamraHostingExtensions
         // (Logging__LogLevel__Microsoft.AspNetCore=Information) turns them back on.
         builder.Configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource
         {
-            InitialData = new Dictionary<string, string?> { ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning" },
+            // JSON transcoding logs a stack trace at Information for every malformed REST body an anonymous caller sends.
+            InitialData = new Dictionary<string, string?> { ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning", ["Logging:LogLevel:Grpc.AspNetCore.Grpc.JsonTranscoding"] = "Warning" },
         });
 
         builder.Services.AddOptions<NamraHostOptions>()

@@ -62,6 +62,7 @@ public static class OrchestratorHostingExtensions
     public static WebApplication MapOrchestrator(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
+        app.UseStrictJsonBodies();
         app.MapGrpcService<AgentGrpcService>();
         // An endpoint, not a middleware: the middleware asks the container for the document generator on every
         // request, so the first gRPC call built it (ApiExplorer, the XML comments: about 15 MB the service kept).

@@ -83,6 +83,33 @@ public sealed class RestApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AMisspeltField_Is400_NamingIt_NotSilentlyDropped()
+    {
+        using var response = await _host.Http.PostAsJsonAsync("/v1/agents/execute",
+            new JsonObject { ["agent"] = new JsonObject { ["reference"] = "helper@1.0.0" }, ["input"] = "Hi", ["sesionId"] = "s-1" });
+        var error = await response.Content.ReadFromJsonAsync<JsonElement>();
+        using var proper = await _host.Http.PostAsJsonAsync("/v1/agents/validate",
+            new JsonObject { ["agent"] = new JsonObject { ["content"] = "name: 1\n", ["file_name"] = "a.yaml" } }); // proto names are fields too
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal(3, error.GetProperty("code").GetInt32());
+        Assert.Equal("sesionId", error.GetProperty("details")[0].GetProperty("fieldViolations")[0].GetProperty("field").GetString());
+        Assert.Equal(HttpStatusCode.OK, proper.StatusCode);
+    }
+
+    [Fact]
+    public async Task ABodyThatIsNotTheRequestsJson_Is400_SayingWhy()
+    {
+        using var content = new StringContent("{\"input\": \"hi\", \"agent\": {\"reference\": 5}}", System.Text.Encoding.UTF8, "application/json");
+        using var response = await _host.Http.PostAsync("/v1/agents/execute", content);
+        var error = await response.Content.ReadFromJsonAsync<JsonElement>();
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("namra.v1.ExecuteRequest", error.GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.Equal("body", error.GetProperty("details")[0].GetProperty("fieldViolations")[0].GetProperty("field").GetString());
+    }
+
+    [Fact]
     public async Task ABadRequest_Is400_WithFieldViolations()
     {
         using var response = await _host.Http.PostAsJsonAsync("/v1/agents/execute", new JsonObject { ["input"] = "Hi" });
