@@ -192,7 +192,8 @@ public static class NamraHostingExtensions
             .WithTracing(tracing => tracing
                 .AddSource(TelemetryPrefix + "*")
                 .AddAspNetCoreInstrumentation(aspnet => aspnet.Filter = IsNotInfrastructure)
-                .AddGrpcClientInstrumentation()
+                // One client span per call between services: the gRPC one, not also the HTTP request beneath it.
+                .AddGrpcClientInstrumentation(grpc => grpc.SuppressDownstreamInstrumentation = true)
                 .AddHttpClientInstrumentation())
             .WithMetrics(metrics => metrics
                 .AddMeter(TelemetryPrefix + "*")

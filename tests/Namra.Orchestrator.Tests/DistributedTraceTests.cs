@@ -87,6 +87,9 @@ public sealed class DistributedTraceTests
         var chats = trace.Where(s => s.Name == "chat scripted").ToList();
         Assert.Equal(2, chats.Count);
         Assert.Contains(trace, s => s.Service == "namra-memory" && s.Name == "memory create_run");
+        // A call between services is one client span (gRPC), not also an HTTP request span beneath it.
+        Assert.Contains(trace, s => s.Service == "namra-orchestrator" && s.Name == "namra.v1.MemoryService/CreateRunRecord");
+        Assert.DoesNotContain(trace, s => s.Service == "namra-orchestrator" && s.Name == "POST");
         var byId = trace.ToDictionary(s => s.SpanId);
         Assert.All(chats.Append(tool), span => Assert.True(IsUnder(span, root, byId), $"{span.Name} is not under the run's root span"));
         Assert.True(IsUnder(tool, trace.Single(s => s.Name == "iteration 1"), byId), "the tool call belongs to the first iteration");

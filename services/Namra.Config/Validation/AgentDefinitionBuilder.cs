@@ -4,6 +4,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using Google.Protobuf.WellKnownTypes;
 using Namra.Config.Parsing;
+using Namra.Contracts;
 using Namra.Contracts.V1;
 
 namespace Namra.Config.Validation;
@@ -298,13 +299,7 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
         memory ??= Defaults(AgentSchema.Memory);
         var config = new MemoryConfig
         {
-            Type = memory.String("type") switch
-            {
-                "sqlite" => MemoryType.Sqlite,
-                "redis" => MemoryType.Redis,
-                "postgres" => MemoryType.Postgres,
-                _ => MemoryType.InMemory,
-            },
+            Type = MemoryTypeNames.Parse(memory.String("type")) is var named and not MemoryType.Unspecified ? named : MemoryType.InMemory,
             MaxMessages = (int)(memory.Integer("max_messages") ?? 100),
             MaxHistoryTokens = (int)(memory.Integer("max_history_tokens") ?? 0),
         };
@@ -339,10 +334,10 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
         var config = new ExecutionConfig
         {
             Strategy = ExecutionStrategy.React,
-            MaxIterations = (int)(execution.Integer("max_iterations") ?? 10),
-            Timeout = Duration.FromTimeSpan(execution.Duration("timeout") ?? TimeSpan.FromSeconds(60)),
-            MaxRepeatedToolCalls = (int)(execution.Integer("max_repeated_tool_calls") ?? 3),
-            MaxParallelToolCalls = (int)(execution.Integer("max_parallel_tool_calls") ?? 8),
+            MaxIterations = (int)(execution.Integer("max_iterations") ?? ExecutionDefaults.MaxIterations),
+            Timeout = Duration.FromTimeSpan(execution.Duration("timeout") ?? ExecutionDefaults.Timeout),
+            MaxRepeatedToolCalls = (int)(execution.Integer("max_repeated_tool_calls") ?? ExecutionDefaults.MaxRepeatedToolCalls),
+            MaxParallelToolCalls = (int)(execution.Integer("max_parallel_tool_calls") ?? ExecutionDefaults.MaxParallelToolCalls),
             OnInterrupt = execution.String("on_interrupt") == "fail" ? InterruptPolicy.Fail : InterruptPolicy.Resume,
         };
         if (execution.Get<ValidatedObject>("budget") is { } budget)

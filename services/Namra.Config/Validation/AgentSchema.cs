@@ -1,3 +1,5 @@
+using Namra.Contracts;
+
 namespace Namra.Config.Validation;
 
 /// <summary>The fields of an agent file, their types, ranges and defaults.</summary>
@@ -17,7 +19,7 @@ internal static class AgentSchema
     public static readonly IReadOnlyList<string> ToolTypes =
         ["builtin.http", "builtin.filesystem", "builtin.calculator", "builtin.database", "builtin.shell", "mcp", "grpc"];
 
-    public static readonly IReadOnlyList<string> MemoryTypes = ["in_memory", "sqlite", "redis", "postgres"];
+    public static readonly IReadOnlyList<string> MemoryTypes = MemoryTypeNames.All;
 
     private static readonly StringType PlainString = new();
     private static readonly StringType SecretString = new(MaxLength: 8192, Deferred: true);
@@ -174,11 +176,11 @@ internal static class AgentSchema
     public static readonly ObjectSpec Execution = new("execution",
     [
         new("strategy", new EnumType(["react"]), "Loop strategy.", Default: "react"),
-        new("max_iterations", new IntegerType(1, 1000), "Most model turns in one run.", Default: 10L),
-        new("timeout", new DurationType(TimeSpan.FromMilliseconds(1), TimeSpan.FromHours(24)), "Longest a whole run may take.", Default: "60s"),
+        new("max_iterations", new IntegerType(1, 1000), "Most model turns in one run.", Default: (long)ExecutionDefaults.MaxIterations),
+        new("timeout", new DurationType(TimeSpan.FromMilliseconds(1), TimeSpan.FromHours(24)), "Longest a whole run may take.", Default: $"{ExecutionDefaults.TimeoutSeconds}s"),
         new("budget", new ObjectType(Budget), "Hard limits per run, enforced before each call."),
-        new("max_repeated_tool_calls", new IntegerType(1, 100), "Stop a run that repeats the same tool call with the same arguments this many times.", Default: 3L),
-        new("max_parallel_tool_calls", new IntegerType(1, 64), "Most tool calls of one turn run at once.", Default: 8L),
+        new("max_repeated_tool_calls", new IntegerType(1, 100), "Stop a run that repeats the same tool call with the same arguments this many times.", Default: (long)ExecutionDefaults.MaxRepeatedToolCalls),
+        new("max_parallel_tool_calls", new IntegerType(1, 64), "Most tool calls of one turn run at once.", Default: (long)ExecutionDefaults.MaxParallelToolCalls),
         new("on_interrupt", new EnumType(["resume", "fail"]), "What becomes of a run whose replica was lost: resumed from its journal on another, or ended as failed.", Default: "resume"),
     ]);
 

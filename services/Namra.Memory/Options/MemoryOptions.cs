@@ -53,14 +53,7 @@ public sealed class MemoryOptions
     [Range(typeof(TimeSpan), "00:00:00.100", "00:05:00")]
     public TimeSpan StoreTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
-    internal static string Name(MemoryType type) => type switch
-    {
-        MemoryType.InMemory => "in_memory",
-        MemoryType.Sqlite => "sqlite",
-        MemoryType.Redis => "redis",
-        MemoryType.Postgres => "postgres",
-        _ => "unspecified",
-    };
+    internal static string Name(MemoryType type) => Contracts.MemoryTypeNames.Of(type);
 }
 
 /// <summary>Validates <see cref="MemoryOptions"/> at start-up (source-generated).</summary>

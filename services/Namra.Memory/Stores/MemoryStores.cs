@@ -41,13 +41,7 @@ internal sealed class MemoryStores : IHostedService, IAsyncDisposable
             Add(new PostgresMemoryStore(_options.PostgresConnectionString, _options.StoreTimeout, timeProvider));
         }
 
-        Default = _options.DefaultStore switch
-        {
-            "sqlite" => MemoryType.Sqlite,
-            "redis" => MemoryType.Redis,
-            "postgres" => MemoryType.Postgres,
-            _ => MemoryType.InMemory,
-        };
+        Default = Contracts.MemoryTypeNames.Parse(_options.DefaultStore) is var named and not MemoryType.Unspecified ? named : MemoryType.InMemory;
     }
 
     /// <summary>The store for requests that name none, and for run records.</summary>

@@ -112,7 +112,7 @@ internal sealed class RunLoop(
     }
 
     private static TimeSpan Timeout(AgentDefinition agent) =>
-        agent.Execution?.Timeout?.ToTimeSpan() is { } configured && configured > TimeSpan.Zero ? configured : TimeSpan.FromSeconds(60);
+        agent.Execution?.Timeout?.ToTimeSpan() is { } configured && configured > TimeSpan.Zero ? configured : Contracts.ExecutionDefaults.Timeout;
 
     private static string TimedOut(AgentDefinition agent) => $"The run did not finish within its timeout of {Timeout(agent).TotalSeconds:0.###} s.";
 
@@ -339,7 +339,7 @@ internal sealed class RunLoop(
         turn?.SetTag("namra.run.iteration", iteration);
         var state = run.State;
         state.Run.Iterations = iteration;
-        var maxIterations = run.Request.Agent.Execution?.MaxIterations is > 0 and var max ? max : 10;
+        var maxIterations = run.Request.Agent.Execution?.MaxIterations is > 0 and var max ? max : Contracts.ExecutionDefaults.MaxIterations;
         await state.EmitAsync(new RunEvent { Iteration = new Iteration { Number = iteration, MaxIterations = maxIterations } }).ConfigureAwait(false);
         if (await CallModelAsync(run, iteration, cancellationToken).ConfigureAwait(false) is not { } reply)
         {
@@ -440,7 +440,7 @@ internal sealed class RunLoop(
     // Why the run stops before running a finished turn's calls: a repeated call, the last iteration, or no tool calls left.
     private static (RunStatus Status, StatusCode Code, string Message)? Stop(RunContext run, List<ToolCall> calls, int iteration, int maxIterations)
     {
-        var maxRepeats = run.Request.Agent.Execution?.MaxRepeatedToolCalls is > 0 and var repeats ? repeats : 3;
+        var maxRepeats = run.Request.Agent.Execution?.MaxRepeatedToolCalls is > 0 and var repeats ? repeats : Contracts.ExecutionDefaults.MaxRepeatedToolCalls;
         (RunStatus, StatusCode, string)? stop = null;
         foreach (var call in calls)
         {
@@ -516,14 +516,8 @@ internal sealed class RunLoop(
         }
     }
 
-    private MemoryType MemoryStore(AgentDefinition agent) => options.Value.MemoryStoreOverride switch
-    {
-        "in_memory" => MemoryType.InMemory,
-        "sqlite" => MemoryType.Sqlite,
-        "redis" => MemoryType.Redis,
-        "postgres" => MemoryType.Postgres,
-        _ => agent.Memory?.Type ?? MemoryType.Unspecified,
-    };
+    private MemoryType MemoryStore(AgentDefinition agent) =>
+        Contracts.MemoryTypeNames.Parse(options.Value.MemoryStoreOverride) is var forced and not MemoryType.Unspecified ? forced : agent.Memory?.Type ?? MemoryType.Unspecified;
 
     internal static string StatusName(RunStatus status) => status switch
     {

@@ -25,7 +25,7 @@ internal sealed class ToolCalls(Downstream downstream, IOptions<OrchestratorOpti
         }
 
         var maxParallel = run.Request.Agent.Execution?.MaxParallelToolCalls ?? 0;
-        using var gate = new SemaphoreSlim(maxParallel > 0 ? maxParallel : 8);
+        using var gate = new SemaphoreSlim(maxParallel > 0 ? maxParallel : Contracts.ExecutionDefaults.MaxParallelToolCalls);
         var running = new ConcurrentDictionary<string, (ToolCall Call, long Started)>();
         using var progressEnds = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var progress = run.State.Streamed && options.Value.ToolProgressInterval > TimeSpan.Zero
