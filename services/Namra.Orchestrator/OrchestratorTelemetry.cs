@@ -30,6 +30,12 @@ internal static class OrchestratorTelemetry
     /// <summary>Model turns per run.</summary>
     public static readonly NamraCounter Iterations = NamraMetrics.Counter(Meter, "namra.run.iterations", "{iteration}", "Model turns taken by runs.", "agent");
 
+    /// <summary>Runs this replica claimed after their replica was lost, by agent.</summary>
+    public static readonly NamraCounter Recovered = NamraMetrics.Counter(Meter, "namra.runs.recovered", "{run}", "Runs claimed from a lost replica.", "agent");
+
+    /// <summary>Runs handed over to other replicas as this one stopped.</summary>
+    public static readonly NamraCounter HandedOver = NamraMetrics.Counter(Meter, "namra.runs.handed_over", "{run}", "Runs handed over to other replicas as this one stopped.");
+
     public static void Record(Run run, TimeSpan elapsed)
     {
         var agent = run.Agent?.Name ?? "";

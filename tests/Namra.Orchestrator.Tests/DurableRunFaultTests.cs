@@ -73,6 +73,8 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
             journal.Select(e => e.StepCase));
         Assert.Equal(journal.Count, run.JournalLength);
         Assert.Equal(2, _anthropic.Requests.Count); // the turn that never finished was asked again; nothing else
+        using var http = new HttpClient { BaseAddress = second.HttpAddress };
+        Assert.Matches("(?m)^namra_runs_recovered_total\\{agent=\"durable\"\\} 1$", await http.GetStringAsync(new Uri("/metrics", UriKind.Relative)));
     }
 
     [Fact]

@@ -81,6 +81,7 @@ internal sealed partial class RunHandOver(
         if (active.HandOverAll() is var count and > 0)
         {
             HandingOver(logger, count);
+            OrchestratorTelemetry.HandedOver.Add(count);
             var released = timeProvider.GetTimestamp();
             while (active.Count > 0 && timeProvider.GetElapsedTime(released) < Margin)
             {

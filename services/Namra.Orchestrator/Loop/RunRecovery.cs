@@ -99,6 +99,7 @@ internal sealed partial class RunRecovery(
                 deadline: Deadline(), cancellationToken: cancellationToken).ConfigureAwait(false);
             journal.Add(resumed);
             Claimed(logger, run.RunId, run.Resumes);
+            OrchestratorTelemetry.Recovered.Add(1, run.Agent?.Name ?? "");
             return (claimed.Run, journal);
         }
         catch (RpcException exception) when (exception.StatusCode == StatusCode.Aborted)
