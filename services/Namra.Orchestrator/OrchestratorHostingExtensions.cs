@@ -49,6 +49,8 @@ public static class OrchestratorHostingExtensions
             {
                 swagger.IncludeGrpcXmlComments(comments, includeControllerXmlComments: true);
             }
+
+            OpenApiDocument.Describe(swagger);
         });
         builder.Services.Configure<Grpc.AspNetCore.Server.GrpcServiceOptions<AgentGrpcService>>(grpc => grpc.Interceptors.Add<ApiKeyAuthentication>());
         // Errors are written as google.rpc.Status JSON, whose details need their types known.

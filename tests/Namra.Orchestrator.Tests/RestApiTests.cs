@@ -69,6 +69,16 @@ public sealed class RestApiTests : IAsyncLifetime
         Assert.True(paths.GetProperty("/v1/agents/{runId}/status").TryGetProperty("get", out _));
         Assert.True(paths.GetProperty("/v1/agents/validate").TryGetProperty("post", out _));
         Assert.Contains("Runs an agent to the end", execute.GetProperty("summary").GetString() ?? execute.GetProperty("description").GetString(), StringComparison.Ordinal);
+
+        // What a client generator needs: an id per operation, the key schemes, and JSON types rather than C# members.
+        var operations = paths.EnumerateObject().SelectMany(path => path.Value.EnumerateObject()).Select(op => op.Value.GetProperty("operationId").GetString()).ToList();
+        Assert.Equal(["CancelRun", "Execute", "ExecuteStream", "GetRun", "ListRuns", "ValidateAgent"], operations.Order(StringComparer.Ordinal));
+        var schemes = document.GetProperty("components").GetProperty("securitySchemes");
+        Assert.Equal(("http", "bearer"), (schemes.GetProperty("bearer").GetProperty("type").GetString(), schemes.GetProperty("bearer").GetProperty("scheme").GetString()));
+        Assert.Equal("x-api-key", schemes.GetProperty("apiKey").GetProperty("name").GetString());
+        var text = document.GetRawText();
+        Assert.DoesNotContain("kindOneofCase", text, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("hasNullValue", text, StringComparison.OrdinalIgnoreCase);
     }
 
     [Fact]
