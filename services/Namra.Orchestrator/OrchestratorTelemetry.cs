@@ -21,11 +21,18 @@ internal static class OrchestratorTelemetry
     /// <summary>Time a run took.</summary>
     public static readonly NamraHistogram Duration = NamraMetrics.DurationHistogram(Meter, "namra.run.duration", "Time of a run.", "agent", "status");
 
-    /// <summary>Tokens used by runs, by agent and kind (input, output).</summary>
-    public static readonly NamraCounter Tokens = NamraMetrics.Counter(Meter, "namra.run.tokens", "{token}", "Tokens used by runs.", "agent", "kind");
+    /// <summary>Tokens used by runs, by agent, model and kind (input, output).</summary>
+    public static readonly NamraCounter Tokens = NamraMetrics.Counter(Meter, "namra.run.tokens", "{token}", "Tokens used by runs.", "agent", "model", "kind");
 
-    /// <summary>Dollars spent by runs, in millionths (counters take whole numbers).</summary>
-    public static readonly NamraCounter CostMicros = NamraMetrics.Counter(Meter, "namra.run.cost.micro_usd", "{micro_usd}", "Money spent by runs, in millionths of a US dollar.", "agent");
+    /// <summary>Dollars spent by runs, in millionths (counters take whole numbers), by agent and model.</summary>
+    public static readonly NamraCounter CostMicros = NamraMetrics.Counter(Meter, "namra.run.cost.micro_usd", "{micro_usd}", "Money spent by runs, in millionths of a US dollar.", "agent", "model");
+
+    // Agent and model names come from callers (definitions sent inline): a bounded number of series each.
+    private static readonly BoundedLabel Agents = new(500);
+    private static readonly BoundedLabel Models = new(100);
+
+    /// <summary>The label of an agent's name.</summary>
+    public static string AgentLabel(string agent) => Agents.Of(agent);
 
     /// <summary>Model turns per run.</summary>
     public static readonly NamraCounter Iterations = NamraMetrics.Counter(Meter, "namra.run.iterations", "{iteration}", "Model turns taken by runs.", "agent");
@@ -36,17 +43,18 @@ internal static class OrchestratorTelemetry
     /// <summary>Runs handed over to other replicas as this one stopped.</summary>
     public static readonly NamraCounter HandedOver = NamraMetrics.Counter(Meter, "namra.runs.handed_over", "{run}", "Runs handed over to other replicas as this one stopped.");
 
-    public static void Record(Run run, TimeSpan elapsed)
+    public static void Record(Run run, string model, TimeSpan elapsed)
     {
-        var agent = run.Agent?.Name ?? "";
+        var agent = AgentLabel(run.Agent?.Name ?? "");
+        var modelLabel = Models.Of(model);
         var status = RunLoop.StatusName(run.Status);
         Runs.Add(1, agent, status);
         Duration.Record(elapsed.TotalSeconds, agent, status);
-        Tokens.Add(run.Usage.InputTokens, agent, "input");
-        Tokens.Add(run.Usage.OutputTokens, agent, "output");
+        Tokens.Add(run.Usage.InputTokens, agent, modelLabel, "input");
+        Tokens.Add(run.Usage.OutputTokens, agent, modelLabel, "output");
         if (run.Cost is { } cost)
         {
-            CostMicros.Add((long)Math.Round(cost.TotalUsd * 1_000_000), agent); // an unknown cost is not counted as zero
+            CostMicros.Add((long)Math.Round(cost.TotalUsd * 1_000_000), agent, modelLabel); // an unknown cost is not counted as zero
         }
         Iterations.Add(run.Iterations, agent);
     }

@@ -87,8 +87,9 @@ internal sealed class ToolExecutorGrpcService(
             activity?.SetStatus(ActivityStatusCode.Error, kind);
         }
 
-        ToolExecutorTelemetry.Calls.Add(1, call.Name, typeName, kind);
-        ToolExecutorTelemetry.Duration.Record(elapsed.TotalSeconds, call.Name, typeName);
+        var toolLabel = ToolExecutorTelemetry.Tools.Of(call.Name);
+        ToolExecutorTelemetry.Calls.Add(1, toolLabel, typeName, kind, ToolExecutorTelemetry.Agents.Of(request.Context?.AgentName ?? ""));
+        ToolExecutorTelemetry.Duration.Record(elapsed.TotalSeconds, toolLabel, typeName);
         return new ExecuteToolResponse
         {
             Result = new ToolResult { ToolCallId = call.Id, Content = content, IsError = outcome.IsError },

@@ -13,9 +13,13 @@ internal static class ToolExecutorTelemetry
 
     public static readonly Meter Meter = new(Name);
 
-    /// <summary>Tool calls, by tool, type and outcome (ok, error, timeout, invalid_arguments).</summary>
+    /// <summary>Tool calls, by tool, type, outcome (ok, error, timeout, invalid_arguments, interrupted) and agent.</summary>
     public static readonly NamraCounter Calls = NamraMetrics.Counter(Meter,
-        "namra.tool.calls", "{call}", "Tool calls, by outcome.", "tool", "type", "outcome");
+        "namra.tool.calls", "{call}", "Tool calls, by outcome.", "tool", "type", "outcome", "agent");
+
+    // Tool and agent names come from definitions, which callers may send inline: a bounded number of series each.
+    public static readonly BoundedLabel Tools = new(500);
+    public static readonly BoundedLabel Agents = new(500);
 
     /// <summary>Time a tool call took.</summary>
     public static readonly NamraHistogram Duration = NamraMetrics.DurationHistogram(Meter,

@@ -53,6 +53,24 @@ public sealed class TelemetryTests
     }
 }
 
+/// <summary>Labels whose values callers choose stay bounded: later values share one series.</summary>
+public sealed class BoundedLabelTests
+{
+    [Fact]
+    public void TheFirstValuesKeepTheirOwnSeries_LaterOnesShareOther_InParallelToo()
+    {
+        var label = new Namra.Hosting.Telemetry.BoundedLabel(100);
+
+        var labels = Enumerable.Range(0, 1000).AsParallel().Select(i => label.Of($"agent-{i}")).ToList();
+        var kept = labels.Where(l => l != "other").ToList();
+
+        Assert.Equal(100, kept.Distinct().Count());
+        Assert.Equal(900, labels.Count(l => l == "other"));
+        Assert.All(kept, value => Assert.Equal(value, label.Of(value))); // a kept value keeps its series
+        Assert.Equal("other", label.Of("agent-new"));
+    }
+}
+
 /// <summary>A process with no exporter still makes trace ids and passes the sampling decision on.</summary>
 public sealed class TracingWithoutExporterTests
 {

@@ -39,7 +39,7 @@ public sealed class RestApiTests : IAsyncLifetime
         Assert.Equal("curl", record["labels"]!["client"]!.GetValue<string>());
         var scrape = await _host.Http.GetStringAsync("/metrics");
         Assert.Matches("(?m)^namra_runs_total\\{agent=\"calculator_agent\",status=\"completed\"\\} [1-9][0-9]*$", scrape);
-        Assert.Matches("(?m)^namra_run_tokens_total\\{agent=\"calculator_agent\",kind=\"input\"\\} [1-9][0-9]*$", scrape);
+        Assert.Matches("(?m)^namra_run_tokens_total\\{agent=\"calculator_agent\",model=\"[^\"]+\",kind=\"input\"\\} [1-9][0-9]*$", scrape);
     }
 
     [Fact]

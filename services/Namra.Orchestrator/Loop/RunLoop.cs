@@ -128,7 +128,8 @@ internal sealed class RunLoop(
         }
         catch (Exception exception) when (exception is OperationCanceledException or RpcException { StatusCode: StatusCode.Cancelled or StatusCode.DeadlineExceeded }
             or DownstreamException { StatusCode: StatusCode.DeadlineExceeded }
-            && timeLimit.IsCancellationRequested && !registration.Token.IsCancellationRequested)
+            && !registration.Token.IsCancellationRequested
+            && (timeLimit.IsCancellationRequested || timeProvider.GetUtcNow().UtcDateTime >= run.Deadline - TimeSpan.FromMilliseconds(100))) // the call's deadline may fire first
         {
             // The run's own deadline, reached while the memory service did not answer: a deadline naming the service,
             // never a cancellation the caller did not ask for.
@@ -497,7 +498,7 @@ internal sealed class RunLoop(
             activity?.SetStatus(ActivityStatusCode.Error, answer.Error?.Message);
         }
 
-        OrchestratorTelemetry.Record(answer, answer.Duration.ToTimeSpan());
+        OrchestratorTelemetry.Record(answer, run.Request.Agent.Llm?.Model ?? "", answer.Duration.ToTimeSpan());
         await run.State.EmitFinalAsync(answer.Status == RunStatus.Completed
             ? new RunEvent { RunCompleted = new RunCompleted { Answer = answer.Answer, Usage = answer.Usage, Cost = answer.Cost, Duration = answer.Duration, Iterations = answer.Iterations } }
             : new RunEvent { RunFailed = new RunFailed { Status = answer.Status, Error = answer.Error, PartialAnswer = answer.Answer, Usage = answer.Usage, Cost = answer.Cost, Duration = answer.Duration } }).ConfigureAwait(false);

@@ -99,7 +99,7 @@ internal sealed partial class RunRecovery(
                 deadline: Deadline(), cancellationToken: cancellationToken).ConfigureAwait(false);
             journal.Add(resumed);
             Claimed(logger, run.RunId, run.Resumes);
-            OrchestratorTelemetry.Recovered.Add(1, run.Agent?.Name ?? "");
+            OrchestratorTelemetry.Recovered.Add(1, OrchestratorTelemetry.AgentLabel(run.Agent?.Name ?? ""));
             return (claimed.Run, journal);
         }
         catch (RpcException exception) when (exception.StatusCode == StatusCode.Aborted)
@@ -125,7 +125,7 @@ internal sealed partial class RunRecovery(
         {
             // this replica is shutting down; another one claims the run
         }
-        catch (Exception exception) when (exception is RpcException or Hosting.Errors.NamraException)
+        catch (Exception exception) when (exception is not OperationCanceledException)
         {
             ResumeFailed(logger, exception, run.RunId); // its lease lapses again, and a replica tries again
         }
