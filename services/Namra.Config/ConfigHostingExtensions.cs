@@ -1,3 +1,4 @@
+using Namra.Hosting.Roles;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -10,6 +11,9 @@ namespace Namra.Config;
 /// <summary>Registers and maps the config service on a Namra host.</summary>
 public static class ConfigHostingExtensions
 {
+    /// <summary>The role: its name, the key of its address, its gRPC service, how it is added and mapped.</summary>
+    public static NamraRole Role { get; } = new(Contracts.ServiceRoles.Config, "Config", Contracts.V1.ConfigService.Descriptor, builder => builder.AddConfigService(), app => app.MapConfigService());
+
     /// <summary>Adds the config service: options, loader, registry, and the agents-folder watcher.</summary>
     public static WebApplicationBuilder AddConfigService(this WebApplicationBuilder builder)
     {
@@ -31,7 +35,7 @@ public static class ConfigHostingExtensions
         builder.Services.AddSingleton<AgentFolderWatcher>();
         builder.Services.AddHostedService(services => services.GetRequiredService<AgentFolderWatcher>());
         // Calls from this process (the orchestrator, the memory service's embedder) go straight to the handler.
-        builder.Services.AddNamraGrpcService<ConfigGrpcService, Namra.Contracts.V1.ConfigService.ConfigServiceBase>("config", Namra.Contracts.V1.ConfigService.BindService);
+        builder.Services.AddNamraGrpcService<ConfigGrpcService, Namra.Contracts.V1.ConfigService.ConfigServiceBase>(Contracts.ServiceRoles.Config, Namra.Contracts.V1.ConfigService.BindService);
         return builder;
     }
 

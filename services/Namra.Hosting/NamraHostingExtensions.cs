@@ -67,7 +67,6 @@ public static class NamraHostingExtensions
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(roles);
         builder.Services.AddSingleton<NamraEndpoints>();
-        builder.Services.AddOptions<Clients.NamraServiceAddresses>().Bind(builder.Configuration.GetSection(Clients.NamraServiceAddresses.SectionName));
         builder.Services.AddSingleton<Clients.NamraServiceChannels>();
         builder.Services.AddOptions<HostOptions>().Configure<IOptions<NamraHostOptions>>(
             (host, namra) => host.ShutdownTimeout = namra.Value.ShutdownTimeout);

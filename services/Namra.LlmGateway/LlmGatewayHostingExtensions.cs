@@ -1,3 +1,4 @@
+using Namra.Hosting.Roles;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -16,6 +17,9 @@ namespace Namra.LlmGateway;
 /// <summary>Registers and maps the LLM gateway on a Namra host.</summary>
 public static class LlmGatewayHostingExtensions
 {
+    /// <summary>The role: its name, the key of its address, its gRPC service, how it is added and mapped.</summary>
+    public static NamraRole Role { get; } = new(Contracts.ServiceRoles.LlmGateway, "LlmGateway", Contracts.V1.LlmGatewayService.Descriptor, builder => builder.AddLlmGateway(), app => app.MapLlmGateway());
+
     /// <summary>Adds the gateway: options, pricing and providers.</summary>
     public static WebApplicationBuilder AddLlmGateway(this WebApplicationBuilder builder)
     {
@@ -50,7 +54,7 @@ public static class LlmGatewayHostingExtensions
         builder.Services.AddSingleton<ILlmProvider>(services => ActivatorUtilities.CreateInstance<OpenAiProvider>(services, LlmProvider.Openai));
         builder.Services.AddSingleton<ILlmProvider>(services => ActivatorUtilities.CreateInstance<OpenAiProvider>(services, LlmProvider.OpenaiCompatible));
         // Calls from this process (the orchestrator, the memory service's embedder) go straight to the handler.
-        builder.Services.AddNamraGrpcService<LlmGatewayGrpcService, Namra.Contracts.V1.LlmGatewayService.LlmGatewayServiceBase>("llm-gateway", Namra.Contracts.V1.LlmGatewayService.BindService);
+        builder.Services.AddNamraGrpcService<LlmGatewayGrpcService, Namra.Contracts.V1.LlmGatewayService.LlmGatewayServiceBase>(Contracts.ServiceRoles.LlmGateway, Namra.Contracts.V1.LlmGatewayService.BindService);
         return builder;
     }
 

@@ -22,7 +22,7 @@ internal sealed class Embedder(NamraServiceChannels channels)
             llm.Model = model;
         }
 
-        var client = new LlmGatewayService.LlmGatewayServiceClient(channels.For("llm-gateway"));
+        var client = new LlmGatewayService.LlmGatewayServiceClient(channels.For(Namra.Contracts.ServiceRoles.LlmGateway));
         try
         {
             var response = await client.EmbedAsync(new EmbedRequest { Llm = llm, Inputs = { text } }, cancellationToken: cancellationToken).ConfigureAwait(false);

@@ -1,3 +1,4 @@
+using Namra.Hosting.Roles;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -10,6 +11,9 @@ namespace Namra.Memory;
 /// <summary>Registers and maps the memory service on a Namra host.</summary>
 public static class MemoryHostingExtensions
 {
+    /// <summary>The role: its name, the key of its address, its gRPC service, how it is added and mapped.</summary>
+    public static NamraRole Role { get; } = new(Contracts.ServiceRoles.Memory, "Memory", Contracts.V1.MemoryService.Descriptor, builder => builder.AddMemory(), app => app.MapMemory());
+
     /// <summary>Adds the memory service: options, its stores (connected and migrated at start) and the embedder.</summary>
     public static WebApplicationBuilder AddMemory(this WebApplicationBuilder builder)
     {
@@ -22,7 +26,7 @@ public static class MemoryHostingExtensions
         builder.Services.AddHostedService(services => services.GetRequiredService<MemoryStores>());
         builder.Services.AddSingleton<Embedder>();
         // Calls from this process (the orchestrator, the memory service's embedder) go straight to the handler.
-        builder.Services.AddNamraGrpcService<MemoryGrpcService, Namra.Contracts.V1.MemoryService.MemoryServiceBase>("memory", Namra.Contracts.V1.MemoryService.BindService);
+        builder.Services.AddNamraGrpcService<MemoryGrpcService, Namra.Contracts.V1.MemoryService.MemoryServiceBase>(Contracts.ServiceRoles.Memory, Namra.Contracts.V1.MemoryService.BindService);
         return builder;
     }
 

@@ -31,7 +31,7 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
     public override async Task<GetRunResponse> GetRun(GetRunRequest request, ServerCallContext context)
     {
         Require(request.RunId, "run_id");
-        var record = await ForwardAsync("memory", async () => await downstream.Memory.GetRunRecordAsync(
+        var record = await ForwardAsync(ServiceRoles.Memory, async () => await downstream.Memory.GetRunRecordAsync(
             new GetRunRecordRequest { RunId = request.RunId }, deadline: context.Deadline, cancellationToken: context.CancellationToken)).ConfigureAwait(false);
         return new GetRunResponse { Run = record.Run };
     }
@@ -40,7 +40,7 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
     {
         Require(request.RunId, "run_id");
         var reason = request.Reason.Length > 0 ? $"Cancelled: {request.Reason}" : "Cancelled by CancelRun.";
-        var record = await ForwardAsync("memory", async () => await downstream.Memory.GetRunRecordAsync(
+        var record = await ForwardAsync(ServiceRoles.Memory, async () => await downstream.Memory.GetRunRecordAsync(
             new GetRunRecordRequest { RunId = request.RunId }, deadline: context.Deadline, cancellationToken: context.CancellationToken)).ConfigureAwait(false);
         if (record.Run.Status is not (RunStatus.Running or RunStatus.Pending))
         {
@@ -50,7 +50,7 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
         if (!active.TryCancel(request.RunId, reason))
         {
             // Running on another replica: it reads the request within a second and stops what is in flight.
-            var updated = await ForwardAsync("memory", async () => await downstream.Memory.UpdateRunRecordAsync(new UpdateRunRecordRequest
+            var updated = await ForwardAsync(ServiceRoles.Memory, async () => await downstream.Memory.UpdateRunRecordAsync(new UpdateRunRecordRequest
             {
                 Run = new Run { RunId = request.RunId, CancelRequested = true, CancelReason = request.Reason },
                 UpdateMask = new Google.Protobuf.WellKnownTypes.FieldMask { Paths = { "cancel_requested", "cancel_reason" } },
@@ -82,7 +82,7 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
             throw new InvalidArgumentException("view", $"{(int)request.View} is not a view: RUN_VIEW_BASIC or RUN_VIEW_FULL.");
         }
 
-        var records = await ForwardAsync("memory", async () => await downstream.Memory.ListRunRecordsAsync(new ListRunRecordsRequest
+        var records = await ForwardAsync(ServiceRoles.Memory, async () => await downstream.Memory.ListRunRecordsAsync(new ListRunRecordsRequest
         {
             PageSize = request.PageSize > 0 ? request.PageSize : full ? MaxFullPage : 0,
             PageToken = request.PageToken,
@@ -112,13 +112,13 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
             throw new InvalidArgumentException("agent", "Send the agent definition to validate.");
         }
 
-        var result = await ForwardAsync("config", async () => await downstream.Config.ValidateAgentDefinitionAsync(
+        var result = await ForwardAsync(ServiceRoles.Config, async () => await downstream.Config.ValidateAgentDefinitionAsync(
             new ValidateAgentDefinitionRequest { Agent = request.Agent }, deadline: context.Deadline, cancellationToken: context.CancellationToken)).ConfigureAwait(false);
         var response = new ValidateAgentResponse { Valid = result.Valid, Diagnostics = { result.Diagnostics }, Ref = result.Ref };
         if (result.Valid)
         {
             // What the file cannot say by itself: whether the gateway can price a cost budget's models.
-            var agent = await ForwardAsync("config", async () => await downstream.Config.ResolveAgentAsync(
+            var agent = await ForwardAsync(ServiceRoles.Config, async () => await downstream.Config.ResolveAgentAsync(
                 new ResolveAgentRequest { Source = new AgentSource { Inline = request.Agent } }, deadline: context.Deadline, cancellationToken: context.CancellationToken)).ConfigureAwait(false);
             if (await CostBudgetPrices.UnpricedModelAsync(downstream, agent.Agent, context.CancellationToken).ConfigureAwait(false) is { } unpriced)
             {
@@ -154,7 +154,7 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
             throw new InvalidArgumentException("run_id", "At most 128 letters, digits, '-', '_' or '.'.");
         }
 
-        var agent = await resolved.ResolveAsync(source, () => ForwardAsync("config", async () => await downstream.Config.ResolveAgentAsync(
+        var agent = await resolved.ResolveAsync(source, () => ForwardAsync(ServiceRoles.Config, async () => await downstream.Config.ResolveAgentAsync(
             new ResolveAgentRequest { Source = source }, deadline: context.Deadline, cancellationToken: context.CancellationToken))).ConfigureAwait(false);
         if (source.SourceCase == AgentSource.SourceOneofCase.Inline && !options.Value.TrustInlineAgents && !InProcessCalls.IsInProcess(context))
         {
@@ -196,7 +196,7 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
         }
         catch (RpcException exception) when (exception.StatusCode != StatusCode.Cancelled)
         {
-            throw new DownstreamException("memory", exception);
+            throw new DownstreamException(ServiceRoles.Memory, exception);
         }
 
         var same = existing.Agent?.Name == request.Ref.Name && existing.Agent?.Version == request.Ref.Version
@@ -211,7 +211,7 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
         while (run.Status is RunStatus.Running or RunStatus.Pending)
         {
             await Task.Delay(RepeatPollInterval, context.CancellationToken).ConfigureAwait(false);
-            run = (await ForwardAsync("memory", async () => await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = run.RunId },
+            run = (await ForwardAsync(ServiceRoles.Memory, async () => await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = run.RunId },
                 deadline: context.Deadline, cancellationToken: context.CancellationToken)).ConfigureAwait(false)).Run;
         }
 

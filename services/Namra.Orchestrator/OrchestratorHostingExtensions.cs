@@ -1,3 +1,4 @@
+using Namra.Hosting.Roles;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -10,6 +11,9 @@ namespace Namra.Orchestrator;
 /// <summary>Registers and maps the orchestrator on a Namra host.</summary>
 public static class OrchestratorHostingExtensions
 {
+    /// <summary>The role: its name, the key of its address, its gRPC service, how it is added and mapped.</summary>
+    public static NamraRole Role { get; } = new(Contracts.ServiceRoles.Orchestrator, "Orchestrator", Contracts.V1.AgentService.Descriptor, builder => builder.AddOrchestrator(), app => app.MapOrchestrator());
+
     /// <summary>Adds the orchestrator: options, the run loop and its downstream clients.</summary>
     public static WebApplicationBuilder AddOrchestrator(this WebApplicationBuilder builder)
     {
@@ -30,7 +34,7 @@ public static class OrchestratorHostingExtensions
         builder.Services.AddHostedService<RunHandOver>();
         builder.Services.AddSingleton<ApiKeyAuthentication>();
         // Callers in this process (the CLI's embedded mode) reach the API directly; API keys guard the network only.
-        builder.Services.AddNamraGrpcService<AgentGrpcService, Contracts.V1.AgentService.AgentServiceBase>("orchestrator", Contracts.V1.AgentService.BindService);
+        builder.Services.AddNamraGrpcService<AgentGrpcService, Contracts.V1.AgentService.AgentServiceBase>(Contracts.ServiceRoles.Orchestrator, Contracts.V1.AgentService.BindService);
         // REST for the methods with google.api.http rules (only the public API has them), on the HTTP port; the
         // other roles do without transcoding and MVC's assemblies.
         builder.Services.AddGrpc().AddJsonTranscoding();

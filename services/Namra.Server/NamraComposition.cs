@@ -26,34 +26,18 @@ public static class NamraComposition
     /// <exception cref="OptionsValidationException">A role name is unknown.</exception>
     public static WebApplication BuildInProcess(WebApplicationBuilder builder) => Build(builder, listen: false);
 
+    /// <summary>The services this build can host, each described by its own library.</summary>
+    public static IReadOnlyList<NamraRole> Roles { get; } =
+        [ConfigHostingExtensions.Role, LlmGatewayHostingExtensions.Role, ToolExecutorHostingExtensions.Role, MemoryHostingExtensions.Role, OrchestratorHostingExtensions.Role];
+
     private static WebApplication Build(WebApplicationBuilder builder, bool listen)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        var roles = NamraRoles.From(builder.Configuration);
+        var roles = NamraRoles.From(builder.Configuration, Roles);
         builder.AddNamraDefaults(roles);
-        if (roles.Config)
+        foreach (var role in roles.EnabledRoles)
         {
-            builder.AddConfigService();
-        }
-
-        if (roles.LlmGateway)
-        {
-            builder.AddLlmGateway();
-        }
-
-        if (roles.ToolExecutor)
-        {
-            builder.AddToolExecutor();
-        }
-
-        if (roles.Memory)
-        {
-            builder.AddMemory();
-        }
-
-        if (roles.Orchestrator)
-        {
-            builder.AddOrchestrator();
+            role.Add(builder);
         }
 
         if (!listen)
@@ -64,29 +48,9 @@ public static class NamraComposition
 
         var app = builder.Build();
         app.MapNamraDefaults();
-        if (roles.Config)
+        foreach (var role in roles.EnabledRoles)
         {
-            app.MapConfigService();
-        }
-
-        if (roles.LlmGateway)
-        {
-            app.MapLlmGateway();
-        }
-
-        if (roles.ToolExecutor)
-        {
-            app.MapToolExecutor();
-        }
-
-        if (roles.Memory)
-        {
-            app.MapMemory();
-        }
-
-        if (roles.Orchestrator)
-        {
-            app.MapOrchestrator();
+            role.Map(app);
         }
 
         return app;

@@ -1,3 +1,4 @@
+using Namra.Hosting.Roles;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -11,6 +12,9 @@ namespace Namra.ToolExecutor;
 /// <summary>Registers and maps the tool executor on a Namra host.</summary>
 public static class ToolExecutorHostingExtensions
 {
+    /// <summary>The role: its name, the key of its address, its gRPC service, how it is added and mapped.</summary>
+    public static NamraRole Role { get; } = new(Contracts.ServiceRoles.ToolExecutor, "ToolExecutor", Contracts.V1.ToolExecutorService.Descriptor, builder => builder.AddToolExecutor(), app => app.MapToolExecutor());
+
     /// <summary>Adds the tool executor: options, argument validation and the tools.</summary>
     public static WebApplicationBuilder AddToolExecutor(this WebApplicationBuilder builder)
     {
@@ -43,7 +47,7 @@ public static class ToolExecutorHostingExtensions
             .RemoveAllLoggers()
             .ConfigurePrimaryHttpMessageHandler(() => HttpTool.Handler(connect: null));
         // Calls from this process (the orchestrator, the memory service's embedder) go straight to the handler.
-        builder.Services.AddNamraGrpcService<ToolExecutorGrpcService, Namra.Contracts.V1.ToolExecutorService.ToolExecutorServiceBase>("tool-executor", Namra.Contracts.V1.ToolExecutorService.BindService);
+        builder.Services.AddNamraGrpcService<ToolExecutorGrpcService, Namra.Contracts.V1.ToolExecutorService.ToolExecutorServiceBase>(Contracts.ServiceRoles.ToolExecutor, Namra.Contracts.V1.ToolExecutorService.BindService);
         return builder;
     }
 

@@ -92,7 +92,7 @@ public sealed class ServerHostingTests
     {
         await using var host = await NamraTestHost.StartAsync("config", build: builder =>
         {
-            builder.AddNamraDefaults(NamraRoles.Parse("config"));
+            builder.AddNamraDefaults(NamraRoles.Parse("config", Namra.Server.NamraComposition.Roles));
             var app = builder.Build();
             app.MapNamraDefaults();
             app.MapGrpcService<ThrowingConfigService>();
@@ -124,7 +124,7 @@ public sealed class ServerHostingTests
     [Fact]
     public void Roles_WhenNameIsUnknown_RefuseWithTheKnownNames()
     {
-        var error = Assert.Throws<OptionsValidationException>(() => NamraRoles.Parse("config,llm_gateway", "--services"));
+        var error = Assert.Throws<OptionsValidationException>(() => NamraRoles.Parse("config,llm_gateway", Namra.Server.NamraComposition.Roles, "--services"));
 
         Assert.Contains("'llm_gateway'", error.Message, StringComparison.Ordinal);
         Assert.Contains("llm-gateway", error.Message, StringComparison.Ordinal);

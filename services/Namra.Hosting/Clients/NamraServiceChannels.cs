@@ -3,34 +3,11 @@ using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Grpc.Net.Client;
 using Grpc.Net.Client.Configuration;
-using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Configuration;
 using Namra.Hosting.Errors;
 using Namra.Hosting.Roles;
 
 namespace Namra.Hosting.Clients;
-
-/// <summary>
-/// Where this process finds the other Namra services; section <c>Namra:Services</c>. An address is a URL such
-/// as <c>http://llm-gateway:50051</c>, or <c>dns:///llm-gateway.namra.svc:50051</c> to balance calls across every
-/// replica a headless Service resolves to. A service hosted in this process needs no address.
-/// </summary>
-public sealed class NamraServiceAddresses
-{
-    /// <summary>The configuration section.</summary>
-    public const string SectionName = "Namra:Services";
-
-    /// <summary>The config service.</summary>
-    public string? Config { get; set; }
-
-    /// <summary>The LLM gateway.</summary>
-    public string? LlmGateway { get; set; }
-
-    /// <summary>The tool executor.</summary>
-    public string? ToolExecutor { get; set; }
-
-    /// <summary>The memory service.</summary>
-    public string? Memory { get; set; }
-}
 
 /// <summary>
 /// How this process calls each service, made once and shared. A service hosted in this process is called
@@ -39,7 +16,7 @@ public sealed class NamraServiceAddresses
 /// calls by <see cref="UnavailableRetry"/>, server-streaming calls by the channel's own retry policy.
 /// </summary>
 public sealed class NamraServiceChannels(
-    IOptions<NamraServiceAddresses> addresses,
+    IConfiguration configuration,
     NamraRoles roles,
     IEnumerable<InProcessService> inProcessServices,
     NamraEndpoints endpoints,
@@ -47,7 +24,14 @@ public sealed class NamraServiceChannels(
     TimeProvider timeProvider) : IDisposable
 {
     private readonly ConcurrentDictionary<string, Lazy<(CallInvoker Invoker, GrpcChannel? Channel)>> _channels = new(StringComparer.Ordinal);
-    private readonly UnavailableRetry _retry = new(timeProvider);
+    /// <summary>
+    /// Where this process finds the services it does not host: a URL per role's address key, such as
+    /// <c>Namra:Services:LlmGateway = http://llm-gateway:50051</c>, or <c>dns:///llm-gateway.namra.svc:50051</c> to balance
+    /// calls across every replica a headless Service resolves to. A service hosted in this process needs no address.
+    /// </summary>
+    public const string SectionName = "Namra:Services";
+
+    private readonly UnavailableRetry _retry = new(timeProvider, roles.Known.Select(role => role.Service));
 
     /// <summary>
     /// How to call a service, by role name (<c>config</c>, <c>llm-gateway</c>, <c>tool-executor</c>, <c>memory</c>; and
@@ -62,15 +46,8 @@ public sealed class NamraServiceChannels(
 
     private (CallInvoker Invoker, GrpcChannel? Channel) Create(string role)
     {
-        var (configured, hostedHere, key) = role switch
-        {
-            "config" => (addresses.Value.Config, roles.Config, nameof(NamraServiceAddresses.Config)),
-            "llm-gateway" => (addresses.Value.LlmGateway, roles.LlmGateway, nameof(NamraServiceAddresses.LlmGateway)),
-            "tool-executor" => (addresses.Value.ToolExecutor, roles.ToolExecutor, nameof(NamraServiceAddresses.ToolExecutor)),
-            "memory" => (addresses.Value.Memory, roles.Memory, nameof(NamraServiceAddresses.Memory)),
-            "orchestrator" => (null, roles.Orchestrator, "Orchestrator"),
-            _ => throw new ArgumentOutOfRangeException(nameof(role), role, "Not a service this process calls."),
-        };
+        var known = roles.Find(role) ?? throw new ArgumentOutOfRangeException(nameof(role), role, "Not a service this build knows.");
+        var (configured, hostedHere, key) = (configuration.GetSection(SectionName)[known.AddressKey], roles.Hosts(role), known.AddressKey);
         if (string.IsNullOrWhiteSpace(configured) && hostedHere && inProcessServices.FirstOrDefault(s => s.Role == role) is { } local)
         {
             // A service hosted here is called directly: its handler, its error mapping, no serialization, no HTTP.
@@ -79,10 +56,8 @@ public sealed class NamraServiceChannels(
 
         var address = !string.IsNullOrWhiteSpace(configured) ? configured
             : hostedHere ? endpoints.GrpcAddress.ToString()
-            : role == "orchestrator" ? throw new NamraException(StatusCode.FailedPrecondition,
-                "This process does not host the orchestrator; other services never call it, so it has no address setting.")
             : throw new NamraException(StatusCode.FailedPrecondition,
-                $"This process does not host the {role} service and has no address for it: set {NamraServiceAddresses.SectionName}:{key}.");
+                $"This process does not host the {role} service and has no address for it: set {SectionName}:{key}.");
         var balanced = address.StartsWith("dns:", StringComparison.OrdinalIgnoreCase);
         var channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions
         {
@@ -99,7 +74,7 @@ public sealed class NamraServiceChannels(
             ServiceConfig = new ServiceConfig
             {
                 LoadBalancingConfigs = { balanced ? new RoundRobinConfig() : new PickFirstConfig() },
-                MethodConfigs = { UnavailableRetry.StreamingPolicy() },
+                MethodConfigs = { _retry.StreamingPolicy() },
             },
         });
         return (channel.CreateCallInvoker().Intercept(_retry), channel);

@@ -3,7 +3,6 @@ using Google.Protobuf.Reflection;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Grpc.Net.Client.Configuration;
-using Namra.Contracts.V1;
 
 namespace Namra.Hosting.Clients;
 
@@ -17,24 +16,22 @@ namespace Namra.Hosting.Clients;
 /// Server-streaming calls keep the built-in policy, for their safe methods: it knows when a stream has committed (its
 /// headers came), which an interceptor cannot see without reading the stream.
 /// </summary>
-internal sealed class UnavailableRetry(TimeProvider timeProvider) : Interceptor
+internal sealed class UnavailableRetry(TimeProvider timeProvider, IEnumerable<ServiceDescriptor> services) : Interceptor
 {
     private const int MaxAttempts = 5;
     private static readonly TimeSpan InitialBackoff = TimeSpan.FromMilliseconds(50);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(1);
 
-    // The methods of Namra's services that are safe to repeat: "/namra.v1.MemoryService/GetRunRecord" and the like.
-    private static readonly MethodDescriptor[] SafeMethods =
-    [
-        .. new[] { ConfigService.Descriptor, LlmGatewayService.Descriptor, ToolExecutorService.Descriptor, MemoryService.Descriptor, AgentService.Descriptor }
-            .SelectMany(service => service.Methods)
-            .Where(method => method.GetOptions()?.IdempotencyLevel is MethodOptions.Types.IdempotencyLevel.NoSideEffects or MethodOptions.Types.IdempotencyLevel.Idempotent),
-    ];
+    // The methods of the services this process may call, by the name a call carries ("/namra.v1.MemoryService/GetRunRecord").
+    private readonly Dictionary<string, MethodDescriptor> _methods = services.SelectMany(service => service.Methods)
+        .ToDictionary(method => $"/{method.Service.FullName}/{method.Name}", StringComparer.Ordinal);
 
-    private static readonly HashSet<string> SafeToRepeat = [.. SafeMethods.Select(method => $"/{method.Service.FullName}/{method.Name}")];
+    // Safe to repeat, as the method's proto says: its idempotency_level is NO_SIDE_EFFECTS or IDEMPOTENT.
+    private static bool SafeToRepeat(MethodDescriptor method) =>
+        method.GetOptions()?.IdempotencyLevel is MethodOptions.Types.IdempotencyLevel.NoSideEffects or MethodOptions.Types.IdempotencyLevel.Idempotent;
 
     /// <summary>The channel's own retry policy, under the same rules, for the server-streaming methods safe to repeat.</summary>
-    internal static MethodConfig StreamingPolicy()
+    internal MethodConfig StreamingPolicy()
     {
         var config = new MethodConfig
         {
@@ -47,7 +44,7 @@ internal sealed class UnavailableRetry(TimeProvider timeProvider) : Interceptor
                 RetryableStatusCodes = { StatusCode.Unavailable },
             },
         };
-        foreach (var method in SafeMethods.Where(method => method.IsServerStreaming))
+        foreach (var method in _methods.Values.Where(method => method.IsServerStreaming && SafeToRepeat(method)))
         {
             config.Names.Add(new MethodName { Service = method.Service.FullName, Method = method.Name });
         }
@@ -89,7 +86,7 @@ internal sealed class UnavailableRetry(TimeProvider timeProvider) : Interceptor
     private TimeSpan? Backoff(RpcException exception, int attempt, string method, CallOptions options)
     {
         if (exception.StatusCode != StatusCode.Unavailable || attempt >= MaxAttempts || options.CancellationToken.IsCancellationRequested
-            || !(SafeToRepeat.Contains(method) || NothingWasSent(exception)))
+            || !((_methods.TryGetValue(method, out var called) && SafeToRepeat(called)) || NothingWasSent(exception)))
         {
             return null;
         }

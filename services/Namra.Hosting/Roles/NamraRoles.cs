@@ -1,14 +1,24 @@
+using Google.Protobuf.Reflection;
+using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 
 namespace Namra.Hosting.Roles;
 
 /// <summary>
+/// One service a Namra process can host, described by the library that implements it: its name (as
+/// <c>--services</c> says it), the key of its address under <c>Namra:Services</c> (<c>Namra__Services__LlmGateway</c>),
+/// its gRPC service (whose methods' <c>idempotency_level</c> say what callers may retry), and how it is added to a
+/// host and mapped. The hosting library knows no service; the server lists the roles once.
+/// </summary>
+public sealed record NamraRole(string Name, string AddressKey, ServiceDescriptor Service, Action<WebApplicationBuilder> Add, Action<WebApplication> Map);
+
+/// <summary>
 /// The services one Namra process hosts, chosen by <c>--services config,llm-gateway,...</c> or the
-/// <c>NAMRA_SERVICES</c> variable (the command line wins); all five when neither is set. One binary with
+/// <c>NAMRA_SERVICES</c> variable (the command line wins); every known role when neither is set. One binary with
 /// many roles, as Grafana Mimir's <c>-target</c>: a container runs one role, the CLI runs them all.
 /// </summary>
-public sealed record NamraRoles(bool Config, bool LlmGateway, bool ToolExecutor, bool Memory, bool Orchestrator)
+public sealed class NamraRoles
 {
     /// <summary>The configuration key bound to <c>--services</c>.</summary>
     public const string CommandLineKey = "services";
@@ -16,62 +26,69 @@ public sealed record NamraRoles(bool Config, bool LlmGateway, bool ToolExecutor,
     /// <summary>The environment variable naming the roles.</summary>
     public const string EnvironmentVariable = "NAMRA_SERVICES";
 
-    /// <summary>Every role name, in the order the run loop uses them.</summary>
-    public static readonly IReadOnlyList<string> Names = ["config", "llm-gateway", "tool-executor", "memory", "orchestrator"];
+    private readonly HashSet<string> _enabled;
 
-    /// <summary>All five roles.</summary>
-    public static NamraRoles All { get; } = new(true, true, true, true, true);
+    /// <summary>The roles <paramref name="enabled"/> names, of those <paramref name="known"/>.</summary>
+    public NamraRoles(IReadOnlyList<NamraRole> known, IEnumerable<string> enabled)
+    {
+        Known = known ?? throw new ArgumentNullException(nameof(known));
+        _enabled = [.. enabled];
+    }
 
-    /// <summary>The enabled role names, in <see cref="Names"/> order.</summary>
-    public IEnumerable<string> Enabled =>
-        Names.Where((_, index) => index switch
-        {
-            0 => Config,
-            1 => LlmGateway,
-            2 => ToolExecutor,
-            3 => Memory,
-            _ => Orchestrator,
-        });
+    /// <summary>Every role this build knows, in the order the server lists them.</summary>
+    public IReadOnlyList<NamraRole> Known { get; }
+
+    /// <summary>The roles hosted here, in <see cref="Known"/> order.</summary>
+    public IEnumerable<NamraRole> EnabledRoles => Known.Where(role => _enabled.Contains(role.Name));
+
+    /// <summary>The names of the roles hosted here, in <see cref="Known"/> order.</summary>
+    public IEnumerable<string> Enabled => EnabledRoles.Select(role => role.Name);
+
+    /// <summary>Whether this process hosts the role named <paramref name="name"/>.</summary>
+    public bool Hosts(string name) => _enabled.Contains(name);
+
+    /// <summary>The known role named <paramref name="name"/>; null when there is none.</summary>
+    public NamraRole? Find(string name) => Known.FirstOrDefault(role => role.Name == name);
 
     /// <summary>Reads the roles from configuration; an unknown role name stops the process with a clear message.</summary>
     /// <exception cref="OptionsValidationException">A role name is unknown, or the list is empty.</exception>
-    public static NamraRoles From(IConfiguration configuration)
+    public static NamraRoles From(IConfiguration configuration, IReadOnlyList<NamraRole> known)
     {
         ArgumentNullException.ThrowIfNull(configuration);
+        ArgumentNullException.ThrowIfNull(known);
         var (source, value) = configuration[CommandLineKey] is { } fromCommandLine
             ? ("--services", fromCommandLine)
             : (EnvironmentVariable, configuration[EnvironmentVariable]);
-        return value is null ? All : Parse(value, source);
+        return value is null ? new NamraRoles(known, known.Select(role => role.Name)) : Parse(value, known, source);
     }
 
     /// <summary>Parses a comma-separated role list such as <c>config,memory</c> or <c>all</c>.</summary>
     /// <exception cref="OptionsValidationException">A role name is unknown, or the list is empty.</exception>
-    public static NamraRoles Parse(string value, string source = EnvironmentVariable)
+    public static NamraRoles Parse(string value, IReadOnlyList<NamraRole> known, string source = EnvironmentVariable)
     {
         ArgumentNullException.ThrowIfNull(value);
+        ArgumentNullException.ThrowIfNull(known);
         var names = value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(name => name.ToLowerInvariant())
             .ToHashSet(StringComparer.Ordinal);
+        var all = string.Join(", ", known.Select(role => role.Name));
         if (names.Count == 0)
         {
-            throw Failure(source, $"empty; name one or more of: {string.Join(", ", Names)} (or 'all').");
+            throw Failure(source, $"empty; name one or more of: {all} (or 'all').");
         }
 
         if (names.Contains("all"))
         {
-            return All;
+            return new NamraRoles(known, known.Select(role => role.Name));
         }
 
-        var unknown = names.Where(name => !Names.Contains(name)).Order(StringComparer.Ordinal).ToList();
+        var unknown = names.Where(name => known.All(role => role.Name != name)).Order(StringComparer.Ordinal).ToList();
         if (unknown.Count > 0)
         {
-            throw Failure(source, $"unknown service(s) {string.Join(", ", unknown.Select(u => $"'{u}'"))}; "
-                + $"known services are {string.Join(", ", Names)} (or 'all').");
+            throw Failure(source, $"unknown service(s) {string.Join(", ", unknown.Select(u => $"'{u}'"))}; known services are {all} (or 'all').");
         }
 
-        return new NamraRoles(
-            names.Contains("config"), names.Contains("llm-gateway"), names.Contains("tool-executor"),
-            names.Contains("memory"), names.Contains("orchestrator"));
+        return new NamraRoles(known, names);
     }
 
     private static OptionsValidationException Failure(string source, string message) =>

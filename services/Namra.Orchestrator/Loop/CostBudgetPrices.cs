@@ -1,3 +1,4 @@
+using Namra.Contracts;
 using Namra.Contracts.V1;
 
 namespace Namra.Orchestrator.Loop;
@@ -21,7 +22,7 @@ internal static class CostBudgetPrices
 
         foreach (var model in llm.FallbackModels.Prepend(llm.Model).Distinct(StringComparer.Ordinal))
         {
-            var known = await Downstream.CallAsync("llm-gateway", async () => await downstream.LlmGateway.ListModelsAsync(
+            var known = await Downstream.CallAsync(ServiceRoles.LlmGateway, async () => await downstream.LlmGateway.ListModelsAsync(
                 new ListModelsRequest { Provider = llm.Provider, Model = model }, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false);
             if (known.Models.Count == 0)
             {

@@ -1,4 +1,5 @@
 using Grpc.Core;
+using Namra.Contracts;
 using Namra.Contracts.V1;
 using Namra.Hosting.Clients;
 using Namra.Hosting.Errors;
@@ -12,13 +13,13 @@ namespace Namra.Orchestrator.Loop;
 /// </summary>
 internal sealed class Downstream(NamraServiceChannels channels)
 {
-    public ConfigService.ConfigServiceClient Config => new(channels.For("config"));
+    public ConfigService.ConfigServiceClient Config => new(channels.For(ServiceRoles.Config));
 
-    public LlmGatewayService.LlmGatewayServiceClient LlmGateway => new(channels.For("llm-gateway"));
+    public LlmGatewayService.LlmGatewayServiceClient LlmGateway => new(channels.For(ServiceRoles.LlmGateway));
 
-    public ToolExecutorService.ToolExecutorServiceClient ToolExecutor => new(channels.For("tool-executor"));
+    public ToolExecutorService.ToolExecutorServiceClient ToolExecutor => new(channels.For(ServiceRoles.ToolExecutor));
 
-    public MemoryService.MemoryServiceClient Memory => new(channels.For("memory"));
+    public MemoryService.MemoryServiceClient Memory => new(channels.For(ServiceRoles.Memory));
 
     /// <summary>
     /// Runs a call to <paramref name="service"/>, naming it in any failure. A call cancelled by anything but
@@ -63,10 +64,10 @@ internal sealed class DownstreamException(string service, RpcException inner)
     {
         ResourceType = Service switch
         {
-            "memory" => "namra.v1.MemoryService",
-            "llm-gateway" => "namra.v1.LlmGatewayService",
-            "tool-executor" => "namra.v1.ToolExecutorService",
-            _ => "namra.v1.ConfigService",
+            ServiceRoles.Memory => MemoryService.Descriptor.FullName,
+            ServiceRoles.LlmGateway => LlmGatewayService.Descriptor.FullName,
+            ServiceRoles.ToolExecutor => ToolExecutorService.Descriptor.FullName,
+            _ => ConfigService.Descriptor.FullName,
         },
         ResourceName = Service,
         Description = $"failed with {StatusCode}",

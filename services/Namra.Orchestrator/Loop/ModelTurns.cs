@@ -1,4 +1,5 @@
 using Grpc.Core;
+using Namra.Contracts;
 using Namra.Contracts.V1;
 using Namra.Hosting.Clients;
 using Namra.Hosting.Errors;
@@ -23,7 +24,7 @@ internal sealed class ModelTurns(Downstream downstream)
         {
             // Nobody reads text deltas: one response instead of a stream of them (a fraction of the calls' cost).
             var whole = new GenerateRequest { Llm = agent.Llm, SystemPrompt = agent.SystemPrompt, Messages = { run.Messages }, Tools = { run.Tools }, ToolChoice = toolChoice, Context = context, Budget = budget };
-            var response = await Downstream.CallAsync("llm-gateway", async () =>
+            var response = await Downstream.CallAsync(ServiceRoles.LlmGateway, async () =>
                 await downstream.LlmGateway.GenerateAsync(whole, deadline: run.Deadline, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false);
             return new GenerateCompleted
             {
@@ -33,7 +34,7 @@ internal sealed class ModelTurns(Downstream downstream)
         }
 
         var call = new StreamGenerateRequest { Llm = agent.Llm, SystemPrompt = agent.SystemPrompt, Messages = { run.Messages }, Tools = { run.Tools }, ToolChoice = toolChoice, Context = context, Budget = budget };
-        return await Downstream.CallAsync("llm-gateway", async () =>
+        return await Downstream.CallAsync(ServiceRoles.LlmGateway, async () =>
         {
             // A model turn is billed once it reaches a gateway: it is sent again only when no gateway was reached (a
             // replica that is gone refuses the connection; the channel picks another). A gateway lost mid-turn ends it.

@@ -1,5 +1,6 @@
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
+using Namra.Contracts;
 using Namra.Contracts.V1;
 using Namra.Hosting.Errors;
 
@@ -30,7 +31,7 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
     public async Task CreateAsync(RunBegan began, DateTime deadline, CancellationToken cancellationToken)
     {
         run.Lease = Lease();
-        var created = await Downstream.CallAsync("memory", async () => await downstream.Memory.CreateRunRecordAsync(
+        var created = await Downstream.CallAsync(ServiceRoles.Memory, async () => await downstream.Memory.CreateRunRecordAsync(
             new CreateRunRecordRequest { Run = run, Journal = { Entry(1, new RunJournalEntry { Began = began }) } },
             deadline: deadline, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false);
         _etag = created.Run.Etag;
@@ -107,7 +108,7 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
             }
             catch (RpcException exception) when (exception.StatusCode == StatusCode.Aborted && !cancellationToken.IsCancellationRequested)
             {
-                var stored = (await Downstream.CallAsync("memory", async () => await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = run.RunId },
+                var stored = (await Downstream.CallAsync(ServiceRoles.Memory, async () => await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = run.RunId },
                     deadline: deadline, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false)).Run;
                 // Steps past those this replica knows were written by an earlier attempt whose answer was lost (only the
                 // lease holder appends; the run's end clears the lease): they are not written again.
@@ -131,7 +132,7 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
             }
             catch (RpcException exception) when (!cancellationToken.IsCancellationRequested)
             {
-                throw new DownstreamException("memory", exception);
+                throw new DownstreamException(ServiceRoles.Memory, exception);
             }
         }
     }
@@ -139,7 +140,7 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
     /// <summary>Reads the record for a cancel request sent to another replica, and for another replica's claim.</summary>
     public async Task CheckCancelAsync(DateTime deadline, CancellationToken cancellationToken)
     {
-        var stored = (await Downstream.CallAsync("memory", async () => await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = run.RunId },
+        var stored = (await Downstream.CallAsync(ServiceRoles.Memory, async () => await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = run.RunId },
             deadline: deadline, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false)).Run;
         if (stored.Status == RunStatus.Running && stored.Lease is { } lease && lease.Owner != owner)
         {

@@ -3,6 +3,7 @@ using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Namra.Contracts;
 using Namra.Contracts.V1;
 using Namra.Hosting.Errors;
 using Namra.Orchestrator.Options;
@@ -135,7 +136,7 @@ internal sealed class RunLoop(
             // never a cancellation the caller did not ask for.
             throw new NamraException(StatusCode.DeadlineExceeded,
                 $"The memory service did not answer before the run's deadline ({timeout.TotalSeconds:0.###} s); the run was not started.",
-                [new Google.Rpc.ResourceInfo { ResourceType = "namra.v1.MemoryService", ResourceName = "memory", Description = "did not answer CreateRunRecord in time" }]);
+                [new Google.Rpc.ResourceInfo { ResourceType = MemoryService.Descriptor.FullName, ResourceName = ServiceRoles.Memory, Description = "did not answer CreateRunRecord in time" }]);
         }
     }
 
@@ -304,7 +305,7 @@ internal sealed class RunLoop(
         var agent = run.Request.Agent;
         if (agent.Tools.Count > 0)
         {
-            var listed = await resolved.ToolsAsync(run.Request.Ref, () => Downstream.CallAsync("tool-executor", async () => await downstream.ToolExecutor.ListToolsAsync(
+            var listed = await resolved.ToolsAsync(run.Request.Ref, () => Downstream.CallAsync(ServiceRoles.ToolExecutor, async () => await downstream.ToolExecutor.ListToolsAsync(
                 new ListToolsRequest { Tools = { agent.Tools } }, deadline: run.Deadline, cancellationToken: cancellationToken), cancellationToken)).ConfigureAwait(false);
             foreach (var tool in listed.Tools)
             {
@@ -319,7 +320,7 @@ internal sealed class RunLoop(
 
         if (run.Request.SessionId.Length > 0)
         {
-            var history = await Downstream.CallAsync("memory", async () => await downstream.Memory.GetHistoryAsync(new GetHistoryRequest
+            var history = await Downstream.CallAsync(ServiceRoles.Memory, async () => await downstream.Memory.GetHistoryAsync(new GetHistoryRequest
             {
                 SessionId = run.Request.SessionId,
                 MaxMessages = agent.Memory?.MaxMessages ?? 0,

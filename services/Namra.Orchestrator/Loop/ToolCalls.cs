@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Microsoft.Extensions.Options;
+using Namra.Contracts;
 using Namra.Contracts.V1;
 using Namra.Orchestrator.Options;
 
@@ -112,7 +113,7 @@ internal sealed class ToolCalls(Downstream downstream, IOptions<OrchestratorOpti
         }
         catch (RpcException exception) when (!cancellationToken.IsCancellationRequested)
         {
-            throw new DownstreamException("tool-executor", exception);
+            throw new DownstreamException(ServiceRoles.ToolExecutor, exception);
         }
     }
 }
