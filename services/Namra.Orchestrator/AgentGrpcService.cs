@@ -156,13 +156,11 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
 
         var agent = await resolved.ResolveAsync(source, () => ForwardAsync(ServiceRoles.Config, async () => await downstream.Config.ResolveAgentAsync(
             new ResolveAgentRequest { Source = source }, deadline: context.Deadline, cancellationToken: context.CancellationToken))).ConfigureAwait(false);
-        if (source.SourceCase == AgentSource.SourceOneofCase.Inline && !options.Value.TrustInlineAgents && !InProcessCalls.IsInProcess(context))
-        {
-            RefuseUntrustedTools(agent.Agent);
-        }
-
+        // An inline definition from the network is the caller's, and carries its tools' authority: the tool executor judges
+        // its tools (see OrchestratorOptions.TrustInlineAgents).
+        var untrusted = source.SourceCase == AgentSource.SourceOneofCase.Inline && !options.Value.TrustInlineAgents && !InProcessCalls.IsInProcess(context);
         var request = new RunRequest(agent.Agent, agent.Ref, input, sessionId, new Dictionary<string, string>(labels),
-            runId.Length > 0 ? runId : Guid.CreateVersion7().ToString("N"));
+            runId.Length > 0 ? runId : Guid.CreateVersion7().ToString("N"), untrusted);
         if (runId.Length > 0 && await ExistingRunAsync(request, context).ConfigureAwait(false) is { } existing)
         {
             return await RepeatAsync(existing, emit, context).ConfigureAwait(false);
@@ -227,28 +225,6 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
     }
 
     private static readonly TimeSpan RepeatPollInterval = TimeSpan.FromMilliseconds(200);
-
-    // An inline definition from the network is the caller's: its tools may compute and reach public addresses, nothing
-    // that runs programs, reads files or databases, reaches inward, or sends the tool executor's environment (an http
-    // tool's `${VAR}` headers are read there) (see OrchestratorOptions.TrustInlineAgents).
-    private static void RefuseUntrustedTools(AgentDefinition agent)
-    {
-        foreach (var tool in agent.Tools)
-        {
-            var fields = tool.Config?.Fields;
-            var allowed = tool.Type == ToolType.BuiltinCalculator
-                || (tool.Type == ToolType.BuiltinHttp
-                    && !(fields?.TryGetValue("allow_private_networks", out var inward) == true && inward.BoolValue)
-                    && !(fields?.TryGetValue("headers", out var headers) == true && headers.StructValue?.Fields.Values.Any(h => h.StringValue.Contains("${", StringComparison.Ordinal)) == true));
-            if (!allowed)
-            {
-                throw new NamraException(StatusCode.PermissionDenied,
-                    $"The inline agent's tool '{tool.Name}' ({Contracts.ToolTypeNames.Of(tool.Type)}) is not run for agents sent inline over the network: they may use " +
-                    "builtin.calculator, and builtin.http on public networks with headers that read no variables. Deploy the agent to the agents folder and run it " +
-                    $"by name@version, or set {OrchestratorOptions.SectionName}:{nameof(OrchestratorOptions.TrustInlineAgents)} where every caller may run programs on the tool executor.");
-            }
-        }
-    }
 
     // A downstream answer about the request itself (bad agent, unknown run) goes back as it came, details included.
     private static async Task<T> ForwardAsync<T>(string service, Func<Task<T>> call)

@@ -32,6 +32,7 @@ internal sealed class ToolExecutorGrpcService(
         {
             var config = request.Tools[i];
             var tool = ToolFor(config, $"tools[{i}]");
+            RefuseUntrusted(tool, config, request.Context);
             var idempotent = config.Idempotent || tool.IsAlwaysIdempotent(config);
             foreach (var description in await tool.DescribeAsync(config, context.CancellationToken).ConfigureAwait(false))
             {
@@ -59,6 +60,7 @@ internal sealed class ToolExecutorGrpcService(
         var config = request.Tool;
         var call = request.Call;
         var tool = ToolFor(config, "tool");
+        RefuseUntrusted(tool, config, request.Context);
         var description = (await tool.DescribeAsync(config, context.CancellationToken).ConfigureAwait(false)).FirstOrDefault(d => d.Name == call.Name)
             ?? throw new InvalidArgumentException("call.name", $"The entry '{config.Name}' provides no tool named '{call.Name}'.");
 
@@ -151,6 +153,18 @@ internal sealed class ToolExecutorGrpcService(
                 Log.ToolFailed(logger, exception, call.Name, Contracts.ToolTypeNames.Of(config.Type));
                 return (ToolOutcome.Error("The tool failed unexpectedly; the tool executor's logs have the details."), "error");
             }
+        }
+    }
+
+    // A definition from a caller whose tools' authority is not trusted: each tool judges its own settings.
+    private static void RefuseUntrusted(ITool tool, ToolConfig config, ToolCallContext? context)
+    {
+        if (context?.Untrusted == true && tool.RefuseUntrusted(config) is { } reason)
+        {
+            throw new NamraException(StatusCode.PermissionDenied,
+                $"The tool '{config.Name}' ({Contracts.ToolTypeNames.Of(config.Type)}) is not run for agents sent inline over the network: {reason}. They may use " +
+                "builtin.calculator, and builtin.http on public networks with headers that read no variables. Deploy the agent to the agents folder and run it " +
+                "by name@version, or set Namra:Orchestrator:TrustInlineAgents where every caller may run programs on the tool executor.");
         }
     }
 

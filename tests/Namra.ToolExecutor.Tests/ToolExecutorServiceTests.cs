@@ -31,6 +31,30 @@ public sealed class ToolExecutorServiceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AnUntrustedDefinitionsTools_AreJudgedByEachTool_BeforeTheyAreListedOrRun()
+    {
+        var untrusted = new ToolCallContext { Untrusted = true };
+        var shell = new ToolConfig { Name = "sh", Type = ToolType.BuiltinShell, Config = new Struct { Fields = { ["allowed_commands"] = Value.ForList(Value.ForString("echo")) } } };
+        var inward = new ToolConfig { Name = "web", Type = ToolType.BuiltinHttp, Config = new Struct { Fields = { ["allow_private_networks"] = Value.ForBool(true) } } };
+        var publicWeb = new ToolConfig { Name = "web", Type = ToolType.BuiltinHttp, Config = new Struct() };
+
+        var listedShell = await Assert.ThrowsAsync<RpcException>(() => _client.ListToolsAsync(new ListToolsRequest { Tools = { shell }, Context = untrusted }).ResponseAsync);
+        var ranInward = await Assert.ThrowsAsync<RpcException>(() => _client.ExecuteToolAsync(new ExecuteToolRequest
+        {
+            Tool = inward, Call = new ToolCall { Id = "c", Name = "web", ArgumentsJson = "{\"url\":\"http://127.0.0.1/\"}" }, Context = untrusted,
+        }).ResponseAsync);
+        var calculator = await _client.ExecuteToolAsync(new ExecuteToolRequest { Tool = Calculator, Call = new ToolCall { Id = "c", Name = "calc", ArgumentsJson = "{\"expression\":\"6*7\"}" }, Context = untrusted });
+        var listedWeb = await _client.ListToolsAsync(new ListToolsRequest { Tools = { publicWeb }, Context = untrusted });
+
+        Assert.Equal(StatusCode.PermissionDenied, listedShell.StatusCode);
+        Assert.Contains("tool 'sh' (builtin.shell)", listedShell.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(StatusCode.PermissionDenied, ranInward.StatusCode);
+        Assert.Contains("private networks", ranInward.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal("42", calculator.Result.Content);
+        Assert.Single(listedWeb.Tools);
+    }
+
+    [Fact]
     public async Task ExecuteTool_RunsTheCallAndReportsItsDuration()
     {
         var response = await _client.ExecuteToolAsync(Call("{\"expression\":\"(17 + 25) * 2\"}"));

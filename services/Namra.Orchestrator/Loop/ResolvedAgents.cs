@@ -27,8 +27,8 @@ internal sealed class ResolvedAgents(IOptions<OrchestratorOptions> options, Time
         return await GetAsync(_agents, key, options.Value.AgentCacheDuration, resolve).ConfigureAwait(false);
     }
 
-    public Task<ListToolsResponse> ToolsAsync(AgentRef agent, Func<Task<ListToolsResponse>> list) =>
-        GetAsync(_tools, agent.ContentHash, options.Value.ToolListCacheDuration, list);
+    public Task<ListToolsResponse> ToolsAsync(AgentRef agent, bool untrusted, Func<Task<ListToolsResponse>> list) =>
+        GetAsync(_tools, untrusted ? "untrusted:" + agent.ContentHash : agent.ContentHash, options.Value.ToolListCacheDuration, list);
 
     private async Task<T> GetAsync<T>(ConcurrentDictionary<string, (long At, T Value)> cache, string key, TimeSpan lifetime, Func<Task<T>> load)
     {

@@ -28,6 +28,9 @@ internal sealed class RunContext(RunRequest request, RunState state, RunJournal 
 
     public RunBudget Budget { get; } = new(request.Agent.Execution?.Budget);
 
+    /// <summary>Who calls the tool executor, and whether it trusts the definition's tools.</summary>
+    public ToolCallContext ToolContext => new() { RunId = request.RunId, AgentName = request.Agent.Name, Untrusted = request.Untrusted };
+
     public RepeatGuard Repeats { get; } = new();
 
     /// <summary>The turn to run next.</summary>

@@ -10,8 +10,11 @@ using Namra.Orchestrator.Options;
 
 namespace Namra.Orchestrator.Loop;
 
-/// <summary>What to run: a resolved agent, the user's input, and where the conversation lives.</summary>
-internal sealed record RunRequest(AgentDefinition Agent, AgentRef Ref, string Input, string SessionId, IReadOnlyDictionary<string, string> Labels, string RunId);
+/// <summary>
+/// What to run: a resolved agent, the user's input, and where the conversation lives; <c>Untrusted</c> when the definition
+/// came inline from a caller whose tools' authority is not trusted (the tool executor judges its tools).
+/// </summary>
+internal sealed record RunRequest(AgentDefinition Agent, AgentRef Ref, string Input, string SessionId, IReadOnlyDictionary<string, string> Labels, string RunId, bool Untrusted = false);
 
 /// <summary>
 /// The ReAct loop with native tool calling: the model answers (streamed), every tool call of its turn runs in
@@ -71,6 +74,19 @@ internal sealed class RunLoop(
         using var registration = active.Register(request.RunId, callerToken);
         var context = NewContext(request, run, emit, now.UtcDateTime + Timeout(agent));
         Tag(activity, context);
+        if (request.Untrusted)
+        {
+            // The tool executor judges an untrusted definition's tools: one it refuses is refused before the run starts.
+            // Any other failure is the run's, met again when it lists its tools.
+            try
+            {
+                await ListToolsAsync(context, callerToken).ConfigureAwait(false);
+            }
+            catch (DownstreamException exception) when (exception.StatusCode != StatusCode.PermissionDenied)
+            {
+            }
+        }
+
         var input = context.State.NewMessage(Role.User, new ContentBlock { Text = request.Input });
         await CreateAsync(context, input, registration).ConfigureAwait(false);
         await context.State.EmitAsync(new RunEvent { RunStarted = new RunStarted { Agent = request.Ref, SessionId = request.SessionId, Model = agent.Llm?.Model ?? "" } }).ConfigureAwait(false);
@@ -84,7 +100,7 @@ internal sealed class RunLoop(
     public async Task<Run> ResumeAsync(Run record, IReadOnlyList<RunJournalEntry> journal)
     {
         var began = journal[0].Began;
-        var request = new RunRequest(began.Agent, record.Agent, record.Input, record.SessionId, record.Labels, record.RunId);
+        var request = new RunRequest(began.Agent, record.Agent, record.Input, record.SessionId, record.Labels, record.RunId, began.Untrusted);
         // A trace of its own (the caller's has ended), naming the run's first trace.
         using var activity = OrchestratorTelemetry.ActivitySource.StartActivity($"resume_agent {began.Agent.Name}", ActivityKind.Internal, parentContext: default);
         activity?.SetTag("namra.run.first_trace_id", record.TraceId);
@@ -125,7 +141,7 @@ internal sealed class RunLoop(
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(registration.Token, timeLimit.Token);
         try
         {
-            await run.Journal.CreateAsync(new RunBegan { Agent = run.Request.Agent, Input = input }, run.Deadline, stop.Token).ConfigureAwait(false);
+            await run.Journal.CreateAsync(new RunBegan { Agent = run.Request.Agent, Input = input, Untrusted = run.Request.Untrusted }, run.Deadline, stop.Token).ConfigureAwait(false);
         }
         catch (Exception exception) when (exception is OperationCanceledException or RpcException { StatusCode: StatusCode.Cancelled or StatusCode.DeadlineExceeded }
             or DownstreamException { StatusCode: StatusCode.DeadlineExceeded }
@@ -299,24 +315,33 @@ internal sealed class RunLoop(
         }
     }
 
+    // The agent's tools, and which entry serves each.
+    private async Task ListToolsAsync(RunContext run, CancellationToken cancellationToken)
+    {
+        var agent = run.Request.Agent;
+        if (agent.Tools.Count == 0 || run.Tools.Count > 0)
+        {
+            return;
+        }
+
+        var listed = await resolved.ToolsAsync(run.Request.Ref, run.Request.Untrusted, () => Downstream.CallAsync(ServiceRoles.ToolExecutor, async () => await downstream.ToolExecutor.ListToolsAsync(
+            new ListToolsRequest { Tools = { agent.Tools }, Context = run.ToolContext }, deadline: run.Deadline, cancellationToken: cancellationToken), cancellationToken)).ConfigureAwait(false);
+        foreach (var tool in listed.Tools)
+        {
+            if (!run.Entries.TryAdd(tool.Name, agent.Tools.First(t => t.Name == tool.Source)))
+            {
+                throw new NamraException(StatusCode.FailedPrecondition, $"Two of the agent's tools are named '{tool.Name}'; rename one entry's tools.");
+            }
+
+            run.Tools.Add(tool);
+        }
+    }
+
     // The agent's tools, and the conversation so far: the session's history, then the run's own messages.
     private async Task PrepareAsync(RunContext run, CancellationToken cancellationToken)
     {
         var agent = run.Request.Agent;
-        if (agent.Tools.Count > 0)
-        {
-            var listed = await resolved.ToolsAsync(run.Request.Ref, () => Downstream.CallAsync(ServiceRoles.ToolExecutor, async () => await downstream.ToolExecutor.ListToolsAsync(
-                new ListToolsRequest { Tools = { agent.Tools } }, deadline: run.Deadline, cancellationToken: cancellationToken), cancellationToken)).ConfigureAwait(false);
-            foreach (var tool in listed.Tools)
-            {
-                if (!run.Entries.TryAdd(tool.Name, agent.Tools.First(t => t.Name == tool.Source)))
-                {
-                    throw new NamraException(StatusCode.FailedPrecondition, $"Two of the agent's tools are named '{tool.Name}'; rename one entry's tools.");
-                }
-
-                run.Tools.Add(tool);
-            }
-        }
+        await ListToolsAsync(run, cancellationToken).ConfigureAwait(false);
 
         if (run.Request.SessionId.Length > 0)
         {

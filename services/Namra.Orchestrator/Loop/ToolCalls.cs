@@ -100,7 +100,7 @@ internal sealed class ToolCalls(Downstream downstream, IOptions<OrchestratorOpti
             {
                 Tool = entry,
                 Call = call,
-                Context = new ToolCallContext { RunId = run.Request.RunId, AgentName = run.Request.Agent.Name },
+                Context = run.ToolContext,
                 Resumed = resumed,
             }, deadline: run.Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
             return response.Result;

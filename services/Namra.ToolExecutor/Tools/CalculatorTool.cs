@@ -33,6 +33,8 @@ internal sealed class CalculatorTool : ITool
 
     public bool IsAlwaysIdempotent(ToolConfig config) => true;
 
+    public string? RefuseUntrusted(ToolConfig config) => null; // a calculation reaches nothing
+
     public Task<ToolOutcome> ExecuteAsync(ToolConfig config, ToolCallInfo call, JsonElement arguments, CancellationToken cancellationToken)
     {
         var expression = arguments.GetProperty("expression").GetString() ?? "";

@@ -51,6 +51,15 @@ internal sealed class HttpTool : ITool
         return Task.FromResult<IReadOnlyList<ToolDescription>>([new ToolDescription(config.Name, description, Schema)]);
     }
 
+    // Public addresses only, and no header that reads this process's environment.
+    public string? RefuseUntrusted(ToolConfig config)
+    {
+        var settings = Settings.From(config);
+        return settings.AllowPrivate ? "it may reach private networks (allow_private_networks)"
+            : settings.Headers.Values.Any(h => h.Contains("${", StringComparison.Ordinal)) ? "its headers read variables of the tool executor's environment"
+            : null;
+    }
+
     public bool IsAlwaysIdempotent(ToolConfig config) => Settings.From(config).Methods.All(m => m is "GET" or "HEAD");
 
     public bool IsIdempotent(ToolConfig config, JsonElement arguments) =>

@@ -41,6 +41,13 @@ internal interface ITool
     /// </summary>
     bool IsIdempotent(ToolConfig config, JsonElement arguments) => false;
 
+    /// <summary>
+    /// Why an entry sent by an untrusted caller must not run (it would run programs, read files or databases, reach
+    /// private networks, or send this process's environment); null when it may. Refused unless the tool knows better.
+    /// </summary>
+    string? RefuseUntrusted(ToolConfig config) =>
+        "it can run programs, read files or databases, or reach private networks";
+
     /// <summary>Whether every call this entry allows is idempotent, whatever its arguments (what the entry's settings permit).</summary>
     bool IsAlwaysIdempotent(ToolConfig config) => false;
 }
