@@ -38,7 +38,13 @@ public sealed class DurableRunLoopTests : IAsyncLifetime
         _client = new AgentService.AgentServiceClient(_host.Channel);
     }
 
-    public async Task DisposeAsync() => await _host.DisposeAsync();
+    public async Task DisposeAsync()
+    {
+        await _host.DisposeAsync();
+
+        // Whatever a test did: a record says a run ended only in the write that ends its journal (its conversation saved).
+        Assert.All(_fakes.Memory.Writes, write => Assert.Equal(write.Status != RunStatus.Running, write.Ended));
+    }
 
     [Fact]
     public async Task ALongToolCall_RenewsTheLeaseWhileItRuns()

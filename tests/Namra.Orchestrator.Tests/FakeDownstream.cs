@@ -133,6 +133,9 @@ internal sealed class FakeMemory : MemoryService.MemoryServiceBase
 
     public int Updates { get; private set; }
 
+    /// <summary>Every record written: its status, and whether the write ended the journal.</summary>
+    public ConcurrentQueue<(RunStatus Status, bool Ended)> Writes { get; } = new();
+
     public ConcurrentQueue<Message> Appended { get; } = new();
 
     public Run Record(string runId)
@@ -227,6 +230,7 @@ internal sealed class FakeMemory : MemoryService.MemoryServiceBase
 
             merged.JournalLength = journal.Count;
             merged.UpdateTime = Timestamp.FromDateTime(DateTime.UtcNow);
+            Writes.Enqueue((merged.Status, request.Journal.Any(e => e.StepCase == RunJournalEntry.StepOneofCase.Ended)));
             _runs[merged.RunId] = (merged, version + 1);
             if (failure is { Applied: true } after)
             {

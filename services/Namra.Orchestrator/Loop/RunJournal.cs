@@ -95,10 +95,18 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
                 Entry(_length + i + 1, batch[i]);
             }
 
-            // A run that has ended is nobody's to hold.
-            run.Lease = run.Status == RunStatus.Running ? Lease() : null;
+            // The record says the run ended only with its last step (its messages are in the session by then), and an ended
+            // run is nobody's to hold. A renewal that happens to come between the loop's end and that step leaves it running.
+            var ending = batch.Exists(step => step.StepCase == RunJournalEntry.StepOneofCase.Ended);
+            run.Lease = ending ? null : Lease();
             var snapshot = run.Clone();
             snapshot.JournalLength = _length;
+            if (!ending)
+            {
+                snapshot.Status = RunStatus.Running;
+                snapshot.Error = null;
+                snapshot.EndTime = null;
+            }
             try
             {
                 var written = await downstream.Memory.UpdateRunRecordAsync(new UpdateRunRecordRequest { Run = snapshot, Etag = _etag, Journal = { batch } },
