@@ -23,7 +23,6 @@ public sealed class NamraServiceChannels(
     IServiceProvider services,
     TimeProvider timeProvider) : IDisposable
 {
-    private readonly ConcurrentDictionary<string, Lazy<(CallInvoker Invoker, GrpcChannel? Channel)>> _channels = new(StringComparer.Ordinal);
     /// <summary>
     /// Where this process finds the services it does not host: a URL per role's address key, such as
     /// <c>Namra:Services:LlmGateway = http://llm-gateway:50051</c>, or <c>dns:///llm-gateway.namra.svc:50051</c> to balance
@@ -31,6 +30,7 @@ public sealed class NamraServiceChannels(
     /// </summary>
     public const string SectionName = "Namra:Services";
 
+    private readonly ConcurrentDictionary<string, Lazy<(CallInvoker Invoker, GrpcChannel? Channel)>> _channels = new(StringComparer.Ordinal);
     private readonly UnavailableRetry _retry = new(timeProvider, roles.Known.Select(role => role.Service));
 
     /// <summary>
@@ -46,8 +46,8 @@ public sealed class NamraServiceChannels(
 
     private (CallInvoker Invoker, GrpcChannel? Channel) Create(string role)
     {
-        var known = roles.Find(role) ?? throw new ArgumentOutOfRangeException(nameof(role), role, "Not a service this build knows.");
-        var (configured, hostedHere, key) = (configuration.GetSection(SectionName)[known.AddressKey], roles.Hosts(role), known.AddressKey);
+        var key = (roles.Find(role) ?? throw new ArgumentOutOfRangeException(nameof(role), role, "Not a service this build knows.")).AddressKey;
+        var (configured, hostedHere) = (configuration.GetSection(SectionName)[key], roles.Hosts(role));
         if (string.IsNullOrWhiteSpace(configured) && hostedHere && inProcessServices.FirstOrDefault(s => s.Role == role) is { } local)
         {
             // A service hosted here is called directly: its handler, its error mapping, no serialization, no HTTP.
