@@ -65,7 +65,11 @@ public sealed class ToolExecutorCrashTests
         using var executor = ServerProcess.Start("tool-executor", out var executorAddress);
         var environment = new Dictionary<string, string> { ["ANTHROPIC_API_KEY"] = "sk-ant-test", ["ANTHROPIC_BASE_URL"] = anthropic.BaseUrl.ToString() };
         await using var host = await NamraTestHost.StartAsync("config,llm-gateway,memory,orchestrator",
-            new Dictionary<string, string?> { ["Namra:Services:ToolExecutor"] = executorAddress, ["Namra:Orchestrator:TrustInlineAgents"] = "true" },
+            new Dictionary<string, string?>
+            {
+                ["Namra:Services:ToolExecutor"] = executorAddress, ["Namra:Orchestrator:TrustInlineAgents"] = "true",
+                ["Namra:Orchestrator:ToolProgressInterval"] = "00:00:00.100", // tool_running events say when the tool runs
+            },
             builder => Testing.Providers.ProviderEnvironment.Use(builder, environment));
         var client = new AgentService.AgentServiceClient(host.Channel);
         anthropic.Enqueue(new Testing.Providers.SseReply([
@@ -85,12 +89,20 @@ public sealed class ToolExecutorCrashTests
             execution: {"{"} timeout: 90s {"}"}
             """;
 
-        var running = client.ExecuteAsync(new ExecuteRequest { Agent = new AgentSource { Inline = new InlineAgent { Content = agent, Format = AgentFormat.Yaml } }, Input = "Sleep." }).ResponseAsync;
-        await anthropic.WaitForRequestsAsync(1, TimeSpan.FromSeconds(30));
-        await Task.Delay(1000); // the tool is running
-        executor.Kill();
-        var run = (await running.WaitAsync(TimeSpan.FromSeconds(30))).Run;
+        using var call = client.ExecuteStream(new ExecuteStreamRequest { Agent = new AgentSource { Inline = new InlineAgent { Content = agent, Format = AgentFormat.Yaml } }, Input = "Sleep." },
+            deadline: DateTime.UtcNow.AddSeconds(60));
+        RunFailed? failed = null;
+        await foreach (var item in call.ResponseStream.ReadAllAsync())
+        {
+            if (item.Event.EventCase == RunEvent.EventOneofCase.ToolRunning && executor.IsRunning)
+            {
+                executor.Kill(); // the tool is running
+            }
 
+            failed = item.Event.RunFailed ?? failed;
+        }
+
+        var run = Assert.IsType<RunFailed>(failed);
         Assert.Equal(RunStatus.Failed, run.Status);
         Assert.Equal((int)StatusCode.Unavailable, run.Error.Code);
         Assert.StartsWith("The tool-executor service is unavailable", run.Error.Message, StringComparison.Ordinal);

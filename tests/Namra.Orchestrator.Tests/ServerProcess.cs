@@ -79,6 +79,9 @@ internal sealed class ServerProcess : IDisposable
         kill.WaitForExit();
     }
 
+    /// <summary>Whether the process has not exited.</summary>
+    public bool IsRunning => !_process.HasExited;
+
     /// <summary>Kills the process at once, as a crash would.</summary>
     public void Kill()
     {
