@@ -39,7 +39,7 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
     public override async Task<CancelRunResponse> CancelRun(CancelRunRequest request, ServerCallContext context)
     {
         Require(request.RunId, "run_id");
-        var reason = request.Reason.Length > 0 ? $"Cancelled: {request.Reason}" : "Cancelled by CancelRun.";
+        var reason = ActiveRuns.CancelReason(request.Reason);
         var record = await ForwardAsync(ServiceRoles.Memory, async () => await downstream.Memory.GetRunRecordAsync(
             new GetRunRecordRequest { RunId = request.RunId }, deadline: context.Deadline, cancellationToken: context.CancellationToken)).ConfigureAwait(false);
         if (record.Run.Status is not (RunStatus.Running or RunStatus.Pending))

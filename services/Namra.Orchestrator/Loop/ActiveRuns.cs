@@ -34,6 +34,9 @@ internal sealed class ActiveRuns
         return count;
     }
 
+    /// <summary>What a run cancelled by <c>CancelRun</c> says, with the reason its caller gave, if any.</summary>
+    public static string CancelReason(string given) => given.Length > 0 ? $"Cancelled: {given}" : "Cancelled by CancelRun.";
+
     /// <summary>Cancels a run executing here; false when it is not.</summary>
     public bool TryCancel(string runId, string reason)
     {

@@ -60,16 +60,19 @@ internal sealed class DownstreamException(string service, RpcException inner)
     public string Service { get; } = service;
 
     /// <summary>The detail that names the service at fault, for a run's error.</summary>
-    public Google.Rpc.ResourceInfo Resource => new()
+    public Google.Rpc.ResourceInfo Resource => ResourceOf(Service, $"failed with {StatusCode}");
+
+    /// <summary>A detail naming <paramref name="service"/> (a role) and what went wrong with it.</summary>
+    public static Google.Rpc.ResourceInfo ResourceOf(string service, string description) => new()
     {
-        ResourceType = Service switch
+        ResourceType = service switch
         {
             ServiceRoles.Memory => MemoryService.Descriptor.FullName,
             ServiceRoles.LlmGateway => LlmGatewayService.Descriptor.FullName,
             ServiceRoles.ToolExecutor => ToolExecutorService.Descriptor.FullName,
             _ => ConfigService.Descriptor.FullName,
         },
-        ResourceName = Service,
-        Description = $"failed with {StatusCode}",
+        ResourceName = service,
+        Description = description,
     };
 }

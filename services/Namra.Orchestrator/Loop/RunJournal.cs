@@ -116,8 +116,7 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
             }
             catch (RpcException exception) when (exception.StatusCode == StatusCode.Aborted && !cancellationToken.IsCancellationRequested)
             {
-                var stored = (await Downstream.CallAsync(ServiceRoles.Memory, async () => await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = run.RunId },
-                    deadline: deadline, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false)).Run;
+                var stored = await ReadAsync(deadline, cancellationToken).ConfigureAwait(false);
                 // Steps past those this replica knows were written by an earlier attempt whose answer was lost (only the
                 // lease holder appends; the run's end clears the lease): they are not written again.
                 var landed = (int)Math.Clamp(stored.JournalLength - _length, 0, batch.Count);
@@ -148,8 +147,7 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
     /// <summary>Reads the record for a cancel request sent to another replica, and for another replica's claim.</summary>
     public async Task CheckCancelAsync(DateTime deadline, CancellationToken cancellationToken)
     {
-        var stored = (await Downstream.CallAsync(ServiceRoles.Memory, async () => await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = run.RunId },
-            deadline: deadline, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false)).Run;
+        var stored = await ReadAsync(deadline, cancellationToken).ConfigureAwait(false);
         if (stored.Status == RunStatus.Running && stored.Lease is { } lease && lease.Owner != owner)
         {
             throw new LeaseLostException(run.RunId, lease.Owner); // this replica was presumed gone (paused, cut off)
@@ -158,13 +156,17 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
         TakeCancel(stored);
     }
 
+    private async Task<Run> ReadAsync(DateTime deadline, CancellationToken cancellationToken) =>
+        (await Downstream.CallAsync(ServiceRoles.Memory, async () => await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = run.RunId },
+            deadline: deadline, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false)).Run;
+
     private void TakeCancel(Run stored)
     {
         if (stored.CancelRequested && !run.CancelRequested)
         {
             run.CancelRequested = true;
             run.CancelReason = stored.CancelReason;
-            CancelRequested?.Invoke(stored.CancelReason.Length > 0 ? $"Cancelled: {stored.CancelReason}" : "Cancelled by CancelRun.");
+            CancelRequested?.Invoke(ActiveRuns.CancelReason(stored.CancelReason));
         }
     }
 

@@ -152,7 +152,7 @@ internal sealed class RunLoop(
             // never a cancellation the caller did not ask for.
             throw new NamraException(StatusCode.DeadlineExceeded,
                 $"The memory service did not answer before the run's deadline ({timeout.TotalSeconds:0.###} s); the run was not started.",
-                [new Google.Rpc.ResourceInfo { ResourceType = MemoryService.Descriptor.FullName, ResourceName = ServiceRoles.Memory, Description = "did not answer CreateRunRecord in time" }]);
+                [DownstreamException.ResourceOf(ServiceRoles.Memory, "did not answer CreateRunRecord in time")]);
         }
     }
 
@@ -306,7 +306,7 @@ internal sealed class RunLoop(
             var left = unfinished.Calls.Where(c => !unfinished.Done.ContainsKey(c.Id)).ToList();
             var results = await toolCalls.RunAsync(run, left, unfinished.InFlight, journalEach: true, cancellationToken).ConfigureAwait(false);
             var all = unfinished.Done.Values.Concat(results).ToDictionary(r => r.ToolCallId, StringComparer.Ordinal);
-            run.Messages.Add(run.State.NewMessage(Role.Tool, ToolResultFit.Blocks(unfinished.Calls.Select(c => all[c.Id]))));
+            run.Messages.Add(run.State.NewToolResults(unfinished.Calls.Select(c => all[c.Id])));
             run.Unfinished = null;
         }
 
@@ -409,7 +409,7 @@ internal sealed class RunLoop(
         // The results of calls that must not run twice are written as they arrive; those of calls that may run twice go
         // with the next write (a lost replica's successor runs them again).
         var results = await toolCalls.RunAsync(run, calls, new HashSet<string>(), journalEach: calls.Any(c => !run.Idempotent(c.Name)), cancellationToken).ConfigureAwait(false);
-        run.Messages.Add(state.NewMessage(Role.Tool, ToolResultFit.Blocks(results)));
+        run.Messages.Add(state.NewToolResults(results));
         return true;
     }
 
@@ -538,8 +538,8 @@ internal sealed class RunLoop(
     {
         if (run.State.NewMessages is [.., { Role: Role.Assistant } last] && last.Content.Any(b => b.BlockCase == ContentBlock.BlockOneofCase.ToolCall))
         {
-            run.State.NewMessage(Role.Tool, ToolResultFit.Blocks(last.Content.Where(b => b.BlockCase == ContentBlock.BlockOneofCase.ToolCall)
-                .Select(b => run.Results.TryGetValue(b.ToolCall.Id, out var result) ? result : RunReplay.NotRun(b.ToolCall))));
+            run.State.NewToolResults(last.Content.Where(b => b.BlockCase == ContentBlock.BlockOneofCase.ToolCall)
+                .Select(b => run.Results.TryGetValue(b.ToolCall.Id, out var result) ? result : RunReplay.NotRun(b.ToolCall)));
         }
     }
 

@@ -13,7 +13,6 @@ internal static class RunReplay
     {
         List<ToolCall> calls = [];
         var done = new Dictionary<string, ToolResult>(StringComparer.Ordinal);
-        var started = new HashSet<string>(StringComparer.Ordinal);
         var toolCalls = 0;
         foreach (var entry in journal)
         {
@@ -27,7 +26,6 @@ internal static class RunReplay
                     run.State.Keep(entry.ModelTurn.Message.Clone());
                     calls = [.. entry.ModelTurn.Message.Content.Where(b => b.BlockCase == ContentBlock.BlockOneofCase.ToolCall).Select(b => b.ToolCall)];
                     done.Clear();
-                    started.Clear();
                     foreach (var call in calls)
                     {
                         run.Repeats.Count(call);
@@ -35,9 +33,6 @@ internal static class RunReplay
 
                     toolCalls += calls.Count;
                     run.NextIteration = entry.ModelTurn.Iteration + 1;
-                    break;
-                case RunJournalEntry.StepOneofCase.ToolsStarted:
-                    started.UnionWith(entry.ToolsStarted.ToolCallIds);
                     break;
                 case RunJournalEntry.StepOneofCase.ToolFinished:
                     done[entry.ToolFinished.ToolCallId] = entry.ToolFinished;
@@ -57,7 +52,7 @@ internal static class RunReplay
         }
         else if (calls.Count > 0)
         {
-            run.Unfinished = (calls, new Dictionary<string, ToolResult>(done, StringComparer.Ordinal), [.. calls.Select(c => c.Id).Where(started.Contains)]);
+            run.Unfinished = (calls, done, [.. InFlight(journal)]);
         }
     }
 
@@ -93,7 +88,7 @@ internal static class RunReplay
     {
         if (calls.Count > 0)
         {
-            run.State.NewMessage(Role.Tool, ToolResultFit.Blocks(calls.Select(c => done.TryGetValue(c.Id, out var result) ? result : NotRun(c))));
+            run.State.NewToolResults(calls.Select(c => done.TryGetValue(c.Id, out var result) ? result : NotRun(c)));
         }
     }
 }

@@ -105,6 +105,9 @@ internal sealed class RunState(Run run, Func<RunEvent, Task>? emit, int maxEvent
     public Message NewMessage(Role role, params ContentBlock[] content) =>
         Keep(new Message { Role = role, Content = { content } });
 
+    /// <summary>The message of a turn's tool results, in the order of its calls, fitted to the message limit (<see cref="ToolResultFit"/>).</summary>
+    public Message NewToolResults(IEnumerable<ToolResult> results) => NewMessage(Role.Tool, ToolResultFit.Blocks(results));
+
     /// <summary>Adds a message to those this run saves, giving it the run's next message id.</summary>
     public Message Keep(Message message)
     {
