@@ -54,10 +54,18 @@ internal sealed partial class RunRecovery(
                 deadline: Deadline(), cancellationToken: cancellationToken).ConfigureAwait(false);
             foreach (var run in page.Runs.Where(Lapsed))
             {
-                if (await TryClaimAsync(run, cancellationToken).ConfigureAwait(false) is ({ } record, { } journal))
+                try
                 {
-                    claimed++;
-                    _ = Task.Run(() => ResumeAsync(record, journal), CancellationToken.None);
+                    if (await TryClaimAsync(run, cancellationToken).ConfigureAwait(false) is ({ } record, { } journal))
+                    {
+                        claimed++;
+                        _ = Task.Run(() => ResumeAsync(record, journal), CancellationToken.None);
+                    }
+                }
+                catch (RpcException exception) when (exception.StatusCode != StatusCode.Unavailable && !cancellationToken.IsCancellationRequested)
+                {
+                    // One run that cannot be read or claimed (its journal too large to send, say) holds up none of the others.
+                    ResumeFailed(logger, exception, run.RunId);
                 }
             }
 
