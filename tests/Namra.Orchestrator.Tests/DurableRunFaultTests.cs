@@ -178,18 +178,18 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
     [Fact]
     public async Task CancelThroughTheOtherReplica_StopsARunningToolWithinASecond_AndKeepsTheReason()
     {
+        // Times are measured from CancelRun's answer: from when the request is recorded to when the other replica acts on it.
+        var clock = Stopwatch.StartNew();
         var toolStopped = new TaskCompletionSource<TimeSpan>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var running = Stopwatch.StartNew();
         await using var web = await LocalWebServer.StartAsync(app => app.MapGet("/slow", async (HttpContext context) =>
         {
-            running.Restart();
             try
             {
                 await Task.Delay(TimeSpan.FromSeconds(8), context.RequestAborted);
             }
             catch (OperationCanceledException)
             {
-                toolStopped.TrySetResult(running.Elapsed);
+                toolStopped.TrySetResult(clock.Elapsed);
             }
         }));
         var (first, second) = await StartAsync("postgres");
@@ -198,26 +198,26 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
 
         using var call = Client(first).ExecuteStream(new ExecuteStreamRequest { Agent = Inline(Agent(WebTool)), Input = "Fetch the slow page.", RunId = "cancelled-elsewhere" });
         var events = new List<RunEvent>();
-        var cancelled = Stopwatch.StartNew();
+        var cancelled = TimeSpan.Zero;
         await foreach (var item in call.ResponseStream.ReadAllAsync())
         {
             events.Add(item.Event);
             if (item.Event.EventCase == RunEvent.EventOneofCase.ToolCall)
             {
                 await Task.Delay(300); // the tool is running
-                cancelled.Restart();
                 await Client(second).CancelRunAsync(new CancelRunRequest { RunId = "cancelled-elsewhere", Reason = "the user changed their mind" });
+                cancelled = clock.Elapsed;
             }
         }
 
-        var ended = cancelled.Elapsed;
-        var stoppedAfter = await toolStopped.Task.WaitAsync(TimeSpan.FromSeconds(5));
+        var ended = clock.Elapsed - cancelled;
+        var stoppedAfter = await toolStopped.Task.WaitAsync(TimeSpan.FromSeconds(5)) - cancelled;
         var record = (await Client(second).GetRunAsync(new GetRunRequest { RunId = "cancelled-elsewhere" })).Run;
 
         Assert.Equal(RunStatus.Cancelled, events[^1].RunFailed.Status);
         Assert.Contains("the user changed their mind", events[^1].RunFailed.Error.Message, StringComparison.Ordinal);
         Assert.True(ended < TimeSpan.FromSeconds(1.5), $"the run ended {ended.TotalMilliseconds:0} ms after CancelRun");
-        Assert.True(stoppedAfter < TimeSpan.FromSeconds(2.5), $"the tool's request was dropped {stoppedAfter.TotalMilliseconds:0} ms after it started");
+        Assert.True(stoppedAfter < TimeSpan.FromSeconds(1.5), $"the tool's request was dropped {stoppedAfter.TotalMilliseconds:0} ms after CancelRun");
         Assert.Equal((RunStatus.Cancelled, "the user changed their mind"), (record.Status, record.CancelReason));
     }
 
