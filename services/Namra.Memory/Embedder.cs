@@ -28,10 +28,10 @@ internal sealed class Embedder(NamraServiceChannels channels)
             var response = await client.EmbedAsync(new EmbedRequest { Llm = llm, Inputs = { text } }, cancellationToken: cancellationToken).ConfigureAwait(false);
             return (llm.Model, response.Embeddings[0].Values.ToArray());
         }
-        catch (RpcException exception) when (exception.StatusCode is not StatusCode.Cancelled)
+        catch (DownstreamException exception) when (exception.StatusCode == StatusCode.InvalidArgument)
         {
-            throw new NamraException(exception.StatusCode == StatusCode.InvalidArgument ? StatusCode.FailedPrecondition : exception.StatusCode,
-                $"The LLM gateway could not embed the text: {exception.Status.Detail}");
+            // The embedder settings are the store's, not this call's: what the gateway refused is a precondition here.
+            throw new NamraException(StatusCode.FailedPrecondition, $"The LLM gateway could not embed the text: {exception.Status.Detail}");
         }
     }
 }

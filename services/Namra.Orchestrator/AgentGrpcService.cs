@@ -31,8 +31,8 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
     public override async Task<GetRunResponse> GetRun(GetRunRequest request, ServerCallContext context)
     {
         Require(request.RunId, "run_id");
-        var record = await ForwardAsync(ServiceRoles.Memory, async () => await downstream.Memory.GetRunRecordAsync(
-            new GetRunRecordRequest { RunId = request.RunId }, deadline: context.Deadline, cancellationToken: context.CancellationToken)).ConfigureAwait(false);
+        var record = await downstream.Memory.GetRunRecordAsync(
+            new GetRunRecordRequest { RunId = request.RunId }, deadline: context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false);
         return new GetRunResponse { Run = record.Run };
     }
 
@@ -40,8 +40,8 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
     {
         Require(request.RunId, "run_id");
         var reason = ActiveRuns.CancelReason(request.Reason);
-        var record = await ForwardAsync(ServiceRoles.Memory, async () => await downstream.Memory.GetRunRecordAsync(
-            new GetRunRecordRequest { RunId = request.RunId }, deadline: context.Deadline, cancellationToken: context.CancellationToken)).ConfigureAwait(false);
+        var record = await downstream.Memory.GetRunRecordAsync(
+            new GetRunRecordRequest { RunId = request.RunId }, deadline: context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false);
         if (record.Run.Status is not (RunStatus.Running or RunStatus.Pending))
         {
             return new CancelRunResponse { Run = record.Run };
@@ -50,11 +50,11 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
         if (!active.TryCancel(request.RunId, reason))
         {
             // Running on another replica: it reads the request within a second and stops what is in flight.
-            var updated = await ForwardAsync(ServiceRoles.Memory, async () => await downstream.Memory.UpdateRunRecordAsync(new UpdateRunRecordRequest
+            var updated = await downstream.Memory.UpdateRunRecordAsync(new UpdateRunRecordRequest
             {
                 Run = new Run { RunId = request.RunId, CancelRequested = true, CancelReason = request.Reason },
                 UpdateMask = new Google.Protobuf.WellKnownTypes.FieldMask { Paths = { "cancel_requested", "cancel_reason" } },
-            }, deadline: context.Deadline, cancellationToken: context.CancellationToken)).ConfigureAwait(false);
+            }, deadline: context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false);
             return new CancelRunResponse { Run = updated.Run };
         }
 
@@ -82,14 +82,14 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
             throw new InvalidArgumentException("view", $"{(int)request.View} is not a view: RUN_VIEW_BASIC or RUN_VIEW_FULL.");
         }
 
-        var records = await ForwardAsync(ServiceRoles.Memory, async () => await downstream.Memory.ListRunRecordsAsync(new ListRunRecordsRequest
+        var records = await downstream.Memory.ListRunRecordsAsync(new ListRunRecordsRequest
         {
             PageSize = request.PageSize > 0 ? request.PageSize : full ? MaxFullPage : 0,
             PageToken = request.PageToken,
             AgentName = request.AgentName,
             SessionId = request.SessionId,
             Status = request.Status,
-        }, deadline: context.Deadline, cancellationToken: context.CancellationToken)).ConfigureAwait(false);
+        }, deadline: context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false);
         if (!full)
         {
             foreach (var run in records.Runs)
@@ -112,14 +112,14 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
             throw new InvalidArgumentException("agent", "Send the agent definition to validate.");
         }
 
-        var result = await ForwardAsync(ServiceRoles.Config, async () => await downstream.Config.ValidateAgentDefinitionAsync(
-            new ValidateAgentDefinitionRequest { Agent = request.Agent }, deadline: context.Deadline, cancellationToken: context.CancellationToken)).ConfigureAwait(false);
+        var result = await downstream.Config.ValidateAgentDefinitionAsync(
+            new ValidateAgentDefinitionRequest { Agent = request.Agent }, deadline: context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false);
         var response = new ValidateAgentResponse { Valid = result.Valid, Diagnostics = { result.Diagnostics }, Ref = result.Ref };
         if (result.Valid)
         {
             // What the file cannot say by itself: whether the gateway can price a cost budget's models.
-            var agent = await ForwardAsync(ServiceRoles.Config, async () => await downstream.Config.ResolveAgentAsync(
-                new ResolveAgentRequest { Source = new AgentSource { Inline = request.Agent } }, deadline: context.Deadline, cancellationToken: context.CancellationToken)).ConfigureAwait(false);
+            var agent = await downstream.Config.ResolveAgentAsync(
+                new ResolveAgentRequest { Source = new AgentSource { Inline = request.Agent } }, deadline: context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false);
             if (await CostBudgetPrices.UnpricedModelAsync(downstream, agent.Agent, context.CancellationToken).ConfigureAwait(false) is { } unpriced)
             {
                 response.Valid = false;
@@ -154,8 +154,8 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
             throw new InvalidArgumentException("run_id", "At most 128 letters, digits, '-', '_' or '.'.");
         }
 
-        var agent = await resolved.ResolveAsync(source, () => ForwardAsync(ServiceRoles.Config, async () => await downstream.Config.ResolveAgentAsync(
-            new ResolveAgentRequest { Source = source }, deadline: context.Deadline, cancellationToken: context.CancellationToken))).ConfigureAwait(false);
+        var agent = await resolved.ResolveAsync(source, () => downstream.Config.ResolveAgentAsync(
+            new ResolveAgentRequest { Source = source }, deadline: context.Deadline, cancellationToken: context.CancellationToken).ResponseAsync).ConfigureAwait(false);
         // An inline definition from the network is the caller's, and carries its tools' authority: the tool executor judges
         // its tools (see OrchestratorOptions.TrustInlineAgents).
         var untrusted = source.SourceCase == AgentSource.SourceOneofCase.Inline && !options.Value.TrustInlineAgents && !InProcessCalls.IsInProcess(context);
@@ -188,13 +188,9 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
             existing = (await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = request.RunId },
                 deadline: context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false)).Run;
         }
-        catch (RpcException exception) when (exception.StatusCode == StatusCode.NotFound)
+        catch (DownstreamException exception) when (exception.StatusCode == StatusCode.NotFound)
         {
             return null;
-        }
-        catch (RpcException exception) when (exception.StatusCode != StatusCode.Cancelled)
-        {
-            throw new DownstreamException(ServiceRoles.Memory, exception);
         }
 
         var same = existing.Agent?.Name == request.Ref.Name && existing.Agent?.Version == request.Ref.Version
@@ -209,8 +205,8 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
         while (run.Status is RunStatus.Running or RunStatus.Pending)
         {
             await Task.Delay(RepeatPollInterval, context.CancellationToken).ConfigureAwait(false);
-            run = (await ForwardAsync(ServiceRoles.Memory, async () => await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = run.RunId },
-                deadline: context.Deadline, cancellationToken: context.CancellationToken)).ConfigureAwait(false)).Run;
+            run = (await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = run.RunId },
+                deadline: context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false)).Run;
         }
 
         if (emit is not null)
@@ -225,23 +221,6 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
     }
 
     private static readonly TimeSpan RepeatPollInterval = TimeSpan.FromMilliseconds(200);
-
-    // A downstream answer about the request itself (bad agent, unknown run) goes back as it came, details included.
-    private static async Task<T> ForwardAsync<T>(string service, Func<Task<T>> call)
-    {
-        try
-        {
-            return await call().ConfigureAwait(false);
-        }
-        catch (RpcException exception) when (exception.StatusCode is StatusCode.InvalidArgument or StatusCode.NotFound or StatusCode.FailedPrecondition or StatusCode.AlreadyExists)
-        {
-            throw;
-        }
-        catch (RpcException exception) when (exception.StatusCode != StatusCode.Cancelled)
-        {
-            throw new DownstreamException(service, exception);
-        }
-    }
 
     private static void Require(string value, string field)
     {

@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Grpc.JsonTranscoding;
+using Microsoft.AspNetCore.Mvc.ApiExplorer;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.OpenApi.Any;
 using Microsoft.OpenApi.Models;
@@ -8,14 +9,19 @@ namespace Namra.Orchestrator;
 
 /// <summary>
 /// What the generated OpenAPI document needs beyond the protos' http rules for a client generator to make a good
-/// client: an operation id per method (its gRPC name), the API-key schemes, and the protobuf well-known types as the
-/// JSON they are on the wire rather than as their C# members.
+/// client: an operation id per method (its gRPC name), a server, the API-key schemes, the client errors apart from the
+/// server's, how a stream arrives, and the protobuf well-known types as the JSON they are on the wire rather than as
+/// their C# members.
 /// </summary>
 internal static class OpenApiDocument
 {
     public static void Describe(SwaggerGenOptions swagger)
     {
-        swagger.CustomOperationIds(api => api.ActionDescriptor.EndpointMetadata.OfType<GrpcJsonTranscodingMetadata>().FirstOrDefault()?.MethodDescriptor.Name);
+        swagger.CustomOperationIds(api => Method(api)?.Name);
+        // Relative: the API is on the host that serves the document, whatever name a proxy gives it; a client made
+        // from a saved copy sets its own base URL.
+        swagger.AddServer(new OpenApiServer { Url = "/", Description = "The host that serves this document." });
+        swagger.AddOperationFilterInstance(new ErrorsAndStreams());
 
         // Keys are required only when the operator configures them (NAMRA_API_KEYS): either header carries one.
         var bearer = new OpenApiSecurityScheme { Type = SecuritySchemeType.Http, Scheme = "bearer", Description = "An API key as a bearer token (when the server requires keys)." };
@@ -39,5 +45,34 @@ internal static class OpenApiDocument
         });
     }
 
+    private static Google.Protobuf.Reflection.MethodDescriptor? Method(ApiDescription api) =>
+        api.ActionDescriptor.EndpointMetadata.OfType<GrpcJsonTranscodingMetadata>().FirstOrDefault()?.MethodDescriptor;
+
     private static OpenApiSecurityScheme Reference(string id) => new() { Reference = new OpenApiReference { Type = ReferenceType.SecurityScheme, Id = id } };
+
+    /// <summary>
+    /// Transcoding describes every error as one <c>default</c> response; this adds the client's errors (<c>4XX</c>, the
+    /// same <c>google.rpc.Status</c> body) so a generated client can tell a refused request from a failed server, and
+    /// says that a server-streaming method answers with one JSON message per line rather than one JSON document.
+    /// </summary>
+    private sealed class ErrorsAndStreams : IOperationFilter
+    {
+        public void Apply(OpenApiOperation operation, OperationFilterContext context)
+        {
+            if (operation.Responses.Remove("default", out var error))
+            {
+                operation.Responses["4XX"] = new OpenApiResponse
+                {
+                    Description = "The request was refused; `code` is its gRPC status: INVALID_ARGUMENT, FAILED_PRECONDITION or OUT_OF_RANGE (400), UNAUTHENTICATED (401), PERMISSION_DENIED (403), NOT_FOUND (404), ALREADY_EXISTS or ABORTED (409), RESOURCE_EXHAUSTED (429).",
+                    Content = new Dictionary<string, OpenApiMediaType>(error.Content),
+                };
+                operation.Responses["default"] = error;
+            }
+
+            if (Method(context.ApiDescription) is { IsServerStreaming: true } && operation.Responses.TryGetValue("200", out var ok))
+            {
+                ok.Description = "A stream of newline-delimited JSON: one message of this schema per line, each as the server sends it. A call that fails after the first line ends with a `google.rpc.Status` line instead.";
+            }
+        }
+    }
 }

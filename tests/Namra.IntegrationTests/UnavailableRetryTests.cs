@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Namra.Contracts.V1;
 using Namra.Hosting;
 using Namra.Hosting.Clients;
+using Namra.Hosting.Errors;
 using Namra.Server;
 using Namra.Testing;
 
@@ -34,11 +35,14 @@ public sealed class UnavailableRetryTests
         var flaky = new Flaky { Failures = int.MaxValue };
         await using var hosts = await Hosts.StartAsync(flaky);
 
-        var error = await Assert.ThrowsAsync<RpcException>(() =>
+        var error = await Assert.ThrowsAsync<DownstreamException>(() =>
             hosts.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = "run-1" }, deadline: DateTime.UtcNow.AddSeconds(30)).ResponseAsync);
 
         Assert.Equal(StatusCode.Unavailable, error.StatusCode);
-        Assert.Equal("restarting", error.Status.Detail);
+        Assert.Equal("The memory service is unavailable: restarting", error.Status.Detail);
+        Assert.Equal("restarting", error.Cause.Status.Detail);
+        var resource = Assert.Single(RpcDetails.Of<Google.Rpc.ResourceInfo>(error));
+        Assert.Equal(("namra.v1.MemoryService", "memory"), (resource.ResourceType, resource.ResourceName));
         Assert.Equal(5, flaky.Calls);
     }
 
@@ -49,11 +53,12 @@ public sealed class UnavailableRetryTests
         var flaky = new Flaky { Failures = int.MaxValue };
         await using var hosts = await Hosts.StartAsync(flaky);
 
-        var error = await Assert.ThrowsAsync<RpcException>(() =>
+        var error = await Assert.ThrowsAsync<DownstreamException>(() =>
             hosts.ToolExecutor.ExecuteToolAsync(new ExecuteToolRequest(), deadline: DateTime.UtcNow.AddSeconds(30)).ResponseAsync);
 
         Assert.Equal(StatusCode.Unavailable, error.StatusCode);
-        Assert.False(UnavailableRetry.NothingWasSent(error));
+        Assert.Equal("tool-executor", error.Service);
+        Assert.False(error.NeverReachedTheService);
         Assert.Equal(1, flaky.Calls);
     }
 
@@ -67,11 +72,11 @@ public sealed class UnavailableRetryTests
         });
         var client = new ToolExecutorService.ToolExecutorServiceClient(caller.Services.GetRequiredService<NamraServiceChannels>().For("tool-executor"));
 
-        var error = await Assert.ThrowsAsync<RpcException>(() =>
+        var error = await Assert.ThrowsAsync<DownstreamException>(() =>
             client.ExecuteToolAsync(new ExecuteToolRequest(), deadline: DateTime.UtcNow.AddSeconds(30)).ResponseAsync);
 
         Assert.Equal(StatusCode.Unavailable, error.StatusCode);
-        Assert.True(UnavailableRetry.NothingWasSent(error), error.Status.DebugException?.ToString());
+        Assert.True(error.NeverReachedTheService, error.Cause.ToString());
     }
 
     [Fact]
@@ -80,10 +85,11 @@ public sealed class UnavailableRetryTests
         var flaky = new Flaky { Failures = int.MaxValue, Status = StatusCode.Internal };
         await using var hosts = await Hosts.StartAsync(flaky);
 
-        var error = await Assert.ThrowsAsync<RpcException>(() =>
+        var error = await Assert.ThrowsAsync<DownstreamException>(() =>
             hosts.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = "run-1" }, deadline: DateTime.UtcNow.AddSeconds(30)).ResponseAsync);
 
         Assert.Equal(StatusCode.Internal, error.StatusCode);
+        Assert.Equal("The memory service failed: restarting", error.Status.Detail);
         Assert.Equal(1, flaky.Calls);
     }
 
@@ -115,7 +121,7 @@ public sealed class UnavailableRetryTests
         var flaky = new Flaky { Failures = 1 };
         await using var hosts = await Hosts.StartAsync(flaky);
 
-        var streamed = await Assert.ThrowsAsync<RpcException>(async () =>
+        var streamed = await Assert.ThrowsAsync<DownstreamException>(async () =>
         {
             using var call = hosts.LlmGateway.StreamGenerate(new StreamGenerateRequest(), deadline: DateTime.UtcNow.AddSeconds(30));
             await foreach (var _ in call.ResponseStream.ReadAllAsync())
@@ -124,6 +130,57 @@ public sealed class UnavailableRetryTests
         });
 
         Assert.Equal(StatusCode.Unavailable, streamed.StatusCode);
+        Assert.Equal(1, flaky.Calls);
+    }
+
+    [Fact]
+    public async Task AModelTurn_ToAGatewayNotListening_IsKnownNotToHaveBeenSent()
+    {
+        await using var caller = await NamraTestHost.StartAsync("config", new Dictionary<string, string?>
+        {
+            ["Namra:Services:LlmGateway"] = $"http://127.0.0.1:{LocalPorts.Free()}",
+        });
+        var client = new LlmGatewayService.LlmGatewayServiceClient(caller.Services.GetRequiredService<NamraServiceChannels>().For("llm-gateway"));
+
+        var error = await Assert.ThrowsAsync<DownstreamException>(async () =>
+        {
+            using var call = client.StreamGenerate(new StreamGenerateRequest(), deadline: DateTime.UtcNow.AddSeconds(30));
+            await call.ResponseStream.MoveNext();
+        });
+
+        Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+        Assert.True(error.NeverReachedTheService, error.Cause.ToString());
+    }
+
+    [Fact]
+    public async Task AStreamSafeToRepeat_AnsweredUnavailableBeforeItsFirstMessage_IsSentAgain()
+    {
+        var flaky = new Flaky { Failures = 2 };
+        await using var hosts = await WatchHosts.StartAsync(flaky);
+
+        using var call = hosts.Config.WatchAgents(new WatchAgentsRequest(), deadline: DateTime.UtcNow.AddSeconds(30));
+        var names = new List<string>();
+        await foreach (var change in call.ResponseStream.ReadAllAsync())
+        {
+            names.Add(change.Agent.Ref.Name);
+        }
+
+        Assert.Equal(["first", "second"], names);
+        Assert.Equal(3, flaky.Calls);
+    }
+
+    [Fact]
+    public async Task AStreamSafeToRepeat_FailingAfterItsFirstMessage_IsNotSentAgain()
+    {
+        // What was read is never read twice: the caller sees the failure.
+        var flaky = new Flaky { Failures = 0, FailMidStream = true };
+        await using var hosts = await WatchHosts.StartAsync(flaky);
+
+        using var call = hosts.Config.WatchAgents(new WatchAgentsRequest(), deadline: DateTime.UtcNow.AddSeconds(30));
+        Assert.True(await call.ResponseStream.MoveNext());
+        var error = await Assert.ThrowsAsync<DownstreamException>(() => call.ResponseStream.MoveNext());
+
+        Assert.Equal(("config", StatusCode.Unavailable), (error.Service, error.StatusCode));
         Assert.Equal(1, flaky.Calls);
     }
 
@@ -137,6 +194,8 @@ public sealed class UnavailableRetryTests
         public StatusCode Status { get; init; } = StatusCode.Unavailable;
 
         public Action<int>? OnCall { get; set; }
+
+        public bool FailMidStream { get; init; }
 
         public int Calls => Volatile.Read(ref _calls);
 
@@ -176,6 +235,48 @@ public sealed class UnavailableRetryTests
             flaky.Answer();
             await responseStream.WriteAsync(new StreamGenerateResponse { TextDelta = new TextDelta { Text = "Hel" } });
             await responseStream.WriteAsync(new StreamGenerateResponse { TextDelta = new TextDelta { Text = "lo" } });
+        }
+    }
+
+    private sealed class FlakyConfig(Flaky flaky) : ConfigService.ConfigServiceBase
+    {
+        public override async Task WatchAgents(WatchAgentsRequest request, IServerStreamWriter<WatchAgentsResponse> responseStream, ServerCallContext context)
+        {
+            flaky.Answer();
+            await responseStream.WriteAsync(new WatchAgentsResponse { Agent = new AgentSummary { Ref = new AgentRef { Name = "first" } } });
+            if (flaky.FailMidStream)
+            {
+                throw new RpcException(new Status(StatusCode.Unavailable, "restarting"));
+            }
+
+            await responseStream.WriteAsync(new WatchAgentsResponse { Agent = new AgentSummary { Ref = new AgentRef { Name = "second" } } });
+        }
+    }
+
+    // A flaky config service in one process (hosting the memory role, whose service is not called here), called from another.
+    private sealed class WatchHosts(NamraTestHost server, NamraTestHost caller) : IAsyncDisposable
+    {
+        public ConfigService.ConfigServiceClient Config { get; } = new(caller.Services.GetRequiredService<NamraServiceChannels>().For("config"));
+
+        public static async Task<WatchHosts> StartAsync(Flaky flaky)
+        {
+            var server = await NamraTestHost.StartAsync("memory", configure: builder => builder.Services.AddSingleton(flaky), build: builder =>
+            {
+                var app = NamraComposition.Build(builder);
+                app.MapGrpcService<FlakyConfig>();
+                return app;
+            });
+            var caller = await NamraTestHost.StartAsync("tool-executor", new Dictionary<string, string?>
+            {
+                ["Namra:Services:Config"] = server.Services.GetRequiredService<NamraEndpoints>().GrpcAddress.ToString(),
+            });
+            return new WatchHosts(server, caller);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await caller.DisposeAsync();
+            await server.DisposeAsync();
         }
     }
 

@@ -12,8 +12,9 @@ namespace Namra.Hosting.Clients;
 /// <summary>
 /// How this process calls each service, made once and shared. A service hosted in this process is called
 /// directly (<see cref="InProcessCallInvoker"/>); the others over the network, through channels that retry
-/// <c>UNAVAILABLE</c> (a replica restarting, a connection refused) with backoff, within each call's deadline: unary
-/// calls by <see cref="UnavailableRetry"/>, server-streaming calls by the channel's own retry policy.
+/// <c>UNAVAILABLE</c> (a replica restarting, a connection refused) with backoff, within each call's deadline
+/// (<see cref="UnavailableRetry"/>). Either way a call that fails throws a <see cref="DownstreamException"/> naming
+/// the service (<see cref="DownstreamFailures"/>).
 /// </summary>
 public sealed class NamraServiceChannels(
     IConfiguration configuration,
@@ -46,12 +47,14 @@ public sealed class NamraServiceChannels(
 
     private (CallInvoker Invoker, GrpcChannel? Channel) Create(string role)
     {
-        var key = (roles.Find(role) ?? throw new ArgumentOutOfRangeException(nameof(role), role, "Not a service this build knows.")).AddressKey;
+        var known = roles.Find(role) ?? throw new ArgumentOutOfRangeException(nameof(role), role, "Not a service this build knows.");
+        var failures = new DownstreamFailures(role, known.Service);
+        var key = known.AddressKey;
         var (configured, hostedHere) = (configuration.GetSection(SectionName)[key], roles.Hosts(role));
         if (string.IsNullOrWhiteSpace(configured) && hostedHere && inProcessServices.FirstOrDefault(s => s.Role == role) is { } local)
         {
             // A service hosted here is called directly: its handler, its error mapping, no serialization, no HTTP.
-            return (new InProcessCallInvoker(services, local), null);
+            return (new InProcessCallInvoker(services, local).Intercept(failures), null);
         }
 
         var address = !string.IsNullOrWhiteSpace(configured) ? configured
@@ -74,10 +77,9 @@ public sealed class NamraServiceChannels(
             ServiceConfig = new ServiceConfig
             {
                 LoadBalancingConfigs = { balanced ? new RoundRobinConfig() : new PickFirstConfig() },
-                MethodConfigs = { _retry.StreamingPolicy() },
             },
         });
-        return (channel.CreateCallInvoker().Intercept(_retry), channel);
+        return (channel.CreateCallInvoker().Intercept(_retry).Intercept(failures), channel);
     }
 
     /// <inheritdoc/>

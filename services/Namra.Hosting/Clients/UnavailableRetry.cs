@@ -2,7 +2,6 @@ using System.Net.Sockets;
 using Google.Protobuf.Reflection;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
-using Grpc.Net.Client.Configuration;
 
 namespace Namra.Hosting.Clients;
 
@@ -11,10 +10,10 @@ namespace Namra.Hosting.Clients;
 /// backoff and full jitter (50 ms doubling to 1 s, as gRPC's own retry policy), never past the call's deadline or
 /// its cancellation. Only a method safe to repeat (its proto's <c>idempotency_level</c> is <c>NO_SIDE_EFFECTS</c> or
 /// <c>IDEMPOTENT</c>) is retried whatever happened; any other (<c>ExecuteTool</c>, <c>Remember</c>) only when
-/// the connection could not be made, so nothing reached the service. A call that succeeds the first time costs one
-/// more await, where the channel's built-in retry policy buffered every call so it could be sent again.
-/// Server-streaming calls keep the built-in policy, for their safe methods: it knows when a stream has committed (its
-/// headers came), which an interceptor cannot see without reading the stream.
+/// the connection could not be made, so nothing reached the service. A server-streaming call is sent again under the
+/// same rules only until its first message arrives: what was read is never read twice. A call that succeeds the first
+/// time costs one more await, where the channel's built-in retry policy buffered every call so it could be sent again.
+/// The one retry between Namra's services.
 /// </summary>
 internal sealed class UnavailableRetry(TimeProvider timeProvider, IEnumerable<ServiceDescriptor> services) : Interceptor
 {
@@ -29,28 +28,6 @@ internal sealed class UnavailableRetry(TimeProvider timeProvider, IEnumerable<Se
     // Safe to repeat, as the method's proto says: its idempotency_level is NO_SIDE_EFFECTS or IDEMPOTENT.
     private static bool SafeToRepeat(MethodDescriptor method) =>
         method.GetOptions()?.IdempotencyLevel is MethodOptions.Types.IdempotencyLevel.NoSideEffects or MethodOptions.Types.IdempotencyLevel.Idempotent;
-
-    /// <summary>The channel's own retry policy, under the same rules, for the server-streaming methods safe to repeat.</summary>
-    internal MethodConfig StreamingPolicy()
-    {
-        var config = new MethodConfig
-        {
-            RetryPolicy = new RetryPolicy
-            {
-                MaxAttempts = MaxAttempts,
-                InitialBackoff = InitialBackoff,
-                MaxBackoff = MaxBackoff,
-                BackoffMultiplier = 2,
-                RetryableStatusCodes = { StatusCode.Unavailable },
-            },
-        };
-        foreach (var method in _methods.Values.Where(method => method.IsServerStreaming && SafeToRepeat(method)))
-        {
-            config.Names.Add(new MethodName { Service = method.Service.FullName, Method = method.Name });
-        }
-
-        return config;
-    }
 
     /// <summary>Whether the call failed before reaching the service: its connection could not be made.</summary>
     internal static bool NothingWasSent(RpcException exception) =>
@@ -79,6 +56,13 @@ internal sealed class UnavailableRetry(TimeProvider timeProvider, IEnumerable<Se
                 WaitAsync(delay, context.Options.CancellationToken).GetAwaiter().GetResult();
             }
         }
+    }
+
+    public override AsyncServerStreamingCall<TResponse> AsyncServerStreamingCall<TRequest, TResponse>(
+        TRequest request, ClientInterceptorContext<TRequest, TResponse> context, AsyncServerStreamingCallContinuation<TRequest, TResponse> continuation)
+    {
+        var stream = new StreamAttempts<TRequest, TResponse>(this, request, context, continuation);
+        return new AsyncServerStreamingCall<TResponse>(stream, stream.HeadersAsync(), stream.GetStatus, stream.GetTrailers, stream.Dispose);
     }
 
     // How long to wait before the next attempt, or null when the failure stands: not UNAVAILABLE, a call that reached
@@ -166,6 +150,75 @@ internal sealed class UnavailableRetry(TimeProvider timeProvider, IEnumerable<Se
                 }
 
                 await _retry.WaitAsync(delay, _context.Options.CancellationToken).ConfigureAwait(false);
+                var failed = _current;
+                Volatile.Write(ref _current, _continuation(_request, _context));
+                failed.Dispose();
+            }
+        }
+    }
+
+    // One server-streaming call: its current attempt, replaced after a retried failure before any message came.
+    private sealed class StreamAttempts<TRequest, TResponse> : IAsyncStreamReader<TResponse>
+        where TRequest : class
+        where TResponse : class
+    {
+        private readonly UnavailableRetry _retry;
+        private readonly TRequest _request;
+        private readonly ClientInterceptorContext<TRequest, TResponse> _context;
+        private readonly AsyncServerStreamingCallContinuation<TRequest, TResponse> _continuation;
+        private AsyncServerStreamingCall<TResponse> _current;
+        private bool _received;
+        private int _attempt = 1;
+
+        public StreamAttempts(UnavailableRetry retry, TRequest request, ClientInterceptorContext<TRequest, TResponse> context, AsyncServerStreamingCallContinuation<TRequest, TResponse> continuation)
+        {
+            (_retry, _request, _context, _continuation) = (retry, request, context, continuation);
+            _current = continuation(request, context);
+        }
+
+        public TResponse Current => _current.ResponseStream.Current;
+
+        public Status GetStatus() => Volatile.Read(ref _current).GetStatus();
+
+        public Metadata GetTrailers() => Volatile.Read(ref _current).GetTrailers();
+
+        public void Dispose() => Volatile.Read(ref _current).Dispose();
+
+        // The headers of the attempt that sent them: a failed attempt's headers wait for the attempt that replaced it.
+        public async Task<Metadata> HeadersAsync()
+        {
+            while (true)
+            {
+                var attempt = Volatile.Read(ref _current);
+                try
+                {
+                    return await attempt.ResponseHeadersAsync.ConfigureAwait(false);
+                }
+                catch (RpcException) when (!ReferenceEquals(attempt, Volatile.Read(ref _current)))
+                {
+                    // replaced while its headers failed: ask the next attempt
+                }
+            }
+        }
+
+        public async Task<bool> MoveNext(CancellationToken cancellationToken)
+        {
+            while (true)
+            {
+                TimeSpan delay;
+                try
+                {
+                    var more = await _current.ResponseStream.MoveNext(cancellationToken).ConfigureAwait(false);
+                    _received |= more;
+                    return more;
+                }
+                catch (RpcException exception) when (!_received && _retry.Backoff(exception, _attempt, _context.Method.FullName, _context.Options) is { } wait)
+                {
+                    delay = wait;
+                }
+
+                await _retry.WaitAsync(delay, _context.Options.CancellationToken).ConfigureAwait(false);
+                _attempt++;
                 var failed = _current;
                 Volatile.Write(ref _current, _continuation(_request, _context));
                 failed.Dispose();

@@ -1,4 +1,3 @@
-using Namra.Contracts;
 using Namra.Contracts.V1;
 
 namespace Namra.Orchestrator.Loop;
@@ -22,8 +21,8 @@ internal static class CostBudgetPrices
 
         foreach (var model in llm.FallbackModels.Prepend(llm.Model).Distinct(StringComparer.Ordinal))
         {
-            var known = await Downstream.CallAsync(ServiceRoles.LlmGateway, async () => await downstream.LlmGateway.ListModelsAsync(
-                new ListModelsRequest { Provider = llm.Provider, Model = model }, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false);
+            var known = await downstream.LlmGateway.ListModelsAsync(
+                new ListModelsRequest { Provider = llm.Provider, Model = model }, cancellationToken: cancellationToken).ConfigureAwait(false);
             if (known.Models.Count == 0)
             {
                 return model;

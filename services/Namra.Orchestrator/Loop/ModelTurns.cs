@@ -1,5 +1,4 @@
 using Grpc.Core;
-using Namra.Contracts;
 using Namra.Contracts.V1;
 using Namra.Hosting.Clients;
 using Namra.Hosting.Errors;
@@ -12,8 +11,6 @@ namespace Namra.Orchestrator.Loop;
 /// </summary>
 internal sealed class ModelTurns(Downstream downstream)
 {
-    private const int MaxGatewayConnectAttempts = 3;
-
     public async Task<GenerateCompleted> GenerateAsync(RunContext run, CallBudget? budget, int iteration, CancellationToken cancellationToken)
     {
         var agent = run.Request.Agent;
@@ -24,8 +21,7 @@ internal sealed class ModelTurns(Downstream downstream)
         {
             // Nobody reads text deltas: one response instead of a stream of them (a fraction of the calls' cost).
             var whole = new GenerateRequest { Llm = agent.Llm, SystemPrompt = agent.SystemPrompt, Messages = { run.Messages }, Tools = { run.Tools }, ToolChoice = toolChoice, Context = context, Budget = budget };
-            var response = await Downstream.CallAsync(ServiceRoles.LlmGateway, async () =>
-                await downstream.LlmGateway.GenerateAsync(whole, deadline: run.Deadline, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false);
+            var response = await downstream.LlmGateway.GenerateAsync(whole, deadline: run.Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
             return new GenerateCompleted
             {
                 Message = response.Message, StopReason = response.StopReason, Usage = response.Usage, Cost = response.Cost, Model = response.Model, ResponseId = response.ResponseId,
@@ -34,23 +30,9 @@ internal sealed class ModelTurns(Downstream downstream)
         }
 
         var call = new StreamGenerateRequest { Llm = agent.Llm, SystemPrompt = agent.SystemPrompt, Messages = { run.Messages }, Tools = { run.Tools }, ToolChoice = toolChoice, Context = context, Budget = budget };
-        return await Downstream.CallAsync(ServiceRoles.LlmGateway, async () =>
-        {
-            // A model turn is billed once it reaches a gateway: it is sent again only when no gateway was reached (a
-            // replica that is gone refuses the connection; the channel picks another). A gateway lost mid-turn ends it.
-            for (var attempt = 1; ; attempt++)
-            {
-                try
-                {
-                    return await StreamTurnAsync(run.State, call, run.Deadline, cancellationToken).ConfigureAwait(false);
-                }
-                catch (RpcException exception) when (attempt < MaxGatewayConnectAttempts && CallFailures.NeverReachedTheService(exception)
-                    && !cancellationToken.IsCancellationRequested)
-                {
-                    // try another connection
-                }
-            }
-        }, cancellationToken).ConfigureAwait(false);
+        // A model turn is billed once it reaches a gateway: the channel sends it again only when no gateway was reached
+        // (a replica that is gone refuses the connection). A gateway lost mid-turn ends it.
+        return await StreamTurnAsync(run.State, call, run.Deadline, cancellationToken).ConfigureAwait(false);
     }
 
     private async Task<GenerateCompleted> StreamTurnAsync(RunState state, StreamGenerateRequest call, DateTime deadline, CancellationToken cancellationToken)
@@ -88,16 +70,17 @@ internal sealed class ModelTurns(Downstream downstream)
     /// </summary>
     public static List<ProviderAttempt> FailedAttempts(DownstreamException exception, LlmConfig llm, CallBudget? left)
     {
-        if (exception.InnerException is not RpcException inner || CallFailures.NeverReachedTheService(inner))
+        if (exception.NeverReachedTheService)
         {
             return [];
         }
 
-        if (RpcDetails.Of<ProviderAttempts>(inner) is [var reported, ..])
+        if (RpcDetails.Of<ProviderAttempts>(exception) is [var reported, ..])
         {
             return [.. reported.Attempts];
         }
 
+        var inner = exception.Cause;
         return inner.StatusCode is StatusCode.Unavailable or StatusCode.Cancelled or StatusCode.DeadlineExceeded or StatusCode.Internal or StatusCode.Unknown
             ? [new ProviderAttempt
             {
@@ -113,8 +96,8 @@ internal sealed class ModelTurns(Downstream downstream)
 
     /// <summary>The gateway's refusal of a call that does not fit the run's budget: its QuotaFailure names the budget.</summary>
     public static string? BudgetRefusal(DownstreamException exception) =>
-        exception is { StatusCode: StatusCode.ResourceExhausted, InnerException: RpcException inner }
-        && RpcDetails.Of<Google.Rpc.QuotaFailure>(inner).SelectMany(quota => quota.Violations)
+        exception.StatusCode == StatusCode.ResourceExhausted
+        && RpcDetails.Of<Google.Rpc.QuotaFailure>(exception).SelectMany(quota => quota.Violations)
             .FirstOrDefault(v => v.Subject.StartsWith("execution.budget.", StringComparison.Ordinal)) is { } violation
             ? violation.Description
             : null;

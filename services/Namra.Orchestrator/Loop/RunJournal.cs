@@ -1,7 +1,7 @@
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
-using Namra.Contracts;
 using Namra.Contracts.V1;
+using Namra.Hosting.Clients;
 using Namra.Hosting.Errors;
 
 namespace Namra.Orchestrator.Loop;
@@ -31,9 +31,9 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
     public async Task CreateAsync(RunBegan began, DateTime deadline, CancellationToken cancellationToken)
     {
         run.Lease = Lease();
-        var created = await Downstream.CallAsync(ServiceRoles.Memory, async () => await downstream.Memory.CreateRunRecordAsync(
+        var created = await downstream.Memory.CreateRunRecordAsync(
             new CreateRunRecordRequest { Run = run, Journal = { Entry(1, new RunJournalEntry { Began = began }) } },
-            deadline: deadline, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false);
+            deadline: deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
         _etag = created.Run.Etag;
         _length = created.Run.JournalLength;
         run.JournalLength = _length;
@@ -114,7 +114,7 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
                 Advance(written.Run);
                 return;
             }
-            catch (RpcException exception) when (exception.StatusCode == StatusCode.Aborted && !cancellationToken.IsCancellationRequested)
+            catch (DownstreamException exception) when (exception.StatusCode == StatusCode.Aborted)
             {
                 var stored = await ReadAsync(deadline, cancellationToken).ConfigureAwait(false);
                 // Steps past those this replica knows were written by an earlier attempt whose answer was lost (only the
@@ -137,10 +137,6 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
                 _etag = stored.Etag;
                 TakeCancel(stored);
             }
-            catch (RpcException exception) when (!cancellationToken.IsCancellationRequested)
-            {
-                throw new DownstreamException(ServiceRoles.Memory, exception);
-            }
         }
     }
 
@@ -157,8 +153,8 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
     }
 
     private async Task<Run> ReadAsync(DateTime deadline, CancellationToken cancellationToken) =>
-        (await Downstream.CallAsync(ServiceRoles.Memory, async () => await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = run.RunId },
-            deadline: deadline, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false)).Run;
+        (await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = run.RunId },
+            deadline: deadline, cancellationToken: cancellationToken).ConfigureAwait(false)).Run;
 
     private void TakeCancel(Run stored)
     {

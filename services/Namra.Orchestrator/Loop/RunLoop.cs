@@ -1,3 +1,4 @@
+using Namra.Hosting.Clients;
 using System.Diagnostics;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
@@ -144,7 +145,6 @@ internal sealed class RunLoop(
             await run.Journal.CreateAsync(new RunBegan { Agent = run.Request.Agent, Input = input, Untrusted = run.Request.Untrusted }, run.Deadline, stop.Token).ConfigureAwait(false);
         }
         catch (Exception exception) when (exception is OperationCanceledException or RpcException { StatusCode: StatusCode.Cancelled or StatusCode.DeadlineExceeded }
-            or DownstreamException { StatusCode: StatusCode.DeadlineExceeded }
             && !registration.Token.IsCancellationRequested
             && (timeLimit.IsCancellationRequested || timeProvider.GetUtcNow().UtcDateTime >= run.Deadline - TimeSpan.FromMilliseconds(100))) // the call's deadline may fire first
         {
@@ -152,7 +152,7 @@ internal sealed class RunLoop(
             // never a cancellation the caller did not ask for.
             throw new NamraException(StatusCode.DeadlineExceeded,
                 $"The memory service did not answer before the run's deadline ({timeout.TotalSeconds:0.###} s); the run was not started.",
-                [DownstreamException.ResourceOf(ServiceRoles.Memory, "did not answer CreateRunRecord in time")]);
+                [DownstreamException.ResourceOf(ServiceRoles.Memory, MemoryService.Descriptor, "did not answer CreateRunRecord in time")]);
         }
     }
 
@@ -256,9 +256,13 @@ internal sealed class RunLoop(
                 state.Fail(RunStatus.Cancelled, StatusCode.Cancelled, reason ?? "The caller cancelled the run.");
             }
         }
+        else if (exception is DownstreamException downstreamFailure)
+        {
+            state.Fail(downstreamFailure.StatusCode == StatusCode.DeadlineExceeded ? RunStatus.TimedOut : RunStatus.Failed, downstreamFailure);
+        }
         else if (exception is NamraException failure)
         {
-            state.Fail(failure is DownstreamException { StatusCode: StatusCode.DeadlineExceeded } ? RunStatus.TimedOut : RunStatus.Failed, failure);
+            state.Fail(RunStatus.Failed, failure);
         }
         else
         {
@@ -324,8 +328,8 @@ internal sealed class RunLoop(
             return;
         }
 
-        var listed = await resolved.ToolsAsync(run.Request.Ref, run.Request.Untrusted, () => Downstream.CallAsync(ServiceRoles.ToolExecutor, async () => await downstream.ToolExecutor.ListToolsAsync(
-            new ListToolsRequest { Tools = { agent.Tools }, Context = run.ToolContext }, deadline: run.Deadline, cancellationToken: cancellationToken), cancellationToken)).ConfigureAwait(false);
+        var listed = await resolved.ToolsAsync(run.Request.Ref, run.Request.Untrusted, () => downstream.ToolExecutor.ListToolsAsync(
+            new ListToolsRequest { Tools = { agent.Tools }, Context = run.ToolContext }, deadline: run.Deadline, cancellationToken: cancellationToken).ResponseAsync).ConfigureAwait(false);
         foreach (var tool in listed.Tools)
         {
             if (!run.Entries.TryAdd(tool.Name, agent.Tools.First(t => t.Name == tool.Source)))
@@ -345,13 +349,13 @@ internal sealed class RunLoop(
 
         if (run.Request.SessionId.Length > 0)
         {
-            var history = await Downstream.CallAsync(ServiceRoles.Memory, async () => await downstream.Memory.GetHistoryAsync(new GetHistoryRequest
+            var history = await downstream.Memory.GetHistoryAsync(new GetHistoryRequest
             {
                 SessionId = run.Request.SessionId,
                 MaxMessages = agent.Memory?.MaxMessages ?? 0,
                 MaxTokens = agent.Memory?.MaxHistoryTokens ?? 0,
                 Store = MemoryStore(agent),
-            }, deadline: run.Deadline, cancellationToken: cancellationToken), cancellationToken).ConfigureAwait(false);
+            }, deadline: run.Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
             run.Messages.AddRange(history.Messages);
         }
 

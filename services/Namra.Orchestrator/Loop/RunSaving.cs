@@ -1,6 +1,7 @@
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
 using Namra.Contracts.V1;
+using Namra.Hosting.Clients;
 using Namra.Hosting.Errors;
 using Namra.Orchestrator.Options;
 

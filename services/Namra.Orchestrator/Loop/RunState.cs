@@ -1,6 +1,7 @@
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Namra.Contracts.V1;
+using Namra.Hosting.Clients;
 using Namra.Hosting.Errors;
 
 namespace Namra.Orchestrator.Loop;
@@ -185,20 +186,20 @@ internal sealed class RunState(Run run, Func<RunEvent, Task>? emit, int maxEvent
     }
 
     /// <summary>
-    /// Ends the run with a service's failure, keeping its details: the provider's reason and request id
-    /// (<c>ErrorInfo</c>), when to try again (<c>RetryInfo</c>), which field or budget (<c>BadRequest</c>, <c>QuotaFailure</c>).
+    /// Ends the run with a failure, keeping its details: the provider's reason and request id (<c>ErrorInfo</c>), when
+    /// to try again (<c>RetryInfo</c>), which field or budget (<c>BadRequest</c>, <c>QuotaFailure</c>), and for a
+    /// service's failure the service at fault (<c>ResourceInfo</c>).
     /// </summary>
     public void Fail(RunStatus status, NamraException exception)
     {
         ArgumentNullException.ThrowIfNull(exception);
-        var details = exception.InnerException is RpcException { } inner && inner.GetRpcStatus() is { } remote
-            ? [.. remote.Details]
-            : exception.Details.Select(Any.Pack).ToList();
-        if (exception is DownstreamException downstream && !details.Any(d => d.Is(Google.Rpc.ResourceInfo.Descriptor)))
-        {
-            details.Add(Any.Pack(downstream.Resource)); // which service was at fault, as the record promises
-        }
+        Fail(status, exception.StatusCode, exception.Message, exception.Details.Select(Any.Pack));
+    }
 
-        Fail(status, exception.StatusCode, exception.Message, details);
+    /// <inheritdoc cref="Fail(RunStatus, NamraException)"/>
+    public void Fail(RunStatus status, DownstreamException exception)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        Fail(status, exception.StatusCode, exception.Status.Detail, exception.GetRpcStatus()?.Details);
     }
 }

@@ -2,8 +2,8 @@ using System.Collections.Concurrent;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Microsoft.Extensions.Options;
-using Namra.Contracts;
 using Namra.Contracts.V1;
+using Namra.Hosting.Clients;
 using Namra.Orchestrator.Options;
 
 namespace Namra.Orchestrator.Loop;
@@ -105,15 +105,10 @@ internal sealed class ToolCalls(Downstream downstream, IOptions<OrchestratorOpti
             }, deadline: run.Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
             return response.Result;
         }
-        catch (RpcException exception) when (exception.StatusCode is StatusCode.InvalidArgument or StatusCode.FailedPrecondition or StatusCode.PermissionDenied or StatusCode.NotFound
-            && !cancellationToken.IsCancellationRequested)
+        catch (DownstreamException exception) when (exception.StatusCode is StatusCode.InvalidArgument or StatusCode.FailedPrecondition or StatusCode.PermissionDenied or StatusCode.NotFound)
         {
             // The call was wrong, not the service: the model reads why and may correct it.
             return new ToolResult { ToolCallId = call.Id, IsError = true, Content = $"The tool call was refused: {exception.Status.Detail}" };
-        }
-        catch (RpcException exception) when (!cancellationToken.IsCancellationRequested)
-        {
-            throw new DownstreamException(ServiceRoles.ToolExecutor, exception);
         }
     }
 }
