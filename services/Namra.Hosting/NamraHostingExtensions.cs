@@ -17,12 +17,11 @@ using OpenTelemetry;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
-using Prometheus;
 
 namespace Namra.Hosting;
 
 /// <summary>
-/// Namra's service defaults, shared by every role: Kestrel endpoints, OpenTelemetry, prometheus-net,
+/// Namra's service defaults, shared by every role: Kestrel endpoints, OpenTelemetry (OTLP and the Prometheus scrape),
 /// gRPC health and reflection, error mapping, validated options and graceful shutdown.
 /// </summary>
 public static class NamraHostingExtensions
@@ -105,13 +104,6 @@ public static class NamraHostingExtensions
         builder.Services.AddSingleton<DrainState>();
         builder.Services.AddHostedService<DrainDelayService>();
 
-        // Namra records its metrics into prometheus-net directly (NamraMetrics); the bridge from every .NET
-        // meter would add hundreds of gauge-typed duplicates under prefixed names.
-        Metrics.SuppressDefaultMetrics(new SuppressDefaultMetricOptions { SuppressMeters = true });
-        // No exemplars: recording one per observation (trace and span id of the current activity) costs a lock and
-        // allocations on every call, and traces are found by run id anyway.
-        Metrics.DefaultFactory.ExemplarBehavior = new ExemplarBehavior { DefaultExemplarProvider = (_, _) => Prometheus.Exemplar.None };
-
         AddOpenTelemetry(builder, roles);
         return builder;
     }
@@ -141,7 +133,7 @@ public static class NamraHostingExtensions
         }
 
         // Served on both ports, but only the HTTP/1.1 one is reachable by Prometheus (the other is HTTP/2 only).
-        app.MapMetrics("/metrics");
+        app.MapPrometheusScrapingEndpoint("/metrics");
 
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Namra.Hosting");
         var lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
@@ -162,22 +154,11 @@ public static class NamraHostingExtensions
 
     private static void AddOpenTelemetry(WebApplicationBuilder builder, NamraRoles roles)
     {
-        // Exported only when an endpoint is configured, as the OpenTelemetry spec's OTEL_* variables say;
-        // everything else (protocol, headers, sampler) is read by the SDK from the same variables.
-        if (string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
-        {
-            // Nothing would receive spans or OTLP metrics: trace ids and context only (TracingWithoutExporter).
-            builder.Services.AddHostedService<TracingWithoutExporter>();
-            return;
-        }
-
-        builder.Logging.AddOpenTelemetry(logging =>
-        {
-            logging.IncludeFormattedMessage = true;
-            logging.IncludeScopes = true;
-        });
-
-        builder.Services.AddOpenTelemetry()
+        // Namra's meters and the runtime's are scraped at /metrics whatever else is configured. OTLP is used only when
+        // an endpoint is configured, as the OpenTelemetry spec's OTEL_* variables say; everything else (protocol,
+        // headers, sampler) is read by the SDK from the same variables.
+        var otlp = !string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]);
+        var telemetry = builder.Services.AddOpenTelemetry()
             .ConfigureResource(resource =>
             {
                 // OTEL_SERVICE_NAME, when set, names the service; otherwise the roles do.
@@ -188,17 +169,36 @@ public static class NamraHostingExtensions
                         serviceVersion: typeof(NamraHostingExtensions).Assembly.GetName().Version?.ToString(3));
                 }
             })
+            .WithMetrics(metrics =>
+            {
+                metrics.AddMeter(TelemetryPrefix + "*")
+                    .AddRuntimeInstrumentation()
+                    // Every scrape reads the meters as they are: a cached answer would hide what just happened.
+                    .AddPrometheusExporter(prometheus => prometheus.ScrapeResponseCacheDurationMilliseconds = 0);
+                if (otlp)
+                {
+                    metrics.AddAspNetCoreInstrumentation().AddHttpClientInstrumentation();
+                }
+            });
+        if (!otlp)
+        {
+            // Nothing would receive spans: trace ids and context only (TracingWithoutExporter).
+            builder.Services.AddHostedService<TracingWithoutExporter>();
+            return;
+        }
+
+        builder.Logging.AddOpenTelemetry(logging =>
+        {
+            logging.IncludeFormattedMessage = true;
+            logging.IncludeScopes = true;
+        });
+        telemetry
             .WithTracing(tracing => tracing
                 .AddSource(TelemetryPrefix + "*")
                 .AddAspNetCoreInstrumentation(aspnet => aspnet.Filter = IsNotInfrastructure)
                 // One client span per call between services: the gRPC one, not also the HTTP request beneath it.
                 .AddGrpcClientInstrumentation(grpc => grpc.SuppressDownstreamInstrumentation = true)
                 .AddHttpClientInstrumentation())
-            .WithMetrics(metrics => metrics
-                .AddMeter(TelemetryPrefix + "*")
-                .AddAspNetCoreInstrumentation()
-                .AddHttpClientInstrumentation()
-                .AddRuntimeInstrumentation())
             .UseOtlpExporter();
     }
 

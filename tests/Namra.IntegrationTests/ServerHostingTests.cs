@@ -81,10 +81,14 @@ public sealed class ServerHostingTests
         var client = new ConfigService.ConfigServiceClient(host.Channel);
         await Assert.ThrowsAsync<RpcException>(() => client.GetAgentAsync(new GetAgentRequest { Reference = "nobody_metrics" }).ResponseAsync);
 
-        var scrape = await host.Http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
+        var scrape = new PrometheusScrape(await host.Http.GetStringAsync(new Uri("/metrics", UriKind.Relative)));
 
-        Assert.Contains("grpc_server_handled_total{grpc_type=\"unary\",grpc_service=\"namra.v1.ConfigService\",grpc_method=\"GetAgent\",grpc_code=\"NotFound\"}", scrape, StringComparison.Ordinal);
-        Assert.Contains("grpc_server_handling_seconds_bucket{grpc_type=\"unary\",grpc_service=\"namra.v1.ConfigService\",grpc_method=\"GetAgent\"", scrape, StringComparison.Ordinal);
+        (string, string)[] call = [("grpc_type", "unary"), ("grpc_service", "namra.v1.ConfigService"), ("grpc_method", "GetAgent")];
+        Assert.True(scrape.Value("grpc_server_started_total", call) >= 1);
+        Assert.True(scrape.Value("grpc_server_handled_total", [.. call, ("grpc_code", "NotFound")]) >= 1);
+        Assert.True(scrape.Value("grpc_server_handling_seconds_bucket", [.. call, ("le", "+Inf")]) >= 1);
+        Assert.Contains("# TYPE grpc_server_handled_total counter", scrape.Text, StringComparison.Ordinal);
+        Assert.Contains("# TYPE grpc_server_handling_seconds histogram", scrape.Text, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using Namra.Testing.Telemetry;
 using System.Diagnostics;
 using Grpc.Core;
 using Grpc.Net.Client;
@@ -74,7 +75,7 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
         Assert.Equal(journal.Count, run.JournalLength);
         Assert.Equal(2, _anthropic.Requests.Count); // the turn that never finished was asked again; nothing else
         using var http = new HttpClient { BaseAddress = second.HttpAddress };
-        Assert.Matches("(?m)^namra_runs_recovered_total\\{agent=\"durable\"\\} 1$", await http.GetStringAsync(new Uri("/metrics", UriKind.Relative)));
+        Assert.Equal(1, new PrometheusScrape(await http.GetStringAsync(new Uri("/metrics", UriKind.Relative))).Value("namra_runs_recovered_total", ("agent", "durable")));
     }
 
     [Fact]

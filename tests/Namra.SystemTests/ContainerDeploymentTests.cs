@@ -1,3 +1,4 @@
+using Namra.Testing.Telemetry;
 using System.Globalization;
 using DotNet.Testcontainers.Builders;
 using DotNet.Testcontainers.Containers;
@@ -91,8 +92,8 @@ public sealed class ContainerDeploymentTests
             Assert.Equal("4", messages.Trim()); // the input, the tool call, its result, the answer
 
             using var http = new HttpClient();
-            var scrape = await http.GetStringAsync($"http://127.0.0.1:{ports["orchestrator"].Http}/metrics");
-            Assert.Matches("(?m)^namra_runs_total\\{agent=\"system_test_agent\",status=\"completed\"\\} 1$", scrape);
+            var scrape = new PrometheusScrape(await http.GetStringAsync($"http://127.0.0.1:{ports["orchestrator"].Http}/metrics"));
+            Assert.Equal(1, scrape.Value("namra_runs_total", ("agent", "system_test_agent"), ("status", "completed")));
         }
         finally
         {

@@ -1,38 +1,32 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
-using Prometheus;
 
 namespace Namra.Hosting.Telemetry;
 
 /// <summary>
-/// Records every gRPC call a service handles in prometheus-net, with the metric names and labels of
-/// go-grpc-prometheus, so existing dashboards and alerts apply: <c>grpc_server_started_total</c>,
-/// <c>grpc_server_handled_total{grpc_code}</c> and <c>grpc_server_handling_seconds</c>.
-/// Registered before the exception interceptor, so it sees the mapped status codes.
+/// Records every gRPC call a service handles, with the metric names and labels of go-grpc-prometheus, so existing
+/// dashboards and alerts apply: <c>grpc_server_started_total</c>, <c>grpc_server_handled_total{grpc_code}</c> and
+/// <c>grpc_server_handling_seconds</c>. Registered before the exception interceptor, so it sees the mapped status codes.
 /// </summary>
 internal sealed class GrpcMetricsInterceptor : Interceptor
 {
-    private static readonly string[] CallLabels = ["grpc_type", "grpc_service", "grpc_method"];
+    private static readonly Meter Meter = new(NamraHostingExtensions.TelemetryPrefix + "Grpc");
 
-    private static readonly Counter Started = Metrics.CreateCounter(
-        "grpc_server_started_total", "RPCs started on the server.", CallLabels);
+    private static readonly Counter<long> Started = Meter.CreateCounter<long>("grpc_server_started", description: "RPCs started on the server.");
 
-    private static readonly Counter Handled = Metrics.CreateCounter(
-        "grpc_server_handled_total", "RPCs completed on the server, by status code.", [.. CallLabels, "grpc_code"]);
+    private static readonly Counter<long> Handled = Meter.CreateCounter<long>("grpc_server_handled", description: "RPCs completed on the server, by status code.");
 
-    private static readonly Histogram HandlingSeconds = Metrics.CreateHistogram(
-        "grpc_server_handling_seconds", "Time from the start of an RPC to its completion on the server.",
-        new HistogramConfiguration
+    private static readonly Histogram<double> HandlingSeconds = Meter.CreateHistogram("grpc_server_handling", "s",
+        "Time from the start of an RPC to its completion on the server.", tags: null, advice: new InstrumentAdvice<double>
         {
-            LabelNames = CallLabels,
-            Buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+            HistogramBucketBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
         });
 
-    // The labelled series of each method, found once: looking them up by label values costs allocations and
-    // hashing on every call. Methods are the services' own, a fixed set.
-    private static readonly ConcurrentDictionary<(string Type, string Method), MethodSeries> SeriesByMethod = new();
+    // The labels of each method, split once. Methods are the services' own, a fixed set.
+    private static readonly ConcurrentDictionary<string, (string Service, string Method)> Methods = new(StringComparer.Ordinal);
 
     public override Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
         TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation) =>
@@ -60,8 +54,9 @@ internal sealed class GrpcMetricsInterceptor : Interceptor
 
     private static async Task<T> Observe<T>(string type, ServerCallContext context, Func<Task<T>> call)
     {
-        var series = SeriesByMethod.GetOrAdd((type, context.Method), key => new MethodSeries(key.Type, key.Method));
-        series.Started.Inc();
+        var (service, method) = Methods.GetOrAdd(context.Method, SplitMethod);
+        var tags = new TagList { { "grpc_type", type }, { "grpc_service", service }, { "grpc_method", method } };
+        Started.Add(1, tags);
         var started = Stopwatch.GetTimestamp();
         var code = StatusCode.OK;
         try
@@ -85,8 +80,9 @@ internal sealed class GrpcMetricsInterceptor : Interceptor
         }
         finally
         {
-            series.Seconds.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
-            series.Handled(code).Inc();
+            HandlingSeconds.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, tags);
+            tags.Add("grpc_code", CodeName(code));
+            Handled.Add(1, tags);
         }
     }
 
@@ -95,30 +91,6 @@ internal sealed class GrpcMetricsInterceptor : Interceptor
     {
         var slash = fullMethod.LastIndexOf('/');
         return slash <= 0 ? (fullMethod, fullMethod) : (fullMethod[1..slash], fullMethod[(slash + 1)..]);
-    }
-
-    private sealed class MethodSeries
-    {
-        private readonly string _type;
-        private readonly string _service;
-        private readonly string _method;
-        private readonly Counter.Child?[] _handled = new Counter.Child?[(int)StatusCode.Unauthenticated + 1];
-
-        public MethodSeries(string type, string fullMethod)
-        {
-            _type = type;
-            (_service, _method) = SplitMethod(fullMethod);
-            Started = GrpcMetricsInterceptor.Started.WithLabels(_type, _service, _method);
-            Seconds = HandlingSeconds.WithLabels(_type, _service, _method);
-        }
-
-        public Counter.Child Started { get; }
-
-        public Histogram.Child Seconds { get; }
-
-        public Counter.Child Handled(StatusCode code) => (int)code >= 0 && (int)code < _handled.Length
-            ? _handled[(int)code] ??= GrpcMetricsInterceptor.Handled.WithLabels(_type, _service, _method, CodeName(code))
-            : GrpcMetricsInterceptor.Handled.WithLabels(_type, _service, _method, CodeName(code));
     }
 
     private static string CodeName(StatusCode code) => code switch
