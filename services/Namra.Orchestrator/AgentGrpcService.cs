@@ -39,7 +39,6 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
     public override async Task<CancelRunResponse> CancelRun(CancelRunRequest request, ServerCallContext context)
     {
         Require(request.RunId, "run_id");
-        var reason = ActiveRuns.CancelReason(request.Reason);
         var record = await downstream.Memory.GetRunRecordAsync(
             new GetRunRecordRequest { RunId = request.RunId }, deadline: context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false);
         if (record.Run.Status is not (RunStatus.Running or RunStatus.Pending))
@@ -47,7 +46,7 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
             return new CancelRunResponse { Run = record.Run };
         }
 
-        if (!active.TryCancel(request.RunId, reason))
+        if (!active.TryCancel(request.RunId, request.Reason))
         {
             // Running on another replica: it reads the request within a second and stops what is in flight.
             var updated = await downstream.Memory.UpdateRunRecordAsync(new UpdateRunRecordRequest
@@ -211,10 +210,12 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
 
         if (emit is not null)
         {
-            // A stream repeated gets the run's last event: how it ended.
-            await emit(run.Status == RunStatus.Completed
-                ? new RunEvent { RunId = run.RunId, RunCompleted = new RunCompleted { Answer = run.Answer, Usage = run.Usage, Cost = run.Cost, Duration = run.Duration, Iterations = run.Iterations } }
-                : new RunEvent { RunId = run.RunId, RunFailed = new RunFailed { Status = run.Status, Error = run.Error, PartialAnswer = run.Answer, Usage = run.Usage, Cost = run.Cost, Duration = run.Duration } }).ConfigureAwait(false);
+            // A stream repeated gets the run's last event, as it was numbered and timed: how it ended.
+            var last = run.Status == RunStatus.Completed
+                ? new RunEvent { RunCompleted = new RunCompleted { Answer = run.Answer, Usage = run.Usage, Cost = run.Cost, Duration = run.Duration, Iterations = run.Iterations } }
+                : new RunEvent { RunFailed = new RunFailed { Status = run.Status, Error = run.Error, PartialAnswer = run.Answer, Usage = run.Usage, Cost = run.Cost, Duration = run.Duration } };
+            (last.RunId, last.Sequence, last.Time) = (run.RunId, Math.Max(1, run.EventsSummary?.Events ?? 0), run.EndTime ?? run.UpdateTime);
+            await emit(last).ConfigureAwait(false);
         }
 
         return run;

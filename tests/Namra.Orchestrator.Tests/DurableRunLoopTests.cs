@@ -152,6 +152,42 @@ public sealed class DurableRunLoopTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ACancelOnThisReplica_StopsTheToolInFlight_AndTheRecordKeepsTheReason()
+    {
+        _fakes.Tools.Delay = TimeSpan.FromSeconds(5);
+        _fakes.Gateway.Enqueue(FakeGateway.Calls(("c1", "act", "{}")));
+
+        var call = Execute("cancelled-here");
+        await WaitUntilAsync(() => !_fakes.Tools.Calls.IsEmpty);
+        await _client.CancelRunAsync(new CancelRunRequest { RunId = "cancelled-here", Reason = "wrong customer" });
+        var run = (await call).Run;
+        var stored = (await _client.GetRunAsync(new GetRunRequest { RunId = "cancelled-here" })).Run;
+
+        Assert.Equal((RunStatus.Cancelled, "Cancelled: wrong customer"), (run.Status, run.Error.Message));
+        Assert.Equal((true, "wrong customer"), (run.CancelRequested, run.CancelReason));
+        Assert.Equal((RunStatus.Cancelled, true, "wrong customer"), (stored.Status, stored.CancelRequested, stored.CancelReason));
+        Assert.Equal(["c1"], _fakes.Tools.Cancelled);
+    }
+
+    [Fact]
+    public async Task TheMemoryServiceDown_WhileAToolRuns_TheRunGoesOn_AndEnds()
+    {
+        // The watcher reads the record for cancel requests every 0.1 s: failed reads are tried again, never the run's end.
+        _fakes.Tools.Delay = TimeSpan.FromSeconds(1.5);
+        _fakes.Gateway.Enqueue(FakeGateway.Calls(("c1", "act", "{}")), FakeGateway.Text("Done."));
+
+        var call = Execute("store-down");
+        await WaitUntilAsync(() => !_fakes.Tools.Calls.IsEmpty);
+        _fakes.Memory.FailGet = StatusCode.Unavailable;
+        await WaitUntilAsync(() => _fakes.Memory.FailedGets >= 3);
+        _fakes.Memory.FailGet = null;
+        var run = (await call).Run;
+
+        Assert.Equal((RunStatus.Completed, "Done."), (run.Status, run.Answer));
+        Assert.Empty(_fakes.Tools.Cancelled);
+    }
+
+    [Fact]
     public async Task AResumedRun_ReplaysItsJournal_AndRunsOnlyTheCallInFlight()
     {
         _fakes.Tools.Idempotent = false;

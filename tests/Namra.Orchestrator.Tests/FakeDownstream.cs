@@ -124,12 +124,18 @@ internal sealed class FakeMemory : MemoryService.MemoryServiceBase
     private readonly Lock _gate = new();
     private readonly Dictionary<string, (Run Run, long Version)> _runs = new(StringComparer.Ordinal);
     private readonly Dictionary<string, List<RunJournalEntry>> _journals = new(StringComparer.Ordinal);
+    private int _failedGets;
 
     /// <summary>Says how to fail an update (the n-th, from 1), before or after applying it; null lets it pass.</summary>
     public Func<UpdateRunRecordRequest, int, (StatusCode Code, bool Applied)?>? FailUpdate { get; set; }
 
     /// <summary>Says how to fail an append of session messages; null lets it pass.</summary>
     public Func<AppendMessagesRequest, StatusCode?>? FailAppend { get; set; }
+
+    /// <summary>How to fail reads of a record while set (a store that is down).</summary>
+    public StatusCode? FailGet { get; set; }
+
+    public int FailedGets => Volatile.Read(ref _failedGets);
 
     public int Updates { get; private set; }
 
@@ -243,6 +249,12 @@ internal sealed class FakeMemory : MemoryService.MemoryServiceBase
 
     public override Task<GetRunRecordResponse> GetRunRecord(GetRunRecordRequest request, ServerCallContext context)
     {
+        if (FailGet is { } code)
+        {
+            Interlocked.Increment(ref _failedGets);
+            throw new RpcException(new Status(code, "the fake memory is down"));
+        }
+
         lock (_gate)
         {
             return _runs.TryGetValue(request.RunId, out var stored)

@@ -172,11 +172,11 @@ public sealed class RunLoopTests : IAsyncLifetime
         var unary = await ExecuteAsync(Agent(), "Count to 20.");
         var streamed = await StreamAsync(Agent(), "Count to 20.");
 
-        // Streamed, the turn arrives as deltas; unary, the same turn is one answer: the run counts every event but
-        // the last, so a unary run that streamed would count twenty more.
+        // Streamed, the turn arrives as deltas; unary, the same turn is one answer: the run counts every event, the
+        // last included, so a unary run that streamed would count twenty more.
         Assert.Equal(string.Concat(pieces), unary.Answer);
         Assert.Equal(20, streamed.Count(e => e.EventCase == RunEvent.EventOneofCase.TextDelta));
-        Assert.Equal(streamed.Count(e => e.EventCase is not (RunEvent.EventOneofCase.TextDelta or RunEvent.EventOneofCase.RunCompleted)), unary.EventsSummary.Events);
+        Assert.Equal(streamed.Count(e => e.EventCase != RunEvent.EventOneofCase.TextDelta), unary.EventsSummary.Events);
     }
 
     [Fact]
@@ -353,6 +353,29 @@ public sealed class RunLoopTests : IAsyncLifetime
         Assert.Single(_anthropic.Requests);
         Assert.Equal(StatusCode.AlreadyExists, other.StatusCode);
         Assert.Contains("names another run", other.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ARepeatedStream_GetsTheRunsLastEvent_AsItWasNumberedAndTimed()
+    {
+        _anthropic.Enqueue(AnthropicWire.TextTurn(20, 3, "Once."));
+        var request = new ExecuteStreamRequest { Agent = InlineAgents.Yaml(Agent()), Input = "Say it once.", RunId = "run-stream-repeat-1" };
+
+        var first = await ReadAsync(request);
+        var repeated = await ReadAsync(request);
+
+        var last = Assert.Single(repeated);
+        Assert.Equal(first[^1].Sequence, last.Sequence);
+        Assert.Equal(first[^1].RunCompleted, last.RunCompleted);
+        Assert.Equal("run-stream-repeat-1", last.RunId);
+        Assert.NotNull(last.Time);
+        Assert.Single(_anthropic.Requests);
+
+        async Task<List<RunEvent>> ReadAsync(ExecuteStreamRequest stream)
+        {
+            using var call = _client.ExecuteStream(stream);
+            return [.. await call.ResponseStream.ReadAllAsync().Select(item => item.Event).ToListAsync()];
+        }
     }
 
     [Fact]

@@ -37,15 +37,15 @@ internal sealed class ActiveRuns
     /// <summary>What a run cancelled by <c>CancelRun</c> says, with the reason its caller gave, if any.</summary>
     public static string CancelReason(string given) => given.Length > 0 ? $"Cancelled: {given}" : "Cancelled by CancelRun.";
 
-    /// <summary>Cancels a run executing here; false when it is not.</summary>
-    public bool TryCancel(string runId, string reason)
+    /// <summary>Cancels a run executing here, for the reason its caller gave (may be empty); false when it is not.</summary>
+    public bool TryCancel(string runId, string given)
     {
         if (!_runs.TryGetValue(runId, out var registration))
         {
             return false;
         }
 
-        registration.Cancel(reason);
+        registration.Cancel(given);
         return true;
     }
 
@@ -65,15 +65,15 @@ internal sealed class ActiveRuns
 
         public CancellationToken Token => _source.Token;
 
-        /// <summary>Why it was cancelled, when <c>CancelRun</c> did it.</summary>
-        public string? Reason { get; private set; }
+        /// <summary>The reason <c>CancelRun</c>'s caller gave (may be empty); null when it was not cancelled so.</summary>
+        public string? GivenReason { get; private set; }
 
         /// <summary>Whether it was stopped to go on on another replica.</summary>
         public bool HandedOver { get; private set; }
 
-        internal void Cancel(string reason)
+        internal void Cancel(string given)
         {
-            Reason = reason;
+            GivenReason = given;
             _source.Cancel();
         }
 

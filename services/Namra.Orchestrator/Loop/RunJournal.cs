@@ -162,7 +162,7 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
         {
             run.CancelRequested = true;
             run.CancelReason = stored.CancelReason;
-            CancelRequested?.Invoke(ActiveRuns.CancelReason(stored.CancelReason));
+            CancelRequested?.Invoke(stored.CancelReason);
         }
     }
 

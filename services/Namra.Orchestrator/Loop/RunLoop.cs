@@ -183,7 +183,7 @@ internal sealed class RunLoop(
         }
         catch (Exception exception)
         {
-            Stopped(run, exception, timeLimit.IsCancellationRequested && !registration.Token.IsCancellationRequested, registration.Reason, stop.IsCancellationRequested);
+            Stopped(run, exception, timeLimit.IsCancellationRequested && !registration.Token.IsCancellationRequested, registration.GivenReason, stop.IsCancellationRequested);
         }
         finally
         {
@@ -240,8 +240,9 @@ internal sealed class RunLoop(
         activity?.SetTag("namra.run.resumes", run.State.Run.Resumes);
     }
 
-    // How an exception ends the run: timed out, cancelled (with the reason given), or failed with the service's error.
-    private void Stopped(RunContext run, Exception exception, bool timedOut, string? reason, bool stopped)
+    // How an exception ends the run: timed out, cancelled (by CancelRun when givenReason is set; the record keeps it),
+    // or failed with the service's error.
+    private void Stopped(RunContext run, Exception exception, bool timedOut, string? givenReason, bool stopped)
     {
         var state = run.State;
         var agent = run.Request.Agent;
@@ -251,9 +252,15 @@ internal sealed class RunLoop(
             {
                 state.Fail(RunStatus.TimedOut, StatusCode.DeadlineExceeded, TimedOut(agent));
             }
+            else if (givenReason is not null)
+            {
+                state.Run.CancelRequested = true;
+                state.Run.CancelReason = givenReason;
+                state.Fail(RunStatus.Cancelled, StatusCode.Cancelled, ActiveRuns.CancelReason(givenReason));
+            }
             else
             {
-                state.Fail(RunStatus.Cancelled, StatusCode.Cancelled, reason ?? "The caller cancelled the run.");
+                state.Fail(RunStatus.Cancelled, StatusCode.Cancelled, "The caller cancelled the run.");
             }
         }
         else if (exception is DownstreamException downstreamFailure)
@@ -294,7 +301,7 @@ internal sealed class RunLoop(
                 active.TryCancel(run.Request.RunId, "The run was taken over by another replica.");
                 return;
             }
-            catch (NamraException) when (!cancellationToken.IsCancellationRequested)
+            catch (Exception exception) when (exception is NamraException or DownstreamException && !cancellationToken.IsCancellationRequested)
             {
                 // The store is down for now: the next tick tries again; the run goes on meanwhile.
             }
@@ -506,7 +513,7 @@ internal sealed class RunLoop(
         record.EndTime = Timestamp.FromDateTimeOffset(now);
         record.Duration = Duration.FromTimeSpan(now - record.CreateTime.ToDateTimeOffset());
         CloseOpenToolCalls(run);
-        record.EventsSummary.Events = (int)run.State.Sequence;
+        record.EventsSummary.Events = (int)run.State.Sequence + 1; // and the last event, sent once the end is written
         var answer = record;
         if (await RunSaving.TrySaveAsync(run, downstream, options.Value, MemoryStore(run.Request.Agent), timeProvider, logger).ConfigureAwait(false))
         {
