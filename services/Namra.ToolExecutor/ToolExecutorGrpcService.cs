@@ -168,10 +168,32 @@ internal sealed class ToolExecutorGrpcService(
         }
     }
 
-    private ITool ToolFor(ToolConfig config, string field) =>
-        _tools.TryGetValue(config.Type, out var tool)
-            ? tool
+    private ITool ToolFor(ToolConfig config, string field)
+    {
+        var tool = _tools.TryGetValue(config.Type, out var known)
+            ? known
             : config.Type == ToolType.Unspecified
                 ? throw new InvalidArgumentException($"{field}.type", "Name the tool's type.")
                 : throw new NamraException(StatusCode.Unimplemented, $"This tool executor does not know tool type {(int)config.Type}; is it older than the config service?");
+        if (config.SettingsCase != ToolConfig.SettingsOneofCase.None && config.SettingsCase != SettingsOf(config.Type))
+        {
+            // Settings of another type would be read as none at all: a shell entry with http settings would run unrestricted defaults.
+            throw new InvalidArgumentException($"{field}.{config.SettingsCase.ToString().ToLowerInvariant()}",
+                $"These are the settings of another tool type than {Contracts.ToolTypeNames.Of(config.Type)}.");
+        }
+
+        return tool;
+    }
+
+    private static ToolConfig.SettingsOneofCase SettingsOf(ToolType type) => type switch
+    {
+        ToolType.BuiltinCalculator => ToolConfig.SettingsOneofCase.Calculator,
+        ToolType.BuiltinHttp => ToolConfig.SettingsOneofCase.Http,
+        ToolType.BuiltinFilesystem => ToolConfig.SettingsOneofCase.Filesystem,
+        ToolType.BuiltinDatabase => ToolConfig.SettingsOneofCase.Database,
+        ToolType.BuiltinShell => ToolConfig.SettingsOneofCase.Shell,
+        ToolType.Mcp => ToolConfig.SettingsOneofCase.Mcp,
+        ToolType.Grpc => ToolConfig.SettingsOneofCase.Grpc,
+        _ => ToolConfig.SettingsOneofCase.None,
+    };
 }

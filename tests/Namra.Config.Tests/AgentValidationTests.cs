@@ -204,10 +204,11 @@ public sealed class AgentValidationTests
         Assert.Equal((ExecutionStrategy.React, 10, 60L, 3, 8),
             (agent.Execution.Strategy, agent.Execution.MaxIterations, agent.Execution.Timeout.Seconds, agent.Execution.MaxRepeatedToolCalls, agent.Execution.MaxParallelToolCalls));
         Assert.Null(agent.Execution.Budget);
-        var http = agent.Tools[0].Config.Fields;
-        Assert.Equal(1_048_576, http["max_response_bytes"].NumberValue);
-        Assert.False(http["allow_private_networks"].BoolValue);
-        Assert.Equal(["GET"], http["allowed_methods"].ListValue.Values.Select(v => v.StringValue));
+        var http = agent.Tools[0].Http;
+        Assert.Equal(1_048_576, http.MaxResponseBytes);
+        Assert.False(http.AllowPrivateNetworks);
+        Assert.Equal(["GET"], http.AllowedMethods);
+        Assert.Equal((true, 5, true, true), (http.HasMaxRedirects, http.MaxRedirects, http.HasExtractText, http.ExtractText));
     }
 
     [Fact]
@@ -304,6 +305,48 @@ public sealed class AgentValidationTests
             Assert.DoesNotContain(result.Diagnostics, d => d.Severity == DiagnosticSeverity.Warning);
         }
     }
+
+    [Fact]
+    public void EveryToolTypesSettings_HaveAFieldOfTheSameNameInItsSettingsMessage()
+    {
+        // The agent file's settings become the contract's typed settings field for field: one missing would fail loads.
+        foreach (var (type, spec) in AgentSchema.ToolConfigs)
+        {
+            var oneof = ToolConfig.Descriptor.Oneofs.Single(o => o.Name == "settings");
+            var message = oneof.Fields.Single(f => f.Name == type.Replace("builtin.", "", StringComparison.Ordinal)).MessageType;
+
+            Assert.Equal(spec.Fields.Select(f => f.Name).Order(StringComparer.Ordinal), message.Fields.InDeclarationOrder().Select(f => f.Name).Order(StringComparer.Ordinal));
+        }
+    }
+
+    [Fact]
+    public void Load_EveryToolType_ArrivesWithItsTypedSettings_DefaultsFilledIn()
+    {
+        var content = Head + Llm + """
+            tools:
+              - { name: calc, type: builtin.calculator }
+              - { name: web, type: builtin.http, config: { allowed_hosts: [api.example.com], max_redirects: 0, extract_text: false } }
+              - { name: files, type: builtin.filesystem, config: { root: /srv/data } }
+              - { name: db, type: builtin.database, config: { driver: postgres, connection_string_env: DB_URL, max_rows: 7 } }
+              - { name: sh, type: builtin.shell, config: { allowed_commands: [ls], env: { LANG: C } } }
+              - { name: fs, type: mcp, config: { command: npx, args: [-y, server] } }
+              - { name: ext, type: grpc, config: { address: "http://tools:50051", options: { region: eu, limits: { rows: 3 } } } }
+            """;
+
+        var result = TestFiles.Loader().Load(content, "agent.yaml");
+
+        Assert.True(result.IsValid, string.Join("\n", result.Diagnostics));
+        var tools = result.Agent!.Tools;
+        Assert.Equal(1000, tools[0].Calculator.MaxExpressionLength);
+        Assert.Equal((0, false, 1_048_576L), (tools[1].Http.MaxRedirects, tools[1].Http.ExtractText, tools[1].Http.MaxResponseBytes));
+        Assert.True(tools[1].Http.HasMaxRedirects); // zero redirects, as written, not "unset"
+        Assert.Equal(("/srv/data", true, true), (tools[2].Filesystem.Root, tools[2].Filesystem.HasReadOnly, tools[2].Filesystem.ReadOnly));
+        Assert.Equal(("postgres", "DB_URL", true, 7), (tools[3].Database.Driver, tools[3].Database.ConnectionStringEnv, tools[3].Database.ReadOnly, tools[3].Database.MaxRows));
+        Assert.Equal((65_536L, "C"), (tools[4].Shell.MaxOutputBytes, tools[4].Shell.Env["LANG"]));
+        Assert.Equal(("stdio", "npx", 2), (tools[5].Mcp.Transport, tools[5].Mcp.Command, tools[5].Mcp.Args.Count));
+        Assert.Equal("http://tools:50051", tools[6].Grpc.Address);
+        Assert.Equal("{ \"limits\": { \"rows\": 3 }, \"region\": \"eu\" }", tools[6].Grpc.Options.ToString());
+    }
 }
 
 /// <summary>Secrets stay out of definitions: deferred settings keep their references, and hashes ignore key order.</summary>
@@ -319,9 +362,10 @@ public sealed class SecretHandlingTests
         var result = TestFiles.Loader().Load(content, "agent.yaml");
 
         Assert.True(result.IsValid, string.Join("\n", result.Diagnostics));
-        var config = result.Agent!.Tools[0].Config.Fields;
-        Assert.Equal(["status", "log|diff"], config["argument_patterns"].StructValue.Fields["git"].ListValue.Values.Select(v => v.StringValue));
-        Assert.Equal(["/srv/repo"], config["allowed_paths"].ListValue.Values.Select(v => v.StringValue));
+        var shell = result.Agent!.Tools[0].Shell;
+        Assert.Equal(["status", "log|diff"], shell.ArgumentPatterns["git"].Patterns);
+        Assert.Equal(["/srv/repo"], shell.AllowedPaths);
+        Assert.Equal(["git", "ls"], shell.AllowedCommands);
     }
 
     [Fact]
@@ -332,7 +376,7 @@ public sealed class SecretHandlingTests
         var result = TestFiles.Loader(new Dictionary<string, string> { ["GITHUB_TOKEN"] = "ghp_secret" }).Load(content, "agent.yaml");
 
         Assert.True(result.IsValid, string.Join("\n", result.Diagnostics));
-        Assert.Equal("Bearer ${GITHUB_TOKEN}", result.Agent!.Tools[0].Config.Fields["headers"].StructValue.Fields["Authorization"].StringValue);
+        Assert.Equal("Bearer ${GITHUB_TOKEN}", result.Agent!.Tools[0].Http.Headers["Authorization"]);
         Assert.DoesNotContain("ghp_secret", result.Agent.ToString(), StringComparison.Ordinal);
     }
 

@@ -281,7 +281,7 @@ public sealed class DurableRunLoopTests : IAsyncLifetime
         {
             Name = "durable", Version = "1.0.0",
             Llm = new LlmConfig { Provider = LlmProvider.Anthropic, Model = "m", MaxTokens = 256 },
-            Tools = { new ToolConfig { Name = "act", Type = ToolType.BuiltinCalculator, Config = new Struct() } },
+            Tools = { new ToolConfig { Name = "act", Type = ToolType.BuiltinCalculator, Calculator = new CalculatorToolSettings { MaxExpressionLength = 1000 } } },
             Execution = new ExecutionConfig { Timeout = Duration.FromTimeSpan(TimeSpan.FromSeconds(60)), MaxIterations = 10 },
         };
         var journal = new List<RunJournalEntry> { new() { Began = new RunBegan { Agent = definition, Input = WithId(new Message { Role = Role.User, Content = { new ContentBlock { Text = "Go." } } }, $"{runId}-0") } } };

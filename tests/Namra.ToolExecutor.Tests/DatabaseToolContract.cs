@@ -210,16 +210,7 @@ public abstract class DatabaseToolContract : IAsyncLifetime
                 Name = "db",
                 Type = ToolType.BuiltinDatabase,
                 Timeout = Duration.FromTimeSpan(timeout ?? TimeSpan.FromSeconds(30)),
-                Config = new Struct
-                {
-                    Fields =
-                    {
-                        ["driver"] = Value.ForString(Driver),
-                        ["connection_string"] = Value.ForString(connectionString ?? ConnectionString),
-                        ["read_only"] = Value.ForBool(readOnly),
-                        ["max_rows"] = Value.ForNumber(maxRows),
-                    },
-                },
+                Database = new DatabaseToolSettings { Driver = Driver, ConnectionString = connectionString ?? ConnectionString, ReadOnly = readOnly, MaxRows = maxRows },
             },
             Call = new ToolCall { Id = "call_1", Name = "db", ArgumentsJson = arguments },
         });

@@ -148,7 +148,7 @@ public sealed class FilesystemAttackTests : IAsyncLifetime
                 Name = "files",
                 Type = ToolType.BuiltinFilesystem,
                 Timeout = Duration.FromTimeSpan(timeout ?? TimeSpan.FromSeconds(30)),
-                Config = new Struct { Fields = { ["root"] = Value.ForString(_root), ["read_only"] = Value.ForBool(readOnly), ["max_folder_bytes"] = Value.ForNumber(maxFolderBytes) } },
+                Filesystem = new FilesystemToolSettings { Root = _root, ReadOnly = readOnly, MaxFolderBytes = maxFolderBytes },
             },
             Call = new ToolCall { Id = "call_1", Name = "files", ArgumentsJson = arguments },
         });

@@ -1,4 +1,3 @@
-using Google.Protobuf.WellKnownTypes;
 using Namra.Contracts.V1;
 using Namra.Testing;
 
@@ -118,15 +117,7 @@ public sealed class FilesystemToolTests : IAsyncLifetime
             {
                 Name = "files",
                 Type = ToolType.BuiltinFilesystem,
-                Config = new Struct
-                {
-                    Fields =
-                    {
-                        ["root"] = Value.ForString(_root),
-                        ["read_only"] = Value.ForBool(readOnly),
-                        ["max_file_bytes"] = Value.ForNumber(maxFileBytes),
-                    },
-                },
+                Filesystem = new FilesystemToolSettings { Root = _root, ReadOnly = readOnly, MaxFileBytes = maxFileBytes },
             },
             Call = new ToolCall { Id = "call_1", Name = "files", ArgumentsJson = arguments },
             Resumed = resumed,

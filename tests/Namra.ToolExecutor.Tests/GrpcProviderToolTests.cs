@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Namra.Contracts.V1;
 using Namra.Testing;
@@ -85,7 +84,7 @@ public sealed class GrpcProviderToolTests : IAsyncLifetime
     public async Task WithoutItsToken_TheProviderRefuses_AndListToolsSaysWhy()
     {
         var tool = Provider();
-        tool.Config.Fields.Remove("headers");
+        tool.Grpc.Headers.Clear();
 
         var error = await Assert.ThrowsAsync<RpcException>(() => _client.ListToolsAsync(new ListToolsRequest { Tools = { tool } }).ResponseAsync);
 
@@ -97,7 +96,7 @@ public sealed class GrpcProviderToolTests : IAsyncLifetime
     public async Task AProviderThatIsDown_FailsClearly_AndTheServiceKeepsServing()
     {
         var tool = Provider();
-        tool.Config.Fields["address"] = Value.ForString("http://127.0.0.1:9");
+        tool.Grpc.Address = "http://127.0.0.1:9";
 
         var error = await Assert.ThrowsAsync<RpcException>(() => _client.ListToolsAsync(new ListToolsRequest { Tools = { tool } }).ResponseAsync);
         var after = await Execute(Provider(), "word_count", "{\"text\":\"still here\"}");
@@ -111,14 +110,7 @@ public sealed class GrpcProviderToolTests : IAsyncLifetime
     {
         Name = "text_tools",
         Type = ToolType.Grpc,
-        Config = new Struct
-        {
-            Fields =
-            {
-                ["address"] = Value.ForString(_address),
-                ["headers"] = Value.ForStruct(new Struct { Fields = { ["authorization"] = Value.ForString("Bearer ${NAMRA_TEST_PROVIDER_TOKEN}") } }),
-            },
-        },
+        Grpc = new GrpcToolSettings { Address = _address, Headers = { ["authorization"] = "Bearer ${NAMRA_TEST_PROVIDER_TOKEN}" } },
     };
 
     private async Task<ToolResult> Execute(ToolConfig tool, string name, string arguments)

@@ -1,5 +1,4 @@
 using System.Net;
-using Google.Protobuf.WellKnownTypes;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -60,7 +59,7 @@ public sealed class HttpProxyTests : IAsyncLifetime
             {
                 Name = "web",
                 Type = ToolType.BuiltinHttp,
-                Config = new Struct { Fields = { ["allow_private_networks"] = Value.ForBool(true) } },
+                Http = new HttpToolSettings { AllowPrivateNetworks = true },
             },
             Call = new ToolCall { Id = "call_1", Name = "web", ArgumentsJson = $$"""{"url":"{{Url}}"}""" },
         });

@@ -147,7 +147,7 @@ public sealed class HttpToolTests : IAsyncLifetime
     {
         var request = new ExecuteToolRequest
         {
-            Tool = new ToolConfig { Name = "web", Type = ToolType.BuiltinHttp, Config = Config(allowPrivate: true) },
+            Tool = new ToolConfig { Name = "web", Type = ToolType.BuiltinHttp, Http = Config(allowPrivate: true) },
             Call = new ToolCall { Id = "toolu_42", Name = "web", ArgumentsJson = System.Text.Json.JsonSerializer.Serialize(new { url = new Uri(_base, "/headers").ToString() }) },
             Context = new ToolCallContext { RunId = "run-7" },
         };
@@ -169,7 +169,7 @@ public sealed class HttpToolTests : IAsyncLifetime
     {
         var request = new ExecuteToolRequest
         {
-            Tool = new ToolConfig { Name = "web", Type = ToolType.BuiltinHttp, Config = Config(allowPrivate: true, methods: ["GET", "HEAD", "POST", "DELETE"]), Idempotent = entrySaysIdempotent },
+            Tool = new ToolConfig { Name = "web", Type = ToolType.BuiltinHttp, Http = Config(allowPrivate: true, methods: ["GET", "HEAD", "POST", "DELETE"]), Idempotent = entrySaysIdempotent },
             Call = new ToolCall { Id = "toolu_9", Name = "web", ArgumentsJson = System.Text.Json.JsonSerializer.Serialize(new { url = new Uri(_base, "/headers").ToString(), method }) },
             Context = new ToolCallContext { RunId = "run-8" },
             Resumed = true,
@@ -283,29 +283,26 @@ public sealed class HttpToolTests : IAsyncLifetime
         Assert.Equal(0, _hits);
     }
 
-    private static Struct Config(bool allowPrivate = false, string[]? allowedHosts = null, string[]? deniedHosts = null, string[]? methods = null,
+    private static HttpToolSettings Config(bool allowPrivate = false, string[]? allowedHosts = null, string[]? deniedHosts = null, string[]? methods = null,
         Dictionary<string, string>? headers = null, int maxResponseBytes = 1_048_576) => new()
     {
-        Fields =
-        {
-            ["allow_private_networks"] = Value.ForBool(allowPrivate),
-            ["allowed_hosts"] = Value.ForList([.. (allowedHosts ?? []).Select(Value.ForString)]),
-            ["denied_hosts"] = Value.ForList([.. (deniedHosts ?? []).Select(Value.ForString)]),
-            ["allowed_methods"] = Value.ForList([.. (methods ?? ["GET"]).Select(Value.ForString)]),
-            ["headers"] = Value.ForStruct(new Struct { Fields = { (headers ?? []).ToDictionary(p => p.Key, p => Value.ForString(p.Value)) } }),
-            ["max_response_bytes"] = Value.ForNumber(maxResponseBytes),
-            ["max_redirects"] = Value.ForNumber(5),
-            ["extract_text"] = Value.ForBool(true),
-        },
+        AllowPrivateNetworks = allowPrivate,
+        AllowedHosts = { allowedHosts ?? [] },
+        DeniedHosts = { deniedHosts ?? [] },
+        AllowedMethods = { methods ?? ["GET"] },
+        Headers = { headers ?? [] },
+        MaxResponseBytes = maxResponseBytes,
+        MaxRedirects = 5,
+        ExtractText = true,
     };
 
-    private async Task<ToolResult> Call(Struct config, string url, string method = "GET", string? body = null, TimeSpan? timeout = null,
+    private async Task<ToolResult> Call(HttpToolSettings config, string url, string method = "GET", string? body = null, TimeSpan? timeout = null,
         Dictionary<string, string>? headers = null)
     {
         var arguments = body is null ? (object)new { url, method, headers = headers ?? [] } : new { url, method, body, headers = headers ?? [] };
         var response = await _client.ExecuteToolAsync(new ExecuteToolRequest
         {
-            Tool = new ToolConfig { Name = "web", Type = ToolType.BuiltinHttp, Config = config, Timeout = timeout is { } t ? Duration.FromTimeSpan(t) : null },
+            Tool = new ToolConfig { Name = "web", Type = ToolType.BuiltinHttp, Http = config, Timeout = timeout is { } t ? Duration.FromTimeSpan(t) : null },
             Call = new ToolCall { Id = "call_1", Name = "web", ArgumentsJson = System.Text.Json.JsonSerializer.Serialize(arguments) },
         });
         return response.Result;

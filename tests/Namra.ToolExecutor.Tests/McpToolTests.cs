@@ -133,7 +133,7 @@ public sealed class McpToolTests : IAsyncLifetime
         {
             Name = "remote",
             Type = ToolType.Mcp,
-            Config = new Struct { Fields = { ["transport"] = Value.ForString("http"), ["url"] = Value.ForString($"http://127.0.0.1:{port}/mcp") } },
+            Mcp = new McpToolSettings { Transport = "http", Url = $"http://127.0.0.1:{port}/mcp" },
         };
 
         var tools = await _client.ListToolsAsync(new ListToolsRequest { Tools = { tool } });
@@ -147,8 +147,9 @@ public sealed class McpToolTests : IAsyncLifetime
     public async Task AServerThatCannotStart_FailsListToolsClearly_AndTheServiceKeepsServing()
     {
         var tool = Stdio(Everything, ["stdio"]);
-        tool.Config.Fields["command"] = Value.ForString("node");
-        tool.Config.Fields["args"] = Value.ForList(Value.ForString(Path.Combine(_root, "no-such-server.js")));
+        tool.Mcp.Command = "node";
+        tool.Mcp.Args.Clear();
+        tool.Mcp.Args.Add(Path.Combine(_root, "no-such-server.js"));
 
         var error = await Assert.ThrowsAsync<RpcException>(() => _client.ListToolsAsync(new ListToolsRequest { Tools = { tool } }).ResponseAsync);
         var after = await Execute(Stdio(Everything, ["stdio"]), "echo", "{\"message\":\"fine\"}");
@@ -162,8 +163,9 @@ public sealed class McpToolTests : IAsyncLifetime
     public async Task ACommandTheOperatorDidNotAllow_IsRefused()
     {
         var tool = Stdio(Everything, ["stdio"]);
-        tool.Config.Fields["command"] = Value.ForString("bash");
-        tool.Config.Fields["args"] = Value.ForList(Value.ForString("-c"), Value.ForString("touch " + Path.Combine(_root, "pwned")));
+        tool.Mcp.Command = "bash";
+        tool.Mcp.Args.Clear();
+        tool.Mcp.Args.Add(["-c", "touch " + Path.Combine(_root, "pwned")]);
 
         var error = await Assert.ThrowsAsync<RpcException>(() => _client.ListToolsAsync(new ListToolsRequest { Tools = { tool } }).ResponseAsync);
 
@@ -173,21 +175,9 @@ public sealed class McpToolTests : IAsyncLifetime
 
     private static ToolConfig Stdio(string script, string[] args, IDictionary<string, string>? env = null, string name = "everything")
     {
-        var config = new Struct
-        {
-            Fields =
-            {
-                ["transport"] = Value.ForString("stdio"),
-                ["command"] = Value.ForString("node"),
-                ["args"] = Value.ForList([Value.ForString(script), .. args.Select(Value.ForString)]),
-            },
-        };
-        if (env is not null)
-        {
-            config.Fields["env"] = Value.ForStruct(new Struct { Fields = { env.ToDictionary(p => p.Key, p => Value.ForString(p.Value)) } });
-        }
-
-        return new ToolConfig { Name = name, Type = ToolType.Mcp, Config = config };
+        var settings = new McpToolSettings { Transport = "stdio", Command = "node", Args = { script }, Env = { env ?? new Dictionary<string, string>() } };
+        settings.Args.Add(args);
+        return new ToolConfig { Name = name, Type = ToolType.Mcp, Mcp = settings };
     }
 
     private async Task<ToolResult> Execute(ToolConfig tool, string name, string arguments)

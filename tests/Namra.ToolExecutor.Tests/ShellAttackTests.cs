@@ -211,34 +211,20 @@ public sealed partial class ShellAttackTests : IDisposable
     private static Task<NamraTestHost> Start(string isolation) =>
         NamraTestHost.StartAsync("tool-executor", new Dictionary<string, string?> { ["Namra:ToolExecutor:ShellIsolation"] = isolation });
 
-    private Struct Config(string[] commands, string[]? allowedPaths = null, Dictionary<string, string[]>? patterns = null)
+    private ShellToolSettings Config(string[] commands, string[]? allowedPaths = null, Dictionary<string, string[]>? patterns = null) => new()
     {
-        var config = new Struct
-        {
-            Fields =
-            {
-                ["allowed_commands"] = Value.ForList([.. commands.Select(Value.ForString)]),
-                ["working_directory"] = Value.ForString(_workdir),
-                ["allowed_paths"] = Value.ForList([.. (allowedPaths ?? []).Select(Value.ForString)]),
-            },
-        };
-        if (patterns is not null)
-        {
-            config.Fields["argument_patterns"] = Value.ForStruct(new Struct
-            {
-                Fields = { patterns.ToDictionary(p => p.Key, p => Value.ForList([.. p.Value.Select(Value.ForString)])) },
-            });
-        }
+        AllowedCommands = { commands },
+        WorkingDirectory = _workdir,
+        AllowedPaths = { allowedPaths ?? [] },
+        ArgumentPatterns = { (patterns ?? []).ToDictionary(p => p.Key, p => new ShellToolSettings.Types.ArgumentPatterns { Patterns = { p.Value } }) },
+    };
 
-        return config;
-    }
-
-    private static async Task<ToolResult> Call(NamraTestHost host, Struct config, string command, string[] args, TimeSpan? timeout = null)
+    private static async Task<ToolResult> Call(NamraTestHost host, ShellToolSettings config, string command, string[] args, TimeSpan? timeout = null)
     {
         var client = new ToolExecutorService.ToolExecutorServiceClient(host.Channel);
         var response = await client.ExecuteToolAsync(new ExecuteToolRequest
         {
-            Tool = new ToolConfig { Name = "shell", Type = ToolType.BuiltinShell, Config = config, Timeout = Duration.FromTimeSpan(timeout ?? TimeSpan.FromSeconds(20)) },
+            Tool = new ToolConfig { Name = "shell", Type = ToolType.BuiltinShell, Shell = config, Timeout = Duration.FromTimeSpan(timeout ?? TimeSpan.FromSeconds(20)) },
             Call = new ToolCall { Id = "call_1", Name = "shell", ArgumentsJson = System.Text.Json.JsonSerializer.Serialize(new { command, args }) },
         });
         return response.Result;

@@ -88,21 +88,14 @@ public sealed class ShellToolTests : IAsyncLifetime
 
     private async Task<ToolResult> Call(string command, string[] args, IDictionary<string, string>? env = null, TimeSpan? timeout = null, int maxOutputBytes = 65_536)
     {
-        var config = new Struct
+        var settings = new ShellToolSettings
         {
-            Fields =
-            {
-                ["allowed_commands"] = Value.ForList(Value.ForString("echo"), Value.ForString("env"), Value.ForString("sleep"), Value.ForString("yes"), Value.ForString("ls")),
-                ["working_directory"] = Value.ForString(_workdir),
-                ["max_output_bytes"] = Value.ForNumber(maxOutputBytes),
-            },
+            AllowedCommands = { "echo", "env", "sleep", "yes", "ls" },
+            WorkingDirectory = _workdir,
+            MaxOutputBytes = maxOutputBytes,
+            Env = { env ?? new Dictionary<string, string>() },
         };
-        if (env is not null)
-        {
-            config.Fields["env"] = Value.ForStruct(new Struct { Fields = { env.ToDictionary(p => p.Key, p => Value.ForString(p.Value)) } });
-        }
-
-        var tool = new ToolConfig { Name = "sh", Type = ToolType.BuiltinShell, Config = config };
+        var tool = new ToolConfig { Name = "sh", Type = ToolType.BuiltinShell, Shell = settings };
         if (timeout is { } limit)
         {
             tool.Timeout = Duration.FromTimeSpan(limit);

@@ -1,4 +1,3 @@
-using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Namra.Contracts.V1;
 using Namra.Testing;
@@ -8,7 +7,7 @@ namespace Namra.ToolExecutor.Tests;
 /// <summary>The tool executor over gRPC on a real socket.</summary>
 public sealed class ToolExecutorServiceTests : IAsyncLifetime
 {
-    private static readonly ToolConfig Calculator = new() { Name = "calc", Type = ToolType.BuiltinCalculator, Config = new Struct() };
+    private static readonly ToolConfig Calculator = new() { Name = "calc", Type = ToolType.BuiltinCalculator, Calculator = new CalculatorToolSettings() };
     private NamraTestHost _host = null!;
     private ToolExecutorService.ToolExecutorServiceClient _client = null!;
 
@@ -34,9 +33,9 @@ public sealed class ToolExecutorServiceTests : IAsyncLifetime
     public async Task AnUntrustedDefinitionsTools_AreJudgedByEachTool_BeforeTheyAreListedOrRun()
     {
         var untrusted = new ToolCallContext { Untrusted = true };
-        var shell = new ToolConfig { Name = "sh", Type = ToolType.BuiltinShell, Config = new Struct { Fields = { ["allowed_commands"] = Value.ForList(Value.ForString("echo")) } } };
-        var inward = new ToolConfig { Name = "web", Type = ToolType.BuiltinHttp, Config = new Struct { Fields = { ["allow_private_networks"] = Value.ForBool(true) } } };
-        var publicWeb = new ToolConfig { Name = "web", Type = ToolType.BuiltinHttp, Config = new Struct() };
+        var shell = new ToolConfig { Name = "sh", Type = ToolType.BuiltinShell, Shell = new ShellToolSettings { AllowedCommands = { "echo" } } };
+        var inward = new ToolConfig { Name = "web", Type = ToolType.BuiltinHttp, Http = new HttpToolSettings { AllowPrivateNetworks = true } };
+        var publicWeb = new ToolConfig { Name = "web", Type = ToolType.BuiltinHttp, Http = new HttpToolSettings() };
 
         var listedShell = await Assert.ThrowsAsync<RpcException>(() => _client.ListToolsAsync(new ListToolsRequest { Tools = { shell }, Context = untrusted }).ResponseAsync);
         var ranInward = await Assert.ThrowsAsync<RpcException>(() => _client.ExecuteToolAsync(new ExecuteToolRequest
@@ -52,6 +51,22 @@ public sealed class ToolExecutorServiceTests : IAsyncLifetime
         Assert.Contains("private networks", ranInward.Status.Detail, StringComparison.Ordinal);
         Assert.Equal("42", calculator.Result.Content);
         Assert.Single(listedWeb.Tools);
+    }
+
+    [Fact]
+    public async Task SettingsOfAnotherToolType_AreRefused_NeverReadAsNoSettings()
+    {
+        // A shell entry carrying http settings would otherwise run with no allowed commands read from its own.
+        var mismatched = new ToolConfig { Name = "sh", Type = ToolType.BuiltinShell, Http = new HttpToolSettings { AllowPrivateNetworks = true } };
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => _client.ExecuteToolAsync(new ExecuteToolRequest
+        {
+            Tool = mismatched, Call = new ToolCall { Id = "c", Name = "sh", ArgumentsJson = "{\"command\":\"echo\"}" },
+        }).ResponseAsync);
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Equal("tool.http", Assert.Single(Namra.Hosting.Errors.RpcDetails.Of<Google.Rpc.BadRequest>(error)).FieldViolations[0].Field);
+        Assert.Contains("another tool type than builtin.shell", error.Status.Detail, StringComparison.Ordinal);
     }
 
     [Fact]

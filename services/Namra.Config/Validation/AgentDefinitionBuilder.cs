@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Namra.Config.Parsing;
 using Namra.Contracts;
@@ -213,7 +214,7 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
                 if (walker.ReadObject(node, spec, path + ".config") is { } typed)
                 {
                     CheckToolConfig(type, typed, path + ".config");
-                    config.Config = ToStruct(typed);
+                    SetSettings(config, type, typed, path + ".config");
                 }
             }
 
@@ -476,6 +477,55 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
         static void Quote(StringBuilder text, string value) =>
             text.Append('"').Append(JsonEncodedText.Encode(value, JavaScriptEncoder.UnsafeRelaxedJsonEscaping).Value).Append('"');
     }
+
+    // The validated settings of a tool type (defaults filled in) as its settings message: the agent file's names are
+    // the message's field names, so any setting the message lacks fails here, in the tests, not silently.
+    private void SetSettings(ToolConfig tool, string type, ValidatedObject typed, string path)
+    {
+        var settings = ToStruct(typed);
+        switch (type)
+        {
+            case "builtin.calculator":
+                tool.Calculator = Parse<CalculatorToolSettings>(settings);
+                break;
+            case "builtin.http":
+                tool.Http = Parse<HttpToolSettings>(settings);
+                break;
+            case "builtin.filesystem":
+                tool.Filesystem = Parse<FilesystemToolSettings>(settings);
+                break;
+            case "builtin.database":
+                tool.Database = Parse<DatabaseToolSettings>(settings);
+                break;
+            case "builtin.shell":
+                // `command: [patterns]` in the file; a message of patterns per command in the contract.
+                if (settings.Fields.TryGetValue("argument_patterns", out var patterns) && patterns.StructValue is { } byCommand)
+                {
+                    foreach (var command in byCommand.Fields.Keys.ToList())
+                    {
+                        byCommand.Fields[command] = Value.ForStruct(new Struct { Fields = { ["patterns"] = byCommand.Fields[command] } });
+                    }
+                }
+
+                tool.Shell = Parse<ShellToolSettings>(settings);
+                break;
+            case "mcp":
+                tool.Mcp = Parse<McpToolSettings>(settings);
+                break;
+            case "grpc":
+                settings.Fields.Remove("options");
+                tool.Grpc = Parse<GrpcToolSettings>(settings);
+                if (typed.Get<ConfigNode>("options") is { } options)
+                {
+                    tool.Grpc.Options = ToStruct(options, path + ".options");
+                }
+
+                break;
+        }
+    }
+
+    private static T Parse<T>(Struct settings) where T : IMessage<T>, new() =>
+        JsonParser.Default.Parse<T>(JsonFormatter.Default.Format(settings));
 
     /// <summary>Validated tool settings (defaults filled in) to a Struct, keys in ordinal order.</summary>
     private static Struct ToStruct(ValidatedObject config)

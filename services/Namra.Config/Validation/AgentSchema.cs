@@ -126,6 +126,7 @@ internal static class AgentSchema
     [
         new("address", Url, "Address of the ToolProviderService, such as http://tools.internal:50051.", Required: true),
         new("headers", SecretMap, "Metadata sent with every call; ${VAR} is resolved by the tool executor."),
+        new("options", new AnyObjectType(), "Settings passed through to the provider as they are (DescribeTools and InvokeTool receive them)."),
     ]);
 
     public static readonly IReadOnlyDictionary<string, ObjectSpec> ToolConfigs = new Dictionary<string, ObjectSpec>

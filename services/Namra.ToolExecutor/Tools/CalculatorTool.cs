@@ -38,7 +38,7 @@ internal sealed class CalculatorTool : ITool
     public Task<ToolOutcome> ExecuteAsync(ToolConfig config, ToolCallInfo call, JsonElement arguments, CancellationToken cancellationToken)
     {
         var expression = arguments.GetProperty("expression").GetString() ?? "";
-        var maxLength = config.Config?.Fields.TryGetValue("max_expression_length", out var limit) == true ? (int)limit.NumberValue : DefaultMaxLength;
+        var maxLength = config.Calculator is { MaxExpressionLength: > 0 } calculator ? calculator.MaxExpressionLength : DefaultMaxLength;
         return Task.FromResult(Evaluate(expression, maxLength));
     }
 

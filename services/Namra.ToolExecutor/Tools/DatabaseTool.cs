@@ -2,7 +2,6 @@ using System.Data;
 using System.Data.Common;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using Google.Protobuf.WellKnownTypes;
 using Microsoft.Data.Sqlite;
 using Namra.Contracts.V1;
 using Npgsql;
@@ -405,15 +404,15 @@ internal sealed partial class DatabaseTool : ITool
     {
         public static Settings From(ToolConfig config)
         {
-            var f = config.Config?.Fields ?? new Google.Protobuf.Collections.MapField<string, Value>();
-            var connection = f.TryGetValue("connection_string", out var literal) ? VariableReferences.Expand(literal.StringValue, Environment.GetEnvironmentVariable)
-                : f.TryGetValue("connection_string_env", out var variable) ? Environment.GetEnvironmentVariable(variable.StringValue) ?? ""
+            var database = config.Database ?? new DatabaseToolSettings();
+            var connection = database.ConnectionString.Length > 0 ? VariableReferences.Expand(database.ConnectionString, Environment.GetEnvironmentVariable)
+                : database.ConnectionStringEnv.Length > 0 ? Environment.GetEnvironmentVariable(database.ConnectionStringEnv) ?? ""
                 : "";
             return new Settings(
-                f.TryGetValue("driver", out var driver) ? driver.StringValue : "sqlite",
+                database.Driver.Length > 0 ? database.Driver : "sqlite",
                 connection,
-                !f.TryGetValue("read_only", out var readOnly) || readOnly.BoolValue,
-                f.TryGetValue("max_rows", out var rows) ? (int)rows.NumberValue : DefaultMaxRows);
+                !database.HasReadOnly || database.ReadOnly,
+                database.MaxRows > 0 ? database.MaxRows : DefaultMaxRows);
         }
     }
 }

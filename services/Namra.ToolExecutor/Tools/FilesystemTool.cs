@@ -276,12 +276,12 @@ internal sealed class FilesystemTool : ITool
     {
         public static Settings From(ToolConfig config)
         {
-            var fields = config.Config?.Fields;
-            var root = fields?.TryGetValue("root", out var r) == true ? r.StringValue : "";
-            var readOnly = fields?.TryGetValue("read_only", out var ro) != true || ro.BoolValue;
-            var max = fields?.TryGetValue("max_file_bytes", out var m) == true ? (long)m.NumberValue : DefaultMaxFileBytes;
-            var folder = fields?.TryGetValue("max_folder_bytes", out var f) == true ? (long)f.NumberValue : DefaultMaxFolderBytes;
-            return new Settings(Path.GetFullPath(root.Length > 0 ? root : "."), readOnly, max, folder);
+            var files = config.Filesystem ?? new FilesystemToolSettings();
+            return new Settings(
+                Path.GetFullPath(files.Root.Length > 0 ? files.Root : "."),
+                !files.HasReadOnly || files.ReadOnly,
+                files.MaxFileBytes > 0 ? files.MaxFileBytes : DefaultMaxFileBytes,
+                files.MaxFolderBytes > 0 ? files.MaxFolderBytes : DefaultMaxFolderBytes);
         }
     }
 }

@@ -32,7 +32,7 @@ internal sealed class GrpcProviderTool(ToolProviderChannels channels, TimeProvid
         DescribeToolsResponse response;
         try
         {
-            response = await client.DescribeToolsAsync(new DescribeToolsRequest { Config = config.Config ?? new Struct() }, headers, cancellationToken: cancellationToken)
+            response = await client.DescribeToolsAsync(new DescribeToolsRequest { Config = Options(config) }, headers, cancellationToken: cancellationToken)
                 .ConfigureAwait(false);
         }
         catch (RpcException exception) when (exception.StatusCode != StatusCode.Cancelled)
@@ -54,7 +54,7 @@ internal sealed class GrpcProviderTool(ToolProviderChannels channels, TimeProvid
         try
         {
             var response = await client.InvokeToolAsync(
-                new InvokeToolRequest { Name = call.Name, ArgumentsJson = arguments.GetRawText(), Config = config.Config ?? new Struct() },
+                new InvokeToolRequest { Name = call.Name, ArgumentsJson = arguments.GetRawText(), Config = Options(config) },
                 headers,
                 cancellationToken: cancellationToken).ConfigureAwait(false);
             return new ToolOutcome(response.Content, response.IsError);
@@ -67,19 +67,18 @@ internal sealed class GrpcProviderTool(ToolProviderChannels channels, TimeProvid
 
     private static (string Address, Metadata Headers, string PassThrough) Settings(ToolConfig config)
     {
-        var f = config.Config?.Fields ?? new Google.Protobuf.Collections.MapField<string, Value>();
-        var address = f.TryGetValue("address", out var a) ? a.StringValue : "";
+        var grpc = config.Grpc ?? new GrpcToolSettings();
         var headers = new Metadata();
-        if (f.TryGetValue("headers", out var h) && h.StructValue is { } map)
+        foreach (var (name, value) in grpc.Headers)
         {
-            foreach (var (name, value) in map.Fields)
-            {
-                headers.Add(name.ToLowerInvariant(), VariableReferences.Expand(value.StringValue, Environment.GetEnvironmentVariable));
-            }
+            headers.Add(name.ToLowerInvariant(), VariableReferences.Expand(value, Environment.GetEnvironmentVariable));
         }
 
-        return (address, headers, config.Config?.ToString() ?? "");
+        return (grpc.Address, headers, grpc.ToString());
     }
+
+    // The entry's options, for the provider as they were written.
+    private static Struct Options(ToolConfig config) => config.Grpc?.Options ?? new Struct();
 }
 
 /// <summary>One gRPC channel per provider address, kept for the life of the process.</summary>

@@ -3,7 +3,6 @@ using System.Globalization;
 using System.Net;
 using System.Text;
 using System.Text.Json;
-using Google.Protobuf.WellKnownTypes;
 using Namra.Contracts.V1;
 
 namespace Namra.ToolExecutor.Tools;
@@ -373,21 +372,16 @@ internal sealed class HttpTool : ITool
     {
         public static Settings From(ToolConfig config)
         {
-            var f = config.Config?.Fields ?? new Google.Protobuf.Collections.MapField<string, Value>();
-            IReadOnlyList<string> List(string name) =>
-                f.TryGetValue(name, out var v) && v.KindCase == Value.KindOneofCase.ListValue ? [.. v.ListValue.Values.Select(x => x.StringValue)] : [];
-            var methods = List("allowed_methods");
+            var http = config.Http ?? new HttpToolSettings();
             return new Settings(
-                List("allowed_hosts"),
-                List("denied_hosts"),
-                f.TryGetValue("allow_private_networks", out var p) && p.BoolValue,
-                methods.Count > 0 ? methods : ["GET"],
-                f.TryGetValue("headers", out var h) && h.KindCase == Value.KindOneofCase.StructValue
-                    ? h.StructValue.Fields.ToDictionary(x => x.Key, x => x.Value.StringValue)
-                    : new Dictionary<string, string>(),
-                f.TryGetValue("max_response_bytes", out var size) ? (int)Math.Min(size.NumberValue, int.MaxValue - 1) : 1_048_576,
-                f.TryGetValue("max_redirects", out var redirects) ? (int)redirects.NumberValue : 5,
-                !f.TryGetValue("extract_text", out var extract) || extract.BoolValue);
+                [.. http.AllowedHosts],
+                [.. http.DeniedHosts],
+                http.AllowPrivateNetworks,
+                http.AllowedMethods.Count > 0 ? [.. http.AllowedMethods] : ["GET"],
+                new Dictionary<string, string>(http.Headers),
+                http.MaxResponseBytes > 0 ? (int)Math.Min(http.MaxResponseBytes, int.MaxValue - 1) : 1_048_576,
+                http.HasMaxRedirects ? http.MaxRedirects : 5,
+                !http.HasExtractText || http.ExtractText);
         }
     }
 }

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
-using Google.Protobuf.WellKnownTypes;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using ModelContextProtocol.Client;
@@ -27,18 +26,15 @@ internal sealed record McpServerSettings(
 
     public static McpServerSettings From(ToolConfig config)
     {
-        var f = config.Config?.Fields ?? new Google.Protobuf.Collections.MapField<string, Value>();
-        static IReadOnlyList<KeyValuePair<string, string>> Pairs(Google.Protobuf.Collections.MapField<string, Value> fields, string name) =>
-            fields.TryGetValue(name, out var map) && map.StructValue is { } s
-                ? [.. s.Fields.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => KeyValuePair.Create(p.Key, p.Value.StringValue))]
-                : [];
+        var mcp = config.Mcp ?? new McpToolSettings();
+        static IReadOnlyList<KeyValuePair<string, string>> Pairs(IDictionary<string, string> map) => [.. map.OrderBy(p => p.Key, StringComparer.Ordinal)];
         return new McpServerSettings(
-            f.TryGetValue("transport", out var transport) && transport.StringValue.Length > 0 ? transport.StringValue : "stdio",
-            f.TryGetValue("command", out var command) ? command.StringValue : "",
-            f.TryGetValue("args", out var args) && args.ListValue is { } list ? [.. list.Values.Select(v => v.StringValue)] : [],
-            Pairs(f, "env"),
-            f.TryGetValue("url", out var url) ? url.StringValue : "",
-            Pairs(f, "headers"));
+            mcp.Transport.Length > 0 ? mcp.Transport : "stdio",
+            mcp.Command,
+            [.. mcp.Args],
+            Pairs(mcp.Env),
+            mcp.Url,
+            Pairs(mcp.Headers));
     }
 }
 

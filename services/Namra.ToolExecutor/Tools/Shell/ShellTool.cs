@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
-using Google.Protobuf.WellKnownTypes;
 using Namra.Contracts.V1;
 
 namespace Namra.ToolExecutor.Tools.Shell;
@@ -30,7 +29,7 @@ internal sealed class ShellTool(CommandSandbox sandbox) : ITool
 
     public Task<IReadOnlyList<ToolDescription>> DescribeAsync(ToolConfig config, CancellationToken cancellationToken)
     {
-        var allowed = string.Join(", ", Strings(config, "allowed_commands"));
+        var allowed = string.Join(", ", config.Shell?.AllowedCommands ?? []);
         var description = config.Description.Length > 0 ? config.Description
             : $"Runs one of these commands with arguments, without a shell, in its working directory: {allowed}. Paths outside that directory are refused.";
         return Task.FromResult<IReadOnlyList<ToolDescription>>([new ToolDescription(config.Name, description, Schema)]);
@@ -39,14 +38,14 @@ internal sealed class ShellTool(CommandSandbox sandbox) : ITool
     public async Task<ToolOutcome> ExecuteAsync(ToolConfig config, ToolCallInfo call, JsonElement arguments, CancellationToken cancellationToken)
     {
         var command = arguments.GetProperty("command").GetString() ?? "";
-        var allowed = Strings(config, "allowed_commands");
+        var shell = config.Shell ?? new ShellToolSettings();
+        var allowed = shell.AllowedCommands;
         if (!allowed.Contains(command, StringComparer.Ordinal))
         {
             return ToolOutcome.Error($"'{command}' is not an allowed command; allowed: {string.Join(", ", allowed)}.");
         }
 
-        var fields = config.Config?.Fields;
-        var workingDirectory = fields?.TryGetValue("working_directory", out var wd) == true && wd.StringValue.Length > 0 ? wd.StringValue : Path.GetTempPath();
+        var workingDirectory = shell.WorkingDirectory.Length > 0 ? shell.WorkingDirectory : Path.GetTempPath();
         if (!Directory.Exists(workingDirectory))
         {
             return ToolOutcome.Error("The tool's working directory does not exist on the tool executor.");
@@ -54,7 +53,7 @@ internal sealed class ShellTool(CommandSandbox sandbox) : ITool
 
         workingDirectory = Path.GetFullPath(workingDirectory);
         string[] args = arguments.TryGetProperty("args", out var given) ? [.. given.EnumerateArray().Select(a => a.GetString() ?? "")] : [];
-        if (ArgumentPolicy.Problem(command, args, workingDirectory, Strings(config, "allowed_paths"), Patterns(config, command)) is { } refused)
+        if (ArgumentPolicy.Problem(command, args, workingDirectory, [.. shell.AllowedPaths], Patterns(shell, command)) is { } refused)
         {
             return ToolOutcome.Error(refused);
         }
@@ -64,7 +63,7 @@ internal sealed class ShellTool(CommandSandbox sandbox) : ITool
             return ToolOutcome.Error($"'{command}' is allowed but not installed where the tool executor runs.");
         }
 
-        var maxOutput = fields?.TryGetValue("max_output_bytes", out var max) == true ? (int)max.NumberValue : DefaultMaxOutputBytes;
+        var maxOutput = shell.MaxOutputBytes > 0 ? (int)Math.Min(shell.MaxOutputBytes, int.MaxValue - 1) : DefaultMaxOutputBytes;
         ProcessStartInfo start;
         try
         {
@@ -84,13 +83,10 @@ internal sealed class ShellTool(CommandSandbox sandbox) : ITool
         start.Environment["PATH"] = SafePath;
         start.Environment["HOME"] = workingDirectory;
         start.Environment["LANG"] = "C.UTF-8";
-        if (fields?.TryGetValue("env", out var env) == true && env.KindCase == Value.KindOneofCase.StructValue)
+        foreach (var (name, value) in shell.Env)
         {
-            foreach (var (name, value) in env.StructValue.Fields)
-            {
-                // ${VAR} references were kept by the config service for here: resolved from this service's environment.
-                start.Environment[name] = VariableReferences.Expand(value.StringValue, Environment.GetEnvironmentVariable);
-            }
+            // ${VAR} references were kept by the config service for here: resolved from this service's environment.
+            start.Environment[name] = VariableReferences.Expand(value, Environment.GetEnvironmentVariable);
         }
 
         Process process;
@@ -147,16 +143,8 @@ internal sealed class ShellTool(CommandSandbox sandbox) : ITool
             : ToolOutcome.Error($"exit code {exitCode}\n{text}");
     }
 
-    private static IReadOnlyList<string> Strings(ToolConfig config, string field) =>
-        config.Config?.Fields.TryGetValue(field, out var list) == true && list.KindCase == Value.KindOneofCase.ListValue
-            ? [.. list.ListValue.Values.Select(v => v.StringValue)]
-            : [];
-
-    private static IReadOnlyList<string>? Patterns(ToolConfig config, string command) =>
-        config.Config?.Fields.TryGetValue("argument_patterns", out var map) == true && map.KindCase == Value.KindOneofCase.StructValue
-            && map.StructValue.Fields.TryGetValue(command, out var list) && list.KindCase == Value.KindOneofCase.ListValue
-            ? [.. list.ListValue.Values.Select(v => v.StringValue)]
-            : null;
+    private static IReadOnlyList<string>? Patterns(ShellToolSettings shell, string command) =>
+        shell.ArgumentPatterns.TryGetValue(command, out var patterns) ? [.. patterns.Patterns] : null;
 
     // An allowed name is looked up on a fixed PATH; an allowed path must be absolute.
     private static string? Locate(string command) =>
