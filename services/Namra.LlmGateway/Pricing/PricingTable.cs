@@ -71,7 +71,7 @@ internal sealed record ModelPrice(LlmProvider Provider, string Model, decimal In
 /// is priced as <c>claude-sonnet-4-5</c>, <c>gpt-4o-2024-08-06</c> as <c>gpt-4o</c>). Nothing else is guessed: a model
 /// without a price has an unknown cost, never zero.
 /// </summary>
-internal sealed partial class PricingTable
+internal sealed partial class PricingTable : IDisposable
 {
     // The published list prices, from the versioned file beside this one (prices.json): each with its source and date.
     private static readonly Lazy<PriceFile> Published = new(() =>
@@ -88,7 +88,9 @@ internal sealed partial class PricingTable
     private readonly IReadOnlyDictionary<(LlmProvider, string), string> _aliases;
 
     // Models are named by callers: answers are kept for the first few hundred names asked about, found again for others.
-    private readonly Hosting.BoundedMemo<(LlmProvider Provider, string Model), ModelPrice?> _found = new(256);
+    private readonly Hosting.BoundedCache _found = new(256);
+
+    public void Dispose() => _found.Dispose();
 
     public PricingTable(IEnumerable<ModelPriceOptions> configured)
     {
@@ -116,7 +118,7 @@ internal sealed partial class PricingTable
     public ModelPrice? Find(LlmProvider provider, string model)
     {
         ArgumentNullException.ThrowIfNull(model);
-        return _found.GetOrAdd((provider, model), key => Search(key.Provider, key.Model));
+        return _found.GetOrAdd((provider, model), key => Search(key.provider, key.model));
     }
 
     private ModelPrice? Search(LlmProvider provider, string model)

@@ -4,14 +4,16 @@ using Json.Schema;
 namespace Namra.ToolExecutor.Tools;
 
 /// <summary>Checks tool-call arguments against the tool's JSON Schema; schemas are compiled once and cached.</summary>
-internal sealed class ArgumentValidator
+internal sealed class ArgumentValidator : IDisposable
 {
     private const int MaxProblems = 10;
     private const int MaxCachedSchemas = 1024;
 
     private static readonly EvaluationOptions FlagOnly = new() { OutputFormat = OutputFormat.Flag };
 
-    private readonly Hosting.BoundedMemo<string, JsonSchema> _schemas = new(MaxCachedSchemas, StringComparer.Ordinal);
+    private readonly Hosting.BoundedCache _schemas = new(MaxCachedSchemas);
+
+    public void Dispose() => _schemas.Dispose();
 
     /// <summary>The problems with the arguments, empty when they match.</summary>
     public IReadOnlyList<string> Validate(string schemaJson, JsonElement arguments)

@@ -12,39 +12,38 @@ namespace Namra.ToolExecutor.Tools;
 /// <c>grpc</c>: tools served by an external <c>namra.v1.ToolProviderService</c>, written in any language. The
 /// provider's tool list is cached briefly per address and entry settings; its failures become error results.
 /// </summary>
-internal sealed class GrpcProviderTool(ToolProviderChannels channels, TimeProvider timeProvider) : ITool
+internal sealed class GrpcProviderTool(ToolProviderChannels channels, TimeProvider timeProvider) : ITool, IDisposable
 {
+    // A provider's tool list, asked for again after this long.
     private static readonly TimeSpan ToolListLifetime = TimeSpan.FromSeconds(30);
-    private readonly ConcurrentDictionary<string, (long Fetched, IReadOnlyList<ToolDescription> Tools)> _described = new(StringComparer.Ordinal);
+    private readonly Hosting.BoundedCache _described = new(256, timeProvider);
 
     public ToolType Type => ToolType.Grpc;
 
-    public async Task<IReadOnlyList<ToolDescription>> DescribeAsync(ToolConfig config, CancellationToken cancellationToken)
+    public Task<IReadOnlyList<ToolDescription>> DescribeAsync(ToolConfig config, CancellationToken cancellationToken)
     {
-        var (address, headers, passThrough) = Settings(config);
-        var key = address + "\n" + passThrough;
-        if (_described.TryGetValue(key, out var cached) && timeProvider.GetElapsedTime(cached.Fetched) < ToolListLifetime)
+        var (address, headers, settings) = Settings(config);
+        return _described.GetOrAddAsync(settings, ToolListLifetime, async () =>
         {
-            return cached.Tools;
-        }
+            var client = new ToolProviderService.ToolProviderServiceClient(channels.For(address));
+            DescribeToolsResponse response;
+            try
+            {
+                response = await client.DescribeToolsAsync(new DescribeToolsRequest { Config = Options(config) }, headers, cancellationToken: cancellationToken)
+                    .ConfigureAwait(false);
+            }
+            catch (RpcException exception) when (exception.StatusCode != StatusCode.Cancelled)
+            {
+                throw new NamraException(StatusCode.FailedPrecondition,
+                    $"The tool provider at {address} could not describe its tools: {exception.StatusCode} {exception.Status.Detail}");
+            }
 
-        var client = new ToolProviderService.ToolProviderServiceClient(channels.For(address));
-        DescribeToolsResponse response;
-        try
-        {
-            response = await client.DescribeToolsAsync(new DescribeToolsRequest { Config = Options(config) }, headers, cancellationToken: cancellationToken)
-                .ConfigureAwait(false);
-        }
-        catch (RpcException exception) when (exception.StatusCode != StatusCode.Cancelled)
-        {
-            throw new NamraException(StatusCode.FailedPrecondition,
-                $"The tool provider at {address} could not describe its tools: {exception.StatusCode} {exception.Status.Detail}");
-        }
-
-        var tools = response.Tools.Select(t => new ToolDescription(t.Name, t.Description, t.InputSchemaJson.Length > 0 ? t.InputSchemaJson : "{\"type\":\"object\"}")).ToList();
-        _described[key] = (timeProvider.GetTimestamp(), tools);
-        return tools;
+            return (IReadOnlyList<ToolDescription>)[.. response.Tools.Select(t =>
+                new ToolDescription(t.Name, t.Description, t.InputSchemaJson.Length > 0 ? t.InputSchemaJson : "{\"type\":\"object\"}"))];
+        });
     }
+
+    public void Dispose() => _described.Dispose();
 
     public async Task<ToolOutcome> ExecuteAsync(ToolConfig config, ToolCallInfo call, JsonElement arguments, CancellationToken cancellationToken)
     {
@@ -65,7 +64,8 @@ internal sealed class GrpcProviderTool(ToolProviderChannels channels, TimeProvid
         }
     }
 
-    private static (string Address, Metadata Headers, string PassThrough) Settings(ToolConfig config)
+    // The provider's address, its headers resolved, and the entry's settings as written (the key of its tool list).
+    private static (string Address, Metadata Headers, string Written) Settings(ToolConfig config)
     {
         var grpc = config.Grpc ?? new GrpcToolSettings();
         var headers = new Metadata();

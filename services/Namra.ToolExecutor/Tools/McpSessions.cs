@@ -38,30 +38,12 @@ internal sealed record McpServerSettings(
     }
 }
 
-/// <summary>One connected MCP server and its tool list, refreshed now and then.</summary>
+/// <summary>One connected MCP server.</summary>
 internal sealed class McpSession(McpClient client, TimeProvider timeProvider) : IAsyncDisposable
 {
-    private static readonly TimeSpan ToolListLifetime = TimeSpan.FromSeconds(30);
-    private IReadOnlyList<ToolDescription>? _tools;
-    private long _toolsFetched;
-
     public McpClient Client => client;
 
     public long LastUsed { get; set; } = timeProvider.GetTimestamp();
-
-    public async Task<IReadOnlyList<ToolDescription>> ToolsAsync(CancellationToken cancellationToken)
-    {
-        if (_tools is { } cached && timeProvider.GetElapsedTime(Volatile.Read(ref _toolsFetched)) < ToolListLifetime)
-        {
-            return cached;
-        }
-
-        var tools = await client.ListToolsAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
-        var described = tools.Select(t => new ToolDescription(t.Name, t.Description ?? "", t.JsonSchema.GetRawText())).ToList();
-        _tools = described;
-        Volatile.Write(ref _toolsFetched, timeProvider.GetTimestamp());
-        return described;
-    }
 
     public ValueTask DisposeAsync() => client.DisposeAsync();
 }

@@ -13,17 +13,27 @@ namespace Namra.ToolExecutor.Tools;
 /// Servers are started once and shared by every call with the same settings (<see cref="McpSessions"/>); their
 /// tools appear under their own names. A server's protocol error or crash becomes an error result.
 /// </summary>
-internal sealed class McpTool(McpSessions sessions, IOptions<ToolExecutorOptions> options) : ITool
+internal sealed class McpTool(McpSessions sessions, IOptions<ToolExecutorOptions> options, TimeProvider timeProvider) : ITool, IDisposable
 {
+    // A server's tool list, asked for again after this long.
+    private static readonly TimeSpan ToolListLifetime = TimeSpan.FromSeconds(30);
+    private readonly Hosting.BoundedCache _toolLists = new(256, timeProvider);
+
     public ToolType Type => ToolType.Mcp;
 
-    public async Task<IReadOnlyList<ToolDescription>> DescribeAsync(ToolConfig config, CancellationToken cancellationToken)
+    public Task<IReadOnlyList<ToolDescription>> DescribeAsync(ToolConfig config, CancellationToken cancellationToken)
     {
         var server = McpServerSettings.From(config);
         Refuse(server);
-        var session = await sessions.GetAsync(server, cancellationToken).ConfigureAwait(false);
-        return await session.ToolsAsync(cancellationToken).ConfigureAwait(false);
+        return _toolLists.GetOrAddAsync(server.Key, ToolListLifetime, async () =>
+        {
+            var session = await sessions.GetAsync(server, cancellationToken).ConfigureAwait(false);
+            var tools = await session.Client.ListToolsAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+            return (IReadOnlyList<ToolDescription>)[.. tools.Select(t => new ToolDescription(t.Name, t.Description ?? "", t.JsonSchema.GetRawText()))];
+        });
     }
+
+    public void Dispose() => _toolLists.Dispose();
 
     /// <summary>The <c>_meta</c> key of a call's idempotency key (the run's id and the model's call id).</summary>
     public const string IdempotencyKeyMeta = "io.namra/idempotency-key";

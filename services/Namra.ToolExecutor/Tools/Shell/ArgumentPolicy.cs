@@ -99,7 +99,7 @@ internal static class ArgumentPolicy
     }
 
     // A non-backtracking regex takes long to build: each pattern once, for the first few hundred an operator writes.
-    private static readonly Hosting.BoundedMemo<string, Regex?> Compiled = new(256, StringComparer.Ordinal);
+    private static readonly Hosting.BoundedCache Compiled = new(256);
 
     private static (Regex? Regex, string Problem) Compile(string pattern)
     {
