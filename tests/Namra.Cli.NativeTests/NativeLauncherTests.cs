@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Namra.Testing;
 
-namespace Namra.Cli.Tests;
+namespace Namra.Cli.NativeTests;
 
 /// <summary>The native launcher published once (ahead-of-time compiled, as users install it) for the tests of a class.</summary>
 public sealed class NativeLauncher : IAsyncLifetime
@@ -11,7 +11,7 @@ public sealed class NativeLauncher : IAsyncLifetime
 
     public string Executable => Path.Combine(Folder, "namra");
 
-    public async Task InitializeAsync()
+    public async ValueTask InitializeAsync()
     {
         // Without the full CLI beside it (PublishFullCli=false): the tests put a stand-in there when they need one.
         var start = new ProcessStartInfo("dotnet",
@@ -38,10 +38,10 @@ public sealed class NativeLauncher : IAsyncLifetime
         }
     }
 
-    public Task DisposeAsync()
+    public ValueTask DisposeAsync()
     {
         Directory.Delete(Folder, recursive: true);
-        return Task.CompletedTask;
+        return ValueTask.CompletedTask;
     }
 }
 
@@ -60,7 +60,7 @@ public sealed class NativeLauncherTests(NativeLauncher launcher) : IClassFixture
     public static TheoryData<string[]> AuthoringCommandLines()
     {
         var examples = Directory.GetFiles(Path.Combine(RepositoryPaths.Root, "examples", "agents")).Order(StringComparer.Ordinal).ToArray();
-        return
+        string[][] lines =
         [
             ["validate", .. examples],
             ["validate", "--format", "json", .. examples],
@@ -71,6 +71,13 @@ public sealed class NativeLauncherTests(NativeLauncher launcher) : IClassFixture
             ["init", "Not A Name"],
             ["version"],
         ];
+        var data = new TheoryData<string[]>();
+        foreach (var line in lines)
+        {
+            data.Add(line);
+        }
+
+        return data;
     }
 
     [Theory]

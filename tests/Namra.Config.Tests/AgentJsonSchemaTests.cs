@@ -35,7 +35,7 @@ public sealed class AgentJsonSchemaTests
         var data = new TheoryData<string>();
         foreach (var row in AgentValidationTests.BadFiles)
         {
-            var scenario = (string)row[0];
+            var scenario = row.Data.Item1;
             if (scenario is not ("duplicate tool names" or "semantic memory without embedding model" or "http headers with secrets and no allowed hosts"
                 or "shell argument patterns for a command not allowed, and a pattern that cannot be used"))
             {
@@ -50,7 +50,7 @@ public sealed class AgentJsonSchemaTests
     [MemberData(nameof(SchemaExpressibleErrors))]
     public void Schema_RejectsWhatTheValidatorRejects(string scenario)
     {
-        var content = (string)AgentValidationTests.BadFiles.First(row => (string)row[0] == scenario)[1];
+        var content = AgentValidationTests.BadFiles.First(row => row.Data.Item1 == scenario).Data.Item2;
 
         Assert.False(Evaluate(content, "agent.yaml"), $"the schema accepts \"{scenario}\", which the validator rejects");
     }

@@ -121,7 +121,7 @@ public sealed class AgentFolderWatcherTests : IAsyncLifetime
     private readonly AgentRegistry _registry = new(TimeProvider.System);
     private AgentFolderWatcher _watcher = null!;
 
-    public async Task InitializeAsync()
+    public async ValueTask InitializeAsync()
     {
         await File.WriteAllTextAsync(Path.Combine(_folder, "first.yaml"), Agent("first", "1.0.0", "m1"));
         await File.WriteAllTextAsync(Path.Combine(_folder, "broken.yaml"), "name: broken\nversion: 1.0\n");
@@ -132,7 +132,7 @@ public sealed class AgentFolderWatcherTests : IAsyncLifetime
         await _watcher.StartAsync(CancellationToken.None);
     }
 
-    public async Task DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
         await _watcher.StopAsync(CancellationToken.None);
         _watcher.Dispose();

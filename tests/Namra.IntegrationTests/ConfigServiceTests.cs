@@ -23,13 +23,13 @@ public sealed class ConfigServiceTests : IAsyncLifetime
     private NamraTestHost _host = null!;
     private ConfigService.ConfigServiceClient _client = null!;
 
-    public async Task InitializeAsync()
+    public async ValueTask InitializeAsync()
     {
         _host = await NamraTestHost.StartAsync("config");
         _client = new ConfigService.ConfigServiceClient(_host.Channel);
     }
 
-    public async Task DisposeAsync() => await _host.DisposeAsync();
+    public async ValueTask DisposeAsync() => await _host.DisposeAsync();
 
     [Fact]
     public async Task ValidateAgentDefinition_WhenValid_ReturnsDefinitionWithDefaultsAndHash()

@@ -17,7 +17,7 @@ public sealed class GatewayLimitsTests : IAsyncLifetime
     private NamraTestHost _host = null!;
     private LlmGatewayService.LlmGatewayServiceClient _client = null!;
 
-    public async Task InitializeAsync()
+    public async ValueTask InitializeAsync()
     {
         _anthropic = await FakeProviderServer.StartAsync();
         var environment = new Dictionary<string, string> { ["ANTHROPIC_API_KEY"] = Key, ["ANTHROPIC_BASE_URL"] = _anthropic.BaseUrl.ToString() };
@@ -34,7 +34,7 @@ public sealed class GatewayLimitsTests : IAsyncLifetime
         _client = new LlmGatewayService.LlmGatewayServiceClient(_host.Channel);
     }
 
-    public async Task DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
         await _host.DisposeAsync();
         await _anthropic.DisposeAsync();

@@ -12,9 +12,9 @@ public sealed class OfficialSdkTests : IAsyncLifetime
 {
     private FakeProviderServer _server = null!;
 
-    public async Task InitializeAsync() => _server = await FakeProviderServer.StartAsync();
+    public async ValueTask InitializeAsync() => _server = await FakeProviderServer.StartAsync();
 
-    public async Task DisposeAsync() => await _server.DisposeAsync();
+    public async ValueTask DisposeAsync() => await _server.DisposeAsync();
 
     [Fact]
     public async Task AnthropicSdk_ParsesTheLocalMessagesStream()

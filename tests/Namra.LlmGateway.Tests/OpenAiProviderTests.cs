@@ -15,7 +15,7 @@ public sealed class OpenAiProviderTests : IAsyncLifetime
     private NamraTestHost _host = null!;
     private LlmGatewayService.LlmGatewayServiceClient _client = null!;
 
-    public async Task InitializeAsync()
+    public async ValueTask InitializeAsync()
     {
         _openai = await FakeProviderServer.StartAsync();
         var environment = new Dictionary<string, string>
@@ -28,7 +28,7 @@ public sealed class OpenAiProviderTests : IAsyncLifetime
         _client = new LlmGatewayService.LlmGatewayServiceClient(_host.Channel);
     }
 
-    public async Task DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
         await _host.DisposeAsync();
         await _openai.DisposeAsync();

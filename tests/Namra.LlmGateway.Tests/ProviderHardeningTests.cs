@@ -12,7 +12,7 @@ public sealed class ProviderHardeningTests : IAsyncLifetime
     private NamraTestHost _host = null!;
     private LlmGatewayService.LlmGatewayServiceClient _client = null!;
 
-    public async Task InitializeAsync()
+    public async ValueTask InitializeAsync()
     {
         _server = await FakeProviderServer.StartAsync();
         var environment = new Dictionary<string, string>
@@ -31,7 +31,7 @@ public sealed class ProviderHardeningTests : IAsyncLifetime
         _client = new LlmGatewayService.LlmGatewayServiceClient(_host.Channel);
     }
 
-    public async Task DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
         await _host.DisposeAsync();
         await _server.DisposeAsync();

@@ -19,7 +19,7 @@ public sealed class ResilienceTests : IAsyncLifetime
     private NamraTestHost _host = null!;
     private LlmGatewayService.LlmGatewayServiceClient _client = null!;
 
-    public async Task InitializeAsync()
+    public async ValueTask InitializeAsync()
     {
         _anthropic = await FakeProviderServer.StartAsync();
         var environment = new Dictionary<string, string>
@@ -46,7 +46,7 @@ public sealed class ResilienceTests : IAsyncLifetime
         _client = new LlmGatewayService.LlmGatewayServiceClient(_host.Channel);
     }
 
-    public async Task DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
         await _host.DisposeAsync();
         await _anthropic.DisposeAsync();

@@ -11,13 +11,13 @@ public sealed class ScriptedProviderTests : IAsyncLifetime
     private NamraTestHost _host = null!;
     private LlmGatewayService.LlmGatewayServiceClient _client = null!;
 
-    public async Task InitializeAsync()
+    public async ValueTask InitializeAsync()
     {
         _host = await NamraTestHost.StartAsync("llm-gateway");
         _client = new LlmGatewayService.LlmGatewayServiceClient(_host.Channel);
     }
 
-    public async Task DisposeAsync() => await _host.DisposeAsync();
+    public async ValueTask DisposeAsync() => await _host.DisposeAsync();
 
     [Fact]
     public async Task StreamGenerate_StreamsTextThenToolCallPiecesThenTheCompletedTurn()

@@ -25,7 +25,7 @@ public sealed class SqliteStoreContract : MemoryContract
         ["Namra:Memory:DefaultStore"] = "sqlite",
     };
 
-    public override async Task DisposeAsync()
+    public override async ValueTask DisposeAsync()
     {
         await base.DisposeAsync();
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
@@ -38,9 +38,9 @@ public sealed class RedisServer : IAsyncLifetime
 {
     public LocalServer Server { get; private set; } = null!;
 
-    public async Task InitializeAsync() => Server = await LocalContainers.StartRedisAsync();
+    public async ValueTask InitializeAsync() => Server = await LocalContainers.StartRedisAsync();
 
-    public async Task DisposeAsync() => await Server.DisposeAsync();
+    public async ValueTask DisposeAsync() => await Server.DisposeAsync();
 }
 
 /// <summary>PostgreSQL in a container, shared by the tests of a class.</summary>
@@ -48,9 +48,9 @@ public sealed class PostgresServer : IAsyncLifetime
 {
     public LocalServer Server { get; private set; } = null!;
 
-    public async Task InitializeAsync() => Server = await LocalContainers.StartPostgresAsync();
+    public async ValueTask InitializeAsync() => Server = await LocalContainers.StartPostgresAsync();
 
-    public async Task DisposeAsync() => await Server.DisposeAsync();
+    public async ValueTask DisposeAsync() => await Server.DisposeAsync();
 }
 
 /// <summary>The contract on Redis.</summary>

@@ -23,13 +23,17 @@ public abstract class MemoryContract : IAsyncLifetime
     /// <summary>Settings that configure the store (and make it the default).</summary>
     protected abstract IDictionary<string, string?> Settings { get; }
 
-    public async Task InitializeAsync()
+    public async ValueTask InitializeAsync()
     {
         _host = await NamraTestHost.StartAsync("memory", Settings);
         Client = new MemoryService.MemoryServiceClient(_host.Channel);
     }
 
-    public virtual async Task DisposeAsync() => await _host.DisposeAsync();
+    public virtual async ValueTask DisposeAsync()
+    {
+        await _host.DisposeAsync();
+        GC.SuppressFinalize(this);
+    }
 
     protected string Id(string name) => $"{_prefix}-{name}";
 

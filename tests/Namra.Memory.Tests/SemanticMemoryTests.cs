@@ -17,7 +17,7 @@ public sealed class SemanticMemoryTests : IAsyncLifetime
     private NamraTestHost _host = null!;
     private MemoryService.MemoryServiceClient _client = null!;
 
-    public async Task InitializeAsync()
+    public async ValueTask InitializeAsync()
     {
         _openai = await FakeProviderServer.StartAsync();
         var environment = new Dictionary<string, string> { ["OPENAI_API_KEY"] = "sk-test", ["OPENAI_BASE_URL"] = new Uri(_openai.BaseUrl, "/v1").ToString() };
@@ -25,7 +25,7 @@ public sealed class SemanticMemoryTests : IAsyncLifetime
         _client = new MemoryService.MemoryServiceClient(_host.Channel);
     }
 
-    public async Task DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
         await _host.DisposeAsync();
         await _openai.DisposeAsync();

@@ -12,13 +12,13 @@ public sealed class ApiKeyTests : IAsyncLifetime
     private readonly string _keys = Path.GetTempFileName();
     private NamraTestHost _host = null!;
 
-    public async Task InitializeAsync()
+    public async ValueTask InitializeAsync()
     {
         await File.WriteAllTextAsync(_keys, $"# keys of the public API\n{Key}\nnk_other_key\n");
         _host = await NamraTestHost.StartAsync("all", new Dictionary<string, string?> { ["Namra:Orchestrator:ApiKeysFile"] = _keys });
     }
 
-    public async Task DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
         await _host.DisposeAsync();
         File.Delete(_keys);

@@ -26,9 +26,9 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
     private readonly Dictionary<string, GrpcChannel> _channels = [];
     private string _memoryAddress = "";
 
-    public async Task InitializeAsync() => _anthropic = await FakeProviderServer.StartAsync();
+    public async ValueTask InitializeAsync() => _anthropic = await FakeProviderServer.StartAsync();
 
-    public async Task DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
         foreach (var channel in _channels.Values)
         {
@@ -182,8 +182,10 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
         // Times are measured from CancelRun's answer: from when the request is recorded to when the other replica acts on it.
         var clock = Stopwatch.StartNew();
         var toolStopped = new TaskCompletionSource<TimeSpan>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var toolRunning = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var web = await LocalWebServer.StartAsync(app => app.MapGet("/slow", async (HttpContext context) =>
         {
+            toolRunning.TrySetResult();
             try
             {
                 await Task.Delay(TimeSpan.FromSeconds(8), context.RequestAborted);
@@ -205,7 +207,7 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
             events.Add(item.Event);
             if (item.Event.EventCase == RunEvent.EventOneofCase.ToolCall)
             {
-                await Task.Delay(300); // the tool is running
+                await toolRunning.Task.WaitAsync(TimeSpan.FromSeconds(10)); // the tool's request reached the page
                 await Client(second).CancelRunAsync(new CancelRunRequest { RunId = "cancelled-elsewhere", Reason = "the user changed their mind" });
                 cancelled = clock.Elapsed;
             }

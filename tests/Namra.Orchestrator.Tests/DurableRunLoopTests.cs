@@ -1,5 +1,7 @@
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 using Namra.Contracts.V1;
 using Namra.Testing;
 
@@ -26,7 +28,7 @@ public sealed class DurableRunLoopTests : IAsyncLifetime
     private NamraTestHost _host = null!;
     private AgentService.AgentServiceClient _client = null!;
 
-    public async Task InitializeAsync()
+    public async ValueTask InitializeAsync()
     {
         _host = await NamraTestHost.StartAsync("all", new Dictionary<string, string?>
         {
@@ -38,7 +40,7 @@ public sealed class DurableRunLoopTests : IAsyncLifetime
         _client = new AgentService.AgentServiceClient(_host.Channel);
     }
 
-    public async Task DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
         await _host.DisposeAsync();
 
@@ -49,20 +51,40 @@ public sealed class DurableRunLoopTests : IAsyncLifetime
     [Fact]
     public async Task ALongToolCall_RenewsTheLeaseWhileItRuns()
     {
-        _fakes.Tools.Delay = TimeSpan.FromSeconds(4.5);
-        _fakes.Gateway.Enqueue(FakeGateway.Calls(("c1", "act", "{}")), FakeGateway.Text("Done."));
+        // On a clock the test moves: the tool takes 4.5 s of it, past the 3 s lease the run's last step gave it.
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var fakes = new FakeDownstream();
+        fakes.Tools.Clock = time;
+        fakes.Tools.Delay = TimeSpan.FromSeconds(4.5);
+        fakes.Gateway.Enqueue(FakeGateway.Calls(("c1", "act", "{}")), FakeGateway.Text("Done."));
+        await using var host = await NamraTestHost.StartAsync("all", new Dictionary<string, string?>
+        {
+            ["Namra:Orchestrator:LeaseDuration"] = "00:00:03",
+            ["Namra:Orchestrator:CancelPollInterval"] = "00:00:00.100",
+        }, builder =>
+        {
+            builder.Services.AddSingleton<TimeProvider>(time);
+            fakes.Use(builder);
+        });
 
-        // Past the lease the run's last step gave it: only renewals keep it.
-        var call = Execute("renewed");
-        await Task.Delay(3500);
-        var during = _fakes.Memory.Record("renewed");
-        var readAt = DateTime.UtcNow;
+        var call = new AgentService.AgentServiceClient(host.Channel).ExecuteAsync(new ExecuteRequest
+        {
+            Agent = new AgentSource { Inline = new InlineAgent { Content = Agent, Format = AgentFormat.Yaml } }, Input = "Go.", RunId = "renewed",
+        }, deadline: DateTime.UtcNow.AddSeconds(30)).ResponseAsync;
+        await WaitUntilAsync(() => !fakes.Tools.Calls.IsEmpty);
+        for (var second = 1; second <= 4; second++)
+        {
+            time.Advance(TimeSpan.FromSeconds(1));
+            // Only renewals keep more than a second of lease left as the clock passes the one the tool call started with.
+            await WaitUntilAsync(() => fakes.Memory.Record("renewed").Lease?.ExpireTime.ToDateTime() > time.GetUtcNow().UtcDateTime + TimeSpan.FromSeconds(1));
+        }
+
+        time.Advance(TimeSpan.FromSeconds(1));
         var run = (await call).Run;
 
         Assert.Equal(RunStatus.Completed, run.Status);
-        Assert.True(during.Lease.ExpireTime.ToDateTime() > readAt, "the lease lapsed while the tool ran");
-        Assert.True(_fakes.Memory.Updates >= 4, $"{_fakes.Memory.Updates} updates: the turn, renewals and the end");
-        Assert.Null(_fakes.Memory.Record("renewed").Lease); // an ended run is nobody's
+        Assert.True(fakes.Memory.Updates >= 5, $"{fakes.Memory.Updates} updates: the turn, renewals and the end");
+        Assert.Null(fakes.Memory.Record("renewed").Lease); // an ended run is nobody's
     }
 
     [Fact]

@@ -85,6 +85,9 @@ internal sealed class FakeTools : ToolExecutorService.ToolExecutorServiceBase
 
     public TimeSpan Delay { get; set; }
 
+    /// <summary>The clock <see cref="Delay"/> passes on.</summary>
+    public TimeProvider Clock { get; set; } = TimeProvider.System;
+
     /// <summary>What a call returns; <c>done ID</c> when unset.</summary>
     public Func<ExecuteToolRequest, string>? Output { get; set; }
 
@@ -103,7 +106,7 @@ internal sealed class FakeTools : ToolExecutorService.ToolExecutorServiceBase
         Calls.Enqueue(request);
         try
         {
-            await Task.Delay(Delay, context.CancellationToken);
+            await Task.Delay(Delay, Clock, context.CancellationToken);
         }
         catch (OperationCanceledException)
         {

@@ -17,13 +17,13 @@ public sealed class HostileToolInputTests : IAsyncLifetime
     private LocalWebServer _web = null!;
     private Uri _page = null!;
 
-    public async Task InitializeAsync()
+    public async ValueTask InitializeAsync()
     {
         _web = await LocalWebServer.StartAsync(web => web.MapGet("/nested", () => Results.Content(string.Concat(Enumerable.Repeat("<b>", 50_000)) + "the bottom", "text/html")));
         _page = new Uri(_web.BaseUrl, "/nested");
     }
 
-    public async Task DisposeAsync() => await _web.DisposeAsync();
+    public async ValueTask DisposeAsync() => await _web.DisposeAsync();
 
     [Fact]
     public async Task AServerProcess_SurvivesThePagesAndExpressionsThatKilledIt()

@@ -15,7 +15,7 @@ public sealed class OpenApiClientTests : IAsyncLifetime
     private readonly string _keys = Path.GetTempFileName();
     private NamraTestHost _host = null!;
 
-    public async Task InitializeAsync()
+    public async ValueTask InitializeAsync()
     {
         RepositoryPaths.NpmFile("tests/openapi-client", "openapi-fetch/package.json");
         await File.WriteAllTextAsync(_keys, ApiKey + "\n");
@@ -26,7 +26,7 @@ public sealed class OpenApiClientTests : IAsyncLifetime
         });
     }
 
-    public async Task DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
         await _host.DisposeAsync();
         File.Delete(_keys);

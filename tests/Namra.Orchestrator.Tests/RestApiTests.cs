@@ -12,9 +12,9 @@ public sealed class RestApiTests : IAsyncLifetime
 {
     private NamraTestHost _host = null!;
 
-    public async Task InitializeAsync() => _host = await NamraTestHost.StartAsync("all");
+    public async ValueTask InitializeAsync() => _host = await NamraTestHost.StartAsync("all");
 
-    public async Task DisposeAsync() => await _host.DisposeAsync();
+    public async ValueTask DisposeAsync() => await _host.DisposeAsync();
 
     [Fact]
     public async Task Execute_ThenStatus_OverRest()

@@ -15,13 +15,13 @@ public sealed class RunEventCapTests : IAsyncLifetime
     private NamraTestHost _host = null!;
     private AgentService.AgentServiceClient _client = null!;
 
-    public async Task InitializeAsync()
+    public async ValueTask InitializeAsync()
     {
         (_anthropic, _host) = await RunLoopTests.StartAsync(new Dictionary<string, string?> { ["Namra:Orchestrator:MaxRunEvents"] = "100" });
         _client = new AgentService.AgentServiceClient(_host.Channel);
     }
 
-    public async Task DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
         await _host.DisposeAsync();
         await _anthropic.DisposeAsync();

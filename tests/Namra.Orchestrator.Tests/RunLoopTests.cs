@@ -16,7 +16,7 @@ public sealed class RunLoopTests : IAsyncLifetime
     private NamraTestHost _host = null!;
     private AgentService.AgentServiceClient _client = null!;
 
-    public async Task InitializeAsync()
+    public async ValueTask InitializeAsync()
     {
         (_anthropic, _host) = await StartAsync();
         _client = new AgentService.AgentServiceClient(_host.Channel);
@@ -30,7 +30,7 @@ public sealed class RunLoopTests : IAsyncLifetime
         return (anthropic, await NamraTestHost.StartAsync("all", settings, configure: builder => ProviderEnvironment.Use(builder, environment)));
     }
 
-    public async Task DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
         await _host.DisposeAsync();
         await _anthropic.DisposeAsync();

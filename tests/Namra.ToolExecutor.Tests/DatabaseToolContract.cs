@@ -34,13 +34,17 @@ public abstract class DatabaseToolContract : IAsyncLifetime
     /// <summary>A statement answering one text column <c>big</c>: ten million <c>x</c>.</summary>
     protected abstract string HugeText { get; }
 
-    public virtual async Task InitializeAsync()
+    public virtual async ValueTask InitializeAsync()
     {
         _host = await NamraTestHost.StartAsync("tool-executor");
         _client = new ToolExecutorService.ToolExecutorServiceClient(_host.Channel);
     }
 
-    public virtual async Task DisposeAsync() => await _host.DisposeAsync();
+    public virtual async ValueTask DisposeAsync()
+    {
+        await _host.DisposeAsync();
+        GC.SuppressFinalize(this);
+    }
 
     [Fact]
     public async Task Select_BindsParametersAndAnswersJson()

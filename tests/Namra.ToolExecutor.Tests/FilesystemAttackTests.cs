@@ -17,7 +17,7 @@ public sealed class FilesystemAttackTests : IAsyncLifetime
     private NamraTestHost _host = null!;
     private ToolExecutorService.ToolExecutorServiceClient _client = null!;
 
-    public async Task InitializeAsync()
+    public async ValueTask InitializeAsync()
     {
         _root = Directory.CreateDirectory(Path.Combine(_sandbox, "root")).FullName;
         _outside = Directory.CreateDirectory(Path.Combine(_sandbox, "outside")).FullName;
@@ -28,7 +28,7 @@ public sealed class FilesystemAttackTests : IAsyncLifetime
         _client = new ToolExecutorService.ToolExecutorServiceClient(_host.Channel);
     }
 
-    public async Task DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
         await _host.DisposeAsync();
         Directory.Delete(_sandbox, recursive: true);

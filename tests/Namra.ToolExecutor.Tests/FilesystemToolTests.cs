@@ -12,7 +12,7 @@ public sealed class FilesystemToolTests : IAsyncLifetime
     private NamraTestHost _host = null!;
     private ToolExecutorService.ToolExecutorServiceClient _client = null!;
 
-    public async Task InitializeAsync()
+    public async ValueTask InitializeAsync()
     {
         _root = Directory.CreateDirectory(Path.Combine(_sandbox, "root")).FullName;
         await File.WriteAllTextAsync(Path.Combine(_root, "notes.txt"), "first line\nThe Answer is 42\n");
@@ -28,7 +28,7 @@ public sealed class FilesystemToolTests : IAsyncLifetime
         _client = new ToolExecutorService.ToolExecutorServiceClient(_host.Channel);
     }
 
-    public async Task DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
         await _host.DisposeAsync();
         Directory.Delete(_sandbox, recursive: true);

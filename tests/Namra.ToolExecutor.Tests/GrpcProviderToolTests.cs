@@ -17,7 +17,7 @@ public sealed class GrpcProviderToolTests : IAsyncLifetime
     private NamraTestHost _host = null!;
     private ToolExecutorService.ToolExecutorServiceClient _client = null!;
 
-    public async Task InitializeAsync()
+    public async ValueTask InitializeAsync()
     {
         var script = RepositoryPaths.Combine("examples", "tool-providers", "node", "server.js");
         RepositoryPaths.NpmFile("examples/tool-providers/node", "@grpc/grpc-js/package.json");
@@ -35,7 +35,7 @@ public sealed class GrpcProviderToolTests : IAsyncLifetime
         _client = new ToolExecutorService.ToolExecutorServiceClient(_host.Channel);
     }
 
-    public async Task DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
         await _host.DisposeAsync();
         _provider.Dispose();

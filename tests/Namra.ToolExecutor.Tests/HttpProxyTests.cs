@@ -23,7 +23,7 @@ public sealed class HttpProxyTests : IAsyncLifetime
     private IWebProxy _previous = null!;
     private NamraTestHost _host = null!;
 
-    public async Task InitializeAsync()
+    public async ValueTask InitializeAsync()
     {
         // A forward proxy receives the target in absolute form and answers for it.
         _proxy = await LocalWebServer.StartAsync(web => web.Run(context =>
@@ -36,7 +36,7 @@ public sealed class HttpProxyTests : IAsyncLifetime
         _host = await NamraTestHost.StartAsync("tool-executor");
     }
 
-    public async Task DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
         HttpClient.DefaultProxy = _previous;
         await _host.DisposeAsync();

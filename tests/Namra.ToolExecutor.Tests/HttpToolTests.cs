@@ -15,7 +15,7 @@ public sealed class HttpToolTests : IAsyncLifetime
     private NamraTestHost _host = null!;
     private ToolExecutorService.ToolExecutorServiceClient _client = null!;
 
-    public async Task InitializeAsync()
+    public async ValueTask InitializeAsync()
     {
         _web = await LocalWebServer.StartAsync(Map);
         _base = _web.BaseUrl;
@@ -45,7 +45,7 @@ public sealed class HttpToolTests : IAsyncLifetime
         });
     }
 
-    public async Task DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
         await _host.DisposeAsync();
         await _web.DisposeAsync();

@@ -19,7 +19,7 @@ public sealed class McpToolTests : IAsyncLifetime
     private NamraTestHost _host = null!;
     private ToolExecutorService.ToolExecutorServiceClient _client = null!;
 
-    public async Task InitializeAsync()
+    public async ValueTask InitializeAsync()
     {
         _host = await NamraTestHost.StartAsync("tool-executor", new Dictionary<string, string?>
         {
@@ -28,7 +28,7 @@ public sealed class McpToolTests : IAsyncLifetime
         _client = new ToolExecutorService.ToolExecutorServiceClient(_host.Channel);
     }
 
-    public async Task DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
         await _host.DisposeAsync();
         Directory.Delete(_root, recursive: true);

@@ -13,7 +13,7 @@ public sealed class PostgresInventory : IAsyncLifetime
     /// <summary>Connects as <c>agent</c>, who may read and write <c>items</c> and nothing else.</summary>
     public string AgentConnectionString => new NpgsqlConnectionStringBuilder(Server.ConnectionString) { Username = "agent", Password = "agent-password" }.ToString();
 
-    public async Task InitializeAsync()
+    public async ValueTask InitializeAsync()
     {
         Server = await LocalContainers.StartPostgresAsync();
         await ExecuteAsync("""
@@ -25,7 +25,7 @@ public sealed class PostgresInventory : IAsyncLifetime
             """ + Stock);
     }
 
-    public async Task DisposeAsync() => await Server.DisposeAsync();
+    public async ValueTask DisposeAsync() => await Server.DisposeAsync();
 
     /// <summary>Puts the inventory back as it was made: the 150 items, and no ticket drawn.</summary>
     public async Task ResetAsync() => await ExecuteAsync("TRUNCATE items RESTART IDENTITY; ALTER SEQUENCE tickets RESTART;" + Stock);
@@ -68,7 +68,7 @@ public sealed class PostgresDatabaseToolTests(PostgresInventory database) : Data
 
     protected override string HugeText => "SELECT repeat('x', 10000000) AS big";
 
-    public override async Task DisposeAsync()
+    public override async ValueTask DisposeAsync()
     {
         try
         {

@@ -39,20 +39,20 @@ public sealed partial class ShellAttackTests : IDisposable
         Assert.All(outputs, output => Assert.DoesNotContain("ANTHROPIC", output, StringComparison.Ordinal));
     }
 
-    [SkippableFact]
+    [Fact]
     public async Task TheProcessHostingTheExecutor_IsNotDumpable()
     {
-        Skip.IfNot(OperatingSystem.IsLinux(), "prctl is Linux's");
+        Assert.SkipUnless(OperatingSystem.IsLinux(), "prctl is Linux's");
         await using var host = await Start("Auto");
 
         // Non-dumpable: /proc/PID/environ and mem need CAP_SYS_PTRACE, whichever account a command runs as.
         Assert.Equal(0, GetDumpable(3 /* PR_GET_DUMPABLE */, 0, 0, 0, 0));
     }
 
-    [SkippableFact]
+    [Fact]
     public async Task ACommand_RunsInAPrivatePidNamespace_WhereTheSystemAllowsOne()
     {
-        Skip.IfNot(OperatingSystem.IsLinux() && Environment.UserName == "root", "PID namespaces need root here");
+        Assert.SkipUnless(OperatingSystem.IsLinux() && Environment.UserName == "root", "PID namespaces need root here");
         await using var host = await Start("Auto");
 
         var listing = await Call(host, Config(["ls"], allowedPaths: ["/proc"]), "ls", ["/proc"]);
@@ -61,10 +61,10 @@ public sealed partial class ShellAttackTests : IDisposable
         Assert.Equal(["1"], pids);
     }
 
-    [SkippableFact]
+    [Fact]
     public async Task ACommand_RunsAsAnotherAccountWithoutCapabilities_WhenTheExecutorIsRoot()
     {
-        Skip.IfNot(OperatingSystem.IsLinux() && Environment.UserName == "root", "only a root executor changes account");
+        Assert.SkipUnless(OperatingSystem.IsLinux() && Environment.UserName == "root", "only a root executor changes account");
         await using var host = await Start("Auto");
 
         var id = await Call(host, Config(["id"]), "id", []);

@@ -29,7 +29,7 @@ public sealed class SqliteDatabaseToolTests : DatabaseToolContract
     // Ten megabytes: under SQLite's bound on a value (16 MiB), so it is built, and shown cut.
     protected override string HugeText => "SELECT printf('%.*c', 10000000, 'x') AS big";
 
-    public override async Task InitializeAsync()
+    public override async ValueTask InitializeAsync()
     {
         _database = Path.Combine(_folder, "inventory.db");
         await using (var connection = new SqliteConnection($"Data Source={_database};Pooling=False"))
@@ -44,7 +44,7 @@ public sealed class SqliteDatabaseToolTests : DatabaseToolContract
         await base.InitializeAsync();
     }
 
-    public override async Task DisposeAsync()
+    public override async ValueTask DisposeAsync()
     {
         await base.DisposeAsync();
         SqliteConnection.ClearAllPools();

@@ -11,13 +11,13 @@ public sealed class ToolExecutorServiceTests : IAsyncLifetime
     private NamraTestHost _host = null!;
     private ToolExecutorService.ToolExecutorServiceClient _client = null!;
 
-    public async Task InitializeAsync()
+    public async ValueTask InitializeAsync()
     {
         _host = await NamraTestHost.StartAsync("tool-executor", new Dictionary<string, string?> { ["Namra:ToolExecutor:MaxOutputCharacters"] = "256" });
         _client = new ToolExecutorService.ToolExecutorServiceClient(_host.Channel);
     }
 
-    public async Task DisposeAsync() => await _host.DisposeAsync();
+    public async ValueTask DisposeAsync() => await _host.DisposeAsync();
 
     [Fact]
     public async Task ListTools_DescribesEachToolWithItsSchemaAndSource()
