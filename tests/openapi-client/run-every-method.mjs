@@ -316,17 +316,26 @@ await check("Execute: no agent is INVALID_ARGUMENT (400)", async () => {
   expectError("Execute", await api.POST("/v1/agents/execute", { body: { input: "Hello." } }), 400, 3, "agent");
 });
 
-await check("ExecuteStream: streams the run's events, numbered, to run_completed", async () => {
-  const result = await api.POST("/v1/agents/execute:stream", {
-    body: { agent: calculatorSource, input: "What is (17 + 25) * 2?", sessionId: session, labels, runId: streamRunId },
-    parseAs: "stream",
-  });
+/**
+ * The events of one ExecuteStream call, read line by line as they come.
+ * @param {Schemas["ExecuteStreamRequest"]} body
+ */
+async function streamedEvents(body) {
+  const result = await api.POST("/v1/agents/execute:stream", { body, parseAs: "stream" });
   assert.equal(result.response.status, 200, `ExecuteStream answered ${result.response.status}: ${JSON.stringify(result.error)}`);
   assert.ok(result.data, "ExecuteStream answered no body");
   const events = [];
   for await (const message of messages(result.data)) {
     events.push(message.event);
   }
+  return events;
+}
+
+/** How many events the first stream of the run sent: the repeated stream's one event carries the last number. */
+let streamedCount = 0;
+
+await check("ExecuteStream: streams the run's events, numbered, to run_completed", async () => {
+  const events = await streamedEvents({ agent: calculatorSource, input: "What is (17 + 25) * 2?", sessionId: session, labels, runId: streamRunId });
   assert.ok(events.length > 0, "no events");
   assert.deepEqual(events.map((e) => e.sequence), events.map((_, i) => i + 1), "events are not numbered 1, 2, 3, …");
   assert.ok(events.every((e) => e.runId === streamRunId), "an event of another run");
@@ -339,21 +348,15 @@ await check("ExecuteStream: streams the run's events, numbered, to run_completed
   assert.equal(events.find((e) => e.toolResult)?.toolResult.toolCallId, toolCall?.id);
   const text = events.filter((e) => e.textDelta).map((e) => e.textDelta.text).join("");
   assert.ok(text.endsWith(answer), `the text deltas do not end with the answer: ${text}`);
+  streamedCount = events.length;
 });
 
 await check("ExecuteStream: the same run_id again gets how the run ended", async () => {
-  const result = await api.POST("/v1/agents/execute:stream", {
-    body: { agent: calculatorSource, input: "What is (17 + 25) * 2?", sessionId: session, labels, runId: streamRunId },
-    parseAs: "stream",
-  });
-  assert.equal(result.response.status, 200, `ExecuteStream answered ${result.response.status}: ${JSON.stringify(result.error)}`);
-  assert.ok(result.data, "ExecuteStream answered no body");
-  const events = [];
-  for await (const message of messages(result.data)) {
-    events.push(message.event);
-  }
+  const events = await streamedEvents({ agent: calculatorSource, input: "What is (17 + 25) * 2?", sessionId: session, labels, runId: streamRunId });
   assert.equal(events.length, 1, `${events.length} events, not the last one only`);
   assert.equal(events[0].runId, streamRunId);
+  assert.equal(Number(events[0].sequence), streamedCount, "the repeated last event is not numbered as it was");
+  assert.ok(events[0].time, "the repeated last event has no time");
   assert.equal(events[0].runCompleted?.answer, answer);
 });
 

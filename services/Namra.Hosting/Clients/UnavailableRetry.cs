@@ -38,7 +38,7 @@ internal sealed class UnavailableRetry(TimeProvider timeProvider, IEnumerable<Se
     public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(
         TRequest request, ClientInterceptorContext<TRequest, TResponse> context, AsyncUnaryCallContinuation<TRequest, TResponse> continuation)
     {
-        var attempts = new Attempts<TRequest, TResponse>(this, request, context, continuation);
+        var attempts = new UnaryAttempts<TResponse>(this, context.Method.FullName, context.Options, () => continuation(request, context));
         return new AsyncUnaryCall<TResponse>(attempts.Response, attempts.HeadersAsync(), attempts.GetStatus, attempts.GetTrailers, attempts.Dispose);
     }
 
@@ -61,7 +61,7 @@ internal sealed class UnavailableRetry(TimeProvider timeProvider, IEnumerable<Se
     public override AsyncServerStreamingCall<TResponse> AsyncServerStreamingCall<TRequest, TResponse>(
         TRequest request, ClientInterceptorContext<TRequest, TResponse> context, AsyncServerStreamingCallContinuation<TRequest, TResponse> continuation)
     {
-        var stream = new StreamAttempts<TRequest, TResponse>(this, request, context, continuation);
+        var stream = new StreamAttempts<TResponse>(this, context.Method.FullName, context.Options, () => continuation(request, context));
         return new AsyncServerStreamingCall<TResponse>(stream, stream.HeadersAsync(), stream.GetStatus, stream.GetTrailers, stream.Dispose);
     }
 
@@ -95,30 +95,40 @@ internal sealed class UnavailableRetry(TimeProvider timeProvider, IEnumerable<Se
     }
 
     // One logical call: its current attempt, replaced after each retried failure.
-    private sealed class Attempts<TRequest, TResponse>
-        where TRequest : class
-        where TResponse : class
+    private abstract class Attempts<TCall>(UnavailableRetry retry, string method, CallOptions options, Func<TCall> start)
+        where TCall : class, IDisposable
     {
-        private readonly UnavailableRetry _retry;
-        private readonly TRequest _request;
-        private readonly ClientInterceptorContext<TRequest, TResponse> _context;
-        private readonly AsyncUnaryCallContinuation<TRequest, TResponse> _continuation;
-        private AsyncUnaryCall<TResponse> _current;
+        private TCall _current = start();
+        private int _attempt = 1;
 
-        public Attempts(UnavailableRetry retry, TRequest request, ClientInterceptorContext<TRequest, TResponse> context, AsyncUnaryCallContinuation<TRequest, TResponse> continuation)
+        protected TCall Attempt => Volatile.Read(ref _current);
+
+        public void Dispose() => Attempt.Dispose();
+
+        // How long to wait before sending the call again after this failure; null when the failure stands.
+        protected TimeSpan? Backoff(RpcException exception) => retry.Backoff(exception, _attempt, method, options);
+
+        // Waits, then sends the call again in place of the attempt that failed.
+        protected async Task AgainAsync(TimeSpan delay)
         {
-            (_retry, _request, _context, _continuation) = (retry, request, context, continuation);
-            _current = continuation(request, context);
-            Response = RunAsync();
+            await retry.WaitAsync(delay, options.CancellationToken).ConfigureAwait(false);
+            _attempt++;
+            var failed = _current;
+            Volatile.Write(ref _current, start());
+            failed.Dispose();
         }
+    }
+
+    private sealed class UnaryAttempts<TResponse> : Attempts<AsyncUnaryCall<TResponse>>
+    {
+        public UnaryAttempts(UnavailableRetry retry, string method, CallOptions options, Func<AsyncUnaryCall<TResponse>> start)
+            : base(retry, method, options, start) => Response = RunAsync();
 
         public Task<TResponse> Response { get; }
 
-        public Status GetStatus() => Volatile.Read(ref _current).GetStatus();
+        public Status GetStatus() => Attempt.GetStatus();
 
-        public Metadata GetTrailers() => Volatile.Read(ref _current).GetTrailers();
-
-        public void Dispose() => Volatile.Read(ref _current).Dispose();
+        public Metadata GetTrailers() => Attempt.GetTrailers();
 
         // The headers of the attempt that answered, known once it has.
         public async Task<Metadata> HeadersAsync()
@@ -132,69 +142,51 @@ internal sealed class UnavailableRetry(TimeProvider timeProvider, IEnumerable<Se
                 // The last attempt's own headers task says how it failed.
             }
 
-            return await Volatile.Read(ref _current).ResponseHeadersAsync.ConfigureAwait(false);
+            return await Attempt.ResponseHeadersAsync.ConfigureAwait(false);
         }
 
         private async Task<TResponse> RunAsync()
         {
-            for (var attempt = 1; ; attempt++)
+            while (true)
             {
                 TimeSpan delay;
                 try
                 {
-                    return await _current.ResponseAsync.ConfigureAwait(false);
+                    return await Attempt.ResponseAsync.ConfigureAwait(false);
                 }
-                catch (RpcException exception) when (_retry.Backoff(exception, attempt, _context.Method.FullName, _context.Options) is { } wait)
+                catch (RpcException exception) when (Backoff(exception) is { } wait)
                 {
                     delay = wait;
                 }
 
-                await _retry.WaitAsync(delay, _context.Options.CancellationToken).ConfigureAwait(false);
-                var failed = _current;
-                Volatile.Write(ref _current, _continuation(_request, _context));
-                failed.Dispose();
+                await AgainAsync(delay).ConfigureAwait(false);
             }
         }
     }
 
-    // One server-streaming call: its current attempt, replaced after a retried failure before any message came.
-    private sealed class StreamAttempts<TRequest, TResponse> : IAsyncStreamReader<TResponse>
-        where TRequest : class
-        where TResponse : class
+    // Sent again only until its first message came: what was read is never read twice.
+    private sealed class StreamAttempts<TResponse>(UnavailableRetry retry, string method, CallOptions options, Func<AsyncServerStreamingCall<TResponse>> start)
+        : Attempts<AsyncServerStreamingCall<TResponse>>(retry, method, options, start), IAsyncStreamReader<TResponse>
     {
-        private readonly UnavailableRetry _retry;
-        private readonly TRequest _request;
-        private readonly ClientInterceptorContext<TRequest, TResponse> _context;
-        private readonly AsyncServerStreamingCallContinuation<TRequest, TResponse> _continuation;
-        private AsyncServerStreamingCall<TResponse> _current;
         private bool _received;
-        private int _attempt = 1;
 
-        public StreamAttempts(UnavailableRetry retry, TRequest request, ClientInterceptorContext<TRequest, TResponse> context, AsyncServerStreamingCallContinuation<TRequest, TResponse> continuation)
-        {
-            (_retry, _request, _context, _continuation) = (retry, request, context, continuation);
-            _current = continuation(request, context);
-        }
+        public TResponse Current => Attempt.ResponseStream.Current;
 
-        public TResponse Current => _current.ResponseStream.Current;
+        public Status GetStatus() => Attempt.GetStatus();
 
-        public Status GetStatus() => Volatile.Read(ref _current).GetStatus();
-
-        public Metadata GetTrailers() => Volatile.Read(ref _current).GetTrailers();
-
-        public void Dispose() => Volatile.Read(ref _current).Dispose();
+        public Metadata GetTrailers() => Attempt.GetTrailers();
 
         // The headers of the attempt that sent them: a failed attempt's headers wait for the attempt that replaced it.
         public async Task<Metadata> HeadersAsync()
         {
             while (true)
             {
-                var attempt = Volatile.Read(ref _current);
+                var attempt = Attempt;
                 try
                 {
                     return await attempt.ResponseHeadersAsync.ConfigureAwait(false);
                 }
-                catch (RpcException) when (!ReferenceEquals(attempt, Volatile.Read(ref _current)))
+                catch (RpcException) when (!ReferenceEquals(attempt, Attempt))
                 {
                     // replaced while its headers failed: ask the next attempt
                 }
@@ -208,20 +200,16 @@ internal sealed class UnavailableRetry(TimeProvider timeProvider, IEnumerable<Se
                 TimeSpan delay;
                 try
                 {
-                    var more = await _current.ResponseStream.MoveNext(cancellationToken).ConfigureAwait(false);
+                    var more = await Attempt.ResponseStream.MoveNext(cancellationToken).ConfigureAwait(false);
                     _received |= more;
                     return more;
                 }
-                catch (RpcException exception) when (!_received && _retry.Backoff(exception, _attempt, _context.Method.FullName, _context.Options) is { } wait)
+                catch (RpcException exception) when (!_received && Backoff(exception) is { } wait)
                 {
                     delay = wait;
                 }
 
-                await _retry.WaitAsync(delay, _context.Options.CancellationToken).ConfigureAwait(false);
-                _attempt++;
-                var failed = _current;
-                Volatile.Write(ref _current, _continuation(_request, _context));
-                failed.Dispose();
+                await AgainAsync(delay).ConfigureAwait(false);
             }
         }
     }
