@@ -44,7 +44,13 @@ public static class NamraHostingExtensions
     }
 
     /// <summary>Registers the defaults every Namra service needs. Call once, before the services' own <c>Add*</c>.</summary>
-    public static WebApplicationBuilder AddNamraDefaults(this WebApplicationBuilder builder, NamraRoles roles)
+    /// <param name="builder">The host being built.</param>
+    /// <param name="roles">The services it hosts.</param>
+    /// <param name="scraped">
+    /// Whether <c>/metrics</c> will be served (<see cref="MapNamraDefaults"/>). A host that listens nowhere and exports
+    /// nothing over OTLP records no metrics at all: nobody would read them.
+    /// </param>
+    public static WebApplicationBuilder AddNamraDefaults(this WebApplicationBuilder builder, NamraRoles roles, bool scraped = true)
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(roles);
@@ -104,7 +110,7 @@ public static class NamraHostingExtensions
         builder.Services.AddSingleton<DrainState>();
         builder.Services.AddHostedService<DrainDelayService>();
 
-        AddOpenTelemetry(builder, roles);
+        AddOpenTelemetry(builder, roles, scraped);
         return builder;
     }
 
@@ -152,12 +158,19 @@ public static class NamraHostingExtensions
         return app;
     }
 
-    private static void AddOpenTelemetry(WebApplicationBuilder builder, NamraRoles roles)
+    private static void AddOpenTelemetry(WebApplicationBuilder builder, NamraRoles roles, bool scraped)
     {
         // Namra's meters and the runtime's are scraped at /metrics whatever else is configured. OTLP is used only when
         // an endpoint is configured, as the OpenTelemetry spec's OTEL_* variables say; everything else (protocol,
         // headers, sampler) is read by the SDK from the same variables.
         var otlp = !string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]);
+        if (!otlp && !scraped)
+        {
+            // An embedded host (the CLI): no metrics, trace ids and context only.
+            builder.Services.AddHostedService<TracingWithoutExporter>();
+            return;
+        }
+
         var telemetry = builder.Services.AddOpenTelemetry()
             .ConfigureResource(resource =>
             {
@@ -171,10 +184,13 @@ public static class NamraHostingExtensions
             })
             .WithMetrics(metrics =>
             {
-                metrics.AddMeter(TelemetryPrefix + "*")
-                    .AddRuntimeInstrumentation()
+                metrics.AddMeter(TelemetryPrefix + "*").AddRuntimeInstrumentation();
+                if (scraped)
+                {
                     // Every scrape reads the meters as they are: a cached answer would hide what just happened.
-                    .AddPrometheusExporter(prometheus => prometheus.ScrapeResponseCacheDurationMilliseconds = 0);
+                    metrics.AddPrometheusExporter(prometheus => prometheus.ScrapeResponseCacheDurationMilliseconds = 0);
+                }
+
                 if (otlp)
                 {
                     metrics.AddAspNetCoreInstrumentation().AddHttpClientInstrumentation();

@@ -34,7 +34,7 @@ public static class NamraComposition
     {
         ArgumentNullException.ThrowIfNull(builder);
         var roles = NamraRoles.From(builder.Configuration, Roles);
-        builder.AddNamraDefaults(roles);
+        builder.AddNamraDefaults(roles, scraped: listen);
         foreach (var role in roles.EnabledRoles)
         {
             role.Add(builder);

@@ -49,7 +49,11 @@ public sealed class DownstreamException : RpcException
             _ => cause.StatusCode,
         };
         var detail = cause.Status.Detail;
-        var message = cause.StatusCode switch
+        var remote = cause.GetRpcStatus();
+        // A failure another service already named (it called one further on) keeps its words: one name is enough.
+        var named = remote is not null && remote.Details.Any(any => any.Is(Google.Rpc.ResourceInfo.Descriptor)
+            && any.Unpack<Google.Rpc.ResourceInfo>().ResourceType.EndsWith("Service", StringComparison.Ordinal));
+        var message = named ? detail : cause.StatusCode switch
         {
             StatusCode.Unavailable or StatusCode.Cancelled => $"The {service} service is unavailable: {detail}",
             StatusCode.DeadlineExceeded when detail is "" or "Deadline Exceeded" => $"The {service} service did not answer before the call's deadline.",
@@ -60,7 +64,7 @@ public sealed class DownstreamException : RpcException
         };
 
         var status = new Google.Rpc.Status { Code = (int)code, Message = message };
-        if (cause.GetRpcStatus() is { } remote)
+        if (remote is not null)
         {
             status.Details.Add(remote.Details);
         }
