@@ -31,13 +31,16 @@ public sealed class AgentJsonSchemaTests
     {
         // Every bad file of the validator's table whose problem JSON Schema can express (all but
         // duplicate tool names, semantic checks of interpolated values, and `yes` for booleans which JSON has no notion of;
-        // rules across fields: secret headers need allowed hosts, argument patterns name allowed commands and are .NET regexes).
+        // rules across fields: secret headers need allowed hosts, argument patterns name allowed commands and are .NET regexes,
+        // approval conditions name the tool's arguments and values its settings allow, one test each).
         var data = new TheoryData<string>();
         foreach (var row in AgentValidationTests.BadFiles)
         {
             var scenario = row.Data.Item1;
             if (scenario is not ("duplicate tool names" or "semantic memory without embedding model" or "http headers with secrets and no allowed hosts"
-                or "shell argument patterns for a command not allowed, and a pattern that cannot be used"))
+                or "shell argument patterns for a command not allowed, and a pattern that cannot be used"
+                or "approval condition on an argument the tool does not take" or "approval condition no call can meet"
+                or "approval condition every call meets" or "approval condition with two tests"))
             {
                 data.Add(scenario);
             }

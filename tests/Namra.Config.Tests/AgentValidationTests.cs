@@ -12,6 +12,26 @@ public sealed class AgentValidationTests
     public static TheoryData<string, string, string[]> BadFiles => new()
     {
         {
+            "approval condition on an argument the tool does not take",
+            Head + Llm + "tools:\n  - name: web\n    type: builtin.http\n    approval:\n      when:\n        - { argument: methd, one_of: [POST] }\n",
+            ["NAMRA0105 11:23 tools[0].approval.when[0].argument | did you mean `method`?"]
+        },
+        {
+            "approval condition no call can meet",
+            Head + Llm + "tools:\n  - name: web\n    type: builtin.http\n    approval:\n      when:\n        - { argument: method, one_of: [POST] }\n",
+            ["NAMRA0111 11:39 tools[0].approval.when[0].one_of | name values the tool takes (its settings allow only those)"]
+        },
+        {
+            "approval condition every call meets",
+            Head + Llm + "tools:\n  - name: files\n    type: builtin.filesystem\n    config: { root: /srv }\n    approval:\n      when:\n        - { argument: operation, not_one_of: [read, list, search] }\n",
+            ["NAMRA0111 12:46 tools[0].approval.when[0].not_one_of | write `approval: always` if every call needs approval"]
+        },
+        {
+            "approval condition with two tests",
+            Head + Llm + "tools:\n  - name: sh\n    type: builtin.shell\n    config: { allowed_commands: [ls, rm] }\n    approval:\n      when:\n        - { argument: command, one_of: [rm], matches: \"r.*\" }\n",
+            ["NAMRA0108 12:11 tools[0].approval.when[0] | write one condition per test; any condition that matches makes the call need approval"]
+        },
+        {
             "misspelt field",
             Head + "llm:\n  provider: anthropic\n  model: m\n  temprature: 0.7\n",
             ["NAMRA0101 6:3 llm.temprature | did you mean `temperature`?"]

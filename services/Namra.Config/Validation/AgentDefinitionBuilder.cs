@@ -218,6 +218,7 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
                 }
             }
 
+            config.Approval = BuildApproval(tool, config, path);
             yield return config;
         }
     }
@@ -341,6 +342,11 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
             MaxParallelToolCalls = (int)(execution.Integer("max_parallel_tool_calls") ?? ExecutionDefaults.MaxParallelToolCalls),
             OnInterrupt = execution.String("on_interrupt") == "fail" ? InterruptPolicy.Fail : InterruptPolicy.Resume,
         };
+        if (execution.Duration("approval_timeout") is { } approvalTimeout)
+        {
+            config.ApprovalTimeout = Duration.FromTimeSpan(approvalTimeout);
+        }
+
         if (execution.Get<ValidatedObject>("budget") is { } budget)
         {
             config.Budget = new Budget();
@@ -476,6 +482,88 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
 
         static void Quote(StringBuilder text, string value) =>
             text.Append('"').Append(JsonEncodedText.Encode(value, JavaScriptEncoder.UnsafeRelaxedJsonEscaping).Value).Append('"');
+    }
+
+    private static readonly string[] ConditionTests = ["one_of", "not_one_of", "matches"];
+
+    // When a tool's calls need approval. Conditions on a built-in tool name its arguments, and one that no call can meet
+    // (or every call meets) is an error: it would guard nothing, or everything while looking selective.
+    private ApprovalPolicy BuildApproval(ValidatedObject tool, ToolConfig config, string path)
+    {
+        var policy = new ApprovalPolicy { Mode = ApprovalPolicy.Types.Mode.Never };
+        if (tool.Get<ValidatedObject>("approval") is not { } approval)
+        {
+            policy.Mode = tool.String("approval") == "always" ? ApprovalPolicy.Types.Mode.Always : ApprovalPolicy.Types.Mode.Never;
+            return policy;
+        }
+
+        policy.Mode = ApprovalPolicy.Types.Mode.When;
+        var conditions = approval.Get<List<object>>("when") ?? [];
+        var known = ApprovalArguments.Of(config);
+        for (var index = 0; index < conditions.Count; index++)
+        {
+            if (conditions[index] is not ValidatedObject when)
+            {
+                continue;
+            }
+
+            var at = $"{path}.approval.when[{index}]";
+            var condition = new ApprovalCondition
+            {
+                Argument = when.String("argument") ?? "",
+                OneOf = { (when.Get<List<object>>("one_of") ?? []).OfType<string>() },
+                NotOneOf = { (when.Get<List<object>>("not_one_of") ?? []).OfType<string>() },
+                Matches = when.String("matches") ?? "",
+            };
+            policy.When.Add(condition);
+            var tests = ConditionTests.Where(when.Written.ContainsKey).ToList();
+            if (tests.Count != 1)
+            {
+                diagnostics.Error(tests.Count == 0 ? DiagnosticCodes.MissingField : DiagnosticCodes.NotApplicable, when.Position, at,
+                    tests.Count == 0 ? "A condition needs one test: `one_of`, `not_one_of` or `matches`." : $"A condition takes one test; this one has {string.Join(" and ", tests.Select(t => $"`{t}`"))}.",
+                    "write one condition per test; any condition that matches makes the call need approval");
+            }
+
+            if (known is not null && !known.ContainsKey(condition.Argument))
+            {
+                diagnostics.Error(DiagnosticCodes.InvalidValue, when.ValuePositionOf("argument"), at + ".argument",
+                    $"A {ToolTypeNames.Of(config.Type)} call has no argument `{condition.Argument}`; it has {string.Join(", ", known.Keys.Select(k => $"`{k}`"))}.",
+                    Suggestions.Closest(condition.Argument, known.Keys) is { } close ? Suggestions.DidYouMean(close) : "name one of the tool's arguments");
+                continue;
+            }
+
+            if (condition.Matches.Length > 0)
+            {
+                try
+                {
+                    _ = new System.Text.RegularExpressions.Regex(condition.Matches, System.Text.RegularExpressions.RegexOptions.NonBacktracking);
+                }
+                catch (Exception exception) when (exception is ArgumentException or NotSupportedException)
+                {
+                    diagnostics.Error(DiagnosticCodes.InvalidFormat, when.ValuePositionOf("matches"), at + ".matches",
+                        $"`{condition.Matches}` is not a regular expression Namra can use: {exception.Message}", "a .NET regular expression without backreferences or lookarounds, matched against the whole value");
+                }
+            }
+
+            if (known?.GetValueOrDefault(condition.Argument) is { } values)
+            {
+                if (condition.OneOf.Count > 0 && !condition.OneOf.Any(values.Contains))
+                {
+                    diagnostics.Error(DiagnosticCodes.ApprovalNeverMatches, when.ValuePositionOf("one_of"), at + ".one_of",
+                        $"No call can meet this condition: `{condition.Argument}` is only ever {string.Join(", ", values.Select(v => $"`{v}`"))} for this tool.",
+                        "name values the tool takes (its settings allow only those)");
+                }
+
+                if (condition.NotOneOf.Count > 0 && values.All(condition.NotOneOf.Contains))
+                {
+                    diagnostics.Error(DiagnosticCodes.ApprovalNeverMatches, when.ValuePositionOf("not_one_of"), at + ".not_one_of",
+                        $"Every call meets this condition: `{condition.Argument}` is only ever {string.Join(", ", values.Select(v => $"`{v}`"))} for this tool.",
+                        "write `approval: always` if every call needs approval");
+                }
+            }
+        }
+
+        return policy;
     }
 
     // The validated settings of a tool type (defaults filled in) as its settings message: the agent file's names are

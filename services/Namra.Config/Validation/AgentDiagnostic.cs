@@ -101,6 +101,8 @@ public static class DiagnosticCodes
 
     /// <summary>A secret written into the file instead of coming from the environment.</summary>
     public const string SecretInFile = "NAMRA0109";
+    /// <summary>An approval condition no call of the tool can meet (or none can escape).</summary>
+    public const string ApprovalNeverMatches = "NAMRA0111";
 
     /// <summary>A scripted tool call names a tool the agent does not declare.</summary>
     public const string UndeclaredScriptedTool = "NAMRA0201";

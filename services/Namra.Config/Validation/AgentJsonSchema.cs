@@ -96,6 +96,7 @@ public static class AgentJsonSchema
         MapType map => new JsonObject { ["type"] = "object", ["additionalProperties"] = Type(map.Values) },
         AnyObjectType => new JsonObject { ["type"] = "object" },
         ObjectType obj => Object(obj.Spec),
+        WordOrObjectType either => new JsonObject { ["oneOf"] = new JsonArray(Type(either.Words), Object(either.Spec)) },
         _ => throw new InvalidOperationException($"Unknown field type {type}."),
     };
 

@@ -140,6 +140,19 @@ internal static class AgentSchema
         ["grpc"] = GrpcConfig,
     };
 
+    public static readonly ObjectSpec ApprovalCondition = new("approval condition",
+    [
+        new("argument", new StringType(MaxLength: 256), "A top-level argument of the call; one it leaves out has its schema's default, else none.", Required: true),
+        new("one_of", new ListType(PlainString, MinItems: 1, MaxItems: 256), "Matches when the argument is one of these (compared as text)."),
+        new("not_one_of", new ListType(PlainString, MinItems: 1, MaxItems: 256), "Matches when the argument is none of these (an argument without a value is none)."),
+        new("matches", new StringType(MaxLength: 1024), "Matches when the argument matches this regular expression in full."),
+    ]);
+
+    public static readonly ObjectSpec Approval = new("approval",
+    [
+        new("when", new ListType(new ObjectType(ApprovalCondition), MinItems: 1, MaxItems: 32), "Conditions on the call's arguments, any of which makes it need approval.", Required: true),
+    ]);
+
     public static readonly ObjectSpec Tool = new("tool",
     [
         new("name", new StringType(ToolNamePattern, "tool name", "calculator"), "Unique name of the tool within the agent.", Required: true),
@@ -148,6 +161,8 @@ internal static class AgentSchema
         new("config", new AnyObjectType(), "Settings of the tool type."),
         new("timeout", ToolTimeout, "Longest one call may take."),
         new("idempotent", new BooleanType(), "Calls may run twice with the effect of once: a call interrupted by a lost replica runs again when the run resumes.", Default: false),
+        new("approval", new WordOrObjectType(new EnumType(["never", "always"]), Approval),
+            "Whether a person must approve a call before it runs: `never`, `always`, or `{ when: [conditions] }`; the run waits for the decision.", Default: "never"),
     ]);
 
     public static readonly ObjectSpec Semantic = new("memory.semantic",
@@ -183,6 +198,7 @@ internal static class AgentSchema
         new("max_repeated_tool_calls", new IntegerType(1, 100), "Stop a run that repeats the same tool call with the same arguments this many times.", Default: (long)ExecutionDefaults.MaxRepeatedToolCalls),
         new("max_parallel_tool_calls", new IntegerType(1, 64), "Most tool calls of one turn run at once.", Default: (long)ExecutionDefaults.MaxParallelToolCalls),
         new("on_interrupt", new EnumType(["resume", "fail"]), "What becomes of a run whose replica was lost: resumed from its journal on another, or ended as failed.", Default: "resume"),
+        new("approval_timeout", new DurationType(TimeSpan.FromSeconds(1), TimeSpan.FromDays(365)), "How long a run may wait for tool calls to be approved before it ends as approval_expired; as long as it takes when unset. The wait does not count against `timeout`."),
     ]);
 
     public static readonly ObjectSpec Agent = new("agent",

@@ -34,6 +34,9 @@ internal sealed record AnyObjectType : FieldType;
 
 internal sealed record ObjectType(ObjectSpec Spec) : FieldType;
 
+/// <summary>A word of <paramref name="Words"/>, or a mapping of <paramref name="Spec"/>'s fields (<c>approval: always</c> or <c>approval: { when: ... }</c>).</summary>
+internal sealed record WordOrObjectType(EnumType Words, ObjectSpec Spec) : FieldType;
+
 /// <summary>One field of an object.</summary>
 internal sealed record FieldSpec(string Name, FieldType Type, string Description, bool Required = false, object? Default = null);
 

@@ -104,6 +104,7 @@ internal sealed partial class SchemaWalker(DiagnosticBag diagnostics, Func<strin
         MapType map => ReadMap<object>(node, map, path),
         AnyObjectType => node is MappingNode ? node : WrongType(node, path, "a mapping"),
         ObjectType obj => ReadObject(node, obj.Spec, path),
+        WordOrObjectType either => node is MappingNode ? ReadObject(node, either.Spec, path) : ReadValue(node, either.Words, path),
         _ => throw new InvalidOperationException($"Unknown field type {type}."),
     };
 

@@ -19,7 +19,7 @@ internal sealed class HttpTool : ITool
     public const string AnyClient = "namra-tool-http-any";
 
     private const string Schema = """
-        {"type":"object","properties":{"url":{"type":"string","minLength":1,"maxLength":8192,"description":"An http or https URL"},"method":{"enum":["GET","POST","PUT","PATCH","DELETE","HEAD"],"description":"GET when omitted"},"headers":{"type":"object","additionalProperties":{"type":"string"}},"body":{"type":"string","description":"Request body (POST, PUT, PATCH)"}},"required":["url"],"additionalProperties":false}
+        {"type":"object","properties":{"url":{"type":"string","minLength":1,"maxLength":8192,"description":"An http or https URL"},"method":{"enum":["GET","POST","PUT","PATCH","DELETE","HEAD"],"default":"GET","description":"GET when omitted"},"headers":{"type":"object","additionalProperties":{"type":"string"}},"body":{"type":"string","description":"Request body (POST, PUT, PATCH)"}},"required":["url"],"additionalProperties":false}
         """;
 
     private readonly IHttpClientFactory _clients;
