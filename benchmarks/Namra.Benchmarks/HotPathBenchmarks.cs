@@ -5,7 +5,6 @@ using Namra.Contracts.V1;
 using Namra.LlmGateway.Providers;
 using Namra.LlmGateway.Providers.Anthropic;
 using Namra.LlmGateway.Providers.OpenAI;
-using Namra.ToolExecutor.Tools;
 
 namespace Namra.Benchmarks;
 
@@ -18,7 +17,7 @@ namespace Namra.Benchmarks;
 public class HotPathBenchmarks
 {
     private readonly ArrayBufferWriter<byte> _buffer = new(64 * 1024);
-    private readonly ArgumentValidator _validator = new();
+    private readonly Namra.Hosting.ArgumentValidator _validator = new();
     private ChatRequest _request = null!;
     private StreamGenerateRequest _proto = null!;
 

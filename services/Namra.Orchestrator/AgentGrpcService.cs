@@ -13,8 +13,10 @@ namespace Namra.Orchestrator;
 /// The <c>namra.v1.AgentService</c> endpoint, the public API: resolves the agent with the config service, runs
 /// the loop, and reads run records from the memory service, so any replica answers for any run.
 /// </summary>
-internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, ActiveRuns active, ResolvedAgents resolved, IOptions<OrchestratorOptions> options) : AgentService.AgentServiceBase
+internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, ActiveRuns active, ResolvedAgents resolved, RunApprovals approvals, IOptions<OrchestratorOptions> options)
+    : AgentService.AgentServiceBase
 {
+    private const int MaxDecisionText = 4096;
 
     public override async Task<ExecuteResponse> Execute(ExecuteRequest request, ServerCallContext context)
     {
@@ -41,6 +43,12 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
         Require(request.RunId, "run_id");
         var record = await downstream.Memory.GetRunRecordAsync(
             new GetRunRecordRequest { RunId = request.RunId }, deadline: context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false);
+        if (await approvals.CancelWaitingAsync(record.Run, request.Reason, context.Deadline, context.CancellationToken).ConfigureAwait(false) is { } waiting)
+        {
+            // It waited on no replica: the one that claims it ends it as cancelled.
+            return new CancelRunResponse { Run = waiting };
+        }
+
         if (record.Run.Status is not (RunStatus.Running or RunStatus.Pending))
         {
             return new CancelRunResponse { Run = record.Run };
@@ -60,6 +68,36 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
         record.Run.CancelRequested = true;
         record.Run.CancelReason = request.Reason;
         return new CancelRunResponse { Run = record.Run };
+    }
+
+    public override async Task<ApproveToolCallsResponse> ApproveToolCalls(ApproveToolCallsRequest request, ServerCallContext context)
+    {
+        CheckDecision(request.RunId, request.Reason, request.DecidedBy);
+        var run = await approvals.DecideAsync(request.RunId, request.ToolCallIds, approve: true, request.Reason, request.DecidedBy, request.ArgumentsJson,
+            context.Deadline, context.CancellationToken).ConfigureAwait(false);
+        return new ApproveToolCallsResponse { Run = run };
+    }
+
+    public override async Task<DenyToolCallsResponse> DenyToolCalls(DenyToolCallsRequest request, ServerCallContext context)
+    {
+        CheckDecision(request.RunId, request.Reason, request.DecidedBy);
+        var run = await approvals.DecideAsync(request.RunId, request.ToolCallIds, approve: false, request.Reason, request.DecidedBy,
+            new Dictionary<string, string>(), context.Deadline, context.CancellationToken).ConfigureAwait(false);
+        return new DenyToolCallsResponse { Run = run };
+    }
+
+    private static void CheckDecision(string runId, string reason, string decidedBy)
+    {
+        Require(runId, "run_id");
+        if (reason.Length > MaxDecisionText)
+        {
+            throw new InvalidArgumentException("reason", $"At most {MaxDecisionText} characters; it has {reason.Length}.");
+        }
+
+        if (decidedBy.Length > 256)
+        {
+            throw new InvalidArgumentException("decided_by", $"At most 256 characters; it has {decidedBy.Length}.");
+        }
     }
 
     public override async Task<ListRunsResponse> ListRuns(ListRunsRequest request, ServerCallContext context)
@@ -208,7 +246,16 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
                 deadline: context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false)).Run;
         }
 
-        if (emit is not null)
+        if (emit is not null && run.Status == RunStatus.AwaitingApproval)
+        {
+            // A stream repeated while the run waits gets what it waits for.
+            await emit(new RunEvent
+            {
+                RunId = run.RunId, Sequence = Math.Max(1, run.EventsSummary?.Events ?? 0), Time = run.UpdateTime,
+                ApprovalRequired = new ApprovalRequired { Approvals = { run.Approvals.Where(a => a.State == ApprovalState.Pending) }, ApprovalDeadline = run.ApprovalDeadline },
+            }).ConfigureAwait(false);
+        }
+        else if (emit is not null)
         {
             // A stream repeated gets the run's last event, as it was numbered and timed: how it ended.
             var last = run.Status == RunStatus.Completed

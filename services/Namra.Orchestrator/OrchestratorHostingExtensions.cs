@@ -30,6 +30,8 @@ public static class OrchestratorHostingExtensions
         builder.Services.AddSingleton<ToolCalls>();
         builder.Services.AddSingleton<RunLoop>();
         builder.Services.AddSingleton<RunRecovery>();
+        builder.Services.AddSingleton<RunApprovals>();
+        Microsoft.Extensions.DependencyInjection.Extensions.ServiceCollectionDescriptorExtensions.TryAddSingleton<ArgumentValidator>(builder.Services);
         builder.Services.AddHostedService(services => services.GetRequiredService<RunRecovery>());
         builder.Services.AddHostedService<RunHandOver>();
         builder.Services.AddSingleton<ApiKeyAuthentication>();

@@ -40,6 +40,15 @@ internal static class OrchestratorTelemetry
     /// <summary>Runs this replica claimed after their replica was lost, by agent.</summary>
     public static readonly NamraCounter Recovered = NamraMetrics.Counter(Meter, "namra.runs.recovered", "{run}", "Runs claimed from a lost replica.", "agent");
 
+    /// <summary>Tool calls that waited for a person's approval, by agent.</summary>
+    public static readonly NamraCounter ApprovalsRequested = NamraMetrics.Counter(Meter, "namra.approvals.requested", "{call}", "Tool calls that waited for approval.", "agent");
+
+    /// <summary>Decisions on tool calls, by agent and decision (approved, denied).</summary>
+    public static readonly NamraCounter ApprovalsDecided = NamraMetrics.Counter(Meter, "namra.approvals.decided", "{call}", "Decisions on tool calls that waited for approval.", "agent", "decision");
+
+    /// <summary>Time from a call's approval request to its decision.</summary>
+    public static readonly NamraHistogram ApprovalWait = NamraMetrics.DurationHistogram(Meter, "namra.approval.wait", "Time a tool call waited for its decision.", "agent");
+
     /// <summary>Runs handed over to other replicas as this one stopped.</summary>
     public static readonly NamraCounter HandedOver = NamraMetrics.Counter(Meter, "namra.runs.handed_over", "{run}", "Runs handed over to other replicas as this one stopped.");
 

@@ -5,6 +5,7 @@ using Grpc.Core;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Namra.Contracts.V1;
+using Namra.Hosting;
 using Namra.Hosting.Errors;
 using Namra.ToolExecutor.Options;
 using Namra.ToolExecutor.Tools;

@@ -23,7 +23,7 @@ public static class ToolExecutorHostingExtensions
             .Bind(builder.Configuration.GetSection(ToolExecutorOptions.SectionName))
             .ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<ToolExecutorOptions>, ToolExecutorOptionsValidator>();
-        builder.Services.AddSingleton<ArgumentValidator>();
+        Microsoft.Extensions.DependencyInjection.Extensions.ServiceCollectionDescriptorExtensions.TryAddSingleton<ArgumentValidator>(builder.Services);
         builder.Services.AddSingleton<ITool, CalculatorTool>();
         builder.Services.AddSingleton<ITool, FilesystemTool>();
         builder.Services.AddHostedService<ProcessProtection>();

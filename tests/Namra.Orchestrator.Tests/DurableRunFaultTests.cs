@@ -78,6 +78,40 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
         Assert.Equal(1, new PrometheusScrape(await http.GetStringAsync(new Uri("/metrics", UriKind.Relative))).Value("namra_runs_recovered_total", ("agent", "durable")));
     }
 
+    [Theory]
+    [InlineData("postgres")]
+    [InlineData("redis")]
+    public async Task ARunWaitingForApproval_ItsReplicaKilled_TheApprovalSentToTheOtherResumesIt_AndItCompletes(string store)
+    {
+        await using var web = await StockSite.StartAsync(hang: false);
+        var (first, second) = await StartAsync(store);
+        _anthropic.Enqueue(
+            new SseReply([AnthropicWire.MessageStart(),
+                .. AnthropicWire.ToolUseBlock(0, "toolu_effect", "web", $"{{\"url\":\"{web.BaseUrl}effect\",\"method\":\"POST\",\"body\":\"charge 10\"}}"),
+                .. AnthropicWire.ToolUseBlock(1, "toolu_read", "web", $"{{\"url\":\"{web.BaseUrl}read\"}}"),
+                AnthropicWire.MessageDelta("tool_use", 30), AnthropicWire.MessageStop()]),
+            AnthropicWire.TextTurn(80, 6, "Charged once; stock is 7."));
+
+        var waiting = (await Client(first).ExecuteAsync(new ExecuteRequest { Agent = Inline(Agent(GuardedWebTool)), Input = "Charge and check stock.", RunId = "approved-elsewhere" })).Run;
+        first.Kill();
+        var decided = (await Client(second).ApproveToolCallsAsync(new ApproveToolCallsRequest { RunId = "approved-elsewhere", DecidedBy = "ops", Reason = "invoice 42" })).Run;
+        var run = await EndedAsync(second, "approved-elsewhere");
+        var journal = await JournalAsync(second, "approved-elsewhere");
+
+        Assert.Equal(RunStatus.AwaitingApproval, waiting.Status);
+        Assert.Equal(("toolu_effect", "method is POST, not one of GET, HEAD."), (Assert.Single(waiting.Approvals).ToolCall.Id, waiting.Approvals[0].Reason));
+        Assert.Equal((ApprovalState.Approved, "ops"), (decided.Approvals[0].State, decided.Approvals[0].DecidedBy));
+        Assert.Equal((RunStatus.Completed, "Charged once; stock is 7."), (run.Status, run.Answer));
+        Assert.Equal((1, 1), (web.Effects, web.Reads)); // the read ran before the wait, the charge after the approval: each once
+        Assert.Equal(0, run.Resumes); // resumed after a decision, not after a lost replica
+        Assert.Equal(
+            [RunJournalEntry.StepOneofCase.Began, RunJournalEntry.StepOneofCase.ModelTurn, RunJournalEntry.StepOneofCase.ToolsStarted, RunJournalEntry.StepOneofCase.ToolFinished,
+             RunJournalEntry.StepOneofCase.ApprovalsRequested, RunJournalEntry.StepOneofCase.ApprovalsDecided, RunJournalEntry.StepOneofCase.Resumed,
+             RunJournalEntry.StepOneofCase.ToolsStarted, RunJournalEntry.StepOneofCase.ToolFinished, RunJournalEntry.StepOneofCase.ModelTurn, RunJournalEntry.StepOneofCase.Ended],
+            journal.Select(e => e.StepCase));
+        Assert.Equal(2, _anthropic.Requests.Count);
+    }
+
     [Fact]
     public async Task AnAgentThatSaysOnInterruptFail_EndsFailedSayingSo_AndIsNotAskedAgain()
     {
@@ -275,6 +309,16 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
         }
     }
 
+    private const string GuardedWebTool = """
+        tools:
+          - name: web
+            type: builtin.http
+            config: { allow_private_networks: true, allowed_methods: [GET, POST] }
+            approval:
+              when:
+                - { argument: method, not_one_of: [GET, HEAD] }
+        """;
+
     private const string WebTool = """
         tools:
           - name: web
@@ -370,7 +414,7 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
             try
             {
                 var run = (await client.GetRunAsync(new GetRunRequest { RunId = runId }, deadline: DateTime.UtcNow.AddSeconds(5))).Run;
-                if (run.Status is not (RunStatus.Running or RunStatus.Pending))
+                if (run.Status is not (RunStatus.Running or RunStatus.Pending or RunStatus.AwaitingApproval))
                 {
                     return run;
                 }
@@ -419,7 +463,8 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
 
         public int Reads => Volatile.Read(ref _reads);
 
-        public static async Task<StockSite> StartAsync()
+        // With hang, the first charge and the first read never answer: the calls are in flight when a replica is killed.
+        public static async Task<StockSite> StartAsync(bool hang = true)
         {
             var site = new StockSite();
             site._server = await LocalWebServer.StartAsync(app =>
@@ -427,11 +472,16 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
                 app.MapPost("/effect", async (HttpContext context) =>
                 {
                     Interlocked.Increment(ref site._effects);
-                    await Task.Delay(Timeout.Infinite, context.RequestAborted);
+                    if (hang)
+                    {
+                        await Task.Delay(Timeout.Infinite, context.RequestAborted);
+                    }
+
+                    return "charged";
                 });
                 app.MapGet("/read", async (HttpContext context) =>
                 {
-                    if (Interlocked.Increment(ref site._reads) == 1)
+                    if (Interlocked.Increment(ref site._reads) == 1 && hang)
                     {
                         await Task.Delay(Timeout.Infinite, context.RequestAborted);
                     }

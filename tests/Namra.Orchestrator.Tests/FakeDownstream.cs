@@ -57,6 +57,18 @@ internal sealed class FakeGateway : LlmGatewayService.LlmGatewayServiceBase
     public static Message Calls(params (string Id, string Name, string Arguments)[] calls) =>
         new() { Role = Role.Assistant, Content = { calls.Select(c => new ContentBlock { ToolCall = new ToolCall { Id = c.Id, Name = c.Name, ArgumentsJson = c.Arguments } }) } };
 
+    public override async Task StreamGenerate(StreamGenerateRequest request, IServerStreamWriter<StreamGenerateResponse> responseStream, ServerCallContext context)
+    {
+        var whole = await Generate(new GenerateRequest { Llm = request.Llm, Messages = { request.Messages }, Tools = { request.Tools }, Context = request.Context }, context);
+        await responseStream.WriteAsync(new StreamGenerateResponse
+        {
+            Completed = new GenerateCompleted
+            {
+                Message = whole.Message, StopReason = whole.StopReason, Usage = whole.Usage, Cost = whole.Cost, Model = whole.Model, Attempts = { whole.Attempts },
+            },
+        });
+    }
+
     public override Task<GenerateResponse> Generate(GenerateRequest request, ServerCallContext context)
     {
         Requests.Enqueue(request);
@@ -81,6 +93,9 @@ internal sealed class FakeGateway : LlmGatewayService.LlmGatewayServiceBase
 /// <summary>One tool, <c>act</c>, whose calls take <see cref="Delay"/> and whose idempotence a test sets; records every call.</summary>
 internal sealed class FakeTools : ToolExecutorService.ToolExecutorServiceBase
 {
+    // Any arguments but an `amount`, which no tool here takes.
+    private const string Schema = """{"type":"object","not":{"required":["amount"]}}""";
+
     public bool Idempotent { get; set; }
 
     public TimeSpan Delay { get; set; }
@@ -98,7 +113,7 @@ internal sealed class FakeTools : ToolExecutorService.ToolExecutorServiceBase
     public override Task<ListToolsResponse> ListTools(ListToolsRequest request, ServerCallContext context) =>
         Task.FromResult(new ListToolsResponse
         {
-            Tools = { request.Tools.Select(t => new ToolDefinition { Name = t.Name, Description = "acts", InputSchemaJson = "{\"type\":\"object\"}", Source = t.Name, Idempotent = Idempotent }) },
+            Tools = { request.Tools.Select(t => new ToolDefinition { Name = t.Name, Description = "acts", InputSchemaJson = Schema, Source = t.Name, Idempotent = Idempotent }) },
         });
 
     public override async Task<ExecuteToolResponse> ExecuteTool(ExecuteToolRequest request, ServerCallContext context)

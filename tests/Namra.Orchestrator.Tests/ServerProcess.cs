@@ -53,8 +53,22 @@ internal sealed class ServerProcess : IDisposable
         }
 
         var process = Process.Start(start)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
+        // NAMRA_TEST_PROCESS_LOGS=folder keeps each process's output there, for a failure to be read after the fact.
+        var logs = Environment.GetEnvironmentVariable("NAMRA_TEST_PROCESS_LOGS") is { Length: > 0 } folder ? Path.Combine(folder, $"{roles.Replace(',', '+')}-{grpc}.log") : null;
+        var gate = new Lock();
+        void Keep(string? line)
+        {
+            if (logs is not null && line is not null)
+            {
+                lock (gate)
+                {
+                    File.AppendAllText(logs, line + Environment.NewLine);
+                }
+            }
+        }
+
+        process.OutputDataReceived += (_, line) => Keep(line.Data);
+        process.ErrorDataReceived += (_, line) => Keep(line.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         LocalPorts.WaitUntilListeningAsync(address, grpc).GetAwaiter().GetResult();

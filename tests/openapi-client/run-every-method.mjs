@@ -467,9 +467,80 @@ await check("CancelRun: a run in flight stops, cancelled", async () => {
   assert.equal(last?.runFailed?.status, "RUN_STATUS_CANCELLED", `the stream did not end cancelled: ${JSON.stringify(last)}`);
   const after = expectAnswer("GetRun", await api.GET("/v1/agents/{runId}/status", { params: { path: { runId } } }), 200).run;
   assert.equal(after.status, "RUN_STATUS_CANCELLED", "GetRun after the cancellation");
-  // run.proto keeps the reason "on the record and in the run's error"; today the record's cancel_reason (and
-  // cancel_requested) read empty once the run has ended, so only the error is checked until the server keeps them.
   assert.equal(after.error?.message, "Cancelled: the test is done", "GetRun after the cancellation: the run's error lacks the reason");
+  assert.equal(after.cancelReason, "the test is done", "GetRun after the cancellation: the record lacks the reason");
+});
+
+// An agent whose calculator needs a person's approval: the run waits, and a decision over REST resumes it.
+const guarded = `name: openapi_client_guarded
+version: 1.0.0
+llm:
+  provider: scripted
+  model: scripted
+  script:
+    - text: "Paying."
+      tool_calls:
+        - name: calculator
+          arguments: { expression: "2 + 2" }
+    - text: "Done."
+tools:
+  - name: calculator
+    type: builtin.calculator
+    approval: always
+`;
+/** @type {Schemas["AgentSource"]} */
+const guardedSource = { inline: { content: guarded, format: "AGENT_FORMAT_YAML" } };
+
+/** A run of the guarded agent, waiting for its call to be decided. @param {string} runId */
+async function waitingRun(runId) {
+  const run = expectAnswer("Execute", await api.POST("/v1/agents/execute", { body: { agent: guardedSource, input: "Pay.", runId } }), 200).run;
+  assert.equal(run.status, "RUN_STATUS_AWAITING_APPROVAL", `the run did not wait: ${JSON.stringify(run)}`);
+  assert.equal(run.approvals?.length, 1);
+  assert.equal(run.approvals[0].state, "APPROVAL_STATE_PENDING");
+  assert.equal(run.approvals[0].toolCall.name, "calculator");
+  return run;
+}
+
+/** The run once it has ended, read with GetRun. @param {string} runId */
+async function endedRun(runId) {
+  for (const until = Date.now() + 20_000; Date.now() < until; await new Promise((resolve) => setTimeout(resolve, 100))) {
+    const run = expectAnswer("GetRun", await api.GET("/v1/agents/{runId}/status", { params: { path: { runId } } }), 200).run;
+    if (run.status !== "RUN_STATUS_RUNNING" && run.status !== "RUN_STATUS_AWAITING_APPROVAL") {
+      return run;
+    }
+  }
+  throw new Error(`run ${runId} did not end within 20 s of the decision`);
+}
+
+await check("ApproveToolCalls: the approved call runs, and the run completes on a replica that resumes it", async () => {
+  const runId = `${session}-approved`;
+  const waiting = await waitingRun(runId);
+  const result = await api.POST("/v1/runs/{runId}/approvals", {
+    params: { path: { runId } },
+    body: { toolCallIds: [waiting.approvals[0].toolCall.id], decidedBy: "openapi-client", reason: "checked" },
+  });
+  const decided = expectAnswer("ApproveToolCalls", result, 200).run;
+  assert.equal(decided.approvals[0].state, "APPROVAL_STATE_APPROVED");
+  assert.equal(decided.approvals[0].decidedBy, "openapi-client");
+  const ended = await endedRun(runId);
+  assert.equal(ended.status, "RUN_STATUS_COMPLETED");
+  assert.equal(ended.answer, "Done.");
+  assert.equal(ended.eventsSummary.toolCalls, 1);
+});
+
+await check("ApproveToolCalls: a run not waiting is FAILED_PRECONDITION (400)", async () => {
+  expectError("ApproveToolCalls", await api.POST("/v1/runs/{runId}/approvals", { params: { path: { runId: executeRunId } }, body: {} }), 400, 9);
+});
+
+await check("DenyToolCalls: the denied call never runs, and the model reads why", async () => {
+  const runId = `${session}-denied`;
+  await waitingRun(runId);
+  const result = await api.POST("/v1/runs/{runId}/denials", { params: { path: { runId } }, body: { reason: "not now", decidedBy: "openapi-client" } });
+  const decided = expectAnswer("DenyToolCalls", result, 200).run;
+  assert.equal(decided.approvals[0].state, "APPROVAL_STATE_DENIED");
+  const ended = await endedRun(runId);
+  assert.equal(ended.status, "RUN_STATUS_COMPLETED");
+  assert.equal(ended.eventsSummary.toolCalls, 0);
 });
 
 await check("API keys: a call without one is UNAUTHENTICATED (401); x-api-key carries one as well as a bearer token", async () => {

@@ -161,7 +161,7 @@ internal sealed class InMemoryStore(TimeProvider timeProvider, int maxRuns) : IM
         var passedOver = 0;
         while (Volatile.Read(ref _runCount) > maxRuns && passedOver < MaxRunsPassedOver && _runsOldestFirst.TryDequeue(out var runId))
         {
-            if (_runs.TryGetValue(runId, out var stored) && stored.Run.Status is RunStatus.Pending or RunStatus.Running)
+            if (_runs.TryGetValue(runId, out var stored) && stored.Run.Status is RunStatus.Pending or RunStatus.Running or RunStatus.AwaitingApproval)
             {
                 _runsOldestFirst.Enqueue(runId);
                 passedOver++;

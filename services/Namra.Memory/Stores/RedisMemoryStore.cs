@@ -186,7 +186,7 @@ internal sealed class RedisMemoryStore(string configuration, TimeSpan timeout, T
     public async Task<IReadOnlyList<RunJournalEntry>> GetJournalAsync(string runId, CancellationToken cancellationToken) =>
         [.. (await Database.ListRangeAsync(JournalKey(runId)).ConfigureAwait(false)).Select(item => RunJournalEntry.Parser.ParseFrom((byte[])item!))];
 
-    private static bool Unfinished(Run run) => run.Status is RunStatus.Pending or RunStatus.Running;
+    private static bool Unfinished(Run run) => run.Status is RunStatus.Pending or RunStatus.Running or RunStatus.AwaitingApproval;
 
     public async Task<VersionedRun?> GetRunAsync(string runId, CancellationToken cancellationToken)
     {
@@ -204,8 +204,8 @@ internal sealed class RedisMemoryStore(string configuration, TimeSpan timeout, T
         var skip = 0L;
         while (runs.Count < limit)
         {
-            // Runs still going are also kept in a set of their own: the recovery scan does not walk every run ever made.
-            var ids = await Database.SortedSetRangeByScoreAsync(filter.Status == RunStatus.Running ? RunningKey : RunsKey, double.NegativeInfinity, after?.CreateMillis ?? double.PositiveInfinity,
+            // Runs still going (or waiting) are also kept in a set of their own: the recovery scan does not walk every run ever made.
+            var ids = await Database.SortedSetRangeByScoreAsync(filter.Status is RunStatus.Running or RunStatus.AwaitingApproval ? RunningKey : RunsKey, double.NegativeInfinity, after?.CreateMillis ?? double.PositiveInfinity,
                 Exclude.None, Order.Descending, skip, 200).ConfigureAwait(false);
             if (ids.Length == 0)
             {

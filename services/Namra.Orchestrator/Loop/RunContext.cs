@@ -39,6 +39,9 @@ internal sealed class RunContext(RunRequest request, RunState state, RunJournal 
     /// <summary>A resumed run's last turn: its tool calls, the results journaled, and the calls that were in flight.</summary>
     public (List<ToolCall> Calls, Dictionary<string, ToolResult> Done, HashSet<string> InFlight)? Unfinished { get; set; }
 
+    /// <summary>Calls of a resumed run's last turn that run with arguments their approver set instead of the model's.</summary>
+    public HashSet<string> Edited { get; } = new(StringComparer.Ordinal);
+
     /// <summary>The results of the current turn's tool calls so far, by call id.</summary>
     public System.Collections.Concurrent.ConcurrentDictionary<string, ToolResult> Results { get; } = new(StringComparer.Ordinal);
 

@@ -55,6 +55,11 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
         await _writing.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            if (_waiting)
+            {
+                return; // the run waits for approval on no replica: nothing more is written here (a late renewal would take it back)
+            }
+
             List<RunJournalEntry> batch;
             lock (_pendingGate)
             {
@@ -98,10 +103,12 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
             // The record says the run ended only with its last step (its messages are in the session by then), and an ended
             // run is nobody's to hold. A renewal that happens to come between the loop's end and that step leaves it running.
             var ending = batch.Exists(step => step.StepCase == RunJournalEntry.StepOneofCase.Ended);
-            run.Lease = ending ? null : Lease();
+            // A run that starts waiting for approval is nobody's either, until a decision makes it resumable.
+            var waiting = batch.Exists(step => step.StepCase == RunJournalEntry.StepOneofCase.ApprovalsRequested);
+            run.Lease = ending || waiting ? null : Lease();
             var snapshot = run.Clone();
             snapshot.JournalLength = _length;
-            if (!ending)
+            if (!ending && !waiting)
             {
                 snapshot.Status = RunStatus.Running;
                 snapshot.Error = null;
@@ -112,6 +119,7 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
                 var written = await downstream.Memory.UpdateRunRecordAsync(new UpdateRunRecordRequest { Run = snapshot, Etag = _etag, Journal = { batch } },
                     deadline: deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
                 Advance(written.Run);
+                _waiting = waiting;
                 return;
             }
             catch (DownstreamException exception) when (exception.StatusCode == StatusCode.Aborted)
@@ -120,7 +128,8 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
                 // Steps past those this replica knows were written by an earlier attempt whose answer was lost (only the
                 // lease holder appends; the run's end clears the lease): they are not written again.
                 var landed = (int)Math.Clamp(stored.JournalLength - _length, 0, batch.Count);
-                var endedHere = stored.Lease is null && stored.Status != RunStatus.Running && landed == batch.Count && landed > 0;
+                var endedHere = stored.Lease is null && stored.Status is not (RunStatus.Running or RunStatus.AwaitingApproval) && landed == batch.Count && landed > 0
+                    || waiting && stored.Lease is null && stored.Status == RunStatus.AwaitingApproval && landed == batch.Count && landed > 0;
                 if (stored.Lease?.Owner != owner && !endedHere)
                 {
                     throw new LeaseLostException(run.RunId, stored.Lease?.Owner ?? "");
@@ -175,6 +184,7 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
     }
 
     private bool _released;
+    private bool _waiting;
 
     private RunLease Lease() => new() { Owner = owner, ExpireTime = Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow() + (_released ? TimeSpan.Zero : leaseDuration)) };
 

@@ -106,14 +106,29 @@ internal sealed class RunLoop(
         using var activity = OrchestratorTelemetry.ActivitySource.StartActivity($"resume_agent {began.Agent.Name}", ActivityKind.Internal, parentContext: default);
         activity?.SetTag("namra.run.first_trace_id", record.TraceId);
         using var registration = active.Register(record.RunId, CancellationToken.None);
-        var context = NewContext(request, record, emit: null, record.CreateTime.ToDateTime() + Timeout(began.Agent));
+        // Time spent waiting for approval does not count against the run's timeout.
+        var context = NewContext(request, record, emit: null, record.CreateTime.ToDateTime() + Timeout(began.Agent) + (record.ApprovalWait?.ToTimeSpan() ?? TimeSpan.Zero));
         Tag(activity, context);
         RunReplay.Apply(context, journal);
-        if (timeProvider.GetUtcNow().UtcDateTime >= context.Deadline)
+        var now = timeProvider.GetUtcNow();
+        var decided = journal is [.., { StepCase: RunJournalEntry.StepOneofCase.ApprovalsDecided }, { StepCase: RunJournalEntry.StepOneofCase.Resumed }];
+        if (now.UtcDateTime >= context.Deadline)
         {
-            context.State.Fail(RunStatus.TimedOut, StatusCode.DeadlineExceeded, TimedOut(began.Agent) + " Its replica was lost, and the run was found past its deadline.");
+            context.State.Fail(RunStatus.TimedOut, StatusCode.DeadlineExceeded, TimedOut(began.Agent) + " The run was found past its deadline.");
         }
-        else if (began.Agent.Execution?.OnInterrupt == InterruptPolicy.Fail)
+        else if (record.CancelRequested)
+        {
+            context.State.Run.CancelRequested = true;
+            context.State.Fail(RunStatus.Cancelled, StatusCode.Cancelled, ActiveRuns.CancelReason(record.CancelReason));
+        }
+        else if (record.Approvals.Any(a => a.State == ApprovalState.Pending))
+        {
+            // Claimed while calls still wait: their time to be decided is up.
+            var waited = now - record.Approvals.Where(a => a.State == ApprovalState.Pending).Min(a => a.RequestTime.ToDateTimeOffset());
+            context.State.Fail(RunStatus.ApprovalExpired, StatusCode.DeadlineExceeded,
+                $"Nobody approved or denied {record.Approvals.Count(a => a.State == ApprovalState.Pending)} tool call(s) within execution.approval_timeout (waited {waited.TotalSeconds:0} s); they did not run.");
+        }
+        else if (!decided && began.Agent.Execution?.OnInterrupt == InterruptPolicy.Fail)
         {
             context.State.Fail(RunStatus.Failed, StatusCode.Aborted,
                 "The run was interrupted: the orchestrator replica running it was lost, and the agent's execution.on_interrupt is fail.");
@@ -194,6 +209,15 @@ internal sealed class RunLoop(
         if (handedOver)
         {
             await HandOverAsync(run).ConfigureAwait(false);
+        }
+
+        if (run.State.Run.Status == RunStatus.AwaitingApproval && !run.LeaseLost)
+        {
+            // Not ended: it waits for a decision, on no replica.
+            activity?.SetTag("namra.run.status", StatusName(RunStatus.AwaitingApproval));
+            run.Journal.Dispose();
+            run.State.Dispose();
+            return run.State.Run.Clone();
         }
 
         if (run.LeaseLost)
@@ -313,9 +337,23 @@ internal sealed class RunLoop(
         await PrepareAsync(run, cancellationToken).ConfigureAwait(false);
         if (run.Unfinished is { } unfinished)
         {
-            // A resumed run first finishes its last turn's tool calls: those in flight are sent again marked resumed.
+            // A resumed run first finishes its last turn's tool calls: those in flight are sent again marked resumed; those
+            // never started (approved after the run waited) are journaled as started first.
             var left = unfinished.Calls.Where(c => !unfinished.Done.ContainsKey(c.Id)).ToList();
+            if (left.Where(c => !unfinished.InFlight.Contains(c.Id)).Select(c => c.Id).ToList() is { Count: > 0 } starting)
+            {
+                await run.Journal.WriteAsync(run.Deadline, cancellationToken, new RunJournalEntry { ToolsStarted = new ToolCallsStarted { ToolCallIds = { starting } } })
+                    .ConfigureAwait(false);
+            }
+
             var results = await toolCalls.RunAsync(run, left, unfinished.InFlight, journalEach: true, cancellationToken).ConfigureAwait(false);
+            foreach (var result in results.Where(r => run.Edited.Contains(r.ToolCallId)))
+            {
+                // The model asked with other arguments: it reads what ran.
+                var call = left.First(c => c.Id == result.ToolCallId);
+                result.Content = $"A person approved this call with other arguments: {call.ArgumentsJson}\n\n{result.Content}";
+            }
+
             var all = unfinished.Done.Values.Concat(results).ToDictionary(r => r.ToolCallId, StringComparer.Ordinal);
             run.Messages.Add(run.State.NewToolResults(unfinished.Calls.Select(c => all[c.Id])));
             run.Unfinished = null;
@@ -414,14 +452,43 @@ internal sealed class RunLoop(
         var kept = state.Keep(reply.Message);
         run.Messages.Add(kept);
         run.Journal.Add(new RunJournalEntry { ModelTurn = new ModelTurn { Iteration = iteration, Message = kept } });
-        run.Journal.Add(new RunJournalEntry { ToolsStarted = new ToolCallsStarted { ToolCallIds = { calls.Select(c => c.Id) } } });
+
+        // Calls that need a person's approval wait; the others of the turn run now.
+        var guarded = calls.Select(c => (Call: c, Reason: Approvals.Reason(run.Entries.GetValueOrDefault(c.Name), run.Tools.Find(t => t.Name == c.Name), c)))
+            .Where(g => g.Reason is not null).Select(g => (g.Call, Reason: g.Reason!)).ToList();
+        var free = guarded.Count == 0 ? calls : [.. calls.Where(c => !guarded.Exists(g => g.Call.Id == c.Id))];
+        run.Journal.Add(new RunJournalEntry { ToolsStarted = new ToolCallsStarted { ToolCallIds = { free.Select(c => c.Id) } } });
         await run.Journal.WriteAsync(run.Deadline, cancellationToken).ConfigureAwait(false);
 
         // The results of calls that must not run twice are written as they arrive; those of calls that may run twice go
         // with the next write (a lost replica's successor runs them again).
-        var results = await toolCalls.RunAsync(run, calls, new HashSet<string>(), journalEach: calls.Any(c => !run.Idempotent(c.Name)), cancellationToken).ConfigureAwait(false);
+        var results = await toolCalls.RunAsync(run, free, new HashSet<string>(), journalEach: free.Any(c => !run.Idempotent(c.Name)), cancellationToken).ConfigureAwait(false);
+        if (guarded.Count > 0)
+        {
+            await WaitForApprovalAsync(run, guarded, cancellationToken).ConfigureAwait(false);
+            return false;
+        }
+
         run.Messages.Add(state.NewToolResults(results));
         return true;
+    }
+
+    // The run waits for a person: its record says which calls and why, no replica holds it, and the caller's stream ends
+    // with the calls to decide on. A decision on any replica makes it resumable (AgentGrpcService.DecideAsync).
+    private async Task WaitForApprovalAsync(RunContext run, List<(ToolCall Call, string Reason)> guarded, CancellationToken cancellationToken)
+    {
+        var state = run.State;
+        var now = timeProvider.GetUtcNow();
+        var approvals = guarded.Select(g => new ToolApproval { ToolCall = g.Call, Reason = g.Reason, RequestTime = Timestamp.FromDateTimeOffset(now), State = ApprovalState.Pending }).ToList();
+        var timeout = run.Request.Agent.Execution?.ApprovalTimeout?.ToTimeSpan() ?? TimeSpan.Zero;
+        state.Run.Approvals.Add(approvals.Select(a => a.Clone()));
+        state.Run.ApprovalDeadline = timeout > TimeSpan.Zero ? Timestamp.FromDateTimeOffset(now + timeout) : null;
+        state.Run.Status = RunStatus.AwaitingApproval;
+        await run.Journal.WriteAsync(run.Deadline, cancellationToken, new RunJournalEntry { ApprovalsRequested = new ApprovalsRequested { Approvals = { approvals } } })
+            .ConfigureAwait(false);
+        OrchestratorTelemetry.ApprovalsRequested.Add(approvals.Count, OrchestratorTelemetry.AgentLabel(run.Request.Agent.Name));
+        await state.EmitFinalAsync(new RunEvent { ApprovalRequired = new ApprovalRequired { Approvals = { approvals }, ApprovalDeadline = state.Run.ApprovalDeadline } })
+            .ConfigureAwait(false);
     }
 
     // A message that ends the run: journaled with its end.
@@ -569,6 +636,8 @@ internal sealed class RunLoop(
         RunStatus.CutOff => "cut_off",
         RunStatus.Refused => "refused",
         RunStatus.Running => "running",
+        RunStatus.AwaitingApproval => "awaiting_approval",
+        RunStatus.ApprovalExpired => "approval_expired",
         _ => "pending",
     };
 }

@@ -10,7 +10,8 @@ namespace Namra.Orchestrator.Loop;
 /// <summary>
 /// Every replica looks for running runs whose lease has lapsed (their replica is gone) and claims each with the
 /// record's etag, so under contention exactly one replica wins; the winner journals that it resumed the run and goes
-/// on with it (<see cref="RunLoop.ResumeAsync"/>). A run with no journal to resume from ends as failed.
+/// on with it (<see cref="RunLoop.ResumeAsync"/>). A run with no journal to resume from ends as failed. A run waiting for
+/// approval past its <c>approval_timeout</c> is claimed the same way, and ends as <c>APPROVAL_EXPIRED</c>.
 /// </summary>
 internal sealed partial class RunRecovery(
     Downstream downstream,
@@ -43,16 +44,40 @@ internal sealed partial class RunRecovery(
         }
     }
 
-    /// <summary>One pass over the running runs; returns how many this replica claimed.</summary>
-    public async Task<int> ScanAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Claims a run made resumable on this replica (a decision, a cancel while it waited) at once, in the background; a
+    /// replica that is first, or a failure, leaves it to the next scan.
+    /// </summary>
+    public void ClaimSoon(string runId) => _ = Task.Run(async () =>
+    {
+        try
+        {
+            var run = (await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = runId }, deadline: Deadline()).ConfigureAwait(false)).Run;
+            if (run.Status == RunStatus.Running && Lapsed(run) && await TryClaimAsync(run, CancellationToken.None).ConfigureAwait(false) is ({ } record, { } journal))
+            {
+                await ResumeAsync(record, journal).ConfigureAwait(false);
+            }
+        }
+        catch (RpcException exception)
+        {
+            ScanFailed(logger, exception.Status.Detail);
+        }
+    }, CancellationToken.None);
+
+    /// <summary>One pass over the running runs, and the waiting ones past their time; returns how many this replica claimed.</summary>
+    public async Task<int> ScanAsync(CancellationToken cancellationToken) =>
+        await ScanAsync(RunStatus.Running, Lapsed, cancellationToken).ConfigureAwait(false)
+        + await ScanAsync(RunStatus.AwaitingApproval, Expired, cancellationToken).ConfigureAwait(false);
+
+    private async Task<int> ScanAsync(RunStatus status, Func<Run, bool> claimable, CancellationToken cancellationToken)
     {
         var claimed = 0;
         var token = "";
         do
         {
-            var page = await downstream.Memory.ListRunRecordsAsync(new ListRunRecordsRequest { Status = RunStatus.Running, PageSize = PageSize, PageToken = token },
+            var page = await downstream.Memory.ListRunRecordsAsync(new ListRunRecordsRequest { Status = status, PageSize = PageSize, PageToken = token },
                 deadline: Deadline(), cancellationToken: cancellationToken).ConfigureAwait(false);
-            foreach (var run in page.Runs.Where(Lapsed))
+            foreach (var run in page.Runs.Where(claimable))
             {
                 try
                 {
@@ -88,6 +113,9 @@ internal sealed partial class RunRecovery(
         return expires < timeProvider.GetUtcNow();
     }
 
+    // A run waiting for approval whose time to be decided is up.
+    private bool Expired(Run run) => run.ApprovalDeadline is { } deadline && deadline.ToDateTimeOffset() <= timeProvider.GetUtcNow();
+
     // Claims the run with the etag it was read with, journaling the claim; null when another replica was first.
     private async Task<(Run? Record, List<RunJournalEntry>? Journal)> TryClaimAsync(Run run, CancellationToken cancellationToken)
     {
@@ -99,15 +127,26 @@ internal sealed partial class RunRecovery(
             Time = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow()),
             Resumed = new RunResumed { Owner = replica.Id, InFlightToolCallIds = { RunReplay.InFlight(journal) } },
         };
+        // A run whose replica was lost had an owner; one made resumable by a decision, or waiting past its time, had none.
+        var lost = run.Lease?.Owner is { Length: > 0 };
         run.Lease = new RunLease { Owner = replica.Id, ExpireTime = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow() + options.Value.LeaseDuration) };
-        run.Resumes++;
+        run.Status = RunStatus.Running; // a waiting run claimed past its approval timeout ends here
+        if (lost)
+        {
+            run.Resumes++;
+        }
+
         try
         {
             var claimed = await downstream.Memory.UpdateRunRecordAsync(new UpdateRunRecordRequest { Run = run, Etag = run.Etag, Journal = { resumed } },
                 deadline: Deadline(), cancellationToken: cancellationToken).ConfigureAwait(false);
             journal.Add(resumed);
-            Claimed(logger, run.RunId, run.Resumes);
-            OrchestratorTelemetry.Recovered.Add(1, OrchestratorTelemetry.AgentLabel(run.Agent?.Name ?? ""));
+            if (lost)
+            {
+                Claimed(logger, run.RunId, run.Resumes);
+                OrchestratorTelemetry.Recovered.Add(1, OrchestratorTelemetry.AgentLabel(run.Agent?.Name ?? ""));
+            }
+
             return (claimed.Run, journal);
         }
         catch (RpcException exception) when (exception.StatusCode == StatusCode.Aborted)

@@ -13,6 +13,7 @@ internal static class RunReplay
     {
         List<ToolCall> calls = [];
         var done = new Dictionary<string, ToolResult>(StringComparer.Ordinal);
+        var decisions = new Dictionary<string, ToolApproval>(StringComparer.Ordinal);
         var toolCalls = 0;
         foreach (var entry in journal)
         {
@@ -26,6 +27,7 @@ internal static class RunReplay
                     run.State.Keep(entry.ModelTurn.Message.Clone());
                     calls = [.. entry.ModelTurn.Message.Content.Where(b => b.BlockCase == ContentBlock.BlockOneofCase.ToolCall).Select(b => b.ToolCall)];
                     done.Clear();
+                    decisions.Clear();
                     foreach (var call in calls)
                     {
                         run.Repeats.Count(call);
@@ -37,6 +39,28 @@ internal static class RunReplay
                 case RunJournalEntry.StepOneofCase.ToolFinished:
                     done[entry.ToolFinished.ToolCallId] = entry.ToolFinished;
                     break;
+                case RunJournalEntry.StepOneofCase.ApprovalsRequested:
+                case RunJournalEntry.StepOneofCase.ApprovalsDecided:
+                    foreach (var approval in entry.StepCase == RunJournalEntry.StepOneofCase.ApprovalsRequested ? entry.ApprovalsRequested.Approvals : entry.ApprovalsDecided.Approvals)
+                    {
+                        decisions[approval.ToolCall.Id] = approval;
+                    }
+
+                    break;
+            }
+        }
+
+        // A denied call's result is the denial; an approved one runs with the arguments its approver set, if any.
+        foreach (var approval in decisions.Values)
+        {
+            if (approval.State == ApprovalState.Denied && !done.ContainsKey(approval.ToolCall.Id))
+            {
+                done[approval.ToolCall.Id] = Approvals.Denied(approval);
+            }
+            else if (approval is { State: ApprovalState.Approved, ArgumentsJson.Length: > 0 } && calls.FindIndex(c => c.Id == approval.ToolCall.Id) is var at and >= 0)
+            {
+                calls[at] = new ToolCall(calls[at]) { ArgumentsJson = approval.ArgumentsJson };
+                run.Edited.Add(approval.ToolCall.Id);
             }
         }
 

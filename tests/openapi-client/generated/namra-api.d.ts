@@ -79,6 +79,47 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/runs/{runId}/approvals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approves tool calls a run waits on (all it waits on when none are named), optionally with other arguments.
+         *     Once no call is left undecided, any replica resumes the run. A run not waiting, or a call decided already, is
+         *     FAILED_PRECONDITION.
+         */
+        post: operations["ApproveToolCalls"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/runs/{runId}/denials": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Denies tool calls a run waits on (all it waits on when none are named): the model reads that they were, with the
+         *     reason. Once no call is left undecided, any replica resumes the run.
+         */
+        post: operations["DenyToolCalls"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/runs": {
         parameters: {
             query?: never;
@@ -128,6 +169,24 @@ export interface components {
             reference?: string;
             inline?: components["schemas"]["InlineAgent"];
         };
+        ApprovalRequired: {
+            approvals?: components["schemas"]["ToolApproval"][];
+            approvalDeadline?: string;
+        };
+        /** @enum {string} */
+        ApprovalState: "APPROVAL_STATE_UNSPECIFIED" | "APPROVAL_STATE_PENDING" | "APPROVAL_STATE_APPROVED" | "APPROVAL_STATE_DENIED";
+        ApproveToolCallsRequest: {
+            runId?: string;
+            toolCallIds?: string[];
+            argumentsJson?: {
+                [key: string]: string | null;
+            };
+            reason?: string;
+            decidedBy?: string;
+        };
+        ApproveToolCallsResponse: {
+            run?: components["schemas"]["Run"];
+        };
         /** @enum {string} */
         AttemptOutcome: "ATTEMPT_OUTCOME_UNSPECIFIED" | "ATTEMPT_OUTCOME_COMPLETED" | "ATTEMPT_OUTCOME_FAILED" | "ATTEMPT_OUTCOME_UNKNOWN";
         CancelRunRequest: {
@@ -148,6 +207,15 @@ export interface components {
             cacheWriteUsd?: number;
             /** Format: double */
             cacheReadUsd?: number;
+        };
+        DenyToolCallsRequest: {
+            runId?: string;
+            toolCallIds?: string[];
+            reason?: string;
+            decidedBy?: string;
+        };
+        DenyToolCallsResponse: {
+            run?: components["schemas"]["Run"];
         };
         Diagnostic: {
             severity?: components["schemas"]["Severity"];
@@ -250,6 +318,9 @@ export interface components {
             journalLength?: number;
             /** Format: int32 */
             resumes?: number;
+            approvals?: components["schemas"]["ToolApproval"][];
+            approvalDeadline?: string;
+            approvalWait?: string;
         };
         RunCompleted: {
             answer?: string;
@@ -273,6 +344,7 @@ export interface components {
             runCompleted?: components["schemas"]["RunCompleted"];
             runFailed?: components["schemas"]["RunFailed"];
             toolRunning?: components["schemas"]["ToolRunning"];
+            approvalRequired?: components["schemas"]["ApprovalRequired"];
         };
         RunEventsSummary: {
             /** Format: int32 */
@@ -302,7 +374,7 @@ export interface components {
             model?: string;
         };
         /** @enum {string} */
-        RunStatus: "RUN_STATUS_UNSPECIFIED" | "RUN_STATUS_PENDING" | "RUN_STATUS_RUNNING" | "RUN_STATUS_COMPLETED" | "RUN_STATUS_FAILED" | "RUN_STATUS_CANCELLED" | "RUN_STATUS_TIMED_OUT" | "RUN_STATUS_MAX_ITERATIONS" | "RUN_STATUS_BUDGET_EXCEEDED" | "RUN_STATUS_LOOP_DETECTED" | "RUN_STATUS_CUT_OFF" | "RUN_STATUS_REFUSED";
+        RunStatus: "RUN_STATUS_UNSPECIFIED" | "RUN_STATUS_PENDING" | "RUN_STATUS_RUNNING" | "RUN_STATUS_COMPLETED" | "RUN_STATUS_FAILED" | "RUN_STATUS_CANCELLED" | "RUN_STATUS_TIMED_OUT" | "RUN_STATUS_MAX_ITERATIONS" | "RUN_STATUS_BUDGET_EXCEEDED" | "RUN_STATUS_LOOP_DETECTED" | "RUN_STATUS_CUT_OFF" | "RUN_STATUS_REFUSED" | "RUN_STATUS_AWAITING_APPROVAL" | "RUN_STATUS_APPROVAL_EXPIRED";
         /** @enum {string} */
         RunView: "RUN_VIEW_UNSPECIFIED" | "RUN_VIEW_BASIC" | "RUN_VIEW_FULL";
         /** @enum {string} */
@@ -328,6 +400,16 @@ export interface components {
             cacheCreationInputTokens?: number;
             /** Format: int64 */
             cacheReadInputTokens?: number;
+        };
+        ToolApproval: {
+            toolCall?: components["schemas"]["ToolCall"];
+            reason?: string;
+            requestTime?: string;
+            state?: components["schemas"]["ApprovalState"];
+            decidedBy?: string;
+            decideTime?: string;
+            decisionReason?: string;
+            argumentsJson?: string;
         };
         ToolCall: {
             id?: string;
@@ -512,6 +594,94 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CancelRunResponse"];
+                };
+            };
+            /** @description The request was refused; `code` is its gRPC status: INVALID_ARGUMENT, FAILED_PRECONDITION or OUT_OF_RANGE (400), UNAUTHENTICATED (401), PERMISSION_DENIED (403), NOT_FOUND (404), ALREADY_EXISTS or ABORTED (409), RESOURCE_EXHAUSTED (429). */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    ApproveToolCalls: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                runId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["ApproveToolCallsRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApproveToolCallsResponse"];
+                };
+            };
+            /** @description The request was refused; `code` is its gRPC status: INVALID_ARGUMENT, FAILED_PRECONDITION or OUT_OF_RANGE (400), UNAUTHENTICATED (401), PERMISSION_DENIED (403), NOT_FOUND (404), ALREADY_EXISTS or ABORTED (409), RESOURCE_EXHAUSTED (429). */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    DenyToolCalls: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                runId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["DenyToolCallsRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DenyToolCallsResponse"];
                 };
             };
             /** @description The request was refused; `code` is its gRPC status: INVALID_ARGUMENT, FAILED_PRECONDITION or OUT_OF_RANGE (400), UNAUTHENTICATED (401), PERMISSION_DENIED (403), NOT_FOUND (404), ALREADY_EXISTS or ABORTED (409), RESOURCE_EXHAUSTED (429). */

@@ -1,18 +1,22 @@
 using System.Text.Json;
 using Json.Schema;
 
-namespace Namra.ToolExecutor.Tools;
+namespace Namra.Hosting;
 
-/// <summary>Checks tool-call arguments against the tool's JSON Schema; schemas are compiled once and cached.</summary>
-internal sealed class ArgumentValidator : IDisposable
+/// <summary>
+/// Checks tool-call arguments against the tool's JSON Schema; schemas are compiled once and cached. The tool executor
+/// checks every call; the orchestrator checks arguments a person sets when approving a call.
+/// </summary>
+public sealed class ArgumentValidator : IDisposable
 {
     private const int MaxProblems = 10;
     private const int MaxCachedSchemas = 1024;
 
     private static readonly EvaluationOptions FlagOnly = new() { OutputFormat = OutputFormat.Flag };
 
-    private readonly Hosting.BoundedCache _schemas = new(MaxCachedSchemas);
+    private readonly BoundedCache _schemas = new(MaxCachedSchemas);
 
+    /// <inheritdoc/>
     public void Dispose() => _schemas.Dispose();
 
     /// <summary>The problems with the arguments, empty when they match.</summary>
