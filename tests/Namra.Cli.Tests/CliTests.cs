@@ -4,6 +4,7 @@ using System.Text.Json;
 namespace Namra.Cli.Tests;
 
 /// <summary>The <c>namra</c> command line as a user runs it: arguments in, text and exit code out.</summary>
+[Collection(DataFolder.Collection)]
 public sealed class CliTests : IDisposable
 {
     private const string BadAgent = "name: demo\nversion: 1.0.0\nllm:\n  provider: antropic\n  model: m\n  temprature: 0.7\n";

@@ -381,6 +381,33 @@ public abstract class MemoryContract : IAsyncLifetime
         Assert.Empty(stillRunning.Runs);
     }
 
+    [Fact]
+    public async Task ARunWaitingForApproval_IsListedAsWaiting_NotAsRunning_UntilADecisionMakesItRunAgain()
+    {
+        // The recovery scan lists waiting runs (to end those past their approval timeout) apart from running ones.
+        var agent = Id("waiting-agent");
+        var runId = Id("waiting");
+        var created = await Client.CreateRunRecordAsync(new CreateRunRecordRequest { Run = NewRun(runId, agent), Journal = { Step(1, "pay") } });
+        var waiting = await Client.UpdateRunRecordAsync(new UpdateRunRecordRequest
+        {
+            Run = new Run { RunId = runId, Status = RunStatus.AwaitingApproval }, UpdateMask = new FieldMask { Paths = { "status", "lease" } }, Etag = created.Run.Etag,
+            Journal = { new RunJournalEntry { Sequence = 2, ApprovalsRequested = new ApprovalsRequested { Approvals = { new ToolApproval { ToolCall = new ToolCall { Id = "c1", Name = "pay" }, State = ApprovalState.Pending } } } } },
+        });
+        var listedWaiting = await Client.ListRunRecordsAsync(new ListRunRecordsRequest { AgentName = agent, Status = RunStatus.AwaitingApproval });
+        var listedRunning = await Client.ListRunRecordsAsync(new ListRunRecordsRequest { AgentName = agent, Status = RunStatus.Running });
+        await Client.UpdateRunRecordAsync(new UpdateRunRecordRequest
+        {
+            Run = new Run { RunId = runId, Status = RunStatus.Running }, UpdateMask = new FieldMask { Paths = { "status" } }, Etag = waiting.Run.Etag,
+            Journal = { new RunJournalEntry { Sequence = 3, ApprovalsDecided = new ApprovalsDecided { Approvals = { new ToolApproval { ToolCall = new ToolCall { Id = "c1", Name = "pay" }, State = ApprovalState.Approved } } } } },
+        });
+        var afterDecision = await Client.ListRunRecordsAsync(new ListRunRecordsRequest { AgentName = agent, Status = RunStatus.Running });
+
+        Assert.Equal([runId], listedWaiting.Runs.Select(r => r.RunId));
+        Assert.Empty(listedRunning.Runs);
+        Assert.Equal([runId], afterDecision.Runs.Select(r => r.RunId));
+        Assert.Null(waiting.Run.Lease);
+    }
+
     protected Task<AppendMessagesResponse> Append(string session, params Message[] messages) =>
         Client.AppendMessagesAsync(new AppendMessagesRequest { SessionId = session, AgentName = "tester", Store = Store, Messages = { messages } }).ResponseAsync;
 

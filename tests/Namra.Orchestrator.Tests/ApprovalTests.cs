@@ -90,6 +90,22 @@ public sealed class ApprovalTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TheWaitForApproval_DoesNotCountAgainstTheRunsTimeout()
+    {
+        // A 2 s run that waits 3 s for its decision still has its 2 s to finish.
+        var agent = Agent.Replace("execution: { timeout: 60s, approval_timeout: 2s }", "execution: { timeout: 2s }", StringComparison.Ordinal);
+        _fakes.Gateway.Enqueue(FakeGateway.Calls(("c1", "pay", "{\"expression\":\"10\"}")), FakeGateway.Text("Paid in time."));
+        await _client.ExecuteAsync(new ExecuteRequest { Agent = new AgentSource { Inline = new InlineAgent { Content = agent, Format = AgentFormat.Yaml } }, Input = "Go.", RunId = "slow-decision" });
+
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        await _client.ApproveToolCallsAsync(new ApproveToolCallsRequest { RunId = "slow-decision" });
+        var ended = await EndedAsync("slow-decision");
+
+        Assert.Equal((RunStatus.Completed, "Paid in time."), (ended.Status, ended.Answer));
+        Assert.True(ended.ApprovalWait.ToTimeSpan() >= TimeSpan.FromSeconds(3), $"waited {ended.ApprovalWait}");
+    }
+
+    [Fact]
     public async Task ADeniedCall_NeverRuns_AndTheModelReadsWhyFromWhom()
     {
         _fakes.Gateway.Enqueue(FakeGateway.Calls(("c1", "pay", "{\"expression\":\"10\"}")), FakeGateway.Text("Understood."));

@@ -13,16 +13,20 @@ internal static class RunCommand
     public const int Completed = 0;
     public const int Stopped = 1;
     public const int UsageError = 2;
+
+    /// <summary>The run waits for a person to approve tool calls, and nobody here could answer.</summary>
+    public const int AwaitingApproval = 3;
     public const int Interrupted = 130;
 
-    public static Command Create(CliConsole console)
+    /// <summary><c>namra run</c>; a run that waits for approval asks on <paramref name="input"/> (a terminal, or JSON lines with <c>--json</c>).</summary>
+    public static Command Create(CliConsole console, TextReader input)
     {
         var agent = new Argument<string>("agent") { Description = "An agent file (.yaml, .yml, .toml), or name@version from the server's registry with --server." };
-        var input = new Option<string>("--input", "-i") { Description = "What to ask the agent.", Required = true };
+        var text = new Option<string>("--input", "-i") { Description = "What to ask the agent.", Required = true };
         var options = new RunOptions();
         var command = new Command("run", "Run an agent once and print its thoughts, tool calls and answer. Embedded by default: every service in this process, nothing to start.")
         {
-            agent, input, options.Server, options.Session, options.Json,
+            agent, text, options.Server, options.Session, options.Json,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -33,7 +37,7 @@ internal static class RunCommand
             }
 
             await using var runner = prepared.Runner!;
-            return await RunOnceAsync(console, runner, prepared.Source, parse.GetRequiredValue(input), parse.GetValue(options.Session) ?? "", parse.GetValue(options.Json), cancellationToken).ConfigureAwait(false);
+            return await RunOnceAsync(console, runner, prepared.Source, parse.GetRequiredValue(text), parse.GetValue(options.Session) ?? "", parse.GetValue(options.Json), input, cancellationToken).ConfigureAwait(false);
         });
         return command;
     }
@@ -67,7 +71,7 @@ internal static class RunCommand
                     break;
                 }
 
-                status = await RunOnceAsync(console, runner, prepared.Source, line, session, parse.GetValue(options.Json), cancellationToken).ConfigureAwait(false);
+                status = await RunOnceAsync(console, runner, prepared.Source, line, session, parse.GetValue(options.Json), input, cancellationToken).ConfigureAwait(false);
                 if (status == Interrupted)
                 {
                     break;
@@ -79,12 +83,26 @@ internal static class RunCommand
         return command;
     }
 
-    private static async Task<int> RunOnceAsync(CliConsole console, AgentRunner runner, AgentSource source, string input, string session, bool json, CancellationToken interrupt)
+    private static async Task<int> RunOnceAsync(CliConsole console, AgentRunner runner, AgentSource source, string input, string session, bool json, TextReader decisions,
+        CancellationToken interrupt)
     {
         using var printer = new RunPrinter(console, json);
         try
         {
             var last = await runner.StreamAsync(new ExecuteStreamRequest { Agent = source, Input = input, SessionId = session }, printer.PrintAsync, interrupt).ConfigureAwait(false);
+            if (last?.EventCase == RunEvent.EventOneofCase.ApprovalRequired)
+            {
+                // A person decides here when one can be asked: on a terminal, or in JSON lines on standard input.
+                last = console.Interactive || json
+                    ? await ApprovalPrompt.DecideAndFollowAsync(console, runner, last, decisions, json, printer.PrintAsync, interrupt).ConfigureAwait(false) ?? last
+                    : last;
+                if (last.EventCase == RunEvent.EventOneofCase.ApprovalRequired)
+                {
+                    console.Error.WriteLine($"namra: run {last.RunId} waits for approval of {last.ApprovalRequired.Approvals.Count} tool call(s); decide with: namra runs approve {last.RunId} [CALL_ID] [--deny --reason TEXT]");
+                    return AwaitingApproval;
+                }
+            }
+
             return last?.EventCase switch
             {
                 RunEvent.EventOneofCase.RunCompleted => Completed,

@@ -126,6 +126,14 @@ internal sealed class RunPrinter : IDisposable
                 var done = item.RunCompleted;
                 console.Out.MarkupLine("[dim]" + Markup.Escape(Summary(done.Cost, done.Duration, done.Usage, _model)) + "[/]");
                 break;
+            case RunEvent.EventOneofCase.ApprovalRequired:
+                EndText();
+                foreach (var approval in item.ApprovalRequired.Approvals)
+                {
+                    console.Out.MarkupLineInterpolated($"[bold magenta][[Approval]][/] {Printable(approval.ToolCall.Name, keepLines: false)} waits for a person: {Shorten(approval.Reason, 300)}");
+                }
+
+                break;
             case RunEvent.EventOneofCase.RunFailed:
                 EndText();
                 var failed = item.RunFailed;
@@ -166,6 +174,7 @@ internal sealed class RunPrinter : IDisposable
         RunStatus.LoopDetected => "loop detected",
         RunStatus.CutOff => "cut off by max_tokens",
         RunStatus.Refused => "refused",
+        RunStatus.ApprovalExpired => "nobody approved in time",
         _ => "failed",
     };
 

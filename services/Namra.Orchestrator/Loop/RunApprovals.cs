@@ -22,6 +22,9 @@ internal sealed class RunApprovals(Downstream downstream, RunRecovery recovery, 
     public async Task<Run> DecideAsync(string runId, IReadOnlyList<string> ids, bool approve, string reason, string decidedBy,
         IReadOnlyDictionary<string, string> arguments, DateTime deadline, CancellationToken cancellationToken)
     {
+        using var activity = OrchestratorTelemetry.ActivitySource.StartActivity(approve ? "approve_tool_calls" : "deny_tool_calls");
+        activity?.SetTag("namra.run.id", runId);
+        activity?.SetTag("namra.approval.decision", approve ? "approved" : "denied");
         for (var attempt = 1; ; attempt++)
         {
             var run = (await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = runId }, deadline: deadline, cancellationToken: cancellationToken)
@@ -76,6 +79,10 @@ internal sealed class RunApprovals(Downstream downstream, RunRecovery recovery, 
                     Journal = { new RunJournalEntry { Sequence = run.JournalLength + 1, Time = Timestamp.FromDateTimeOffset(now), ApprovalsDecided = new ApprovalsDecided { Approvals = { decided } } } },
                 }, deadline: deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
                 Record(run, decided, now);
+                activity?.SetTag("gen_ai.agent.name", run.Agent?.Name);
+                activity?.SetTag("gen_ai.tool.name", string.Join(",", decided.Select(a => a.ToolCall.Name).Distinct(StringComparer.Ordinal)));
+                activity?.SetTag("namra.approval.calls", decided.Count);
+                activity?.SetTag("namra.run.resumable", resumable);
                 if (resumable)
                 {
                     recovery.ClaimSoon(runId);

@@ -487,6 +487,11 @@ internal sealed class RunLoop(
         await run.Journal.WriteAsync(run.Deadline, cancellationToken, new RunJournalEntry { ApprovalsRequested = new ApprovalsRequested { Approvals = { approvals } } })
             .ConfigureAwait(false);
         OrchestratorTelemetry.ApprovalsRequested.Add(approvals.Count, OrchestratorTelemetry.AgentLabel(run.Request.Agent.Name));
+        Activity.Current?.AddEvent(new ActivityEvent("approval_required", tags: new ActivityTagsCollection
+        {
+            ["gen_ai.tool.name"] = string.Join(",", approvals.Select(a => a.ToolCall.Name).Distinct(StringComparer.Ordinal)),
+            ["namra.approval.calls"] = approvals.Count,
+        }));
         await state.EmitFinalAsync(new RunEvent { ApprovalRequired = new ApprovalRequired { Approvals = { approvals }, ApprovalDeadline = state.Run.ApprovalDeadline } })
             .ConfigureAwait(false);
     }

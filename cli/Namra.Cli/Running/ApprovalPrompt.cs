@@ -1,0 +1,159 @@
+using System.Text.Json;
+using Grpc.Core;
+using Namra.Contracts.V1;
+using Spectre.Console;
+
+namespace Namra.Cli.Running;
+
+/// <summary>
+/// The tool calls a run waits on, decided from the command line: on a terminal each call is shown (tool, arguments,
+/// why it needs approval) and the person answers <c>y</c>, <c>n</c> (with a reason) or <c>e</c> (other arguments);
+/// with <c>--json</c> one JSON line per call on standard input says <c>{"approve": true|false, "reason": "...",
+/// "arguments": {...}}</c>. The run is then followed to its end, asking again if it waits again.
+/// </summary>
+internal static class ApprovalPrompt
+{
+    private static readonly TimeSpan FollowInterval = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Decides the calls of <paramref name="waiting"/> and follows the run; null when there was nobody to ask (no more input).</summary>
+    public static async Task<RunEvent?> DecideAndFollowAsync(CliConsole console, AgentRunner runner, RunEvent waiting, TextReader input, bool json,
+        Func<RunEvent, Task> print, CancellationToken cancellationToken)
+    {
+        var runId = waiting.RunId;
+        var approvals = waiting.ApprovalRequired.Approvals.ToList();
+        while (true)
+        {
+            foreach (var approval in approvals)
+            {
+                if (!await DecideAsync(console, runner, runId, approval, input, json, cancellationToken).ConfigureAwait(false))
+                {
+                    return null;
+                }
+            }
+
+            var run = await FollowAsync(runner, runId, cancellationToken).ConfigureAwait(false);
+            if (run.Status == RunStatus.AwaitingApproval)
+            {
+                approvals = [.. run.Approvals.Where(a => a.State == ApprovalState.Pending)];
+                await print(new RunEvent { RunId = runId, ApprovalRequired = new ApprovalRequired { Approvals = { approvals }, ApprovalDeadline = run.ApprovalDeadline } }).ConfigureAwait(false);
+                continue;
+            }
+
+            var last = run.Status == RunStatus.Completed
+                ? new RunEvent { RunCompleted = new RunCompleted { Answer = run.Answer, Usage = run.Usage, Cost = run.Cost, Duration = run.Duration, Iterations = run.Iterations } }
+                : new RunEvent { RunFailed = new RunFailed { Status = run.Status, Error = run.Error, PartialAnswer = run.Answer, Usage = run.Usage, Cost = run.Cost, Duration = run.Duration } };
+            last.RunId = runId;
+            if (run.Answer.Length > 0 && run.Status == RunStatus.Completed && !json)
+            {
+                console.Out.WriteLine($"[Agent] {RunPrinter.Printable(run.Answer, keepLines: true)}");
+            }
+
+            await print(last).ConfigureAwait(false);
+            return last;
+        }
+    }
+
+    /// <summary>Waits until the run is no longer running: ended, or waiting again.</summary>
+    public static async Task<Run> FollowAsync(AgentRunner runner, string runId, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var run = (await runner.Client.GetRunAsync(new GetRunRequest { RunId = runId }, cancellationToken: cancellationToken).ConfigureAwait(false)).Run;
+            if (run.Status is not (RunStatus.Running or RunStatus.Pending))
+            {
+                return run;
+            }
+
+            await Task.Delay(FollowInterval, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    // One call: asked until the server takes the answer (edited arguments it refuses are asked for again).
+    private static async Task<bool> DecideAsync(CliConsole console, AgentRunner runner, string runId, ToolApproval approval, TextReader input, bool json, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var decision = json ? await ReadJsonAsync(input, cancellationToken).ConfigureAwait(false) : await AskAsync(console, input, approval, cancellationToken).ConfigureAwait(false);
+            if (decision is null)
+            {
+                return false;
+            }
+
+            var (approve, reason, arguments) = decision.Value;
+
+            try
+            {
+                if (approve)
+                {
+                    var request = new ApproveToolCallsRequest { RunId = runId, ToolCallIds = { approval.ToolCall.Id }, Reason = reason, DecidedBy = Environment.UserName };
+                    if (arguments is not null)
+                    {
+                        request.ArgumentsJson[approval.ToolCall.Id] = arguments;
+                    }
+
+                    await runner.Client.ApproveToolCallsAsync(request, cancellationToken: cancellationToken).ConfigureAwait(false);
+                }
+                else
+                {
+                    await runner.Client.DenyToolCallsAsync(new DenyToolCallsRequest { RunId = runId, ToolCallIds = { approval.ToolCall.Id }, Reason = reason, DecidedBy = Environment.UserName },
+                        cancellationToken: cancellationToken).ConfigureAwait(false);
+                }
+
+                return true;
+            }
+            catch (RpcException exception) when (exception.StatusCode == StatusCode.InvalidArgument)
+            {
+                console.Error.WriteLine($"namra: {exception.Status.Detail}");
+            }
+        }
+    }
+
+    private static async Task<(bool Approve, string Reason, string? Arguments)?> AskAsync(CliConsole console, TextReader input, ToolApproval approval, CancellationToken cancellationToken)
+    {
+        console.Error.WriteLine($"[Approval] {RunPrinter.Printable(approval.ToolCall.Name, keepLines: false)} {RunPrinter.Printable(approval.ToolCall.ArgumentsJson, keepLines: false)}");
+        console.Error.WriteLine($"           why: {RunPrinter.Printable(approval.Reason, keepLines: false)}");
+        while (true)
+        {
+            console.Error.Write("Run it? [y]es, [n]o, [e]dit the arguments: ");
+            switch ((await input.ReadLineAsync(cancellationToken).ConfigureAwait(false))?.Trim().ToLowerInvariant())
+            {
+                case null:
+                    return null;
+                case "y" or "yes":
+                    return (true, "", null);
+                case "n" or "no":
+                    console.Error.Write("Why not (the model reads it; optional): ");
+                    return (false, (await input.ReadLineAsync(cancellationToken).ConfigureAwait(false))?.Trim() ?? "", null);
+                case "e" or "edit":
+                    console.Error.Write("Arguments (one line of JSON): ");
+                    if (await input.ReadLineAsync(cancellationToken).ConfigureAwait(false) is not { } edited)
+                    {
+                        return null;
+                    }
+
+                    return (true, "", edited.Trim());
+            }
+        }
+    }
+
+    private static async Task<(bool Approve, string Reason, string? Arguments)?> ReadJsonAsync(TextReader input, CancellationToken cancellationToken)
+    {
+        if (await input.ReadLineAsync(cancellationToken).ConfigureAwait(false) is not { } line)
+        {
+            return null;
+        }
+
+        try
+        {
+            using var document = JsonDocument.Parse(line);
+            var root = document.RootElement;
+            return (root.TryGetProperty("approve", out var approve) && approve.ValueKind == JsonValueKind.True,
+                root.TryGetProperty("reason", out var reason) && reason.ValueKind == JsonValueKind.String ? reason.GetString()! : "",
+                root.TryGetProperty("arguments", out var arguments) && arguments.ValueKind == JsonValueKind.Object ? arguments.GetRawText() : null);
+        }
+        catch (JsonException)
+        {
+            return null; // not a decision: nobody answered
+        }
+    }
+}
