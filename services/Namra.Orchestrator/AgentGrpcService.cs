@@ -41,33 +41,45 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
     public override async Task<CancelRunResponse> CancelRun(CancelRunRequest request, ServerCallContext context)
     {
         Require(request.RunId, "run_id");
-        var record = await downstream.Memory.GetRunRecordAsync(
-            new GetRunRecordRequest { RunId = request.RunId }, deadline: context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false);
-        if (await approvals.CancelWaitingAsync(record.Run, request.Reason, context.Deadline, context.CancellationToken).ConfigureAwait(false) is { } waiting)
+        for (var attempt = 1; ; attempt++)
         {
-            // It waited on no replica: the one that claims it ends it as cancelled.
-            return new CancelRunResponse { Run = waiting };
-        }
-
-        if (record.Run.Status is not (RunStatus.Running or RunStatus.Pending))
-        {
-            return new CancelRunResponse { Run = record.Run };
-        }
-
-        if (!active.TryCancel(request.RunId, request.Reason))
-        {
-            // Running on another replica: it reads the request within a second and stops what is in flight.
-            var updated = await downstream.Memory.UpdateRunRecordAsync(new UpdateRunRecordRequest
+            var record = (await downstream.Memory.GetRunRecordAsync(
+                new GetRunRecordRequest { RunId = request.RunId }, deadline: context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false)).Run;
+            try
             {
-                Run = new Run { RunId = request.RunId, CancelRequested = true, CancelReason = request.Reason },
-                UpdateMask = new Google.Protobuf.WellKnownTypes.FieldMask { Paths = { "cancel_requested", "cancel_reason" } },
-            }, deadline: context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false);
-            return new CancelRunResponse { Run = updated.Run };
-        }
+                if (record.Status == RunStatus.AwaitingApproval)
+                {
+                    // It waits on no replica: the one that claims it ends it as cancelled.
+                    return new CancelRunResponse { Run = await approvals.CancelWaitingAsync(record, request.Reason, context.Deadline, context.CancellationToken).ConfigureAwait(false) };
+                }
 
-        record.Run.CancelRequested = true;
-        record.Run.CancelReason = request.Reason;
-        return new CancelRunResponse { Run = record.Run };
+                if (record.Status is not (RunStatus.Running or RunStatus.Pending))
+                {
+                    return new CancelRunResponse { Run = record };
+                }
+
+                if (active.TryCancel(request.RunId, request.Reason))
+                {
+                    record.CancelRequested = true;
+                    record.CancelReason = request.Reason;
+                    return new CancelRunResponse { Run = record };
+                }
+
+                // Running on another replica: it reads the request within a second and stops what is in flight. Written
+                // under the etag it was read with, so a run that has just started waiting is cancelled as a waiting one.
+                var updated = await downstream.Memory.UpdateRunRecordAsync(new UpdateRunRecordRequest
+                {
+                    Run = new Run { RunId = request.RunId, CancelRequested = true, CancelReason = request.Reason },
+                    UpdateMask = new Google.Protobuf.WellKnownTypes.FieldMask { Paths = { "cancel_requested", "cancel_reason" } },
+                    Etag = record.Etag,
+                }, deadline: context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false);
+                return new CancelRunResponse { Run = updated.Run };
+            }
+            catch (DownstreamException exception) when (exception.StatusCode == StatusCode.Aborted && attempt < 5)
+            {
+                // The record moved on since it was read (a step, a decision, a claim): read it again.
+            }
+        }
     }
 
     public override async Task<ApproveToolCallsResponse> ApproveToolCalls(ApproveToolCallsRequest request, ServerCallContext context)

@@ -49,6 +49,19 @@ public sealed class ApprovalCliTests : IDisposable
     }
 
     [Fact]
+    public async Task Run_Json_ALineThatIsNotADecision_IsSaidAndTheNextIsRead()
+    {
+        using var input = new StringReader("1\n{\"approve\": \"yes\"}\n{\"approve\": false, \"reason\": \"not today\"}\n");
+
+        var (exitCode, output, error) = await RunAsync(input, "run", "careful.yaml", "--input", "Add.", "--json");
+
+        Assert.True(exitCode == 0, error);
+        Assert.Equal(2, error.Split('\n').Count(line => line.StartsWith("namra: a decision is one line of JSON", StringComparison.Ordinal)));
+        var last = JsonDocument.Parse(output.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1]).RootElement;
+        Assert.Equal("It is 42.", last.GetProperty("runCompleted").GetProperty("answer").GetString());
+    }
+
+    [Fact]
     public async Task Run_WithNobodyToAsk_ExitsThree_AndRunsApprove_InAnotherProcess_FinishesTheRun()
     {
         using var nobody = new StringReader("");

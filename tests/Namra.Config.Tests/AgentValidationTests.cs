@@ -23,7 +23,7 @@ public sealed class AgentValidationTests
         },
         {
             "approval condition every call meets",
-            Head + Llm + "tools:\n  - name: files\n    type: builtin.filesystem\n    config: { root: /srv }\n    approval:\n      when:\n        - { argument: operation, not_one_of: [read, list, search] }\n",
+            Head + Llm + "tools:\n  - name: files\n    type: builtin.filesystem\n    config: { root: /srv }\n    approval:\n      when:\n        - { argument: operation, not_one_of: [write] }\n",
             ["NAMRA0111 12:46 tools[0].approval.when[0].not_one_of | write `approval: always` if every call needs approval"]
         },
         {

@@ -1,3 +1,4 @@
+using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Namra.Contracts.V1;
 using Namra.Hosting.Errors;
@@ -65,7 +66,8 @@ public sealed class ApprovalTests : IAsyncLifetime
         Assert.Equal(["c2"], _fakes.Tools.Calls.Select(c => c.Call.Id)); // the unguarded call of the turn ran
         Assert.Equal((RunStatus.AwaitingApproval, null), (record.Status, record.Lease));
         Assert.Equal(ApprovalState.Pending, Assert.Single(record.Approvals).State);
-        Assert.Equal(RunJournalEntry.StepOneofCase.ApprovalsRequested, journal[^1].StepCase);
+        Assert.Equal([RunJournalEntry.StepOneofCase.ToolsStarted, RunJournalEntry.StepOneofCase.ApprovalsRequested, RunJournalEntry.StepOneofCase.ToolFinished],
+            journal.Skip(2).Select(e => e.StepCase));
         Assert.DoesNotContain(journal, e => e.StepCase == RunJournalEntry.StepOneofCase.Ended);
         Assert.Equal(RunStatus.AwaitingApproval, (await _client.GetRunAsync(new GetRunRequest { RunId = "waits" })).Run.Status);
     }
@@ -197,6 +199,116 @@ public sealed class ApprovalTests : IAsyncLifetime
         Assert.Equal(["c1"], _fakes.Tools.Calls.Select(c => c.Call.Id));
         var waiting = events[^1].ApprovalRequired.Approvals[0];
         Assert.Equal(("c2", "expression is 999, which matches 9+."), (waiting.ToolCall.Id, waiting.Reason));
+    }
+
+    [Fact]
+    public async Task TheCallsToWaitOn_AreJournaledWithTheTurn_BeforeItsOtherCallsRun()
+    {
+        _fakes.Tools.Delay = TimeSpan.FromSeconds(1);
+        _fakes.Gateway.Enqueue(FakeGateway.Calls(("c1", "pay", "{\"expression\":\"10\"}"), ("c2", "look", "{\"expression\":\"1\"}")));
+
+        var call = Execute("journaled-first");
+        await WaitUntilAsync(() => !_fakes.Tools.Calls.IsEmpty);
+        var during = _fakes.Memory.Record("journaled-first");
+        var journalDuring = _fakes.Memory.Journal("journaled-first");
+        await call;
+
+        // While the unguarded call runs, the run is this replica's (leased) and the guarded call is already known to wait.
+        Assert.Equal((RunStatus.Running, ApprovalState.Pending), (during.Status, Assert.Single(during.Approvals).State));
+        Assert.NotNull(during.Lease);
+        Assert.Equal([RunJournalEntry.StepOneofCase.Began, RunJournalEntry.StepOneofCase.ModelTurn, RunJournalEntry.StepOneofCase.ToolsStarted, RunJournalEntry.StepOneofCase.ApprovalsRequested],
+            journalDuring.Select(e => e.StepCase));
+        Assert.Equal(RunStatus.AwaitingApproval, _fakes.Memory.Record("journaled-first").Status);
+    }
+
+    [Fact]
+    public async Task ARunResumedBeforeItStartedWaiting_RunsOnlyItsUnguardedCall_ThenWaits()
+    {
+        // The replica was lost while the turn's unguarded call ran: the replica that resumes it must not run the guarded one.
+        var turn = FakeGateway.Calls(("c1", "pay", "{\"expression\":\"10\"}"), ("c2", "look", "{\"expression\":\"1\"}"));
+        turn.Id = "lost-1";
+        var requested = new ToolApproval { ToolCall = turn.Content[0].ToolCall, Reason = "Every call of pay needs approval.", State = ApprovalState.Pending, RequestTime = Timestamp.FromDateTime(DateTime.UtcNow) };
+        var definition = new ConfigService.ConfigServiceClient(_host.Channel).ResolveAgent(new ResolveAgentRequest
+        {
+            Source = new AgentSource { Inline = new InlineAgent { Content = Agent, Format = AgentFormat.Yaml } },
+        }).Agent;
+        _fakes.Memory.Seed(new Run
+        {
+            RunId = "lost-before-waiting", Agent = new AgentRef { Name = "guarded", Version = "1.0.0", ContentHash = "h" }, Status = RunStatus.Running, Input = "Go.",
+            CreateTime = Timestamp.FromDateTime(DateTime.UtcNow.AddSeconds(-2)), UpdateTime = Timestamp.FromDateTime(DateTime.UtcNow.AddSeconds(-2)), Iterations = 1,
+            Usage = new TokenUsage(), Cost = new Cost(), EventsSummary = new RunEventsSummary(), Approvals = { requested },
+            Lease = new RunLease { Owner = "a replica that is gone", ExpireTime = Timestamp.FromDateTime(DateTime.UtcNow.AddSeconds(-1)) },
+        }, [
+            new RunJournalEntry { Sequence = 1, Began = new RunBegan { Agent = definition, Input = new Message { Id = "lost-0", Role = Role.User, Content = { new ContentBlock { Text = "Go." } } } } },
+            new RunJournalEntry { Sequence = 2, ModelTurn = new ModelTurn { Iteration = 1, Message = turn } },
+            new RunJournalEntry { Sequence = 3, ToolsStarted = new ToolCallsStarted { ToolCallIds = { "c2" } } },
+            new RunJournalEntry { Sequence = 4, ApprovalsRequested = new ApprovalsRequested { Approvals = { requested } } },
+        ]);
+
+        await WaitUntilAsync(() => _fakes.Memory.Record("lost-before-waiting").Status == RunStatus.AwaitingApproval, TimeSpan.FromSeconds(5));
+
+        Assert.Equal(["c2"], _fakes.Tools.Calls.Select(c => c.Call.Id)); // the unguarded call, sent again marked resumed; never c1
+        Assert.True(Assert.Single(_fakes.Tools.Calls).Resumed);
+        Assert.Null(_fakes.Memory.Record("lost-before-waiting").Lease);
+    }
+
+    [Fact]
+    public async Task AWriteThatWouldMakeTheRunWaitFailing_EndsTheRunFailed_ItsGuardedCallNotRun()
+    {
+        _fakes.Memory.FailUpdate = (request, _) => request.Run.Status == RunStatus.AwaitingApproval ? (StatusCode.InvalidArgument, false) : null;
+        _fakes.Gateway.Enqueue(FakeGateway.Calls(("c1", "pay", "{\"expression\":\"10\"}")));
+
+        var run = (await Execute("wait-refused")).Run;
+        var ended = await EndedAsync("wait-refused");
+
+        Assert.Equal(RunStatus.Failed, run.Status); // never reported as waiting when it is not
+        Assert.Equal(RunStatus.Failed, ended.Status);
+        Assert.Empty(_fakes.Tools.Calls);
+        Assert.Equal(RunJournalEntry.StepOneofCase.Ended, _fakes.Memory.Journal("wait-refused")[^1].StepCase);
+    }
+
+    [Fact]
+    public async Task ADenialInOneTurn_IsStillWhatTheModelReads_AfterTheRunWaitsAndResumesAgain()
+    {
+        _fakes.Gateway.Enqueue(
+            FakeGateway.Calls(("c1", "pay", "{\"expression\":\"10\"}")),
+            FakeGateway.Calls(("c2", "pay", "{\"expression\":\"5\"}")),
+            FakeGateway.Text("Paid five."));
+        await Execute("two-waits");
+
+        await _client.DenyToolCallsAsync(new DenyToolCallsRequest { RunId = "two-waits", Reason = "too much" });
+        await WaitUntilAsync(() => _fakes.Memory.Record("two-waits") is { Status: RunStatus.AwaitingApproval, Approvals.Count: 2 }, TimeSpan.FromSeconds(5));
+        await _client.ApproveToolCallsAsync(new ApproveToolCallsRequest { RunId = "two-waits" });
+        var ended = await EndedAsync("two-waits");
+
+        Assert.Equal((RunStatus.Completed, "Paid five."), (ended.Status, ended.Answer));
+        var last = _fakes.Gateway.Requests.Last().Messages;
+        Assert.True(last.Any(m => m.Content.Any(b => b.ToolResult?.ToolCallId == "c1" && b.ToolResult.Content.Contains("denied", StringComparison.Ordinal))),
+            string.Join("\n", last) + "\n--\n" + string.Join("\n", _fakes.Memory.Journal("two-waits")));
+        Assert.Equal(["c2"], _fakes.Tools.Calls.Select(c => c.Call.Id));
+    }
+
+    [Fact]
+    public async Task AnApprovalTimeoutLongerThanTheRunsTimeout_EndsApprovalExpired_NotTimedOut()
+    {
+        var agent = Agent.Replace("execution: { timeout: 60s, approval_timeout: 2s }", "execution: { timeout: 1s, approval_timeout: 2s }", StringComparison.Ordinal);
+        _fakes.Gateway.Enqueue(FakeGateway.Calls(("c1", "pay", "{\"expression\":\"10\"}")));
+        await _client.ExecuteAsync(new ExecuteRequest { Agent = new AgentSource { Inline = new InlineAgent { Content = agent, Format = AgentFormat.Yaml } }, Input = "Go.", RunId = "expired-long" });
+
+        var ended = await EndedAsync("expired-long", TimeSpan.FromSeconds(10));
+
+        Assert.Equal(RunStatus.ApprovalExpired, ended.Status);
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition, TimeSpan? within = null)
+    {
+        var until = DateTime.UtcNow + (within ?? TimeSpan.FromSeconds(5));
+        while (!condition() && DateTime.UtcNow < until)
+        {
+            await Task.Delay(25);
+        }
+
+        Assert.True(condition());
     }
 
     private Task<ExecuteResponse> Execute(string runId) =>

@@ -105,8 +105,8 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
         Assert.Equal((1, 1), (web.Effects, web.Reads)); // the read ran before the wait, the charge after the approval: each once
         Assert.Equal(0, run.Resumes); // resumed after a decision, not after a lost replica
         Assert.Equal(
-            [RunJournalEntry.StepOneofCase.Began, RunJournalEntry.StepOneofCase.ModelTurn, RunJournalEntry.StepOneofCase.ToolsStarted, RunJournalEntry.StepOneofCase.ToolFinished,
-             RunJournalEntry.StepOneofCase.ApprovalsRequested, RunJournalEntry.StepOneofCase.ApprovalsDecided, RunJournalEntry.StepOneofCase.Resumed,
+            [RunJournalEntry.StepOneofCase.Began, RunJournalEntry.StepOneofCase.ModelTurn, RunJournalEntry.StepOneofCase.ToolsStarted, RunJournalEntry.StepOneofCase.ApprovalsRequested,
+             RunJournalEntry.StepOneofCase.ToolFinished, RunJournalEntry.StepOneofCase.ApprovalsDecided, RunJournalEntry.StepOneofCase.Resumed,
              RunJournalEntry.StepOneofCase.ToolsStarted, RunJournalEntry.StepOneofCase.ToolFinished, RunJournalEntry.StepOneofCase.ModelTurn, RunJournalEntry.StepOneofCase.Ended],
             journal.Select(e => e.StepCase));
         Assert.Equal(2, _anthropic.Requests.Count);

@@ -73,7 +73,7 @@ internal static class ApprovalPrompt
     {
         while (true)
         {
-            var decision = json ? await ReadJsonAsync(input, cancellationToken).ConfigureAwait(false) : await AskAsync(console, input, approval, cancellationToken).ConfigureAwait(false);
+            var decision = json ? await ReadJsonAsync(console, input, cancellationToken).ConfigureAwait(false) : await AskAsync(console, input, approval, cancellationToken).ConfigureAwait(false);
             if (decision is null)
             {
                 return false;
@@ -136,24 +136,32 @@ internal static class ApprovalPrompt
         }
     }
 
-    private static async Task<(bool Approve, string Reason, string? Arguments)?> ReadJsonAsync(TextReader input, CancellationToken cancellationToken)
+    // One decision per line: {"approve": true|false, "reason": "...", "arguments": {...}}. A line that is not one says
+    // why on standard error and the next is read; the end of input is nobody answering.
+    private static async Task<(bool Approve, string Reason, string? Arguments)?> ReadJsonAsync(CliConsole console, TextReader input, CancellationToken cancellationToken)
     {
-        if (await input.ReadLineAsync(cancellationToken).ConfigureAwait(false) is not { } line)
+        while (await input.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
         {
-            return null;
+            try
+            {
+                using var document = JsonDocument.Parse(line);
+                var root = document.RootElement;
+                if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("approve", out var approve) && approve.ValueKind is JsonValueKind.True or JsonValueKind.False
+                    && (!root.TryGetProperty("reason", out var reason) || reason.ValueKind == JsonValueKind.String)
+                    && (!root.TryGetProperty("arguments", out var arguments) || arguments.ValueKind == JsonValueKind.Object))
+                {
+                    return (approve.GetBoolean(), root.TryGetProperty("reason", out var given) ? given.GetString()! : "",
+                        root.TryGetProperty("arguments", out var edited) ? edited.GetRawText() : null);
+                }
+            }
+            catch (JsonException)
+            {
+                // said below
+            }
+
+            console.Error.WriteLine("namra: a decision is one line of JSON: {\"approve\": true|false, \"reason\": \"...\", \"arguments\": {...}}");
         }
 
-        try
-        {
-            using var document = JsonDocument.Parse(line);
-            var root = document.RootElement;
-            return (root.TryGetProperty("approve", out var approve) && approve.ValueKind == JsonValueKind.True,
-                root.TryGetProperty("reason", out var reason) && reason.ValueKind == JsonValueKind.String ? reason.GetString()! : "",
-                root.TryGetProperty("arguments", out var arguments) && arguments.ValueKind == JsonValueKind.Object ? arguments.GetRawText() : null);
-        }
-        catch (JsonException)
-        {
-            return null; // not a decision: nobody answered
-        }
+        return null;
     }
 }

@@ -547,18 +547,16 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
 
             if (known?.GetValueOrDefault(condition.Argument) is { } values)
             {
-                if (condition.OneOf.Count > 0 && !condition.OneOf.Any(values.Contains))
+                // A list sharing no value with those the tool takes, or holding them all, decides every call the same way.
+                var (test, listed, matchesWhenListed) = condition.OneOf.Count > 0 ? ("one_of", condition.OneOf, true) : ("not_one_of", condition.NotOneOf, false);
+                var none = listed.Count > 0 && !listed.Any(values.Contains);
+                var all = listed.Count > 0 && values.All(listed.Contains);
+                if (none || all)
                 {
-                    diagnostics.Error(DiagnosticCodes.ApprovalNeverMatches, when.ValuePositionOf("one_of"), at + ".one_of",
-                        $"No call can meet this condition: `{condition.Argument}` is only ever {string.Join(", ", values.Select(v => $"`{v}`"))} for this tool.",
-                        "name values the tool takes (its settings allow only those)");
-                }
-
-                if (condition.NotOneOf.Count > 0 && values.All(condition.NotOneOf.Contains))
-                {
-                    diagnostics.Error(DiagnosticCodes.ApprovalNeverMatches, when.ValuePositionOf("not_one_of"), at + ".not_one_of",
-                        $"Every call meets this condition: `{condition.Argument}` is only ever {string.Join(", ", values.Select(v => $"`{v}`"))} for this tool.",
-                        "write `approval: always` if every call needs approval");
+                    var never = none == matchesWhenListed;
+                    diagnostics.Error(DiagnosticCodes.ApprovalNeverMatches, when.ValuePositionOf(test), $"{at}.{test}",
+                        $"{(never ? "No call can meet" : "Every call meets")} this condition: `{condition.Argument}` is only ever {string.Join(", ", values.Select(v => $"`{v}`"))} for this tool.",
+                        never ? "name values the tool takes (its settings allow only those)" : "write `approval: always` if every call needs approval");
                 }
             }
         }

@@ -35,11 +35,18 @@ internal sealed class RunApprovals(Downstream downstream, RunRecovery recovery, 
             }
 
             var now = timeProvider.GetUtcNow();
+            if (run.ApprovalDeadline?.ToDateTimeOffset() <= now)
+            {
+                throw new NamraException(StatusCode.FailedPrecondition, $"Run {runId} waited past its approval_timeout ({run.ApprovalDeadline.ToDateTimeOffset():u}): it ends as approval_expired.");
+            }
+
             var chosen = ids.Count > 0 ? ids : [.. run.Approvals.Where(a => a.State == ApprovalState.Pending).Select(a => a.ToolCall.Id)];
             var decided = new List<ToolApproval>();
             foreach (var id in chosen.Distinct(StringComparer.Ordinal))
             {
-                var approval = run.Approvals.FirstOrDefault(a => a.ToolCall.Id == id)
+                // The call waiting under this id (a model may reuse ids across turns), else the last one decided.
+                var approval = run.Approvals.FirstOrDefault(a => a.ToolCall.Id == id && a.State == ApprovalState.Pending)
+                    ?? run.Approvals.LastOrDefault(a => a.ToolCall.Id == id)
                     ?? throw new InvalidArgumentException("tool_call_ids", $"Run {runId} waits on no tool call '{id}'; it waits on {string.Join(", ", run.Approvals.Where(a => a.State == ApprovalState.Pending).Select(a => a.ToolCall.Id))}.");
                 if (approval.State != ApprovalState.Pending)
                 {
@@ -98,16 +105,11 @@ internal sealed class RunApprovals(Downstream downstream, RunRecovery recovery, 
     }
 
     /// <summary>
-    /// Cancels a run that waits for approval: it becomes resumable with the cancel request on its record, and the
-    /// replica that claims it ends it as cancelled, its waiting calls answered as not run. Null when it is not waiting.
+    /// Cancels a run that waits for approval (as read, under its etag): it becomes resumable with the cancel request on
+    /// its record, and the replica that claims it ends it as cancelled, its waiting calls answered as not run.
     /// </summary>
-    public async Task<Run?> CancelWaitingAsync(Run run, string reason, DateTime deadline, CancellationToken cancellationToken)
+    public async Task<Run> CancelWaitingAsync(Run run, string reason, DateTime deadline, CancellationToken cancellationToken)
     {
-        if (run.Status != RunStatus.AwaitingApproval)
-        {
-            return null;
-        }
-
         run.CancelRequested = true;
         run.CancelReason = reason;
         Resumable(run, timeProvider.GetUtcNow());

@@ -42,6 +42,12 @@ internal sealed class RunContext(RunRequest request, RunState state, RunJournal 
     /// <summary>Calls of a resumed run's last turn that run with arguments their approver set instead of the model's.</summary>
     public HashSet<string> Edited { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>Calls of a resumed run's last turn still waiting for a decision: they do not run.</summary>
+    public HashSet<string> Pending { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>The results of a resumed run's denied calls, to journal before it goes on.</summary>
+    public List<ToolResult> Denied { get; } = [];
+
     /// <summary>The results of the current turn's tool calls so far, by call id.</summary>
     public System.Collections.Concurrent.ConcurrentDictionary<string, ToolResult> Results { get; } = new(StringComparer.Ordinal);
 

@@ -104,11 +104,15 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
             // run is nobody's to hold. A renewal that happens to come between the loop's end and that step leaves it running.
             var ending = batch.Exists(step => step.StepCase == RunJournalEntry.StepOneofCase.Ended);
             // A run that starts waiting for approval is nobody's either, until a decision makes it resumable.
-            var waiting = batch.Exists(step => step.StepCase == RunJournalEntry.StepOneofCase.ApprovalsRequested);
+            var waiting = _toWait;
             run.Lease = ending || waiting ? null : Lease();
             var snapshot = run.Clone();
             snapshot.JournalLength = _length;
-            if (!ending && !waiting)
+            if (waiting)
+            {
+                snapshot.Status = RunStatus.AwaitingApproval;
+            }
+            else if (!ending)
             {
                 snapshot.Status = RunStatus.Running;
                 snapshot.Error = null;
@@ -128,8 +132,14 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
                 // Steps past those this replica knows were written by an earlier attempt whose answer was lost (only the
                 // lease holder appends; the run's end clears the lease): they are not written again.
                 var landed = (int)Math.Clamp(stored.JournalLength - _length, 0, batch.Count);
-                var endedHere = stored.Lease is null && stored.Status is not (RunStatus.Running or RunStatus.AwaitingApproval) && landed == batch.Count && landed > 0
-                    || waiting && stored.Lease is null && stored.Status == RunStatus.AwaitingApproval && landed == batch.Count && landed > 0;
+                if (waiting && stored.Lease is null && stored.Status == RunStatus.AwaitingApproval && landed == batch.Count)
+                {
+                    Advance(stored); // the write that made the run wait had landed
+                    _waiting = true;
+                    return;
+                }
+
+                var endedHere = stored.Lease is null && stored.Status is not (RunStatus.Running or RunStatus.AwaitingApproval) && landed == batch.Count && landed > 0;
                 if (stored.Lease?.Owner != owner && !endedHere)
                 {
                     throw new LeaseLostException(run.RunId, stored.Lease?.Owner ?? "");
@@ -152,6 +162,11 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
     /// <summary>Reads the record for a cancel request sent to another replica, and for another replica's claim.</summary>
     public async Task CheckCancelAsync(DateTime deadline, CancellationToken cancellationToken)
     {
+        if (_waiting)
+        {
+            return; // waiting on no replica: a decision or a claim elsewhere is no loss of this one's lease
+        }
+
         var stored = await ReadAsync(deadline, cancellationToken).ConfigureAwait(false);
         if (stored.Status == RunStatus.Running && stored.Lease is { } lease && lease.Owner != owner)
         {
@@ -184,7 +199,25 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
     }
 
     private bool _released;
+    private bool _toWait;
     private bool _waiting;
+
+    /// <summary>
+    /// Writes the steps kept with the record waiting for approval and held by no replica; nothing more is written here
+    /// after it. A failed write leaves the run running here, holding its lease.
+    /// </summary>
+    public async Task WaitForDecisionAsync(DateTime deadline, CancellationToken cancellationToken)
+    {
+        _toWait = true;
+        try
+        {
+            await WriteAsync(deadline, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _toWait = false;
+        }
+    }
 
     private RunLease Lease() => new() { Owner = owner, ExpireTime = Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow() + (_released ? TimeSpan.Zero : leaseDuration)) };
 

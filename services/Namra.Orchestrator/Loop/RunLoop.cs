@@ -112,21 +112,23 @@ internal sealed class RunLoop(
         RunReplay.Apply(context, journal);
         var now = timeProvider.GetUtcNow();
         var decided = journal is [.., { StepCase: RunJournalEntry.StepOneofCase.ApprovalsDecided }, { StepCase: RunJournalEntry.StepOneofCase.Resumed }];
-        if (now.UtcDateTime >= context.Deadline)
-        {
-            context.State.Fail(RunStatus.TimedOut, StatusCode.DeadlineExceeded, TimedOut(began.Agent) + " The run was found past its deadline.");
-        }
-        else if (record.CancelRequested)
+        var pending = record.Approvals.Where(a => a.State == ApprovalState.Pending).ToList();
+        if (record.CancelRequested)
         {
             context.State.Run.CancelRequested = true;
             context.State.Fail(RunStatus.Cancelled, StatusCode.Cancelled, ActiveRuns.CancelReason(record.CancelReason));
         }
-        else if (record.Approvals.Any(a => a.State == ApprovalState.Pending))
+        else if (pending.Count > 0 && record.ApprovalDeadline?.ToDateTimeOffset() <= now)
         {
-            // Claimed while calls still wait: their time to be decided is up.
-            var waited = now - record.Approvals.Where(a => a.State == ApprovalState.Pending).Min(a => a.RequestTime.ToDateTimeOffset());
+            // Claimed while calls still wait, past their time to be decided (whatever the run's own timeout: it does not
+            // count the wait).
+            var waited = now - pending.Min(a => a.RequestTime.ToDateTimeOffset());
             context.State.Fail(RunStatus.ApprovalExpired, StatusCode.DeadlineExceeded,
-                $"Nobody approved or denied {record.Approvals.Count(a => a.State == ApprovalState.Pending)} tool call(s) within execution.approval_timeout (waited {waited.TotalSeconds:0} s); they did not run.");
+                $"Nobody approved or denied {pending.Count} tool call(s) within execution.approval_timeout (waited {waited.TotalSeconds:0} s); they did not run.");
+        }
+        else if (now.UtcDateTime >= context.Deadline)
+        {
+            context.State.Fail(RunStatus.TimedOut, StatusCode.DeadlineExceeded, TimedOut(began.Agent) + " The run was found past its deadline.");
         }
         else if (!decided && began.Agent.Execution?.OnInterrupt == InterruptPolicy.Fail)
         {
@@ -335,23 +337,31 @@ internal sealed class RunLoop(
     private async Task LoopAsync(RunContext run, CancellationToken cancellationToken)
     {
         await PrepareAsync(run, cancellationToken).ConfigureAwait(false);
+        if (run.Denied.Count > 0)
+        {
+            // Denials are results of their own, journaled once, so every later replay reads them.
+            await run.Journal.WriteAsync(run.Deadline, cancellationToken, [.. run.Denied.Select(denied => new RunJournalEntry { ToolFinished = denied })]).ConfigureAwait(false);
+            run.Denied.Clear();
+        }
+
         if (run.Unfinished is { } unfinished)
         {
             // A resumed run first finishes its last turn's tool calls: those in flight are sent again marked resumed; those
             // never started (approved after the run waited) are journaled as started first.
-            var left = unfinished.Calls.Where(c => !unfinished.Done.ContainsKey(c.Id)).ToList();
-            if (left.Where(c => !unfinished.InFlight.Contains(c.Id)).Select(c => c.Id).ToList() is { Count: > 0 } starting)
+            // Calls still waiting for a decision do not run: the run waits again once the others have.
+            var left = unfinished.Calls.Where(c => !unfinished.Done.ContainsKey(c.Id) && !run.Pending.Contains(c.Id)).ToList();
+            var starting = left.Where(c => !unfinished.InFlight.Contains(c.Id)).Select(c => c.Id).ToList();
+            if (starting.Count > 0)
             {
                 await run.Journal.WriteAsync(run.Deadline, cancellationToken, new RunJournalEntry { ToolsStarted = new ToolCallsStarted { ToolCallIds = { starting } } })
                     .ConfigureAwait(false);
             }
 
             var results = await toolCalls.RunAsync(run, left, unfinished.InFlight, journalEach: true, cancellationToken).ConfigureAwait(false);
-            foreach (var result in results.Where(r => run.Edited.Contains(r.ToolCallId)))
+            if (run.Pending.Count > 0)
             {
-                // The model asked with other arguments: it reads what ran.
-                var call = left.First(c => c.Id == result.ToolCallId);
-                result.Content = $"A person approved this call with other arguments: {call.ArgumentsJson}\n\n{result.Content}";
+                await WaitForApprovalAsync(run, cancellationToken).ConfigureAwait(false);
+                return;
             }
 
             var all = unfinished.Done.Values.Concat(results).ToDictionary(r => r.ToolCallId, StringComparer.Ordinal);
@@ -453,11 +463,17 @@ internal sealed class RunLoop(
         run.Messages.Add(kept);
         run.Journal.Add(new RunJournalEntry { ModelTurn = new ModelTurn { Iteration = iteration, Message = kept } });
 
-        // Calls that need a person's approval wait; the others of the turn run now.
+        // Calls that need a person's approval wait; the others of the turn run now. The waiting calls are journaled with
+        // the turn, before anything runs: a replica that resumes the run in between never runs them undecided.
         var guarded = calls.Select(c => (Call: c, Reason: Approvals.Reason(run.Entries.GetValueOrDefault(c.Name), run.Tools.Find(t => t.Name == c.Name), c)))
             .Where(g => g.Reason is not null).Select(g => (g.Call, Reason: g.Reason!)).ToList();
         var free = guarded.Count == 0 ? calls : [.. calls.Where(c => !guarded.Exists(g => g.Call.Id == c.Id))];
         run.Journal.Add(new RunJournalEntry { ToolsStarted = new ToolCallsStarted { ToolCallIds = { free.Select(c => c.Id) } } });
+        if (guarded.Count > 0)
+        {
+            run.Journal.Add(new RunJournalEntry { ApprovalsRequested = new ApprovalsRequested { Approvals = { RequestApprovals(run, guarded) } } });
+        }
+
         await run.Journal.WriteAsync(run.Deadline, cancellationToken).ConfigureAwait(false);
 
         // The results of calls that must not run twice are written as they arrive; those of calls that may run twice go
@@ -465,7 +481,7 @@ internal sealed class RunLoop(
         var results = await toolCalls.RunAsync(run, free, new HashSet<string>(), journalEach: free.Any(c => !run.Idempotent(c.Name)), cancellationToken).ConfigureAwait(false);
         if (guarded.Count > 0)
         {
-            await WaitForApprovalAsync(run, guarded, cancellationToken).ConfigureAwait(false);
+            await WaitForApprovalAsync(run, cancellationToken).ConfigureAwait(false);
             return false;
         }
 
@@ -473,19 +489,25 @@ internal sealed class RunLoop(
         return true;
     }
 
-    // The run waits for a person: its record says which calls and why, no replica holds it, and the caller's stream ends
-    // with the calls to decide on. A decision on any replica makes it resumable (AgentGrpcService.DecideAsync).
-    private async Task WaitForApprovalAsync(RunContext run, List<(ToolCall Call, string Reason)> guarded, CancellationToken cancellationToken)
+    // The calls to wait on, on the record (pending, with why and until when).
+    private List<ToolApproval> RequestApprovals(RunContext run, List<(ToolCall Call, string Reason)> guarded)
     {
-        var state = run.State;
         var now = timeProvider.GetUtcNow();
         var approvals = guarded.Select(g => new ToolApproval { ToolCall = g.Call, Reason = g.Reason, RequestTime = Timestamp.FromDateTimeOffset(now), State = ApprovalState.Pending }).ToList();
         var timeout = run.Request.Agent.Execution?.ApprovalTimeout?.ToTimeSpan() ?? TimeSpan.Zero;
-        state.Run.Approvals.Add(approvals.Select(a => a.Clone()));
-        state.Run.ApprovalDeadline = timeout > TimeSpan.Zero ? Timestamp.FromDateTimeOffset(now + timeout) : null;
+        run.State.Run.Approvals.Add(approvals.Select(a => a.Clone()));
+        run.State.Run.ApprovalDeadline = timeout > TimeSpan.Zero ? Timestamp.FromDateTimeOffset(now + timeout) : null;
+        return approvals;
+    }
+
+    // The run waits for a person: no replica holds it, and the caller's stream ends with the calls to decide on. A
+    // decision on any replica makes it resumable (RunApprovals). The record says so only once the write has landed.
+    private static async Task WaitForApprovalAsync(RunContext run, CancellationToken cancellationToken)
+    {
+        var state = run.State;
+        await run.Journal.WaitForDecisionAsync(run.Deadline, cancellationToken).ConfigureAwait(false);
         state.Run.Status = RunStatus.AwaitingApproval;
-        await run.Journal.WriteAsync(run.Deadline, cancellationToken, new RunJournalEntry { ApprovalsRequested = new ApprovalsRequested { Approvals = { approvals } } })
-            .ConfigureAwait(false);
+        var approvals = state.Run.Approvals.Where(a => a.State == ApprovalState.Pending).ToList();
         OrchestratorTelemetry.ApprovalsRequested.Add(approvals.Count, OrchestratorTelemetry.AgentLabel(run.Request.Agent.Name));
         Activity.Current?.AddEvent(new ActivityEvent("approval_required", tags: new ActivityTagsCollection
         {

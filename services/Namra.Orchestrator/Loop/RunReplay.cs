@@ -50,12 +50,18 @@ internal static class RunReplay
             }
         }
 
-        // A denied call's result is the denial; an approved one runs with the arguments its approver set, if any.
+        // A denied call's result is the denial (journaled when the run goes on); an approved one runs with the arguments its
+        // approver set, if any; an undecided one does not run.
         foreach (var approval in decisions.Values)
         {
-            if (approval.State == ApprovalState.Denied && !done.ContainsKey(approval.ToolCall.Id))
+            if (approval.State == ApprovalState.Pending)
+            {
+                run.Pending.Add(approval.ToolCall.Id);
+            }
+            else if (approval.State == ApprovalState.Denied && !done.ContainsKey(approval.ToolCall.Id))
             {
                 done[approval.ToolCall.Id] = Approvals.Denied(approval);
+                run.Denied.Add(done[approval.ToolCall.Id]);
             }
             else if (approval is { State: ApprovalState.Approved, ArgumentsJson.Length: > 0 } && calls.FindIndex(c => c.Id == approval.ToolCall.Id) is var at and >= 0)
             {

@@ -41,6 +41,12 @@ internal sealed class ToolCalls(Downstream downstream, IOptions<OrchestratorOpti
                 try
                 {
                     var result = await ExecuteAsync(run, call, resumed.Contains(call.Id), cancellationToken).ConfigureAwait(false);
+                    if (run.Edited.Contains(call.Id))
+                    {
+                        // The model asked with other arguments: it reads what ran, now and in any replay.
+                        result.Content = $"A person approved this call with other arguments: {call.ArgumentsJson}\n\n{result.Content}";
+                    }
+
                     running.TryRemove(call.Id, out _);
                     run.State.CountTool(result.IsError);
                     run.Results[call.Id] = result;
