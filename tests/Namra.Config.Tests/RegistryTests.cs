@@ -163,7 +163,8 @@ public sealed class AgentFolderWatcherTests : IAsyncLifetime
         Assert.Equal("m2", updated.Agent!.Agent.Llm.Model);
 
         await File.WriteAllTextAsync(first, Agent("first", "1.0.0", "m3") + "temprature: 3\n");
-        var invalid = await NextAsync(changes, c => c.Type == AgentChangeType.Invalid && c.Origin == first);
+        // A reload may catch the file half-written (empty, so NAMRA0102) before the write ends: the file as written is what counts.
+        var invalid = await NextAsync(changes, c => c.Type == AgentChangeType.Invalid && c.Origin == first && c.Diagnostics.Any(d => d.Code == "NAMRA0101"));
         Assert.Equal("NAMRA0101", Assert.Single(invalid.Diagnostics).Code);
         Assert.Equal("m2", _registry.Get("first").Agent.Llm.Model); // the last good version keeps serving
 

@@ -95,8 +95,10 @@ internal sealed class RunLoop(
     }
 
     /// <summary>
-    /// Goes on with a run this replica has claimed (its lease had lapsed), from its journal: past its deadline it ends
-    /// as timed out; an agent with <c>execution.on_interrupt: fail</c> ends as failed; any other is resumed.
+    /// Goes on with a run this replica has claimed (its lease had lapsed, or a decision or a cancel made a waiting run
+    /// resumable), from its journal: a cancel request ends it as cancelled; calls still waiting past the approval
+    /// timeout end it as approval_expired; past its deadline it ends as timed out; after a lost replica, an agent with
+    /// <c>execution.on_interrupt: fail</c> ends as failed; any other is resumed.
     /// </summary>
     public async Task<Run> ResumeAsync(Run record, IReadOnlyList<RunJournalEntry> journal)
     {
