@@ -205,9 +205,18 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
 
         var agent = await resolved.ResolveAsync(source, () => downstream.Config.ResolveAgentAsync(
             new ResolveAgentRequest { Source = source }, deadline: context.Deadline, cancellationToken: context.CancellationToken).ResponseAsync).ConfigureAwait(false);
-        // An inline definition from the network is the caller's, and carries its tools' authority: the tool executor judges
-        // its tools (see OrchestratorOptions.TrustInlineAgents).
-        var untrusted = source.SourceCase == AgentSource.SourceOneofCase.Inline && !options.Value.TrustInlineAgents && !InProcessCalls.IsInProcess(context);
+        var principal = Access.AccessInterceptor.Of(context);
+        if (!principal.MayRun(agent.Ref.Name))
+        {
+            throw new NamraException(StatusCode.PermissionDenied, $"The key '{principal.Id}' may run only the agents {string.Join(", ", principal.AgentPatterns)}; not {agent.Ref.Name}.",
+                [new Google.Rpc.ErrorInfo { Reason = "AGENT_NOT_ALLOWED", Domain = "namra.dev", Metadata = { ["agent"] = agent.Ref.Name, ["key"] = principal.Id } }]);
+        }
+
+        // An inline definition from the network is the caller's, and carries its tools' authority only for a caller granted
+        // run_inline_tools (or every caller, with OrchestratorOptions.TrustInlineAgents); otherwise the tool executor
+        // judges its tools.
+        var untrusted = source.SourceCase == AgentSource.SourceOneofCase.Inline && !options.Value.TrustInlineAgents && !principal.Has(Access.Permission.RunInlineTools)
+            && !InProcessCalls.IsInProcess(context);
         var request = new RunRequest(agent.Agent, agent.Ref, input, sessionId, new Dictionary<string, string>(labels),
             runId.Length > 0 ? runId : Guid.CreateVersion7().ToString("N"), untrusted);
         if (runId.Length > 0 && await ExistingRunAsync(request, context).ConfigureAwait(false) is { } existing)

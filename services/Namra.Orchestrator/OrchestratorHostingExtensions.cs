@@ -34,7 +34,8 @@ public static class OrchestratorHostingExtensions
         Microsoft.Extensions.DependencyInjection.Extensions.ServiceCollectionDescriptorExtensions.TryAddSingleton<ArgumentValidator>(builder.Services);
         builder.Services.AddHostedService(services => services.GetRequiredService<RunRecovery>());
         builder.Services.AddHostedService<RunHandOver>();
-        builder.Services.AddSingleton<ApiKeyAuthentication>();
+        builder.Services.AddSingleton<Access.AccessKeys>();
+        builder.Services.AddSingleton<Access.AccessInterceptor>();
         // Callers in this process (the CLI's embedded mode) reach the API directly; API keys guard the network only.
         builder.Services.AddNamraGrpcService<AgentGrpcService, Contracts.V1.AgentService.AgentServiceBase>(Contracts.ServiceRoles.Orchestrator, Contracts.V1.AgentService.BindService);
         // REST for the methods with google.api.http rules (only the public API has them), on the HTTP port; the
@@ -58,7 +59,7 @@ public static class OrchestratorHostingExtensions
 
             OpenApiDocument.Describe(swagger);
         });
-        builder.Services.Configure<Grpc.AspNetCore.Server.GrpcServiceOptions<AgentGrpcService>>(grpc => grpc.Interceptors.Add<ApiKeyAuthentication>());
+        builder.Services.Configure<Grpc.AspNetCore.Server.GrpcServiceOptions<AgentGrpcService>>(grpc => grpc.Interceptors.Add<Access.AccessInterceptor>());
         // Errors are written as google.rpc.Status JSON, whose details need their types known.
         builder.Services.PostConfigure<Microsoft.AspNetCore.Grpc.JsonTranscoding.GrpcJsonTranscodingOptions>(transcoding =>
             transcoding.TypeRegistry = Google.Protobuf.Reflection.TypeRegistry.FromFiles(

@@ -20,7 +20,11 @@ public sealed class OrchestratorOptions
     [Range(typeof(TimeSpan), "00:00:00.100", "00:05:00")]
     public TimeSpan SaveTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>A file of API keys for the public API, one per line (<c>#</c> starts a comment); with <c>NAMRA_API_KEYS</c>, calls must carry one.</summary>
+    /// <summary>
+    /// A file of API keys for the public API: a key per line (<c>#</c> starts a comment), or a <c>.json</c> file of hashed
+    /// keys with tenants, roles, agent patterns and expiry (see <see cref="Access.AccessKeys"/>); with
+    /// <c>NAMRA_API_KEYS</c>, calls must carry one.
+    /// </summary>
     public string? ApiKeysFile { get; set; }
 
     /// <summary>

@@ -1,0 +1,88 @@
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+using Namra.Hosting.Errors;
+
+namespace Namra.Orchestrator.Access;
+
+/// <summary>
+/// Guards every method of the public API (<c>namra.v1.AgentService</c>, over gRPC and REST alike). With keys configured
+/// (<see cref="AccessKeys"/>), a call must send <c>authorization: Bearer KEY</c> or <c>x-api-key: KEY</c> with a known,
+/// unexpired key, or it is <c>UNAUTHENTICATED</c>; then the key's roles must grant the method's permission, or it is
+/// <c>PERMISSION_DENIED</c> naming the permission. Without keys every caller may do everything (a local deployment, the
+/// embedded CLI). The principal is kept in the call's <c>UserState</c> for the service (which agents it may run, whether
+/// its inline definitions keep their tools' authority). Keys are compared by hash and never logged.
+/// </summary>
+internal sealed class AccessInterceptor(AccessKeys keys, TimeProvider timeProvider) : Interceptor
+{
+    private const string PublicService = "/namra.v1.AgentService/";
+
+    public override Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
+    {
+        Admit(context);
+        return continuation(request, context);
+    }
+
+    public override Task ServerStreamingServerHandler<TRequest, TResponse>(TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        Admit(context);
+        return continuation(request, responseStream, context);
+    }
+
+    /// <summary>The principal of a call the interceptor admitted; unrestricted for calls from this process.</summary>
+    public static Principal Of(ServerCallContext context) =>
+        context.UserState.TryGetValue(Principal.UserStateKey, out var principal) && principal is Principal known ? known : Principal.Unrestricted;
+
+    /// <summary>The permission each public method needs; admin for any method this build does not name.</summary>
+    public static Permission Needed(string method) => method[(method.LastIndexOf('/') + 1)..] switch
+    {
+        "ValidateAgent" => Permission.ValidateAgents,
+        "Execute" or "ExecuteStream" => Permission.Execute,
+        "GetRun" or "ListRuns" => Permission.ReadRuns,
+        "CancelRun" => Permission.CancelRuns,
+        "ApproveToolCalls" or "DenyToolCalls" => Permission.ApproveToolCalls,
+        _ => Permission.Admin,
+    };
+
+    private void Admit(ServerCallContext context)
+    {
+        if (!context.Method.StartsWith(PublicService, StringComparison.Ordinal))
+        {
+            return;
+        }
+
+        var principal = Authenticate(context);
+        var needed = Needed(context.Method);
+        if (!principal.Has(needed))
+        {
+            throw new NamraException(StatusCode.PermissionDenied,
+                $"The key '{principal.Id}' lacks the permission {Principal.Name(needed)} (its roles: {(principal.Roles.Count > 0 ? string.Join(", ", principal.Roles) : "none")}).",
+                [new Google.Rpc.ErrorInfo { Reason = "PERMISSION_MISSING", Domain = "namra.dev", Metadata = { ["permission"] = Principal.Name(needed), ["key"] = principal.Id } }]);
+        }
+
+        context.UserState[Principal.UserStateKey] = principal;
+    }
+
+    private Principal Authenticate(ServerCallContext context)
+    {
+        if (!keys.Required)
+        {
+            return Principal.Unrestricted;
+        }
+
+        var presented = context.RequestHeaders.GetValue("authorization") is { } authorization && authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)
+            ? authorization["Bearer ".Length..].Trim()
+            : context.RequestHeaders.GetValue("x-api-key");
+        if (presented is null)
+        {
+            throw new NamraException(StatusCode.Unauthenticated, "Send an API key: authorization: Bearer KEY (or x-api-key: KEY).");
+        }
+
+        var entry = keys.Find(presented) ?? throw new NamraException(StatusCode.Unauthenticated, "The API key is not valid.");
+        if (entry.Expires is { } expires && expires <= timeProvider.GetUtcNow())
+        {
+            throw new NamraException(StatusCode.Unauthenticated, $"The API key '{entry.Principal.Id}' expired at {expires:u}.");
+        }
+
+        return entry.Principal;
+    }
+}

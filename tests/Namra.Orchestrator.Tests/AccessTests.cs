@@ -1,0 +1,192 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using Grpc.Core;
+using Namra.Contracts.V1;
+using Namra.Hosting.Errors;
+using Namra.Testing;
+
+namespace Namra.Orchestrator.Tests;
+
+/// <summary>
+/// Keys with tenants, roles, agent patterns and expiry (an access file of hashed keys, read again when it changes):
+/// each public method needs its permission, over gRPC and REST alike, and a refusal names it.
+/// </summary>
+public sealed class AccessTests : IAsyncLifetime
+{
+    private const string Viewer = "nk_viewer_0001";
+    private const string Runner = "nk_runner_0002";
+    private const string Approver = "nk_approver_0003";
+    private const string Expired = "nk_expired_0004";
+    private const string Inline = "nk_inline_0005";
+    private readonly string _file = Path.Combine(Path.GetTempPath(), $"namra-access-{Guid.NewGuid():N}.json");
+    private NamraTestHost _host = null!;
+
+    public async ValueTask InitializeAsync()
+    {
+        await WriteAsync(Key("viewer", Viewer, "[\"viewer\"]"), Key("runner", Runner, "[\"runner\"]", "\"agents\": [\"calc*\"],"), Key("approver", Approver, "[\"approver\"]"),
+            Key("expired", Expired, "[\"admin\"]", "\"expires\": \"2020-01-01T00:00:00Z\","), Key("inline", Inline, "[\"runner\", \"inline\"]"));
+        _host = await NamraTestHost.StartAsync("all", new Dictionary<string, string?> { ["Namra:Orchestrator:ApiKeysFile"] = _file });
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _host.DisposeAsync();
+        File.Delete(_file);
+    }
+
+    public static TheoryData<string, string, bool> Grants => new()
+    {
+        // key, method, allowed
+        { Viewer, "ListRuns", true },
+        { Viewer, "ValidateAgent", true },
+        { Viewer, "Execute", false },
+        { Viewer, "CancelRun", false },
+        { Viewer, "ApproveToolCalls", false },
+        { Runner, "Execute", true },
+        { Runner, "CancelRun", true },
+        { Runner, "ApproveToolCalls", false },
+        { Approver, "ApproveToolCalls", true },
+        { Approver, "Execute", false },
+        { Approver, "ListRuns", true },
+    };
+
+    [Theory]
+    [MemberData(nameof(Grants))]
+    public async Task EachMethod_NeedsItsPermission_AndARefusalNamesIt(string key, string method, bool allowed)
+    {
+        var client = new AgentService.AgentServiceClient(_host.Channel);
+        var headers = new Metadata { { "authorization", $"Bearer {key}" } };
+
+        Func<Task> call = method switch
+        {
+            "ListRuns" => () => client.ListRunsAsync(new ListRunsRequest(), headers).ResponseAsync,
+            "ValidateAgent" => () => client.ValidateAgentAsync(new ValidateAgentRequest { Agent = InlineAgents.Yaml(Calculator).Inline }, headers).ResponseAsync,
+            "Execute" => () => client.ExecuteAsync(new ExecuteRequest { Agent = InlineAgents.Yaml(Calculator), Input = "1+1" }, headers).ResponseAsync,
+            "CancelRun" => () => client.CancelRunAsync(new CancelRunRequest { RunId = "no-such-run" }, headers).ResponseAsync,
+            _ => () => client.ApproveToolCallsAsync(new ApproveToolCallsRequest { RunId = "no-such-run" }, headers).ResponseAsync,
+        };
+        var failure = await Record(call);
+
+        if (allowed)
+        {
+            Assert.True(failure is null or { StatusCode: not StatusCode.PermissionDenied and not StatusCode.Unauthenticated }, failure?.Status.Detail);
+        }
+        else
+        {
+            Assert.Equal(StatusCode.PermissionDenied, failure?.StatusCode);
+            var info = Assert.Single(RpcDetails.Of<Google.Rpc.ErrorInfo>(failure!));
+            Assert.Equal(("PERMISSION_MISSING", Namra.Orchestrator.Access.Principal.Name(Namra.Orchestrator.Access.AccessInterceptor.Needed("/namra.v1.AgentService/" + method))),
+                (info.Reason, info.Metadata["permission"]));
+            Assert.Contains("lacks the permission", failure!.Status.Detail, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task Rest_RefusesAsGrpcDoes_403ForAMissingPermission()
+    {
+        var body = new JsonObject { ["agent"] = new JsonObject { ["inline"] = new JsonObject { ["content"] = Calculator, ["format"] = "AGENT_FORMAT_YAML" } }, ["input"] = "1+1" };
+        using var refused = new HttpRequestMessage(HttpMethod.Post, "/v1/agents/execute") { Content = JsonContent.Create(body), Headers = { { "x-api-key", Viewer } } };
+        using var served = new HttpRequestMessage(HttpMethod.Get, "/v1/runs") { Headers = { { "x-api-key", Viewer } } };
+
+        using var forbidden = await _host.Http.SendAsync(refused);
+        using var ok = await _host.Http.SendAsync(served);
+
+        Assert.Equal(HttpStatusCode.Forbidden, forbidden.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+    }
+
+    [Fact]
+    public async Task AKeyLimitedToSomeAgents_MayRunOnlyThose()
+    {
+        var client = new AgentService.AgentServiceClient(_host.Channel);
+        var headers = new Metadata { { "authorization", $"Bearer {Runner}" } };
+
+        var allowed = await client.ExecuteAsync(new ExecuteRequest { Agent = InlineAgents.Yaml(Calculator), Input = "1+1" }, headers);
+        var refused = await Assert.ThrowsAsync<RpcException>(() => client.ExecuteAsync(
+            new ExecuteRequest { Agent = InlineAgents.Yaml(Calculator.Replace("name: calc_agent", "name: other_agent", StringComparison.Ordinal)), Input = "1+1" }, headers).ResponseAsync);
+
+        Assert.Equal(RunStatus.Completed, allowed.Run.Status);
+        Assert.Equal(StatusCode.PermissionDenied, refused.StatusCode);
+        Assert.Contains("may run only the agents calc*; not other_agent", refused.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AnExpiredKey_IsUnauthenticated_SayingWhen()
+    {
+        var failure = await Assert.ThrowsAsync<RpcException>(() => new AgentService.AgentServiceClient(_host.Channel)
+            .ListRunsAsync(new ListRunsRequest(), new Metadata { { "authorization", $"Bearer {Expired}" } }).ResponseAsync);
+
+        Assert.Equal(StatusCode.Unauthenticated, failure.StatusCode);
+        Assert.Contains("'expired' expired at 2020-01-01", failure.Status.Detail, StringComparison.Ordinal);
+        Assert.DoesNotContain(Expired, failure.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task InlineDefinitions_KeepTheirToolsAuthority_OnlyForAKeyGrantedIt()
+    {
+        // A shell tool in an inline definition: refused for a runner, run for a runner with the inline role.
+        var shell = Calculator + "  - { name: sh, type: builtin.shell, config: { allowed_commands: [echo] } }\n";
+        var client = new AgentService.AgentServiceClient(_host.Channel);
+
+        var refused = await Assert.ThrowsAsync<RpcException>(() => client.ExecuteAsync(new ExecuteRequest { Agent = InlineAgents.Yaml(shell), Input = "1+1" },
+            new Metadata { { "authorization", $"Bearer {Runner}" } }).ResponseAsync);
+        var trusted = await client.ExecuteAsync(new ExecuteRequest { Agent = InlineAgents.Yaml(shell), Input = "1+1" }, new Metadata { { "authorization", $"Bearer {Inline}" } });
+
+        Assert.Equal(StatusCode.PermissionDenied, refused.StatusCode);
+        Assert.Contains("builtin.shell", refused.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(RunStatus.Completed, trusted.Run.Status);
+    }
+
+    [Fact]
+    public async Task TheAccessFile_IsReadAgainWhenItChanges_WithoutARestart()
+    {
+        const string Added = "nk_added_0006";
+        var client = new AgentService.AgentServiceClient(_host.Channel);
+        var headers = new Metadata { { "authorization", $"Bearer {Added}" } };
+        var before = await Assert.ThrowsAsync<RpcException>(() => client.ListRunsAsync(new ListRunsRequest(), headers).ResponseAsync);
+
+        await WriteAsync(Key("viewer", Viewer, "[\"viewer\"]"), Key("added", Added, "[\"viewer\"]"));
+        File.SetLastWriteTimeUtc(_file, DateTime.UtcNow.AddSeconds(1));
+        RpcException? after = before;
+        for (var i = 0; i < 40 && after is not null; i++)
+        {
+            await Task.Delay(100);
+            after = await Record(() => client.ListRunsAsync(new ListRunsRequest(), headers).ResponseAsync);
+        }
+
+        Assert.Equal(StatusCode.Unauthenticated, before.StatusCode);
+        Assert.Null(after); // served within the file's check interval (2 s)
+    }
+
+    private const string Calculator = """
+        name: calc_agent
+        version: 1.0.0
+        llm:
+          provider: scripted
+          model: scripted
+          script:
+            - text: "2."
+        tools:
+          - { name: calculator, type: builtin.calculator }
+
+        """;
+
+    private Task WriteAsync(params string[] keys) => File.WriteAllTextAsync(_file, "{ \"keys\": [" + string.Join(",", keys) + "] }");
+
+    private static string Key(string id, string key, string roles, string extra = "") =>
+        $"{{ \"id\": \"{id}\", \"sha256\": \"{Namra.Orchestrator.Access.AccessKeys.Hash(key)}\", \"tenant\": \"acme\", {extra} \"roles\": {roles} }}";
+
+    private static async Task<RpcException?> Record(Func<Task> call)
+    {
+        try
+        {
+            await call();
+            return null;
+        }
+        catch (RpcException exception)
+        {
+            return exception;
+        }
+    }
+}
