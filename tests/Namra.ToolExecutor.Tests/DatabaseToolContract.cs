@@ -13,6 +13,12 @@ namespace Namra.ToolExecutor.Tests;
 /// </summary>
 public abstract class DatabaseToolContract : IAsyncLifetime
 {
+    /// <summary>
+    /// The drivers' suites run one at a time: their huge-value tests bound what a call allocates by the process's count,
+    /// which the other driver's would share.
+    /// </summary>
+    public const string HugeValues = "database tool huge values";
+
     private NamraTestHost _host = null!;
     private ToolExecutorService.ToolExecutorServiceClient _client = null!;
 

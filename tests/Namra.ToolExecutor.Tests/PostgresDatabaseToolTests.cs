@@ -52,6 +52,7 @@ public sealed class PostgresInventory : IAsyncLifetime
 /// transaction refuses, roles that reach the server's files, the connection string's secrets). The inventory is the
 /// class's: each test puts it back.
 /// </summary>
+[Collection(DatabaseToolContract.HugeValues)]
 public sealed class PostgresDatabaseToolTests(PostgresInventory database) : DatabaseToolContract, IClassFixture<PostgresInventory>
 {
     protected override string Driver => "postgres";

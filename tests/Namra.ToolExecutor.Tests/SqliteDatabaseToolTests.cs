@@ -6,6 +6,7 @@ namespace Namra.ToolExecutor.Tests;
 /// The database tool on SQLite, a fresh inventory file per test: the contract, and what only SQLite needs (no other
 /// database file attached, no huge value built).
 /// </summary>
+[Collection(DatabaseToolContract.HugeValues)]
 public sealed class SqliteDatabaseToolTests : DatabaseToolContract
 {
     private const string EvilFile = "/tmp/namra-evil.db";
