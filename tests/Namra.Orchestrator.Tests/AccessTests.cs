@@ -190,3 +190,20 @@ public sealed class AccessTests : IAsyncLifetime
         }
     }
 }
+
+/// <summary>A keys file that is named but missing admits nobody: a wrong path never opens the API.</summary>
+public sealed class MissingAccessFileTests
+{
+    [Fact]
+    public async Task ANamedKeysFileThatIsMissing_RefusesEveryCall()
+    {
+        await using var host = await NamraTestHost.StartAsync("all", new Dictionary<string, string?>
+        {
+            ["Namra:Orchestrator:ApiKeysFile"] = Path.Combine(Path.GetTempPath(), $"namra-no-such-keys-{Guid.NewGuid():N}.json"),
+        });
+
+        var refused = await Assert.ThrowsAsync<RpcException>(() => new AgentService.AgentServiceClient(host.Channel).ListRunsAsync(new ListRunsRequest()).ResponseAsync);
+
+        Assert.Equal(StatusCode.Unauthenticated, refused.StatusCode);
+    }
+}

@@ -28,13 +28,16 @@ internal sealed partial class AccessKeys(IOptions<OrchestratorOptions> options, 
     /// <summary>One key: who it is, and when it stops working.</summary>
     public sealed record Entry(Principal Principal, DateTimeOffset? Expires);
 
-    /// <summary>Whether any key is configured: then every public call must carry one.</summary>
+    /// <summary>
+    /// Whether every public call must carry a key: any key is configured, or a keys file is named (one that is missing or
+    /// cannot be read admits nobody, never everybody).
+    /// </summary>
     public bool Required
     {
         get
         {
             Refresh();
-            return Volatile.Read(ref _keys).Count > 0;
+            return Volatile.Read(ref _keys).Count > 0 || options.Value.ApiKeysFile is { Length: > 0 };
         }
     }
 
