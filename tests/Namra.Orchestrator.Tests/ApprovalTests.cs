@@ -300,17 +300,6 @@ public sealed class ApprovalTests : IAsyncLifetime
         Assert.Equal(RunStatus.ApprovalExpired, ended.Status);
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition, TimeSpan? within = null)
-    {
-        var until = DateTime.UtcNow + (within ?? TimeSpan.FromSeconds(5));
-        while (!condition() && DateTime.UtcNow < until)
-        {
-            await Task.Delay(25);
-        }
-
-        Assert.True(condition());
-    }
-
     private Task<ExecuteResponse> Execute(string runId) =>
         _client.ExecuteAsync(new ExecuteRequest
         {
@@ -326,20 +315,7 @@ public sealed class ApprovalTests : IAsyncLifetime
         return [.. await call.ResponseStream.ReadAllAsync().Select(item => item.Event).ToListAsync()];
     }
 
-    private async Task<Run> EndedAsync(string runId, TimeSpan? within = null)
-    {
-        var until = DateTime.UtcNow + (within ?? TimeSpan.FromSeconds(5));
-        while (DateTime.UtcNow < until)
-        {
-            var run = _fakes.Memory.Record(runId);
-            if (run.Status is not (RunStatus.Running or RunStatus.AwaitingApproval))
-            {
-                return run;
-            }
+    private Task<Run> EndedAsync(string runId, TimeSpan? within = null) => _fakes.Memory.EndedAsync(runId, within);
 
-            await Task.Delay(50);
-        }
-
-        throw new TimeoutException($"Run {runId} did not end in time; it is {_fakes.Memory.Record(runId).Status}.");
-    }
+    private static Task WaitUntilAsync(Func<bool> condition, TimeSpan? within = null) => Eventually.HoldsAsync(condition, within);
 }

@@ -437,15 +437,7 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
         return [.. (await new MemoryService.MemoryServiceClient(Channel(_memoryAddress)).GetRunJournalAsync(new GetRunJournalRequest { RunId = runId })).Entries];
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition, string what)
-    {
-        for (var i = 0; i < 300 && !condition(); i++)
-        {
-            await Task.Delay(50);
-        }
-
-        Assert.True(condition(), $"timed out waiting for {what}");
-    }
+    private static Task WaitUntilAsync(Func<bool> condition, string what) => Eventually.HoldsAsync(condition, TimeSpan.FromSeconds(15), what);
 
     /// <summary>
     /// A site the agents' http tool calls: <c>POST /effect</c> counts a side effect and never answers; <c>GET /read</c>

@@ -328,29 +328,7 @@ public sealed class DurableRunLoopTests : IAsyncLifetime
         return message;
     }
 
-    private async Task<Run> EndedAsync(string runId)
-    {
-        for (var i = 0; i < 100; i++)
-        {
-            var run = _fakes.Memory.Record(runId);
-            if (run.Status != RunStatus.Running)
-            {
-                return run;
-            }
+    private Task<Run> EndedAsync(string runId) => _fakes.Memory.EndedAsync(runId);
 
-            await Task.Delay(50);
-        }
-
-        throw new TimeoutException($"Run {runId} did not end within 5 s.");
-    }
-
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        for (var i = 0; i < 200 && !condition(); i++)
-        {
-            await Task.Delay(25);
-        }
-
-        Assert.True(condition());
-    }
+    private static Task WaitUntilAsync(Func<bool> condition) => Eventually.HoldsAsync(condition);
 }

@@ -162,6 +162,14 @@ internal sealed class FakeMemory : MemoryService.MemoryServiceBase
 
     public ConcurrentQueue<Message> Appended { get; } = new();
 
+    /// <summary>The run's record once it has ended (neither running nor waiting for approval); fails after <paramref name="within"/> (5 s).</summary>
+    public async Task<Run> EndedAsync(string runId, TimeSpan? within = null)
+    {
+        var ended = Record(runId);
+        await Testing.Eventually.HoldsAsync(() => (ended = Record(runId)).Status is not (RunStatus.Running or RunStatus.AwaitingApproval), within, $"run {runId} to end");
+        return ended;
+    }
+
     public Run Record(string runId)
     {
         lock (_gate)
