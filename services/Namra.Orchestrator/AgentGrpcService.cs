@@ -85,7 +85,7 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
     public override async Task<ApproveToolCallsResponse> ApproveToolCalls(ApproveToolCallsRequest request, ServerCallContext context)
     {
         CheckDecision(request.RunId, request.Reason, request.DecidedBy);
-        var run = await approvals.DecideAsync(request.RunId, request.ToolCallIds, approve: true, request.Reason, request.DecidedBy, request.ArgumentsJson,
+        var run = await approvals.DecideAsync(request.RunId, request.ToolCallIds, approve: true, request.Reason, DecidedBy(request.DecidedBy, context), request.ArgumentsJson,
             context.Deadline, context.CancellationToken).ConfigureAwait(false);
         return new ApproveToolCallsResponse { Run = run };
     }
@@ -93,10 +93,15 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
     public override async Task<DenyToolCallsResponse> DenyToolCalls(DenyToolCallsRequest request, ServerCallContext context)
     {
         CheckDecision(request.RunId, request.Reason, request.DecidedBy);
-        var run = await approvals.DecideAsync(request.RunId, request.ToolCallIds, approve: false, request.Reason, request.DecidedBy,
+        var run = await approvals.DecideAsync(request.RunId, request.ToolCallIds, approve: false, request.Reason, DecidedBy(request.DecidedBy, context),
             new Dictionary<string, string>(), context.Deadline, context.CancellationToken).ConfigureAwait(false);
         return new DenyToolCallsResponse { Run = run };
     }
+
+    // Who decided, for the record: as the caller says, and with keys, the key that was used (a caller cannot pass as another key).
+    private static string DecidedBy(string given, ServerCallContext context) => Access.AccessInterceptor.Of(context) is var principal && principal == Access.Principal.Unrestricted
+        ? given
+        : given.Length > 0 ? $"{given} (key {principal.Id})" : $"key {principal.Id}";
 
     private static void CheckDecision(string runId, string reason, string decidedBy)
     {

@@ -207,3 +207,56 @@ public sealed class MissingAccessFileTests
         Assert.Equal(StatusCode.Unauthenticated, refused.StatusCode);
     }
 }
+
+/// <summary>With keys, a decision on a waiting run records the key that made it, whatever the caller says its name is.</summary>
+public sealed class KeyedApprovalTests : IAsyncLifetime
+{
+    private const string Approver = "nk_approver_0101";
+    private const string Runner = "nk_runner_0102";
+    private readonly string _file = Path.Combine(Path.GetTempPath(), $"namra-access-{Guid.NewGuid():N}.json");
+    private NamraTestHost _host = null!;
+
+    public async ValueTask InitializeAsync()
+    {
+        await File.WriteAllTextAsync(_file, $$"""
+            { "keys": [
+              { "id": "ops-approver", "sha256": "{{Namra.Orchestrator.Access.AccessKeys.Hash(Approver)}}", "roles": ["approver"] },
+              { "id": "ci-runner", "sha256": "{{Namra.Orchestrator.Access.AccessKeys.Hash(Runner)}}", "roles": ["runner"] } ] }
+            """);
+        _host = await NamraTestHost.StartAsync("all", new Dictionary<string, string?> { ["Namra:Orchestrator:ApiKeysFile"] = _file });
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _host.DisposeAsync();
+        File.Delete(_file);
+    }
+
+    [Fact]
+    public async Task TheDecision_RecordsTheKeyThatMadeIt()
+    {
+        const string Guarded = """
+            name: guarded_calc
+            version: 1.0.0
+            llm:
+              provider: scripted
+              model: scripted
+              script:
+                - tool_calls: [ { name: calculator, arguments: { expression: "1 + 1" } } ]
+                - text: "2."
+            tools:
+              - { name: calculator, type: builtin.calculator, approval: always }
+            """;
+        var client = new AgentService.AgentServiceClient(_host.Channel);
+        var waiting = (await client.ExecuteAsync(new ExecuteRequest { Agent = InlineAgents.Yaml(Guarded), Input = "Add." }, new Metadata { { "authorization", $"Bearer {Runner}" } })).Run;
+
+        var refused = await Assert.ThrowsAsync<RpcException>(() => client.ApproveToolCallsAsync(new ApproveToolCallsRequest { RunId = waiting.RunId },
+            new Metadata { { "authorization", $"Bearer {Runner}" } }).ResponseAsync);
+        var decided = (await client.ApproveToolCallsAsync(new ApproveToolCallsRequest { RunId = waiting.RunId, DecidedBy = "ana" },
+            new Metadata { { "authorization", $"Bearer {Approver}" } })).Run;
+
+        Assert.Equal(RunStatus.AwaitingApproval, waiting.Status);
+        Assert.Equal(StatusCode.PermissionDenied, refused.StatusCode); // the key that started the run may not approve it
+        Assert.Equal("ana (key ops-approver)", decided.Approvals[0].DecidedBy);
+    }
+}
