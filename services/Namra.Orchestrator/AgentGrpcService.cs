@@ -275,18 +275,14 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
         if (emit is not null && run.Status == RunStatus.AwaitingApproval)
         {
             // A stream repeated while the run waits gets what it waits for.
-            await emit(new RunEvent
-            {
-                RunId = run.RunId, Sequence = Math.Max(1, run.EventsSummary?.Events ?? 0), Time = run.UpdateTime,
-                ApprovalRequired = new ApprovalRequired { Approvals = { run.Approvals.Where(a => a.State == ApprovalState.Pending) }, ApprovalDeadline = run.ApprovalDeadline },
-            }).ConfigureAwait(false);
+            var waiting = RunEvents.Waiting(run);
+            (waiting.RunId, waiting.Sequence, waiting.Time) = (run.RunId, Math.Max(1, run.EventsSummary?.Events ?? 0), run.UpdateTime);
+            await emit(waiting).ConfigureAwait(false);
         }
         else if (emit is not null)
         {
             // A stream repeated gets the run's last event, as it was numbered and timed: how it ended.
-            var last = run.Status == RunStatus.Completed
-                ? new RunEvent { RunCompleted = new RunCompleted { Answer = run.Answer, Usage = run.Usage, Cost = run.Cost, Duration = run.Duration, Iterations = run.Iterations } }
-                : new RunEvent { RunFailed = new RunFailed { Status = run.Status, Error = run.Error, PartialAnswer = run.Answer, Usage = run.Usage, Cost = run.Cost, Duration = run.Duration } };
+            var last = RunEvents.Ended(run);
             (last.RunId, last.Sequence, last.Time) = (run.RunId, Math.Max(1, run.EventsSummary?.Events ?? 0), run.EndTime ?? run.UpdateTime);
             await emit(last).ConfigureAwait(false);
         }

@@ -72,6 +72,6 @@ internal static class RunsCommand
     {
         RunStatus.Completed => "completed",
         RunStatus.AwaitingApproval => "waits for approval again",
-        _ => $"stopped ({RunPrinter.Status(status)})",
+        _ => $"stopped ({RunPrinter.Status(status)})", // the words namra run uses for how a run stopped
     };
 }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Grpc.Core;
+using Namra.Contracts;
 using Namra.Contracts.V1;
 using Spectre.Console;
 
@@ -34,14 +35,14 @@ internal static class ApprovalPrompt
             var run = await FollowAsync(runner, runId, cancellationToken).ConfigureAwait(false);
             if (run.Status == RunStatus.AwaitingApproval)
             {
-                approvals = [.. run.Approvals.Where(a => a.State == ApprovalState.Pending)];
-                await print(new RunEvent { RunId = runId, ApprovalRequired = new ApprovalRequired { Approvals = { approvals }, ApprovalDeadline = run.ApprovalDeadline } }).ConfigureAwait(false);
+                var again = RunEvents.Waiting(run);
+                again.RunId = runId;
+                approvals = [.. again.ApprovalRequired.Approvals];
+                await print(again).ConfigureAwait(false);
                 continue;
             }
 
-            var last = run.Status == RunStatus.Completed
-                ? new RunEvent { RunCompleted = new RunCompleted { Answer = run.Answer, Usage = run.Usage, Cost = run.Cost, Duration = run.Duration, Iterations = run.Iterations } }
-                : new RunEvent { RunFailed = new RunFailed { Status = run.Status, Error = run.Error, PartialAnswer = run.Answer, Usage = run.Usage, Cost = run.Cost, Duration = run.Duration } };
+            var last = RunEvents.Ended(run);
             last.RunId = runId;
             if (run.Answer.Length > 0 && run.Status == RunStatus.Completed && !json)
             {

@@ -509,15 +509,15 @@ internal sealed class RunLoop(
         var state = run.State;
         await run.Journal.WaitForDecisionAsync(run.Deadline, cancellationToken).ConfigureAwait(false);
         state.Run.Status = RunStatus.AwaitingApproval;
-        var approvals = state.Run.Approvals.Where(a => a.State == ApprovalState.Pending).ToList();
+        var waiting = RunEvents.Waiting(state.Run);
+        var approvals = waiting.ApprovalRequired.Approvals;
         OrchestratorTelemetry.ApprovalsRequested.Add(approvals.Count, OrchestratorTelemetry.AgentLabel(run.Request.Agent.Name));
         Activity.Current?.AddEvent(new ActivityEvent("approval_required", tags: new ActivityTagsCollection
         {
             ["gen_ai.tool.name"] = string.Join(",", approvals.Select(a => a.ToolCall.Name).Distinct(StringComparer.Ordinal)),
             ["namra.approval.calls"] = approvals.Count,
         }));
-        await state.EmitFinalAsync(new RunEvent { ApprovalRequired = new ApprovalRequired { Approvals = { approvals }, ApprovalDeadline = state.Run.ApprovalDeadline } })
-            .ConfigureAwait(false);
+        await state.EmitFinalAsync(waiting).ConfigureAwait(false);
     }
 
     // A message that ends the run: journaled with its end.
@@ -632,9 +632,7 @@ internal sealed class RunLoop(
         }
 
         OrchestratorTelemetry.Record(answer, run.Request.Agent.Llm?.Model ?? "", answer.Duration.ToTimeSpan());
-        await run.State.EmitFinalAsync(answer.Status == RunStatus.Completed
-            ? new RunEvent { RunCompleted = new RunCompleted { Answer = answer.Answer, Usage = answer.Usage, Cost = answer.Cost, Duration = answer.Duration, Iterations = answer.Iterations } }
-            : new RunEvent { RunFailed = new RunFailed { Status = answer.Status, Error = answer.Error, PartialAnswer = answer.Answer, Usage = answer.Usage, Cost = answer.Cost, Duration = answer.Duration } }).ConfigureAwait(false);
+        await run.State.EmitFinalAsync(RunEvents.Ended(answer)).ConfigureAwait(false);
         run.State.Dispose();
         return answer;
     }
