@@ -3,6 +3,7 @@ using System.Text;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Microsoft.Extensions.Options;
+using Namra.Contracts;
 using Namra.Contracts.V1;
 using Namra.Hosting.Errors;
 using Namra.Memory.Options;
@@ -56,9 +57,10 @@ internal sealed class MemoryGrpcService(
                 throw new InvalidArgumentException("retention", "max_messages and ttl cannot be negative.");
             }
 
+            var tenant = TenantOf(request.Tenant);
             Activity.Current?.SetTag("namra.session.id", request.SessionId);
             var outcome = await MemoryStores.Guard(store, () => store.AppendAsync(
-                request.SessionId, request.AgentName, request.Messages,
+                tenant, request.SessionId, request.AgentName, request.Messages,
                 new Retention(retention.MaxMessages, retention.Ttl is { } ttl && ttl.ToTimeSpan() > TimeSpan.Zero ? ttl.ToTimeSpan() : null),
                 context.CancellationToken)).ConfigureAwait(false);
             return new AppendMessagesResponse { Appended = outcome.Appended, Duplicates = outcome.Duplicates, MessageCount = outcome.MessageCount };
@@ -73,9 +75,10 @@ internal sealed class MemoryGrpcService(
                 throw new InvalidArgumentException(request.MaxMessages < 0 ? "max_messages" : "max_tokens", "Cannot be negative.");
             }
 
+            var tenant = TenantOf(request.Tenant);
             Activity.Current?.SetTag("namra.session.id", request.SessionId);
             var limit = request.MaxMessages > 0 ? Math.Min(request.MaxMessages, options.Value.MaxHistoryMessages) : options.Value.MaxHistoryMessages;
-            var history = await MemoryStores.Guard(store, () => store.GetHistoryAsync(request.SessionId, limit, context.CancellationToken)).ConfigureAwait(false);
+            var history = await MemoryStores.Guard(store, () => store.GetHistoryAsync(tenant, request.SessionId, limit, context.CancellationToken)).ConfigureAwait(false);
             var response = new GetHistoryResponse();
             if (history is null)
             {
@@ -92,9 +95,10 @@ internal sealed class MemoryGrpcService(
     public override Task<ListSessionsResponse> ListSessions(ListSessionsRequest request, ServerCallContext context) =>
         Traced("list_sessions", request.Store, async store =>
         {
+            var tenant = TenantOf(request.Tenant);
             var size = PageSize(request.PageSize);
             var after = request.PageToken.Length > 0 ? PageToken.Decode(request.PageToken) : "";
-            var sessions = await MemoryStores.Guard(store, () => store.ListSessionsAsync(request.AgentName, size + 1, after, context.CancellationToken)).ConfigureAwait(false);
+            var sessions = await MemoryStores.Guard(store, () => store.ListSessionsAsync(tenant, request.AgentName, size + 1, after, context.CancellationToken)).ConfigureAwait(false);
             var response = new ListSessionsResponse();
             response.Sessions.AddRange(sessions.Take(size));
             if (sessions.Count > size)
@@ -109,7 +113,8 @@ internal sealed class MemoryGrpcService(
         Traced("delete_session", request.Store, async store =>
         {
             CheckId(request.SessionId, "session_id");
-            var deleted = await MemoryStores.Guard(store, () => store.DeleteSessionAsync(request.SessionId, context.CancellationToken)).ConfigureAwait(false);
+            var tenant = TenantOf(request.Tenant);
+            var deleted = await MemoryStores.Guard(store, () => store.DeleteSessionAsync(tenant, request.SessionId, context.CancellationToken)).ConfigureAwait(false);
             return new DeleteSessionResponse { Deleted = deleted };
         }, context);
 
@@ -123,6 +128,7 @@ internal sealed class MemoryGrpcService(
             }
 
             CheckId(run.RunId, "run.run_id");
+            run.Tenant = TenantOf(run.Tenant, "run.tenant");
             var now = Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow());
             var createTimeSent = run.CreateTime is not null;
             run.CreateTime ??= now;
@@ -133,8 +139,8 @@ internal sealed class MemoryGrpcService(
             if (!await MemoryStores.Guard(store, () => store.CreateRunAsync(run, request.Journal, context.CancellationToken)).ConfigureAwait(false))
             {
                 // A repeat of the create that made it (a retry whose first answer was lost) gets that record back.
-                var stored = await MemoryStores.Guard(store, () => store.GetRunAsync(run.RunId, context.CancellationToken)).ConfigureAwait(false);
-                if (stored is not { Version: 1 } || !SameRecord(stored.Run, run, createTimeSent))
+                var stored = await MemoryStores.Guard(store, () => store.GetRunAsync(run.Tenant, run.RunId, context.CancellationToken)).ConfigureAwait(false);
+                if (stored is not { Version: 1 } || !SameRecord(Loaded(stored, run.Tenant), run, createTimeSent))
                 {
                     throw new AlreadyExistsException("namra.v1.Run", run.RunId, $"A run record '{run.RunId}' exists already and is not this one: its content differs, or it was updated since.");
                 }
@@ -151,6 +157,7 @@ internal sealed class MemoryGrpcService(
         {
             var update = request.Run ?? throw new InvalidArgumentException("run", "Send the run record.");
             CheckId(update.RunId, "run.run_id");
+            var tenant = TenantOf(update.Tenant, "run.tenant");
             var mask = request.UpdateMask;
             if (mask is { Paths.Count: > 0 } && !FieldMask.IsValid<Run>(mask))
             {
@@ -164,8 +171,9 @@ internal sealed class MemoryGrpcService(
 
             for (var attempt = 0; ; attempt++)
             {
-                var stored = await MemoryStores.Guard(store, () => store.GetRunAsync(update.RunId, context.CancellationToken)).ConfigureAwait(false)
+                var stored = await MemoryStores.Guard(store, () => store.GetRunAsync(tenant, update.RunId, context.CancellationToken)).ConfigureAwait(false)
                     ?? throw new NotFoundException("namra.v1.Run", update.RunId, $"No run record '{update.RunId}'.");
+                Loaded(stored, tenant);
                 if (request.Etag.Length > 0 && request.Etag != Etag(stored.Version))
                 {
                     throw new NamraException(StatusCode.Aborted, $"The run record changed since it was read (etag {request.Etag}, now {Etag(stored.Version)}); read it again.");
@@ -185,6 +193,7 @@ internal sealed class MemoryGrpcService(
                 }
 
                 merged.RunId = stored.Run.RunId;
+                merged.Tenant = tenant;
                 CheckJournal(request.Journal, stored.Run.JournalLength);
                 merged.JournalLength = stored.Run.JournalLength + request.Journal.Count;
                 merged.Etag = "";
@@ -206,9 +215,10 @@ internal sealed class MemoryGrpcService(
         Traced("get_run_journal", MemoryType.Unspecified, async store =>
         {
             CheckId(request.RunId, "run_id");
-            _ = await MemoryStores.Guard(store, () => store.GetRunAsync(request.RunId, context.CancellationToken)).ConfigureAwait(false)
+            var tenant = TenantOf(request.Tenant);
+            _ = await MemoryStores.Guard(store, () => store.GetRunAsync(tenant, request.RunId, context.CancellationToken)).ConfigureAwait(false)
                 ?? throw new NotFoundException("namra.v1.Run", request.RunId, $"No run record '{request.RunId}'.");
-            var entries = await MemoryStores.Guard(store, () => store.GetJournalAsync(request.RunId, context.CancellationToken)).ConfigureAwait(false);
+            var entries = await MemoryStores.Guard(store, () => store.GetJournalAsync(tenant, request.RunId, context.CancellationToken)).ConfigureAwait(false);
             return new GetRunJournalResponse { Entries = { entries } };
         }, context);
 
@@ -233,8 +243,10 @@ internal sealed class MemoryGrpcService(
         Traced("get_run", MemoryType.Unspecified, async store =>
         {
             CheckId(request.RunId, "run_id");
-            var stored = await MemoryStores.Guard(store, () => store.GetRunAsync(request.RunId, context.CancellationToken)).ConfigureAwait(false)
+            var tenant = TenantOf(request.Tenant);
+            var stored = await MemoryStores.Guard(store, () => store.GetRunAsync(tenant, request.RunId, context.CancellationToken)).ConfigureAwait(false)
                 ?? throw new NotFoundException("namra.v1.Run", request.RunId, $"No run record '{request.RunId}'.");
+            Loaded(stored, tenant);
             stored.Run.Etag = Etag(stored.Version);
             return new GetRunRecordResponse { Run = stored.Run };
         }, context);
@@ -253,11 +265,17 @@ internal sealed class MemoryGrpcService(
                     : throw new InvalidArgumentException("page_token", "Not a page token of this list.");
             }
 
-            var filter = new RunFilter(request.AgentName, request.SessionId, request.Status);
+            if (request.AllTenants && (request.Tenant.Length > 0 || request.Status is not (RunStatus.Running or RunStatus.AwaitingApproval)))
+            {
+                throw new InvalidArgumentException("all_tenants", "Lists runs in progress (status RUNNING or AWAITING_APPROVAL) of every tenant; send no tenant with it.");
+            }
+
+            var filter = new RunFilter(request.AllTenants ? null : TenantOf(request.Tenant), request.AgentName, request.SessionId, request.Status);
             var runs = await MemoryStores.Guard(store, () => store.ListRunsAsync(filter, size + 1, after, context.CancellationToken)).ConfigureAwait(false);
             var response = new ListRunRecordsResponse();
             foreach (var stored in runs.Take(size))
             {
+                Loaded(stored, Tenants.OrDefault(stored.Run.Tenant));
                 stored.Run.Etag = Etag(stored.Version);
                 response.Runs.Add(stored.Run);
             }
@@ -275,6 +293,7 @@ internal sealed class MemoryGrpcService(
         Traced("remember", request.Store, async store =>
         {
             CheckId(request.Namespace, "namespace");
+            var tenant = TenantOf(request.Tenant);
             if (request.Text.Length is 0 or > 100_000)
             {
                 throw new InvalidArgumentException("text", "Send 1 to 100,000 characters.");
@@ -285,7 +304,7 @@ internal sealed class MemoryGrpcService(
             var (model, vector) = request.Embedding.Count > 0
                 ? (request.EmbeddingModel, request.Embedding.ToArray())
                 : await embedder.EmbedAsync(request.Embedder, request.EmbeddingModel, request.Text, context.CancellationToken).ConfigureAwait(false);
-            await MemoryStores.Guard(store, () => store.RememberAsync(request.Namespace,
+            await MemoryStores.Guard(store, () => store.RememberAsync(tenant, request.Namespace,
                 new StoredMemory(id, request.Text, request.Metadata.ToDictionary(), model, vector), context.CancellationToken)).ConfigureAwait(false);
             return new RememberResponse { Id = id };
         }, context);
@@ -294,6 +313,7 @@ internal sealed class MemoryGrpcService(
         Traced("recall", request.Store, async store =>
         {
             CheckId(request.Namespace, "namespace");
+            var tenant = TenantOf(request.Tenant);
             if (request.Query.Length == 0)
             {
                 throw new InvalidArgumentException("query", "Send the text to search for.");
@@ -306,7 +326,7 @@ internal sealed class MemoryGrpcService(
             }
 
             var (model, query) = await embedder.EmbedAsync(request.Embedder, request.EmbeddingModel, request.Query, context.CancellationToken).ConfigureAwait(false);
-            var memories = await MemoryStores.Guard(store, () => store.MemoriesAsync(request.Namespace, options.Value.MaxMemoriesPerNamespace, context.CancellationToken)).ConfigureAwait(false);
+            var memories = await MemoryStores.Guard(store, () => store.MemoriesAsync(tenant, request.Namespace, options.Value.MaxMemoriesPerNamespace, context.CancellationToken)).ConfigureAwait(false);
             var response = new RecallResponse();
             foreach (var (memory, score) in memories
                 .Where(m => m.Model == model && m.Embedding.Length == query.Length && request.Filter.All(f => m.Metadata.TryGetValue(f.Key, out var v) && v == f.Value))
@@ -385,6 +405,18 @@ internal sealed class MemoryGrpcService(
         {
             throw new InvalidArgumentException(field, $"At most {MaxIdLength} characters, none of them control characters.");
         }
+    }
+
+    private static string TenantOf(string tenant, string field = "tenant") =>
+        Tenants.OrDefault(tenant) is var name && Tenants.IsValidName(name)
+            ? name
+            : throw new InvalidArgumentException(field, $"Not a tenant's name: {Tenants.NameRule}.");
+
+    // Records stored before tenants name none in their body: they are the default tenant's (the one they were read from).
+    private static Run Loaded(VersionedRun stored, string tenant)
+    {
+        stored.Run.Tenant = tenant;
+        return stored.Run;
     }
 
     private static int PageSize(int requested) => requested switch

@@ -34,7 +34,7 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
     {
         Require(request.RunId, "run_id");
         var record = await downstream.Memory.GetRunRecordAsync(
-            new GetRunRecordRequest { RunId = request.RunId }, deadline: context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false);
+            new GetRunRecordRequest { RunId = request.RunId, Tenant = TenantOf(context) }, deadline: context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false);
         return new GetRunResponse { Run = record.Run };
     }
 
@@ -44,7 +44,7 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
         for (var attempt = 1; ; attempt++)
         {
             var record = (await downstream.Memory.GetRunRecordAsync(
-                new GetRunRecordRequest { RunId = request.RunId }, deadline: context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false)).Run;
+                new GetRunRecordRequest { RunId = request.RunId, Tenant = TenantOf(context) }, deadline: context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false)).Run;
             try
             {
                 if (record.Status == RunStatus.AwaitingApproval)
@@ -58,7 +58,7 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
                     return new CancelRunResponse { Run = record };
                 }
 
-                if (active.TryCancel(request.RunId, request.Reason))
+                if (active.TryCancel(record.Tenant, request.RunId, request.Reason))
                 {
                     record.CancelRequested = true;
                     record.CancelReason = request.Reason;
@@ -69,7 +69,7 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
                 // under the etag it was read with, so a run that has just started waiting is cancelled as a waiting one.
                 var updated = await downstream.Memory.UpdateRunRecordAsync(new UpdateRunRecordRequest
                 {
-                    Run = new Run { RunId = request.RunId, CancelRequested = true, CancelReason = request.Reason },
+                    Run = new Run { RunId = request.RunId, Tenant = record.Tenant, CancelRequested = true, CancelReason = request.Reason },
                     UpdateMask = new Google.Protobuf.WellKnownTypes.FieldMask { Paths = { "cancel_requested", "cancel_reason" } },
                     Etag = record.Etag,
                 }, deadline: context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false);
@@ -85,7 +85,7 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
     public override async Task<ApproveToolCallsResponse> ApproveToolCalls(ApproveToolCallsRequest request, ServerCallContext context)
     {
         CheckDecision(request.RunId, request.Reason, request.DecidedBy);
-        var run = await approvals.DecideAsync(request.RunId, request.ToolCallIds, approve: true, request.Reason, DecidedBy(request.DecidedBy, context), request.ArgumentsJson,
+        var run = await approvals.DecideAsync(TenantOf(context), request.RunId, request.ToolCallIds, approve: true, request.Reason, DecidedBy(request.DecidedBy, context), request.ArgumentsJson,
             context.Deadline, context.CancellationToken).ConfigureAwait(false);
         return new ApproveToolCallsResponse { Run = run };
     }
@@ -93,7 +93,7 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
     public override async Task<DenyToolCallsResponse> DenyToolCalls(DenyToolCallsRequest request, ServerCallContext context)
     {
         CheckDecision(request.RunId, request.Reason, request.DecidedBy);
-        var run = await approvals.DecideAsync(request.RunId, request.ToolCallIds, approve: false, request.Reason, DecidedBy(request.DecidedBy, context),
+        var run = await approvals.DecideAsync(TenantOf(context), request.RunId, request.ToolCallIds, approve: false, request.Reason, DecidedBy(request.DecidedBy, context),
             new Dictionary<string, string>(), context.Deadline, context.CancellationToken).ConfigureAwait(false);
         return new DenyToolCallsResponse { Run = run };
     }
@@ -102,6 +102,9 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
     private static string DecidedBy(string given, ServerCallContext context) => Access.AccessInterceptor.Of(context) is var principal && principal == Access.Principal.Unrestricted
         ? given
         : given.Length > 0 ? $"{given} (key {principal.Id})" : $"key {principal.Id}";
+
+    // Every read and change of runs is the caller's tenant's: another tenant's run is not found.
+    private static string TenantOf(ServerCallContext context) => Access.AccessInterceptor.Of(context).Tenant;
 
     private static void CheckDecision(string runId, string reason, string decidedBy)
     {
@@ -140,6 +143,7 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
         {
             PageSize = request.PageSize > 0 ? request.PageSize : full ? MaxFullPage : 0,
             PageToken = request.PageToken,
+            Tenant = TenantOf(context),
             AgentName = request.AgentName,
             SessionId = request.SessionId,
             Status = request.Status,
@@ -223,7 +227,7 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
         var untrusted = source.SourceCase == AgentSource.SourceOneofCase.Inline && !options.Value.TrustInlineAgents && !principal.Has(Access.Permission.RunInlineTools)
             && !InProcessCalls.IsInProcess(context);
         var request = new RunRequest(agent.Agent, agent.Ref, input, sessionId, new Dictionary<string, string>(labels),
-            runId.Length > 0 ? runId : Guid.CreateVersion7().ToString("N"), untrusted);
+            runId.Length > 0 ? runId : Guid.CreateVersion7().ToString("N"), untrusted, principal.Tenant);
         if (runId.Length > 0 && await ExistingRunAsync(request, context).ConfigureAwait(false) is { } existing)
         {
             return await RepeatAsync(existing, emit, context).ConfigureAwait(false);
@@ -248,7 +252,7 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
         Run existing;
         try
         {
-            existing = (await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = request.RunId },
+            existing = (await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = request.RunId, Tenant = request.Tenant },
                 deadline: context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false)).Run;
         }
         catch (DownstreamException exception) when (exception.StatusCode == StatusCode.NotFound)
@@ -268,7 +272,7 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
         while (run.Status is RunStatus.Running or RunStatus.Pending)
         {
             await Task.Delay(RepeatPollInterval, context.CancellationToken).ConfigureAwait(false);
-            run = (await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = run.RunId },
+            run = (await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = run.RunId, Tenant = run.Tenant },
                 deadline: context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false)).Run;
         }
 

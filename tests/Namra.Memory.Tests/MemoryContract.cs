@@ -3,6 +3,7 @@ using Grpc.Core;
 using Namra.Contracts.V1;
 using Namra.Hosting.Errors;
 using Namra.Testing;
+using Namra.Testing.Providers;
 
 namespace Namra.Memory.Tests;
 
@@ -14,6 +15,7 @@ public abstract class MemoryContract : IAsyncLifetime
 {
     private readonly string _prefix = Guid.NewGuid().ToString("N")[..8];
     private NamraTestHost _host = null!;
+    private FakeProviderServer _embeddings = null!;
 
     protected MemoryService.MemoryServiceClient Client { get; private set; } = null!;
 
@@ -25,13 +27,17 @@ public abstract class MemoryContract : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
-        _host = await NamraTestHost.StartAsync("memory", Settings);
+        // With the gateway and a provider of embeddings beside it, for semantic recall.
+        _embeddings = await FakeProviderServer.StartAsync();
+        var environment = new Dictionary<string, string> { ["OPENAI_API_KEY"] = "sk-test", ["OPENAI_BASE_URL"] = new Uri(_embeddings.BaseUrl, "/v1").ToString() };
+        _host = await NamraTestHost.StartAsync("memory,llm-gateway", Settings, configure: builder => ProviderEnvironment.Use(builder, environment));
         Client = new MemoryService.MemoryServiceClient(_host.Channel);
     }
 
     public virtual async ValueTask DisposeAsync()
     {
         await _host.DisposeAsync();
+        await _embeddings.DisposeAsync();
         GC.SuppressFinalize(this);
     }
 
@@ -406,6 +412,85 @@ public abstract class MemoryContract : IAsyncLifetime
         Assert.Empty(listedRunning.Runs);
         Assert.Equal([runId], afterDecision.Runs.Select(r => r.RunId));
         Assert.Null(waiting.Run.Lease);
+    }
+
+    [Fact]
+    public async Task Tenants_ShareNoSession_Run_OrJournal_EvenUnderTheSameIds()
+    {
+        var (session, runId, agent) = (Id("shared-name"), Id("shared-run"), Id("tenant-agent"));
+        await Client.AppendMessagesAsync(new AppendMessagesRequest { Tenant = "acme", SessionId = session, AgentName = agent, Store = Store, Messages = { Text("a1", Role.User, "acme's secret") } });
+        await Client.AppendMessagesAsync(new AppendMessagesRequest { Tenant = "globex", SessionId = session, AgentName = agent, Store = Store, Messages = { Text("a1", Role.User, "globex's own") } });
+        var acmeRun = NewRun(runId, agent);
+        acmeRun.Tenant = "acme";
+        var created = await Client.CreateRunRecordAsync(new CreateRunRecordRequest { Run = acmeRun, Journal = { Step(1, "acme's input") } });
+        var globexRun = NewRun(runId, agent);
+        (globexRun.Tenant, globexRun.Input) = ("globex", "another question");
+        var globexCreated = await Client.CreateRunRecordAsync(new CreateRunRecordRequest { Run = globexRun, Journal = { Step(1, "globex's input") } });
+
+        var acmeHistory = await Client.GetHistoryAsync(new GetHistoryRequest { Tenant = "acme", SessionId = session, Store = Store });
+        var globexHistory = await Client.GetHistoryAsync(new GetHistoryRequest { Tenant = "globex", SessionId = session, Store = Store });
+        var defaultHistory = await Client.GetHistoryAsync(new GetHistoryRequest { SessionId = session, Store = Store });
+        var initechSessions = await Client.ListSessionsAsync(new ListSessionsRequest { Tenant = "initech", AgentName = agent, Store = Store });
+        var acmeSessions = await Client.ListSessionsAsync(new ListSessionsRequest { Tenant = "acme", AgentName = agent, Store = Store });
+        var initechDelete = await Client.DeleteSessionAsync(new DeleteSessionRequest { Tenant = "initech", SessionId = session, Store = Store });
+        var initechRead = await Assert.ThrowsAsync<RpcException>(() => Client.GetRunRecordAsync(new GetRunRecordRequest { Tenant = "initech", RunId = runId }).ResponseAsync);
+        var initechJournal = await Assert.ThrowsAsync<RpcException>(() => Client.GetRunJournalAsync(new GetRunJournalRequest { Tenant = "initech", RunId = runId }).ResponseAsync);
+        var initechUpdate = await Assert.ThrowsAsync<RpcException>(() => Client.UpdateRunRecordAsync(new UpdateRunRecordRequest
+        {
+            Run = new Run { Tenant = "initech", RunId = runId, CancelRequested = true }, UpdateMask = new FieldMask { Paths = { "cancel_requested" } },
+        }).ResponseAsync);
+        var initechRuns = await Client.ListRunRecordsAsync(new ListRunRecordsRequest { Tenant = "initech", AgentName = agent });
+        var acmeRuns = await Client.ListRunRecordsAsync(new ListRunRecordsRequest { Tenant = "acme", AgentName = agent });
+        var acmeRunning = await Client.ListRunRecordsAsync(new ListRunRecordsRequest { Tenant = "acme", AgentName = agent, Status = RunStatus.Running });
+        var everyTenant = await Client.ListRunRecordsAsync(new ListRunRecordsRequest { AllTenants = true, AgentName = agent, Status = RunStatus.Running });
+        var acmeJournal = await Client.GetRunJournalAsync(new GetRunJournalRequest { Tenant = "acme", RunId = runId });
+        var badTenant = await Assert.ThrowsAsync<RpcException>(() => Client.GetRunRecordAsync(new GetRunRecordRequest { Tenant = "Acme Corp", RunId = runId }).ResponseAsync);
+        var everyTenantFinished = await Assert.ThrowsAsync<RpcException>(() => Client.ListRunRecordsAsync(new ListRunRecordsRequest { AllTenants = true }).ResponseAsync);
+        var renamed = await Assert.ThrowsAsync<RpcException>(() => Client.UpdateRunRecordAsync(new UpdateRunRecordRequest
+        {
+            Run = new Run { Tenant = "initech", RunId = runId, Status = RunStatus.Failed }, Etag = created.Run.Etag,
+        }).ResponseAsync);
+        var acmeAfter = await Client.GetRunRecordAsync(new GetRunRecordRequest { Tenant = "acme", RunId = runId });
+
+        Assert.Equal("acme's secret", acmeHistory.Messages.Single().Content[0].Text);
+        Assert.Equal("globex's own", globexHistory.Messages.Single().Content[0].Text);
+        Assert.Empty(defaultHistory.Messages);
+        Assert.Empty(initechSessions.Sessions);
+        Assert.Equal([session], acmeSessions.Sessions.Select(s => s.SessionId));
+        Assert.False(initechDelete.Deleted);
+        Assert.Equal(("acme", "globex"), (created.Run.Tenant, globexCreated.Run.Tenant));
+        Assert.Equal([StatusCode.NotFound, StatusCode.NotFound, StatusCode.NotFound, StatusCode.NotFound], new[] { initechRead, initechJournal, initechUpdate, renamed }.Select(e => e.StatusCode));
+        Assert.Empty(initechRuns.Runs);
+        Assert.Equal([("acme", "what is 6*7?")], acmeRuns.Runs.Select(r => (r.Tenant, r.Input)));
+        Assert.Equal([runId], acmeRunning.Runs.Select(r => r.RunId));
+        Assert.Equal(["acme", "globex"], everyTenant.Runs.Select(r => r.Tenant).Order());
+        Assert.Equal("acme's input", acmeJournal.Entries.Single().Began.Input.Content[0].Text);
+        Assert.Equal("tenant", RpcDetails.Of<Google.Rpc.BadRequest>(badTenant)[0].FieldViolations[0].Field);
+        Assert.Equal("all_tenants", RpcDetails.Of<Google.Rpc.BadRequest>(everyTenantFinished)[0].FieldViolations[0].Field);
+        Assert.Equal((RunStatus.Running, false, created.Run.Etag), (acmeAfter.Run.Status, acmeAfter.Run.CancelRequested, acmeAfter.Run.Etag));
+    }
+
+    [Fact]
+    public async Task Tenants_ShareNoMemories_EvenUnderTheSameNamespaceAndIds()
+    {
+        var space = Id("user");
+        var embedder = new LlmConfig { Provider = LlmProvider.Openai, Model = "text-embedding-3-small" };
+        foreach (var (tenant, text) in new[] { ("acme", "acme's launch date is May 4"), ("globex", "globex likes tea") })
+        {
+            await Client.RememberAsync(new RememberRequest
+            {
+                Tenant = tenant, Namespace = space, Id = "fact-1", Text = text, Embedding = { 1f, 0f }, EmbeddingModel = embedder.Model, Store = Store,
+            });
+        }
+
+        _embeddings.Enqueue(new JsonReply(OpenAiWire.Embeddings([1f, 0f])), new JsonReply(OpenAiWire.Embeddings([1f, 0f])), new JsonReply(OpenAiWire.Embeddings([1f, 0f])));
+        var acme = await Client.RecallAsync(new RecallRequest { Tenant = "acme", Namespace = space, Query = "launch", Embedder = embedder, Store = Store });
+        var globex = await Client.RecallAsync(new RecallRequest { Tenant = "globex", Namespace = space, Query = "launch", Embedder = embedder, Store = Store });
+        var initech = await Client.RecallAsync(new RecallRequest { Tenant = "initech", Namespace = space, Query = "launch", Embedder = embedder, Store = Store });
+
+        Assert.Equal("acme's launch date is May 4", Assert.Single(acme.Memories).Text);
+        Assert.Equal("globex likes tea", Assert.Single(globex.Memories).Text);
+        Assert.Empty(initech.Memories);
     }
 
     protected Task<AppendMessagesResponse> Append(string session, params Message[] messages) =>

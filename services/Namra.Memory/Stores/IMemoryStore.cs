@@ -5,7 +5,9 @@ namespace Namra.Memory.Stores;
 /// <summary>
 /// Where sessions, run records and memories are kept. Implementations make an acknowledged write durable as far
 /// as their medium allows, de-duplicate messages by id within a session, and keep concurrent appends to one
-/// session whole and ordered. They throw only for bugs and for an unreachable backend (which the service
+/// session whole and ordered. Every record belongs to a tenant: a session, run or namespace is named by its tenant
+/// and its id together, so the same id in two tenants names two records, and nothing of one tenant is read, listed
+/// or changed through another (a run carries its tenant in <see cref="Run.Tenant"/>, set by the service). They throw only for bugs and for an unreachable backend (which the service
 /// turns into <c>UNAVAILABLE</c>).
 /// </summary>
 internal interface IMemoryStore
@@ -20,16 +22,16 @@ internal interface IMemoryStore
     Task InitializeAsync(CancellationToken cancellationToken);
 
     /// <summary>Appends the messages whose ids the session does not have yet, in order, then applies the retention.</summary>
-    Task<AppendOutcome> AppendAsync(string sessionId, string agentName, IReadOnlyList<Message> messages, Retention retention, CancellationToken cancellationToken);
+    Task<AppendOutcome> AppendAsync(string tenant, string sessionId, string agentName, IReadOnlyList<Message> messages, Retention retention, CancellationToken cancellationToken);
 
     /// <summary>The newest <paramref name="newest"/> messages of a live session, oldest first, and its total; null when there is none.</summary>
-    Task<History?> GetHistoryAsync(string sessionId, int newest, CancellationToken cancellationToken);
+    Task<History?> GetHistoryAsync(string tenant, string sessionId, int newest, CancellationToken cancellationToken);
 
     /// <summary>Live sessions ordered by id, after <paramref name="afterId"/>.</summary>
-    Task<IReadOnlyList<Session>> ListSessionsAsync(string agentName, int limit, string afterId, CancellationToken cancellationToken);
+    Task<IReadOnlyList<Session>> ListSessionsAsync(string tenant, string agentName, int limit, string afterId, CancellationToken cancellationToken);
 
     /// <summary>Deletes a session and its messages; false when there was none.</summary>
-    Task<bool> DeleteSessionAsync(string sessionId, CancellationToken cancellationToken);
+    Task<bool> DeleteSessionAsync(string tenant, string sessionId, CancellationToken cancellationToken);
 
     /// <summary>
     /// Stores a new run record at version 1 with the first steps of its journal, in one write (copies: the caller may
@@ -38,7 +40,7 @@ internal interface IMemoryStore
     Task<bool> CreateRunAsync(Run run, IReadOnlyList<RunJournalEntry> journal, CancellationToken cancellationToken);
 
     /// <summary>A run record and its version, as an object of the caller's own to change; null when there is none.</summary>
-    Task<VersionedRun?> GetRunAsync(string runId, CancellationToken cancellationToken);
+    Task<VersionedRun?> GetRunAsync(string tenant, string runId, CancellationToken cancellationToken);
 
     /// <summary>
     /// Replaces a run record if it is still at <paramref name="expectedVersion"/>, appending <paramref name="journal"/>
@@ -47,16 +49,16 @@ internal interface IMemoryStore
     Task<bool> ReplaceRunAsync(Run run, long expectedVersion, IReadOnlyList<RunJournalEntry> journal, CancellationToken cancellationToken);
 
     /// <summary>A run's journal, oldest step first; empty when there is none.</summary>
-    Task<IReadOnlyList<RunJournalEntry>> GetJournalAsync(string runId, CancellationToken cancellationToken);
+    Task<IReadOnlyList<RunJournalEntry>> GetJournalAsync(string tenant, string runId, CancellationToken cancellationToken);
 
     /// <summary>Run records matching the filter, newest first, after the given position.</summary>
     Task<IReadOnlyList<VersionedRun>> ListRunsAsync(RunFilter filter, int limit, RunPosition? after, CancellationToken cancellationToken);
 
     /// <summary>Stores or replaces a memory.</summary>
-    Task RememberAsync(string space, StoredMemory memory, CancellationToken cancellationToken);
+    Task RememberAsync(string tenant, string space, StoredMemory memory, CancellationToken cancellationToken);
 
     /// <summary>The memories of a namespace (at most <paramref name="limit"/>), for exact similarity search.</summary>
-    Task<IReadOnlyList<StoredMemory>> MemoriesAsync(string space, int limit, CancellationToken cancellationToken);
+    Task<IReadOnlyList<StoredMemory>> MemoriesAsync(string tenant, string space, int limit, CancellationToken cancellationToken);
 }
 
 /// <summary>Retention of a session: most messages kept (0 = all), and how long it lives after its last append (null = forever).</summary>
@@ -71,11 +73,12 @@ internal sealed record History(IReadOnlyList<Message> Messages, long Total);
 /// <summary>A run record with the version its etag names.</summary>
 internal sealed record VersionedRun(Run Run, long Version);
 
-/// <summary>Which run records to list.</summary>
-internal sealed record RunFilter(string AgentName, string SessionId, RunStatus Status)
+/// <summary>Which run records to list: those of <paramref name="Tenant"/>, or of every tenant when it is null (the recovery scan).</summary>
+internal sealed record RunFilter(string? Tenant, string AgentName, string SessionId, RunStatus Status)
 {
     public bool Matches(Run run) =>
-        (AgentName.Length == 0 || run.Agent?.Name == AgentName)
+        (Tenant is null || Namra.Contracts.Tenants.OrDefault(run.Tenant) == Tenant)
+        && (AgentName.Length == 0 || run.Agent?.Name == AgentName)
         && (SessionId.Length == 0 || run.SessionId == SessionId)
         && (Status == RunStatus.Unspecified || run.Status == Status);
 }

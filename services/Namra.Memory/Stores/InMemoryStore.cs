@@ -26,18 +26,19 @@ internal sealed class InMemoryStore(TimeProvider timeProvider, int maxRuns) : IM
 
     public Task InitializeAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public Task<AppendOutcome> AppendAsync(string sessionId, string agentName, IReadOnlyList<Message> messages, Retention retention, CancellationToken cancellationToken)
+    public Task<AppendOutcome> AppendAsync(string tenant, string sessionId, string agentName, IReadOnlyList<Message> messages, Retention retention, CancellationToken cancellationToken)
     {
         var now = timeProvider.GetUtcNow();
+        var key = Key(tenant, sessionId);
         while (true)
         {
-            var state = _sessions.GetOrAdd(sessionId, _ => new SessionState(agentName, now));
+            var state = _sessions.GetOrAdd(key, _ => new SessionState(agentName, now));
             lock (state)
             {
                 if (state.Deleted || state.IsExpired(now))
                 {
                     state.Deleted = true;
-                    _sessions.TryRemove(KeyValuePair.Create(sessionId, state));
+                    _sessions.TryRemove(KeyValuePair.Create(key, state));
                     continue; // a fresh session takes its place
                 }
 
@@ -63,9 +64,9 @@ internal sealed class InMemoryStore(TimeProvider timeProvider, int maxRuns) : IM
         }
     }
 
-    public Task<History?> GetHistoryAsync(string sessionId, int newest, CancellationToken cancellationToken)
+    public Task<History?> GetHistoryAsync(string tenant, string sessionId, int newest, CancellationToken cancellationToken)
     {
-        if (!_sessions.TryGetValue(sessionId, out var state))
+        if (!_sessions.TryGetValue(Key(tenant, sessionId), out var state))
         {
             return Task.FromResult<History?>(null);
         }
@@ -82,11 +83,15 @@ internal sealed class InMemoryStore(TimeProvider timeProvider, int maxRuns) : IM
         }
     }
 
-    public Task<IReadOnlyList<Session>> ListSessionsAsync(string agentName, int limit, string afterId, CancellationToken cancellationToken)
+    public Task<IReadOnlyList<Session>> ListSessionsAsync(string tenant, string agentName, int limit, string afterId, CancellationToken cancellationToken)
     {
         var now = timeProvider.GetUtcNow();
         var page = new List<Session>();
-        foreach (var (id, state) in _sessions.OrderBy(p => p.Key, StringComparer.Ordinal))
+        var prefix = Key(tenant, "");
+        foreach (var (id, state) in _sessions
+            .Where(p => p.Key.StartsWith(prefix, StringComparison.Ordinal))
+            .Select(p => (Id: p.Key[prefix.Length..], State: p.Value))
+            .OrderBy(p => p.Id, StringComparer.Ordinal))
         {
             if (string.CompareOrdinal(id, afterId) <= 0 && afterId.Length > 0)
             {
@@ -119,9 +124,9 @@ internal sealed class InMemoryStore(TimeProvider timeProvider, int maxRuns) : IM
         return Task.FromResult<IReadOnlyList<Session>>(page);
     }
 
-    public Task<bool> DeleteSessionAsync(string sessionId, CancellationToken cancellationToken)
+    public Task<bool> DeleteSessionAsync(string tenant, string sessionId, CancellationToken cancellationToken)
     {
-        if (!_sessions.TryRemove(sessionId, out var state))
+        if (!_sessions.TryRemove(Key(tenant, sessionId), out var state))
         {
             return Task.FromResult(false);
         }
@@ -138,15 +143,15 @@ internal sealed class InMemoryStore(TimeProvider timeProvider, int maxRuns) : IM
     {
         lock (_runWrites)
         {
-            if (!_runs.TryAdd(run.RunId, new VersionedRun(run.Clone(), 1)))
+            if (!_runs.TryAdd(RunKey(run), new VersionedRun(run.Clone(), 1)))
             {
                 return Task.FromResult(false);
             }
 
-            _journals[run.RunId] = [.. journal.Select(e => e.Clone())];
+            _journals[RunKey(run)] = [.. journal.Select(e => e.Clone())];
         }
 
-        _runsOldestFirst.Enqueue(run.RunId);
+        _runsOldestFirst.Enqueue(RunKey(run));
         if (Interlocked.Increment(ref _runCount) > maxRuns)
         {
             ForgetOldestRuns();
@@ -159,47 +164,48 @@ internal sealed class InMemoryStore(TimeProvider timeProvider, int maxRuns) : IM
     private void ForgetOldestRuns()
     {
         var passedOver = 0;
-        while (Volatile.Read(ref _runCount) > maxRuns && passedOver < MaxRunsPassedOver && _runsOldestFirst.TryDequeue(out var runId))
+        while (Volatile.Read(ref _runCount) > maxRuns && passedOver < MaxRunsPassedOver && _runsOldestFirst.TryDequeue(out var key))
         {
-            if (_runs.TryGetValue(runId, out var stored) && stored.Run.Status is RunStatus.Pending or RunStatus.Running or RunStatus.AwaitingApproval)
+            if (_runs.TryGetValue(key, out var stored) && stored.Run.Status is RunStatus.Pending or RunStatus.Running or RunStatus.AwaitingApproval)
             {
-                _runsOldestFirst.Enqueue(runId);
+                _runsOldestFirst.Enqueue(key);
                 passedOver++;
                 continue;
             }
 
-            if (_runs.TryRemove(runId, out _))
+            if (_runs.TryRemove(key, out _))
             {
-                _journals.TryRemove(runId, out _);
+                _journals.TryRemove(key, out _);
                 Interlocked.Decrement(ref _runCount);
             }
         }
     }
 
-    public Task<VersionedRun?> GetRunAsync(string runId, CancellationToken cancellationToken) =>
-        Task.FromResult(_runs.TryGetValue(runId, out var stored) ? stored with { Run = stored.Run.Clone() } : null);
+    public Task<VersionedRun?> GetRunAsync(string tenant, string runId, CancellationToken cancellationToken) =>
+        Task.FromResult(_runs.TryGetValue(Key(tenant, runId), out var stored) ? stored with { Run = stored.Run.Clone() } : null);
 
     public Task<bool> ReplaceRunAsync(Run run, long expectedVersion, IReadOnlyList<RunJournalEntry> journal, CancellationToken cancellationToken)
     {
         lock (_runWrites)
         {
-            if (!_runs.TryGetValue(run.RunId, out var stored) || stored.Version != expectedVersion)
+            var key = RunKey(run);
+            if (!_runs.TryGetValue(key, out var stored) || stored.Version != expectedVersion)
             {
                 return Task.FromResult(false);
             }
 
-            _runs[run.RunId] = new VersionedRun(run.Clone(), expectedVersion + 1);
+            _runs[key] = new VersionedRun(run.Clone(), expectedVersion + 1);
             if (journal.Count > 0)
             {
-                _journals[run.RunId] = _journals.GetValueOrDefault(run.RunId, []).AddRange(journal.Select(e => e.Clone()));
+                _journals[key] = _journals.GetValueOrDefault(key, []).AddRange(journal.Select(e => e.Clone()));
             }
 
             return Task.FromResult(true);
         }
     }
 
-    public Task<IReadOnlyList<RunJournalEntry>> GetJournalAsync(string runId, CancellationToken cancellationToken) =>
-        Task.FromResult<IReadOnlyList<RunJournalEntry>>(_journals.TryGetValue(runId, out var journal) ? [.. journal.Select(e => e.Clone())] : []);
+    public Task<IReadOnlyList<RunJournalEntry>> GetJournalAsync(string tenant, string runId, CancellationToken cancellationToken) =>
+        Task.FromResult<IReadOnlyList<RunJournalEntry>>(_journals.TryGetValue(Key(tenant, runId), out var journal) ? [.. journal.Select(e => e.Clone())] : []);
 
     public Task<IReadOnlyList<VersionedRun>> ListRunsAsync(RunFilter filter, int limit, RunPosition? after, CancellationToken cancellationToken) =>
         Task.FromResult<IReadOnlyList<VersionedRun>>([.. _runs.Values
@@ -208,14 +214,19 @@ internal sealed class InMemoryStore(TimeProvider timeProvider, int maxRuns) : IM
             .Take(limit)
             .Select(v => v with { Run = v.Run.Clone() })]);
 
-    public Task RememberAsync(string space, StoredMemory memory, CancellationToken cancellationToken)
+    public Task RememberAsync(string tenant, string space, StoredMemory memory, CancellationToken cancellationToken)
     {
-        _memories.GetOrAdd(space, _ => new(StringComparer.Ordinal))[memory.Id] = memory;
+        _memories.GetOrAdd(Key(tenant, space), _ => new(StringComparer.Ordinal))[memory.Id] = memory;
         return Task.CompletedTask;
     }
 
-    public Task<IReadOnlyList<StoredMemory>> MemoriesAsync(string space, int limit, CancellationToken cancellationToken) =>
-        Task.FromResult<IReadOnlyList<StoredMemory>>(_memories.TryGetValue(space, out var memories) ? [.. memories.Values.Take(limit)] : []);
+    public Task<IReadOnlyList<StoredMemory>> MemoriesAsync(string tenant, string space, int limit, CancellationToken cancellationToken) =>
+        Task.FromResult<IReadOnlyList<StoredMemory>>(_memories.TryGetValue(Key(tenant, space), out var memories) ? [.. memories.Values.Take(limit)] : []);
+
+    // A tenant's name has no control characters, nor has an id: the separator keeps every pair apart.
+    private static string Key(string tenant, string id) => string.Concat(tenant, "\u001f", id);
+
+    private static string RunKey(Run run) => Key(run.Tenant, run.RunId);
 
     private sealed class SessionState(string agentName, DateTimeOffset created)
     {

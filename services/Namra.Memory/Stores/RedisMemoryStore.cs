@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using System.Text.Json;
 using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
+using Namra.Contracts;
 using Namra.Contracts.V1;
 using StackExchange.Redis;
 
@@ -12,13 +13,14 @@ namespace Namra.Memory.Stores;
 /// messages, changed together by one Lua script, so concurrent appends never interleave and a retried one is
 /// recognised. Time-to-live is Redis's own expiry on the three keys. An acknowledged append is as durable as
 /// the server's <c>appendfsync</c> makes it (<c>always</c> loses nothing). Commands fail fast while the server is
-/// unreachable instead of queueing, so a caller hears <c>UNAVAILABLE</c> rather than a late write.
+/// unreachable instead of queueing, so a caller hears <c>UNAVAILABLE</c> rather than a late write. The default
+/// tenant's keys start <c>namra:</c>, another tenant's <c>namra:t:TENANT:</c>; the set of runs in progress, which the
+/// recovery scan reads, is shared, its members naming the tenant.
 /// </summary>
 internal sealed class RedisMemoryStore(string configuration, TimeSpan timeout, TimeProvider timeProvider) : IMemoryStore, IAsyncDisposable
 {
-    private const string SessionsKey = "namra:sessions";
-    private const string RunsKey = "namra:runs";
     private const string RunningKey = "namra:runs:running";
+    private const char MemberSeparator = '\u001f'; // in no tenant's name and no id
 
     private const string AppendScript = """
         if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -63,8 +65,8 @@ internal sealed class RedisMemoryStore(string configuration, TimeSpan timeout, T
         if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
         redis.call('HSET', KEYS[1], 'body', ARGV[1], 'version', 1)
         redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-        if ARGV[4] == '1' then redis.call('ZADD', KEYS[4], ARGV[2], ARGV[3]) end
-        for i = 5, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
+        if ARGV[4] == '1' then redis.call('ZADD', KEYS[4], ARGV[2], ARGV[5]) end
+        for i = 6, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
         return 1
         """;
 
@@ -96,7 +98,7 @@ internal sealed class RedisMemoryStore(string configuration, TimeSpan timeout, T
         _redis = await ConnectionMultiplexer.ConnectAsync(options).ConfigureAwait(false);
     }
 
-    public async Task<AppendOutcome> AppendAsync(string sessionId, string agentName, IReadOnlyList<Message> messages, Retention retention, CancellationToken cancellationToken)
+    public async Task<AppendOutcome> AppendAsync(string tenant, string sessionId, string agentName, IReadOnlyList<Message> messages, Retention retention, CancellationToken cancellationToken)
     {
         var arguments = new List<RedisValue>(5 + (messages.Count * 2))
         {
@@ -109,14 +111,14 @@ internal sealed class RedisMemoryStore(string configuration, TimeSpan timeout, T
             arguments.Add(message.ToByteArray());
         }
 
-        var result = (RedisResult[])(await Database.ScriptEvaluateAsync(AppendScript, SessionKeys(sessionId, SessionsKey), [.. arguments]).ConfigureAwait(false))!;
+        var result = (RedisResult[])(await Database.ScriptEvaluateAsync(AppendScript, SessionKeys(tenant, sessionId, SessionsKey(tenant)), [.. arguments]).ConfigureAwait(false))!;
         var appended = (int)result[0];
         return new AppendOutcome(appended, messages.Count - appended, (long)result[1]);
     }
 
-    public async Task<History?> GetHistoryAsync(string sessionId, int newest, CancellationToken cancellationToken)
+    public async Task<History?> GetHistoryAsync(string tenant, string sessionId, int newest, CancellationToken cancellationToken)
     {
-        var keys = SessionKeys(sessionId);
+        var keys = SessionKeys(tenant, sessionId);
         var result = await Database.ScriptEvaluateAsync(HistoryScript, [keys[0], keys[2]], [newest]).ConfigureAwait(false);
         if (result.IsNull)
         {
@@ -128,13 +130,14 @@ internal sealed class RedisMemoryStore(string configuration, TimeSpan timeout, T
         return new History([.. items.Select(item => Message.Parser.ParseFrom((byte[])item!))], (long)parts[0]);
     }
 
-    public async Task<IReadOnlyList<Session>> ListSessionsAsync(string agentName, int limit, string afterId, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<Session>> ListSessionsAsync(string tenant, string agentName, int limit, string afterId, CancellationToken cancellationToken)
     {
         var sessions = new List<Session>();
+        var sessionsKey = SessionsKey(tenant);
         var from = afterId;
         while (sessions.Count < limit)
         {
-            var ids = await Database.SortedSetRangeByValueAsync(SessionsKey, from.Length > 0 ? from : default(RedisValue), default, from.Length > 0 ? Exclude.Start : Exclude.None, Order.Ascending, 0, 100)
+            var ids = await Database.SortedSetRangeByValueAsync(sessionsKey, from.Length > 0 ? from : default(RedisValue), default, from.Length > 0 ? Exclude.Start : Exclude.None, Order.Ascending, 0, 100)
                 .ConfigureAwait(false);
             if (ids.Length == 0)
             {
@@ -143,11 +146,11 @@ internal sealed class RedisMemoryStore(string configuration, TimeSpan timeout, T
 
             foreach (var id in ids)
             {
-                var keys = SessionKeys(id!);
+                var keys = SessionKeys(tenant, id!);
                 var facts = await Database.HashGetAsync(keys[0], ["agent", "created", "updated"]).ConfigureAwait(false);
                 if (facts[0].IsNull)
                 {
-                    await Database.SortedSetRemoveAsync(SessionsKey, id).ConfigureAwait(false); // expired
+                    await Database.SortedSetRemoveAsync(sessionsKey, id).ConfigureAwait(false); // expired
                     continue;
                 }
 
@@ -176,27 +179,27 @@ internal sealed class RedisMemoryStore(string configuration, TimeSpan timeout, T
         return sessions;
     }
 
-    public async Task<bool> DeleteSessionAsync(string sessionId, CancellationToken cancellationToken) =>
-        (int)await Database.ScriptEvaluateAsync(DeleteScript, SessionKeys(sessionId, SessionsKey), [sessionId]).ConfigureAwait(false) == 1;
+    public async Task<bool> DeleteSessionAsync(string tenant, string sessionId, CancellationToken cancellationToken) =>
+        (int)await Database.ScriptEvaluateAsync(DeleteScript, SessionKeys(tenant, sessionId, SessionsKey(tenant)), [sessionId]).ConfigureAwait(false) == 1;
 
     public async Task<bool> CreateRunAsync(Run run, IReadOnlyList<RunJournalEntry> journal, CancellationToken cancellationToken) =>
-        (int)await Database.ScriptEvaluateAsync(CreateRunScript, [RunKey(run.RunId), RunsKey, JournalKey(run.RunId), RunningKey],
-            [run.ToByteArray(), RunPosition.Millis(run), run.RunId, Unfinished(run) ? "1" : "0", .. journal.Select(e => (RedisValue)e.ToByteArray())]).ConfigureAwait(false) == 1;
+        (int)await Database.ScriptEvaluateAsync(CreateRunScript, [RunKey(run.Tenant, run.RunId), RunsKey(run.Tenant), JournalKey(run.Tenant, run.RunId), RunningKey],
+            [run.ToByteArray(), RunPosition.Millis(run), run.RunId, Unfinished(run) ? "1" : "0", Member(run.Tenant, run.RunId), .. journal.Select(e => (RedisValue)e.ToByteArray())]).ConfigureAwait(false) == 1;
 
-    public async Task<IReadOnlyList<RunJournalEntry>> GetJournalAsync(string runId, CancellationToken cancellationToken) =>
-        [.. (await Database.ListRangeAsync(JournalKey(runId)).ConfigureAwait(false)).Select(item => RunJournalEntry.Parser.ParseFrom((byte[])item!))];
+    public async Task<IReadOnlyList<RunJournalEntry>> GetJournalAsync(string tenant, string runId, CancellationToken cancellationToken) =>
+        [.. (await Database.ListRangeAsync(JournalKey(tenant, runId)).ConfigureAwait(false)).Select(item => RunJournalEntry.Parser.ParseFrom((byte[])item!))];
 
     private static bool Unfinished(Run run) => run.Status is RunStatus.Pending or RunStatus.Running or RunStatus.AwaitingApproval;
 
-    public async Task<VersionedRun?> GetRunAsync(string runId, CancellationToken cancellationToken)
+    public async Task<VersionedRun?> GetRunAsync(string tenant, string runId, CancellationToken cancellationToken)
     {
-        var values = await Database.HashGetAsync(RunKey(runId), ["body", "version"]).ConfigureAwait(false);
+        var values = await Database.HashGetAsync(RunKey(tenant, runId), ["body", "version"]).ConfigureAwait(false);
         return values[0].IsNull ? null : new VersionedRun(Run.Parser.ParseFrom((byte[])values[0]!), (long)values[1]);
     }
 
     public async Task<bool> ReplaceRunAsync(Run run, long expectedVersion, IReadOnlyList<RunJournalEntry> journal, CancellationToken cancellationToken) =>
-        (int)await Database.ScriptEvaluateAsync(ReplaceRunScript, [RunKey(run.RunId), JournalKey(run.RunId), RunningKey],
-            [expectedVersion, run.ToByteArray(), Unfinished(run) ? "1" : "0", RunPosition.Millis(run), run.RunId, .. journal.Select(e => (RedisValue)e.ToByteArray())]).ConfigureAwait(false) == 1;
+        (int)await Database.ScriptEvaluateAsync(ReplaceRunScript, [RunKey(run.Tenant, run.RunId), JournalKey(run.Tenant, run.RunId), RunningKey],
+            [expectedVersion, run.ToByteArray(), Unfinished(run) ? "1" : "0", RunPosition.Millis(run), Member(run.Tenant, run.RunId), .. journal.Select(e => (RedisValue)e.ToByteArray())]).ConfigureAwait(false) == 1;
 
     public async Task<IReadOnlyList<VersionedRun>> ListRunsAsync(RunFilter filter, int limit, RunPosition? after, CancellationToken cancellationToken)
     {
@@ -204,8 +207,10 @@ internal sealed class RedisMemoryStore(string configuration, TimeSpan timeout, T
         var skip = 0L;
         while (runs.Count < limit)
         {
-            // Runs still going (or waiting) are also kept in a set of their own: the recovery scan does not walk every run ever made.
-            var ids = await Database.SortedSetRangeByScoreAsync(filter.Status is RunStatus.Running or RunStatus.AwaitingApproval ? RunningKey : RunsKey, double.NegativeInfinity, after?.CreateMillis ?? double.PositiveInfinity,
+            // Runs still going (or waiting) are also kept in a set of their own, of every tenant: the recovery scan does not
+            // walk every run ever made. A tenant's runs are listed from its own set.
+            var inProgress = filter.Tenant is null || filter.Status is RunStatus.Running or RunStatus.AwaitingApproval;
+            var ids = await Database.SortedSetRangeByScoreAsync(inProgress ? RunningKey : RunsKey(filter.Tenant!), double.NegativeInfinity, after?.CreateMillis ?? double.PositiveInfinity,
                 Exclude.None, Order.Descending, skip, 200).ConfigureAwait(false);
             if (ids.Length == 0)
             {
@@ -215,7 +220,9 @@ internal sealed class RedisMemoryStore(string configuration, TimeSpan timeout, T
             skip += ids.Length;
             foreach (var id in ids)
             {
-                if (await GetRunAsync(id!, cancellationToken).ConfigureAwait(false) is { } stored
+                var (tenant, runId) = inProgress ? Split(id!) : (filter.Tenant!, (string)id!);
+                if ((filter.Tenant is null || filter.Tenant == tenant)
+                    && await GetRunAsync(tenant, runId, cancellationToken).ConfigureAwait(false) is { } stored
                     && (after is null || after.IsBefore(stored.Run)) && filter.Matches(stored.Run))
                 {
                     runs.Add(stored);
@@ -230,16 +237,16 @@ internal sealed class RedisMemoryStore(string configuration, TimeSpan timeout, T
         return runs;
     }
 
-    public async Task RememberAsync(string space, StoredMemory memory, CancellationToken cancellationToken)
+    public async Task RememberAsync(string tenant, string space, StoredMemory memory, CancellationToken cancellationToken)
     {
         var value = JsonSerializer.Serialize(new StoredMemoryJson(memory.Text, memory.Metadata, memory.Model, MemoryMarshal.AsBytes(memory.Embedding.AsSpan()).ToArray()));
-        await Database.HashSetAsync(MemoriesKey(space), memory.Id, value).ConfigureAwait(false);
+        await Database.HashSetAsync(MemoriesKey(tenant, space), memory.Id, value).ConfigureAwait(false);
     }
 
-    public async Task<IReadOnlyList<StoredMemory>> MemoriesAsync(string space, int limit, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<StoredMemory>> MemoriesAsync(string tenant, string space, int limit, CancellationToken cancellationToken)
     {
         var memories = new List<StoredMemory>();
-        await foreach (var entry in Database.HashScanAsync(MemoriesKey(space), pageSize: 1000).WithCancellation(cancellationToken).ConfigureAwait(false))
+        await foreach (var entry in Database.HashScanAsync(MemoriesKey(tenant, space), pageSize: 1000).WithCancellation(cancellationToken).ConfigureAwait(false))
         {
             var stored = JsonSerializer.Deserialize<StoredMemoryJson>((string)entry.Value!)!;
             memories.Add(new StoredMemory(entry.Name!, stored.Text, stored.Metadata, stored.Model, MemoryMarshal.Cast<byte, float>(stored.Embedding).ToArray()));
@@ -260,14 +267,27 @@ internal sealed class RedisMemoryStore(string configuration, TimeSpan timeout, T
         }
     }
 
-    private static RedisKey[] SessionKeys(string sessionId, params string[] more) =>
-        [$"namra:s:{{{sessionId}}}:meta", $"namra:s:{{{sessionId}}}:ids", $"namra:s:{{{sessionId}}}:msgs", .. more.Select(k => (RedisKey)k)];
+    // The default tenant keeps the keys it had before tenants, so stored data stays where it was.
+    private static string Prefix(string tenant) => tenant == Tenants.Default ? "namra:" : $"namra:t:{tenant}:";
 
-    private static RedisKey RunKey(string runId) => $"namra:r:{runId}";
+    private static RedisKey[] SessionKeys(string tenant, string sessionId, params RedisKey[] more) =>
+        [$"{Prefix(tenant)}s:{{{sessionId}}}:meta", $"{Prefix(tenant)}s:{{{sessionId}}}:ids", $"{Prefix(tenant)}s:{{{sessionId}}}:msgs", .. more];
 
-    private static RedisKey JournalKey(string runId) => $"namra:r:{runId}:journal";
+    private static RedisKey SessionsKey(string tenant) => $"{Prefix(tenant)}sessions";
 
-    private static RedisKey MemoriesKey(string space) => $"namra:m:{space}";
+    private static RedisKey RunsKey(string tenant) => $"{Prefix(tenant)}runs";
+
+    private static RedisKey RunKey(string tenant, string runId) => $"{Prefix(tenant)}r:{runId}";
+
+    private static RedisKey JournalKey(string tenant, string runId) => $"{Prefix(tenant)}r:{runId}:journal";
+
+    private static RedisKey MemoriesKey(string tenant, string space) => $"{Prefix(tenant)}m:{space}";
+
+    // A member of the set of runs in progress: the run's id, after its tenant unless that is the default.
+    private static string Member(string tenant, string runId) => tenant == Tenants.Default ? runId : string.Concat(tenant, MemberSeparator.ToString(), runId);
+
+    private static (string Tenant, string RunId) Split(string member) =>
+        member.IndexOf(MemberSeparator, StringComparison.Ordinal) is var at and >= 0 ? (member[..at], member[(at + 1)..]) : (Tenants.Default, member);
 
     private sealed record StoredMemoryJson(string Text, IReadOnlyDictionary<string, string> Metadata, string Model, byte[] Embedding);
 }

@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using System.Text.Json;
 using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
+using Namra.Contracts;
 using Namra.Contracts.V1;
 
 namespace Namra.Memory.Stores;
@@ -16,7 +17,9 @@ namespace Namra.Memory.Stores;
 internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
 {
     /// <summary>The schema version this code writes; older schemas are upgraded at start.</summary>
-    protected const int SchemaVersion = 1;
+    protected const int SchemaVersion = 2;
+
+    private static readonly string[] Tables = ["namra_sessions", "namra_messages", "namra_runs", "namra_run_journal", "namra_memories"];
 
     public abstract MemoryType Type { get; }
 
@@ -37,59 +40,88 @@ internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
     /// <summary>Binds <c>$1</c>, <c>$2</c>... in order.</summary>
     protected abstract void Bind(DbCommand command, object?[] values);
 
-    /// <summary>Runs the schema statements once, guarded against other starting replicas.</summary>
-    protected abstract Task MigrateAsync(DbConnection connection, IReadOnlyList<string> statements, CancellationToken cancellationToken);
+    /// <summary>
+    /// Reads the database's schema version (0 when it has none), runs <see cref="Upgrade"/> from it and records
+    /// <see cref="SchemaVersion"/>, in one transaction guarded against other starting replicas.
+    /// </summary>
+    protected abstract Task MigrateAsync(DbConnection connection, CancellationToken cancellationToken);
 
     public async Task InitializeAsync(CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        await MigrateAsync(connection, Schema(), cancellationToken).ConfigureAwait(false);
+        await MigrateAsync(connection, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>The version-1 schema.</summary>
-    protected IReadOnlyList<string> Schema() =>
+    /// <summary>
+    /// The statements that bring a schema at <paramref name="version"/> to <see cref="SchemaVersion"/>. Version 1 had no
+    /// tenants: its tables are renamed aside, the new ones made, and every row copied into the default tenant.
+    /// </summary>
+    protected IReadOnlyList<string> Upgrade(int version) => version switch
+    {
+        0 or SchemaVersion => Schema(),
+        1 =>
+        [
+            .. Tables.Select(table => $"ALTER TABLE {table} RENAME TO {table}_v1"),
+            "DROP INDEX IF EXISTS namra_runs_by_time",
+            "DROP INDEX IF EXISTS namra_runs_by_status",
+            .. Schema(),
+            $"INSERT INTO namra_sessions SELECT '{Tenants.Default}', session_id, agent_name, message_count, next_seq, create_millis, update_millis, expire_millis FROM namra_sessions_v1",
+            $"INSERT INTO namra_messages SELECT '{Tenants.Default}', session_id, seq, message_id, body FROM namra_messages_v1",
+            $"INSERT INTO namra_runs SELECT '{Tenants.Default}', run_id, agent_name, session_id, status, create_millis, version, body FROM namra_runs_v1",
+            $"INSERT INTO namra_run_journal SELECT '{Tenants.Default}', run_id, seq, body FROM namra_run_journal_v1",
+            $"INSERT INTO namra_memories SELECT '{Tenants.Default}', namespace, id, text, metadata, model, embedding FROM namra_memories_v1",
+            .. Tables.Select(table => $"DROP TABLE {table}_v1"),
+        ],
+        _ => throw new InvalidOperationException($"The database's schema is version {version}, newer than this build's ({SchemaVersion}); run a newer Namra against it."),
+    };
+
+    // Constraints are named, so that the unnamed ones of version 1's tables (renamed aside while rows are copied) do not clash.
+    private List<string> Schema() =>
     [
         """
         CREATE TABLE IF NOT EXISTS namra_sessions (
-            session_id TEXT PRIMARY KEY, agent_name TEXT NOT NULL, message_count BIGINT NOT NULL, next_seq BIGINT NOT NULL,
-            create_millis BIGINT NOT NULL, update_millis BIGINT NOT NULL, expire_millis BIGINT)
+            tenant TEXT NOT NULL, session_id TEXT NOT NULL, agent_name TEXT NOT NULL, message_count BIGINT NOT NULL, next_seq BIGINT NOT NULL,
+            create_millis BIGINT NOT NULL, update_millis BIGINT NOT NULL, expire_millis BIGINT,
+            CONSTRAINT namra_sessions_key PRIMARY KEY (tenant, session_id))
         """,
         $"""
         CREATE TABLE IF NOT EXISTS namra_messages (
-            session_id TEXT NOT NULL, seq BIGINT NOT NULL, message_id TEXT NOT NULL, body {BinaryType} NOT NULL,
-            PRIMARY KEY (session_id, seq), UNIQUE (session_id, message_id))
+            tenant TEXT NOT NULL, session_id TEXT NOT NULL, seq BIGINT NOT NULL, message_id TEXT NOT NULL, body {BinaryType} NOT NULL,
+            CONSTRAINT namra_messages_key PRIMARY KEY (tenant, session_id, seq), CONSTRAINT namra_messages_once UNIQUE (tenant, session_id, message_id))
         """,
         $"""
         CREATE TABLE IF NOT EXISTS namra_runs (
-            run_id TEXT PRIMARY KEY, agent_name TEXT NOT NULL, session_id TEXT NOT NULL, status INTEGER NOT NULL,
-            create_millis BIGINT NOT NULL, version BIGINT NOT NULL, body {BinaryType} NOT NULL)
+            tenant TEXT NOT NULL, run_id TEXT NOT NULL, agent_name TEXT NOT NULL, session_id TEXT NOT NULL, status INTEGER NOT NULL,
+            create_millis BIGINT NOT NULL, version BIGINT NOT NULL, body {BinaryType} NOT NULL,
+            CONSTRAINT namra_runs_key PRIMARY KEY (tenant, run_id))
         """,
-        "CREATE INDEX IF NOT EXISTS namra_runs_by_time ON namra_runs (create_millis DESC, run_id DESC)",
+        "CREATE INDEX IF NOT EXISTS namra_runs_by_time ON namra_runs (tenant, create_millis DESC, run_id DESC)",
         "CREATE INDEX IF NOT EXISTS namra_runs_by_status ON namra_runs (status, create_millis DESC, run_id DESC)",
         $"""
         CREATE TABLE IF NOT EXISTS namra_run_journal (
-            run_id TEXT NOT NULL, seq BIGINT NOT NULL, body {BinaryType} NOT NULL, PRIMARY KEY (run_id, seq))
+            tenant TEXT NOT NULL, run_id TEXT NOT NULL, seq BIGINT NOT NULL, body {BinaryType} NOT NULL,
+            CONSTRAINT namra_run_journal_key PRIMARY KEY (tenant, run_id, seq))
         """,
         $"""
         CREATE TABLE IF NOT EXISTS namra_memories (
-            namespace TEXT NOT NULL, id TEXT NOT NULL, text TEXT NOT NULL, metadata TEXT NOT NULL, model TEXT NOT NULL,
-            embedding {BinaryType} NOT NULL, PRIMARY KEY (namespace, id))
+            tenant TEXT NOT NULL, namespace TEXT NOT NULL, id TEXT NOT NULL, text TEXT NOT NULL, metadata TEXT NOT NULL, model TEXT NOT NULL,
+            embedding {BinaryType} NOT NULL, CONSTRAINT namra_memories_key PRIMARY KEY (tenant, namespace, id))
         """,
     ];
 
-    public virtual async Task<AppendOutcome> AppendAsync(string sessionId, string agentName, IReadOnlyList<Message> messages, Retention retention, CancellationToken cancellationToken)
+    public virtual async Task<AppendOutcome> AppendAsync(string tenant, string sessionId, string agentName, IReadOnlyList<Message> messages, Retention retention, CancellationToken cancellationToken)
     {
         var now = timeProvider.GetUtcNow().ToUnixTimeMilliseconds();
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var transaction = await BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
         await ExecuteAsync(connection, transaction, cancellationToken,
-            "INSERT INTO namra_sessions (session_id, agent_name, message_count, next_seq, create_millis, update_millis) VALUES ($1, $2, 0, 0, $3, $3) ON CONFLICT (session_id) DO NOTHING",
-            sessionId, agentName, now).ConfigureAwait(false);
+            "INSERT INTO namra_sessions (tenant, session_id, agent_name, message_count, next_seq, create_millis, update_millis) VALUES ($1, $2, $3, 0, 0, $4, $4) ON CONFLICT (tenant, session_id) DO NOTHING",
+            tenant, sessionId, agentName, now).ConfigureAwait(false);
 
         long nextSeq, count;
         long? expires;
         await using (var reader = await ReadAsync(connection, transaction, cancellationToken,
-            "SELECT next_seq, message_count, expire_millis FROM namra_sessions WHERE session_id = $1" + LockRow, sessionId).ConfigureAwait(false))
+            "SELECT next_seq, message_count, expire_millis FROM namra_sessions WHERE tenant = $1 AND session_id = $2" + LockRow, tenant, sessionId).ConfigureAwait(false))
         {
             await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
             (nextSeq, count, expires) = (reader.GetInt64(0), reader.GetInt64(1), reader.IsDBNull(2) ? null : reader.GetInt64(2));
@@ -98,9 +130,9 @@ internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
         if (expires <= now)
         {
             // An expired session starts again, empty.
-            await ExecuteAsync(connection, transaction, cancellationToken, "DELETE FROM namra_messages WHERE session_id = $1", sessionId).ConfigureAwait(false);
+            await ExecuteAsync(connection, transaction, cancellationToken, "DELETE FROM namra_messages WHERE tenant = $1 AND session_id = $2", tenant, sessionId).ConfigureAwait(false);
             await ExecuteAsync(connection, transaction, cancellationToken,
-                "UPDATE namra_sessions SET agent_name = $2, create_millis = $3, message_count = 0, next_seq = 0 WHERE session_id = $1", sessionId, agentName, now).ConfigureAwait(false);
+                "UPDATE namra_sessions SET agent_name = $3, create_millis = $4, message_count = 0, next_seq = 0 WHERE tenant = $1 AND session_id = $2", tenant, sessionId, agentName, now).ConfigureAwait(false);
             (nextSeq, count) = (0, 0);
         }
 
@@ -108,8 +140,8 @@ internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
         foreach (var message in messages)
         {
             appended += await ExecuteAsync(connection, transaction, cancellationToken,
-                "INSERT INTO namra_messages (session_id, seq, message_id, body) VALUES ($1, $2, $3, $4) ON CONFLICT (session_id, message_id) DO NOTHING",
-                sessionId, nextSeq + appended, message.Id, message.ToByteArray()).ConfigureAwait(false);
+                "INSERT INTO namra_messages (tenant, session_id, seq, message_id, body) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant, session_id, message_id) DO NOTHING",
+                tenant, sessionId, nextSeq + appended, message.Id, message.ToByteArray()).ConfigureAwait(false);
         }
 
         nextSeq += appended;
@@ -117,24 +149,24 @@ internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
         if (retention.MaxMessages > 0 && count > retention.MaxMessages)
         {
             await ExecuteAsync(connection, transaction, cancellationToken,
-                "DELETE FROM namra_messages WHERE session_id = $1 AND seq < $2", sessionId, nextSeq - retention.MaxMessages).ConfigureAwait(false);
+                "DELETE FROM namra_messages WHERE tenant = $1 AND session_id = $2 AND seq < $3", tenant, sessionId, nextSeq - retention.MaxMessages).ConfigureAwait(false);
             count = retention.MaxMessages;
         }
 
         await ExecuteAsync(connection, transaction, cancellationToken,
-            "UPDATE namra_sessions SET next_seq = $2, message_count = $3, update_millis = $4, expire_millis = $5 WHERE session_id = $1",
-            sessionId, nextSeq, count, now, retention.Ttl is { } ttl ? now + (long)ttl.TotalMilliseconds : null).ConfigureAwait(false);
+            "UPDATE namra_sessions SET next_seq = $3, message_count = $4, update_millis = $5, expire_millis = $6 WHERE tenant = $1 AND session_id = $2",
+            tenant, sessionId, nextSeq, count, now, retention.Ttl is { } ttl ? now + (long)ttl.TotalMilliseconds : null).ConfigureAwait(false);
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         return new AppendOutcome(appended, messages.Count - appended, count);
     }
 
-    public async Task<History?> GetHistoryAsync(string sessionId, int newest, CancellationToken cancellationToken)
+    public async Task<History?> GetHistoryAsync(string tenant, string sessionId, int newest, CancellationToken cancellationToken)
     {
         var now = timeProvider.GetUtcNow().ToUnixTimeMilliseconds();
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         long total;
         await using (var reader = await ReadAsync(connection, null, cancellationToken,
-            "SELECT message_count FROM namra_sessions WHERE session_id = $1 AND (expire_millis IS NULL OR expire_millis > $2)", sessionId, now).ConfigureAwait(false))
+            "SELECT message_count FROM namra_sessions WHERE tenant = $1 AND session_id = $2 AND (expire_millis IS NULL OR expire_millis > $3)", tenant, sessionId, now).ConfigureAwait(false))
         {
             if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
@@ -146,7 +178,7 @@ internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
 
         var messages = new List<Message>();
         await using (var reader = await ReadAsync(connection, null, cancellationToken,
-            "SELECT body FROM namra_messages WHERE session_id = $1 ORDER BY seq DESC LIMIT $2", sessionId, newest > 0 ? (long)newest : long.MaxValue).ConfigureAwait(false))
+            "SELECT body FROM namra_messages WHERE tenant = $1 AND session_id = $2 ORDER BY seq DESC LIMIT $3", tenant, sessionId, newest > 0 ? (long)newest : long.MaxValue).ConfigureAwait(false))
         {
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
@@ -158,16 +190,16 @@ internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
         return new History(messages, total);
     }
 
-    public async Task<IReadOnlyList<Session>> ListSessionsAsync(string agentName, int limit, string afterId, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<Session>> ListSessionsAsync(string tenant, string agentName, int limit, string afterId, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var reader = await ReadAsync(connection, null, cancellationToken,
             """
             SELECT session_id, agent_name, message_count, create_millis, update_millis FROM namra_sessions
-            WHERE session_id > $1 AND ($2 = '' OR agent_name = $2) AND (expire_millis IS NULL OR expire_millis > $3)
-            ORDER BY session_id LIMIT $4
+            WHERE tenant = $1 AND session_id > $2 AND ($3 = '' OR agent_name = $3) AND (expire_millis IS NULL OR expire_millis > $4)
+            ORDER BY session_id LIMIT $5
             """,
-            afterId, agentName, timeProvider.GetUtcNow().ToUnixTimeMilliseconds(), (long)limit).ConfigureAwait(false);
+            tenant, afterId, agentName, timeProvider.GetUtcNow().ToUnixTimeMilliseconds(), (long)limit).ConfigureAwait(false);
         var sessions = new List<Session>();
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
@@ -184,20 +216,20 @@ internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
         return sessions;
     }
 
-    public virtual async Task<bool> DeleteSessionAsync(string sessionId, CancellationToken cancellationToken)
+    public virtual async Task<bool> DeleteSessionAsync(string tenant, string sessionId, CancellationToken cancellationToken)
     {
         var now = timeProvider.GetUtcNow().ToUnixTimeMilliseconds();
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var transaction = await BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
         bool live;
         await using (var reader = await ReadAsync(connection, transaction, cancellationToken,
-            "SELECT expire_millis FROM namra_sessions WHERE session_id = $1" + LockRow, sessionId).ConfigureAwait(false))
+            "SELECT expire_millis FROM namra_sessions WHERE tenant = $1 AND session_id = $2" + LockRow, tenant, sessionId).ConfigureAwait(false))
         {
             live = await reader.ReadAsync(cancellationToken).ConfigureAwait(false) && (reader.IsDBNull(0) || reader.GetInt64(0) > now);
         }
 
-        await ExecuteAsync(connection, transaction, cancellationToken, "DELETE FROM namra_messages WHERE session_id = $1", sessionId).ConfigureAwait(false);
-        await ExecuteAsync(connection, transaction, cancellationToken, "DELETE FROM namra_sessions WHERE session_id = $1", sessionId).ConfigureAwait(false);
+        await ExecuteAsync(connection, transaction, cancellationToken, "DELETE FROM namra_messages WHERE tenant = $1 AND session_id = $2", tenant, sessionId).ConfigureAwait(false);
+        await ExecuteAsync(connection, transaction, cancellationToken, "DELETE FROM namra_sessions WHERE tenant = $1 AND session_id = $2", tenant, sessionId).ConfigureAwait(false);
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         return live;
     }
@@ -207,21 +239,21 @@ internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var transaction = await BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
         if (await ExecuteAsync(connection, transaction, cancellationToken,
-            "INSERT INTO namra_runs (run_id, agent_name, session_id, status, create_millis, version, body) VALUES ($1, $2, $3, $4, $5, 1, $6) ON CONFLICT (run_id) DO NOTHING",
-            run.RunId, run.Agent?.Name ?? "", run.SessionId, (long)run.Status, RunPosition.Millis(run), run.ToByteArray()).ConfigureAwait(false) != 1)
+            "INSERT INTO namra_runs (tenant, run_id, agent_name, session_id, status, create_millis, version, body) VALUES ($1, $2, $3, $4, $5, $6, 1, $7) ON CONFLICT (tenant, run_id) DO NOTHING",
+            run.Tenant, run.RunId, run.Agent?.Name ?? "", run.SessionId, (long)run.Status, RunPosition.Millis(run), run.ToByteArray()).ConfigureAwait(false) != 1)
         {
             return false;
         }
 
-        await AppendJournalAsync(connection, transaction, run.RunId, journal, cancellationToken).ConfigureAwait(false);
+        await AppendJournalAsync(connection, transaction, run, journal, cancellationToken).ConfigureAwait(false);
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         return true;
     }
 
-    public async Task<IReadOnlyList<RunJournalEntry>> GetJournalAsync(string runId, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<RunJournalEntry>> GetJournalAsync(string tenant, string runId, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var reader = await ReadAsync(connection, null, cancellationToken, "SELECT body FROM namra_run_journal WHERE run_id = $1 ORDER BY seq", runId).ConfigureAwait(false);
+        await using var reader = await ReadAsync(connection, null, cancellationToken, "SELECT body FROM namra_run_journal WHERE tenant = $1 AND run_id = $2 ORDER BY seq", tenant, runId).ConfigureAwait(false);
         var entries = new List<RunJournalEntry>();
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
@@ -232,19 +264,19 @@ internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
     }
 
     // Inserts fail on a sequence the journal holds already: the transaction then writes nothing.
-    private async Task AppendJournalAsync(DbConnection connection, DbTransaction transaction, string runId, IReadOnlyList<RunJournalEntry> journal, CancellationToken cancellationToken)
+    private async Task AppendJournalAsync(DbConnection connection, DbTransaction transaction, Run run, IReadOnlyList<RunJournalEntry> journal, CancellationToken cancellationToken)
     {
         foreach (var entry in journal)
         {
             await ExecuteAsync(connection, transaction, cancellationToken,
-                "INSERT INTO namra_run_journal (run_id, seq, body) VALUES ($1, $2, $3)", runId, entry.Sequence, entry.ToByteArray()).ConfigureAwait(false);
+                "INSERT INTO namra_run_journal (tenant, run_id, seq, body) VALUES ($1, $2, $3, $4)", run.Tenant, run.RunId, entry.Sequence, entry.ToByteArray()).ConfigureAwait(false);
         }
     }
 
-    public async Task<VersionedRun?> GetRunAsync(string runId, CancellationToken cancellationToken)
+    public async Task<VersionedRun?> GetRunAsync(string tenant, string runId, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var reader = await ReadAsync(connection, null, cancellationToken, "SELECT body, version FROM namra_runs WHERE run_id = $1", runId).ConfigureAwait(false);
+        await using var reader = await ReadAsync(connection, null, cancellationToken, "SELECT body, version FROM namra_runs WHERE tenant = $1 AND run_id = $2", tenant, runId).ConfigureAwait(false);
         return await reader.ReadAsync(cancellationToken).ConfigureAwait(false)
             ? new VersionedRun(Run.Parser.ParseFrom((byte[])reader.GetValue(0)), reader.GetInt64(1))
             : null;
@@ -255,13 +287,13 @@ internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var transaction = await BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
         if (await ExecuteAsync(connection, transaction, cancellationToken,
-            "UPDATE namra_runs SET body = $3, status = $4, session_id = $5, version = version + 1 WHERE run_id = $1 AND version = $2",
-            run.RunId, expectedVersion, run.ToByteArray(), (long)run.Status, run.SessionId).ConfigureAwait(false) != 1)
+            "UPDATE namra_runs SET body = $4, status = $5, session_id = $6, version = version + 1 WHERE tenant = $1 AND run_id = $2 AND version = $3",
+            run.Tenant, run.RunId, expectedVersion, run.ToByteArray(), (long)run.Status, run.SessionId).ConfigureAwait(false) != 1)
         {
             return false;
         }
 
-        await AppendJournalAsync(connection, transaction, run.RunId, journal, cancellationToken).ConfigureAwait(false);
+        await AppendJournalAsync(connection, transaction, run, journal, cancellationToken).ConfigureAwait(false);
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         return true;
     }
@@ -269,14 +301,15 @@ internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
     public async Task<IReadOnlyList<VersionedRun>> ListRunsAsync(RunFilter filter, int limit, RunPosition? after, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        // One tenant's runs are read through the index that leads with the tenant; every tenant's (the recovery scan) by status.
         await using var reader = await ReadAsync(connection, null, cancellationToken,
-            """
+            $"""
             SELECT body, version FROM namra_runs
-            WHERE ($1 = '' OR agent_name = $1) AND ($2 = '' OR session_id = $2) AND ($3 = 0 OR status = $3)
+            WHERE {(filter.Tenant is null ? "$7 = ''" : "tenant = $7")} AND ($1 = '' OR agent_name = $1) AND ($2 = '' OR session_id = $2) AND ($3 = 0 OR status = $3)
               AND (create_millis < $4 OR (create_millis = $4 AND run_id < $5))
             ORDER BY create_millis DESC, run_id DESC LIMIT $6
             """,
-            filter.AgentName, filter.SessionId, (long)filter.Status, after?.CreateMillis ?? long.MaxValue, after?.RunId ?? "", (long)limit).ConfigureAwait(false);
+            filter.AgentName, filter.SessionId, (long)filter.Status, after?.CreateMillis ?? long.MaxValue, after?.RunId ?? "", (long)limit, filter.Tenant ?? "").ConfigureAwait(false);
         var runs = new List<VersionedRun>();
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
@@ -286,22 +319,22 @@ internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
         return runs;
     }
 
-    public virtual async Task RememberAsync(string space, StoredMemory memory, CancellationToken cancellationToken)
+    public virtual async Task RememberAsync(string tenant, string space, StoredMemory memory, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         await ExecuteAsync(connection, null, cancellationToken,
             """
-            INSERT INTO namra_memories (namespace, id, text, metadata, model, embedding) VALUES ($1, $2, $3, $4, $5, $6)
-            ON CONFLICT (namespace, id) DO UPDATE SET text = excluded.text, metadata = excluded.metadata, model = excluded.model, embedding = excluded.embedding
+            INSERT INTO namra_memories (tenant, namespace, id, text, metadata, model, embedding) VALUES ($1, $2, $3, $4, $5, $6, $7)
+            ON CONFLICT (tenant, namespace, id) DO UPDATE SET text = excluded.text, metadata = excluded.metadata, model = excluded.model, embedding = excluded.embedding
             """,
-            space, memory.Id, memory.Text, JsonSerializer.Serialize(memory.Metadata), memory.Model, MemoryMarshal.AsBytes(memory.Embedding.AsSpan()).ToArray()).ConfigureAwait(false);
+            tenant, space, memory.Id, memory.Text, JsonSerializer.Serialize(memory.Metadata), memory.Model, MemoryMarshal.AsBytes(memory.Embedding.AsSpan()).ToArray()).ConfigureAwait(false);
     }
 
-    public async Task<IReadOnlyList<StoredMemory>> MemoriesAsync(string space, int limit, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<StoredMemory>> MemoriesAsync(string tenant, string space, int limit, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var reader = await ReadAsync(connection, null, cancellationToken,
-            "SELECT id, text, metadata, model, embedding FROM namra_memories WHERE namespace = $1 LIMIT $2", space, (long)limit).ConfigureAwait(false);
+            "SELECT id, text, metadata, model, embedding FROM namra_memories WHERE tenant = $1 AND namespace = $2 LIMIT $3", tenant, space, (long)limit).ConfigureAwait(false);
         var memories = new List<StoredMemory>();
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {

@@ -25,11 +25,11 @@ internal sealed class SqliteMemoryStore(string path, TimeSpan timeout, TimeProvi
 
     public override TimeSpan Timeout => timeout;
 
-    public override Task<AppendOutcome> AppendAsync(string sessionId, string agentName, IReadOnlyList<Message> messages, Retention retention, CancellationToken cancellationToken) =>
-        WriteAsync(() => base.AppendAsync(sessionId, agentName, messages, retention, cancellationToken), cancellationToken);
+    public override Task<AppendOutcome> AppendAsync(string tenant, string sessionId, string agentName, IReadOnlyList<Message> messages, Retention retention, CancellationToken cancellationToken) =>
+        WriteAsync(() => base.AppendAsync(tenant, sessionId, agentName, messages, retention, cancellationToken), cancellationToken);
 
-    public override Task<bool> DeleteSessionAsync(string sessionId, CancellationToken cancellationToken) =>
-        WriteAsync(() => base.DeleteSessionAsync(sessionId, cancellationToken), cancellationToken);
+    public override Task<bool> DeleteSessionAsync(string tenant, string sessionId, CancellationToken cancellationToken) =>
+        WriteAsync(() => base.DeleteSessionAsync(tenant, sessionId, cancellationToken), cancellationToken);
 
     public override Task<bool> CreateRunAsync(Run run, IReadOnlyList<RunJournalEntry> journal, CancellationToken cancellationToken) =>
         WriteAsync(() => base.CreateRunAsync(run, journal, cancellationToken), cancellationToken);
@@ -37,10 +37,10 @@ internal sealed class SqliteMemoryStore(string path, TimeSpan timeout, TimeProvi
     public override Task<bool> ReplaceRunAsync(Run run, long expectedVersion, IReadOnlyList<RunJournalEntry> journal, CancellationToken cancellationToken) =>
         WriteAsync(() => base.ReplaceRunAsync(run, expectedVersion, journal, cancellationToken), cancellationToken);
 
-    public override Task RememberAsync(string space, StoredMemory memory, CancellationToken cancellationToken) =>
+    public override Task RememberAsync(string tenant, string space, StoredMemory memory, CancellationToken cancellationToken) =>
         WriteAsync(async () =>
         {
-            await base.RememberAsync(space, memory, cancellationToken).ConfigureAwait(false);
+            await base.RememberAsync(tenant, space, memory, cancellationToken).ConfigureAwait(false);
             return true;
         }, cancellationToken);
 
@@ -87,11 +87,19 @@ internal sealed class SqliteMemoryStore(string path, TimeSpan timeout, TimeProvi
         }
     }
 
-    protected override async Task MigrateAsync(DbConnection connection, IReadOnlyList<string> statements, CancellationToken cancellationToken)
+    protected override async Task MigrateAsync(DbConnection connection, CancellationToken cancellationToken)
     {
         await ExecuteAsync(connection, null, cancellationToken, "PRAGMA journal_mode = WAL").ConfigureAwait(false);
         await using var transaction = await BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
-        foreach (var statement in statements)
+        int version;
+        await using (var command = connection.CreateCommand())
+        {
+            command.Transaction = transaction;
+            command.CommandText = "PRAGMA user_version";
+            version = Convert.ToInt32(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        foreach (var statement in Upgrade(version))
         {
             await ExecuteAsync(connection, transaction, cancellationToken, statement).ConfigureAwait(false);
         }

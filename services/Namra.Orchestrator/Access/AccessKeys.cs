@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Namra.Contracts;
 using Namra.Orchestrator.Options;
 
 namespace Namra.Orchestrator.Access;
@@ -125,7 +126,13 @@ internal sealed partial class AccessKeys(IOptions<OrchestratorOptions> options, 
                 throw new InvalidDataException($"Key '{key.Id}': no role '{unknown}'; the roles are {string.Join(", ", Principal.RolePermissions.Keys)}.");
             }
 
-            var principal = new Principal(key.Id ?? hash[..8], key.Tenant is { Length: > 0 } tenant ? tenant : Principal.DefaultTenant,
+            var tenant = Tenants.OrDefault(key.Tenant ?? "");
+            if (!Tenants.IsValidName(tenant))
+            {
+                throw new InvalidDataException($"Key '{key.Id}': the tenant '{tenant}' is not a tenant's name ({Tenants.NameRule}).");
+            }
+
+            var principal = new Principal(key.Id ?? hash[..8], tenant,
                 roles.SelectMany(role => Principal.RolePermissions[role]).ToHashSet(), roles, key.Agents ?? []);
             yield return (hash.ToLowerInvariant(), new Entry(principal, key.Expires));
         }

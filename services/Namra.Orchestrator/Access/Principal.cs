@@ -36,11 +36,8 @@ internal sealed record Principal(string Id, string Tenant, IReadOnlySet<Permissi
     /// <summary>The key in <c>ServerCallContext.UserState</c> under which the call's principal is kept.</summary>
     public const string UserStateKey = "namra.principal";
 
-    /// <summary>The tenant of callers that name none.</summary>
-    public const string DefaultTenant = "default";
-
     /// <summary>Everything, for a deployment that configures no keys (local use, the embedded CLI).</summary>
-    public static Principal Unrestricted { get; } = new("anonymous", DefaultTenant, new HashSet<Permission> { Permission.Admin }, ["admin"], []);
+    public static Principal Unrestricted { get; } = new("anonymous", Namra.Contracts.Tenants.Default, new HashSet<Permission> { Permission.Admin }, ["admin"], []);
 
     public bool Has(Permission permission) =>
         Permissions.Contains(permission) || permission != Permission.RunInlineTools && Permissions.Contains(Permission.Admin);

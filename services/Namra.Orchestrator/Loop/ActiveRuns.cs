@@ -10,11 +10,11 @@ internal sealed class ActiveRuns
     /// <summary>Runs executing here.</summary>
     public int Count => _runs.Count;
 
-    /// <summary>Registers a run; its token fires when the caller goes or the run is cancelled.</summary>
-    public Registration Register(string runId, CancellationToken caller)
+    /// <summary>Registers a run of a tenant; its token fires when the caller goes or the run is cancelled.</summary>
+    public Registration Register(string tenant, string runId, CancellationToken caller)
     {
-        var registration = new Registration(this, runId, caller);
-        _runs[runId] = registration;
+        var registration = new Registration(this, Key(tenant, runId), caller);
+        _runs[Key(tenant, runId)] = registration;
         return registration;
     }
 
@@ -38,9 +38,9 @@ internal sealed class ActiveRuns
     public static string CancelReason(string given) => given.Length > 0 ? $"Cancelled: {given}" : "Cancelled by CancelRun.";
 
     /// <summary>Cancels a run executing here, for the reason its caller gave (may be empty); false when it is not.</summary>
-    public bool TryCancel(string runId, string given)
+    public bool TryCancel(string tenant, string runId, string given)
     {
-        if (!_runs.TryGetValue(runId, out var registration))
+        if (!_runs.TryGetValue(Key(tenant, runId), out var registration))
         {
             return false;
         }
@@ -49,17 +49,20 @@ internal sealed class ActiveRuns
         return true;
     }
 
+    // Two tenants may use the same run id.
+    private static string Key(string tenant, string runId) => string.Concat(tenant, "\u001f", runId);
+
     /// <summary>One executing run.</summary>
     public sealed class Registration : IDisposable
     {
         private readonly ActiveRuns _owner;
-        private readonly string _runId;
+        private readonly string _key;
         private readonly CancellationTokenSource _source;
 
-        internal Registration(ActiveRuns owner, string runId, CancellationToken caller)
+        internal Registration(ActiveRuns owner, string key, CancellationToken caller)
         {
             _owner = owner;
-            _runId = runId;
+            _key = key;
             _source = CancellationTokenSource.CreateLinkedTokenSource(caller);
         }
 
@@ -92,7 +95,7 @@ internal sealed class ActiveRuns
 
         public void Dispose()
         {
-            _owner._runs.TryRemove(KeyValuePair.Create(_runId, this));
+            _owner._runs.TryRemove(KeyValuePair.Create(_key, this));
             _source.Dispose();
         }
     }

@@ -19,7 +19,7 @@ internal sealed class RunApprovals(Downstream downstream, RunRecovery recovery, 
     private const int MaxAttempts = 5;
 
     /// <summary>Approves or denies calls (all those waiting when <paramref name="ids"/> is empty).</summary>
-    public async Task<Run> DecideAsync(string runId, IReadOnlyList<string> ids, bool approve, string reason, string decidedBy,
+    public async Task<Run> DecideAsync(string tenant, string runId, IReadOnlyList<string> ids, bool approve, string reason, string decidedBy,
         IReadOnlyDictionary<string, string> arguments, DateTime deadline, CancellationToken cancellationToken)
     {
         using var activity = OrchestratorTelemetry.ActivitySource.StartActivity(approve ? "approve_tool_calls" : "deny_tool_calls");
@@ -27,7 +27,7 @@ internal sealed class RunApprovals(Downstream downstream, RunRecovery recovery, 
         activity?.SetTag("namra.approval.decision", approve ? "approved" : "denied");
         for (var attempt = 1; ; attempt++)
         {
-            var run = (await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = runId }, deadline: deadline, cancellationToken: cancellationToken)
+            var run = (await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = runId, Tenant = tenant }, deadline: deadline, cancellationToken: cancellationToken)
                 .ConfigureAwait(false)).Run;
             if (run.Status != RunStatus.AwaitingApproval)
             {
@@ -92,7 +92,7 @@ internal sealed class RunApprovals(Downstream downstream, RunRecovery recovery, 
                 activity?.SetTag("namra.run.resumable", resumable);
                 if (resumable)
                 {
-                    recovery.ClaimSoon(runId);
+                    recovery.ClaimSoon(tenant, runId);
                 }
 
                 return updated.Run;
@@ -115,7 +115,7 @@ internal sealed class RunApprovals(Downstream downstream, RunRecovery recovery, 
         Resumable(run, timeProvider.GetUtcNow());
         var updated = await downstream.Memory.UpdateRunRecordAsync(new UpdateRunRecordRequest { Run = run, Etag = run.Etag }, deadline: deadline, cancellationToken: cancellationToken)
             .ConfigureAwait(false);
-        recovery.ClaimSoon(run.RunId);
+        recovery.ClaimSoon(run.Tenant, run.RunId);
         return updated.Run;
     }
 
@@ -148,7 +148,7 @@ internal sealed class RunApprovals(Downstream downstream, RunRecovery recovery, 
             throw new InvalidArgumentException(field, "Arguments are a JSON object.");
         }
 
-        var journal = await downstream.Memory.GetRunJournalAsync(new GetRunJournalRequest { RunId = run.RunId }, deadline: deadline, cancellationToken: cancellationToken)
+        var journal = await downstream.Memory.GetRunJournalAsync(new GetRunJournalRequest { RunId = run.RunId, Tenant = run.Tenant }, deadline: deadline, cancellationToken: cancellationToken)
             .ConfigureAwait(false);
         if (journal.Entries is not [{ Began: { } began }, ..])
         {

@@ -177,7 +177,7 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
     }
 
     private async Task<Run> ReadAsync(DateTime deadline, CancellationToken cancellationToken) =>
-        (await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = run.RunId },
+        (await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = run.RunId, Tenant = run.Tenant },
             deadline: deadline, cancellationToken: cancellationToken).ConfigureAwait(false)).Run;
 
     private void TakeCancel(Run stored)

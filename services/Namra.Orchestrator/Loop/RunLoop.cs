@@ -15,7 +15,8 @@ namespace Namra.Orchestrator.Loop;
 /// What to run: a resolved agent, the user's input, and where the conversation lives; <c>Untrusted</c> when the definition
 /// came inline from a caller whose tools' authority is not trusted (the tool executor judges its tools).
 /// </summary>
-internal sealed record RunRequest(AgentDefinition Agent, AgentRef Ref, string Input, string SessionId, IReadOnlyDictionary<string, string> Labels, string RunId, bool Untrusted = false);
+internal sealed record RunRequest(AgentDefinition Agent, AgentRef Ref, string Input, string SessionId, IReadOnlyDictionary<string, string> Labels, string RunId, bool Untrusted = false,
+    string Tenant = Tenants.Default);
 
 /// <summary>
 /// The ReAct loop with native tool calling: the model answers (streamed), every tool call of its turn runs in
@@ -54,6 +55,7 @@ internal sealed class RunLoop(
         var run = new Run
         {
             RunId = request.RunId,
+            Tenant = request.Tenant,
             Agent = request.Ref,
             SessionId = request.SessionId,
             Status = RunStatus.Running,
@@ -72,7 +74,7 @@ internal sealed class RunLoop(
 
         using var activity = OrchestratorTelemetry.ActivitySource.StartActivity($"invoke_agent {agent.Name}");
         run.TraceId = activity?.TraceId.ToHexString() ?? run.TraceId;
-        using var registration = active.Register(request.RunId, callerToken);
+        using var registration = active.Register(request.Tenant, request.RunId, callerToken);
         var context = NewContext(request, run, emit, now.UtcDateTime + Timeout(agent));
         Tag(activity, context);
         if (request.Untrusted)
@@ -103,11 +105,11 @@ internal sealed class RunLoop(
     public async Task<Run> ResumeAsync(Run record, IReadOnlyList<RunJournalEntry> journal)
     {
         var began = journal[0].Began;
-        var request = new RunRequest(began.Agent, record.Agent, record.Input, record.SessionId, record.Labels, record.RunId, began.Untrusted);
+        var request = new RunRequest(began.Agent, record.Agent, record.Input, record.SessionId, record.Labels, record.RunId, began.Untrusted, Tenants.OrDefault(record.Tenant));
         // A trace of its own (the caller's has ended), naming the run's first trace.
         using var activity = OrchestratorTelemetry.ActivitySource.StartActivity($"resume_agent {began.Agent.Name}", ActivityKind.Internal, parentContext: default);
         activity?.SetTag("namra.run.first_trace_id", record.TraceId);
-        using var registration = active.Register(record.RunId, CancellationToken.None);
+        using var registration = active.Register(request.Tenant, record.RunId, CancellationToken.None);
         // Time spent waiting for approval does not count against the run's timeout.
         var context = NewContext(request, record, emit: null, record.CreateTime.ToDateTime() + Timeout(began.Agent) + (record.ApprovalWait?.ToTimeSpan() ?? TimeSpan.Zero));
         Tag(activity, context);
@@ -181,7 +183,7 @@ internal sealed class RunLoop(
         var left = run.Deadline - timeProvider.GetUtcNow().UtcDateTime;
         using var timeLimit = new CancellationTokenSource(left > TimeSpan.Zero ? left : TimeSpan.Zero, timeProvider);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(registration.Token, timeLimit.Token);
-        run.Journal.CancelRequested = reason => active.TryCancel(run.Request.RunId, reason);
+        run.Journal.CancelRequested = reason => active.TryCancel(run.Request.Tenant, run.Request.RunId, reason);
         using var watching = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
         var watch = WatchAsync(run, watching.Token);
         var handedOver = false;
@@ -326,7 +328,7 @@ internal sealed class RunLoop(
             catch (LeaseLostException)
             {
                 run.LeaseLost = true;
-                active.TryCancel(run.Request.RunId, "The run was taken over by another replica.");
+                active.TryCancel(run.Request.Tenant, run.Request.RunId, "The run was taken over by another replica.");
                 return;
             }
             catch (Exception exception) when (exception is NamraException or DownstreamException && !cancellationToken.IsCancellationRequested)
@@ -408,6 +410,7 @@ internal sealed class RunLoop(
         {
             var history = await downstream.Memory.GetHistoryAsync(new GetHistoryRequest
             {
+                Tenant = run.Request.Tenant,
                 SessionId = run.Request.SessionId,
                 MaxMessages = agent.Memory?.MaxMessages ?? 0,
                 MaxTokens = agent.Memory?.MaxHistoryTokens ?? 0,

@@ -48,11 +48,11 @@ internal sealed partial class RunRecovery(
     /// Claims a run made resumable on this replica (a decision, a cancel while it waited) at once, in the background; a
     /// replica that is first, or a failure, leaves it to the next scan.
     /// </summary>
-    public void ClaimSoon(string runId) => _ = Task.Run(async () =>
+    public void ClaimSoon(string tenant, string runId) => _ = Task.Run(async () =>
     {
         try
         {
-            var run = (await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = runId }, deadline: Deadline()).ConfigureAwait(false)).Run;
+            var run = (await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = runId, Tenant = tenant }, deadline: Deadline()).ConfigureAwait(false)).Run;
             if (run.Status == RunStatus.Running && Lapsed(run) && await TryClaimAsync(run, CancellationToken.None).ConfigureAwait(false) is ({ } record, { } journal))
             {
                 await ResumeAsync(record, journal).ConfigureAwait(false);
@@ -75,7 +75,7 @@ internal sealed partial class RunRecovery(
         var token = "";
         do
         {
-            var page = await downstream.Memory.ListRunRecordsAsync(new ListRunRecordsRequest { Status = status, PageSize = PageSize, PageToken = token },
+            var page = await downstream.Memory.ListRunRecordsAsync(new ListRunRecordsRequest { Status = status, PageSize = PageSize, PageToken = token, AllTenants = true },
                 deadline: Deadline(), cancellationToken: cancellationToken).ConfigureAwait(false);
             foreach (var run in page.Runs.Where(claimable))
             {
@@ -119,7 +119,7 @@ internal sealed partial class RunRecovery(
     // Claims the run with the etag it was read with, journaling the claim; null when another replica was first.
     private async Task<(Run? Record, List<RunJournalEntry>? Journal)> TryClaimAsync(Run run, CancellationToken cancellationToken)
     {
-        var journal = (await downstream.Memory.GetRunJournalAsync(new GetRunJournalRequest { RunId = run.RunId }, deadline: Deadline(), cancellationToken: cancellationToken)
+        var journal = (await downstream.Memory.GetRunJournalAsync(new GetRunJournalRequest { RunId = run.RunId, Tenant = run.Tenant }, deadline: Deadline(), cancellationToken: cancellationToken)
             .ConfigureAwait(false)).Entries.ToList();
         var resumed = new RunJournalEntry
         {

@@ -81,6 +81,7 @@ internal static class RunSaving
         {
             await downstream.Memory.AppendMessagesAsync(new AppendMessagesRequest
             {
+                Tenant = run.Request.Tenant,
                 SessionId = run.Request.SessionId,
                 AgentName = agent.Name,
                 Messages = { run.State.NewMessages },
