@@ -321,6 +321,7 @@ export interface components {
             approvals?: components["schemas"]["ToolApproval"][];
             approvalDeadline?: string;
             approvalWait?: string;
+            tenant?: string;
         };
         RunCompleted: {
             answer?: string;
