@@ -13,7 +13,8 @@ namespace Namra.Orchestrator;
 /// The <c>namra.v1.AgentService</c> endpoint, the public API: resolves the agent with the config service, runs
 /// the loop, and reads run records from the memory service, so any replica answers for any run.
 /// </summary>
-internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, ActiveRuns active, ResolvedAgents resolved, RunApprovals approvals, IOptions<OrchestratorOptions> options)
+internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, ActiveRuns active, ResolvedAgents resolved, RunApprovals approvals, Access.TenantLimits limits,
+    IOptions<OrchestratorOptions> options)
     : AgentService.AgentServiceBase
 {
     private const int MaxDecisionText = 4096;
@@ -233,6 +234,8 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
             return await RepeatAsync(existing, emit, context).ConfigureAwait(false);
         }
 
+        // Counted among the tenant's runs until it ends or waits for approval.
+        await using var slot = await limits.AdmitRunAsync(principal.Tenant, agent.Ref.Name, request.RunId, context).ConfigureAwait(false);
         try
         {
             return await loop.RunAsync(request, emit, context.CancellationToken).ConfigureAwait(false);

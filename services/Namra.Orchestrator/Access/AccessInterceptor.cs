@@ -12,20 +12,20 @@ namespace Namra.Orchestrator.Access;
 /// embedded CLI). The principal is kept in the call's <c>UserState</c> for the service (which agents it may run, whether
 /// its inline definitions keep their tools' authority). Keys are compared by hash and never logged.
 /// </summary>
-internal sealed class AccessInterceptor(AccessKeys keys, TimeProvider timeProvider) : Interceptor
+internal sealed class AccessInterceptor(AccessKeys keys, TenantLimits limits, TimeProvider timeProvider) : Interceptor
 {
     private const string PublicService = "/namra.v1.AgentService/";
 
-    public override Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
+    public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {
-        Admit(context);
-        return continuation(request, context);
+        await AdmitAsync(context).ConfigureAwait(false);
+        return await continuation(request, context).ConfigureAwait(false);
     }
 
-    public override Task ServerStreamingServerHandler<TRequest, TResponse>(TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
+    public override async Task ServerStreamingServerHandler<TRequest, TResponse>(TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
     {
-        Admit(context);
-        return continuation(request, responseStream, context);
+        await AdmitAsync(context).ConfigureAwait(false);
+        await continuation(request, responseStream, context).ConfigureAwait(false);
     }
 
     /// <summary>The principal of a call the interceptor admitted; unrestricted for calls from this process.</summary>
@@ -43,7 +43,7 @@ internal sealed class AccessInterceptor(AccessKeys keys, TimeProvider timeProvid
         _ => Permission.Admin,
     };
 
-    private void Admit(ServerCallContext context)
+    private async ValueTask AdmitAsync(ServerCallContext context)
     {
         if (!context.Method.StartsWith(PublicService, StringComparison.Ordinal))
         {
@@ -59,6 +59,8 @@ internal sealed class AccessInterceptor(AccessKeys keys, TimeProvider timeProvid
                 [new Google.Rpc.ErrorInfo { Reason = "PERMISSION_MISSING", Domain = "namra.dev", Metadata = { ["permission"] = Principal.Name(needed), ["key"] = principal.Id } }]);
         }
 
+        // Then counted against its tenant's requests per minute (a refused call counts nothing).
+        await limits.AdmitCallAsync(principal, context).ConfigureAwait(false);
         context.UserState[Principal.UserStateKey] = principal;
     }
 

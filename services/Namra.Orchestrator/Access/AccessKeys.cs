@@ -1,7 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Namra.Contracts;
@@ -13,7 +12,8 @@ namespace Namra.Orchestrator.Access;
 /// The API keys of the public API, by the SHA-256 of the key (keys themselves are never kept): from
 /// <c>NAMRA_API_KEYS</c> (comma-separated keys, each an admin of the default tenant) and from
 /// <c>Namra:Orchestrator:ApiKeysFile</c>, either a key per line (admins of the default tenant) or, for a <c>.json</c>
-/// file, keys with an id, a tenant, roles, the agents they may run and an expiry. The file is read again when it
+/// file, keys with an id, a tenant, roles, the agents they may run and an expiry, and the limits of each tenant
+/// (<see cref="TenantLimits"/>). The file is read again when it
 /// changes (a Kubernetes Secret mount updated in place), checked at most every two seconds; a file that cannot be read
 /// keeps the keys it had.
 /// </summary>
@@ -23,6 +23,7 @@ internal sealed partial class AccessKeys(IOptions<OrchestratorOptions> options, 
     private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, ReadCommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true };
     private readonly Lock _gate = new();
     private Dictionary<string, Entry> _keys = [];
+    private Dictionary<string, TenantPolicy> _tenants = [];
     private DateTime _fileTime = DateTime.MinValue;
     private long _checked = long.MinValue;
 
@@ -49,6 +50,14 @@ internal sealed partial class AccessKeys(IOptions<OrchestratorOptions> options, 
         return Volatile.Read(ref _keys).GetValueOrDefault(Hash(presented));
     }
 
+    /// <summary>The limits of a tenant: its own, else those of <c>*</c>, else none.</summary>
+    public TenantPolicy Policy(string tenant)
+    {
+        Refresh();
+        var tenants = Volatile.Read(ref _tenants);
+        return tenants.GetValueOrDefault(tenant) ?? tenants.GetValueOrDefault("*") ?? TenantPolicy.None;
+    }
+
     /// <summary>The hex SHA-256 of a key, as the access file stores it.</summary>
     public static string Hash(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
 
@@ -73,6 +82,7 @@ internal sealed partial class AccessKeys(IOptions<OrchestratorOptions> options, 
             try
             {
                 var keys = new Dictionary<string, Entry>(StringComparer.Ordinal);
+                var tenants = new Dictionary<string, TenantPolicy>(StringComparer.Ordinal);
                 if (Environment.GetEnvironmentVariable("NAMRA_API_KEYS") is { Length: > 0 } fromEnvironment)
                 {
                     foreach (var key in fromEnvironment.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
@@ -83,13 +93,14 @@ internal sealed partial class AccessKeys(IOptions<OrchestratorOptions> options, 
 
                 if (file is { Length: > 0 })
                 {
-                    foreach (var (hash, entry) in Read(file))
+                    foreach (var (hash, entry) in Read(file, tenants))
                     {
                         keys[hash] = entry;
                     }
                 }
 
                 Volatile.Write(ref _keys, keys);
+                Volatile.Write(ref _tenants, tenants);
                 _fileTime = fileTime;
             }
             catch (Exception exception) when (exception is IOException or UnauthorizedAccessException or JsonException or InvalidDataException)
@@ -99,7 +110,9 @@ internal sealed partial class AccessKeys(IOptions<OrchestratorOptions> options, 
         }
     }
 
-    private static IEnumerable<(string Hash, Entry Entry)> Read(string file)
+    private static List<(string Hash, Entry Entry)> Read(string file, Dictionary<string, TenantPolicy> tenants) => [.. ReadKeys(file, tenants)];
+
+    private static IEnumerable<(string Hash, Entry Entry)> ReadKeys(string file, Dictionary<string, TenantPolicy> tenants)
     {
         if (!file.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
         {
@@ -113,6 +126,16 @@ internal sealed partial class AccessKeys(IOptions<OrchestratorOptions> options, 
         }
 
         var access = JsonSerializer.Deserialize<AccessFile>(File.ReadAllText(file), Json) ?? throw new InvalidDataException("The access file is empty.");
+        foreach (var (name, limits) in access.Tenants ?? [])
+        {
+            if (name != "*" && !Tenants.IsValidName(name))
+            {
+                throw new InvalidDataException($"tenants: '{name}' is not a tenant's name ({Tenants.NameRule}), nor '*'.");
+            }
+
+            tenants[name] = TenantPolicy.From(name, limits);
+        }
+
         foreach (var key in access.Keys ?? [])
         {
             if (key.Sha256 is not { Length: 64 } hash || !hash.All(Uri.IsHexDigit))
@@ -143,7 +166,7 @@ internal sealed partial class AccessKeys(IOptions<OrchestratorOptions> options, 
     [LoggerMessage(EventId = 6020, Level = LogLevel.Error, Message = "The API keys file {File} could not be read; the keys read before it stay: {Problem}")]
     private static partial void Unreadable(ILogger logger, string file, string problem);
 
-    private sealed record AccessFile([property: JsonPropertyName("keys")] List<KeyEntry>? Keys);
+    private sealed record AccessFile(List<KeyEntry>? Keys, Dictionary<string, TenantPolicy.Settings>? Tenants);
 
     private sealed record KeyEntry(string? Id, string? Sha256, string? Tenant, List<string>? Roles, List<string>? Agents, DateTimeOffset? Expires);
 }

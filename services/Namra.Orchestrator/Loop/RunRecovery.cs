@@ -17,6 +17,7 @@ internal sealed partial class RunRecovery(
     Downstream downstream,
     RunLoop loop,
     Replica replica,
+    Access.TenantLimits limits,
     IOptions<OrchestratorOptions> options,
     TimeProvider timeProvider,
     ILogger<RunRecovery> logger) : BackgroundService
@@ -161,6 +162,7 @@ internal sealed partial class RunRecovery(
         {
             if (journal is [{ StepCase: RunJournalEntry.StepOneofCase.Began }, ..])
             {
+                await using var slot = await limits.ResumedAsync(Contracts.Tenants.OrDefault(run.Tenant), run.Agent?.Name ?? "", run.RunId).ConfigureAwait(false);
                 await loop.ResumeAsync(run, journal).ConfigureAwait(false);
             }
             else

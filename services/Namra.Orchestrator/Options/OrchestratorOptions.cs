@@ -28,6 +28,12 @@ public sealed class OrchestratorOptions
     public string? ApiKeysFile { get; set; }
 
     /// <summary>
+    /// A Redis (StackExchange.Redis configuration string) where the tenants' limits are counted, so that replicas share
+    /// them; without it each replica counts its own (see <see cref="Access.TenantLimits"/>).
+    /// </summary>
+    public string? LimitsRedis { get; set; }
+
+    /// <summary>
     /// Whether an agent definition sent inline over the network may use every tool type. A definition carries its tools'
     /// authority: the commands a shell tool runs, a filesystem root, a database, MCP programs and addresses, private
     /// networks. Off (the default), such a definition may use <c>builtin.calculator</c> and <c>builtin.http</c> on public
