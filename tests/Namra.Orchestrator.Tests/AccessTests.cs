@@ -97,6 +97,18 @@ public sealed class AccessTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ManyFirstCallsAtOnce_AreAllAdmitted_WhileTheFileIsRead()
+    {
+        // A fresh server: the keys file is read by the first call, and every call arriving meanwhile waits for it.
+        await using var fresh = await NamraTestHost.StartAsync("all", new Dictionary<string, string?> { ["Namra:Orchestrator:ApiKeysFile"] = _file });
+        var client = new AgentService.AgentServiceClient(fresh.Channel);
+
+        var failures = await Task.WhenAll(Enumerable.Range(0, 64).Select(_ => Record(() => client.ListRunsAsync(new ListRunsRequest(), new Metadata { { "x-api-key", Viewer } }).ResponseAsync)));
+
+        Assert.All(failures, failure => Assert.Null(failure));
+    }
+
+    [Fact]
     public async Task AKeyLimitedToSomeAgents_MayRunOnlyThose()
     {
         var client = new AgentService.AgentServiceClient(_host.Channel);

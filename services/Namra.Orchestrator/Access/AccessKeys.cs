@@ -71,11 +71,16 @@ internal sealed partial class AccessKeys(IOptions<OrchestratorOptions> options, 
 
         lock (_gate)
         {
-            Volatile.Write(ref _checked, now);
+            if (Volatile.Read(ref _checked) != long.MinValue && timeProvider.GetElapsedTime(Volatile.Read(ref _checked), now) < CheckInterval)
+            {
+                return; // read by the caller that held the lock
+            }
+
             var file = options.Value.ApiKeysFile;
             var fileTime = file is { Length: > 0 } && File.Exists(file) ? File.GetLastWriteTimeUtc(file) : DateTime.MinValue;
             if (fileTime == _fileTime && _keys.Count > 0)
             {
+                Volatile.Write(ref _checked, now);
                 return;
             }
 
@@ -107,6 +112,9 @@ internal sealed partial class AccessKeys(IOptions<OrchestratorOptions> options, 
             {
                 Unreadable(logger, file ?? "", exception.Message);
             }
+
+            // Only now: callers arriving while the file was read wait for it, rather than finding no keys.
+            Volatile.Write(ref _checked, now);
         }
     }
 
