@@ -66,12 +66,17 @@ internal sealed class LlmGatewayGrpcService(
         return Task.FromResult(response);
     }
 
-    public override Task<CountTokensResponse> CountTokens(CountTokensRequest request, ServerCallContext context) =>
-        Task.FromResult(new CountTokensResponse
+    public override Task<CountTokensResponse> CountTokens(CountTokensRequest request, ServerCallContext context)
+    {
+        var response = new CountTokensResponse { InputTokens = Contracts.TokenEstimator.EstimateInput(request.SystemPrompt, request.Messages, request.Tools), Estimated = true };
+        if (request.Llm is { Provider: not LlmProvider.Unspecified, Model.Length: > 0 } && request.Messages.Count > 0)
         {
-            InputTokens = Contracts.TokenEstimator.EstimateInput(request.SystemPrompt, request.Messages, request.Tools),
-            Estimated = true,
-        });
+            // The worst case a call would be reserved at, by the same rule and prices as the call itself.
+            response.Reservation = CallReservations.Reserve(ToChatRequest(request.Llm, request.SystemPrompt, request.Messages, request.Tools, ToolChoice.Unspecified), pricing, budget: null);
+        }
+
+        return Task.FromResult(response);
+    }
 
     public override async Task<EmbedResponse> Embed(EmbedRequest request, ServerCallContext context)
     {

@@ -14,7 +14,7 @@ namespace Namra.Orchestrator;
 /// the loop, and reads run records from the memory service, so any replica answers for any run.
 /// </summary>
 internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, ActiveRuns active, ResolvedAgents resolved, RunApprovals approvals, Access.TenantLimits limits,
-    IOptions<OrchestratorOptions> options)
+    Access.TenantQuotas quotas, IOptions<OrchestratorOptions> options)
     : AgentService.AgentServiceBase
 {
     private const int MaxDecisionText = 4096;
@@ -164,6 +164,9 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
 
     private const int MaxFullPage = 10;
 
+    public override Task<GetUsageResponse> GetUsage(GetUsageRequest request, ServerCallContext context) =>
+        quotas.UsageAsync(TenantOf(context), context.CancellationToken);
+
     public override async Task<ValidateAgentResponse> ValidateAgent(ValidateAgentRequest request, ServerCallContext context)
     {
         if (request.Agent is null)
@@ -234,7 +237,8 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
             return await RepeatAsync(existing, emit, context).ConfigureAwait(false);
         }
 
-        // Counted among the tenant's runs until it ends or waits for approval.
+        // A tenant at its spending quota starts nothing; one within it is counted among its runs until the run ends or waits.
+        await quotas.AdmitAsync(principal.Tenant, agent.Agent, context.CancellationToken).ConfigureAwait(false);
         await using var slot = await limits.AdmitRunAsync(principal.Tenant, agent.Ref.Name, request.RunId, context).ConfigureAwait(false);
         try
         {

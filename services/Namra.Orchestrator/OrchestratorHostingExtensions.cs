@@ -37,6 +37,7 @@ public static class OrchestratorHostingExtensions
         builder.Services.AddSingleton<Access.AccessKeys>();
         builder.Services.AddSingleton<Access.AccessInterceptor>();
         builder.Services.AddSingleton<Access.TenantLimits>();
+        builder.Services.AddSingleton<Access.TenantQuotas>();
         // Callers in this process (the CLI's embedded mode) reach the API directly; API keys guard the network only.
         builder.Services.AddNamraGrpcService<AgentGrpcService, Contracts.V1.AgentService.AgentServiceBase>(Contracts.ServiceRoles.Orchestrator, Contracts.V1.AgentService.BindService);
         // REST for the methods with google.api.http rules (only the public API has them), on the HTTP port; the

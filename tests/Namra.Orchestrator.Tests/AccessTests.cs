@@ -49,6 +49,8 @@ public sealed class AccessTests : IAsyncLifetime
         { Approver, "ApproveToolCalls", true },
         { Approver, "Execute", false },
         { Approver, "ListRuns", true },
+        { Viewer, "GetUsage", true },
+        { Approver, "GetUsage", true },
     };
 
     [Theory]
@@ -64,6 +66,7 @@ public sealed class AccessTests : IAsyncLifetime
             "ValidateAgent" => () => client.ValidateAgentAsync(new ValidateAgentRequest { Agent = InlineAgents.Yaml(Calculator).Inline }, headers).ResponseAsync,
             "Execute" => () => client.ExecuteAsync(new ExecuteRequest { Agent = InlineAgents.Yaml(Calculator), Input = "1+1" }, headers).ResponseAsync,
             "CancelRun" => () => client.CancelRunAsync(new CancelRunRequest { RunId = "no-such-run" }, headers).ResponseAsync,
+            "GetUsage" => () => client.GetUsageAsync(new GetUsageRequest(), headers).ResponseAsync,
             _ => () => client.ApproveToolCallsAsync(new ApproveToolCallsRequest { RunId = "no-such-run" }, headers).ResponseAsync,
         };
         var failure = await Record(call);

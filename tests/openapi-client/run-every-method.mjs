@@ -418,6 +418,16 @@ await check("ListRuns: a page size out of range is INVALID_ARGUMENT (400)", asyn
   expectError("ListRuns", await api.GET("/v1/runs", { params: { query: { pageSize: 11, view: "RUN_VIEW_FULL" } } }), 400, 3, "page_size");
 });
 
+await check("GetUsage: the day and the month of the caller's tenant", async () => {
+  const usage = expectAnswer("GetUsage", await api.GET("/v1/usage"), 200);
+  assert.equal(typeof usage.tenant, "string");
+  assert.deepEqual(usage.periods.map((/** @type {any} */ p) => p.period), ["day", "month"]);
+  for (const period of usage.periods) {
+    assert.ok(Date.parse(period.startTime) < Date.parse(period.endTime), "a period ends after it starts");
+    assert.ok(Number(period.tokens ?? 0) > 0, "the runs above spent tokens");
+  }
+});
+
 await check("CancelRun: cancelling an ended run is a no-op", async () => {
   const result = await api.POST("/v1/agents/{runId}/cancel", { params: { path: { runId: executeRunId } }, body: { reason: "too late" } });
   const run = expectAnswer("CancelRun", result, 200).run;

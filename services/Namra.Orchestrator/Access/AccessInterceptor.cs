@@ -37,7 +37,7 @@ internal sealed class AccessInterceptor(AccessKeys keys, TenantLimits limits, Ti
     {
         "ValidateAgent" => Permission.ValidateAgents,
         "Execute" or "ExecuteStream" => Permission.Execute,
-        "GetRun" or "ListRuns" => Permission.ReadRuns,
+        "GetRun" or "ListRuns" or "GetUsage" => Permission.ReadRuns,
         "CancelRun" => Permission.CancelRuns,
         "ApproveToolCalls" or "DenyToolCalls" => Permission.ApproveToolCalls,
         _ => Permission.Admin,

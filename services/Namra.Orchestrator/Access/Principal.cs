@@ -11,7 +11,7 @@ internal enum Permission
     /// <summary>Execute and ExecuteStream (of the agents the principal's patterns allow).</summary>
     Execute,
 
-    /// <summary>GetRun and ListRuns.</summary>
+    /// <summary>GetRun, ListRuns and GetUsage.</summary>
     ReadRuns,
 
     /// <summary>CancelRun.</summary>

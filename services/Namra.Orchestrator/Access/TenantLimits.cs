@@ -16,7 +16,7 @@ namespace Namra.Orchestrator.Access;
 /// <c>RESOURCE_EXHAUSTED</c> with a <c>RetryInfo</c> (and <c>Retry-After</c> over REST). In one process the counts are
 /// <see cref="System.Threading.RateLimiting"/> limiters; with <c>Namra:Orchestrator:LimitsRedis</c> they live in Redis,
 /// so replicas share them (fixed windows of <c>RedisRateLimiting</c>, and run slots leased like runs are, see
-/// <see cref="RunSlots"/>). While Redis cannot be reached, calls are admitted and a warning is logged: limits protect the
+/// <see cref="RunSlots"/>), as are the spending counters of <see cref="TenantQuotas"/>. While Redis cannot be reached, calls are admitted and a warning is logged: limits protect the
 /// service, and are not a reason to stop it.
 /// </summary>
 internal sealed partial class TenantLimits : IAsyncDisposable
@@ -44,6 +44,7 @@ internal sealed partial class TenantLimits : IAsyncDisposable
             _requests = PartitionedRateLimiter.Create<(string Scope, int Limit), string>(key => RedisRateLimitPartition.GetFixedWindowRateLimiter(
                 $"namra:{key.Scope}:{key.Limit}", _ => new RedisFixedWindowRateLimiterOptions { ConnectionMultiplexerFactory = () => shared, PermitLimit = key.Limit, Window = Window }));
             Slots = new RunSlots.Shared(_redis, options.Value.LeaseDuration);
+            Spend = new SpendCounters.Shared(_redis);
         }
         else
         {
@@ -51,11 +52,15 @@ internal sealed partial class TenantLimits : IAsyncDisposable
             _requests = PartitionedRateLimiter.Create<(string Scope, int Limit), (string, int)>(key => RateLimitPartition.GetFixedWindowLimiter(key, _ =>
                 new FixedWindowRateLimiterOptions { PermitLimit = key.Limit, Window = Window, QueueLimit = 0, AutoReplenishment = true }));
             Slots = new RunSlots.InProcess();
+            Spend = new SpendCounters.InProcess();
         }
     }
 
     /// <summary>Where the runs executing are counted.</summary>
     public RunSlots Slots { get; }
+
+    /// <summary>Where the tenants' spending is counted (<see cref="TenantQuotas"/>).</summary>
+    public SpendCounters Spend { get; }
 
     /// <summary>Counts a public call against its tenant's requests per minute; refuses it past the limit.</summary>
     public async ValueTask AdmitCallAsync(Principal principal, ServerCallContext context)

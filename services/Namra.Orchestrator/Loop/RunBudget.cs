@@ -53,8 +53,8 @@ internal sealed class RunBudget(Budget? budget)
             // Every request the gateway made for the call counts: answered ones at what they used, lost ones at their
             // worst case, refused ones at nothing.
             var (tokens, dollars) = attempts.Count > 0
-                ? attempts.Select(a => Charge(a, reservation)).Aggregate((0L, 0.0), (sum, c) => (sum.Item1 + c.Tokens, sum.Item2 + c.Cost))
-                : Charge(new ProviderAttempt { Outcome = AttemptOutcome.Completed, Usage = usage, Cost = cost }, reservation);
+                ? attempts.Select(a => ChargeOf(a, reservation)).Aggregate((0L, 0.0), (sum, c) => (sum.Item1 + c.Tokens, sum.Item2 + c.Cost))
+                : ChargeOf(new ProviderAttempt { Outcome = AttemptOutcome.Completed, Usage = usage, Cost = cost }, reservation);
             _tokens += tokens;
             _cost += dollars;
             if (budget?.HasMaxTokens == true && _tokens > budget.MaxTokens)
@@ -78,14 +78,15 @@ internal sealed class RunBudget(Budget? budget)
         {
             foreach (var attempt in attempts)
             {
-                var (tokens, dollars) = Charge(attempt, null);
+                var (tokens, dollars) = ChargeOf(attempt, null);
                 _tokens += tokens;
                 _cost += dollars;
             }
         }
     }
 
-    private static (long Tokens, double Cost) Charge(ProviderAttempt attempt, CallReservation? reservation) => attempt.Outcome switch
+    /// <summary>What one provider request counts for: what it used, its worst case when that is unknown, nothing when refused.</summary>
+    public static (long Tokens, double Cost) ChargeOf(ProviderAttempt attempt, CallReservation? reservation) => attempt.Outcome switch
     {
         AttemptOutcome.Completed when attempt.Usage is { } used =>
             (used.InputTokens + used.OutputTokens + used.CacheCreationInputTokens + used.CacheReadInputTokens, attempt.Cost?.TotalUsd ?? reservation?.Cost?.TotalUsd ?? 0),

@@ -34,6 +34,7 @@ internal sealed class RunLoop(
     ModelTurns models,
     ToolCalls toolCalls,
     Replica replica,
+    Access.TenantQuotas quotas,
     IOptions<OrchestratorOptions> options,
     TimeProvider timeProvider,
     ILogger<RunLoop> logger)
@@ -538,27 +539,49 @@ internal sealed class RunLoop(
     }
 
     // The gateway reserves the call's worst case within what the run has left, and refuses before calling the provider
-    // when it does not fit. Null when the run ends here (the budget).
+    // when it does not fit; a tenant with a quota sets that worst case aside first (TenantQuotas). Null when the run ends
+    // here (the budget, the quota).
     private async Task<Reply?> CallModelAsync(RunContext run, int iteration, CancellationToken cancellationToken)
     {
         var state = run.State;
+        Access.TenantQuotas.Reservation quota;
+        try
+        {
+            quota = await quotas.ReserveAsync(run, cancellationToken).ConfigureAwait(false);
+        }
+        catch (NamraException exception) when (exception.StatusCode is StatusCode.ResourceExhausted or StatusCode.FailedPrecondition)
+        {
+            state.Fail(RunStatus.BudgetExceeded, exception);
+            return null;
+        }
+
+        var allowed = quota.Within(run.Budget.Left());
         GenerateCompleted completed;
         try
         {
-            completed = await models.GenerateAsync(run, run.Budget.Left(), iteration, cancellationToken).ConfigureAwait(false);
+            completed = await models.GenerateAsync(run, allowed, iteration, cancellationToken).ConfigureAwait(false);
+            await quota.SettleAsync(completed.Attempts, completed.Reservation).ConfigureAwait(false);
         }
         catch (DownstreamException exception) when (ModelTurns.BudgetRefusal(exception) is { } refusal)
         {
+            await quota.SettleAsync([], null).ConfigureAwait(false);
             state.Fail(RunStatus.BudgetExceeded, StatusCode.ResourceExhausted, refusal);
             return null;
         }
         catch (DownstreamException exception)
         {
             // The requests the failed call made are the run's too: on its ledger, and charged when their outcome is unknown.
-            var attempts = ModelTurns.FailedAttempts(exception, run.Request.Agent.Llm!, run.Budget.Left());
+            var attempts = ModelTurns.FailedAttempts(exception, run.Request.Agent.Llm!, allowed);
             run.Budget.Charge(attempts);
             state.Record(attempts, iteration);
+            await quota.SettleAsync(attempts, null).ConfigureAwait(false);
             throw;
+        }
+        finally
+        {
+            // Cancelled before an answer: the call may have reached the provider, so it keeps all it was allowed (a settled
+            // reservation is not settled again).
+            await quota.SettleUnknownAsync().ConfigureAwait(false);
         }
 
         var overshoot = run.Budget.Settle(completed.Attempts, completed.Usage, completed.Cost, completed.Reservation);

@@ -154,6 +154,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What the caller's tenant has spent on model calls this day and this month (UTC), what its runs have set aside for
+         *     calls in flight, and its quotas.
+         */
+        get: operations["GetUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -255,6 +275,10 @@ export interface components {
         };
         GetRunResponse: {
             run?: components["schemas"]["Run"];
+        };
+        GetUsageResponse: {
+            tenant?: string;
+            periods?: components["schemas"]["UsagePeriod"][];
         };
         InlineAgent: {
             content?: string;
@@ -427,6 +451,23 @@ export interface components {
             toolCallId?: string;
             name?: string;
             elapsed?: string;
+        };
+        UsagePeriod: {
+            period?: string;
+            startTime?: string;
+            endTime?: string;
+            /** Format: int64 */
+            tokens?: number;
+            /** Format: double */
+            costUsd?: number;
+            /** Format: int64 */
+            reservedTokens?: number;
+            /** Format: double */
+            reservedCostUsd?: number;
+            /** Format: int64 */
+            maxTokens?: number;
+            /** Format: double */
+            maxCostUsd?: number;
         };
         UsageUpdate: {
             usage?: components["schemas"]["TokenUsage"];
@@ -770,6 +811,44 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ValidateAgentResponse"];
+                };
+            };
+            /** @description The request was refused; `code` is its gRPC status: INVALID_ARGUMENT, FAILED_PRECONDITION or OUT_OF_RANGE (400), UNAUTHENTICATED (401), PERMISSION_DENIED (403), NOT_FOUND (404), ALREADY_EXISTS or ABORTED (409), RESOURCE_EXHAUSTED (429). */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    GetUsage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GetUsageResponse"];
                 };
             };
             /** @description The request was refused; `code` is its gRPC status: INVALID_ARGUMENT, FAILED_PRECONDITION or OUT_OF_RANGE (400), UNAUTHENTICATED (401), PERMISSION_DENIED (403), NOT_FOUND (404), ALREADY_EXISTS or ABORTED (409), RESOURCE_EXHAUSTED (429). */
