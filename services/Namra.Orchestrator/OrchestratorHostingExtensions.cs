@@ -20,6 +20,7 @@ public static class OrchestratorHostingExtensions
         ArgumentNullException.ThrowIfNull(builder);
         builder.Services.AddOptions<OrchestratorOptions>()
             .Bind(builder.Configuration.GetSection(OrchestratorOptions.SectionName))
+            .Validate(options => !options.Jwt.Enabled || options.Jwt.Audience is { Length: > 0 }, "Namra:Orchestrator:Jwt:Audience: name the audience tokens must be for (with Jwt:Authority).")
             .ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<OrchestratorOptions>, OrchestratorOptionsValidator>();
         builder.Services.AddSingleton<Downstream>();
@@ -38,6 +39,19 @@ public static class OrchestratorHostingExtensions
         builder.Services.AddSingleton<Access.AccessInterceptor>();
         builder.Services.AddSingleton<Access.TenantLimits>();
         builder.Services.AddSingleton<Access.TenantQuotas>();
+        builder.Services.AddSingleton<Access.BearerTokens>();
+        // Tokens are validated by the JwtBearer handler when the access interceptor asks it (no authentication middleware).
+        builder.Services.AddAuthentication().AddJwtBearer();
+        builder.Services.AddOptions<Microsoft.AspNetCore.Authentication.JwtBearer.JwtBearerOptions>(Microsoft.AspNetCore.Authentication.JwtBearer.JwtBearerDefaults.AuthenticationScheme)
+            .Configure<IOptions<OrchestratorOptions>>((bearer, orchestrator) =>
+            {
+                var jwt = orchestrator.Value.Jwt;
+                bearer.Authority = jwt.Authority;
+                bearer.Audience = jwt.Audience;
+                bearer.RequireHttpsMetadata = jwt.RequireHttpsMetadata;
+                bearer.MapInboundClaims = false;
+                bearer.TokenValidationParameters.ClockSkew = TimeSpan.FromSeconds(30);
+            });
         // Callers in this process (the CLI's embedded mode) reach the API directly; API keys guard the network only.
         builder.Services.AddNamraGrpcService<AgentGrpcService, Contracts.V1.AgentService.AgentServiceBase>(Contracts.ServiceRoles.Orchestrator, Contracts.V1.AgentService.BindService);
         // REST for the methods with google.api.http rules (only the public API has them), on the HTTP port; the

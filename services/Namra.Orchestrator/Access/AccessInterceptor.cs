@@ -1,18 +1,21 @@
 using Grpc.Core;
 using Grpc.Core.Interceptors;
+using Microsoft.Extensions.Options;
 using Namra.Hosting.Errors;
+using Namra.Orchestrator.Options;
 
 namespace Namra.Orchestrator.Access;
 
 /// <summary>
 /// Guards every method of the public API (<c>namra.v1.AgentService</c>, over gRPC and REST alike). With keys configured
-/// (<see cref="AccessKeys"/>), a call must send <c>authorization: Bearer KEY</c> or <c>x-api-key: KEY</c> with a known,
-/// unexpired key, or it is <c>UNAUTHENTICATED</c>; then the key's roles must grant the method's permission, or it is
+/// (<see cref="AccessKeys"/>) or bearer tokens accepted (<see cref="BearerTokens"/>), a call must send
+/// <c>authorization: Bearer KEY</c> or <c>x-api-key: KEY</c> with a known, unexpired key, or <c>authorization: Bearer
+/// TOKEN</c> with a valid token, or it is <c>UNAUTHENTICATED</c>; then the key's roles must grant the method's permission, or it is
 /// <c>PERMISSION_DENIED</c> naming the permission. Without keys every caller may do everything (a local deployment, the
 /// embedded CLI). The principal is kept in the call's <c>UserState</c> for the service (which agents it may run, whether
 /// its inline definitions keep their tools' authority). Keys are compared by hash and never logged.
 /// </summary>
-internal sealed class AccessInterceptor(AccessKeys keys, TenantLimits limits, TimeProvider timeProvider) : Interceptor
+internal sealed class AccessInterceptor(AccessKeys keys, BearerTokens tokens, TenantLimits limits, IOptions<OrchestratorOptions> options, TimeProvider timeProvider) : Interceptor
 {
     private const string PublicService = "/namra.v1.AgentService/";
 
@@ -50,7 +53,7 @@ internal sealed class AccessInterceptor(AccessKeys keys, TenantLimits limits, Ti
             return;
         }
 
-        var principal = Authenticate(context);
+        var principal = await AuthenticateAsync(context).ConfigureAwait(false);
         var needed = Needed(context.Method);
         if (!principal.Has(needed))
         {
@@ -64,19 +67,28 @@ internal sealed class AccessInterceptor(AccessKeys keys, TenantLimits limits, Ti
         context.UserState[Principal.UserStateKey] = principal;
     }
 
-    private Principal Authenticate(ServerCallContext context)
+    private async ValueTask<Principal> AuthenticateAsync(ServerCallContext context)
     {
-        if (!keys.Required)
+        var jwt = options.Value.Jwt;
+        if (!keys.Required && !jwt.Enabled)
         {
             return Principal.Unrestricted;
         }
 
-        var presented = context.RequestHeaders.GetValue("authorization") is { } authorization && authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)
+        var bearer = context.RequestHeaders.GetValue("authorization") is { } authorization && authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)
             ? authorization["Bearer ".Length..].Trim()
-            : context.RequestHeaders.GetValue("x-api-key");
+            : null;
+        if (jwt.Enabled && bearer is not null && BearerTokens.LooksLikeToken(bearer))
+        {
+            return await tokens.AuthenticateAsync(context).ConfigureAwait(false);
+        }
+
+        var presented = bearer ?? context.RequestHeaders.GetValue("x-api-key");
         if (presented is null)
         {
-            throw new NamraException(StatusCode.Unauthenticated, "Send an API key: authorization: Bearer KEY (or x-api-key: KEY).");
+            throw new NamraException(StatusCode.Unauthenticated, jwt.Enabled
+                ? $"Send a bearer token from {jwt.Authority} (authorization: Bearer TOKEN), or an API key (x-api-key: KEY)."
+                : "Send an API key: authorization: Bearer KEY (or x-api-key: KEY).");
         }
 
         var entry = keys.Find(presented) ?? throw new NamraException(StatusCode.Unauthenticated, "The API key is not valid.");

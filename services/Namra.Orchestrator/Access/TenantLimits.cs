@@ -187,9 +187,9 @@ internal sealed partial class TenantLimits : IAsyncDisposable
     private static NamraException Refused(string message, TimeSpan retryAfter, string reason, string tenant, string? agent, int limit, ServerCallContext context)
     {
         var seconds = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds));
-        if (context.GetHttpContext() is { } http)
+        if (!Hosting.Clients.InProcessCalls.IsInProcess(context))
         {
-            http.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            context.GetHttpContext().Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
 
         var info = new Google.Rpc.ErrorInfo { Reason = reason, Domain = "namra.dev", Metadata = { ["tenant"] = tenant, ["limit"] = limit.ToString(System.Globalization.CultureInfo.InvariantCulture) } };

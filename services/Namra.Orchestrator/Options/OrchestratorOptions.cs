@@ -86,6 +86,38 @@ public sealed class OrchestratorOptions
     /// <summary>Most events one run may emit (text deltas included) before it is stopped. Default 100,000.</summary>
     [Range(100, 10_000_000)]
     public int MaxRunEvents { get; set; } = 100_000;
+
+    /// <summary>OIDC/JWT bearer tokens accepted by the public API beside API keys; section <c>Namra:Orchestrator:Jwt</c>.</summary>
+    public JwtOptions Jwt { get; set; } = new();
+}
+
+/// <summary>
+/// Bearer tokens from an OpenID Connect issuer: signed by a key the issuer publishes (its JWKS, found through
+/// <c>{Authority}/.well-known/openid-configuration</c>), for <see cref="Audience"/>, unexpired; the caller's tenant, roles
+/// and agent patterns are read from claims.
+/// </summary>
+public sealed class JwtOptions
+{
+    /// <summary>The issuer (<c>https://login.example.com/realms/namra</c>); tokens are accepted only when it is set.</summary>
+    public string? Authority { get; set; }
+
+    /// <summary>The audience tokens must be for (<c>aud</c>); required with <see cref="Authority"/>.</summary>
+    public string? Audience { get; set; }
+
+    /// <summary>Whether the issuer's metadata must be fetched over HTTPS. Default on; off only for an issuer on this machine.</summary>
+    public bool RequireHttpsMetadata { get; set; } = true;
+
+    /// <summary>The claim naming the caller's tenant; the default tenant when a token has none. Default <c>tenant</c>.</summary>
+    public string TenantClaim { get; set; } = "tenant";
+
+    /// <summary>The claim listing the caller's roles (an array, or names separated by spaces). Default <c>roles</c>.</summary>
+    public string RolesClaim { get; set; } = "roles";
+
+    /// <summary>The claim listing the agents the caller may run (name patterns); any agent without it. Default <c>namra_agents</c>.</summary>
+    public string AgentsClaim { get; set; } = "namra_agents";
+
+    /// <summary>Whether bearer tokens are accepted.</summary>
+    public bool Enabled => Authority is { Length: > 0 };
 }
 
 /// <summary>Validates <see cref="OrchestratorOptions"/> at start-up (source-generated).</summary>
