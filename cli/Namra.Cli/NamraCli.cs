@@ -15,6 +15,7 @@ internal static class NamraCli
         root.Subcommands.Add(RunCommand.Create(console, input ?? Console.In));
         root.Subcommands.Add(RunCommand.CreateChat(console, input ?? Console.In));
         root.Subcommands.Add(RunsCommand.Create(console));
+        root.Subcommands.Add(AuditCommand.Create(console));
         root.Subcommands.Add(SchemaCommand.Create(console));
         root.Subcommands.Add(VersionCommand.Create(console));
         return root;

@@ -24,6 +24,8 @@ internal sealed class MemoryGrpcService(
     private const int MaxIdLength = 256;
     private const int DefaultPageSize = 50;
     private const int MaxPageSize = 1000;
+    private const int MaxAuditPage = 1000;
+    private const int MaxAuditEntryBytes = 16 * 1024;
 
     public override Task<AppendMessagesResponse> AppendMessages(AppendMessagesRequest request, ServerCallContext context) =>
         Traced("append_messages", request.Store, async store =>
@@ -340,6 +342,56 @@ internal sealed class MemoryGrpcService(
 
             return response;
         }, context);
+
+    public override Task<AppendAuditEntriesResponse> AppendAuditEntries(AppendAuditEntriesRequest request, ServerCallContext context) =>
+        Traced("append_audit", MemoryType.Unspecified, async store =>
+        {
+            Audited(store);
+            if (request.Entries.Count is 0 or > MaxAuditPage)
+            {
+                throw new InvalidArgumentException("entries", $"Send 1 to {MaxAuditPage:N0} entries.");
+            }
+
+            for (var i = 0; i < request.Entries.Count; i++)
+            {
+                var entry = request.Entries[i];
+                entry.Tenant = TenantOf(entry.Tenant, $"entries[{i}].tenant");
+                CheckId(entry.Id, $"entries[{i}].id");
+                if (entry.Action.Length == 0 || entry.CalculateSize() > MaxAuditEntryBytes)
+                {
+                    throw new InvalidArgumentException($"entries[{i}]", $"Name the action; an entry is at most {MaxAuditEntryBytes:N0} bytes.");
+                }
+
+                entry.Time ??= Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow());
+            }
+
+            var stored = await MemoryStores.Guard(store, () => store.AppendAuditAsync(request.Entries, context.CancellationToken)).ConfigureAwait(false);
+            return new AppendAuditEntriesResponse { Entries = { stored } };
+        }, context);
+
+    public override Task<ListAuditEntriesResponse> ListAuditEntries(ListAuditEntriesRequest request, ServerCallContext context) =>
+        Traced("list_audit", MemoryType.Unspecified, async store =>
+        {
+            Audited(store);
+            if (request.AfterSequence < 0)
+            {
+                throw new InvalidArgumentException("after_sequence", "Cannot be negative.");
+            }
+
+            var size = PageSize(request.PageSize);
+            var tenant = request.Tenant.Length > 0 ? TenantOf(request.Tenant) : null;
+            var entries = await MemoryStores.Guard(store, () => store.ListAuditAsync(tenant, request.AfterSequence, size + 1, context.CancellationToken)).ConfigureAwait(false);
+            return new ListAuditEntriesResponse { Entries = { entries.Take(size) }, More = entries.Count > size };
+        }, context);
+
+    private static void Audited(IMemoryStore store)
+    {
+        if (!store.KeepsAudit)
+        {
+            throw new NamraException(StatusCode.FailedPrecondition,
+                $"The audit log is kept by the memory service's default store, and {MemoryOptions.Name(store.Type)} keeps none: make sqlite or postgres the default (Namra:Memory:DefaultStore).");
+        }
+    }
 
     private async Task<T> Traced<T>(string operation, MemoryType type, Func<IMemoryStore, Task<T>> call, ServerCallContext context)
     {

@@ -22,13 +22,15 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
     public override async Task<ExecuteResponse> Execute(ExecuteRequest request, ServerCallContext context)
     {
         var run = await StartAsync(request.Agent, request.Input, request.SessionId, request.Labels, request.RunId, emit: null, context).ConfigureAwait(false);
+        Access.AuditLog.Note(context, Access.AuditLog.Facts.Of(run));
         return new ExecuteResponse { Run = run };
     }
 
     public override async Task ExecuteStream(ExecuteStreamRequest request, IServerStreamWriter<ExecuteStreamResponse> responseStream, ServerCallContext context)
     {
-        await StartAsync(request.Agent, request.Input, request.SessionId, request.Labels, request.RunId,
+        var run = await StartAsync(request.Agent, request.Input, request.SessionId, request.Labels, request.RunId,
             item => responseStream.WriteAsync(new ExecuteStreamResponse { Event = item }, context.CancellationToken), context).ConfigureAwait(false);
+        Access.AuditLog.Note(context, Access.AuditLog.Facts.Of(run));
     }
 
     public override async Task<GetRunResponse> GetRun(GetRunRequest request, ServerCallContext context)
@@ -36,6 +38,7 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
         Require(request.RunId, "run_id");
         var record = await downstream.Memory.GetRunRecordAsync(
             new GetRunRecordRequest { RunId = request.RunId, Tenant = TenantOf(context) }, deadline: context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false);
+        Access.AuditLog.Note(context, new Access.AuditLog.Facts(record.Run.Agent?.Name ?? "", record.Run.RunId));
         return new GetRunResponse { Run = record.Run };
     }
 
@@ -46,6 +49,7 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
         {
             var record = (await downstream.Memory.GetRunRecordAsync(
                 new GetRunRecordRequest { RunId = request.RunId, Tenant = TenantOf(context) }, deadline: context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false)).Run;
+            Access.AuditLog.Note(context, new Access.AuditLog.Facts(record.Agent?.Name ?? "", record.RunId));
             try
             {
                 if (record.Status == RunStatus.AwaitingApproval)
@@ -88,6 +92,7 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
         CheckDecision(request.RunId, request.Reason, request.DecidedBy);
         var run = await approvals.DecideAsync(TenantOf(context), request.RunId, request.ToolCallIds, approve: true, request.Reason, DecidedBy(request.DecidedBy, context), request.ArgumentsJson,
             context.Deadline, context.CancellationToken).ConfigureAwait(false);
+        Access.AuditLog.Note(context, new Access.AuditLog.Facts(run.Agent?.Name ?? "", run.RunId));
         return new ApproveToolCallsResponse { Run = run };
     }
 
@@ -96,6 +101,7 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
         CheckDecision(request.RunId, request.Reason, request.DecidedBy);
         var run = await approvals.DecideAsync(TenantOf(context), request.RunId, request.ToolCallIds, approve: false, request.Reason, DecidedBy(request.DecidedBy, context),
             new Dictionary<string, string>(), context.Deadline, context.CancellationToken).ConfigureAwait(false);
+        Access.AuditLog.Note(context, new Access.AuditLog.Facts(run.Agent?.Name ?? "", run.RunId));
         return new DenyToolCallsResponse { Run = run };
     }
 
@@ -166,6 +172,17 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
 
     public override Task<GetUsageResponse> GetUsage(GetUsageRequest request, ServerCallContext context) =>
         quotas.UsageAsync(TenantOf(context), context.CancellationToken);
+
+    // The operator (a caller of the default tenant) reads every tenant's entries; any other caller its own tenant's.
+    public override async Task<ListAuditResponse> ListAudit(ListAuditRequest request, ServerCallContext context)
+    {
+        var tenant = TenantOf(context);
+        var listed = await downstream.Memory.ListAuditEntriesAsync(new ListAuditEntriesRequest
+        {
+            AfterSequence = request.AfterSequence, PageSize = request.PageSize, Tenant = tenant == Tenants.Default ? "" : tenant,
+        }, deadline: context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false);
+        return new ListAuditResponse { Entries = { listed.Entries }, More = listed.More };
+    }
 
     public override async Task<ValidateAgentResponse> ValidateAgent(ValidateAgentRequest request, ServerCallContext context)
     {

@@ -40,6 +40,7 @@ public static class OrchestratorHostingExtensions
         builder.Services.AddSingleton<Access.TenantLimits>();
         builder.Services.AddSingleton<Access.TenantQuotas>();
         builder.Services.AddSingleton<Access.BearerTokens>();
+        builder.Services.AddSingleton<Access.AuditLog>();
         // Tokens are validated by the JwtBearer handler when the access interceptor asks it (no authentication middleware).
         builder.Services.AddAuthentication().AddJwtBearer();
         builder.Services.AddOptions<Microsoft.AspNetCore.Authentication.JwtBearer.JwtBearerOptions>(Microsoft.AspNetCore.Authentication.JwtBearer.JwtBearerDefaults.AuthenticationScheme)

@@ -49,6 +49,9 @@ internal static class OrchestratorTelemetry
     /// <summary>Time from a call's approval request to its decision.</summary>
     public static readonly NamraHistogram ApprovalWait = NamraMetrics.DurationHistogram(Meter, "namra.approval.wait", "Time a tool call waited for its decision.", "agent");
 
+    /// <summary>Entries of the audit log, by whether the memory service stored them (<c>stored</c>, <c>lost</c>).</summary>
+    public static readonly NamraCounter AuditEntries = NamraMetrics.Counter(Meter, "namra.audit.entries", "{entry}", "Entries of the audit log, by whether the memory service stored them.", "result");
+
     /// <summary>Runs handed over to other replicas as this one stopped.</summary>
     public static readonly NamraCounter HandedOver = NamraMetrics.Counter(Meter, "namra.runs.handed_over", "{run}", "Runs handed over to other replicas as this one stopped.");
 

@@ -493,6 +493,44 @@ public abstract class MemoryContract : IAsyncLifetime
         Assert.Empty(initech.Memories);
     }
 
+    [Fact]
+    public async Task AuditEntries_AppendedAtOnceByManyWriters_FormOneUnbrokenChain()
+    {
+        var tenant = $"t{Id("audit").Replace("-", "", StringComparison.Ordinal)}";
+        AppendAuditEntriesRequest Batch(int writer) => new()
+        {
+            Entries = { Enumerable.Range(0, 5).Select(i => new AuditEntry { Id = $"{tenant}-{writer}-{i}", Tenant = tenant, Principal = $"writer-{writer}", Action = "Execute", Outcome = "OK", Detail = $"call {i}" }) },
+        };
+        var appends = Enumerable.Range(0, 8).Select(writer => Client.AppendAuditEntriesAsync(Batch(writer)).ResponseAsync).ToList();
+
+        if (Store == MemoryType.Redis)
+        {
+            var refused = await Assert.ThrowsAsync<RpcException>(() => appends[0]);
+            Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
+            Assert.Contains("audit log", refused.Status.Detail, StringComparison.Ordinal);
+            await Task.WhenAll(appends.Skip(1).Select(a => a.ContinueWith(_ => { }, TaskScheduler.Default)));
+            return;
+        }
+
+        var stored = await Task.WhenAll(appends);
+        var retried = await Client.AppendAuditEntriesAsync(Batch(3)); // a retry whose first answer was lost
+        var chain = new List<AuditEntry>();
+        ListAuditEntriesResponse page;
+        do
+        {
+            page = await Client.ListAuditEntriesAsync(new ListAuditEntriesRequest { AfterSequence = chain.Count > 0 ? chain[^1].Sequence : 0, PageSize = 7 });
+            chain.AddRange(page.Entries);
+        }
+        while (page.More);
+        var mine = await Client.ListAuditEntriesAsync(new ListAuditEntriesRequest { Tenant = tenant, PageSize = 1000 });
+
+        Assert.Empty(Namra.Contracts.AuditChain.Problems(chain));
+        Assert.Equal(40, mine.Entries.Count);
+        Assert.Empty(retried.Entries);
+        Assert.All(stored, response => Assert.Equal(Enumerable.Range(0, 4).Select(i => response.Entries[0].Sequence + i + 1), response.Entries.Skip(1).Select(e => e.Sequence)));
+        Assert.Equal(stored.SelectMany(r => r.Entries).Select(e => e.Hash).Order(), mine.Entries.Select(e => e.Hash).Order());
+    }
+
     protected Task<AppendMessagesResponse> Append(string session, params Message[] messages) =>
         Client.AppendMessagesAsync(new AppendMessagesRequest { SessionId = session, AgentName = "tester", Store = Store, Messages = { messages } }).ResponseAsync;
 

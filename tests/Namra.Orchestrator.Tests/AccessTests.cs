@@ -51,6 +51,8 @@ public sealed class AccessTests : IAsyncLifetime
         { Approver, "ListRuns", true },
         { Viewer, "GetUsage", true },
         { Approver, "GetUsage", true },
+        { Viewer, "ListAudit", false },
+        { Runner, "ListAudit", false },
     };
 
     [Theory]
@@ -67,6 +69,7 @@ public sealed class AccessTests : IAsyncLifetime
             "Execute" => () => client.ExecuteAsync(new ExecuteRequest { Agent = InlineAgents.Yaml(Calculator), Input = "1+1" }, headers).ResponseAsync,
             "CancelRun" => () => client.CancelRunAsync(new CancelRunRequest { RunId = "no-such-run" }, headers).ResponseAsync,
             "GetUsage" => () => client.GetUsageAsync(new GetUsageRequest(), headers).ResponseAsync,
+            "ListAudit" => () => client.ListAuditAsync(new ListAuditRequest(), headers).ResponseAsync,
             _ => () => client.ApproveToolCallsAsync(new ApproveToolCallsRequest { RunId = "no-such-run" }, headers).ResponseAsync,
         };
         var failure = await Record(call);

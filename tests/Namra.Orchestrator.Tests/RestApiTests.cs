@@ -73,7 +73,7 @@ public sealed class RestApiTests : IAsyncLifetime
 
         // What a client generator needs: an id per operation, the key schemes, and JSON types rather than C# members.
         var operations = paths.EnumerateObject().SelectMany(path => path.Value.EnumerateObject()).Select(op => op.Value.GetProperty("operationId").GetString()).ToList();
-        Assert.Equal(["ApproveToolCalls", "CancelRun", "DenyToolCalls", "Execute", "ExecuteStream", "GetRun", "GetUsage", "ListRuns", "ValidateAgent"], operations.Order(StringComparer.Ordinal));
+        Assert.Equal(["ApproveToolCalls", "CancelRun", "DenyToolCalls", "Execute", "ExecuteStream", "GetRun", "GetUsage", "ListAudit", "ListRuns", "ValidateAgent"], operations.Order(StringComparer.Ordinal));
         var schemes = document.GetProperty("components").GetProperty("securitySchemes");
         Assert.Equal(("http", "bearer"), (schemes.GetProperty("bearer").GetProperty("type").GetString(), schemes.GetProperty("bearer").GetProperty("scheme").GetString()));
         Assert.Equal("x-api-key", schemes.GetProperty("apiKey").GetProperty("name").GetString());

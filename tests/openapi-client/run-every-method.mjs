@@ -428,6 +428,17 @@ await check("GetUsage: the day and the month of the caller's tenant", async () =
   }
 });
 
+await check("ListAudit: the calls above, chained by hash", async () => {
+  const audit = expectAnswer("ListAudit", await api.GET("/v1/audit", { params: { query: { pageSize: 1000 } } }), 200);
+  assert.ok(audit.entries.length > 0, "no audit entries");
+  for (const [i, entry] of audit.entries.entries()) {
+    assert.equal(Number(entry.sequence), i + 1, "the entries are numbered without gaps");
+    assert.match(entry.hash, /^[0-9a-f]{64}$/);
+    assert.equal(entry.previousHash ?? "", i === 0 ? "" : audit.entries[i - 1].hash, "each entry names the hash of the one before");
+  }
+  assert.ok(audit.entries.some((/** @type {any} */ e) => e.action === "Execute" && e.outcome === "OK"), "the runs above are not in the audit log");
+});
+
 await check("CancelRun: cancelling an ended run is a no-op", async () => {
   const result = await api.POST("/v1/agents/{runId}/cancel", { params: { path: { runId: executeRunId } }, body: { reason: "too late" } });
   const run = expectAnswer("CancelRun", result, 200).run;

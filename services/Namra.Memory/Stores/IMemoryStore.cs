@@ -59,6 +59,18 @@ internal interface IMemoryStore
 
     /// <summary>The memories of a namespace (at most <paramref name="limit"/>), for exact similarity search.</summary>
     Task<IReadOnlyList<StoredMemory>> MemoriesAsync(string tenant, string space, int limit, CancellationToken cancellationToken);
+
+    /// <summary>Whether the store keeps the audit log (<see cref="AppendAuditAsync"/>).</summary>
+    bool KeepsAudit => true;
+
+    /// <summary>
+    /// Appends audit entries after the last one, each numbered and chained to the one before (<see cref="Contracts.AuditChain"/>),
+    /// in one write, one writer at a time (across processes too); an entry whose id the log holds is skipped. Returns those stored.
+    /// </summary>
+    Task<IReadOnlyList<AuditEntry>> AppendAuditAsync(IReadOnlyList<AuditEntry> entries, CancellationToken cancellationToken);
+
+    /// <summary>Audit entries after <paramref name="afterSequence"/> in order, of one tenant or (null) of all.</summary>
+    Task<IReadOnlyList<AuditEntry>> ListAuditAsync(string? tenant, long afterSequence, int limit, CancellationToken cancellationToken);
 }
 
 /// <summary>Retention of a session: most messages kept (0 = all), and how long it lives after its last append (null = forever).</summary>

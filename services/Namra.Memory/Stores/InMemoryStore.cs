@@ -21,6 +21,8 @@ internal sealed class InMemoryStore(TimeProvider timeProvider, int maxRuns) : IM
     private readonly ConcurrentDictionary<string, ImmutableList<RunJournalEntry>> _journals = new(StringComparer.Ordinal);
     private readonly Lock _runWrites = new(); // a record and its journal change together
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<string, StoredMemory>> _memories = new(StringComparer.Ordinal);
+    private readonly List<AuditEntry> _audit = [];
+    private readonly HashSet<string> _auditIds = new(StringComparer.Ordinal);
 
     public MemoryType Type => MemoryType.InMemory;
 
@@ -222,6 +224,38 @@ internal sealed class InMemoryStore(TimeProvider timeProvider, int maxRuns) : IM
 
     public Task<IReadOnlyList<StoredMemory>> MemoriesAsync(string tenant, string space, int limit, CancellationToken cancellationToken) =>
         Task.FromResult<IReadOnlyList<StoredMemory>>(_memories.TryGetValue(Key(tenant, space), out var memories) ? [.. memories.Values.Take(limit)] : []);
+
+    public Task<IReadOnlyList<AuditEntry>> AppendAuditAsync(IReadOnlyList<AuditEntry> entries, CancellationToken cancellationToken)
+    {
+        lock (_audit)
+        {
+            var stored = new List<AuditEntry>(entries.Count);
+            foreach (var entry in entries)
+            {
+                if (!_auditIds.Add(entry.Id))
+                {
+                    continue;
+                }
+
+                var linked = entry.Clone();
+                Contracts.AuditChain.Link(linked, _audit.Count > 0 ? _audit[^1] : null);
+                _audit.Add(linked);
+                stored.Add(linked.Clone());
+            }
+
+            return Task.FromResult<IReadOnlyList<AuditEntry>>(stored);
+        }
+    }
+
+    public Task<IReadOnlyList<AuditEntry>> ListAuditAsync(string? tenant, long afterSequence, int limit, CancellationToken cancellationToken)
+    {
+        lock (_audit)
+        {
+            // Numbered from 1 without gaps: the entry after a sequence is at that index.
+            return Task.FromResult<IReadOnlyList<AuditEntry>>([.. _audit.Skip((int)Math.Min(afterSequence, _audit.Count))
+                .Where(entry => tenant is null || entry.Tenant == tenant).Take(limit).Select(entry => entry.Clone())]);
+        }
+    }
 
     // A tenant's name has no control characters, nor has an id: the separator keeps every pair apart.
     private static string Key(string tenant, string id) => string.Concat(tenant, "\u001f", id);

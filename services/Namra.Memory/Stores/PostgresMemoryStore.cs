@@ -12,6 +12,7 @@ namespace Namra.Memory.Stores;
 internal sealed class PostgresMemoryStore : SqlMemoryStore, IAsyncDisposable
 {
     private const long MigrationLock = 0x6e616d7261; // "namra"
+    private const long AuditLock = 0x6e616d7261_61; // "namra" "a"
     private readonly NpgsqlDataSource _dataSource;
 
     public PostgresMemoryStore(string connectionString, TimeSpan timeout, TimeProvider timeProvider)
@@ -73,6 +74,10 @@ internal sealed class PostgresMemoryStore : SqlMemoryStore, IAsyncDisposable
         await ExecuteAsync(connection, transaction, cancellationToken, "INSERT INTO namra_schema (version) VALUES ($1)", SchemaVersion).ConfigureAwait(false);
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
     }
+
+    // Replicas appending at once queue here, so that each reads the last entry the one before it wrote.
+    protected override async Task LockAuditAsync(DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken) =>
+        await ExecuteAsync(connection, transaction, cancellationToken, "SELECT pg_advisory_xact_lock($1)", AuditLock).ConfigureAwait(false);
 
     public ValueTask DisposeAsync() => _dataSource.DisposeAsync();
 }

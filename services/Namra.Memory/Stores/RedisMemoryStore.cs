@@ -259,6 +259,16 @@ internal sealed class RedisMemoryStore(string configuration, TimeSpan timeout, T
         return memories;
     }
 
+    // The audit log needs one writer at a time and SHA-256 between reading the last entry and writing the next: the SQL
+    // stores keep it (the memory service refuses it here).
+    public bool KeepsAudit => false;
+
+    public Task<IReadOnlyList<AuditEntry>> AppendAuditAsync(IReadOnlyList<AuditEntry> entries, CancellationToken cancellationToken) =>
+        throw new NotSupportedException("The Redis store keeps no audit log.");
+
+    public Task<IReadOnlyList<AuditEntry>> ListAuditAsync(string? tenant, long afterSequence, int limit, CancellationToken cancellationToken) =>
+        throw new NotSupportedException("The Redis store keeps no audit log.");
+
     public async ValueTask DisposeAsync()
     {
         if (_redis is not null)

@@ -17,8 +17,9 @@ namespace Namra.Memory.Stores;
 internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
 {
     /// <summary>The schema version this code writes; older schemas are upgraded at start.</summary>
-    protected const int SchemaVersion = 2;
+    protected const int SchemaVersion = 3;
 
+    // The tables of version 1, renamed aside by the upgrade from it.
     private static readonly string[] Tables = ["namra_sessions", "namra_messages", "namra_runs", "namra_run_journal", "namra_memories"];
 
     public abstract MemoryType Type { get; }
@@ -58,7 +59,8 @@ internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
     /// </summary>
     protected IReadOnlyList<string> Upgrade(int version) => version switch
     {
-        0 or SchemaVersion => Schema(),
+        // Version 3 added the audit log, a table of its own.
+        0 or 2 or SchemaVersion => Schema(),
         1 =>
         [
             .. Tables.Select(table => $"ALTER TABLE {table} RENAME TO {table}_v1"),
@@ -107,6 +109,12 @@ internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
             tenant TEXT NOT NULL, namespace TEXT NOT NULL, id TEXT NOT NULL, text TEXT NOT NULL, metadata TEXT NOT NULL, model TEXT NOT NULL,
             embedding {BinaryType} NOT NULL, CONSTRAINT namra_memories_key PRIMARY KEY (tenant, namespace, id))
         """,
+        $"""
+        CREATE TABLE IF NOT EXISTS namra_audit (
+            seq BIGINT NOT NULL, entry_id TEXT NOT NULL, tenant TEXT NOT NULL, body {BinaryType} NOT NULL,
+            CONSTRAINT namra_audit_key PRIMARY KEY (seq), CONSTRAINT namra_audit_once UNIQUE (entry_id))
+        """,
+        "CREATE INDEX IF NOT EXISTS namra_audit_by_tenant ON namra_audit (tenant, seq)",
     ];
 
     public virtual async Task<AppendOutcome> AppendAsync(string tenant, string sessionId, string agentName, IReadOnlyList<Message> messages, Retention retention, CancellationToken cancellationToken)
@@ -347,6 +355,62 @@ internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
         }
 
         return memories;
+    }
+
+    /// <summary>Makes the transaction the only writer of the audit log until it ends.</summary>
+    protected abstract Task LockAuditAsync(DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken);
+
+    public virtual async Task<IReadOnlyList<AuditEntry>> AppendAuditAsync(IReadOnlyList<AuditEntry> entries, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var transaction = await BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
+        await LockAuditAsync(connection, transaction, cancellationToken).ConfigureAwait(false);
+        AuditEntry? previous = null;
+        await using (var reader = await ReadAsync(connection, transaction, cancellationToken, "SELECT body FROM namra_audit ORDER BY seq DESC LIMIT 1").ConfigureAwait(false))
+        {
+            if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                previous = AuditEntry.Parser.ParseFrom((byte[])reader.GetValue(0));
+            }
+        }
+
+        var stored = new List<AuditEntry>(entries.Count);
+        foreach (var entry in entries)
+        {
+            // A retried append: what the log holds already is not added again.
+            await using (var held = await ReadAsync(connection, transaction, cancellationToken, "SELECT 1 FROM namra_audit WHERE entry_id = $1", entry.Id).ConfigureAwait(false))
+            {
+                if (await held.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    continue;
+                }
+            }
+
+            var linked = entry.Clone();
+            AuditChain.Link(linked, previous);
+            await ExecuteAsync(connection, transaction, cancellationToken, "INSERT INTO namra_audit (seq, entry_id, tenant, body) VALUES ($1, $2, $3, $4)",
+                linked.Sequence, linked.Id, linked.Tenant, linked.ToByteArray()).ConfigureAwait(false);
+            stored.Add(linked);
+            previous = linked;
+        }
+
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return stored;
+    }
+
+    public async Task<IReadOnlyList<AuditEntry>> ListAuditAsync(string? tenant, long afterSequence, int limit, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var reader = await ReadAsync(connection, null, cancellationToken,
+            $"SELECT body FROM namra_audit WHERE {(tenant is null ? "$1 = ''" : "tenant = $1")} AND seq > $2 ORDER BY seq LIMIT $3",
+            tenant ?? "", afterSequence, (long)limit).ConfigureAwait(false);
+        var entries = new List<AuditEntry>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            entries.Add(AuditEntry.Parser.ParseFrom((byte[])reader.GetValue(0)));
+        }
+
+        return entries;
     }
 
     /// <summary>Runs a statement and returns the rows it affected.</summary>

@@ -44,6 +44,12 @@ internal sealed class SqliteMemoryStore(string path, TimeSpan timeout, TimeProvi
             return true;
         }, cancellationToken);
 
+    public override Task<IReadOnlyList<AuditEntry>> AppendAuditAsync(IReadOnlyList<AuditEntry> entries, CancellationToken cancellationToken) =>
+        WriteAsync(() => base.AppendAuditAsync(entries, cancellationToken), cancellationToken);
+
+    // BEGIN IMMEDIATE holds SQLite's one write lock already.
+    protected override Task LockAuditAsync(DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken) => Task.CompletedTask;
+
     public void Dispose() => _writer.Dispose();
 
     private async Task<T> WriteAsync<T>(Func<Task<T>> write, CancellationToken cancellationToken)

@@ -13,23 +13,85 @@ namespace Namra.Orchestrator.Access;
 /// TOKEN</c> with a valid token, or it is <c>UNAUTHENTICATED</c>; then the key's roles must grant the method's permission, or it is
 /// <c>PERMISSION_DENIED</c> naming the permission. Without keys every caller may do everything (a local deployment, the
 /// embedded CLI). The principal is kept in the call's <c>UserState</c> for the service (which agents it may run, whether
-/// its inline definitions keep their tools' authority). Keys are compared by hash and never logged.
+/// its inline definitions keep their tools' authority). Keys are compared by hash and never logged. Every call, admitted
+/// or refused, is recorded in the audit log (<see cref="AuditLog"/>).
 /// </summary>
-internal sealed class AccessInterceptor(AccessKeys keys, BearerTokens tokens, TenantLimits limits, IOptions<OrchestratorOptions> options, TimeProvider timeProvider) : Interceptor
+internal sealed class AccessInterceptor(AccessKeys keys, BearerTokens tokens, TenantLimits limits, AuditLog audit, IOptions<OrchestratorOptions> options, TimeProvider timeProvider)
+    : Interceptor
 {
     private const string PublicService = "/namra.v1.AgentService/";
+    private const int MaxAuditDetail = 2000;
 
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {
-        await AdmitAsync(context).ConfigureAwait(false);
-        return await continuation(request, context).ConfigureAwait(false);
+        try
+        {
+            await AdmitAsync(context).ConfigureAwait(false);
+            var response = await continuation(request, context).ConfigureAwait(false);
+            Audit(context, null);
+            return response;
+        }
+        catch (Exception exception) when (IsPublic(context))
+        {
+            Audit(context, exception);
+            throw;
+        }
     }
 
     public override async Task ServerStreamingServerHandler<TRequest, TResponse>(TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
     {
-        await AdmitAsync(context).ConfigureAwait(false);
-        await continuation(request, responseStream, context).ConfigureAwait(false);
+        try
+        {
+            await AdmitAsync(context).ConfigureAwait(false);
+            await continuation(request, responseStream, context).ConfigureAwait(false);
+            Audit(context, null);
+        }
+        catch (Exception exception) when (IsPublic(context))
+        {
+            Audit(context, exception);
+            throw;
+        }
     }
+
+    private static bool IsPublic(ServerCallContext context) => context.Method.StartsWith(PublicService, StringComparison.Ordinal);
+
+    // Who called (unknown when no credential was accepted), what, on what, and how it ended.
+    private void Audit(ServerCallContext context, Exception? failure)
+    {
+        if (!IsPublic(context))
+        {
+            return;
+        }
+
+        var principal = context.UserState.TryGetValue(Principal.UserStateKey, out var known) && known is Principal admitted ? admitted : null;
+        var facts = context.UserState.TryGetValue(AuditLog.FactsKey, out var noted) && noted is AuditLog.Facts done ? done : null;
+        var (code, detail) = failure switch
+        {
+            null => (StatusCode.OK, ""),
+            NamraException namra => (namra.StatusCode, namra.Message),
+            RpcException rpc => (rpc.StatusCode, rpc.Status.Detail),
+            OperationCanceledException => (StatusCode.Cancelled, "The caller went away."),
+            _ => (StatusCode.Internal, failure.GetType().Name),
+        };
+        audit.Record(new Contracts.V1.AuditEntry
+        {
+            Time = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow()),
+            Principal = principal?.Id ?? "unknown",
+            Tenant = principal?.Tenant ?? Contracts.Tenants.Default,
+            Action = context.Method[PublicService.Length..],
+            Agent = facts?.Agent ?? "",
+            RunId = facts?.RunId ?? "",
+            Outcome = CodeName(code),
+            Detail = detail.Length > MaxAuditDetail ? detail[..MaxAuditDetail] : detail,
+            Tokens = facts?.Tokens ?? 0,
+            CostUsd = facts?.CostUsd ?? 0,
+        });
+    }
+
+    /// <summary>A status code as the gRPC specification names it (<c>PERMISSION_DENIED</c>).</summary>
+    public static string CodeName(StatusCode code) => code == StatusCode.OK
+        ? "OK"
+        : string.Concat(code.ToString().Select((c, i) => i > 0 && char.IsUpper(c) ? $"_{c}" : char.ToUpperInvariant(c).ToString()));
 
     /// <summary>The principal of a call the interceptor admitted; unrestricted for calls from this process.</summary>
     public static Principal Of(ServerCallContext context) =>
@@ -43,6 +105,7 @@ internal sealed class AccessInterceptor(AccessKeys keys, BearerTokens tokens, Te
         "GetRun" or "ListRuns" or "GetUsage" => Permission.ReadRuns,
         "CancelRun" => Permission.CancelRuns,
         "ApproveToolCalls" or "DenyToolCalls" => Permission.ApproveToolCalls,
+        "ListAudit" => Permission.ReadAudit,
         _ => Permission.Admin,
     };
 
@@ -54,6 +117,7 @@ internal sealed class AccessInterceptor(AccessKeys keys, BearerTokens tokens, Te
         }
 
         var principal = await AuthenticateAsync(context).ConfigureAwait(false);
+        context.UserState[Principal.UserStateKey] = principal;
         var needed = Needed(context.Method);
         if (!principal.Has(needed))
         {
@@ -64,7 +128,6 @@ internal sealed class AccessInterceptor(AccessKeys keys, BearerTokens tokens, Te
 
         // Then counted against its tenant's requests per minute (a refused call counts nothing).
         await limits.AdmitCallAsync(principal, context).ConfigureAwait(false);
-        context.UserState[Principal.UserStateKey] = principal;
     }
 
     private async ValueTask<Principal> AuthenticateAsync(ServerCallContext context)

@@ -17,7 +17,7 @@ namespace Namra.Orchestrator.Access;
 /// changes (a Kubernetes Secret mount updated in place), checked at most every two seconds; a file that cannot be read
 /// keeps the keys it had.
 /// </summary>
-internal sealed partial class AccessKeys(IOptions<OrchestratorOptions> options, TimeProvider timeProvider, ILogger<AccessKeys> logger)
+internal sealed partial class AccessKeys(IOptions<OrchestratorOptions> options, AuditLog audit, TimeProvider timeProvider, ILogger<AccessKeys> logger)
 {
     private static readonly TimeSpan CheckInterval = TimeSpan.FromSeconds(2);
     private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, ReadCommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true };
@@ -107,16 +107,26 @@ internal sealed partial class AccessKeys(IOptions<OrchestratorOptions> options, 
                 Volatile.Write(ref _keys, keys);
                 Volatile.Write(ref _tenants, tenants);
                 _fileTime = fileTime;
+                Changed("access.loaded", "OK",
+                    $"{file ?? "NAMRA_API_KEYS"}: keys {string.Join(", ", keys.Values.Select(entry => $"{entry.Principal.Id} ({entry.Principal.Tenant}: {string.Join(" ", entry.Principal.Roles)})").Distinct(StringComparer.Ordinal))}; tenants with limits {string.Join(", ", tenants.Keys)}");
             }
             catch (Exception exception) when (exception is IOException or UnauthorizedAccessException or JsonException or InvalidDataException)
             {
                 Unreadable(logger, file ?? "", exception.Message);
+                Changed("access.unreadable", "FAILED_PRECONDITION", $"{file}: {exception.Message}; the keys read before it stay");
             }
 
             // Only now: callers arriving while the file was read wait for it, rather than finding no keys.
             Volatile.Write(ref _checked, now);
         }
     }
+
+    // A change to who may call, in the audit log: made by whoever changed the file (the operator), seen here.
+    private void Changed(string action, string outcome, string detail) => audit.Record(new Contracts.V1.AuditEntry
+    {
+        Time = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow()),
+        Principal = "operator", Tenant = Tenants.Default, Action = action, Outcome = outcome, Detail = detail.Length > 2000 ? detail[..2000] : detail,
+    });
 
     private static List<(string Hash, Entry Entry)> Read(string file, Dictionary<string, TenantPolicy> tenants) => [.. ReadKeys(file, tenants)];
 

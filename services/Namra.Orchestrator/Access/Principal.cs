@@ -26,6 +26,9 @@ internal enum Permission
     /// </summary>
     RunInlineTools,
 
+    /// <summary>ListAudit: the audit log (every tenant's for a caller of the default tenant, its own tenant's otherwise).</summary>
+    ReadAudit,
+
     /// <summary>Everything but <see cref="RunInlineTools"/>, and what is added later.</summary>
     Admin,
 }
@@ -53,6 +56,7 @@ internal sealed record Principal(string Id, string Tenant, IReadOnlySet<Permissi
         ["runner"] = [Permission.ValidateAgents, Permission.Execute, Permission.ReadRuns, Permission.CancelRuns],
         ["approver"] = [Permission.ReadRuns, Permission.ApproveToolCalls],
         ["inline"] = [Permission.RunInlineTools],
+        ["auditor"] = [Permission.ReadAudit, Permission.ReadRuns],
         ["admin"] = [Permission.Admin],
     };
 
@@ -65,6 +69,7 @@ internal sealed record Principal(string Id, string Tenant, IReadOnlySet<Permissi
         Permission.CancelRuns => "cancel_runs",
         Permission.ApproveToolCalls => "approve_tool_calls",
         Permission.RunInlineTools => "run_inline_tools",
+        Permission.ReadAudit => "read_audit",
         _ => "admin",
     };
 }

@@ -87,6 +87,12 @@ public sealed class OrchestratorOptions
     [Range(100, 10_000_000)]
     public int MaxRunEvents { get; set; } = 100_000;
 
+    /// <summary>
+    /// Whether every call to the public API, and every change to the access file, is recorded in the audit log the memory
+    /// service keeps (its default store must be <c>sqlite</c>, <c>postgres</c> or <c>in_memory</c>). Default on.
+    /// </summary>
+    public bool AuditLog { get; set; } = true;
+
     /// <summary>OIDC/JWT bearer tokens accepted by the public API beside API keys; section <c>Namra:Orchestrator:Jwt</c>.</summary>
     public JwtOptions Jwt { get; set; } = new();
 }

@@ -174,6 +174,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Lists the audit log in chain order: every tenant's entries for a caller of the default tenant (the operator's),
+         *     the caller's tenant's otherwise. Needs the `read_audit` permission.
+         */
+        get: operations["ListAudit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -209,6 +229,25 @@ export interface components {
         };
         /** @enum {string} */
         AttemptOutcome: "ATTEMPT_OUTCOME_UNSPECIFIED" | "ATTEMPT_OUTCOME_COMPLETED" | "ATTEMPT_OUTCOME_FAILED" | "ATTEMPT_OUTCOME_UNKNOWN";
+        AuditEntry: {
+            /** Format: int64 */
+            sequence?: number;
+            time?: string;
+            principal?: string;
+            tenant?: string;
+            action?: string;
+            agent?: string;
+            runId?: string;
+            outcome?: string;
+            detail?: string;
+            /** Format: int64 */
+            tokens?: number;
+            /** Format: double */
+            costUsd?: number;
+            previousHash?: string;
+            hash?: string;
+            id?: string;
+        };
         CancelRunRequest: {
             runId?: string;
             reason?: string;
@@ -290,6 +329,10 @@ export interface components {
             number?: number;
             /** Format: int32 */
             maxIterations?: number;
+        };
+        ListAuditResponse: {
+            entries?: components["schemas"]["AuditEntry"][];
+            more?: boolean;
         };
         ListRunsResponse: {
             runs?: components["schemas"]["Run"][];
@@ -849,6 +892,47 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["GetUsageResponse"];
+                };
+            };
+            /** @description The request was refused; `code` is its gRPC status: INVALID_ARGUMENT, FAILED_PRECONDITION or OUT_OF_RANGE (400), UNAUTHENTICATED (401), PERMISSION_DENIED (403), NOT_FOUND (404), ALREADY_EXISTS or ABORTED (409), RESOURCE_EXHAUSTED (429). */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Status"];
+                };
+            };
+        };
+    };
+    ListAudit: {
+        parameters: {
+            query?: {
+                afterSequence?: number;
+                pageSize?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListAuditResponse"];
                 };
             };
             /** @description The request was refused; `code` is its gRPC status: INVALID_ARGUMENT, FAILED_PRECONDITION or OUT_OF_RANGE (400), UNAUTHENTICATED (401), PERMISSION_DENIED (403), NOT_FOUND (404), ALREADY_EXISTS or ABORTED (409), RESOURCE_EXHAUSTED (429). */
