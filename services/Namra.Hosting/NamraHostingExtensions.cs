@@ -73,6 +73,7 @@ public static class NamraHostingExtensions
         builder.Services.AddSingleton(roles);
         builder.Services.AddSingleton<NamraEndpoints>();
         builder.Services.AddSingleton<Clients.NamraServiceChannels>();
+        builder.Services.AddSingleton<Trust.ServiceTrust>();
         builder.Services.AddOptions<HostOptions>().Configure<IOptions<NamraHostOptions>>(
             (host, namra) => host.ShutdownTimeout = namra.Value.ShutdownTimeout);
 
@@ -100,6 +101,7 @@ public static class NamraHostingExtensions
             // Order matters: metrics first (outermost) so it records the status the mapper produced.
             grpc.Interceptors.Add<GrpcMetricsInterceptor>();
             grpc.Interceptors.Add<ExceptionMappingInterceptor>();
+            grpc.Interceptors.Add<Trust.ServiceTrustInterceptor>();
             grpc.EnableDetailedErrors = false;
         });
         builder.Services.AddOptions<GrpcServiceOptions>().Configure<IOptions<NamraHostOptions>>(

@@ -12,7 +12,11 @@ namespace Namra.Memory;
 public static class MemoryHostingExtensions
 {
     /// <summary>The role: its name, the key of its address, its gRPC service, how it is added and mapped.</summary>
-    public static NamraRole Role { get; } = new(Contracts.ServiceRoles.Memory, "Memory", Contracts.V1.MemoryService.Descriptor, builder => builder.AddMemory(), app => app.MapMemory());
+    public static NamraRole Role { get; } = new(Contracts.ServiceRoles.Memory, "Memory", Contracts.V1.MemoryService.Descriptor, builder => builder.AddMemory(), app => app.MapMemory())
+    {
+        // Called from other processes by these roles only (with a service key, others are refused).
+        CalledBy = [Contracts.ServiceRoles.Orchestrator],
+    };
 
     /// <summary>Adds the memory service: options, its stores (connected and migrated at start) and the embedder.</summary>
     public static WebApplicationBuilder AddMemory(this WebApplicationBuilder builder)

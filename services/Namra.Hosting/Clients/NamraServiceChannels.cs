@@ -22,6 +22,7 @@ public sealed class NamraServiceChannels(
     IEnumerable<InProcessService> inProcessServices,
     NamraEndpoints endpoints,
     IServiceProvider services,
+    Trust.ServiceTrust trust,
     TimeProvider timeProvider) : IDisposable
 {
     /// <summary>
@@ -79,7 +80,18 @@ public sealed class NamraServiceChannels(
                 LoadBalancingConfigs = { balanced ? new RoundRobinConfig() : new PickFirstConfig() },
             },
         });
-        return (channel.CreateCallInvoker().Intercept(_retry).Intercept(failures), channel);
+        var invoker = channel.CreateCallInvoker().Intercept(_retry);
+        if (trust.Enabled)
+        {
+            // Each call carries this process's token for the service (Trust.ServiceTrust).
+            invoker = invoker.Intercept(metadata =>
+            {
+                metadata.Add(Trust.ServiceTrust.Header, trust.TokenFor(role));
+                return metadata;
+            });
+        }
+
+        return (invoker.Intercept(failures), channel);
     }
 
     /// <inheritdoc/>

@@ -9,9 +9,18 @@ namespace Namra.Hosting.Roles;
 /// One service a Namra process can host, described by the library that implements it: its name (as
 /// <c>--services</c> says it), the key of its address under <c>Namra:Services</c> (<c>Namra__Services__LlmGateway</c>),
 /// its gRPC service (whose methods' <c>idempotency_level</c> say what callers may retry), and how it is added to a
-/// host and mapped. The hosting library knows no service; the server lists the roles once.
+/// host and mapped, and which roles call it (<see cref="CalledBy"/>). The hosting library knows no service; the server
+/// lists the roles once.
 /// </summary>
-public sealed record NamraRole(string Name, string AddressKey, ServiceDescriptor Service, Action<WebApplicationBuilder> Add, Action<WebApplication> Map);
+public sealed record NamraRole(string Name, string AddressKey, ServiceDescriptor Service, Action<WebApplicationBuilder> Add, Action<WebApplication> Map)
+{
+    /// <summary>
+    /// The roles that call this service from other processes; with a service key, only they are answered
+    /// (<see cref="Trust.ServiceTrustInterceptor"/>). Empty for a service anyone may call (the public API, which checks its
+    /// callers itself).
+    /// </summary>
+    public IReadOnlyList<string> CalledBy { get; init; } = [];
+}
 
 /// <summary>
 /// The services one Namra process hosts, chosen by <c>--services config,llm-gateway,...</c> or the
