@@ -8,7 +8,7 @@ using Namra.Contracts.V1;
 
 namespace Namra.LoadDriver;
 
-internal sealed record DriverOptions(TimeSpan Latency, int Runs, int[] Concurrency, string[] Modes, string Output, Dictionary<string, string> NamraEnvironment);
+internal sealed record DriverOptions(TimeSpan Latency, int Runs, int[] Concurrency, string[] Modes, string Output, Dictionary<string, string> NamraEnvironment, string? ApiKey = null);
 
 /// <summary>One measured mode at one concurrency.</summary>
 internal sealed record Measurement(
@@ -242,7 +242,8 @@ internal static class Driver
         });
         var client = new AgentService.AgentServiceClient(channel);
         var request = new ExecuteRequest { Agent = new AgentSource { Reference = "load_agent@1.0.0" }, Input = "What is (17 + 25) * 2?" };
-        async Task RunOnce(CancellationToken ct) => EnsureCompleted((await client.ExecuteAsync(request, cancellationToken: ct)).Run);
+        var headers = options.ApiKey is { Length: > 0 } key ? new Grpc.Core.Metadata { { "authorization", $"Bearer {key}" } } : null;
+        async Task RunOnce(CancellationToken ct) => EnsureCompleted((await client.ExecuteAsync(request, headers, cancellationToken: ct)).Run);
 
         var warmUp = await LoadRunner.WarmUpAsync(RunOnce, concurrency, () => children.Sum(c => c.Child.CpuSeconds()), cancellationToken);
         var before = children.ToDictionary(c => c.Name, c => (Cpu: c.Child.CpuSeconds(), Rss: c.Child.Rss()));

@@ -15,10 +15,11 @@ var concurrency = new Option<int[]>("--concurrency") { Description = "Runs in fl
 var modes = new Option<string[]>("--modes") { Description = "baseline, embedded (in one process, as namra run), server (one namra-server, over gRPC), distributed (five namra-server processes), bare-distributed (the same hops with no framework).", DefaultValueFactory = _ => ["baseline", "embedded", "server", "bare-distributed", "distributed"], AllowMultipleArgumentsPerToken = true };
 var extra = new Option<string[]>("--namra-env") { Description = "Extra NAME=VALUE settings for the Namra processes (to compare configurations).", DefaultValueFactory = _ => [], AllowMultipleArgumentsPerToken = true };
 var output = new Option<string>("--out") { Description = "Folder for the JSON and markdown results.", DefaultValueFactory = _ => "artifacts/load" };
-var drive = new Command("drive", "Measure every mode at every concurrency and write the results.") { latency, runs, concurrency, modes, extra, output };
+var apiKey = new Option<string?>("--api-key") { Description = "An API key sent with every run to a server (server and distributed modes), for servers that require keys." };
+var drive = new Command("drive", "Measure every mode at every concurrency and write the results.") { latency, runs, concurrency, modes, extra, output, apiKey };
 drive.SetAction(async (parse, cancellationToken) => await Driver.RunAsync(new DriverOptions(
     TimeSpan.FromMilliseconds(parse.GetValue(latency)), parse.GetValue(runs), parse.GetValue(concurrency)!, parse.GetValue(modes)!, parse.GetValue(output)!,
-    parse.GetValue(extra)!.Select(pair => pair.Split('=', 2)).ToDictionary(pair => pair[0], pair => pair.Length > 1 ? pair[1] : "")), cancellationToken));
+    parse.GetValue(extra)!.Select(pair => pair.Split('=', 2)).ToDictionary(pair => pair[0], pair => pair.Length > 1 ? pair[1] : ""), parse.GetValue(apiKey)), cancellationToken));
 root.Subcommands.Add(drive);
 
 var port = new Option<int>("--port") { Description = "Port on 127.0.0.1.", Required = true };
