@@ -74,6 +74,7 @@ public static class NamraHostingExtensions
         builder.Services.AddSingleton<NamraEndpoints>();
         builder.Services.AddSingleton<Clients.NamraServiceChannels>();
         builder.Services.AddSingleton<Trust.ServiceTrust>();
+        builder.Services.AddSingleton<Secrets.SecretStore>();
         builder.Services.AddOptions<HostOptions>().Configure<IOptions<NamraHostOptions>>(
             (host, namra) => host.ShutdownTimeout = namra.Value.ShutdownTimeout);
 

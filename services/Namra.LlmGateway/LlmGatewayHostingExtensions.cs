@@ -33,7 +33,8 @@ public static class LlmGatewayHostingExtensions
             .ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<LlmGatewayOptions>, LlmGatewayOptionsValidator>();
         builder.Services.AddSingleton(services => new PricingTable(services.GetRequiredService<IOptions<LlmGatewayOptions>>().Value.Models));
-        builder.Services.TryAddSingleton(services => new ProviderEndpoints(services.GetRequiredService<IOptions<LlmGatewayOptions>>(), Environment.GetEnvironmentVariable));
+        // Provider keys from the secrets folder, else the environment.
+        builder.Services.TryAddSingleton(services => new ProviderEndpoints(services.GetRequiredService<IOptions<LlmGatewayOptions>>(), services.GetRequiredService<Hosting.Secrets.SecretStore>().Get));
         // Deadlines come from each call. The factory's per-request logging (a scope and two Information lines per
         // call) is left out: the gateway's own span and metrics say more. A provider's redirect is not followed,
         // so the API key never goes to another host.

@@ -15,21 +15,23 @@ internal static class OrchestratorTelemetry
 
     public static readonly Meter Meter = new(Name);
 
-    /// <summary>Runs ended, by agent and status.</summary>
-    public static readonly NamraCounter Runs = NamraMetrics.Counter(Meter, "namra.runs", "{run}", "Runs ended, by status.", "agent", "status");
+    /// <summary>Runs ended, by tenant, agent and status.</summary>
+    public static readonly NamraCounter Runs = NamraMetrics.Counter(Meter, "namra.runs", "{run}", "Runs ended, by status.", "tenant", "agent", "status");
 
     /// <summary>Time a run took.</summary>
     public static readonly NamraHistogram Duration = NamraMetrics.DurationHistogram(Meter, "namra.run.duration", "Time of a run.", "agent", "status");
 
-    /// <summary>Tokens used by runs, by agent, model and kind (input, output).</summary>
-    public static readonly NamraCounter Tokens = NamraMetrics.Counter(Meter, "namra.run.tokens", "{token}", "Tokens used by runs.", "agent", "model", "kind");
+    /// <summary>Tokens used by runs, by tenant, agent, model and kind (input, output).</summary>
+    public static readonly NamraCounter Tokens = NamraMetrics.Counter(Meter, "namra.run.tokens", "{token}", "Tokens used by runs.", "tenant", "agent", "model", "kind");
 
-    /// <summary>Dollars spent by runs, in millionths (counters take whole numbers), by agent and model.</summary>
-    public static readonly NamraCounter CostMicros = NamraMetrics.Counter(Meter, "namra.run.cost.micro_usd", "{micro_usd}", "Money spent by runs, in millionths of a US dollar.", "agent", "model");
+    /// <summary>Dollars spent by runs, in millionths (counters take whole numbers), by tenant, agent and model.</summary>
+    public static readonly NamraCounter CostMicros = NamraMetrics.Counter(Meter, "namra.run.cost.micro_usd", "{micro_usd}", "Money spent by runs, in millionths of a US dollar.", "tenant", "agent", "model");
 
-    // Agent and model names come from callers (definitions sent inline): a bounded number of series each.
+    // Agent and model names come from callers (definitions sent inline), tenants from keys and tokens: a bounded number
+    // of series each (the first seen keep their names, later ones are "other").
     private static readonly BoundedLabel Agents = new(500);
     private static readonly BoundedLabel Models = new(100);
+    private static readonly BoundedLabel TenantLabels = new(100);
 
     /// <summary>The label of an agent's name.</summary>
     public static string AgentLabel(string agent) => Agents.Of(agent);
@@ -58,15 +60,16 @@ internal static class OrchestratorTelemetry
     public static void Record(Run run, string model, TimeSpan elapsed)
     {
         var agent = AgentLabel(run.Agent?.Name ?? "");
+        var tenant = TenantLabels.Of(Contracts.Tenants.OrDefault(run.Tenant));
         var modelLabel = Models.Of(model);
         var status = RunLoop.StatusName(run.Status);
-        Runs.Add(1, agent, status);
+        Runs.Add(1, tenant, agent, status);
         Duration.Record(elapsed.TotalSeconds, agent, status);
-        Tokens.Add(run.Usage.InputTokens, agent, modelLabel, "input");
-        Tokens.Add(run.Usage.OutputTokens, agent, modelLabel, "output");
+        Tokens.Add(run.Usage.InputTokens, tenant, agent, modelLabel, "input");
+        Tokens.Add(run.Usage.OutputTokens, tenant, agent, modelLabel, "output");
         if (run.Cost is { } cost)
         {
-            CostMicros.Add((long)Math.Round(cost.TotalUsd * 1_000_000), agent, modelLabel); // an unknown cost is not counted as zero
+            CostMicros.Add((long)Math.Round(cost.TotalUsd * 1_000_000), tenant, agent, modelLabel); // an unknown cost is not counted as zero
         }
         Iterations.Add(run.Iterations, agent);
     }

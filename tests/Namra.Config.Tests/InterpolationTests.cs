@@ -42,6 +42,22 @@ public sealed class InterpolationTests
         Assert.DoesNotContain("VALUE-", string.Join("\n", result.Diagnostics.Select(d => d.Message + d.Hint)), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Load_ASecretReference_IsKeptInAToolsHeaders_AndRefusedInAgentText()
+    {
+        const string Tools = "tools:\n  - name: partner\n    type: builtin.http\n    config: { allowed_hosts: [api.example.com], headers: { Authorization: \"Bearer ${secret:partner_token}\" } }\n";
+        var kept = TestFiles.Loader().Load("name: demo\nversion: 1.0.0\nllm: { provider: openai, model: m }\n" + Tools, "agent.yaml");
+        var refused = TestFiles.Loader().Load("name: demo\nversion: 1.0.0\nllm: { provider: openai, model: m }\nsystem_prompt: \"Use ${secret:partner_token}\"\n", "agent.yaml");
+        var badName = TestFiles.Loader().Load("name: demo\nversion: 1.0.0\nllm: { provider: openai, model: m }\n" + Tools.Replace("secret:partner_token", "secret:../etc/passwd", StringComparison.Ordinal), "agent.yaml");
+
+        Assert.True(kept.IsValid, string.Join("\n", kept.Diagnostics));
+        Assert.Equal("Bearer ${secret:partner_token}", kept.Agent!.Tools[0].Http.Headers["Authorization"]);
+        var error = Assert.Single(refused.Diagnostics);
+        Assert.Equal((DiagnosticCodes.SecretInFile, "system_prompt"), (error.Code, error.FieldPath));
+        Assert.Contains("headers", error.Hint, StringComparison.Ordinal);
+        Assert.Equal(DiagnosticCodes.BadInterpolation, Assert.Single(badName.Diagnostics).Code);
+    }
+
     [Theory]
     [InlineData("MAX_TOKENS", false)]
     [InlineData("TOKEN_LIMIT", false)]

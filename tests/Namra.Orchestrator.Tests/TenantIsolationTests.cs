@@ -79,6 +79,9 @@ public sealed class TenantIsolationTests : IAsyncLifetime
         Assert.Equal(("2.", RunStatus.AwaitingApproval), (acmeEnded.Run.Answer, globexRun.Run.Status));
         Assert.Equal("Add.", acmeChat.Messages[0].Content[0].Text);
         Assert.Empty(globexChat.Messages);
+        var metrics = new Namra.Testing.Telemetry.PrometheusScrape(await _host.Http.GetStringAsync(new Uri("/metrics", UriKind.Relative)));
+        Assert.Equal(1, metrics.Value("namra_runs_total", ("tenant", "acme"), ("agent", "guarded_calc"), ("status", "completed")));
+        Assert.True(metrics.Values("namra_run_tokens_total", ("tenant", "acme")).Sum() > 0);
     }
 
     private static async Task<RpcException> Refused(Func<Task> call) => await Assert.ThrowsAsync<RpcException>(call);

@@ -7,10 +7,13 @@ namespace Namra.Config.Parsing;
 /// Expands <c>${VAR}</c> and <c>${VAR:-default}</c> in scalar values (never in keys or structure, so a
 /// variable cannot inject fields). <c>$${</c> writes a literal <c>${</c>. As in POSIX shells, <c>:-</c>
 /// uses the default when the variable is unset or empty. An unset variable without a default is an error
-/// naming it and its place.
+/// naming it and its place. <c>${secret:NAME}</c> names a secret of the operator's (a secrets folder, the environment),
+/// kept as written in the settings resolved where the tool runs and refused anywhere else.
 /// </summary>
 internal static class Interpolator
 {
+    private const string SecretPrefix = "secret:";
+
     public static bool ContainsReference(string text) => text.Contains("${", StringComparison.Ordinal);
 
     /// <summary>
@@ -52,6 +55,28 @@ internal static class Interpolator
             }
 
             var body = text.AsSpan(i + 2, close - i - 2);
+            if (body.StartsWith(SecretPrefix, StringComparison.Ordinal))
+            {
+                // A secret is read only where the tool runs, from the operator's secrets: never into a definition.
+                var secret = body[SecretPrefix.Length..].ToString();
+                if (environment is not null)
+                {
+                    diagnostics.Error(DiagnosticCodes.SecretInFile, position, path,
+                        $"`${{{body}}}` would copy a secret into the agent's definition, which is shown, stored with every run and sent to the model.",
+                        "`${secret:NAME}` is read where the tool runs: in a tool's `headers`, `env` or `connection_string`");
+                    ok = false;
+                }
+                else if (!Namra.Hosting.Secrets.SecretStore.IsName(secret))
+                {
+                    diagnostics.Error(DiagnosticCodes.BadInterpolation, position, path,
+                        $"`${{{body}}}` does not name a secret.", "secret names are letters, digits, `_`, `-` and `.`, as the files of a secrets folder; no default");
+                    ok = false;
+                }
+
+                i = close + 1;
+                continue;
+            }
+
             var separator = body.IndexOf(":-", StringComparison.Ordinal);
             var name = (separator < 0 ? body : body[..separator]).ToString();
             if (!IsVariableName(name))

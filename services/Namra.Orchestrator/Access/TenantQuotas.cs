@@ -37,15 +37,15 @@ internal sealed class TenantQuotas(AccessKeys keys, TenantLimits limits, Downstr
         }
 
         var periods = Periods(quota, timeProvider.GetUtcNow());
-        await SeedAsync(tenant, periods, cancellationToken).ConfigureAwait(false);
+        await CountedAsync(() => SeedAsync(tenant, periods, cancellationToken)).ConfigureAwait(false);
         foreach (var period in periods)
         {
-            var standing = await limits.Spend.ReadAsync(tenant, period).ConfigureAwait(false);
+            var standing = await CountedAsync(() => limits.Spend.ReadAsync(tenant, period)).ConfigureAwait(false);
             var tokensLeft = period.MaxTokens - standing.Spent.Tokens - standing.Reserved.Tokens;
             if ((period.MaxTokens > 0 && tokensLeft < Math.Max(1, agent.Llm?.MaxTokens ?? 0))
                 || (period.MaxNanoUsd > 0 && standing.Spent.NanoUsd + standing.Reserved.NanoUsd >= period.MaxNanoUsd))
             {
-                throw Exhausted(tenant, period, standing, "no run can start until it ends");
+                throw Exhausted(tenant, period, standing, $"no run can start before the {period.Name} ends");
             }
         }
     }
@@ -75,23 +75,15 @@ internal sealed class TenantQuotas(AccessKeys keys, TenantLimits limits, Downstr
 
         var periods = Periods(quota, timeProvider.GetUtcNow());
         var amount = new Amount(worst.Tokens, quota.ChargesUsd ? Amount.Nano(worst.Cost!.TotalUsd) : 0);
-        try
-        {
-            await SeedAsync(tenant, periods, cancellationToken).ConfigureAwait(false);
-        }
-        catch (StackExchange.Redis.RedisException exception)
-        {
-            throw Unreachable(exception);
-        }
-
-        var refused = await ReserveOrUnavailableAsync(tenant, periods, amount).ConfigureAwait(false);
+        await CountedAsync(() => SeedAsync(tenant, periods, cancellationToken)).ConfigureAwait(false);
+        var refused = await CountedAsync(() => limits.Spend.ReserveAsync(tenant, periods, amount)).ConfigureAwait(false);
 
         // Held back only by calls in flight (set aside at their worst case, and likely to spend less): it waits for them to
         // settle, so that concurrent runs queue for the quota rather than fail while it has room.
         var waited = timeProvider.GetTimestamp();
         while (refused >= 0)
         {
-            var standing = await limits.Spend.ReadAsync(tenant, periods[refused]).ConfigureAwait(false);
+            var standing = await CountedAsync(() => limits.Spend.ReadAsync(tenant, periods[refused])).ConfigureAwait(false);
             if (Exceeds(periods[refused], standing.Spent.Tokens + amount.Tokens, standing.Spent.NanoUsd + amount.NanoUsd)
                 || standing.Reserved.Tokens + standing.Reserved.NanoUsd == 0 || timeProvider.GetElapsedTime(waited) > MaxWaitForCallsInFlight)
             {
@@ -100,27 +92,30 @@ internal sealed class TenantQuotas(AccessKeys keys, TenantLimits limits, Downstr
             }
 
             await Task.Delay(WaitStep, timeProvider, cancellationToken).ConfigureAwait(false);
-            refused = await ReserveOrUnavailableAsync(tenant, periods, amount).ConfigureAwait(false);
+            refused = await CountedAsync(() => limits.Spend.ReserveAsync(tenant, periods, amount)).ConfigureAwait(false);
         }
 
         return new Reservation(limits.Spend, tenant, periods, amount, worst);
     }
 
-    private async Task<int> ReserveOrUnavailableAsync(string tenant, List<Period> periods, Amount amount)
+    // A quota is a promise about money: without its counters, no call is made (UNAVAILABLE).
+    private static async Task<T> CountedAsync<T>(Func<Task<T>> read)
     {
         try
         {
-            return await limits.Spend.ReserveAsync(tenant, periods, amount).ConfigureAwait(false);
+            return await read().ConfigureAwait(false);
         }
         catch (StackExchange.Redis.RedisException exception)
         {
-            throw Unreachable(exception);
+            throw new NamraException(StatusCode.Unavailable, $"The tenants' spending counters (Namra:Orchestrator:LimitsRedis) cannot be reached, so the tenant's quota cannot be kept: {exception.Message}");
         }
     }
 
-    // A quota is a promise about money: without its counters, no call is made.
-    private static NamraException Unreachable(StackExchange.Redis.RedisException exception) =>
-        new(StatusCode.Unavailable, $"The tenants' spending counters (Namra:Orchestrator:LimitsRedis) cannot be reached, so the tenant's quota cannot be kept: {exception.Message}");
+    private static Task<bool> CountedAsync(Func<Task> act) => CountedAsync(async () =>
+    {
+        await act().ConfigureAwait(false);
+        return true;
+    });
 
     /// <summary>Where the tenant stands this day and this month: from its counters with a quota, else from its runs' ledgers.</summary>
     public async Task<GetUsageResponse> UsageAsync(string tenant, CancellationToken cancellationToken)
@@ -130,13 +125,13 @@ internal sealed class TenantQuotas(AccessKeys keys, TenantLimits limits, Downstr
         var (today, thisMonth) = quota.Any ? default : await ReadLedgersAsync(tenant, periods[0], periods[1], cancellationToken).ConfigureAwait(false);
         if (quota.Any)
         {
-            await SeedAsync(tenant, periods, cancellationToken).ConfigureAwait(false);
+            await CountedAsync(() => SeedAsync(tenant, periods, cancellationToken)).ConfigureAwait(false);
         }
 
         var response = new GetUsageResponse { Tenant = tenant };
         foreach (var period in periods)
         {
-            var standing = quota.Any ? await limits.Spend.ReadAsync(tenant, period).ConfigureAwait(false) : new Standing(period.Name == "day" ? today : thisMonth, default);
+            var standing = quota.Any ? await CountedAsync(() => limits.Spend.ReadAsync(tenant, period)).ConfigureAwait(false) : new Standing(period.Name == "day" ? today : thisMonth, default);
             response.Periods.Add(new UsagePeriod
             {
                 Period = period.Name, StartTime = Timestamp.FromDateTimeOffset(period.Start), EndTime = Timestamp.FromDateTimeOffset(period.End),
@@ -210,7 +205,7 @@ internal sealed class TenantQuotas(AccessKeys keys, TenantLimits limits, Downstr
         var token = "";
         do
         {
-            var page = await downstream.Memory.ListRunRecordsAsync(new ListRunRecordsRequest { Tenant = tenant, PageSize = 1000, PageToken = token },
+            var page = await downstream.Memory.ListRunRecordsAsync(new ListRunRecordsRequest { Tenant = tenant, PageSize = 200, PageToken = token },
                 deadline: DateTime.UtcNow.AddSeconds(30), cancellationToken: cancellationToken).ConfigureAwait(false);
             token = page.NextPageToken;
             foreach (var run in page.Runs)

@@ -5,6 +5,7 @@ using System.Text.RegularExpressions;
 using Microsoft.Data.Sqlite;
 using Namra.Contracts.V1;
 using Npgsql;
+using Namra.Hosting.Secrets;
 
 namespace Namra.ToolExecutor.Tools;
 
@@ -17,8 +18,10 @@ namespace Namra.ToolExecutor.Tools;
 /// no transaction mode stops them. SQLite may attach no other database file, builds no value larger than 16 MiB, and
 /// is interrupted at the call's timeout; values are read up to a bound, and the answer is cut at 1 MiB.
 /// </summary>
-internal sealed partial class DatabaseTool : ITool
+internal sealed partial class DatabaseTool(SecretStore? secrets = null) : ITool
 {
+    private readonly SecretStore _secrets = secrets ?? SecretStore.EnvironmentOnly;
+
     private const int DefaultMaxRows = 100;
     private const int MaxCellCharacters = 2000;
     private const int MaxAnswerBytes = 1024 * 1024;
@@ -35,20 +38,20 @@ internal sealed partial class DatabaseTool : ITool
 
     public Task<IReadOnlyList<ToolDescription>> DescribeAsync(ToolConfig config, CancellationToken cancellationToken)
     {
-        var settings = Settings.From(config);
+        var settings = Settings.From(config, _secrets);
         var description = config.Description.Length > 0 ? config.Description
             : $"Runs one SQL statement on a {settings.Driver} database{(settings.ReadOnly ? " (read-only)" : "")} and returns the rows as JSON.";
         return Task.FromResult<IReadOnlyList<ToolDescription>>([new ToolDescription(config.Name, description, Schema)]);
     }
 
     // A read-only connection cannot change anything, whatever the statement; a writable one is not judged by its SQL.
-    public bool IsIdempotent(ToolConfig config, JsonElement arguments) => Settings.From(config).ReadOnly;
+    public bool IsIdempotent(ToolConfig config, JsonElement arguments) => Settings.From(config, _secrets).ReadOnly;
 
-    public bool IsAlwaysIdempotent(ToolConfig config) => Settings.From(config).ReadOnly;
+    public bool IsAlwaysIdempotent(ToolConfig config) => Settings.From(config, _secrets).ReadOnly;
 
     public async Task<ToolOutcome> ExecuteAsync(ToolConfig config, ToolCallInfo call, JsonElement arguments, CancellationToken cancellationToken)
     {
-        var settings = Settings.From(config);
+        var settings = Settings.From(config, _secrets);
         if (settings.ConnectionString.Length == 0)
         {
             return ToolOutcome.Error("The tool has no connection string (connection_string_env names an unset variable?).");
@@ -402,11 +405,11 @@ internal sealed partial class DatabaseTool : ITool
 
     private sealed record Settings(string Driver, string ConnectionString, bool ReadOnly, int MaxRows)
     {
-        public static Settings From(ToolConfig config)
+        public static Settings From(ToolConfig config, SecretStore secrets)
         {
             var database = config.Database ?? new DatabaseToolSettings();
-            var connection = database.ConnectionString.Length > 0 ? VariableReferences.Expand(database.ConnectionString, Environment.GetEnvironmentVariable)
-                : database.ConnectionStringEnv.Length > 0 ? Environment.GetEnvironmentVariable(database.ConnectionStringEnv) ?? ""
+            var connection = database.ConnectionString.Length > 0 ? VariableReferences.Expand(database.ConnectionString, secrets.Resolve)
+                : database.ConnectionStringEnv.Length > 0 ? secrets.Get(database.ConnectionStringEnv) ?? ""
                 : "";
             return new Settings(
                 database.Driver.Length > 0 ? database.Driver : "sqlite",

@@ -5,6 +5,7 @@ using Grpc.Core;
 using Grpc.Net.Client;
 using Namra.Contracts.V1;
 using Namra.Hosting.Errors;
+using Namra.Hosting.Secrets;
 
 namespace Namra.ToolExecutor.Tools;
 
@@ -12,7 +13,7 @@ namespace Namra.ToolExecutor.Tools;
 /// <c>grpc</c>: tools served by an external <c>namra.v1.ToolProviderService</c>, written in any language. The
 /// provider's tool list is cached briefly per address and entry settings; its failures become error results.
 /// </summary>
-internal sealed class GrpcProviderTool(ToolProviderChannels channels, TimeProvider timeProvider) : ITool, IDisposable
+internal sealed class GrpcProviderTool(ToolProviderChannels channels, TimeProvider timeProvider, SecretStore? secrets = null) : ITool, IDisposable
 {
     // A provider's tool list, asked for again after this long.
     private static readonly TimeSpan ToolListLifetime = TimeSpan.FromSeconds(30);
@@ -65,13 +66,13 @@ internal sealed class GrpcProviderTool(ToolProviderChannels channels, TimeProvid
     }
 
     // The provider's address, its headers resolved, and the entry's settings as written (the key of its tool list).
-    private static (string Address, Metadata Headers, string Written) Settings(ToolConfig config)
+    private (string Address, Metadata Headers, string Written) Settings(ToolConfig config)
     {
         var grpc = config.Grpc ?? new GrpcToolSettings();
         var headers = new Metadata();
         foreach (var (name, value) in grpc.Headers)
         {
-            headers.Add(name.ToLowerInvariant(), VariableReferences.Expand(value, Environment.GetEnvironmentVariable));
+            headers.Add(name.ToLowerInvariant(), VariableReferences.Expand(value, (secrets ?? SecretStore.EnvironmentOnly).Resolve));
         }
 
         return (grpc.Address, headers, grpc.ToString());

@@ -4,6 +4,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using Namra.Contracts.V1;
+using Namra.Hosting.Secrets;
 
 namespace Namra.ToolExecutor.Tools;
 
@@ -24,7 +25,9 @@ internal sealed class HttpTool : ITool
 
     private readonly IHttpClientFactory _clients;
 
-    public HttpTool(IHttpClientFactory clients) => _clients = clients;
+    public HttpTool(IHttpClientFactory clients, SecretStore? secrets = null) => (_clients, _secrets) = (clients, secrets ?? SecretStore.EnvironmentOnly);
+
+    private readonly SecretStore _secrets;
 
     public ToolType Type => ToolType.BuiltinHttp;
 
@@ -95,7 +98,7 @@ internal sealed class HttpTool : ITool
         var secretValues = new List<string>();
         string? Secret(string name)
         {
-            var value = Environment.GetEnvironmentVariable(name);
+            var value = _secrets.Resolve(name);
             if (value is { Length: >= 4 })
             {
                 secretValues.Add(value);

@@ -6,6 +6,7 @@ using ModelContextProtocol.Client;
 using Namra.Contracts.V1;
 using Namra.Hosting.Errors;
 using Namra.ToolExecutor.Options;
+using Namra.Hosting.Secrets;
 
 namespace Namra.ToolExecutor.Tools;
 
@@ -58,7 +59,8 @@ internal sealed class McpSessions(
     IHttpClientFactory httpClients,
     IOptions<ToolExecutorOptions> options,
     TimeProvider timeProvider,
-    ILoggerFactory loggerFactory) : IAsyncDisposable
+    ILoggerFactory loggerFactory,
+    SecretStore? secrets = null) : IAsyncDisposable
 {
     /// <summary>The named HTTP client for streamable HTTP servers.</summary>
     public const string HttpClientName = "namra-mcp";
@@ -109,7 +111,7 @@ internal sealed class McpSessions(
                     Endpoint = new Uri(server.Url),
                     TransportMode = HttpTransportMode.StreamableHttp,
                     Name = server.Url,
-                    AdditionalHeaders = server.Headers.ToDictionary(h => h.Key, h => VariableReferences.Expand(h.Value, System.Environment.GetEnvironmentVariable)),
+                    AdditionalHeaders = server.Headers.ToDictionary(h => h.Key, h => VariableReferences.Expand(h.Value, (secrets ?? SecretStore.EnvironmentOnly).Resolve)),
                     ConnectionTimeout = options.Value.McpStartTimeout,
                 },
                 httpClients.CreateClient(HttpClientName),
@@ -141,12 +143,12 @@ internal sealed class McpSessions(
         return new McpSession(client, timeProvider);
     }
 
-    private static Dictionary<string, string?> Environment(McpServerSettings server)
+    private Dictionary<string, string?> Environment(McpServerSettings server)
     {
         var environment = StdioClientTransportOptions.GetDefaultEnvironmentVariables();
         foreach (var (name, value) in server.Environment)
         {
-            environment[name] = VariableReferences.Expand(value, System.Environment.GetEnvironmentVariable);
+            environment[name] = VariableReferences.Expand(value, (secrets ?? SecretStore.EnvironmentOnly).Resolve);
         }
 
         return environment;

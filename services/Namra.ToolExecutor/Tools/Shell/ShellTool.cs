@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 using Namra.Contracts.V1;
+using Namra.Hosting.Secrets;
 
 namespace Namra.ToolExecutor.Tools.Shell;
 
@@ -12,7 +13,7 @@ namespace Namra.ToolExecutor.Tools.Shell;
 /// inside the <see cref="CommandSandbox"/>, killed with everything it started at its timeout, when its output
 /// passes the cap, or when it ends.
 /// </summary>
-internal sealed class ShellTool(CommandSandbox sandbox) : ITool
+internal sealed class ShellTool(CommandSandbox sandbox, SecretStore? secrets = null) : ITool
 {
     private const int DefaultMaxOutputBytes = 65_536;
     private const string SafePath = "/usr/local/bin:/usr/bin:/bin";
@@ -86,7 +87,7 @@ internal sealed class ShellTool(CommandSandbox sandbox) : ITool
         foreach (var (name, value) in shell.Env)
         {
             // ${VAR} references were kept by the config service for here: resolved from this service's environment.
-            start.Environment[name] = VariableReferences.Expand(value, Environment.GetEnvironmentVariable);
+            start.Environment[name] = VariableReferences.Expand(value, (secrets ?? SecretStore.EnvironmentOnly).Resolve);
         }
 
         Process process;
