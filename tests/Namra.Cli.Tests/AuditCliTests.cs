@@ -18,15 +18,7 @@ public sealed class AuditCliTests : IAsyncLifetime
     private const string Operator = "nk_operator_0501";
     private const string AcmeRunner = "nk_acme_runner_0502";
     private const string AcmeAuditor = "nk_acme_auditor_0503";
-    private const string Calculator = """
-        name: calc_agent
-        version: 1.0.0
-        llm:
-          provider: scripted
-          model: scripted
-          script:
-            - text: "2."
-        """;
+    private const string Calculator = InlineAgents.ScriptedAnswer;
 
     private readonly string _folder = Directory.CreateTempSubdirectory("namra-audit-").FullName;
     private NamraTestHost _host = null!;

@@ -23,15 +23,7 @@ namespace Namra.Orchestrator.Tests;
 public sealed class BearerTokenTests : IAsyncLifetime
 {
     private const string Audience = "namra-api";
-    private const string Calculator = """
-        name: calc_agent
-        version: 1.0.0
-        llm:
-          provider: scripted
-          model: scripted
-          script:
-            - text: "2."
-        """;
+    private const string Calculator = InlineAgents.ScriptedAnswer;
 
     private readonly RSA _signing = RSA.Create(2048);
     private readonly RSA _stranger = RSA.Create(2048);

@@ -144,15 +144,9 @@ public sealed class TenantLimitTests : IAsyncLifetime
         Assert.Equal(RunStatus.Completed, after.Run.Status);
     }
 
-    private Task<NamraTestHost> StartAsync(string? redis = null)
-    {
-        var environment = new Dictionary<string, string> { ["ANTHROPIC_API_KEY"] = "sk-ant-test", ["ANTHROPIC_BASE_URL"] = _anthropic.BaseUrl.ToString() };
-        return NamraTestHost.StartAsync("all", new Dictionary<string, string?> { ["Namra:Orchestrator:ApiKeysFile"] = _file, ["Namra:Orchestrator:LimitsRedis"] = redis },
-            configure: builder => ProviderEnvironment.Use(builder, environment));
-    }
+    private Task<NamraTestHost> StartAsync(string? redis = null) => KeyedServers.StartAsync(_file, _anthropic, redis);
 
-    private static AgentSource Agent(string name) =>
-        InlineAgents.Yaml($"name: {name}\nversion: 1.0.0\nllm: {{ provider: anthropic, model: {AnthropicWire.Model}, max_tokens: 64 }}\n");
+    private static AgentSource Agent(string name) => KeyedServers.Agent(name);
 
-    private static Metadata Key(string key) => new() { { "authorization", $"Bearer {key}" } };
+    private static Metadata Key(string key) => KeyedServers.Bearer(key);
 }

@@ -136,19 +136,9 @@ public sealed class TenantQuotaTests : IAsyncLifetime
         }
     }
 
-    private static Metadata Key => new() { { "authorization", $"Bearer {Acme}" } };
+    private static Metadata Key => KeyedServers.Bearer(Acme);
 
-    private static AgentSource Agent => InlineAgents.Yaml($"name: quota_agent\nversion: 1.0.0\nllm: {{ provider: anthropic, model: {AnthropicWire.Model}, max_tokens: 64 }}\n");
+    private static AgentSource Agent => KeyedServers.Agent("quota_agent");
 
-    private Task<NamraTestHost> StartAsync(string? redis, IDictionary<string, string?>? more = null)
-    {
-        var environment = new Dictionary<string, string> { ["ANTHROPIC_API_KEY"] = "sk-ant-test", ["ANTHROPIC_BASE_URL"] = _anthropic.BaseUrl.ToString() };
-        var settings = new Dictionary<string, string?> { ["Namra:Orchestrator:ApiKeysFile"] = _file, ["Namra:Orchestrator:LimitsRedis"] = redis };
-        foreach (var (key, value) in more ?? new Dictionary<string, string?>())
-        {
-            settings[key] = value;
-        }
-
-        return NamraTestHost.StartAsync("all", settings, configure: builder => ProviderEnvironment.Use(builder, environment));
-    }
+    private Task<NamraTestHost> StartAsync(string? redis, IDictionary<string, string?>? more = null) => KeyedServers.StartAsync(_file, _anthropic, redis, more);
 }
