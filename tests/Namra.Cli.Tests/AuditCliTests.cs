@@ -70,6 +70,7 @@ public sealed class AuditCliTests : IAsyncLifetime
         var execute = Assert.Single(all, e => e.Action == "Execute");
         Assert.Equal(("acme-runner", "acme", "calc_agent", run.RunId, "OK"), (execute.Principal, execute.Tenant, execute.Agent, execute.RunId, execute.Outcome));
         Assert.True(execute.Tokens > 0);
+        Assert.Equal("run completed", execute.Detail);
         var refusal = Assert.Single(all, e => e.Action == "ListAudit" && e.Outcome == "PERMISSION_DENIED");
         Assert.Equal("acme-runner", refusal.Principal);
         Assert.Contains(all, e => e.Action == "ListRuns" && e.Outcome == "UNAUTHENTICATED" && e.Principal == "unknown");

@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Grpc.Core;
 using Namra.Contracts.V1;
 using Namra.Hosting.Errors;
+using Namra.Orchestrator.Access;
 using Namra.Testing;
 
 namespace Namra.Orchestrator.Tests;
@@ -19,13 +20,16 @@ public sealed class AccessTests : IAsyncLifetime
     private const string Approver = "nk_approver_0003";
     private const string Expired = "nk_expired_0004";
     private const string Inline = "nk_inline_0005";
+    private const string Auditor = "nk_auditor_0007";
+    private const string InlineOnly = "nk_inline_only_0008";
     private readonly string _file = Path.Combine(Path.GetTempPath(), $"namra-access-{Guid.NewGuid():N}.json");
     private NamraTestHost _host = null!;
 
     public async ValueTask InitializeAsync()
     {
         await WriteAsync(Key("viewer", Viewer, "[\"viewer\"]"), Key("runner", Runner, "[\"runner\"]", "\"agents\": [\"calc*\"],"), Key("approver", Approver, "[\"approver\"]"),
-            Key("expired", Expired, "[\"admin\"]", "\"expires\": \"2020-01-01T00:00:00Z\","), Key("inline", Inline, "[\"runner\", \"inline\"]"));
+            Key("expired", Expired, "[\"admin\"]", "\"expires\": \"2020-01-01T00:00:00Z\","), Key("inline", Inline, "[\"runner\", \"inline\"]"),
+            Key("auditor", Auditor, "[\"auditor\"]"), Key("inline-only", InlineOnly, "[\"inline\"]"));
         _host = await NamraTestHost.StartAsync("all", new Dictionary<string, string?> { ["Namra:Orchestrator:ApiKeysFile"] = _file });
     }
 
@@ -86,6 +90,80 @@ public sealed class AccessTests : IAsyncLifetime
                 (info.Reason, info.Metadata["permission"]));
             Assert.Contains("lacks the permission", failure!.Status.Detail, StringComparison.Ordinal);
         }
+    }
+
+    public static TheoryData<string, string, string> EveryMethod => new()
+    {
+        // method, a key with its permission, a key without it
+        { "ValidateAgent", Viewer, Approver },
+        { "Execute", Runner, Viewer },
+        { "ExecuteStream", Runner, Approver },
+        { "GetRun", Viewer, InlineOnly },
+        { "ListRuns", Approver, InlineOnly },
+        { "CancelRun", Runner, Viewer },
+        { "ApproveToolCalls", Approver, Runner },
+        { "DenyToolCalls", Approver, Viewer },
+        { "GetUsage", Viewer, InlineOnly },
+        { "ListAudit", Auditor, Runner },
+    };
+
+    [Theory]
+    [MemberData(nameof(EveryMethod))]
+    public async Task EveryPublicMethod_IsServedWithItsPermission_AndRefusedWithoutIt_OverGrpcAndRest(string method, string allowed, string refused)
+    {
+        var client = new AgentService.AgentServiceClient(_host.Channel);
+        var agent = InlineAgents.Yaml(Calculator);
+        Func<Metadata, Task> grpc = method switch
+        {
+            "ValidateAgent" => headers => client.ValidateAgentAsync(new ValidateAgentRequest { Agent = agent.Inline }, headers).ResponseAsync,
+            "Execute" => headers => client.ExecuteAsync(new ExecuteRequest { Agent = agent, Input = "1+1" }, headers).ResponseAsync,
+            "ExecuteStream" => async headers =>
+            {
+                using var stream = client.ExecuteStream(new ExecuteStreamRequest { Agent = agent, Input = "1+1" }, headers);
+                await foreach (var _ in stream.ResponseStream.ReadAllAsync())
+                {
+                }
+            },
+            "GetRun" => headers => client.GetRunAsync(new GetRunRequest { RunId = "no-such-run" }, headers).ResponseAsync,
+            "ListRuns" => headers => client.ListRunsAsync(new ListRunsRequest(), headers).ResponseAsync,
+            "CancelRun" => headers => client.CancelRunAsync(new CancelRunRequest { RunId = "no-such-run" }, headers).ResponseAsync,
+            "ApproveToolCalls" => headers => client.ApproveToolCallsAsync(new ApproveToolCallsRequest { RunId = "no-such-run" }, headers).ResponseAsync,
+            "DenyToolCalls" => headers => client.DenyToolCallsAsync(new DenyToolCallsRequest { RunId = "no-such-run" }, headers).ResponseAsync,
+            "GetUsage" => headers => client.GetUsageAsync(new GetUsageRequest(), headers).ResponseAsync,
+            _ => headers => client.ListAuditAsync(new ListAuditRequest(), headers).ResponseAsync,
+        };
+        var inline = new JsonObject { ["content"] = Calculator, ["format"] = "AGENT_FORMAT_YAML" };
+        HttpRequestMessage Rest(string key)
+        {
+            var request = method switch
+            {
+                "ValidateAgent" => new HttpRequestMessage(HttpMethod.Post, "/v1/agents/validate") { Content = JsonContent.Create(new JsonObject { ["agent"] = inline.DeepClone() }) },
+                "Execute" => new HttpRequestMessage(HttpMethod.Post, "/v1/agents/execute") { Content = JsonContent.Create(new JsonObject { ["agent"] = new JsonObject { ["inline"] = inline.DeepClone() }, ["input"] = "1+1" }) },
+                "ExecuteStream" => new HttpRequestMessage(HttpMethod.Post, "/v1/agents/execute:stream") { Content = JsonContent.Create(new JsonObject { ["agent"] = new JsonObject { ["inline"] = inline.DeepClone() }, ["input"] = "1+1" }) },
+                "GetRun" => new HttpRequestMessage(HttpMethod.Get, "/v1/agents/no-such-run/status"),
+                "ListRuns" => new HttpRequestMessage(HttpMethod.Get, "/v1/runs"),
+                "CancelRun" => new HttpRequestMessage(HttpMethod.Post, "/v1/agents/no-such-run/cancel") { Content = JsonContent.Create(new JsonObject()) },
+                "ApproveToolCalls" => new HttpRequestMessage(HttpMethod.Post, "/v1/runs/no-such-run/approvals") { Content = JsonContent.Create(new JsonObject()) },
+                "DenyToolCalls" => new HttpRequestMessage(HttpMethod.Post, "/v1/runs/no-such-run/denials") { Content = JsonContent.Create(new JsonObject()) },
+                "GetUsage" => new HttpRequestMessage(HttpMethod.Get, "/v1/usage"),
+                _ => new HttpRequestMessage(HttpMethod.Get, "/v1/audit"),
+            };
+            request.Headers.Add("x-api-key", key);
+            return request;
+        }
+
+        var served = await Record(() => grpc(new Metadata { { "authorization", $"Bearer {allowed}" } }));
+        var denied = await Record(() => grpc(new Metadata { { "authorization", $"Bearer {refused}" } }));
+        using var restServedRequest = Rest(allowed);
+        using var restServed = await _host.Http.SendAsync(restServedRequest);
+        using var restDeniedRequest = Rest(refused);
+        using var restDenied = await _host.Http.SendAsync(restDeniedRequest);
+
+        Assert.True(served is null or { StatusCode: not (StatusCode.PermissionDenied or StatusCode.Unauthenticated) }, served?.Status.Detail);
+        Assert.Equal(StatusCode.PermissionDenied, denied?.StatusCode);
+        Assert.Equal(Principal.Name(AccessInterceptor.Needed("/namra.v1.AgentService/" + method)), RpcDetails.Of<Google.Rpc.ErrorInfo>(denied!)[0].Metadata["permission"]);
+        Assert.True(restServed.StatusCode is not (HttpStatusCode.Forbidden or HttpStatusCode.Unauthorized), $"{method} over REST: {restServed.StatusCode}");
+        Assert.Equal(HttpStatusCode.Forbidden, restDenied.StatusCode);
     }
 
     [Fact]
@@ -206,6 +284,24 @@ public sealed class AccessTests : IAsyncLifetime
         {
             return exception;
         }
+    }
+}
+
+/// <summary>A server without keys answers anonymous callers only where the operator allows them.</summary>
+public sealed class AnonymousAccessTests
+{
+    [Fact]
+    public async Task WithoutKeys_AServerThatAdmitsNoAnonymousCallers_RefusesEveryCall_SayingWhatToSet()
+    {
+        await using var host = await NamraTestHost.StartAsync("all", new Dictionary<string, string?> { ["Namra:Orchestrator:AllowAnonymous"] = "false" });
+
+        var refused = await Assert.ThrowsAsync<RpcException>(() => new AgentService.AgentServiceClient(host.Channel).ListRunsAsync(new ListRunsRequest()).ResponseAsync);
+        using var rest = await host.Http.GetAsync(new Uri("/v1/runs", UriKind.Relative));
+
+        Assert.Equal(StatusCode.Unauthenticated, refused.StatusCode);
+        Assert.Contains("admits no anonymous callers", refused.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains("NAMRA_API_KEYS", refused.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.Unauthorized, rest.StatusCode);
     }
 }
 

@@ -16,9 +16,13 @@ namespace Namra.Orchestrator.Access;
 /// its inline definitions keep their tools' authority). Keys are compared by hash and never logged. Every call, admitted
 /// or refused, is recorded in the audit log (<see cref="AuditLog"/>).
 /// </summary>
-internal sealed class AccessInterceptor(AccessKeys keys, BearerTokens tokens, TenantLimits limits, AuditLog audit, IOptions<OrchestratorOptions> options, TimeProvider timeProvider)
-    : Interceptor
+internal sealed class AccessInterceptor(AccessKeys keys, BearerTokens tokens, TenantLimits limits, AuditLog audit, IOptions<OrchestratorOptions> options,
+    IOptions<Hosting.Options.NamraHostOptions> host, TimeProvider timeProvider) : Interceptor
 {
+    // Anonymous callers are served where the operator allows them, or where only this machine can call.
+    private readonly bool _anonymous = options.Value.AllowAnonymous
+        ?? (System.Net.IPAddress.TryParse(host.Value.ListenAddress, out var address) && System.Net.IPAddress.IsLoopback(address));
+
     private const string PublicService = "/namra.v1.AgentService/";
     private const int MaxAuditDetail = 2000;
 
@@ -67,7 +71,7 @@ internal sealed class AccessInterceptor(AccessKeys keys, BearerTokens tokens, Te
         var facts = context.UserState.TryGetValue(AuditLog.FactsKey, out var noted) && noted is AuditLog.Facts done ? done : null;
         var (code, detail) = failure switch
         {
-            null => (StatusCode.OK, ""),
+            null => (StatusCode.OK, facts?.Detail ?? ""),
             NamraException namra => (namra.StatusCode, namra.Message),
             RpcException rpc => (rpc.StatusCode, rpc.Status.Detail),
             OperationCanceledException => (StatusCode.Cancelled, "The caller went away."),
@@ -135,7 +139,8 @@ internal sealed class AccessInterceptor(AccessKeys keys, BearerTokens tokens, Te
         var jwt = options.Value.Jwt;
         if (!keys.Required && !jwt.Enabled)
         {
-            return Principal.Unrestricted;
+            return _anonymous ? Principal.Unrestricted : throw new NamraException(StatusCode.Unauthenticated,
+                $"This server listens on {host.Value.ListenAddress} and admits no anonymous callers, and it has no keys: set NAMRA_API_KEYS or Namra:Orchestrator:ApiKeysFile (or Jwt:Authority), or Namra:Orchestrator:AllowAnonymous=true.");
         }
 
         var bearer = context.RequestHeaders.GetValue("authorization") is { } authorization && authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)

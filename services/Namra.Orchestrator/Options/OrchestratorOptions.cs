@@ -28,6 +28,13 @@ public sealed class OrchestratorOptions
     public string? ApiKeysFile { get; set; }
 
     /// <summary>
+    /// Whether callers without a key or token are served (as admins of the default tenant) when no keys or tokens are
+    /// configured. Unset: only when the server listens on a loopback address (<c>Namra:Host:ListenAddress</c>), so that a
+    /// server reachable from a network never answers anonymous callers unless the operator says so.
+    /// </summary>
+    public bool? AllowAnonymous { get; set; }
+
+    /// <summary>
     /// A Redis (StackExchange.Redis configuration string) where the tenants' limits are counted, so that replicas share
     /// them; without it each replica counts its own (see <see cref="Access.TenantLimits"/>).
     /// </summary>
