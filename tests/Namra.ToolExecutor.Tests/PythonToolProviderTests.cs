@@ -1,0 +1,69 @@
+using System.Diagnostics;
+using Namra.Contracts.V1;
+using Namra.Testing;
+
+namespace Namra.ToolExecutor.Tests;
+
+/// <summary>
+/// The Python package's tools (<c>sdk/python</c>, <c>@tool</c> and <c>serve</c>) served to the real tool executor as a
+/// <c>grpc</c> entry: the example provider (<c>examples/tool-providers/python</c>) in its own process, with the system
+/// interpreter and Debian's grpcio.
+/// </summary>
+public sealed class PythonToolProviderTests : IAsyncLifetime
+{
+    private Process? _provider;
+    private string _address = "";
+    private NamraTestHost _host = null!;
+
+    public async ValueTask InitializeAsync()
+    {
+        var start = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(RepositoryPaths.Combine("examples", "tool-providers", "python", "tools.py"));
+        start.Environment["PYTHONPATH"] = RepositoryPaths.Combine("sdk", "python");
+        start.Environment["PYTHONDONTWRITEBYTECODE"] = "1";
+        start.Environment["PORT"] = "0";
+        _provider = Process.Start(start)!;
+        var line = await _provider.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(30))
+            ?? throw new InvalidOperationException("The Python provider exited: " + await _provider.StandardError.ReadToEndAsync());
+        _address = "http://" + line[(line.LastIndexOf(' ') + 1)..];
+        _host = await NamraTestHost.StartAsync("tool-executor");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _host.DisposeAsync();
+        if (_provider is { HasExited: false })
+        {
+            _provider.Kill(entireProcessTree: true);
+            await _provider.WaitForExitAsync();
+        }
+
+        _provider?.Dispose();
+    }
+
+    [Fact]
+    public async Task ThePythonTools_AreListedWithTheirSchemas_AndRunByTheToolExecutor()
+    {
+        var client = new ToolExecutorService.ToolExecutorServiceClient(_host.Channel);
+        var entry = new ToolConfig { Name = "python_tools", Type = ToolType.Grpc, Grpc = new GrpcToolSettings { Address = _address } };
+
+        var listed = await client.ListToolsAsync(new ListToolsRequest { Tools = { entry } });
+        async Task<ToolResult> Call(string name, string arguments) => (await client.ExecuteToolAsync(new ExecuteToolRequest
+        {
+            Tool = entry, Call = new ToolCall { Id = "c1", Name = name, ArgumentsJson = arguments },
+        })).Result;
+        var counted = await Call("word_count", "{\"text\": \"the quick brown fox\\njumps\"}");
+        var converted = await Call("convert_length", "{\"value\": 1, \"unit_from\": \"mi\", \"unit_to\": \"km\"}");
+        var refusedByTheTool = await Call("convert_length", "{\"value\": 1, \"unit_from\": \"mi\", \"unit_to\": \"parsec\"}");
+        var refusedBySchema = await Call("convert_length", "{\"value\": 1, \"unit_from\": \"league\", \"unit_to\": \"km\"}");
+
+        Assert.Equal(["word_count", "convert_length"], listed.Tools.Select(t => t.Name));
+        Assert.Equal("Counts the words, lines and characters of a text.", listed.Tools[0].Description);
+        Assert.Contains("\"enum\": [\"m\", \"km\", \"mi\", \"ft\"]", listed.Tools[1].InputSchemaJson, StringComparison.Ordinal);
+        Assert.Equal(("{\"words\": 5, \"lines\": 2, \"characters\": 25}", false), (counted.Content, counted.IsError));
+        Assert.Equal("{\"value\": 1.609344, \"unit\": \"km\"}", converted.Content);
+        Assert.Equal((true, "Unknown unit 'parsec'; use m, km, mi or ft."), (refusedByTheTool.IsError, refusedByTheTool.Content));
+        Assert.True(refusedBySchema.IsError);
+        Assert.Contains("do not match the tool's schema", refusedBySchema.Content, StringComparison.Ordinal);
+    }
+}
