@@ -1,4 +1,5 @@
-"""Namra's Python package: tools written in Python (``@tool``, ``serve``) for Namra's tool executor.
+"""Namra's Python package: tools written in Python (``@tool``, ``serve``) for Namra's tool executor, and a client of its
+public API (``Client``, ``AsyncClient``).
 
     from namra import tool, serve
 
@@ -10,8 +11,9 @@
     serve([custom_search], port=50061)
 """
 
+from namra.client import AsyncClient, Client, Diagnostic, NamraError, Validation
 from namra.serving import ToolServer, serve, start
 from namra.tools import Tool, ToolError, tool
 
-__all__ = ["Tool", "ToolError", "ToolServer", "serve", "start", "tool"]
+__all__ = ["AsyncClient", "Client", "Diagnostic", "NamraError", "Tool", "ToolError", "ToolServer", "Validation", "serve", "start", "tool"]
 __version__ = "0.1.0"
