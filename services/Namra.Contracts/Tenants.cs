@@ -20,6 +20,15 @@ public static partial class Tenants
     /// <summary>The tenant a request names: <see cref="Default"/> when it names none.</summary>
     public static string OrDefault(string tenant) => tenant.Length == 0 ? Default : tenant;
 
+    /// <summary>
+    /// A key of <paramref name="id"/> within <paramref name="tenant"/>, for maps kept in a process: the same id in two
+    /// tenants gives two keys (a tenant's name and an id hold no control characters, so the separator keeps them apart).
+    /// </summary>
+    public static string Scoped(string tenant, string id) => string.Concat(tenant, Separator, id);
+
+    /// <summary>What <see cref="Scoped"/> puts between a tenant and an id.</summary>
+    public const string Separator = "\u001f";
+
     [GeneratedRegex("^[a-z0-9][a-z0-9._-]{0,62}$", RegexOptions.CultureInvariant)]
     private static partial Regex ValidName();
 }

@@ -2,12 +2,7 @@ using System.Net;
 using System.Security.Cryptography;
 using Grpc.Core;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 using Namra.Contracts.V1;
@@ -27,24 +22,22 @@ public sealed class BearerTokenTests : IAsyncLifetime
 
     private readonly RSA _signing = RSA.Create(2048);
     private readonly RSA _stranger = RSA.Create(2048);
-    private WebApplication _issuer = null!;
+    private LocalWebServer _issuer = null!;
     private string _issuerUrl = null!;
     private NamraTestHost _host = null!;
 
     public async ValueTask InitializeAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, 0));
-        _issuer = builder.Build();
-        _issuer.MapGet("/.well-known/openid-configuration", () => Results.Json(new Dictionary<string, string> { ["issuer"] = _issuerUrl, ["jwks_uri"] = $"{_issuerUrl}/jwks" }));
-        _issuer.MapGet("/jwks", () =>
+        _issuer = await LocalWebServer.StartAsync(issuer =>
         {
-            var key = JsonWebKeyConverter.ConvertFromRSASecurityKey(new RsaSecurityKey(_signing.ExportParameters(false)) { KeyId = "signing-1" });
-            return Results.Json(new { keys = new[] { new { kty = "RSA", use = "sig", alg = "RS256", kid = key.Kid, n = key.N, e = key.E } } });
+            issuer.MapGet("/.well-known/openid-configuration", () => Results.Json(new Dictionary<string, string> { ["issuer"] = _issuerUrl, ["jwks_uri"] = $"{_issuerUrl}/jwks" }));
+            issuer.MapGet("/jwks", () =>
+            {
+                var key = JsonWebKeyConverter.ConvertFromRSASecurityKey(new RsaSecurityKey(_signing.ExportParameters(false)) { KeyId = "signing-1" });
+                return Results.Json(new { keys = new[] { new { kty = "RSA", use = "sig", alg = "RS256", kid = key.Kid, n = key.N, e = key.E } } });
+            });
         });
-        await _issuer.StartAsync();
-        _issuerUrl = _issuer.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First().TrimEnd('/');
+        _issuerUrl = _issuer.BaseUrl.ToString().TrimEnd('/');
         _host = await NamraTestHost.StartAsync("all", new Dictionary<string, string?>
         {
             ["Namra:Orchestrator:Jwt:Authority"] = _issuerUrl,

@@ -136,10 +136,7 @@ def _schema(hint: Any, where: str) -> Dict[str, Any]:
     if hint is type(None):
         return {"type": "null"}
     if origin in (typing.Union, types.UnionType):
-        options = [_schema(argument, where) for argument in arguments]
-        if len(options) == 2 and {"type": "null"} in options:
-            return {"anyOf": options}
-        return {"anyOf": options}
+        return {"anyOf": [_schema(argument, where) for argument in arguments]}
     if origin is typing.Literal:
         return {"enum": list(arguments)}
     if origin in (list, List, typing.Sequence, tuple) or hint in (list, tuple):

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Collections.Immutable;
 using Google.Protobuf.WellKnownTypes;
+using Namra.Contracts;
 using Namra.Contracts.V1;
 
 namespace Namra.Memory.Stores;
@@ -257,8 +258,7 @@ internal sealed class InMemoryStore(TimeProvider timeProvider, int maxRuns) : IM
         }
     }
 
-    // A tenant's name has no control characters, nor has an id: the separator keeps every pair apart.
-    private static string Key(string tenant, string id) => string.Concat(tenant, "\u001f", id);
+    private static string Key(string tenant, string id) => Tenants.Scoped(tenant, id);
 
     private static string RunKey(Run run) => Key(run.Tenant, run.RunId);
 

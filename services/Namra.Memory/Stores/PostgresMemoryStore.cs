@@ -57,14 +57,7 @@ internal sealed class PostgresMemoryStore : SqlMemoryStore, IAsyncDisposable
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         await ExecuteAsync(connection, transaction, cancellationToken, "SELECT pg_advisory_xact_lock($1)", MigrationLock).ConfigureAwait(false);
         await ExecuteAsync(connection, transaction, cancellationToken, "CREATE TABLE IF NOT EXISTS namra_schema (version INTEGER NOT NULL)").ConfigureAwait(false);
-        int version;
-        await using (var command = connection.CreateCommand())
-        {
-            command.Transaction = transaction;
-            command.CommandText = "SELECT COALESCE(MAX(version), 0) FROM namra_schema";
-            version = Convert.ToInt32(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture);
-        }
-
+        var version = await VersionAsync(connection, transaction, "SELECT COALESCE(MAX(version), 0) FROM namra_schema", cancellationToken).ConfigureAwait(false);
         foreach (var statement in Upgrade(version))
         {
             await ExecuteAsync(connection, transaction, cancellationToken, statement).ConfigureAwait(false);

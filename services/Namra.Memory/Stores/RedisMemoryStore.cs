@@ -20,7 +20,6 @@ namespace Namra.Memory.Stores;
 internal sealed class RedisMemoryStore(string configuration, TimeSpan timeout, TimeProvider timeProvider) : IMemoryStore, IAsyncDisposable
 {
     private const string RunningKey = "namra:runs:running";
-    private const char MemberSeparator = '\u001f'; // in no tenant's name and no id
 
     private const string AppendScript = """
         if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -294,10 +293,10 @@ internal sealed class RedisMemoryStore(string configuration, TimeSpan timeout, T
     private static RedisKey MemoriesKey(string tenant, string space) => $"{Prefix(tenant)}m:{space}";
 
     // A member of the set of runs in progress: the run's id, after its tenant unless that is the default.
-    private static string Member(string tenant, string runId) => tenant == Tenants.Default ? runId : string.Concat(tenant, MemberSeparator.ToString(), runId);
+    private static string Member(string tenant, string runId) => tenant == Tenants.Default ? runId : Tenants.Scoped(tenant, runId);
 
     private static (string Tenant, string RunId) Split(string member) =>
-        member.IndexOf(MemberSeparator, StringComparison.Ordinal) is var at and >= 0 ? (member[..at], member[(at + 1)..]) : (Tenants.Default, member);
+        member.IndexOf(Tenants.Separator, StringComparison.Ordinal) is var at and >= 0 ? (member[..at], member[(at + Tenants.Separator.Length)..]) : (Tenants.Default, member);
 
     private sealed record StoredMemoryJson(string Text, IReadOnlyDictionary<string, string> Metadata, string Model, byte[] Embedding);
 }

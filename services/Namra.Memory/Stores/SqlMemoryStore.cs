@@ -413,6 +413,15 @@ internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
         return entries;
     }
 
+    /// <summary>The schema version a database records, as <paramref name="query"/> reads it (0 when it records none).</summary>
+    protected static async Task<int> VersionAsync(DbConnection connection, DbTransaction transaction, string query, CancellationToken cancellationToken)
+    {
+        await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = query;
+        return Convert.ToInt32(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     /// <summary>Runs a statement and returns the rows it affected.</summary>
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1068", Justification = "The values read best after the SQL they bind.")]
     protected async Task<int> ExecuteAsync(DbConnection connection, DbTransaction? transaction, CancellationToken cancellationToken, string sql, params object?[] values)

@@ -97,14 +97,7 @@ internal sealed class SqliteMemoryStore(string path, TimeSpan timeout, TimeProvi
     {
         await ExecuteAsync(connection, null, cancellationToken, "PRAGMA journal_mode = WAL").ConfigureAwait(false);
         await using var transaction = await BeginWriteAsync(connection, cancellationToken).ConfigureAwait(false);
-        int version;
-        await using (var command = connection.CreateCommand())
-        {
-            command.Transaction = transaction;
-            command.CommandText = "PRAGMA user_version";
-            version = Convert.ToInt32(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture);
-        }
-
+        var version = await VersionAsync(connection, transaction, "PRAGMA user_version", cancellationToken).ConfigureAwait(false);
         foreach (var statement in Upgrade(version))
         {
             await ExecuteAsync(connection, transaction, cancellationToken, statement).ConfigureAwait(false);

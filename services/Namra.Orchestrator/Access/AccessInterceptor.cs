@@ -28,26 +28,21 @@ internal sealed class AccessInterceptor(AccessKeys keys, BearerTokens tokens, Te
 
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {
-        try
-        {
-            await AdmitAsync(context).ConfigureAwait(false);
-            var response = await continuation(request, context).ConfigureAwait(false);
-            Audit(context, null);
-            return response;
-        }
-        catch (Exception exception) when (IsPublic(context))
-        {
-            Audit(context, exception);
-            throw;
-        }
+        TResponse response = default!;
+        await GuardAsync(context, async () => response = await continuation(request, context).ConfigureAwait(false)).ConfigureAwait(false);
+        return response;
     }
 
-    public override async Task ServerStreamingServerHandler<TRequest, TResponse>(TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
+    public override Task ServerStreamingServerHandler<TRequest, TResponse>(TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation) =>
+        GuardAsync(context, () => continuation(request, responseStream, context));
+
+    // Admits the call, runs it, and records how it ended, admitted or refused.
+    private async Task GuardAsync(ServerCallContext context, Func<Task> call)
     {
         try
         {
             await AdmitAsync(context).ConfigureAwait(false);
-            await continuation(request, responseStream, context).ConfigureAwait(false);
+            await call().ConfigureAwait(false);
             Audit(context, null);
         }
         catch (Exception exception) when (IsPublic(context))

@@ -51,9 +51,7 @@ internal sealed partial class AuditLog : IAsyncDisposable
     /// <summary>What a call did, for its entry: the agent and run it ran or named, what the run spent, and how it ended.</summary>
     public sealed record Facts(string Agent, string RunId, long Tokens = 0, double CostUsd = 0, string Detail = "")
     {
-        public static Facts Of(Run run) => new(run.Agent?.Name ?? "", run.RunId,
-            (run.Usage?.InputTokens ?? 0) + (run.Usage?.OutputTokens ?? 0) + (run.Usage?.CacheCreationInputTokens ?? 0) + (run.Usage?.CacheReadInputTokens ?? 0),
-            run.Cost?.TotalUsd ?? 0, $"run {RunLoop.StatusName(run.Status)}");
+        public static Facts Of(Run run) => new(run.Agent?.Name ?? "", run.RunId, run.Usage?.Total ?? 0, run.Cost?.TotalUsd ?? 0, $"run {RunLoop.StatusName(run.Status)}");
     }
 
     /// <summary>Notes what a call did, for its entry.</summary>

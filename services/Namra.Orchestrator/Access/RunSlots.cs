@@ -8,8 +8,11 @@ namespace Namra.Orchestrator.Access;
 /// </summary>
 internal abstract class RunSlots
 {
-    /// <summary>A scope and the most runs it may have executing.</summary>
-    public readonly record struct Scope(string Name, int Limit);
+    /// <summary>A scope (a tenant's runs, or its runs of one <paramref name="Agent"/>) and the most it may have executing.</summary>
+    public readonly record struct Scope(string Tenant, string? Agent, int Limit)
+    {
+        public string Name => Agent is null ? Tenant : Contracts.Tenants.Scoped(Tenant, Agent);
+    }
 
     /// <summary>The slot taken, or the scope that refused it.</summary>
     public readonly record struct Taken(IAsyncDisposable? Slot, Scope? Refused);

@@ -40,7 +40,7 @@ internal abstract class SpendCounters
     public abstract Task<Standing> ReadAsync(string tenant, Period period);
 
     /// <summary>Counts in this process.</summary>
-    public sealed class InProcess : SpendCounters
+    public sealed class InProcess(TimeProvider timeProvider) : SpendCounters
     {
         private readonly Dictionary<string, Counter> _counters = new(StringComparer.Ordinal);
 
@@ -119,10 +119,10 @@ internal abstract class SpendCounters
         // Periods past are forgotten as new ones begin.
         private Counter Of(string tenant, Period period)
         {
-            var key = $"{tenant}\u001f{period.Key}";
+            var key = Contracts.Tenants.Scoped(tenant, period.Key);
             if (!_counters.TryGetValue(key, out var counter))
             {
-                var now = DateTimeOffset.UtcNow;
+                var now = timeProvider.GetUtcNow();
                 foreach (var stale in _counters.Where(pair => pair.Value.End < now).Select(pair => pair.Key).ToList())
                 {
                     _counters.Remove(stale);

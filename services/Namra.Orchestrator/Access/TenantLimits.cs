@@ -28,7 +28,7 @@ internal sealed partial class TenantLimits : IAsyncDisposable
     private readonly ConnectionMultiplexer? _redis;
     private readonly PartitionedRateLimiter<(string Scope, int Limit)> _requests;
 
-    public TenantLimits(AccessKeys keys, IOptions<OrchestratorOptions> options, ILogger<TenantLimits> logger)
+    public TenantLimits(AccessKeys keys, IOptions<OrchestratorOptions> options, TimeProvider timeProvider, ILogger<TenantLimits> logger)
     {
         _keys = keys;
         _logger = logger;
@@ -52,7 +52,7 @@ internal sealed partial class TenantLimits : IAsyncDisposable
             _requests = PartitionedRateLimiter.Create<(string Scope, int Limit), (string, int)>(key => RateLimitPartition.GetFixedWindowLimiter(key, _ =>
                 new FixedWindowRateLimiterOptions { PermitLimit = key.Limit, Window = Window, QueueLimit = 0, AutoReplenishment = true }));
             Slots = new RunSlots.InProcess();
-            Spend = new SpendCounters.InProcess();
+            Spend = new SpendCounters.InProcess(timeProvider);
         }
     }
 
@@ -82,7 +82,7 @@ internal sealed partial class TenantLimits : IAsyncDisposable
         var limits = policy.ForAgent(agent);
         if (limits.RequestsPerMinute > 0)
         {
-            await TakeAsync($"{tenant}\u001f{agent}", limits.RequestsPerMinute, $"The agent {agent} was started its {limits.RequestsPerMinute:N0} times of this minute by the tenant '{tenant}'",
+            await TakeAsync(Contracts.Tenants.Scoped(tenant, agent), limits.RequestsPerMinute, $"The agent {agent} was started its {limits.RequestsPerMinute:N0} times of this minute by the tenant '{tenant}'",
                 tenant, agent, context).ConfigureAwait(false);
         }
 
@@ -95,7 +95,7 @@ internal sealed partial class TenantLimits : IAsyncDisposable
         RunSlots.Taken taken;
         try
         {
-            taken = await Slots.TakeAsync(counted, $"{tenant}\u001f{runId}", force: false, context.CancellationToken).ConfigureAwait(false);
+            taken = await Slots.TakeAsync(counted, Contracts.Tenants.Scoped(tenant, runId), force: false, context.CancellationToken).ConfigureAwait(false);
         }
         catch (RedisException exception)
         {
@@ -105,10 +105,10 @@ internal sealed partial class TenantLimits : IAsyncDisposable
 
         if (taken.Refused is { } full)
         {
-            var (what, limit) = full.Name.Contains('\u001f', StringComparison.Ordinal)
-                ? ($"The tenant '{tenant}' has its {full.Limit:N0} run(s) of the agent {agent} executing", full.Limit)
-                : ($"The tenant '{tenant}' has its {full.Limit:N0} run(s) executing", full.Limit);
-            throw Refused($"{what}; try again when one ends.", SlotRetry, "TOO_MANY_RUNS", tenant, agent, limit, context);
+            var what = full.Agent is not null
+                ? $"The tenant '{tenant}' has its {full.Limit:N0} run(s) of the agent {agent} executing"
+                : $"The tenant '{tenant}' has its {full.Limit:N0} run(s) executing";
+            throw Refused($"{what}; try again when one ends.", SlotRetry, "TOO_MANY_RUNS", tenant, agent, full.Limit, context);
         }
 
         return taken.Slot!;
@@ -121,7 +121,7 @@ internal sealed partial class TenantLimits : IAsyncDisposable
         var counted = Counted(tenant, agent, policy.Calls.ConcurrentRuns, policy.ForAgent(agent).ConcurrentRuns);
         try
         {
-            return counted.Count == 0 ? RunSlots.Nothing : (await Slots.TakeAsync(counted, $"{tenant}\u001f{runId}", force: true, CancellationToken.None).ConfigureAwait(false)).Slot!;
+            return counted.Count == 0 ? RunSlots.Nothing : (await Slots.TakeAsync(counted, Contracts.Tenants.Scoped(tenant, runId), force: true, CancellationToken.None).ConfigureAwait(false)).Slot!;
         }
         catch (RedisException exception)
         {
@@ -144,12 +144,12 @@ internal sealed partial class TenantLimits : IAsyncDisposable
         var scopes = new List<RunSlots.Scope>(2);
         if (tenantRuns > 0)
         {
-            scopes.Add(new RunSlots.Scope(tenant, tenantRuns));
+            scopes.Add(new RunSlots.Scope(tenant, null, tenantRuns));
         }
 
         if (agentRuns > 0)
         {
-            scopes.Add(new RunSlots.Scope($"{tenant}\u001f{agent}", agentRuns));
+            scopes.Add(new RunSlots.Scope(tenant, agent, agentRuns));
         }
 
         return scopes;

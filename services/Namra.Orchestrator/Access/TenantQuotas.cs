@@ -172,7 +172,7 @@ internal sealed class TenantQuotas(AccessKeys keys, TenantLimits limits, Downstr
     // Once per tenant and period in this process; across replicas, the first seed to land is the one kept.
     private async Task SeedAsync(string tenant, List<Period> periods, CancellationToken cancellationToken)
     {
-        var key = $"{tenant}\u001f{periods[0].Key}\u001f{periods[1].Key}";
+        var key = Contracts.Tenants.Scoped(tenant, periods[1].Key + periods[0].Key);
         var seeding = _seeded.GetOrAdd(key, _ => new Lazy<Task>(() => SeedFromLedgersAsync(tenant, periods)));
         try
         {

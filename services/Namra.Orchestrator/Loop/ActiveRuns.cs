@@ -50,7 +50,7 @@ internal sealed class ActiveRuns
     }
 
     // Two tenants may use the same run id.
-    private static string Key(string tenant, string runId) => string.Concat(tenant, "\u001f", runId);
+    private static string Key(string tenant, string runId) => Contracts.Tenants.Scoped(tenant, runId);
 
     /// <summary>One executing run.</summary>
     public sealed class Registration : IDisposable

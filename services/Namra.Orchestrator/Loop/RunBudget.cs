@@ -89,7 +89,7 @@ internal sealed class RunBudget(Budget? budget)
     public static (long Tokens, double Cost) ChargeOf(ProviderAttempt attempt, CallReservation? reservation) => attempt.Outcome switch
     {
         AttemptOutcome.Completed when attempt.Usage is { } used =>
-            (used.InputTokens + used.OutputTokens + used.CacheCreationInputTokens + used.CacheReadInputTokens, attempt.Cost?.TotalUsd ?? reservation?.Cost?.TotalUsd ?? 0),
+            (used.Total, attempt.Cost?.TotalUsd ?? reservation?.Cost?.TotalUsd ?? 0),
         AttemptOutcome.Completed => (reservation?.Tokens ?? 0, reservation?.Cost?.TotalUsd ?? 0), // the provider reported no usage
         AttemptOutcome.Unknown => (attempt.ChargedTokens, attempt.ChargedCost?.TotalUsd ?? 0),
         _ => (0, 0),
