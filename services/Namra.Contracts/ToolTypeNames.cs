@@ -15,6 +15,7 @@ public static class ToolTypeNames
         ToolType.BuiltinShell => "builtin.shell",
         ToolType.Mcp => "mcp",
         ToolType.Grpc => "grpc",
+        ToolType.Python => "python",
         _ => "unspecified",
     };
 }

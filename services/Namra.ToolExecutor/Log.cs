@@ -19,4 +19,12 @@ internal static partial class Log
     [LoggerMessage(EventId = 4004, EventName = "NotDumpable", Level = LogLevel.Warning,
         Message = "This process could not be made non-dumpable: commands of its own account could read its environment")]
     public static partial void NotDumpable(ILogger logger);
+
+    [LoggerMessage(EventId = 4005, EventName = "PythonPluginStarted", Level = LogLevel.Information,
+        Message = "Python plugin {Module} started, serving {ToolCount} tools")]
+    public static partial void PythonPluginStarted(ILogger logger, string module, int toolCount);
+
+    [LoggerMessage(EventId = 4006, EventName = "PythonPluginWrote", Level = LogLevel.Information,
+        Message = "Python plugin {Module}: {Line}")]
+    public static partial void PythonPluginWrote(ILogger logger, string module, string line);
 }

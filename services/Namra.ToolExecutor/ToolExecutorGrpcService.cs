@@ -75,7 +75,7 @@ internal sealed class ToolExecutorGrpcService(
         activity?.SetTag(ToolExecutorTelemetry.Attributes.AgentName, request.Context?.AgentName);
 
         var started = timeProvider.GetTimestamp();
-        var (outcome, kind) = await RunAsync(tool, config, description, call, request.Context?.RunId ?? "", request.Resumed, context.CancellationToken).ConfigureAwait(false);
+        var (outcome, kind) = await RunAsync(tool, config, description, call, request.Context ?? new ToolCallContext(), request.Resumed, context.CancellationToken).ConfigureAwait(false);
         var elapsed = timeProvider.GetElapsedTime(started);
 
         var max = options.Value.MaxOutputCharacters;
@@ -104,7 +104,7 @@ internal sealed class ToolExecutorGrpcService(
     // The run's id and the model's call id: the same for every delivery of the call, unique across runs.
     private static string IdempotencyKey(string runId, string callId) => runId.Length > 0 ? $"{runId}:{callId}" : callId;
 
-    private async Task<(ToolOutcome Outcome, string Kind)> RunAsync(ITool tool, ToolConfig config, ToolDescription description, ToolCall call, string runId, bool resumed, CancellationToken cancellationToken)
+    private async Task<(ToolOutcome Outcome, string Kind)> RunAsync(ITool tool, ToolConfig config, ToolDescription description, ToolCall call, ToolCallContext caller, bool resumed, CancellationToken cancellationToken)
     {
         if (call.ArgumentsJson.Length > options.Value.MaxArgumentsCharacters)
         {
@@ -141,7 +141,7 @@ internal sealed class ToolExecutorGrpcService(
             limit.CancelAfter(timeout);
             try
             {
-                var outcome = await tool.ExecuteAsync(config, new ToolCallInfo(call.Name, IdempotencyKey(runId, call.Id)), arguments.RootElement, limit.Token).ConfigureAwait(false);
+                var outcome = await tool.ExecuteAsync(config, new ToolCallInfo(call.Name, IdempotencyKey(caller.RunId, call.Id), call.Id, caller.RunId, caller.AgentName), arguments.RootElement, limit.Token).ConfigureAwait(false);
                 return (outcome, outcome.IsError ? "error" : "ok");
             }
             catch (OperationCanceledException) when (limit.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
@@ -195,6 +195,7 @@ internal sealed class ToolExecutorGrpcService(
         ToolType.BuiltinShell => ToolConfig.SettingsOneofCase.Shell,
         ToolType.Mcp => ToolConfig.SettingsOneofCase.Mcp,
         ToolType.Grpc => ToolConfig.SettingsOneofCase.Grpc,
+        ToolType.Python => ToolConfig.SettingsOneofCase.Python,
         _ => ToolConfig.SettingsOneofCase.None,
     };
 }

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Options;
 using Namra.Hosting;
 using Namra.ToolExecutor.Options;
 using Namra.ToolExecutor.Tools;
+using Namra.ToolExecutor.Tools.Python;
 using Namra.ToolExecutor.Tools.Shell;
 
 namespace Namra.ToolExecutor;
@@ -39,6 +40,8 @@ public static class ToolExecutorHostingExtensions
         builder.Services.AddSingleton<ITool, McpTool>();
         builder.Services.AddSingleton<ToolProviderChannels>();
         builder.Services.AddSingleton<ITool, GrpcProviderTool>();
+        builder.Services.AddSingleton<PythonPlugins>();
+        builder.Services.AddSingleton<ITool, PythonTool>();
         // The factory's per-request logging is left out: every tool call has its own span, metrics and log line.
         builder.Services.AddHttpClient(McpSessions.HttpClientName, client => client.Timeout = Timeout.InfiniteTimeSpan).RemoveAllLoggers();
         // Two clients, so a connection opened for a tool that may reach internal addresses is never reused by one that may not.

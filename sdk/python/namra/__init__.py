@@ -13,7 +13,8 @@ public API (``Client``, ``AsyncClient``).
 
 from namra.client import AsyncClient, Client, Diagnostic, NamraError, Validation
 from namra.serving import ToolServer, serve, start
-from namra.tools import Tool, ToolError, tool
+from namra.tools import Call, Tool, ToolError, current_call, tool
 
-__all__ = ["AsyncClient", "Client", "Diagnostic", "NamraError", "Tool", "ToolError", "ToolServer", "Validation", "serve", "start", "tool"]
+__all__ = ["AsyncClient", "Call", "Client", "Diagnostic", "NamraError", "Tool", "ToolError", "ToolServer", "Validation", "current_call", "serve",
+           "start", "tool"]
 __version__ = "0.1.0"

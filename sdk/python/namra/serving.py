@@ -8,9 +8,10 @@ import signal
 from typing import Iterable, List, Optional, Union
 
 import grpc
+from google.protobuf import json_format
 
 from namra._health import health_pb2, health_pb2_grpc
-from namra.tools import Tool
+from namra.tools import Call, Tool
 from namra.v1 import common_pb2, tool_provider_service_pb2, tool_provider_service_pb2_grpc
 
 __all__ = ["ToolServer", "serve", "start"]
@@ -40,8 +41,19 @@ class _Provider(tool_provider_service_pb2_grpc.ToolProviderServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"arguments_json: not JSON ({error.msg} at {error.pos}).")
         if not isinstance(arguments, dict):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "arguments_json: a JSON object of the tool's arguments.")
+        metadata = {key: value for key, value in (context.invocation_metadata() or ()) if isinstance(value, str)}
+        call = Call(
+            name=request.name,
+            call_id=request.call_id,
+            idempotency_key=request.idempotency_key or metadata.get("idempotency-key", ""),
+            run_id=request.run_id,
+            agent_name=request.agent_name,
+            traceparent=metadata.get("traceparent", ""),
+            tracestate=metadata.get("tracestate", ""),
+            options=json_format.MessageToDict(request.config) if request.HasField("config") else {},
+        )
         # A call the caller abandons (its deadline, a cancelled run) cancels this task, and with it an async tool.
-        result = await tool.invoke(arguments)
+        result = await tool.invoke(arguments, call)
         return tool_provider_service_pb2.InvokeToolResponse(content=result.content, is_error=result.is_error)
 
 

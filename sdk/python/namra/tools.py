@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import enum
 import inspect
@@ -12,9 +13,46 @@ import types
 import typing
 from typing import Any, Callable, Dict, List, Optional
 
-__all__ = ["Tool", "ToolError", "tool"]
+__all__ = ["Call", "Tool", "ToolError", "current_call", "tool"]
 
 _MAX_RESULT_CHARS = 1_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Call:
+    """The call a tool is running for, as the tool executor sent it."""
+
+    #: The tool called.
+    name: str = ""
+    #: The model's call id.
+    call_id: str = ""
+    #: The same for every delivery of this call (a call sent again after an interruption), unique across runs:
+    #: pass it to systems that deduplicate (an ``Idempotency-Key`` header, a unique column).
+    idempotency_key: str = ""
+    #: The run making the call; empty outside a run.
+    run_id: str = ""
+    #: The agent making the call.
+    agent_name: str = ""
+    #: The W3C trace context of the call (``00-<trace id>-<span id>-<flags>``), to join the run's trace; empty if none.
+    traceparent: str = ""
+    #: The W3C ``tracestate`` that goes with it.
+    tracestate: str = ""
+    #: The agent entry's ``config.options``.
+    options: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def trace_id(self) -> str:
+        """The run's trace id (32 hex digits) from ``traceparent``; empty if none."""
+        parts = self.traceparent.split("-")
+        return parts[1] if len(parts) == 4 else ""
+
+
+_current_call: "contextvars.ContextVar[Call]" = contextvars.ContextVar("namra_current_call", default=Call())
+
+
+def current_call() -> Call:
+    """The call the running tool serves (its idempotency key, run, trace context); empty fields outside a call."""
+    return _current_call.get()
 
 
 class ToolError(Exception):
@@ -48,14 +86,18 @@ class Tool:
             raise ToolError(f"{self.name} needs the argument(s) {', '.join(missing)}")
         return bound
 
-    async def invoke(self, arguments: Dict[str, Any]) -> "Result":
-        """Runs the function; an exception becomes an error result the model reads."""
+    async def invoke(self, arguments: Dict[str, Any], call: Optional[Call] = None) -> "Result":
+        """Runs the function for ``call`` (what ``current_call()`` returns in it); an exception becomes an error result the model reads."""
+        if call is not None:
+            _current_call.set(call)
         try:
             bound = self.bind(arguments)
             if self.is_async:
                 value = await self.function(**bound)
             else:
-                value = await asyncio.get_running_loop().run_in_executor(None, lambda: self.function(**bound))
+                # In a worker thread, seeing this task's context (current_call()).
+                context = contextvars.copy_context()
+                value = await asyncio.get_running_loop().run_in_executor(None, lambda: context.run(self.function, **bound))
             return Result(_text(value), False)
         except asyncio.CancelledError:
             raise

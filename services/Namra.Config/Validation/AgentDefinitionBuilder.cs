@@ -188,6 +188,7 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
                     "builtin.shell" => ToolType.BuiltinShell,
                     "mcp" => ToolType.Mcp,
                     "grpc" => ToolType.Grpc,
+                    "python" => ToolType.Python,
                     _ => ToolType.Unspecified,
                 },
                 Description = tool.String("description") ?? "",
@@ -604,6 +605,15 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
                 if (typed.Get<ConfigNode>("options") is { } options)
                 {
                     tool.Grpc.Options = ToStruct(options, path + ".options");
+                }
+
+                break;
+            case "python":
+                settings.Fields.Remove("options");
+                tool.Python = Parse<PythonToolSettings>(settings);
+                if (typed.Get<ConfigNode>("options") is { } pythonOptions)
+                {
+                    tool.Python.Options = ToStruct(pythonOptions, path + ".options");
                 }
 
                 break;

@@ -8,6 +8,7 @@ internal static class AgentSchema
     public const string NamePattern = "^[a-z][a-z0-9_-]{0,63}$";
     public const string ToolNamePattern = "^[A-Za-z][A-Za-z0-9_-]{0,63}$";
     public const string EnvNamePattern = "^[A-Za-z_][A-Za-z0-9_]*$";
+    public const string PythonModulePattern = "^([^\\n\\r]+\\.py|[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*)$";
     public const string UrlPattern = "^https?://[^\\s/$.?#][^\\s]*$";
 
     // Semantic Versioning 2.0.0, from semver.org.
@@ -17,7 +18,7 @@ internal static class AgentSchema
     public static readonly IReadOnlyList<string> Providers = ["anthropic", "openai", "openai_compatible", "scripted"];
 
     public static readonly IReadOnlyList<string> ToolTypes =
-        ["builtin.http", "builtin.filesystem", "builtin.calculator", "builtin.database", "builtin.shell", "mcp", "grpc"];
+        ["builtin.http", "builtin.filesystem", "builtin.calculator", "builtin.database", "builtin.shell", "mcp", "grpc", "python"];
 
     public static readonly IReadOnlyList<string> MemoryTypes = MemoryTypeNames.All;
 
@@ -129,6 +130,15 @@ internal static class AgentSchema
         new("options", new AnyObjectType(), "Settings passed through to the provider as they are (DescribeTools and InvokeTool receive them)."),
     ]);
 
+    public static readonly ObjectSpec PythonConfig = new("python config",
+    [
+        new("module", new StringType(PythonModulePattern, "Python file or module name", "tools/search.py", MaxLength: 4096),
+            "The module whose @tool functions are the tools: a .py file (relative to the tool executor's working directory) or a module name the interpreter imports.",
+            Required: true),
+        new("env", SecretMap, "Environment of the plugin process, beyond a minimal one; ${VAR} is resolved by the tool executor."),
+        new("options", new AnyObjectType(), "Settings passed through to the tools as they are (namra.current_call().options)."),
+    ]);
+
     public static readonly IReadOnlyDictionary<string, ObjectSpec> ToolConfigs = new Dictionary<string, ObjectSpec>
     {
         ["builtin.calculator"] = CalculatorConfig,
@@ -138,6 +148,7 @@ internal static class AgentSchema
         ["builtin.shell"] = ShellConfig,
         ["mcp"] = McpConfig,
         ["grpc"] = GrpcConfig,
+        ["python"] = PythonConfig,
     };
 
     public static readonly ObjectSpec ApprovalCondition = new("approval condition",

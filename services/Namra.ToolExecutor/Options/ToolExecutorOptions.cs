@@ -49,6 +49,26 @@ public sealed class ToolExecutorOptions
     /// <summary>Longest an MCP server may take to start and answer its initialization. Default 60 s.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
     public TimeSpan McpStartTimeout { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// The interpreter that runs <c>python</c> entries' plugins (<c>INTERPRETER -m namra.plugin</c>); it needs grpcio and
+    /// protobuf (Debian: <c>python3-grpcio</c>, <c>python3-protobuf</c>). Default <c>/usr/bin/python3</c> where it
+    /// exists, else <c>python3</c> on the PATH. Set it to a virtual environment's <c>bin/python</c> for tools with
+    /// dependencies of their own.
+    /// </summary>
+    public string PythonInterpreter { get; set; } = "";
+
+    /// <summary>Most Python plugins running at once (one per distinct module and environment). Default 32.</summary>
+    [Range(1, 4096)]
+    public int MaxPythonPlugins { get; set; } = 32;
+
+    /// <summary>A Python plugin with no call for this long is stopped; the next call starts it again. Default 10 minutes.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
+    public TimeSpan PythonIdleTimeout { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>Longest a Python plugin may take to import its module and serve its tools. Default 30 s.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
+    public TimeSpan PythonStartTimeout { get; set; } = TimeSpan.FromSeconds(30);
 }
 
 /// <summary>How shell commands are isolated.</summary>

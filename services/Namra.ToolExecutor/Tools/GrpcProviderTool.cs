@@ -49,13 +49,13 @@ internal sealed class GrpcProviderTool(ToolProviderChannels channels, TimeProvid
     public async Task<ToolOutcome> ExecuteAsync(ToolConfig config, ToolCallInfo call, JsonElement arguments, CancellationToken cancellationToken)
     {
         var (address, headers, _) = Settings(config);
-        headers.Add("idempotency-key", call.IdempotencyKey); // providers that deduplicate see a call sent again as the same call
         var client = new ToolProviderService.ToolProviderServiceClient(channels.For(address));
         try
         {
+            // Providers that deduplicate see a call sent again as the same call.
             var response = await client.InvokeToolAsync(
-                new InvokeToolRequest { Name = call.Name, ArgumentsJson = arguments.GetRawText(), Config = Options(config) },
-                headers,
+                ToolProviderRequests.Invoke(call, arguments, Options(config)),
+                ToolProviderRequests.Headers(call, headers),
                 cancellationToken: cancellationToken).ConfigureAwait(false);
             return new ToolOutcome(response.Content, response.IsError);
         }

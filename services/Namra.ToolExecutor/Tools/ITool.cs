@@ -10,11 +10,11 @@ internal sealed record ToolOutcome(string Content, bool IsError = false)
 }
 
 /// <summary>
-/// One call of a tool: the tool's name, and the key that identifies the call for its whole life (the run's id and the
+/// One call of a tool: the tool's name, the key that identifies the call for its whole life (the run's id and the
 /// model's call id), sent to external systems that deduplicate (<c>Idempotency-Key</c>), so a call sent again after
-/// an interruption is recognised.
+/// an interruption is recognised; and the model's call id, the run and the agent, for tool providers.
 /// </summary>
-internal sealed record ToolCallInfo(string Name, string IdempotencyKey);
+internal sealed record ToolCallInfo(string Name, string IdempotencyKey, string CallId = "", string RunId = "", string AgentName = "");
 
 /// <summary>A tool the model sees: its name, description and JSON Schema of arguments.</summary>
 internal sealed record ToolDescription(string Name, string Description, string InputSchemaJson);

@@ -15,7 +15,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from namra.v1 import common_pb2 as namra_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$namra/v1/tool_provider_service.proto\x12\x08namra.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x15namra/v1/common.proto\"?\n\x14\x44\x65scribeToolsRequest\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\"@\n\x15\x44\x65scribeToolsResponse\x12\'\n\x05tools\x18\x01 \x03(\x0b\x32\x18.namra.v1.ToolDefinition\"s\n\x11InvokeToolRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0e\x61rguments_json\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x03 \x01(\t\x12\'\n\x06\x63onfig\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"7\n\x12InvokeToolResponse\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\t\x12\x10\n\x08is_error\x18\x02 \x01(\x08\x32\xb5\x01\n\x13ToolProviderService\x12U\n\rDescribeTools\x12\x1e.namra.v1.DescribeToolsRequest\x1a\x1f.namra.v1.DescribeToolsResponse\"\x03\x90\x02\x01\x12G\n\nInvokeTool\x12\x1b.namra.v1.InvokeToolRequest\x1a\x1c.namra.v1.InvokeToolResponseB\x15\xaa\x02\x12Namra.Contracts.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$namra/v1/tool_provider_service.proto\x12\x08namra.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x15namra/v1/common.proto\"?\n\x14\x44\x65scribeToolsRequest\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\"@\n\x15\x44\x65scribeToolsResponse\x12\'\n\x05tools\x18\x01 \x03(\x0b\x32\x18.namra.v1.ToolDefinition\"\xb0\x01\n\x11InvokeToolRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0e\x61rguments_json\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x03 \x01(\t\x12\'\n\x06\x63onfig\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\x12\x0e\n\x06run_id\x18\x06 \x01(\t\x12\x12\n\nagent_name\x18\x07 \x01(\t\"7\n\x12InvokeToolResponse\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\t\x12\x10\n\x08is_error\x18\x02 \x01(\x08\x32\xb5\x01\n\x13ToolProviderService\x12U\n\rDescribeTools\x12\x1e.namra.v1.DescribeToolsRequest\x1a\x1f.namra.v1.DescribeToolsResponse\"\x03\x90\x02\x01\x12G\n\nInvokeTool\x12\x1b.namra.v1.InvokeToolRequest\x1a\x1c.namra.v1.InvokeToolResponseB\x15\xaa\x02\x12Namra.Contracts.V1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'namra.v1.tool_provider_service_pb2', globals())
@@ -29,10 +29,10 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _DESCRIBETOOLSREQUEST._serialized_end=166
   _DESCRIBETOOLSRESPONSE._serialized_start=168
   _DESCRIBETOOLSRESPONSE._serialized_end=232
-  _INVOKETOOLREQUEST._serialized_start=234
-  _INVOKETOOLREQUEST._serialized_end=349
-  _INVOKETOOLRESPONSE._serialized_start=351
-  _INVOKETOOLRESPONSE._serialized_end=406
-  _TOOLPROVIDERSERVICE._serialized_start=409
-  _TOOLPROVIDERSERVICE._serialized_end=590
+  _INVOKETOOLREQUEST._serialized_start=235
+  _INVOKETOOLREQUEST._serialized_end=411
+  _INVOKETOOLRESPONSE._serialized_start=413
+  _INVOKETOOLRESPONSE._serialized_end=468
+  _TOOLPROVIDERSERVICE._serialized_start=471
+  _TOOLPROVIDERSERVICE._serialized_end=652
 # @@protoc_insertion_point(module_scope)

@@ -41,7 +41,8 @@ class ToolProviderServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def InvokeTool(self, request, context):
-        """Runs one of them.
+        """Runs one of them. The call's W3C trace context is in the `traceparent` (and `tracestate`) metadata, so the
+        provider's spans join the run's trace.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using Namra.Contracts.V1;
 using Namra.Testing;
 
-namespace Namra.ToolExecutor.Tests;
+namespace Namra.ToolExecutor.Tests.Python;
 
 /// <summary>
 /// The Python package's tools (<c>sdk/python</c>, <c>@tool</c> and <c>serve</c>) served to the real tool executor as a
