@@ -212,6 +212,20 @@ public sealed class AgentValidationTests
             (warning.Severity, warning.Code, warning.Position.Line, warning.Position.Column, warning.Hint));
     }
 
+    [Theory]
+    [InlineData("{ name: search, type: python, config: { module: tools.py } }")]
+    [InlineData("{ name: fs, type: mcp, config: { command: npx } }")]
+    [InlineData("{ name: ext, type: grpc, config: { address: \"http://tools:50051\" } }")]
+    public void Load_WhenAnEntryServesToolsOfItsOwn_TheScriptsCallsAreNotJudged(string entry)
+    {
+        var content = $"name: demo\nversion: 1.0.0\nllm:\n  provider: scripted\n  model: scripted\n  script:\n    - tool_calls:\n        - name: word_count\ntools:\n  - {entry}\n";
+
+        var result = TestFiles.Loader().Load(content, "agent.yaml");
+
+        Assert.True(result.IsValid, string.Join("\n", result.Diagnostics));
+        Assert.Empty(result.Diagnostics);
+    }
+
     [Fact]
     public void Load_WhenValid_AppliesEveryDefault()
     {
@@ -351,6 +365,8 @@ public sealed class AgentValidationTests
               - { name: sh, type: builtin.shell, config: { allowed_commands: [ls], env: { LANG: C } } }
               - { name: fs, type: mcp, config: { command: npx, args: [-y, server] } }
               - { name: ext, type: grpc, config: { address: "http://tools:50051", options: { region: eu, limits: { rows: 3 } } } }
+              - { name: py, type: python, config: { module: tools/search.py, env: { TOKEN: "${SEARCH_TOKEN}" }, options: { top: 5 } } }
+              - { name: pkg, type: python, config: { module: acme.search_tools } }
             """;
 
         var result = TestFiles.Loader().Load(content, "agent.yaml");
@@ -366,6 +382,23 @@ public sealed class AgentValidationTests
         Assert.Equal(("stdio", "npx", 2), (tools[5].Mcp.Transport, tools[5].Mcp.Command, tools[5].Mcp.Args.Count));
         Assert.Equal("http://tools:50051", tools[6].Grpc.Address);
         Assert.Equal("{ \"limits\": { \"rows\": 3 }, \"region\": \"eu\" }", tools[6].Grpc.Options.ToString());
+        Assert.Equal(("tools/search.py", "${SEARCH_TOKEN}", "{ \"top\": 5 }"), (tools[7].Python.Module, tools[7].Python.Env["TOKEN"], tools[7].Python.Options.ToString()));
+        Assert.Equal((ToolType.Python, "acme.search_tools"), (tools[8].Type, tools[8].Python.Module));
+    }
+
+    [Theory]
+    [InlineData("config: { module: \"tools/search.txt\" }", "tools[0].config.module")]
+    [InlineData("config: { module: \"acme..search\" }", "tools[0].config.module")]
+    [InlineData("config: { }", "tools[0].config.module")]
+    [InlineData("", "tools[0].config")]
+    public void Load_APythonEntryWithoutAModuleItCanImport_IsAnError(string config, string field)
+    {
+        var content = Head + Llm + $"tools:\n  - {{ name: py, type: python{(config.Length > 0 ? ", " + config : "")} }}\n";
+
+        var result = TestFiles.Loader().Load(content, "agent.yaml");
+
+        Assert.False(result.IsValid);
+        Assert.Contains(result.Diagnostics, d => d.FieldPath == field);
     }
 }
 

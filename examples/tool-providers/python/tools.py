@@ -1,4 +1,5 @@
-"""A tool provider in Python: two tools served to Namra's tool executor (an agent lists it as a `grpc` tool).
+"""Two tools in Python. An agent lists this module as a `python` tool (examples/agents/text_tools.yaml), and the tool
+executor runs it; or it runs as a tool provider of its own, which agents list as a `grpc` tool:
 
     sudo apt-get install python3-grpcio python3-protobuf
     PYTHONPATH=sdk/python PORT=50061 /usr/bin/python3 examples/tool-providers/python/tools.py

@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -63,6 +64,18 @@ def server():
     finally:
         process.terminate()
         process.wait(timeout=30)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def test_every_method_of_the_api_has_a_method_in_both_clients():
+    from namra.v1 import agent_service_pb2
+
+    named = {"Execute": "execute", "ExecuteStream": "stream", "GetRun": "get_run", "CancelRun": "cancel_run", "ApproveToolCalls": "approve",
+             "DenyToolCalls": "deny", "ListRuns": "list_runs", "ValidateAgent": "validate", "GetUsage": "usage", "ListAudit": "audit"}
+    methods = [m.name for m in agent_service_pb2.DESCRIPTOR.services_by_name["AgentService"].methods]
+    assert sorted(methods) == sorted(named), "a method of AgentService has no client method: add it to Client, AsyncClient and this test"
+    for client in (Client, AsyncClient):
+        assert all(callable(getattr(client, name, None)) for name in named.values())
 
 
 def test_the_blocking_client_drives_every_public_method(server):

@@ -123,7 +123,10 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
 
         if (script is not null)
         {
-            var declared = tools.Select(t => t.String("name")).OfType<string>().ToHashSet(StringComparer.Ordinal);
+            // Entries that serve tools of their own (MCP servers, providers, Python modules) name them only when they run.
+            var declared = tools.Any(t => t.String("type") is "mcp" or "grpc" or "python")
+                ? null
+                : tools.Select(t => t.String("name")).OfType<string>().ToHashSet(StringComparer.Ordinal);
             for (var turnIndex = 0; turnIndex < script.Count; turnIndex++)
             {
                 config.Script.Add(BuildTurn(script[turnIndex], turnIndex, declared));
@@ -133,7 +136,7 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
         return config;
     }
 
-    private ScriptedTurn BuildTurn(ValidatedObject turn, int turnIndex, HashSet<string> declared)
+    private ScriptedTurn BuildTurn(ValidatedObject turn, int turnIndex, HashSet<string>? declared)
     {
         var result = new ScriptedTurn { Text = turn.String("text") ?? "" };
         var calls = turn.Get<List<object>>("tool_calls")?.Cast<ValidatedObject>().ToList() ?? [];
@@ -142,7 +145,7 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
             var call = calls[callIndex];
             var name = call.String("name") ?? "";
             var path = $"llm.script[{turnIndex}].tool_calls[{callIndex}]";
-            if (name.Length > 0 && !declared.Contains(name))
+            if (name.Length > 0 && declared is not null && !declared.Contains(name))
             {
                 diagnostics.Warning(DiagnosticCodes.UndeclaredScriptedTool, call.ValuePositionOf("name"), path + ".name",
                     $"The script calls `{name}`, which the agent's `tools` do not declare; the run will return an error result for it.",
