@@ -17,28 +17,67 @@ public sealed class PythonToolProviderTests : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
-        var start = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(RepositoryPaths.Combine("examples", "tool-providers", "python", "tools.py"));
-        start.Environment["PYTHONPATH"] = RepositoryPaths.Combine("sdk", "python");
-        start.Environment["PYTHONDONTWRITEBYTECODE"] = "1";
-        start.Environment["PORT"] = "0";
-        _provider = Process.Start(start)!;
-        var line = await _provider.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(30))
-            ?? throw new InvalidOperationException("The Python provider exited: " + await _provider.StandardError.ReadToEndAsync());
-        _address = "http://" + line[(line.LastIndexOf(' ') + 1)..];
+        (_provider, _address) = await StartProviderAsync([RepositoryPaths.Combine("examples", "tool-providers", "python", "tools.py")]);
         _host = await NamraTestHost.StartAsync("tool-executor");
     }
 
     public async ValueTask DisposeAsync()
     {
         await _host.DisposeAsync();
-        if (_provider is { HasExited: false })
+        await StopAsync(_provider);
+    }
+
+    [Fact]
+    public async Task ACall_ReachesTheProvider_WithItsIdempotencyKey_Run_Agent_AndOptions()
+    {
+        var (provider, address) = await StartProviderAsync(["-c",
+            "import sys; sys.path.insert(0, sys.argv[1]); import plugin_tools; from namra import serve; serve([plugin_tools.echo_call], port=0)",
+            RepositoryPaths.Combine("tests", "Namra.ToolExecutor.Tests", "Python")]);
+        try
         {
-            _provider.Kill(entireProcessTree: true);
-            await _provider.WaitForExitAsync();
+            var entry = new ToolConfig { Name = "echo", Type = ToolType.Grpc, Grpc = new GrpcToolSettings { Address = address } };
+            entry.Grpc.Options = new Google.Protobuf.WellKnownTypes.Struct { Fields = { ["region"] = Google.Protobuf.WellKnownTypes.Value.ForString("eu") } };
+
+            var result = (await new ToolExecutorService.ToolExecutorServiceClient(_host.Channel).ExecuteToolAsync(new ExecuteToolRequest
+            {
+                Tool = entry,
+                Call = new ToolCall { Id = "toolu_9", Name = "echo_call", ArgumentsJson = "{}" },
+                Context = new ToolCallContext { RunId = "run-4", AgentName = "support" },
+            })).Result;
+
+            Assert.False(result.IsError, result.Content);
+            var seen = System.Text.Json.JsonDocument.Parse(result.Content).RootElement;
+            Assert.Equal(("run-4:toolu_9", "run-4", "support", "toolu_9", "eu"), (seen.GetProperty("key").GetString(), seen.GetProperty("run").GetString(),
+                seen.GetProperty("agent").GetString(), seen.GetProperty("call").GetString(), seen.GetProperty("options").GetProperty("region").GetString()));
+        }
+        finally
+        {
+            await StopAsync(provider);
+        }
+    }
+
+    // A provider in its own process on a free port: the interpreter's arguments, and the address it serves on.
+    private static async Task<(Process Provider, string Address)> StartProviderAsync(string[] arguments)
+    {
+        var start = new ProcessStartInfo("/usr/bin/python3", arguments) { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.Environment["PYTHONPATH"] = RepositoryPaths.Combine("sdk", "python");
+        start.Environment["PYTHONDONTWRITEBYTECODE"] = "1";
+        start.Environment["PORT"] = "0";
+        var provider = Process.Start(start)!;
+        var line = await provider.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(30))
+            ?? throw new InvalidOperationException("The Python provider exited: " + await provider.StandardError.ReadToEndAsync());
+        return (provider, "http://" + line[(line.LastIndexOf(' ') + 1)..]);
+    }
+
+    private static async Task StopAsync(Process? provider)
+    {
+        if (provider is { HasExited: false })
+        {
+            provider.Kill(entireProcessTree: true);
+            await provider.WaitForExitAsync();
         }
 
-        _provider?.Dispose();
+        provider?.Dispose();
     }
 
     [Fact]
