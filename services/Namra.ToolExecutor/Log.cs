@@ -27,4 +27,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 4006, EventName = "PythonPluginWrote", Level = LogLevel.Information,
         Message = "Python plugin {Module}: {Line}")]
     public static partial void PythonPluginWrote(ILogger logger, string module, string line);
+
+    [LoggerMessage(EventId = 4007, EventName = "PythonPluginNotStopped", Level = LogLevel.Warning,
+        Message = "Python plugin {Module} could not be stopped")]
+    public static partial void PythonPluginNotStopped(ILogger logger, Exception exception, string module);
 }

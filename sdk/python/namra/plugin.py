@@ -4,7 +4,7 @@
 
 It imports the module (a file, or a module name on ``sys.path``), serves every ``@tool`` defined at its top level
 over the Unix socket, then writes one line, ``namra-plugin-ready``, to standard output: the tool executor waits for
-it. From then on, what the tools print goes to standard error. It stops when its standard input closes (the tool
+it. What the module and its tools print goes to standard error. It stops when its standard input closes (the tool
 executor stopped it, or died) or on SIGTERM, letting calls in flight finish for two seconds.
 """
 
@@ -20,7 +20,7 @@ import sys
 import traceback
 import types
 from pathlib import Path
-from typing import List
+from typing import List, TextIO
 
 from namra.serving import start
 from namra.tools import Tool
@@ -57,7 +57,7 @@ def load_tools(module: str) -> List[Tool]:
     return sorted(tools.values(), key=lambda t: t.name)
 
 
-async def _serve(tools: List[Tool], socket: str) -> None:
+async def _serve(tools: List[Tool], socket: str, protocol: TextIO) -> None:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
@@ -74,8 +74,8 @@ async def _serve(tools: List[Tool], socket: str) -> None:
 
     loop.add_reader(0, read_input)
     server = await start(tools, unix_socket=socket)
-    print(READY, flush=True)
-    sys.stdout = sys.stderr  # standard output was the tool executor's; a tool's print() goes with its logs
+    # On a line of its own, whatever a C extension or a child process left on the line before.
+    print(f"\n{READY}", file=protocol, flush=True)
     await stopping.wait()
     await server.stop(2.0)
 
@@ -85,6 +85,8 @@ def main(argv: "List[str] | None" = None) -> int:
     parser.add_argument("--module", required=True, help="a .py file, or a module name the interpreter can import")
     parser.add_argument("--socket", required=True, help="the Unix socket to serve on")
     arguments = parser.parse_args(argv)
+    # Standard output is the tool executor's (it waits for READY there); the module's and the tools' print() go with their logs.
+    protocol, sys.stdout = sys.stdout, sys.stderr
     try:
         tools = load_tools(arguments.module)
     except Exception as error:  # noqa: BLE001 - whatever the module raises, the tool executor reports it (its last line)
@@ -93,7 +95,7 @@ def main(argv: "List[str] | None" = None) -> int:
         at = f" (at {Path(where.filename).name}:{where.lineno})" if where is not None and not isinstance(error, (LookupError, SyntaxError)) else ""
         print(f"namra.plugin: cannot load {arguments.module}: {type(error).__name__}: {error}{at}", file=sys.stderr, flush=True)
         return 3
-    asyncio.run(_serve(tools, arguments.socket))
+    asyncio.run(_serve(tools, arguments.socket, protocol))
     return 0
 
 

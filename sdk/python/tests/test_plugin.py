@@ -42,7 +42,7 @@ MODULE = textwrap.dedent('''
 
 def start_plugin(tmp_path, module_text, name="tools.py"):
     (tmp_path / name).write_text(module_text)
-    (tmp_path / "helper.py").write_text("def shout(text):\n    return text.upper()\n")
+    (tmp_path / "helper.py").write_text("print('helper loaded')\n\ndef shout(text):\n    return text.upper()\n")
     socket = str(tmp_path / "plugin.sock")
     process = subprocess.Popen(
         [sys.executable, "-m", "namra.plugin", "--module", str(tmp_path / name), "--socket", socket],
@@ -51,10 +51,15 @@ def start_plugin(tmp_path, module_text, name="tools.py"):
     return process, socket
 
 
+def ready(process):
+    """Whether the plugin wrote its ready line (on a line of its own) before its output ended."""
+    return any(line.strip() == READY for line in iter(process.stdout.readline, ""))
+
+
 def test_it_serves_the_modules_tools_and_they_see_their_call(tmp_path):
     process, socket = start_plugin(tmp_path, MODULE)
     try:
-        assert process.stdout.readline().strip() == READY
+        assert ready(process)
         with grpc.insecure_channel(f"unix:{socket}") as channel:
             stub = provider_grpc.ToolProviderServiceStub(channel)
             described = stub.DescribeTools(provider.DescribeToolsRequest())
@@ -76,7 +81,7 @@ def test_it_serves_the_modules_tools_and_they_see_their_call(tmp_path):
 
 def test_it_stops_when_its_input_closes_and_on_sigterm(tmp_path):
     process, _ = start_plugin(tmp_path, MODULE)
-    assert process.stdout.readline().strip() == READY
+    assert ready(process)
     process.terminate()
     assert process.wait(timeout=10) == 0
     process.stdin.close()
@@ -107,7 +112,7 @@ def test_a_module_name_is_imported_from_the_path(tmp_path):
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": f"{PACKAGE}:{tmp_path}", "PYTHONDONTWRITEBYTECODE": "1"})
     try:
-        assert process.stdout.readline().strip() == READY
+        assert ready(process)
         with grpc.insecure_channel(f"unix:{socket}") as channel:
             found = provider_grpc.ToolProviderServiceStub(channel).InvokeTool(provider.InvokeToolRequest(name="find", arguments_json='{"q": "x"}'))
             assert found.content == "x"

@@ -170,6 +170,18 @@ public sealed class PythonToolTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AModuleThatPrintsAFloodAsItLoads_StillStarts_ItsOutputReadInBoundedLines()
+    {
+        var module = Path.Combine(_folder, "loud.py");
+        await File.WriteAllTextAsync(module, "import sys\nfrom namra import tool\nprint('x' * 8_000_000, end='')\nsys.stderr.write('y' * 8_000_000)\n\n" +
+            "@tool\ndef quiet() -> str:\n    \"Says little.\"\n    print('z' * 1_000_000)\n    return 'ok'\n");
+
+        var result = await CallAsync(Entry(module), "quiet", "{}");
+
+        Assert.Equal((false, "ok"), (result.IsError, result.Content));
+    }
+
+    [Fact]
     public async Task AMissingFile_IsSaidWithWhereItWasLookedFor()
     {
         var refused = await Assert.ThrowsAsync<RpcException>(() => _client.ListToolsAsync(new ListToolsRequest { Tools = { Entry("no/such/tools.py") } }).ResponseAsync);

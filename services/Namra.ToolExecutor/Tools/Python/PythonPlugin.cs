@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net.Sockets;
+using System.Text;
 using System.Text.Json;
 using Grpc.Net.Client;
 using Microsoft.Extensions.Logging;
@@ -31,13 +32,14 @@ internal sealed class PythonPlugin : IAsyncDisposable
     public const string ReadyLine = "namra-plugin-ready";
 
     private const int KeptErrorLines = 20;
-    private const int MaxErrorLineCharacters = 2000;
+    private const int MaxErrorLineCharacters = 1000;
 
     private readonly Process _process;
     private readonly DirectoryInfo _folder;
     private readonly TimeProvider _timeProvider;
     private readonly Queue<string> _errors = new();
     private readonly Task _readingErrors;
+    private readonly TaskCompletionSource<bool> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _calls;
     private long _lastUsed;
     private int _disposed;
@@ -58,6 +60,7 @@ internal sealed class PythonPlugin : IAsyncDisposable
         });
         Client = new ToolProviderService.ToolProviderServiceClient(Channel);
         _readingErrors = ReadErrorsAsync(logger);
+        _ = ReadOutputAsync();
     }
 
     public string Module { get; }
@@ -115,13 +118,9 @@ internal sealed class PythonPlugin : IAsyncDisposable
     /// <summary>Waits for the ready line; false if the process ended first.</summary>
     public async Task<bool> WaitReadyAsync(CancellationToken cancellationToken)
     {
-        while (await _process.StandardOutput.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
+        if (await _ready.Task.WaitAsync(cancellationToken).ConfigureAwait(false))
         {
-            if (line == ReadyLine)
-            {
-                _ = DrainAsync(_process.StandardOutput); // what a tool's child process prints, unread, must not block it
-                return true;
-            }
+            return true;
         }
 
         await WaitForExitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
@@ -194,19 +193,18 @@ internal sealed class PythonPlugin : IAsyncDisposable
         await Task.Yield();
         try
         {
-            while (await _process.StandardError.ReadLineAsync().ConfigureAwait(false) is { } line)
+            await foreach (var line in BoundedLinesAsync(_process.StandardError, MaxErrorLineCharacters).ConfigureAwait(false))
             {
-                var kept = line.Length > MaxErrorLineCharacters ? line[..MaxErrorLineCharacters] + "…" : line;
                 lock (_errors)
                 {
-                    _errors.Enqueue(kept);
+                    _errors.Enqueue(line);
                     if (_errors.Count > KeptErrorLines)
                     {
                         _errors.Dequeue();
                     }
                 }
 
-                Log.PythonPluginWrote(logger, Module, kept);
+                Log.PythonPluginWrote(logger, Module, line);
             }
         }
         catch (Exception exception) when (exception is IOException or ObjectDisposedException or InvalidOperationException)
@@ -214,18 +212,59 @@ internal sealed class PythonPlugin : IAsyncDisposable
         }
     }
 
-    private static async Task DrainAsync(StreamReader output)
+    // Standard output says when the tools are served; what comes after (a tool's child process printing) is read and dropped, so it never blocks.
+    private async Task ReadOutputAsync()
     {
-        var buffer = new char[4096];
+        await Task.Yield();
         try
         {
-            while (await output.ReadAsync(buffer).ConfigureAwait(false) > 0)
+            await foreach (var line in BoundedLinesAsync(_process.StandardOutput, ReadyLine.Length + 1).ConfigureAwait(false))
             {
+                if (line == ReadyLine)
+                {
+                    _ready.TrySetResult(true);
+                }
             }
         }
         catch (Exception exception) when (exception is IOException or ObjectDisposedException or InvalidOperationException)
         {
         }
+        finally
+        {
+            _ready.TrySetResult(false);
+        }
+    }
+
+    // The lines of a child's output, each cut at a bound, so no output can grow this process's memory.
+    private static async IAsyncEnumerable<string> BoundedLinesAsync(StreamReader reader, int maxCharacters)
+    {
+        var buffer = new char[4096];
+        var line = new StringBuilder();
+        int read;
+        while ((read = await reader.ReadAsync(buffer).ConfigureAwait(false)) > 0)
+        {
+            var start = 0;
+            for (var i = 0; i < read; i++)
+            {
+                if (buffer[i] == '\n')
+                {
+                    Append(line, buffer.AsSpan(start, i - start), maxCharacters);
+                    yield return line.ToString().TrimEnd('\r');
+                    line.Clear();
+                    start = i + 1;
+                }
+            }
+
+            Append(line, buffer.AsSpan(start, read - start), maxCharacters);
+        }
+
+        if (line.Length > 0)
+        {
+            yield return line.ToString();
+        }
+
+        static void Append(StringBuilder line, ReadOnlySpan<char> characters, int max) =>
+            line.Append(characters[..Math.Min(characters.Length, Math.Max(0, max - line.Length))]);
     }
 
     private static async ValueTask<Stream> ConnectAsync(string socket, CancellationToken cancellationToken)

@@ -201,6 +201,7 @@ internal sealed class PythonPlugins : IAsyncDisposable
         return environment;
     }
 
+    // Stops plugins without calls for the idle timeout, and clears away those that died between calls.
     private async Task StopIdleAsync()
     {
         var idle = _options.Value.PythonIdleTimeout;
@@ -209,7 +210,14 @@ internal sealed class PythonPlugins : IAsyncDisposable
             if (entry.IsValueCreated && entry.Value.IsCompletedSuccessfully && (entry.Value.Result.HasExited || entry.Value.Result.TryClaimIdle(idle)))
             {
                 _plugins.TryRemove(KeyValuePair.Create(key, entry));
-                await entry.Value.Result.DisposeAsync().ConfigureAwait(false);
+                try
+                {
+                    await entry.Value.Result.DisposeAsync().ConfigureAwait(false);
+                }
+                catch (Exception exception) when (exception is InvalidOperationException or Win32Exception)
+                {
+                    Log.PythonPluginNotStopped(_logger, exception, entry.Value.Result.Module);
+                }
             }
         }
     }
