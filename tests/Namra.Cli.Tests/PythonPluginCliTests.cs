@@ -61,20 +61,11 @@ public sealed class PythonPluginCliTests : IDisposable
     [Fact]
     public async Task Run_APluginKilledInTheMiddleOfACall_GivesAnErrorResult_ThenIsRestarted_AndTheRunCompletes()
     {
-        var start = new ProcessStartInfo("dotnet", [typeof(NamraCli).Assembly.Location, "run", "agent.yaml", "--input", "go", "--json"])
-        {
-            WorkingDirectory = _folder,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            Environment = { ["NAMRA_DATA_DIR"] = Path.Combine(_folder, "data") },
-        };
-        using var cli = Process.Start(start)!;
+        using var cli = StartRun();
         var output = cli.StandardOutput.ReadToEndAsync();
         var error = cli.StandardError.ReadToEndAsync();
 
-        var firstPid = Path.Combine(_folder, "first.pid");
-        await Testing.Eventually.HoldsAsync(() => File.Exists(firstPid) && new FileInfo(firstPid).Length > 0, TimeSpan.FromSeconds(60));
-        var first = int.Parse(await File.ReadAllTextAsync(firstPid), CultureInfo.InvariantCulture);
+        var first = await FirstPluginAsync();
         Process.GetProcessById(first).Kill(); // SIGKILL, mid-call
         await cli.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
 
@@ -95,24 +86,32 @@ public sealed class PythonPluginCliTests : IDisposable
     [Fact]
     public async Task Run_KilledWithAPluginRunning_LeavesNoPluginBehind()
     {
-        var start = new ProcessStartInfo("dotnet", [typeof(NamraCli).Assembly.Location, "run", "agent.yaml", "--input", "go", "--json"])
-        {
-            WorkingDirectory = _folder,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            Environment = { ["NAMRA_DATA_DIR"] = Path.Combine(_folder, "data") },
-        };
-        using var cli = Process.Start(start)!;
+        using var cli = StartRun();
         _ = cli.StandardOutput.ReadToEndAsync();
         _ = cli.StandardError.ReadToEndAsync();
-        var firstPid = Path.Combine(_folder, "first.pid");
-        await Testing.Eventually.HoldsAsync(() => File.Exists(firstPid) && new FileInfo(firstPid).Length > 0, TimeSpan.FromSeconds(60));
-        var plugin = int.Parse(await File.ReadAllTextAsync(firstPid), CultureInfo.InvariantCulture);
+        var plugin = await FirstPluginAsync();
 
         cli.Kill(); // SIGKILL: nothing in the CLI runs to stop the plugin; its standard input closes
         await cli.WaitForExitAsync();
 
         await Testing.Eventually.HoldsAsync(() => !IsRunning(plugin), TimeSpan.FromSeconds(20));
+    }
+
+    // namra run agent.yaml --json, in the test's folder, as its own process.
+    private Process StartRun() => Process.Start(new ProcessStartInfo("dotnet", [typeof(NamraCli).Assembly.Location, "run", "agent.yaml", "--input", "go", "--json"])
+    {
+        WorkingDirectory = _folder,
+        RedirectStandardOutput = true,
+        RedirectStandardError = true,
+        Environment = { ["NAMRA_DATA_DIR"] = Path.Combine(_folder, "data") },
+    })!;
+
+    // The plugin process serving the first call, once the call has started.
+    private async Task<int> FirstPluginAsync()
+    {
+        var pidFile = Path.Combine(_folder, "first.pid");
+        await Testing.Eventually.HoldsAsync(() => File.Exists(pidFile) && new FileInfo(pidFile).Length > 0, TimeSpan.FromSeconds(60));
+        return int.Parse(await File.ReadAllTextAsync(pidFile), CultureInfo.InvariantCulture);
     }
 
     // Running, not a zombie waiting for a parent that does not reap (an orphan's new parent may be a container's init).

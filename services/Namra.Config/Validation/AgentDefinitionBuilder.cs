@@ -603,25 +603,25 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
                 tool.Mcp = Parse<McpToolSettings>(settings);
                 break;
             case "grpc":
-                settings.Fields.Remove("options");
-                tool.Grpc = Parse<GrpcToolSettings>(settings);
-                if (typed.Get<ConfigNode>("options") is { } options)
-                {
-                    tool.Grpc.Options = ToStruct(options, path + ".options");
-                }
-
+                tool.Grpc = Parse<GrpcToolSettings>(WithoutOptions(settings));
+                tool.Grpc.Options = Options(typed, path);
                 break;
             case "python":
-                settings.Fields.Remove("options");
-                tool.Python = Parse<PythonToolSettings>(settings);
-                if (typed.Get<ConfigNode>("options") is { } pythonOptions)
-                {
-                    tool.Python.Options = ToStruct(pythonOptions, path + ".options");
-                }
-
+                tool.Python = Parse<PythonToolSettings>(WithoutOptions(settings));
+                tool.Python.Options = Options(typed, path);
                 break;
         }
     }
+
+    // `options` of tools served by others (providers, Python modules) pass through as written, any shape: set apart from the typed settings.
+    private static Struct WithoutOptions(Struct settings)
+    {
+        settings.Fields.Remove("options");
+        return settings;
+    }
+
+    private Struct? Options(ValidatedObject typed, string path) =>
+        typed.Get<ConfigNode>("options") is { } options ? ToStruct(options, path + ".options") : null;
 
     private static T Parse<T>(Struct settings) where T : IMessage<T>, new() =>
         JsonParser.Default.Parse<T>(JsonFormatter.Default.Format(settings));
