@@ -16,6 +16,7 @@ internal sealed record InlineAgentLoader(AgentLoader Loader);
 internal sealed class ConfigGrpcService(
     InlineAgentLoader inline,
     AgentRegistry registry,
+    AgentReferences references,
     IHostApplicationLifetime lifetime,
     ILogger<ConfigGrpcService> logger) : ConfigService.ConfigServiceBase
 {
@@ -24,7 +25,7 @@ internal sealed class ConfigGrpcService(
 
     public override Task<ValidateAgentDefinitionResponse> ValidateAgentDefinition(ValidateAgentDefinitionRequest request, ServerCallContext context)
     {
-        var result = Load(request.Agent, "agent");
+        var result = WithTeam(Load(request.Agent, "agent"), request.Agent.FileName);
         var response = new ValidateAgentDefinitionResponse { Valid = result.IsValid, Agent = result.Agent, Ref = result.Ref };
         response.Diagnostics.AddRange(result.Diagnostics.Select(d => d.ToProto()));
         return Task.FromResult(response);
@@ -35,10 +36,16 @@ internal sealed class ConfigGrpcService(
         switch (request.Source?.SourceCase)
         {
             case AgentSource.SourceOneofCase.Reference:
-                var registered = registry.Get(request.Source.Reference);
+                var registered = references.Get(request.Source.Reference);
+                if (references.CheckTeam(registered.Agent, registered.Ref, registered.Origin) is [_, ..] problems)
+                {
+                    throw new NamraException(StatusCode.FailedPrecondition,
+                        $"The agent {registered.Ref.Name}@{registered.Ref.Version} cannot run: {string.Join(" ", problems.Select(p => $"{p.FieldPath}: {p.Message}"))}");
+                }
+
                 return Task.FromResult(new ResolveAgentResponse { Agent = registered.Agent, Ref = registered.Ref });
             case AgentSource.SourceOneofCase.Inline:
-                var result = Load(request.Source.Inline, "source.inline");
+                var result = WithTeam(Load(request.Source.Inline, "source.inline"), request.Source.Inline.FileName);
                 if (!result.IsValid)
                 {
                     throw result.ToInvalidArgument("source.inline.content");
@@ -143,6 +150,17 @@ internal sealed class ConfigGrpcService(
         {
             // Draining: end the stream with OK; the client reconnects to another replica.
         }
+    }
+
+    // A valid definition whose agents called as tools are missing, or call each other in a cycle, is not valid.
+    private AgentLoadResult WithTeam(AgentLoadResult result, string file)
+    {
+        if (result is not { Agent: { } agent, Ref: { } agentRef } || references.CheckTeam(agent, agentRef, file) is not [_, ..] problems)
+        {
+            return result;
+        }
+
+        return result with { Agent = null, Ref = null, Diagnostics = [.. result.Diagnostics, .. problems] };
     }
 
     private AgentLoadResult Load(InlineAgent? agent, string field)

@@ -36,6 +36,7 @@ public static class ConfigHostingExtensions
                 "definitions sent over the API read only the variables in Namra:Config:InlineVariables; give a default (`${NAME:-value}`) or ask the operator to allow it"));
         });
         builder.Services.AddSingleton<AgentRegistry>();
+        builder.Services.AddSingleton<AgentReferences>();
         builder.Services.AddSingleton<AgentFolderWatcher>();
         builder.Services.AddHostedService(services => services.GetRequiredService<AgentFolderWatcher>());
         // Calls from this process (the orchestrator, the memory service's embedder) go straight to the handler.

@@ -16,6 +16,7 @@ public static class ToolTypeNames
         ToolType.Mcp => "mcp",
         ToolType.Grpc => "grpc",
         ToolType.Python => "python",
+        ToolType.Agent => "agent",
         _ => "unspecified",
     };
 }

@@ -248,7 +248,7 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
         var untrusted = source.SourceCase == AgentSource.SourceOneofCase.Inline && !options.Value.TrustInlineAgents && !principal.Has(Access.Permission.RunInlineTools)
             && !InProcessCalls.IsInProcess(context);
         var request = new RunRequest(agent.Agent, agent.Ref, input, sessionId, new Dictionary<string, string>(labels),
-            runId.Length > 0 ? runId : Guid.CreateVersion7().ToString("N"), untrusted, principal.Tenant);
+            runId.Length > 0 ? runId : Guid.CreateVersion7().ToString("N"), untrusted, principal.Tenant) { AgentPatterns = principal.AgentPatterns };
         if (runId.Length > 0 && await ExistingRunAsync(request, context).ConfigureAwait(false) is { } existing)
         {
             return await RepeatAsync(existing, emit, context).ConfigureAwait(false);

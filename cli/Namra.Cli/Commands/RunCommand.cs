@@ -132,7 +132,8 @@ internal static class RunCommand
         if (File.Exists(path))
         {
             // The embedded services start while the file is checked: on two cores that hides most of the check.
-            var starting = server is null ? Task.Run(() => AgentRunner.StartEmbeddedAsync(cancellationToken), cancellationToken) : null;
+            var folder = Path.GetDirectoryName(Path.GetFullPath(path));
+            var starting = server is null ? Task.Run(() => AgentRunner.StartEmbeddedAsync(cancellationToken, folder), cancellationToken) : null;
             var loaded = await new AgentLoader().LoadFileAsync(path, cancellationToken).ConfigureAwait(false);
             if (!loaded.IsValid)
             {

@@ -56,7 +56,11 @@ internal sealed class AgentRunner : IAsyncDisposable
         return new AgentRunner(null, channel, channel.CreateCallInvoker());
     }
 
-    public static async Task<AgentRunner> StartEmbeddedAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Starts every service in this process. Agents that the run calls as tools are looked for in
+    /// <paramref name="agentFolder"/> (the folder of the file run), so a team of agents in one folder runs as it is.
+    /// </summary>
+    public static async Task<AgentRunner> StartEmbeddedAsync(CancellationToken cancellationToken, string? agentFolder = null)
     {
         // An empty builder: no appsettings.json read (or watched) from wherever the user stands, no web server.
         // Settings come from the environment (Namra__..., ANTHROPIC_BASE_URL) under the CLI's own below.
@@ -75,6 +79,7 @@ internal sealed class AgentRunner : IAsyncDisposable
             // The agent file is the user's own: it may read the user's environment, and name its key variable.
             ["Namra:Config:InlineVariables:0"] = "*",
             ["Namra:LlmGateway:AllowedKeyVariables:0"] = "*",
+            ["Namra:Config:ReferencePath"] = agentFolder ?? "",
         });
         var app = NamraComposition.BuildInProcess(builder);
         await app.StartAsync(cancellationToken).ConfigureAwait(false);

@@ -22,6 +22,7 @@ internal sealed class RunPrinter : IDisposable
     private bool _spinning;
     private bool _inText;
     private string _model = "";
+    private readonly Dictionary<string, string> _childAgents = new(StringComparer.Ordinal);
 
     public RunPrinter(CliConsole console, bool json)
     {
@@ -134,11 +135,50 @@ internal sealed class RunPrinter : IDisposable
                 }
 
                 break;
+            case RunEvent.EventOneofCase.Child:
+                EndText();
+                PrintChild(item.Child, 1);
+                break;
             case RunEvent.EventOneofCase.RunFailed:
                 EndText();
                 var failed = item.RunFailed;
                 console.Error.WriteLine($"[Run] stopped ({Status(failed.Status)}): {Printable(failed.Error?.Message ?? "", keepLines: true)}");
                 console.Out.MarkupLine("[dim]" + Markup.Escape(Summary(failed.Cost, failed.Duration, failed.Usage, _model)) + "[/]");
+                break;
+        }
+    }
+
+    // A child run's steps (an agent called as a tool), indented under the call, named by its agent; its text is its
+    // answer, which the call's result shows.
+    private void PrintChild(ChildRunEvent child, int depth)
+    {
+        var item = child.Event;
+        if (item.EventCase == RunEvent.EventOneofCase.Child)
+        {
+            PrintChild(item.Child, depth + 1);
+            return;
+        }
+
+        if (item.EventCase == RunEvent.EventOneofCase.RunStarted)
+        {
+            _childAgents[item.RunId] = Printable(item.RunStarted.Agent?.Name ?? "", keepLines: false);
+        }
+
+        var indent = new string(' ', depth * 2);
+        var who = _childAgents.GetValueOrDefault(item.RunId, "agent");
+        switch (item.EventCase)
+        {
+            case RunEvent.EventOneofCase.ToolCall:
+                _console.Out.MarkupLineInterpolated($"{indent}[bold blue][[{who}]][/] Action: Using {item.ToolCall.Name} tool {Shorten(item.ToolCall.ArgumentsJson, 200)}");
+                break;
+            case RunEvent.EventOneofCase.ToolResult when item.ToolResult.IsError:
+                _console.Out.MarkupLineInterpolated($"{indent}[bold yellow][[{who}: Tool]][/] [yellow]error: {Shorten(item.ToolResult.Content, 300)}[/]");
+                break;
+            case RunEvent.EventOneofCase.ToolResult:
+                _console.Out.MarkupLineInterpolated($"{indent}[bold green][[{who}: Tool]][/] {Shorten(item.ToolResult.Content, 300)}");
+                break;
+            case RunEvent.EventOneofCase.RunFailed:
+                _console.Out.MarkupLineInterpolated($"{indent}[bold yellow][[{who}]][/] stopped ({Status(item.RunFailed.Status)}): {Shorten(item.RunFailed.Error?.Message ?? "", 300)}");
                 break;
         }
     }

@@ -16,6 +16,13 @@ public sealed class ConfigServiceOptions : IValidatableObject
     /// </summary>
     public string AgentsPath { get; set; } = "";
 
+    /// <summary>
+    /// Folder where an agent referenced but not registered (an agent called as a tool) is looked for, once, among its
+    /// agent files; files that are not valid agents are passed over. <c>namra run</c> sets it to the folder of the file
+    /// it runs, so a team of agents in one folder runs as it is. None when empty (the default).
+    /// </summary>
+    public string ReferencePath { get; set; } = "";
+
     /// <summary>How long the folder must be quiet after a change before it is reloaded. Default 500 ms.</summary>
     [Range(typeof(TimeSpan), "00:00:00.010", "00:01:00")]
     public TimeSpan ReloadDebounce { get; set; } = TimeSpan.FromMilliseconds(500);
@@ -55,6 +62,11 @@ public sealed class ConfigServiceOptions : IValidatableObject
         if (AgentsPath.Length > 0 && !Directory.Exists(AgentsPath))
         {
             yield return new ValidationResult($"'{AgentsPath}' is not an existing folder.", [nameof(AgentsPath)]);
+        }
+
+        if (ReferencePath.Length > 0 && !Directory.Exists(ReferencePath))
+        {
+            yield return new ValidationResult($"'{ReferencePath}' is not an existing folder.", [nameof(ReferencePath)]);
         }
     }
 }

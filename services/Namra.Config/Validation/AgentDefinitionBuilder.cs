@@ -192,6 +192,7 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
                     "mcp" => ToolType.Mcp,
                     "grpc" => ToolType.Grpc,
                     "python" => ToolType.Python,
+                    "agent" => ToolType.Agent,
                     _ => ToolType.Unspecified,
                 },
                 Description = tool.String("description") ?? "",
@@ -609,6 +610,9 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
             case "python":
                 tool.Python = Parse<PythonToolSettings>(WithoutOptions(settings));
                 tool.Python.Options = Options(typed, path);
+                break;
+            case "agent":
+                tool.Agent = Parse<AgentToolSettings>(settings);
                 break;
         }
     }

@@ -104,6 +104,12 @@ public static class DiagnosticCodes
     /// <summary>An approval condition no call of the tool can meet (or none can escape).</summary>
     public const string ApprovalNeverMatches = "NAMRA0111";
 
+    /// <summary>An agent called as a tool that the registry does not have.</summary>
+    public const string UnknownAgent = "NAMRA0112";
+
+    /// <summary>Agents that call each other in a cycle.</summary>
+    public const string AgentCycle = "NAMRA0113";
+
     /// <summary>A scripted tool call names a tool the agent does not declare.</summary>
     public const string UndeclaredScriptedTool = "NAMRA0201";
 }

@@ -9,6 +9,7 @@ internal static class AgentSchema
     public const string ToolNamePattern = "^[A-Za-z][A-Za-z0-9_-]{0,63}$";
     public const string EnvNamePattern = "^[A-Za-z_][A-Za-z0-9_]*$";
     public const string PythonModulePattern = "^([^\\n\\r]+\\.py|[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*)$";
+    public const string AgentReferencePattern = "^[a-z][a-z0-9_-]{0,63}(@[0-9A-Za-z.+-]{1,128})?$";
     public const string UrlPattern = "^https?://[^\\s/$.?#][^\\s]*$";
 
     // Semantic Versioning 2.0.0, from semver.org.
@@ -18,7 +19,7 @@ internal static class AgentSchema
     public static readonly IReadOnlyList<string> Providers = ["anthropic", "openai", "openai_compatible", "scripted"];
 
     public static readonly IReadOnlyList<string> ToolTypes =
-        ["builtin.http", "builtin.filesystem", "builtin.calculator", "builtin.database", "builtin.shell", "mcp", "grpc", "python"];
+        ["builtin.http", "builtin.filesystem", "builtin.calculator", "builtin.database", "builtin.shell", "mcp", "grpc", "python", "agent"];
 
     public static readonly IReadOnlyList<string> MemoryTypes = MemoryTypeNames.All;
 
@@ -67,6 +68,13 @@ internal static class AgentSchema
         new("fallback_models", new ListType(new StringType(MaxLength: 256), MaxItems: 8), "Models of the same provider tried in order when the model is overloaded or unavailable."),
         new("pricing", new ObjectType(Pricing), "The model's prices, for a model the gateway has no published price for (self-hosted, new, negotiated); they price this agent's calls over the gateway's list."),
     ]);
+
+    private static readonly FieldSpec[] BudgetFields =
+    [
+        new("max_cost_usd", new NumberType(0, 1_000_000, ExclusiveMinimum: true), "Most money a run may spend, in US dollars."),
+        new("max_tokens", new IntegerType(1, 1_000_000_000), "Most tokens a run may use."),
+        new("max_tool_calls", new IntegerType(0, 100_000), "Most tool calls a run may make."),
+    ];
 
     public static readonly ObjectSpec CalculatorConfig = new("builtin.calculator config",
     [
@@ -139,6 +147,14 @@ internal static class AgentSchema
         new("options", new AnyObjectType(), "Settings passed through to the tools as they are (namra.current_call().options)."),
     ]);
 
+    public static readonly ObjectSpec AgentConfig = new("agent config",
+    [
+        new("agent", new StringType(AgentReferencePattern, "agent reference", "researcher@1.2.0", MaxLength: 200),
+            "The agent to call: name@version, or name for its latest version, as the registry knows it.", Required: true),
+        new("budget", new ObjectType(new ObjectSpec("agent call budget", BudgetFields)),
+            "Most one call may spend; the child's budget is also within its own and its share of what the caller has left."),
+    ]);
+
     public static readonly IReadOnlyDictionary<string, ObjectSpec> ToolConfigs = new Dictionary<string, ObjectSpec>
     {
         ["builtin.calculator"] = CalculatorConfig,
@@ -149,6 +165,7 @@ internal static class AgentSchema
         ["mcp"] = McpConfig,
         ["grpc"] = GrpcConfig,
         ["python"] = PythonConfig,
+        ["agent"] = AgentConfig,
     };
 
     public static readonly ObjectSpec ApprovalCondition = new("approval condition",
@@ -193,12 +210,7 @@ internal static class AgentSchema
         new("semantic", new ObjectType(Semantic), "Semantic (vector) recall."),
     ]);
 
-    public static readonly ObjectSpec Budget = new("execution.budget",
-    [
-        new("max_cost_usd", new NumberType(0, 1_000_000, ExclusiveMinimum: true), "Most money a run may spend, in US dollars."),
-        new("max_tokens", new IntegerType(1, 1_000_000_000), "Most tokens a run may use."),
-        new("max_tool_calls", new IntegerType(0, 100_000), "Most tool calls a run may make."),
-    ]);
+    public static readonly ObjectSpec Budget = new("execution.budget", BudgetFields);
 
     public static readonly ObjectSpec Execution = new("execution",
     [

@@ -46,8 +46,11 @@ internal sealed record Principal(string Id, string Tenant, IReadOnlySet<Permissi
         Permissions.Contains(permission) || permission != Permission.RunInlineTools && Permissions.Contains(Permission.Admin);
 
     /// <summary>Whether the principal may run the agent named <paramref name="agent"/>: any, or one its patterns match (<c>*</c> for any characters).</summary>
-    public bool MayRun(string agent) =>
-        AgentPatterns.Count == 0 || AgentPatterns.Any(pattern => Regex.IsMatch(agent, "^" + Regex.Escape(pattern).Replace("\\*", ".*", StringComparison.Ordinal) + "$", RegexOptions.None, TimeSpan.FromMilliseconds(50)));
+    public bool MayRun(string agent) => Allows(AgentPatterns, agent);
+
+    /// <summary>Whether <paramref name="patterns"/> (none for any; <c>*</c> for any characters) allow the agent named <paramref name="agent"/>.</summary>
+    public static bool Allows(IReadOnlyCollection<string> patterns, string agent) =>
+        patterns.Count == 0 || patterns.Any(pattern => Regex.IsMatch(agent, "^" + Regex.Escape(pattern).Replace("\\*", ".*", StringComparison.Ordinal) + "$", RegexOptions.None, TimeSpan.FromMilliseconds(50)));
 
     /// <summary>The permissions each role grants.</summary>
     public static IReadOnlyDictionary<string, Permission[]> RolePermissions { get; } = new Dictionary<string, Permission[]>(StringComparer.Ordinal)

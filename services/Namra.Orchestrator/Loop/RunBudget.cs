@@ -15,6 +15,11 @@ internal sealed class RunBudget(Budget? budget)
     private double _cost;
     private int _toolCalls;
 
+    // Set aside for child runs in flight (agents called as tools), until they end.
+    private long _reservedTokens;
+    private double _reservedCost;
+    private int _reservedToolCalls;
+
     /// <summary>What the next model call may spend; null when the run has no model budget.</summary>
     public CallBudget? Left()
     {
@@ -28,12 +33,12 @@ internal sealed class RunBudget(Budget? budget)
             var left = new CallBudget();
             if (budget.HasMaxTokens)
             {
-                left.MaxTokens = Math.Max(0, budget.MaxTokens - _tokens);
+                left.MaxTokens = Math.Max(0, budget.MaxTokens - _tokens - _reservedTokens);
             }
 
             if (budget.HasMaxCostUsd)
             {
-                left.MaxCostUsd = Math.Max(0, budget.MaxCostUsd - _cost);
+                left.MaxCostUsd = Math.Max(0, budget.MaxCostUsd - _cost - _reservedCost);
             }
 
             return left;
@@ -108,12 +113,105 @@ internal sealed class RunBudget(Budget? budget)
         }
     }
 
+    /// <summary>
+    /// Sets aside a child run's budget: for each limit, the smallest of the child's own, the call's cap, and an even
+    /// share (among <paramref name="share"/> calls of agents in the turn) of what this run has left. What is set aside
+    /// counts as spent until <see cref="SettleChild"/>; children running at once can never take the run past its
+    /// budget. Returns why not when a limit of this run has nothing left to share.
+    /// </summary>
+    public (ChildReservation? Reservation, string? Refusal) ReserveChild(Budget? own, Budget? cap, int share)
+    {
+        share = Math.Max(1, share);
+        long? ownTokens = own?.HasMaxTokens == true ? own.MaxTokens : null, capTokens = cap?.HasMaxTokens == true ? cap.MaxTokens : null;
+        double? ownCost = own?.HasMaxCostUsd == true ? own.MaxCostUsd : null, capCost = cap?.HasMaxCostUsd == true ? cap.MaxCostUsd : null;
+        long? ownCalls = own?.HasMaxToolCalls == true ? own.MaxToolCalls : null, capCalls = cap?.HasMaxToolCalls == true ? cap.MaxToolCalls : null;
+        lock (_gate)
+        {
+            var child = new Budget();
+            var reserved = new ChildReservation(child);
+            if (budget?.HasMaxTokens == true)
+            {
+                var left = (budget.MaxTokens - _tokens - _reservedTokens) / share;
+                if (left <= 0)
+                {
+                    return (null, $"the run has no tokens of its budget ({budget.MaxTokens:N0}) left for it.");
+                }
+
+                child.MaxTokens = reserved.Tokens = Smallest(Smallest(ownTokens, capTokens), left) ?? left;
+            }
+            else if (Smallest(ownTokens, capTokens) is { } tokens)
+            {
+                child.MaxTokens = tokens;
+            }
+
+            if (budget?.HasMaxCostUsd == true)
+            {
+                var left = (budget.MaxCostUsd - _cost - _reservedCost) / share;
+                if (left <= 0)
+                {
+                    return (null, $"the run has no money of its budget (${budget.MaxCostUsd:0.######}) left for it.");
+                }
+
+                child.MaxCostUsd = reserved.Cost = Smallest(Smallest(ownCost, capCost), left) ?? left;
+            }
+            else if (Smallest(ownCost, capCost) is { } dollars)
+            {
+                child.MaxCostUsd = dollars;
+            }
+
+            if (budget?.HasMaxToolCalls == true)
+            {
+                // The call of the agent took one already; the child's calls come out of what is left.
+                long left = Math.Max(0, (budget.MaxToolCalls - _toolCalls - _reservedToolCalls) / share);
+                child.MaxToolCalls = reserved.ToolCalls = (int)(Smallest(Smallest(ownCalls, capCalls), left) ?? left);
+            }
+            else if (Smallest(ownCalls, capCalls) is { } calls)
+            {
+                child.MaxToolCalls = (int)calls;
+            }
+
+            _reservedTokens += reserved.Tokens;
+            _reservedCost += reserved.Cost;
+            _reservedToolCalls += reserved.ToolCalls;
+            return (reserved, null);
+        }
+
+        static T? Smallest<T>(T? a, T? b) where T : struct, IComparable<T> =>
+            a is { } x ? b is { } y ? (x.CompareTo(y) <= 0 ? x : y) : x : b;
+    }
+
+    /// <summary>Releases a child's reservation and counts what it spent: its provider requests (see <see cref="ChargeOf"/>) and its tool calls.</summary>
+    public void SettleChild(ChildReservation reservation, IEnumerable<ProviderAttempt> ledger, int toolCalls)
+    {
+        ArgumentNullException.ThrowIfNull(reservation);
+        lock (_gate)
+        {
+            if (reservation.Settled)
+            {
+                return;
+            }
+
+            reservation.Settled = true;
+            _reservedTokens -= reservation.Tokens;
+            _reservedCost -= reservation.Cost;
+            _reservedToolCalls -= reservation.ToolCalls;
+            foreach (var attempt in ledger)
+            {
+                var (tokens, dollars) = ChargeOf(attempt, null);
+                _tokens += tokens;
+                _cost += dollars;
+            }
+
+            _toolCalls += toolCalls;
+        }
+    }
+
     /// <summary>Takes one of the run's tool calls, or says the budget has none left.</summary>
     public string? TryReserveToolCall()
     {
         lock (_gate)
         {
-            if (budget?.HasMaxToolCalls == true && _toolCalls >= budget.MaxToolCalls)
+            if (budget?.HasMaxToolCalls == true && _toolCalls + _reservedToolCalls >= budget.MaxToolCalls)
             {
                 return $"The run has made all {budget.MaxToolCalls:N0} tool calls its budget allows.";
             }
@@ -122,4 +220,19 @@ internal sealed class RunBudget(Budget? budget)
             return null;
         }
     }
+}
+
+/// <summary>What a run set aside for a child run: the child's budget, and the part of each limit of the run it holds.</summary>
+internal sealed class ChildReservation(Budget budget)
+{
+    /// <summary>The child's budget (its limits; none where neither run has one).</summary>
+    public Budget Budget => budget;
+
+    public long Tokens { get; set; }
+
+    public double Cost { get; set; }
+
+    public int ToolCalls { get; set; }
+
+    public bool Settled { get; set; }
 }

@@ -16,7 +16,20 @@ namespace Namra.Orchestrator.Loop;
 /// came inline from a caller whose tools' authority is not trusted (the tool executor judges its tools).
 /// </summary>
 internal sealed record RunRequest(AgentDefinition Agent, AgentRef Ref, string Input, string SessionId, IReadOnlyDictionary<string, string> Labels, string RunId, bool Untrusted = false,
-    string Tenant = Tenants.Default);
+    string Tenant = Tenants.Default)
+{
+    /// <summary>The agents the caller may run (its key's patterns); none for any. The agents the run calls as tools must be among them.</summary>
+    public IReadOnlyList<string> AgentPatterns { get; init; } = [];
+
+    /// <summary>The run that called this one's agent as a tool; empty for a run a caller started.</summary>
+    public string ParentRunId { get; init; } = "";
+
+    /// <summary>The parent's tool call this run answers.</summary>
+    public string ParentToolCallId { get; init; } = "";
+
+    /// <summary>How deep in a team of agents the run is: 0 for a run a caller started.</summary>
+    public int Depth { get; init; }
+}
 
 /// <summary>
 /// The ReAct loop with native tool calling: the model answers (streamed), every tool call of its turn runs in
@@ -33,6 +46,7 @@ internal sealed class RunLoop(
     ActiveRuns active,
     ModelTurns models,
     ToolCalls toolCalls,
+    ChildRuns children,
     Replica replica,
     Access.TenantQuotas quotas,
     IOptions<OrchestratorOptions> options,
@@ -67,6 +81,9 @@ internal sealed class RunLoop(
             Usage = new TokenUsage(),
             Cost = new Cost(),
             EventsSummary = new RunEventsSummary(),
+            ParentRunId = request.ParentRunId,
+            ParentToolCallId = request.ParentToolCallId,
+            Depth = request.Depth,
         };
         foreach (var (key, value) in agent.Labels)
         {
@@ -106,7 +123,13 @@ internal sealed class RunLoop(
     public async Task<Run> ResumeAsync(Run record, IReadOnlyList<RunJournalEntry> journal)
     {
         var began = journal[0].Began;
-        var request = new RunRequest(began.Agent, record.Agent, record.Input, record.SessionId, record.Labels, record.RunId, began.Untrusted, Tenants.OrDefault(record.Tenant));
+        var request = new RunRequest(began.Agent, record.Agent, record.Input, record.SessionId, record.Labels, record.RunId, began.Untrusted, Tenants.OrDefault(record.Tenant))
+        {
+            AgentPatterns = began.AgentPatterns,
+            ParentRunId = record.ParentRunId,
+            ParentToolCallId = record.ParentToolCallId,
+            Depth = record.Depth,
+        };
         // A trace of its own (the caller's has ended), naming the run's first trace.
         using var activity = OrchestratorTelemetry.ActivitySource.StartActivity($"resume_agent {began.Agent.Name}", ActivityKind.Internal, parentContext: default);
         activity?.SetTag("namra.run.first_trace_id", record.TraceId);
@@ -164,7 +187,8 @@ internal sealed class RunLoop(
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(registration.Token, timeLimit.Token);
         try
         {
-            await run.Journal.CreateAsync(new RunBegan { Agent = run.Request.Agent, Input = input, Untrusted = run.Request.Untrusted }, run.Deadline, stop.Token).ConfigureAwait(false);
+            await run.Journal.CreateAsync(new RunBegan { Agent = run.Request.Agent, Input = input, Untrusted = run.Request.Untrusted, AgentPatterns = { run.Request.AgentPatterns } },
+                run.Deadline, stop.Token).ConfigureAwait(false);
         }
         catch (Exception exception) when (exception is OperationCanceledException or RpcException { StatusCode: StatusCode.Cancelled or StatusCode.DeadlineExceeded }
             && !registration.Token.IsCancellationRequested
@@ -379,7 +403,7 @@ internal sealed class RunLoop(
         }
     }
 
-    // The agent's tools, and which entry serves each.
+    // The agent's tools, and which entry serves each: the tool executor's, and the agents it calls (run here).
     private async Task ListToolsAsync(RunContext run, CancellationToken cancellationToken)
     {
         var agent = run.Request.Agent;
@@ -388,9 +412,16 @@ internal sealed class RunLoop(
             return;
         }
 
-        var listed = await resolved.ToolsAsync(run.Request.Ref, run.Request.Untrusted, () => downstream.ToolExecutor.ListToolsAsync(
-            new ListToolsRequest { Tools = { agent.Tools }, Context = run.ToolContext }, deadline: run.Deadline, cancellationToken: cancellationToken).ResponseAsync).ConfigureAwait(false);
-        foreach (var tool in listed.Tools)
+        var executed = agent.Tools.Where(t => t.Type != ToolType.Agent).ToList();
+        var listed = executed.Count == 0 ? new ListToolsResponse() : await resolved.ToolsAsync(run.Request.Ref, run.Request.Untrusted, () => downstream.ToolExecutor.ListToolsAsync(
+            new ListToolsRequest { Tools = { executed }, Context = run.ToolContext }, deadline: run.Deadline, cancellationToken: cancellationToken).ResponseAsync).ConfigureAwait(false);
+        var tools = new List<ToolDefinition>(listed.Tools); // the listed ones are a cached response, shared
+        foreach (var entry in agent.Tools.Where(t => t.Type == ToolType.Agent))
+        {
+            tools.Add(await children.DescribeAsync(entry, cancellationToken).ConfigureAwait(false));
+        }
+
+        foreach (var tool in tools)
         {
             if (!run.Entries.TryAdd(tool.Name, agent.Tools.First(t => t.Name == tool.Source)))
             {

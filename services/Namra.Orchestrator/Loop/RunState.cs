@@ -161,6 +161,24 @@ internal sealed class RunState(Run run, Func<RunEvent, Task>? emit, int maxEvent
         }
     }
 
+    /// <summary>
+    /// Adds what a child run (an agent called as a tool) spent: its usage and cost to this run's, its provider requests
+    /// to this run's ledger, marked with its run id. Children ending at once are counted one at a time.
+    /// </summary>
+    public void AddChild(Run child, int iteration)
+    {
+        lock (_counting)
+        {
+            AddUsage(child.Usage, child.Cost);
+            Record(child.Ledger.Select(a =>
+            {
+                var attempt = a.Clone();
+                attempt.RunId = attempt.RunId.Length > 0 ? attempt.RunId : child.RunId;
+                return attempt;
+            }), iteration);
+        }
+    }
+
     public void CountTool(bool isError)
     {
         lock (_counting)

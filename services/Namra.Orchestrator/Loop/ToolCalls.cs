@@ -10,9 +10,10 @@ namespace Namra.Orchestrator.Loop;
 
 /// <summary>
 /// Runs the tool calls of a model turn in parallel (up to <c>execution.max_parallel_tool_calls</c>), journaling each
-/// result as it arrives, so a replica that resumes the run sends again only the calls still in flight.
+/// result as it arrives, so a replica that resumes the run sends again only the calls still in flight. Calls of agents
+/// are child runs (<see cref="ChildRuns"/>); the others go to the tool executor.
 /// </summary>
-internal sealed class ToolCalls(Downstream downstream, IOptions<OrchestratorOptions> options, TimeProvider timeProvider)
+internal sealed class ToolCalls(Downstream downstream, ChildRuns children, IOptions<OrchestratorOptions> options, TimeProvider timeProvider)
 {
     /// <summary>
     /// Runs <paramref name="calls"/>; those in <paramref name="resumed"/> were in flight on a replica that was lost. Each
@@ -25,6 +26,8 @@ internal sealed class ToolCalls(Downstream downstream, IOptions<OrchestratorOpti
             await run.State.EmitAsync(new RunEvent { ToolCall = call }).ConfigureAwait(false);
         }
 
+        // The turn's calls of agents share what the run has left, evenly.
+        var agentCalls = calls.Where(c => run.Entries.GetValueOrDefault(c.Name)?.Type == ToolType.Agent).Select((c, i) => (c.Id, i)).ToDictionary(p => p.Id, p => p.i, StringComparer.Ordinal);
         var maxParallel = run.Request.Agent.Execution?.MaxParallelToolCalls ?? 0;
         using var gate = new SemaphoreSlim(maxParallel > 0 ? maxParallel : Contracts.ExecutionDefaults.MaxParallelToolCalls);
         var running = new ConcurrentDictionary<string, (ToolCall Call, long Started)>();
@@ -40,7 +43,9 @@ internal sealed class ToolCalls(Downstream downstream, IOptions<OrchestratorOpti
                 running[call.Id] = (call, timeProvider.GetTimestamp());
                 try
                 {
-                    var result = await ExecuteAsync(run, call, resumed.Contains(call.Id), cancellationToken).ConfigureAwait(false);
+                    var result = agentCalls.TryGetValue(call.Id, out var index)
+                        ? await children.RunAsync(run, run.Entries[call.Name], call, resumed.Contains(call.Id), index, agentCalls.Count, cancellationToken).ConfigureAwait(false)
+                        : await ExecuteAsync(run, call, resumed.Contains(call.Id), cancellationToken).ConfigureAwait(false);
                     if (run.Edited.Contains(call.Id))
                     {
                         // The model asked with other arguments: it reads what ran, now and in any replay.

@@ -90,6 +90,14 @@ public sealed class OrchestratorOptions
     /// </summary>
     public bool RecoverRuns { get; set; } = true;
 
+    /// <summary>How deep agents may call agents (<c>type: agent</c>): a run a caller started is at 0, its children at 1. Default 3.</summary>
+    [Range(1, 16)]
+    public int MaxAgentDepth { get; set; } = 3;
+
+    /// <summary>Most agents one model turn may call; calls past it get an error result. Default 8.</summary>
+    [Range(1, 256)]
+    public int MaxAgentCallsPerTurn { get; set; } = 8;
+
     /// <summary>Most events one run may emit (text deltas included) before it is stopped. Default 100,000.</summary>
     [Range(100, 10_000_000)]
     public int MaxRunEvents { get; set; } = 100_000;

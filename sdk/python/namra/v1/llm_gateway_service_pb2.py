@@ -15,7 +15,7 @@ from namra.v1 import agent_definition_pb2 as namra_dot_v1_dot_agent__definition_
 from namra.v1 import common_pb2 as namra_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"namra/v1/llm_gateway_service.proto\x12\x08namra.v1\x1a\x1fnamra/v1/agent_definition.proto\x1a\x15namra/v1/common.proto\"`\n\nCallBudget\x12\x17\n\nmax_tokens\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12\x19\n\x0cmax_cost_usd\x18\x02 \x01(\x01H\x01\x88\x01\x01\x42\r\n\x0b_max_tokensB\x0f\n\r_max_cost_usd\"\xc0\x02\n\x0fProviderAttempt\x12\'\n\x08provider\x18\x01 \x01(\x0e\x32\x15.namra.v1.LlmProvider\x12\r\n\x05model\x18\x02 \x01(\t\x12)\n\x07outcome\x18\x03 \x01(\x0e\x32\x18.namra.v1.AttemptOutcome\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x13\n\x0bresponse_id\x18\x05 \x01(\t\x12#\n\x05usage\x18\x06 \x01(\x0b\x32\x14.namra.v1.TokenUsage\x12\x1c\n\x04\x63ost\x18\x07 \x01(\x0b\x32\x0e.namra.v1.Cost\x12\x16\n\x0e\x63harged_tokens\x18\x08 \x01(\x03\x12$\n\x0c\x63harged_cost\x18\t \x01(\x0b\x32\x0e.namra.v1.Cost\x12\r\n\x05\x65rror\x18\n \x01(\t\x12\x11\n\titeration\x18\x0b \x01(\x05\"?\n\x10ProviderAttempts\x12+\n\x08\x61ttempts\x18\x01 \x03(\x0b\x32\x19.namra.v1.ProviderAttempt\"?\n\x0f\x43\x61llReservation\x12\x0e\n\x06tokens\x18\x01 \x01(\x03\x12\x1c\n\x04\x63ost\x18\x02 \x01(\x0b\x32\x0e.namra.v1.Cost\"D\n\x0b\x43\x61llContext\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x12\n\nagent_name\x18\x02 \x01(\t\x12\x11\n\titeration\x18\x03 \x01(\x05\"\x91\x02\n\x0fGenerateRequest\x12 \n\x03llm\x18\x01 \x01(\x0b\x32\x13.namra.v1.LlmConfig\x12\x15\n\rsystem_prompt\x18\x02 \x01(\t\x12#\n\x08messages\x18\x03 \x03(\x0b\x32\x11.namra.v1.Message\x12\'\n\x05tools\x18\x04 \x03(\x0b\x32\x18.namra.v1.ToolDefinition\x12)\n\x0btool_choice\x18\x05 \x01(\x0e\x32\x14.namra.v1.ToolChoice\x12&\n\x07\x63ontext\x18\x06 \x01(\x0b\x32\x15.namra.v1.CallContext\x12$\n\x06\x62udget\x18\x07 \x01(\x0b\x32\x14.namra.v1.CallBudget\"\xb9\x02\n\x10GenerateResponse\x12\"\n\x07message\x18\x01 \x01(\x0b\x32\x11.namra.v1.Message\x12)\n\x0bstop_reason\x18\x02 \x01(\x0e\x32\x14.namra.v1.StopReason\x12#\n\x05usage\x18\x03 \x01(\x0b\x32\x14.namra.v1.TokenUsage\x12\x1c\n\x04\x63ost\x18\x04 \x01(\x0b\x32\x0e.namra.v1.Cost\x12\r\n\x05model\x18\x05 \x01(\t\x12\x13\n\x0bresponse_id\x18\x06 \x01(\t\x12.\n\x0breservation\x18\x07 \x01(\x0b\x32\x19.namra.v1.CallReservation\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x12+\n\x08\x61ttempts\x18\t \x03(\x0b\x32\x19.namra.v1.ProviderAttempt\"\x97\x02\n\x15StreamGenerateRequest\x12 \n\x03llm\x18\x01 \x01(\x0b\x32\x13.namra.v1.LlmConfig\x12\x15\n\rsystem_prompt\x18\x02 \x01(\t\x12#\n\x08messages\x18\x03 \x03(\x0b\x32\x11.namra.v1.Message\x12\'\n\x05tools\x18\x04 \x03(\x0b\x32\x18.namra.v1.ToolDefinition\x12)\n\x0btool_choice\x18\x05 \x01(\x0e\x32\x14.namra.v1.ToolChoice\x12&\n\x07\x63ontext\x18\x06 \x01(\x0b\x32\x15.namra.v1.CallContext\x12$\n\x06\x62udget\x18\x07 \x01(\x0b\x32\x14.namra.v1.CallBudget\"V\n\rToolCallDelta\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x1c\n\x14\x61rguments_json_delta\x18\x04 \x01(\t\"\xba\x02\n\x11GenerateCompleted\x12\"\n\x07message\x18\x01 \x01(\x0b\x32\x11.namra.v1.Message\x12)\n\x0bstop_reason\x18\x02 \x01(\x0e\x32\x14.namra.v1.StopReason\x12#\n\x05usage\x18\x03 \x01(\x0b\x32\x14.namra.v1.TokenUsage\x12\x1c\n\x04\x63ost\x18\x04 \x01(\x0b\x32\x0e.namra.v1.Cost\x12\r\n\x05model\x18\x05 \x01(\t\x12\x13\n\x0bresponse_id\x18\x06 \x01(\t\x12.\n\x0breservation\x18\x07 \x01(\x0b\x32\x19.namra.v1.CallReservation\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x12+\n\x08\x61ttempts\x18\t \x03(\x0b\x32\x19.namra.v1.ProviderAttempt\"\xdb\x01\n\x16StreamGenerateResponse\x12)\n\ntext_delta\x18\x01 \x01(\x0b\x32\x13.namra.v1.TextDeltaH\x00\x12\x32\n\x0ftool_call_delta\x18\x02 \x01(\x0b\x32\x17.namra.v1.ToolCallDeltaH\x00\x12\'\n\ttool_call\x18\x03 \x01(\x0b\x32\x12.namra.v1.ToolCallH\x00\x12\x30\n\tcompleted\x18\x04 \x01(\x0b\x32\x1b.namra.v1.GenerateCompletedH\x00\x42\x07\n\x05\x65vent\"K\n\x11ListModelsRequest\x12\'\n\x08provider\x18\x01 \x01(\x0e\x32\x15.namra.v1.LlmProvider\x12\r\n\x05model\x18\x02 \x01(\t\"\xaf\x01\n\tModelInfo\x12\'\n\x08provider\x18\x01 \x01(\x0e\x32\x15.namra.v1.LlmProvider\x12\r\n\x05model\x18\x02 \x01(\t\x12\'\n\x07pricing\x18\x03 \x01(\x0b\x32\x16.namra.v1.ModelPricing\x12\x16\n\x0e\x63ontext_window\x18\x04 \x01(\x05\x12\x16\n\x0esupports_tools\x18\x05 \x01(\x08\x12\x11\n\tembedding\x18\x06 \x01(\x08\"9\n\x12ListModelsResponse\x12#\n\x06models\x18\x01 \x03(\x0b\x32\x13.namra.v1.ModelInfo\"\x9b\x01\n\x12\x43ountTokensRequest\x12 \n\x03llm\x18\x01 \x01(\x0b\x32\x13.namra.v1.LlmConfig\x12\x15\n\rsystem_prompt\x18\x02 \x01(\t\x12#\n\x08messages\x18\x03 \x03(\x0b\x32\x11.namra.v1.Message\x12\'\n\x05tools\x18\x04 \x03(\x0b\x32\x18.namra.v1.ToolDefinition\"n\n\x13\x43ountTokensResponse\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x03\x12\x11\n\testimated\x18\x02 \x01(\x08\x12.\n\x0breservation\x18\x03 \x01(\x0b\x32\x19.namra.v1.CallReservation\"h\n\x0c\x45mbedRequest\x12 \n\x03llm\x18\x01 \x01(\x0b\x32\x13.namra.v1.LlmConfig\x12\x0e\n\x06inputs\x18\x02 \x03(\t\x12&\n\x07\x63ontext\x18\x03 \x01(\x0b\x32\x15.namra.v1.CallContext\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"{\n\rEmbedResponse\x12\'\n\nembeddings\x18\x01 \x03(\x0b\x32\x13.namra.v1.Embedding\x12#\n\x05usage\x18\x02 \x01(\x0b\x32\x14.namra.v1.TokenUsage\x12\x1c\n\x04\x63ost\x18\x03 \x01(\x0b\x32\x0e.namra.v1.Cost*o\n\nToolChoice\x12\x1b\n\x17TOOL_CHOICE_UNSPECIFIED\x10\x00\x12\x14\n\x10TOOL_CHOICE_AUTO\x10\x01\x12\x18\n\x14TOOL_CHOICE_REQUIRED\x10\x02\x12\x14\n\x10TOOL_CHOICE_NONE\x10\x03*\xed\x01\n\nStopReason\x12\x1b\n\x17STOP_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x14STOP_REASON_END_TURN\x10\x01\x12\x18\n\x14STOP_REASON_TOOL_USE\x10\x02\x12\x1a\n\x16STOP_REASON_MAX_TOKENS\x10\x03\x12\x1d\n\x19STOP_REASON_STOP_SEQUENCE\x10\x04\x12\x1e\n\x1aSTOP_REASON_CONTENT_FILTER\x10\x05\x12\x17\n\x13STOP_REASON_REFUSAL\x10\x06\x12\x1a\n\x16STOP_REASON_PAUSE_TURN\x10\x07*\x89\x01\n\x0e\x41ttemptOutcome\x12\x1f\n\x1b\x41TTEMPT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x41TTEMPT_OUTCOME_COMPLETED\x10\x01\x12\x1a\n\x16\x41TTEMPT_OUTCOME_FAILED\x10\x02\x12\x1b\n\x17\x41TTEMPT_OUTCOME_UNKNOWN\x10\x03\x32\x8b\x03\n\x11LlmGatewayService\x12\x41\n\x08Generate\x12\x19.namra.v1.GenerateRequest\x1a\x1a.namra.v1.GenerateResponse\x12U\n\x0eStreamGenerate\x12\x1f.namra.v1.StreamGenerateRequest\x1a .namra.v1.StreamGenerateResponse0\x01\x12L\n\nListModels\x12\x1b.namra.v1.ListModelsRequest\x1a\x1c.namra.v1.ListModelsResponse\"\x03\x90\x02\x01\x12O\n\x0b\x43ountTokens\x12\x1c.namra.v1.CountTokensRequest\x1a\x1d.namra.v1.CountTokensResponse\"\x03\x90\x02\x01\x12=\n\x05\x45mbed\x12\x16.namra.v1.EmbedRequest\x1a\x17.namra.v1.EmbedResponse\"\x03\x90\x02\x02\x42\x15\xaa\x02\x12Namra.Contracts.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"namra/v1/llm_gateway_service.proto\x12\x08namra.v1\x1a\x1fnamra/v1/agent_definition.proto\x1a\x15namra/v1/common.proto\"`\n\nCallBudget\x12\x17\n\nmax_tokens\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12\x19\n\x0cmax_cost_usd\x18\x02 \x01(\x01H\x01\x88\x01\x01\x42\r\n\x0b_max_tokensB\x0f\n\r_max_cost_usd\"\xd0\x02\n\x0fProviderAttempt\x12\'\n\x08provider\x18\x01 \x01(\x0e\x32\x15.namra.v1.LlmProvider\x12\r\n\x05model\x18\x02 \x01(\t\x12)\n\x07outcome\x18\x03 \x01(\x0e\x32\x18.namra.v1.AttemptOutcome\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x13\n\x0bresponse_id\x18\x05 \x01(\t\x12#\n\x05usage\x18\x06 \x01(\x0b\x32\x14.namra.v1.TokenUsage\x12\x1c\n\x04\x63ost\x18\x07 \x01(\x0b\x32\x0e.namra.v1.Cost\x12\x16\n\x0e\x63harged_tokens\x18\x08 \x01(\x03\x12$\n\x0c\x63harged_cost\x18\t \x01(\x0b\x32\x0e.namra.v1.Cost\x12\r\n\x05\x65rror\x18\n \x01(\t\x12\x11\n\titeration\x18\x0b \x01(\x05\x12\x0e\n\x06run_id\x18\x0c \x01(\t\"?\n\x10ProviderAttempts\x12+\n\x08\x61ttempts\x18\x01 \x03(\x0b\x32\x19.namra.v1.ProviderAttempt\"?\n\x0f\x43\x61llReservation\x12\x0e\n\x06tokens\x18\x01 \x01(\x03\x12\x1c\n\x04\x63ost\x18\x02 \x01(\x0b\x32\x0e.namra.v1.Cost\"D\n\x0b\x43\x61llContext\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x12\n\nagent_name\x18\x02 \x01(\t\x12\x11\n\titeration\x18\x03 \x01(\x05\"\x91\x02\n\x0fGenerateRequest\x12 \n\x03llm\x18\x01 \x01(\x0b\x32\x13.namra.v1.LlmConfig\x12\x15\n\rsystem_prompt\x18\x02 \x01(\t\x12#\n\x08messages\x18\x03 \x03(\x0b\x32\x11.namra.v1.Message\x12\'\n\x05tools\x18\x04 \x03(\x0b\x32\x18.namra.v1.ToolDefinition\x12)\n\x0btool_choice\x18\x05 \x01(\x0e\x32\x14.namra.v1.ToolChoice\x12&\n\x07\x63ontext\x18\x06 \x01(\x0b\x32\x15.namra.v1.CallContext\x12$\n\x06\x62udget\x18\x07 \x01(\x0b\x32\x14.namra.v1.CallBudget\"\xb9\x02\n\x10GenerateResponse\x12\"\n\x07message\x18\x01 \x01(\x0b\x32\x11.namra.v1.Message\x12)\n\x0bstop_reason\x18\x02 \x01(\x0e\x32\x14.namra.v1.StopReason\x12#\n\x05usage\x18\x03 \x01(\x0b\x32\x14.namra.v1.TokenUsage\x12\x1c\n\x04\x63ost\x18\x04 \x01(\x0b\x32\x0e.namra.v1.Cost\x12\r\n\x05model\x18\x05 \x01(\t\x12\x13\n\x0bresponse_id\x18\x06 \x01(\t\x12.\n\x0breservation\x18\x07 \x01(\x0b\x32\x19.namra.v1.CallReservation\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x12+\n\x08\x61ttempts\x18\t \x03(\x0b\x32\x19.namra.v1.ProviderAttempt\"\x97\x02\n\x15StreamGenerateRequest\x12 \n\x03llm\x18\x01 \x01(\x0b\x32\x13.namra.v1.LlmConfig\x12\x15\n\rsystem_prompt\x18\x02 \x01(\t\x12#\n\x08messages\x18\x03 \x03(\x0b\x32\x11.namra.v1.Message\x12\'\n\x05tools\x18\x04 \x03(\x0b\x32\x18.namra.v1.ToolDefinition\x12)\n\x0btool_choice\x18\x05 \x01(\x0e\x32\x14.namra.v1.ToolChoice\x12&\n\x07\x63ontext\x18\x06 \x01(\x0b\x32\x15.namra.v1.CallContext\x12$\n\x06\x62udget\x18\x07 \x01(\x0b\x32\x14.namra.v1.CallBudget\"V\n\rToolCallDelta\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x1c\n\x14\x61rguments_json_delta\x18\x04 \x01(\t\"\xba\x02\n\x11GenerateCompleted\x12\"\n\x07message\x18\x01 \x01(\x0b\x32\x11.namra.v1.Message\x12)\n\x0bstop_reason\x18\x02 \x01(\x0e\x32\x14.namra.v1.StopReason\x12#\n\x05usage\x18\x03 \x01(\x0b\x32\x14.namra.v1.TokenUsage\x12\x1c\n\x04\x63ost\x18\x04 \x01(\x0b\x32\x0e.namra.v1.Cost\x12\r\n\x05model\x18\x05 \x01(\t\x12\x13\n\x0bresponse_id\x18\x06 \x01(\t\x12.\n\x0breservation\x18\x07 \x01(\x0b\x32\x19.namra.v1.CallReservation\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x12+\n\x08\x61ttempts\x18\t \x03(\x0b\x32\x19.namra.v1.ProviderAttempt\"\xdb\x01\n\x16StreamGenerateResponse\x12)\n\ntext_delta\x18\x01 \x01(\x0b\x32\x13.namra.v1.TextDeltaH\x00\x12\x32\n\x0ftool_call_delta\x18\x02 \x01(\x0b\x32\x17.namra.v1.ToolCallDeltaH\x00\x12\'\n\ttool_call\x18\x03 \x01(\x0b\x32\x12.namra.v1.ToolCallH\x00\x12\x30\n\tcompleted\x18\x04 \x01(\x0b\x32\x1b.namra.v1.GenerateCompletedH\x00\x42\x07\n\x05\x65vent\"K\n\x11ListModelsRequest\x12\'\n\x08provider\x18\x01 \x01(\x0e\x32\x15.namra.v1.LlmProvider\x12\r\n\x05model\x18\x02 \x01(\t\"\xaf\x01\n\tModelInfo\x12\'\n\x08provider\x18\x01 \x01(\x0e\x32\x15.namra.v1.LlmProvider\x12\r\n\x05model\x18\x02 \x01(\t\x12\'\n\x07pricing\x18\x03 \x01(\x0b\x32\x16.namra.v1.ModelPricing\x12\x16\n\x0e\x63ontext_window\x18\x04 \x01(\x05\x12\x16\n\x0esupports_tools\x18\x05 \x01(\x08\x12\x11\n\tembedding\x18\x06 \x01(\x08\"9\n\x12ListModelsResponse\x12#\n\x06models\x18\x01 \x03(\x0b\x32\x13.namra.v1.ModelInfo\"\x9b\x01\n\x12\x43ountTokensRequest\x12 \n\x03llm\x18\x01 \x01(\x0b\x32\x13.namra.v1.LlmConfig\x12\x15\n\rsystem_prompt\x18\x02 \x01(\t\x12#\n\x08messages\x18\x03 \x03(\x0b\x32\x11.namra.v1.Message\x12\'\n\x05tools\x18\x04 \x03(\x0b\x32\x18.namra.v1.ToolDefinition\"n\n\x13\x43ountTokensResponse\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x03\x12\x11\n\testimated\x18\x02 \x01(\x08\x12.\n\x0breservation\x18\x03 \x01(\x0b\x32\x19.namra.v1.CallReservation\"h\n\x0c\x45mbedRequest\x12 \n\x03llm\x18\x01 \x01(\x0b\x32\x13.namra.v1.LlmConfig\x12\x0e\n\x06inputs\x18\x02 \x03(\t\x12&\n\x07\x63ontext\x18\x03 \x01(\x0b\x32\x15.namra.v1.CallContext\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"{\n\rEmbedResponse\x12\'\n\nembeddings\x18\x01 \x03(\x0b\x32\x13.namra.v1.Embedding\x12#\n\x05usage\x18\x02 \x01(\x0b\x32\x14.namra.v1.TokenUsage\x12\x1c\n\x04\x63ost\x18\x03 \x01(\x0b\x32\x0e.namra.v1.Cost*o\n\nToolChoice\x12\x1b\n\x17TOOL_CHOICE_UNSPECIFIED\x10\x00\x12\x14\n\x10TOOL_CHOICE_AUTO\x10\x01\x12\x18\n\x14TOOL_CHOICE_REQUIRED\x10\x02\x12\x14\n\x10TOOL_CHOICE_NONE\x10\x03*\xed\x01\n\nStopReason\x12\x1b\n\x17STOP_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x14STOP_REASON_END_TURN\x10\x01\x12\x18\n\x14STOP_REASON_TOOL_USE\x10\x02\x12\x1a\n\x16STOP_REASON_MAX_TOKENS\x10\x03\x12\x1d\n\x19STOP_REASON_STOP_SEQUENCE\x10\x04\x12\x1e\n\x1aSTOP_REASON_CONTENT_FILTER\x10\x05\x12\x17\n\x13STOP_REASON_REFUSAL\x10\x06\x12\x1a\n\x16STOP_REASON_PAUSE_TURN\x10\x07*\x89\x01\n\x0e\x41ttemptOutcome\x12\x1f\n\x1b\x41TTEMPT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x41TTEMPT_OUTCOME_COMPLETED\x10\x01\x12\x1a\n\x16\x41TTEMPT_OUTCOME_FAILED\x10\x02\x12\x1b\n\x17\x41TTEMPT_OUTCOME_UNKNOWN\x10\x03\x32\x8b\x03\n\x11LlmGatewayService\x12\x41\n\x08Generate\x12\x19.namra.v1.GenerateRequest\x1a\x1a.namra.v1.GenerateResponse\x12U\n\x0eStreamGenerate\x12\x1f.namra.v1.StreamGenerateRequest\x1a .namra.v1.StreamGenerateResponse0\x01\x12L\n\nListModels\x12\x1b.namra.v1.ListModelsRequest\x1a\x1c.namra.v1.ListModelsResponse\"\x03\x90\x02\x01\x12O\n\x0b\x43ountTokens\x12\x1c.namra.v1.CountTokensRequest\x1a\x1d.namra.v1.CountTokensResponse\"\x03\x90\x02\x01\x12=\n\x05\x45mbed\x12\x16.namra.v1.EmbedRequest\x1a\x17.namra.v1.EmbedResponse\"\x03\x90\x02\x02\x42\x15\xaa\x02\x12Namra.Contracts.V1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'namra.v1.llm_gateway_service_pb2', globals())
@@ -29,50 +29,50 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _LLMGATEWAYSERVICE.methods_by_name['CountTokens']._serialized_options = b'\220\002\001'
   _LLMGATEWAYSERVICE.methods_by_name['Embed']._options = None
   _LLMGATEWAYSERVICE.methods_by_name['Embed']._serialized_options = b'\220\002\002'
-  _TOOLCHOICE._serialized_start=3070
-  _TOOLCHOICE._serialized_end=3181
-  _STOPREASON._serialized_start=3184
-  _STOPREASON._serialized_end=3421
-  _ATTEMPTOUTCOME._serialized_start=3424
-  _ATTEMPTOUTCOME._serialized_end=3561
+  _TOOLCHOICE._serialized_start=3086
+  _TOOLCHOICE._serialized_end=3197
+  _STOPREASON._serialized_start=3200
+  _STOPREASON._serialized_end=3437
+  _ATTEMPTOUTCOME._serialized_start=3440
+  _ATTEMPTOUTCOME._serialized_end=3577
   _CALLBUDGET._serialized_start=104
   _CALLBUDGET._serialized_end=200
   _PROVIDERATTEMPT._serialized_start=203
-  _PROVIDERATTEMPT._serialized_end=523
-  _PROVIDERATTEMPTS._serialized_start=525
-  _PROVIDERATTEMPTS._serialized_end=588
-  _CALLRESERVATION._serialized_start=590
-  _CALLRESERVATION._serialized_end=653
-  _CALLCONTEXT._serialized_start=655
-  _CALLCONTEXT._serialized_end=723
-  _GENERATEREQUEST._serialized_start=726
-  _GENERATEREQUEST._serialized_end=999
-  _GENERATERESPONSE._serialized_start=1002
-  _GENERATERESPONSE._serialized_end=1315
-  _STREAMGENERATEREQUEST._serialized_start=1318
-  _STREAMGENERATEREQUEST._serialized_end=1597
-  _TOOLCALLDELTA._serialized_start=1599
-  _TOOLCALLDELTA._serialized_end=1685
-  _GENERATECOMPLETED._serialized_start=1688
-  _GENERATECOMPLETED._serialized_end=2002
-  _STREAMGENERATERESPONSE._serialized_start=2005
-  _STREAMGENERATERESPONSE._serialized_end=2224
-  _LISTMODELSREQUEST._serialized_start=2226
-  _LISTMODELSREQUEST._serialized_end=2301
-  _MODELINFO._serialized_start=2304
-  _MODELINFO._serialized_end=2479
-  _LISTMODELSRESPONSE._serialized_start=2481
-  _LISTMODELSRESPONSE._serialized_end=2538
-  _COUNTTOKENSREQUEST._serialized_start=2541
-  _COUNTTOKENSREQUEST._serialized_end=2696
-  _COUNTTOKENSRESPONSE._serialized_start=2698
-  _COUNTTOKENSRESPONSE._serialized_end=2808
-  _EMBEDREQUEST._serialized_start=2810
-  _EMBEDREQUEST._serialized_end=2914
-  _EMBEDDING._serialized_start=2916
-  _EMBEDDING._serialized_end=2943
-  _EMBEDRESPONSE._serialized_start=2945
-  _EMBEDRESPONSE._serialized_end=3068
-  _LLMGATEWAYSERVICE._serialized_start=3564
-  _LLMGATEWAYSERVICE._serialized_end=3959
+  _PROVIDERATTEMPT._serialized_end=539
+  _PROVIDERATTEMPTS._serialized_start=541
+  _PROVIDERATTEMPTS._serialized_end=604
+  _CALLRESERVATION._serialized_start=606
+  _CALLRESERVATION._serialized_end=669
+  _CALLCONTEXT._serialized_start=671
+  _CALLCONTEXT._serialized_end=739
+  _GENERATEREQUEST._serialized_start=742
+  _GENERATEREQUEST._serialized_end=1015
+  _GENERATERESPONSE._serialized_start=1018
+  _GENERATERESPONSE._serialized_end=1331
+  _STREAMGENERATEREQUEST._serialized_start=1334
+  _STREAMGENERATEREQUEST._serialized_end=1613
+  _TOOLCALLDELTA._serialized_start=1615
+  _TOOLCALLDELTA._serialized_end=1701
+  _GENERATECOMPLETED._serialized_start=1704
+  _GENERATECOMPLETED._serialized_end=2018
+  _STREAMGENERATERESPONSE._serialized_start=2021
+  _STREAMGENERATERESPONSE._serialized_end=2240
+  _LISTMODELSREQUEST._serialized_start=2242
+  _LISTMODELSREQUEST._serialized_end=2317
+  _MODELINFO._serialized_start=2320
+  _MODELINFO._serialized_end=2495
+  _LISTMODELSRESPONSE._serialized_start=2497
+  _LISTMODELSRESPONSE._serialized_end=2554
+  _COUNTTOKENSREQUEST._serialized_start=2557
+  _COUNTTOKENSREQUEST._serialized_end=2712
+  _COUNTTOKENSRESPONSE._serialized_start=2714
+  _COUNTTOKENSRESPONSE._serialized_end=2824
+  _EMBEDREQUEST._serialized_start=2826
+  _EMBEDREQUEST._serialized_end=2930
+  _EMBEDDING._serialized_start=2932
+  _EMBEDDING._serialized_end=2959
+  _EMBEDRESPONSE._serialized_start=2961
+  _EMBEDRESPONSE._serialized_end=3084
+  _LLMGATEWAYSERVICE._serialized_start=3580
+  _LLMGATEWAYSERVICE._serialized_end=3975
 # @@protoc_insertion_point(module_scope)

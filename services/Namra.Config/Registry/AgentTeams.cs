@@ -1,0 +1,85 @@
+using Namra.Config.Parsing;
+using Namra.Config.Validation;
+using Namra.Contracts.V1;
+
+namespace Namra.Config.Registry;
+
+/// <summary>
+/// The agents an agent calls as tools (<c>type: agent</c>), checked against the registry: each one must be there, and
+/// following the calls from agent to agent must never lead back to an agent already on the way.
+/// </summary>
+internal static class AgentTeams
+{
+    /// <summary>Errors for the agent's calls of agents: those missing, and a cycle with its path.</summary>
+    public static IReadOnlyList<AgentDiagnostic> Check(AgentDefinition agent, AgentRef self, Func<string, RegisteredAgent?> find, string file)
+    {
+        var problems = new List<AgentDiagnostic>();
+        var path = new List<string> { Label(self) };
+        var acyclic = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < agent.Tools.Count; i++)
+        {
+            if (agent.Tools[i] is not { Type: ToolType.Agent, Agent: { } settings })
+            {
+                continue;
+            }
+
+            var field = $"tools[{i}].config.agent";
+            if (find(settings.Agent) is not { } child)
+            {
+                problems.Add(Error(DiagnosticCodes.UnknownAgent, file, field,
+                    $"The tool `{agent.Tools[i].Name}` calls the agent `{settings.Agent}`, which is not registered.",
+                    "add its file to the agents folder (for `namra run`, the folder of this file), or correct the reference"));
+                continue;
+            }
+
+            if (Cycle(child, path, acyclic, find) is { } cycle)
+            {
+                problems.Add(Error(DiagnosticCodes.AgentCycle, file, field,
+                    $"The agents call each other in a cycle: {string.Join(" → ", cycle)}.",
+                    "an agent may not call, directly or through others, an agent that is already calling it"));
+            }
+        }
+
+        return problems;
+    }
+
+    // The path back to an agent already on it, following child's calls depth first; null when there is none.
+    // Agents found to lead to no cycle are not followed again (a team shaped as a diamond is walked once).
+    private static List<string>? Cycle(RegisteredAgent child, List<string> path, HashSet<string> acyclic, Func<string, RegisteredAgent?> find)
+    {
+        var label = Label(child.Ref);
+        if (path.Contains(label, StringComparer.Ordinal))
+        {
+            return [.. path.SkipWhile(step => step != label), label];
+        }
+
+        if (acyclic.Contains(label))
+        {
+            return null;
+        }
+
+        path.Add(label);
+        try
+        {
+            foreach (var tool in child.Agent.Tools)
+            {
+                if (tool is { Type: ToolType.Agent, Agent: { } settings } && find(settings.Agent) is { } next && Cycle(next, path, acyclic, find) is { } cycle)
+                {
+                    return cycle;
+                }
+            }
+
+            acyclic.Add(label);
+            return null;
+        }
+        finally
+        {
+            path.RemoveAt(path.Count - 1);
+        }
+    }
+
+    private static string Label(AgentRef agent) => $"{agent.Name}@{agent.Version}";
+
+    private static AgentDiagnostic Error(string code, string file, string field, string message, string hint) =>
+        new(DiagnosticSeverity.Error, code, message, file, SourcePosition.Document, field, hint);
+}

@@ -1,0 +1,267 @@
+using System.Collections.Concurrent;
+using Grpc.Core;
+using Namra.Contracts.V1;
+using Namra.Testing;
+using Namra.Testing.Providers;
+
+namespace Namra.Orchestrator.Tests;
+
+/// <summary>
+/// Agents called as tools (<c>type: agent</c>): child runs that are runs (records linked to their parent, events in the
+/// parent's stream, spending in the parent's), within the parent's budget however many run at once (with the gateway in
+/// the orchestrator's process and in one of its own), cancelled with their parent, and no deeper than allowed.
+/// </summary>
+public sealed class TeamTests : IAsyncDisposable
+{
+    private const string Researcher = """
+        name: researcher
+        version: 1.0.0
+        description: Finds facts
+        llm:
+          provider: scripted
+          model: scripted
+          script:
+            - tool_calls: [ { name: calculator, id: calc_1, arguments: { expression: "6 * 7" } } ]
+            - text: "It is 42."
+        tools:
+          - { name: calculator, type: builtin.calculator }
+        """;
+
+    private const string Coordinator = """
+        name: coordinator
+        version: 1.0.0
+        llm:
+          provider: scripted
+          model: scripted
+          script:
+            - tool_calls: [ { name: research, id: call_r, arguments: { input: "What is 6 * 7?" } } ]
+            - text: "The researcher says 42."
+        tools:
+          - { name: research, type: agent, config: { agent: researcher@1.0.0 } }
+        """;
+
+    private readonly string _agents = Directory.CreateTempSubdirectory("namra-team-").FullName;
+
+    public ValueTask DisposeAsync()
+    {
+        Directory.Delete(_agents, recursive: true);
+        return ValueTask.CompletedTask;
+    }
+
+    [Fact]
+    public async Task AChildRun_IsARunLinkedToItsParent_ItsEventsInTheParentsStream_ItsSpendingInTheParents()
+    {
+        await WriteAgentsAsync(("researcher.yaml", Researcher));
+        await using var host = await NamraTestHost.StartAsync("all", new Dictionary<string, string?> { ["Namra:Config:AgentsPath"] = _agents });
+        var client = new AgentService.AgentServiceClient(host.Channel);
+
+        var events = new List<RunEvent>();
+        using (var call = client.ExecuteStream(new ExecuteStreamRequest { Agent = InlineAgents.Yaml(Coordinator), Input = "Ask.", RunId = "team-run-1" }))
+        {
+            await foreach (var item in call.ResponseStream.ReadAllAsync())
+            {
+                events.Add(item.Event);
+            }
+        }
+
+        var parent = (await client.GetRunAsync(new GetRunRequest { RunId = "team-run-1" })).Run;
+        var child = (await client.GetRunAsync(new GetRunRequest { RunId = "team-run-1.call_r" })).Run;
+        Assert.Equal((RunStatus.Completed, "The researcher says 42."), (parent.Status, parent.Answer));
+        Assert.Equal((RunStatus.Completed, "It is 42.", "researcher"), (child.Status, child.Answer, child.Agent.Name));
+        Assert.Equal(("team-run-1", "call_r", 1, 0), (child.ParentRunId, child.ParentToolCallId, child.Depth, parent.Depth));
+        Assert.Equal("It is 42.", events.Single(e => e.ToolResult?.ToolCallId == "call_r").ToolResult.Content);
+
+        // The child's events, in order, inside the parent's stream, which stays numbered without gaps.
+        var forwarded = events.Where(e => e.EventCase == RunEvent.EventOneofCase.Child).Select(e => e.Child).ToList();
+        Assert.All(forwarded, f => Assert.Equal(("call_r", "team-run-1.call_r"), (f.ToolCallId, f.Event.RunId)));
+        Assert.Equal(RunEvent.EventOneofCase.RunStarted, forwarded[0].Event.EventCase);
+        Assert.Equal("6 * 7", System.Text.Json.JsonDocument.Parse(forwarded.Single(f => f.Event.EventCase == RunEvent.EventOneofCase.ToolCall).Event.ToolCall.ArgumentsJson)
+            .RootElement.GetProperty("expression").GetString());
+        Assert.Equal("42", forwarded.Single(f => f.Event.EventCase == RunEvent.EventOneofCase.ToolResult).Event.ToolResult.Content);
+        Assert.Equal(RunEvent.EventOneofCase.RunCompleted, forwarded[^1].Event.EventCase);
+        Assert.Equal(Enumerable.Range(1, events.Count).Select(i => (long)i), events.Select(e => e.Sequence));
+
+        // The parent's usage and ledger hold the child's, marked with its run id.
+        Assert.True(parent.Usage.InputTokens > child.Usage.InputTokens);
+        Assert.Equal(child.Ledger.Count, parent.Ledger.Count(a => a.RunId == child.RunId));
+        Assert.Equal(parent.Ledger.Count - child.Ledger.Count, parent.Ledger.Count(a => a.RunId.Length == 0));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ATeamsBudget_IsNeverExceeded_WithChildrenRunningAtOnce_AgainstAProviderCountingAllItCan(bool split)
+    {
+        // Three children run at once, each calling tools for as long as its budget lets it: what the provider counts for
+        // the whole team stays within the parent's budget.
+        await WriteAgentsAsync(("greedy.yaml", """
+            name: greedy
+            version: 1.0.0
+            llm: { provider: anthropic, model: claude-sonnet-4-5, max_tokens: 300 }
+            tools:
+              - { name: calculator, type: builtin.calculator }
+            execution: { max_iterations: 100 }
+            """));
+        await using var anthropic = await FakeProviderServer.StartAsync();
+        var turn = 0;
+        var counted = new ConcurrentBag<int>();
+        anthropic.Responder = request =>
+        {
+            var number = Interlocked.Increment(ref turn);
+            var (input, output) = (CountingProvider.InputTokens(request.Body), CountingProvider.MaxTokens(request.Body));
+            counted.Add(input + output);
+            var isParent = request.Body.Contains("\"name\":\"ask_1\"", StringComparison.Ordinal);
+            var firstParentTurn = isParent && !request.Body.Contains("tool_result", StringComparison.Ordinal);
+            return isParent && !firstParentTurn
+                ? AnthropicWire.TextTurn(input, output, "Done.")
+                : new SseReply([
+                    AnthropicWire.MessageStart(id: $"msg_{number}", inputTokens: input),
+                    .. firstParentTurn
+                        ? Enumerable.Range(1, 3).SelectMany(i => AnthropicWire.ToolUseBlock(i - 1, $"toolu_ask{i}", $"ask_{i}", "{\"input\":\"Keep adding numbers.\"}"))
+                        : AnthropicWire.ToolUseBlock(0, $"toolu_{number}", "calculator", $"{{\"expression\":\"{number} + {number}\"}}"),
+                    AnthropicWire.MessageDelta("tool_use", output),
+                    AnthropicWire.MessageStop()]);
+        };
+        await using var services = await TeamServices.StartAsync(anthropic, split, _agents);
+        var coordinator = """
+            name: spender
+            version: 1.0.0
+            llm: { provider: anthropic, model: claude-sonnet-4-5, max_tokens: 300 }
+            tools:
+              - { name: ask_1, type: agent, config: { agent: greedy@1.0.0 } }
+              - { name: ask_2, type: agent, config: { agent: greedy@1.0.0 } }
+              - { name: ask_3, type: agent, config: { agent: greedy@1.0.0 } }
+            execution:
+              max_iterations: 10
+              budget: { max_tokens: 30000 }
+            """;
+
+        var run = (await services.Client.ExecuteAsync(new ExecuteRequest { Agent = InlineAgents.Yaml(coordinator), Input = "Spend.", RunId = $"spender-{split}" })).Run;
+
+        var children = await Task.WhenAll(Enumerable.Range(1, 3).Select(async i =>
+            (await services.Client.GetRunAsync(new GetRunRequest { RunId = $"spender-{split}.toolu_ask{i}" })).Run));
+        Assert.All(children, c => Assert.Equal(RunStatus.BudgetExceeded, c.Status));
+        Assert.True(anthropic.Requests.Count > 9, $"only {anthropic.Requests.Count} calls were made");
+        Assert.InRange(counted.Sum(), 1, 30_000);
+        Assert.InRange(run.Usage.InputTokens + run.Usage.OutputTokens, 1, 30_000);
+        Assert.All(children, c => Assert.InRange(c.Usage.InputTokens + c.Usage.OutputTokens, 1, 30_000 / 3));
+    }
+
+    [Fact]
+    public async Task CancellingTheParent_CancelsItsChild_OnTheServer()
+    {
+        await using var anthropic = await FakeProviderServer.StartAsync();
+        anthropic.Responder = request => new SseReply([AnthropicWire.MessageStart(inputTokens: 10), AnthropicWire.Ping()], HoldAfter: 2); // the child's model never answers
+        await WriteAgentsAsync(("slow.yaml", "name: slow\nversion: 1.0.0\nllm: { provider: anthropic, model: claude-sonnet-4-5 }\n"));
+        await using var services = await TeamServices.StartAsync(anthropic, split: false, _agents);
+        var parent = """
+            name: waiting_parent
+            version: 1.0.0
+            llm:
+              provider: scripted
+              model: scripted
+              script:
+                - tool_calls: [ { name: ask, id: call_slow, arguments: { input: "Take your time." } } ]
+                - text: "Never."
+            tools:
+              - { name: ask, type: agent, config: { agent: slow@1.0.0 } }
+            """;
+
+        var running = services.Client.ExecuteAsync(new ExecuteRequest { Agent = InlineAgents.Yaml(parent), Input = "Go.", RunId = "cancelled-team" }).ResponseAsync;
+        await anthropic.WaitForRequestsAsync(1, TimeSpan.FromSeconds(30));
+        await services.Client.CancelRunAsync(new CancelRunRequest { RunId = "cancelled-team", Reason = "changed my mind" });
+        var ended = (await running.WaitAsync(TimeSpan.FromSeconds(30))).Run;
+
+        var child = (await services.Client.GetRunAsync(new GetRunRequest { RunId = "cancelled-team.call_slow" })).Run;
+        Assert.Equal(RunStatus.Cancelled, ended.Status);
+        Assert.Equal(RunStatus.Cancelled, child.Status);
+        Assert.NotNull(child.EndTime);
+    }
+
+    [Fact]
+    public async Task AnAgentPastTheDepthAllowed_IsNotCalled_AndTheModelReadsWhy()
+    {
+        await WriteAgentsAsync(("researcher.yaml", Researcher), ("middle.yaml", Coordinator.Replace("name: coordinator", "name: middle", StringComparison.Ordinal)));
+        await using var host = await NamraTestHost.StartAsync("all", new Dictionary<string, string?>
+        {
+            ["Namra:Config:AgentsPath"] = _agents,
+            ["Namra:Orchestrator:MaxAgentDepth"] = "1",
+        });
+        var client = new AgentService.AgentServiceClient(host.Channel);
+        var top = Coordinator.Replace("researcher@1.0.0", "middle@1.0.0", StringComparison.Ordinal);
+
+        var run = (await client.ExecuteAsync(new ExecuteRequest { Agent = InlineAgents.Yaml(top), Input = "Ask.", RunId = "deep" })).Run;
+        var middle = (await client.GetRunAsync(new GetRunRequest { RunId = "deep.call_r" })).Run;
+
+        Assert.Equal(RunStatus.Completed, run.Status);
+        Assert.Equal(RunStatus.Completed, middle.Status); // its call of the researcher was refused, with a result it read
+        Assert.Equal(1, middle.EventsSummary.ToolErrors);
+        var refused = await Assert.ThrowsAsync<RpcException>(() => client.GetRunAsync(new GetRunRequest { RunId = "deep.call_r.call_r" }).ResponseAsync);
+        Assert.Equal(StatusCode.NotFound, refused.StatusCode);
+    }
+
+    [Fact]
+    public async Task AgentsThatCallEachOtherInACycle_AreRefusedWithThePath_AndAMissingOneIsNamed()
+    {
+        await WriteAgentsAsync(
+            ("a.yaml", "name: a\nversion: 1.0.0\nllm: { provider: scripted, model: scripted, script: [ { text: x } ] }\ntools:\n  - { name: b, type: agent, config: { agent: b@1.0.0 } }\n"),
+            ("b.yaml", "name: b\nversion: 1.0.0\nllm: { provider: scripted, model: scripted, script: [ { text: x } ] }\ntools:\n  - { name: a, type: agent, config: { agent: a } }\n"));
+        await using var host = await NamraTestHost.StartAsync("all", new Dictionary<string, string?> { ["Namra:Config:AgentsPath"] = _agents });
+        var client = new AgentService.AgentServiceClient(host.Channel);
+        var caller = "name: caller\nversion: 1.0.0\nllm: { provider: scripted, model: scripted, script: [ { text: x } ] }\ntools:\n" +
+            "  - { name: first, type: agent, config: { agent: a@1.0.0 } }\n  - { name: missing, type: agent, config: { agent: nobody@2.0.0 } }\n";
+
+        var validated = await client.ValidateAgentAsync(new ValidateAgentRequest { Agent = InlineAgents.Yaml(caller).Inline });
+        var byReference = await Assert.ThrowsAsync<RpcException>(() => client.ExecuteAsync(new ExecuteRequest { Agent = new AgentSource { Reference = "a@1.0.0" }, Input = "Go." }).ResponseAsync);
+
+        Assert.False(validated.Valid);
+        Assert.Contains(validated.Diagnostics, d => d is { Code: "NAMRA0113", FieldPath: "tools[0].config.agent" } && d.Message.Contains("a@1.0.0 → b@1.0.0 → a@1.0.0", StringComparison.Ordinal));
+        Assert.Contains(validated.Diagnostics, d => d is { Code: "NAMRA0112", FieldPath: "tools[1].config.agent" } && d.Message.Contains("`nobody@2.0.0`", StringComparison.Ordinal));
+        Assert.Equal(StatusCode.FailedPrecondition, byReference.StatusCode);
+        Assert.Contains("a@1.0.0 → b@1.0.0 → a@1.0.0", byReference.Status.Detail, StringComparison.Ordinal);
+    }
+
+    private async Task WriteAgentsAsync(params (string File, string Yaml)[] agents)
+    {
+        foreach (var (file, yaml) in agents)
+        {
+            await File.WriteAllTextAsync(Path.Combine(_agents, file), yaml);
+        }
+    }
+
+    /// <summary>All services in one host, or the gateway a process of its own beside the others; agents from a folder.</summary>
+    private sealed class TeamServices : IAsyncDisposable
+    {
+        private readonly NamraTestHost _host;
+        private readonly ServerProcess? _gateway;
+
+        private TeamServices(NamraTestHost host, ServerProcess? gateway)
+        {
+            _host = host;
+            _gateway = gateway;
+            Client = new AgentService.AgentServiceClient(host.Channel);
+        }
+
+        public AgentService.AgentServiceClient Client { get; }
+
+        public static async Task<TeamServices> StartAsync(FakeProviderServer anthropic, bool split, string agents)
+        {
+            var environment = new Dictionary<string, string> { ["ANTHROPIC_API_KEY"] = "sk-ant-test", ["ANTHROPIC_BASE_URL"] = anthropic.BaseUrl.ToString() };
+            var settings = new Dictionary<string, string?> { ["Namra:Config:AgentsPath"] = agents };
+            if (!split)
+            {
+                return new TeamServices(await NamraTestHost.StartAsync("all", settings, builder => ProviderEnvironment.Use(builder, environment)), null);
+            }
+
+            var gateway = ServerProcess.Start("llm-gateway", out var address, environment);
+            settings["Namra:Services:LlmGateway"] = address;
+            return new TeamServices(await NamraTestHost.StartAsync("config,tool-executor,memory,orchestrator", settings), gateway);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _host.DisposeAsync();
+            _gateway?.Dispose();
+        }
+    }
+}
