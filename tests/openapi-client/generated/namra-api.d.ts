@@ -255,6 +255,10 @@ export interface components {
         CancelRunResponse: {
             run?: components["schemas"]["Run"];
         };
+        ChildRunEvent: {
+            toolCallId?: string;
+            event?: components["schemas"]["RunEvent"];
+        };
         Cost: {
             /** Format: double */
             totalUsd?: number;
@@ -354,6 +358,7 @@ export interface components {
             error?: string;
             /** Format: int32 */
             iteration?: number;
+            runId?: string;
         };
         Run: {
             runId?: string;
@@ -389,6 +394,10 @@ export interface components {
             approvalDeadline?: string;
             approvalWait?: string;
             tenant?: string;
+            parentRunId?: string;
+            parentToolCallId?: string;
+            /** Format: int32 */
+            depth?: number;
         };
         RunCompleted: {
             answer?: string;
@@ -413,6 +422,7 @@ export interface components {
             runFailed?: components["schemas"]["RunFailed"];
             toolRunning?: components["schemas"]["ToolRunning"];
             approvalRequired?: components["schemas"]["ApprovalRequired"];
+            child?: components["schemas"]["ChildRunEvent"];
         };
         RunEventsSummary: {
             /** Format: int32 */
