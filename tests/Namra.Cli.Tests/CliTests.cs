@@ -152,6 +152,25 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Run_ATeamFromItsFolder_PrintsTheChildsStepsUnderTheCall_AndTheTeamsUsage()
+    {
+        UseDataFolder();
+        foreach (var agent in (string[])["coordinator", "researcher", "writer"])
+        {
+            File.Copy(Path.Combine(Testing.RepositoryPaths.Root, "examples", "agents", agent + ".yaml"), Path.Combine(_folder, agent + ".yaml"));
+        }
+
+        var result = await RunAsync("run", "coordinator.yaml", "--input", "How far does light go in 2.5 s?");
+
+        Assert.True(result.ExitCode == 0, result.Error);
+        Assert.Contains("[Agent] Action: Using research tool", result.Output, StringComparison.Ordinal);
+        Assert.Contains("  [researcher] Action: Using calculator tool { \"expression\": \"299792.458 * 2.5\" }", result.Output, StringComparison.Ordinal);
+        Assert.Contains("  [researcher: Tool] 749481.145", result.Output, StringComparison.Ordinal);
+        Assert.Contains("[Tool] In two and a half seconds, light could go around the Earth more than eighteen times.", result.Output, StringComparison.Ordinal);
+        Assert.Contains("[Agent] In two and a half seconds, light could go around the Earth more than eighteen times: about 749,481 km.", result.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Run_EmbeddedScriptedAgent_PrintsThoughtsToolCallsAnswerAndUsage()
     {
         UseDataFolder();

@@ -87,6 +87,46 @@ public sealed class TeamTests : IAsyncDisposable
         Assert.Equal(parent.Ledger.Count - child.Ledger.Count, parent.Ledger.Count(a => a.RunId.Length == 0));
     }
 
+    [Fact]
+    public async Task ATeamRun_IsOneTrace_TheChildsRunSpanUnderTheCallsToolSpan()
+    {
+        var stopped = new ConcurrentQueue<System.Diagnostics.Activity>();
+        using var listener = new System.Diagnostics.ActivityListener
+        {
+            ShouldListenTo = source => source.Name.StartsWith("Namra.", StringComparison.Ordinal),
+            Sample = (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) => System.Diagnostics.ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = stopped.Enqueue,
+        };
+        System.Diagnostics.ActivitySource.AddActivityListener(listener);
+        await WriteAgentsAsync(("researcher.yaml", Researcher));
+        await using var host = await NamraTestHost.StartAsync("all", new Dictionary<string, string?> { ["Namra:Config:AgentsPath"] = _agents });
+
+        var run = (await new AgentService.AgentServiceClient(host.Channel).ExecuteAsync(new ExecuteRequest { Agent = InlineAgents.Yaml(Coordinator), Input = "Ask.", RunId = "traced-team" })).Run;
+
+        var spans = stopped.Where(a => a.TraceId.ToHexString() == run.TraceId).ToList();
+        var parent = spans.Single(a => a.OperationName == "invoke_agent coordinator");
+        var call = spans.Single(a => a.OperationName == "execute_tool research");
+        var child = spans.Single(a => a.OperationName == "invoke_agent researcher");
+        Assert.Equal("traced-team.call_r", call.GetTagItem("namra.child_run.id"));
+        Assert.Equal(call.SpanId, child.ParentSpanId);
+        Assert.Contains(spans, a => a.OperationName == "execute_tool calculator" && a.TraceId == child.TraceId);
+        Assert.True(IsUnder(call, parent, spans));
+    }
+
+    // Whether span descends from ancestor among spans.
+    private static bool IsUnder(System.Diagnostics.Activity span, System.Diagnostics.Activity ancestor, List<System.Diagnostics.Activity> spans)
+    {
+        for (var current = span; current is not null; current = spans.Find(a => a.SpanId == current.ParentSpanId))
+        {
+            if (current.ParentSpanId == ancestor.SpanId)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
