@@ -171,6 +171,24 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Run_ATriageAgent_HandsTheConversationToASpecialistOfItsFolder_WhichAnswers()
+    {
+        UseDataFolder();
+        foreach (var agent in (string[])["triage", "billing", "refunds"])
+        {
+            File.Copy(Path.Combine(Testing.RepositoryPaths.Root, "examples", "agents", agent + ".yaml"), Path.Combine(_folder, agent + ".yaml"));
+        }
+
+        var result = await RunAsync("run", "triage.yaml", "--input", "I was charged twice for my order.", "--json");
+
+        Assert.True(result.ExitCode == 0, result.Error);
+        var events = result.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => JsonDocument.Parse(line).RootElement).ToList();
+        var handoff = Assert.Single(events, e => e.TryGetProperty("handoff", out _)).GetProperty("handoff");
+        Assert.Equal(("triage", "refunds"), (handoff.GetProperty("from").GetProperty("name").GetString(), handoff.GetProperty("to").GetProperty("name").GetString()));
+        Assert.Equal("I refunded the duplicate charge of $49.90; it reaches your card in 3 to 5 days.", events[^1].GetProperty("runCompleted").GetProperty("answer").GetString());
+    }
+
+    [Fact]
     public async Task Run_EmbeddedScriptedAgent_PrintsThoughtsToolCallsAnswerAndUsage()
     {
         UseDataFolder();

@@ -135,6 +135,11 @@ internal sealed class RunPrinter : IDisposable
                 }
 
                 break;
+            case RunEvent.EventOneofCase.Handoff:
+                EndText();
+                var handoff = item.Handoff;
+                console.Out.MarkupLineInterpolated($"[bold magenta][[Handoff]][/] {handoff.From?.Name} → {handoff.To?.Name}{(handoff.Reason.Length > 0 ? ": " + Shorten(handoff.Reason, 300) : "")}");
+                break;
             case RunEvent.EventOneofCase.Child:
                 EndText();
                 PrintChild(item.Child, 1);

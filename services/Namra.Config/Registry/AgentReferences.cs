@@ -44,7 +44,7 @@ internal sealed class AgentReferences(AgentRegistry registry, AgentLoader loader
 
     /// <summary>Errors for the agents <paramref name="agent"/> calls as tools: missing ones, and a cycle.</summary>
     public IReadOnlyList<AgentDiagnostic> CheckTeam(AgentDefinition agent, AgentRef self, string file) =>
-        agent.Tools.Any(t => t.Type == ToolType.Agent) ? AgentTeams.Check(agent, self, Find, file) : [];
+        agent.Tools.Any(t => t.Type == ToolType.Agent) || agent.Handoffs.Count > 0 ? AgentTeams.Check(agent, self, Find, file) : [];
 
     // The folder's valid agent files, registered; files that are not agents (or too large) are passed over.
     private static int Scan(AgentRegistry registry, AgentLoader loader, string folder)

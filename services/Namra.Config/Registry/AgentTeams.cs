@@ -5,8 +5,9 @@ using Namra.Contracts.V1;
 namespace Namra.Config.Registry;
 
 /// <summary>
-/// The agents an agent calls as tools (<c>type: agent</c>), checked against the registry: each one must be there, and
-/// following the calls from agent to agent must never lead back to an agent already on the way.
+/// The agents an agent calls as tools (<c>type: agent</c>) and hands conversations to (<c>handoffs</c>), checked against
+/// the registry: each one must be there, and following the calls from agent to agent must never lead back to an agent
+/// already on the way (handoffs may: a conversation can go back).
 /// </summary>
 internal static class AgentTeams
 {
@@ -37,6 +38,16 @@ internal static class AgentTeams
                 problems.Add(Error(DiagnosticCodes.AgentCycle, file, field,
                     $"The agents call each other in a cycle: {string.Join(" → ", cycle)}.",
                     "an agent may not call, directly or through others, an agent that is already calling it"));
+            }
+        }
+
+        for (var i = 0; i < agent.Handoffs.Count; i++)
+        {
+            if (find(agent.Handoffs[i]) is null)
+            {
+                problems.Add(Error(DiagnosticCodes.UnknownAgent, file, $"handoffs[{i}]",
+                    $"The conversation may be handed to the agent `{agent.Handoffs[i]}`, which is not registered.",
+                    "add its file to the agents folder (for `namra run`, the folder of this file), or correct the reference"));
             }
         }
 

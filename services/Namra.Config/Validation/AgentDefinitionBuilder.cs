@@ -37,7 +37,9 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
             Version = agent.String("version") ?? "",
             Description = agent.String("description") ?? "",
             SystemPrompt = agent.String("system_prompt") ?? "",
-            Llm = agent.Get<ValidatedObject>("llm") is { } llm ? BuildLlm(llm, tools) : null,
+            Llm = agent.Get<ValidatedObject>("llm") is { } llm
+                ? BuildLlm(llm, tools, agent.Get<List<object>>("handoffs")?.OfType<string>().Select(Handoffs.ToolName).ToList() ?? [])
+                : null,
             Memory = BuildMemory(agent.Get<ValidatedObject>("memory")),
             Execution = BuildExecution(agent.Get<ValidatedObject>("execution")),
         };
@@ -53,10 +55,35 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
             definition.Labels.Add(labels);
         }
 
+        BuildHandoffs(agent, definition);
+
         return diagnostics.HasErrors ? null : definition;
     }
 
-    private LlmConfig BuildLlm(ValidatedObject llm, List<ValidatedObject> tools)
+    // Each agent the conversation may go to, once; its tool's name taken by no tool of the agent.
+    private void BuildHandoffs(ValidatedObject agent, AgentDefinition definition)
+    {
+        var targets = agent.Get<List<object>>("handoffs")?.OfType<string>().ToList() ?? [];
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < targets.Count; i++)
+        {
+            var tool = Handoffs.ToolName(targets[i]);
+            if (!seen.Add(tool))
+            {
+                diagnostics.Error(DiagnosticCodes.DuplicateToolName, agent.ValuePositionOf("handoffs"), $"handoffs[{i}]",
+                    $"Two handoffs go to agents named alike (`{tool}`).", "hand off to each agent once");
+            }
+            else if (definition.Tools.Any(t => t.Name == tool))
+            {
+                diagnostics.Error(DiagnosticCodes.DuplicateToolName, agent.ValuePositionOf("handoffs"), $"handoffs[{i}]",
+                    $"The handoff to `{targets[i]}` is the tool `{tool}`, and a tool of the agent has that name.", "rename the tool");
+            }
+
+            definition.Handoffs.Add(targets[i]);
+        }
+    }
+
+    private LlmConfig BuildLlm(ValidatedObject llm, List<ValidatedObject> tools, List<string> handoffTools)
     {
         var provider = llm.String("provider");
         var config = new LlmConfig
@@ -126,7 +153,7 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
             // Entries that serve tools of their own (MCP servers, providers, Python modules) name them only when they run.
             var declared = tools.Any(t => t.String("type") is "mcp" or "grpc" or "python")
                 ? null
-                : tools.Select(t => t.String("name")).OfType<string>().ToHashSet(StringComparer.Ordinal);
+                : tools.Select(t => t.String("name")).OfType<string>().Concat(handoffTools).ToHashSet(StringComparer.Ordinal);
             for (var turnIndex = 0; turnIndex < script.Count; turnIndex++)
             {
                 config.Script.Add(BuildTurn(script[turnIndex], turnIndex, declared));

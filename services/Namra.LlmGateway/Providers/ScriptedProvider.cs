@@ -8,7 +8,7 @@ namespace Namra.LlmGateway.Providers;
 /// <summary>
 /// Replays the turns written in the agent's <c>llm.script</c>: for offline examples and for testing agents
 /// without a model. Stateless: the turn replayed is the number of assistant messages after the conversation's
-/// last user message. Streams like a real provider (text in word-sized deltas, tool-call arguments in pieces)
+/// last user message (and after its last handoff to another agent). Streams like a real provider (text in word-sized deltas, tool-call arguments in pieces)
 /// and reports deterministic usage (the gateway's token estimate).
 /// </summary>
 internal sealed class ScriptedProvider : ILlmProvider
@@ -91,7 +91,11 @@ internal sealed class ScriptedProvider : ILlmProvider
         };
     }
 
-    /// <summary>Assistant messages after the last user message: the turns of this run so far.</summary>
+    /// <summary>
+    /// Assistant messages after the last user message, and after the last handoff (a successful call of a
+    /// <c>transfer_to_</c> tool, after which another agent, with a script of its own, answers): the turns of this agent
+    /// in this run so far.
+    /// </summary>
     internal static int TurnIndex(IReadOnlyList<Message> messages)
     {
         var turns = 0;
@@ -99,11 +103,24 @@ internal sealed class ScriptedProvider : ILlmProvider
         {
             if (messages[i].Role == Role.Assistant)
             {
+                if (HandedOver(messages, i))
+                {
+                    break;
+                }
+
                 turns++;
             }
         }
 
         return turns;
+    }
+
+    // Whether the assistant message at index handed the conversation over: it called a handoff tool that succeeded.
+    private static bool HandedOver(IReadOnlyList<Message> messages, int index)
+    {
+        var handoffs = messages[index].Content.Where(b => b.ToolCall?.Name.StartsWith(Contracts.Handoffs.Prefix, StringComparison.Ordinal) == true).Select(b => b.ToolCall.Id).ToList();
+        return handoffs.Count > 0 && index + 1 < messages.Count
+            && messages[index + 1].Content.Any(b => b.ToolResult is { IsError: false } result && handoffs.Contains(result.ToolCallId));
     }
 
     // Word-sized deltas, each keeping its trailing space, as providers stream text.

@@ -184,9 +184,12 @@ internal sealed class ChildRuns(Downstream downstream, ResolvedAgents resolved, 
         return run;
     }
 
-    private Task<ResolveAgentResponse> ResolveAsync(ToolConfig entry, CancellationToken cancellationToken)
+    private Task<ResolveAgentResponse> ResolveAsync(ToolConfig entry, CancellationToken cancellationToken) => ResolveAsync(entry.Agent?.Agent ?? "", cancellationToken);
+
+    /// <summary>The agent <paramref name="reference"/> names, as the config service resolves it (kept a short while).</summary>
+    public Task<ResolveAgentResponse> ResolveAsync(string reference, CancellationToken cancellationToken)
     {
-        var source = new AgentSource { Reference = entry.Agent?.Agent ?? "" };
+        var source = new AgentSource { Reference = reference };
         return resolved.ResolveAsync(source, () => downstream.Config.ResolveAgentAsync(new ResolveAgentRequest { Source = source }, cancellationToken: cancellationToken).ResponseAsync);
     }
 

@@ -13,7 +13,7 @@ internal sealed class ModelTurns(Downstream downstream)
 {
     public async Task<GenerateCompleted> GenerateAsync(RunContext run, CallBudget? budget, int iteration, CancellationToken cancellationToken)
     {
-        var agent = run.Request.Agent;
+        var agent = run.Agent;
         var context = new CallContext { RunId = run.Request.RunId, AgentName = agent.Name, Iteration = iteration };
         var toolChoice = run.Tools.Count > 0 ? ToolChoice.Auto : ToolChoice.Unspecified;
         run.State.Run.EventsSummary.LlmCalls++;

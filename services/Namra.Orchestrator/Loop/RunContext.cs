@@ -29,7 +29,22 @@ internal sealed class RunContext(RunRequest request, RunState state, RunJournal 
     public RunBudget Budget { get; } = new(request.Agent.Execution?.Budget);
 
     /// <summary>Who calls the tool executor, and whether it trusts the definition's tools.</summary>
-    public ToolCallContext ToolContext => new() { RunId = request.RunId, AgentName = request.Agent.Name, Untrusted = request.Untrusted };
+    public ToolCallContext ToolContext => new() { RunId = request.RunId, AgentName = Agent.Name, Untrusted = request.Untrusted };
+
+    /// <summary>The agent answering now: the one asked, or the one the conversation was handed to (its model, prompt and tools).</summary>
+    public AgentDefinition Agent { get; set; } = request.Agent;
+
+    /// <summary>The name, version and content hash of <see cref="Agent"/>.</summary>
+    public AgentRef AgentRef { get; set; } = request.Ref;
+
+    /// <summary>The tools that hand the conversation to another agent, by name, with the agent each goes to.</summary>
+    public Dictionary<string, ResolveAgentResponse> Handoffs { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>The handoff the current turn asked for, made once its calls are done; the first one asked wins.</summary>
+    public (ResolveAgentResponse Target, ToolCall Call, string Reason)? PendingHandoff { get; set; }
+
+    /// <summary>How many times the conversation was handed over in this run.</summary>
+    public int HandoffCount { get; set; }
 
     public RepeatGuard Repeats { get; } = new();
 

@@ -396,6 +396,7 @@ internal sealed class RunLoop(
             var all = unfinished.Done.Values.Concat(results).ToDictionary(r => r.ToolCallId, StringComparer.Ordinal);
             run.Messages.Add(run.State.NewToolResults(unfinished.Calls.Select(c => all[c.Id])));
             run.Unfinished = null;
+            await HandOffAsync(run, cancellationToken).ConfigureAwait(false);
         }
 
         for (var iteration = run.NextIteration; await TurnAsync(run, iteration, cancellationToken).ConfigureAwait(false); iteration++)
@@ -403,17 +404,18 @@ internal sealed class RunLoop(
         }
     }
 
-    // The agent's tools, and which entry serves each: the tool executor's, and the agents it calls (run here).
+    // The agent's tools, and which entry serves each: the tool executor's, the agents it calls (run here), and the
+    // handoffs to other agents. The agent is the one answering now (after a handoff, the one it went to).
     private async Task ListToolsAsync(RunContext run, CancellationToken cancellationToken)
     {
-        var agent = run.Request.Agent;
-        if (agent.Tools.Count == 0 || run.Tools.Count > 0)
+        var agent = run.Agent;
+        if (agent.Tools.Count + agent.Handoffs.Count == 0 || run.Tools.Count > 0)
         {
             return;
         }
 
         var executed = agent.Tools.Where(t => t.Type != ToolType.Agent).ToList();
-        var listed = executed.Count == 0 ? new ListToolsResponse() : await resolved.ToolsAsync(run.Request.Ref, run.Request.Untrusted, () => downstream.ToolExecutor.ListToolsAsync(
+        var listed = executed.Count == 0 ? new ListToolsResponse() : await resolved.ToolsAsync(run.AgentRef, run.Request.Untrusted, () => downstream.ToolExecutor.ListToolsAsync(
             new ListToolsRequest { Tools = { executed }, Context = run.ToolContext }, deadline: run.Deadline, cancellationToken: cancellationToken).ResponseAsync).ConfigureAwait(false);
         var tools = new List<ToolDefinition>(listed.Tools); // the listed ones are a cached response, shared
         foreach (var entry in agent.Tools.Where(t => t.Type == ToolType.Agent))
@@ -430,6 +432,57 @@ internal sealed class RunLoop(
 
             run.Tools.Add(tool);
         }
+
+        foreach (var reference in agent.Handoffs)
+        {
+            var target = await children.ResolveAsync(reference, cancellationToken).ConfigureAwait(false);
+            var name = Handoffs.ToolName(reference);
+            if (run.Entries.ContainsKey(name) || !run.Handoffs.TryAdd(name, target))
+            {
+                throw new NamraException(StatusCode.FailedPrecondition, $"The handoff tool '{name}' has the name of another of the agent's tools; rename it.");
+            }
+
+            run.Tools.Add(new ToolDefinition
+            {
+                Name = name,
+                Description = $"Hands the conversation to the agent {target.Ref.Name}" + (target.Agent.Description.Length > 0 ? $" ({target.Agent.Description.TrimEnd('.')})" : "") +
+                    ": it answers from the next turn, seeing the conversation so far. Call it when the request is that agent's to answer.",
+                InputSchemaJson = HandoffSchema,
+                Source = name,
+            });
+        }
+    }
+
+    private const string HandoffSchema = """{"type":"object","properties":{"reason":{"type":"string","description":"Why the conversation goes to that agent, for the record."}},"additionalProperties":false}""";
+
+    // The conversation goes to another agent: its model, prompt and tools from the next turn, on the journal and the record.
+    private async Task HandOffAsync(RunContext run, CancellationToken cancellationToken)
+    {
+        if (run.PendingHandoff is not var (target, call, reason))
+        {
+            return;
+        }
+
+        run.PendingHandoff = null;
+        var from = run.AgentRef;
+        Apply(run, target.Agent, target.Ref);
+        run.Journal.Add(new RunJournalEntry { HandedOff = new HandedOff { Agent = target.Agent, Ref = target.Ref, ToolCallId = call.Id, Reason = reason } });
+        await run.Journal.WriteAsync(run.Deadline, cancellationToken).ConfigureAwait(false);
+        Activity.Current?.AddEvent(new ActivityEvent("handoff", tags: new ActivityTagsCollection { ["gen_ai.agent.name"] = target.Ref.Name, ["namra.handoff.reason"] = reason }));
+        await run.State.EmitAsync(new RunEvent { Handoff = new Handoff { From = from, To = target.Ref, Reason = reason } }).ConfigureAwait(false);
+        await ListToolsAsync(run, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Makes <paramref name="agent"/> the one answering: its tools are listed again before its first turn.</summary>
+    internal static void Apply(RunContext run, AgentDefinition agent, AgentRef agentRef)
+    {
+        run.Agent = agent;
+        run.AgentRef = agentRef;
+        run.HandoffCount++;
+        run.State.Run.AnsweredBy = agentRef;
+        run.Tools.Clear();
+        run.Entries.Clear();
+        run.Handoffs.Clear();
     }
 
     // The agent's tools, and the conversation so far: the session's history, then the run's own messages.
@@ -523,6 +576,7 @@ internal sealed class RunLoop(
         }
 
         run.Messages.Add(state.NewToolResults(results));
+        await HandOffAsync(run, cancellationToken).ConfigureAwait(false);
         return true;
     }
 

@@ -39,6 +39,9 @@ internal static class RunReplay
                 case RunJournalEntry.StepOneofCase.ToolFinished:
                     done[entry.ToolFinished.ToolCallId] = entry.ToolFinished;
                     break;
+                case RunJournalEntry.StepOneofCase.HandedOff:
+                    RunLoop.Apply(run, entry.HandedOff.Agent, entry.HandedOff.Ref);
+                    break;
                 case RunJournalEntry.StepOneofCase.ApprovalsRequested:
                 case RunJournalEntry.StepOneofCase.ApprovalsDecided:
                     foreach (var approval in entry.StepCase == RunJournalEntry.StepOneofCase.ApprovalsRequested ? entry.ApprovalsRequested.Approvals : entry.ApprovalsDecided.Approvals)

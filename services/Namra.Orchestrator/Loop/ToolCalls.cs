@@ -43,7 +43,8 @@ internal sealed class ToolCalls(Downstream downstream, ChildRuns children, IOpti
                 running[call.Id] = (call, timeProvider.GetTimestamp());
                 try
                 {
-                    var result = agentCalls.TryGetValue(call.Id, out var index)
+                    var result = run.Handoffs.TryGetValue(call.Name, out var target) ? HandOff(run, target, call)
+                        : agentCalls.TryGetValue(call.Id, out var index)
                         ? await children.RunAsync(run, run.Entries[call.Name], call, resumed.Contains(call.Id), index, agentCalls.Count, cancellationToken).ConfigureAwait(false)
                         : await ExecuteAsync(run, call, resumed.Contains(call.Id), cancellationToken).ConfigureAwait(false);
                     if (run.Edited.Contains(call.Id))
@@ -95,6 +96,45 @@ internal sealed class ToolCalls(Downstream downstream, ChildRuns children, IOpti
                     ToolRunning = new ToolRunning { ToolCallId = id, Name = call.Name, Elapsed = Duration.FromTimeSpan(timeProvider.GetElapsedTime(started)) },
                 }).ConfigureAwait(false);
             }
+        }
+    }
+
+    // A call that hands the conversation over: the first of the turn is made once the turn's calls are done (RunLoop).
+    private ToolResult HandOff(RunContext run, ResolveAgentResponse target, ToolCall call)
+    {
+        lock (run.Handoffs)
+        {
+            if (run.PendingHandoff is { } first)
+            {
+                return new ToolResult { ToolCallId = call.Id, IsError = true, Content = $"Not handed over: this turn hands the conversation to {first.Target.Ref.Name} already." };
+            }
+
+            if (run.HandoffCount >= options.Value.MaxHandoffs)
+            {
+                return new ToolResult
+                {
+                    ToolCallId = call.Id,
+                    IsError = true,
+                    Content = $"Not handed over: the conversation was handed over {run.HandoffCount} times in this run, the most allowed (Namra:Orchestrator:MaxHandoffs). Answer it yourself.",
+                };
+            }
+
+            run.PendingHandoff = (target, call, Reason(call));
+            return new ToolResult { ToolCallId = call.Id, Content = $"Handed to {target.Ref.Name}, which answers from the next turn." };
+        }
+    }
+
+    private static string Reason(ToolCall call)
+    {
+        try
+        {
+            using var arguments = System.Text.Json.JsonDocument.Parse(call.ArgumentsJson.Length > 0 ? call.ArgumentsJson : "{}");
+            return arguments.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object && arguments.RootElement.TryGetProperty("reason", out var reason)
+                && reason.ValueKind == System.Text.Json.JsonValueKind.String ? reason.GetString() ?? "" : "";
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return "";
         }
     }
 

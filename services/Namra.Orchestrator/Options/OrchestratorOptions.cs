@@ -98,6 +98,10 @@ public sealed class OrchestratorOptions
     [Range(1, 256)]
     public int MaxAgentCallsPerTurn { get; set; } = 8;
 
+    /// <summary>Most times one run's conversation may be handed to another agent (<c>handoffs</c>); a handoff past it is refused. Default 8.</summary>
+    [Range(1, 256)]
+    public int MaxHandoffs { get; set; } = 8;
+
     /// <summary>Most events one run may emit (text deltas included) before it is stopped. Default 100,000.</summary>
     [Range(100, 10_000_000)]
     public int MaxRunEvents { get; set; } = 100_000;

@@ -323,6 +323,11 @@ export interface components {
             tenant?: string;
             periods?: components["schemas"]["UsagePeriod"][];
         };
+        Handoff: {
+            from?: components["schemas"]["AgentRef"];
+            to?: components["schemas"]["AgentRef"];
+            reason?: string;
+        };
         InlineAgent: {
             content?: string;
             format?: components["schemas"]["AgentFormat"];
@@ -398,6 +403,7 @@ export interface components {
             parentToolCallId?: string;
             /** Format: int32 */
             depth?: number;
+            answeredBy?: components["schemas"]["AgentRef"];
         };
         RunCompleted: {
             answer?: string;
@@ -423,6 +429,7 @@ export interface components {
             toolRunning?: components["schemas"]["ToolRunning"];
             approvalRequired?: components["schemas"]["ApprovalRequired"];
             child?: components["schemas"]["ChildRunEvent"];
+            handoff?: components["schemas"]["Handoff"];
         };
         RunEventsSummary: {
             /** Format: int32 */

@@ -19,7 +19,7 @@ from namra.v1 import common_pb2 as namra_dot_v1_dot_common__pb2
 from namra.v1 import llm_gateway_service_pb2 as namra_dot_v1_dot_llm__gateway__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12namra/v1/run.proto\x12\x08namra.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x1fnamra/v1/agent_definition.proto\x1a\x15namra/v1/common.proto\x1a\"namra/v1/llm_gateway_service.proto\"\x95\x02\n\x0cToolApproval\x12%\n\ttool_call\x18\x01 \x01(\x0b\x32\x12.namra.v1.ToolCall\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x30\n\x0crequest_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x05state\x18\x04 \x01(\x0e\x32\x17.namra.v1.ApprovalState\x12\x12\n\ndecided_by\x18\x05 \x01(\t\x12/\n\x0b\x64\x65\x63ide_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x64\x65\x63ision_reason\x18\x07 \x01(\t\x12\x16\n\x0e\x61rguments_json\x18\x08 \x01(\t\"^\n\x10RunEventsSummary\x12\x11\n\tllm_calls\x18\x01 \x01(\x05\x12\x12\n\ntool_calls\x18\x02 \x01(\x05\x12\x13\n\x0btool_errors\x18\x03 \x01(\x05\x12\x0e\n\x06\x65vents\x18\x04 \x01(\x05\"\x84\x08\n\x03Run\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12!\n\x05\x61gent\x18\x02 \x01(\x0b\x32\x12.namra.v1.AgentRef\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12#\n\x06status\x18\x04 \x01(\x0e\x32\x13.namra.v1.RunStatus\x12\r\n\x05input\x18\x05 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x06 \x01(\t\x12\x12\n\niterations\x18\x07 \x01(\x05\x12#\n\x05usage\x18\x08 \x01(\x0b\x32\x14.namra.v1.TokenUsage\x12\x1c\n\x04\x63ost\x18\t \x01(\x0b\x32\x0e.namra.v1.Cost\x12\x32\n\x0e\x65vents_summary\x18\n \x01(\x0b\x32\x1a.namra.v1.RunEventsSummary\x12!\n\x05\x65rror\x18\x0b \x01(\x0b\x32\x12.google.rpc.Status\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x08\x64uration\x18\x0e \x01(\x0b\x32\x19.google.protobuf.Duration\x12)\n\x06labels\x18\x0f \x03(\x0b\x32\x19.namra.v1.Run.LabelsEntry\x12/\n\x0bupdate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\x11 \x01(\t\x12\x10\n\x08trace_id\x18\x12 \x01(\t\x12\x18\n\x10\x63\x61ncel_requested\x18\x13 \x01(\x08\x12)\n\x06ledger\x18\x14 \x03(\x0b\x32\x19.namra.v1.ProviderAttempt\x12\x15\n\rcancel_reason\x18\x15 \x01(\t\x12!\n\x05lease\x18\x16 \x01(\x0b\x32\x12.namra.v1.RunLease\x12\x16\n\x0ejournal_length\x18\x17 \x01(\x03\x12\x0f\n\x07resumes\x18\x18 \x01(\x05\x12)\n\tapprovals\x18\x19 \x03(\x0b\x32\x16.namra.v1.ToolApproval\x12\x35\n\x11\x61pproval_deadline\x18\x1a \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\rapproval_wait\x18\x1b \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0e\n\x06tenant\x18\x1c \x01(\t\x12\x15\n\rparent_run_id\x18\x1d \x01(\t\x12\x1b\n\x13parent_tool_call_id\x18\x1e \x01(\t\x12\r\n\x05\x64\x65pth\x18\x1f \x01(\x05\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"J\n\x08RunLease\x12\r\n\x05owner\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"t\n\x10\x41pprovalRequired\x12)\n\tapprovals\x18\x01 \x03(\x0b\x32\x16.namra.v1.ToolApproval\x12\x35\n\x11\x61pproval_deadline\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xcd\x03\n\x0fRunJournalEntry\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12#\n\x05\x62\x65gan\x18\x03 \x01(\x0b\x32\x12.namra.v1.RunBeganH\x00\x12)\n\nmodel_turn\x18\x04 \x01(\x0b\x32\x13.namra.v1.ModelTurnH\x00\x12\x33\n\rtools_started\x18\x05 \x01(\x0b\x32\x1a.namra.v1.ToolCallsStartedH\x00\x12-\n\rtool_finished\x18\x06 \x01(\x0b\x32\x14.namra.v1.ToolResultH\x00\x12#\n\x05\x65nded\x18\x07 \x01(\x0b\x32\x12.namra.v1.RunEndedH\x00\x12\'\n\x07resumed\x18\x08 \x01(\x0b\x32\x14.namra.v1.RunResumedH\x00\x12;\n\x13\x61pprovals_requested\x18\t \x01(\x0b\x32\x1c.namra.v1.ApprovalsRequestedH\x00\x12\x37\n\x11\x61pprovals_decided\x18\n \x01(\x0b\x32\x1a.namra.v1.ApprovalsDecidedH\x00\x42\x06\n\x04step\"?\n\x12\x41pprovalsRequested\x12)\n\tapprovals\x18\x01 \x03(\x0b\x32\x16.namra.v1.ToolApproval\"=\n\x10\x41pprovalsDecided\x12)\n\tapprovals\x18\x01 \x03(\x0b\x32\x16.namra.v1.ToolApproval\"\x81\x01\n\x08RunBegan\x12(\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x19.namra.v1.AgentDefinition\x12 \n\x05input\x18\x02 \x01(\x0b\x32\x11.namra.v1.Message\x12\x11\n\tuntrusted\x18\x03 \x01(\x08\x12\x16\n\x0e\x61gent_patterns\x18\x04 \x03(\t\"B\n\tModelTurn\x12\x11\n\titeration\x18\x01 \x01(\x05\x12\"\n\x07message\x18\x02 \x01(\x0b\x32\x11.namra.v1.Message\")\n\x10ToolCallsStarted\x12\x15\n\rtool_call_ids\x18\x01 \x03(\t\"/\n\x08RunEnded\x12#\n\x06status\x18\x01 \x01(\x0e\x32\x13.namra.v1.RunStatus\"<\n\nRunResumed\x12\r\n\x05owner\x18\x01 \x01(\t\x12\x1f\n\x17in_flight_tool_call_ids\x18\x02 \x03(\t\"\xcd\x04\n\x08RunEvent\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x0brun_started\x18\x04 \x01(\x0b\x32\x14.namra.v1.RunStartedH\x00\x12)\n\ntext_delta\x18\x05 \x01(\x0b\x32\x13.namra.v1.TextDeltaH\x00\x12\'\n\ttool_call\x18\x06 \x01(\x0b\x32\x12.namra.v1.ToolCallH\x00\x12+\n\x0btool_result\x18\x07 \x01(\x0b\x32\x14.namra.v1.ToolResultH\x00\x12(\n\titeration\x18\x08 \x01(\x0b\x32\x13.namra.v1.IterationH\x00\x12&\n\x05usage\x18\t \x01(\x0b\x32\x15.namra.v1.UsageUpdateH\x00\x12/\n\rrun_completed\x18\n \x01(\x0b\x32\x16.namra.v1.RunCompletedH\x00\x12)\n\nrun_failed\x18\x0b \x01(\x0b\x32\x13.namra.v1.RunFailedH\x00\x12-\n\x0ctool_running\x18\x0c \x01(\x0b\x32\x15.namra.v1.ToolRunningH\x00\x12\x37\n\x11\x61pproval_required\x18\r \x01(\x0b\x32\x1a.namra.v1.ApprovalRequiredH\x00\x12(\n\x05\x63hild\x18\x0e \x01(\x0b\x32\x17.namra.v1.ChildRunEventH\x00\x42\x07\n\x05\x65vent\"H\n\rChildRunEvent\x12\x14\n\x0ctool_call_id\x18\x01 \x01(\t\x12!\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x12.namra.v1.RunEvent\"]\n\x0bToolRunning\x12\x14\n\x0ctool_call_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12*\n\x07\x65lapsed\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"R\n\nRunStarted\x12!\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x12.namra.v1.AgentRef\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\"3\n\tIteration\x12\x0e\n\x06number\x18\x01 \x01(\x05\x12\x16\n\x0emax_iterations\x18\x02 \x01(\x05\"P\n\x0bUsageUpdate\x12#\n\x05usage\x18\x01 \x01(\x0b\x32\x14.namra.v1.TokenUsage\x12\x1c\n\x04\x63ost\x18\x02 \x01(\x0b\x32\x0e.namra.v1.Cost\"\xa2\x01\n\x0cRunCompleted\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12#\n\x05usage\x18\x02 \x01(\x0b\x32\x14.namra.v1.TokenUsage\x12\x1c\n\x04\x63ost\x18\x03 \x01(\x0b\x32\x0e.namra.v1.Cost\x12+\n\x08\x64uration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\niterations\x18\x05 \x01(\x05\"\xdb\x01\n\tRunFailed\x12#\n\x06status\x18\x01 \x01(\x0e\x32\x13.namra.v1.RunStatus\x12!\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.google.rpc.Status\x12\x16\n\x0epartial_answer\x18\x03 \x01(\t\x12#\n\x05usage\x18\x04 \x01(\x0b\x32\x14.namra.v1.TokenUsage\x12\x1c\n\x04\x63ost\x18\x05 \x01(\x0b\x32\x0e.namra.v1.Cost\x12+\n\x08\x64uration\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration*\x8c\x03\n\tRunStatus\x12\x1a\n\x16RUN_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12RUN_STATUS_PENDING\x10\x01\x12\x16\n\x12RUN_STATUS_RUNNING\x10\x02\x12\x18\n\x14RUN_STATUS_COMPLETED\x10\x03\x12\x15\n\x11RUN_STATUS_FAILED\x10\x04\x12\x18\n\x14RUN_STATUS_CANCELLED\x10\x05\x12\x18\n\x14RUN_STATUS_TIMED_OUT\x10\x06\x12\x1d\n\x19RUN_STATUS_MAX_ITERATIONS\x10\x07\x12\x1e\n\x1aRUN_STATUS_BUDGET_EXCEEDED\x10\x08\x12\x1c\n\x18RUN_STATUS_LOOP_DETECTED\x10\t\x12\x16\n\x12RUN_STATUS_CUT_OFF\x10\n\x12\x16\n\x12RUN_STATUS_REFUSED\x10\x0b\x12 \n\x1cRUN_STATUS_AWAITING_APPROVAL\x10\x0c\x12\x1f\n\x1bRUN_STATUS_APPROVAL_EXPIRED\x10\r*\x83\x01\n\rApprovalState\x12\x1e\n\x1a\x41PPROVAL_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41PPROVAL_STATE_PENDING\x10\x01\x12\x1b\n\x17\x41PPROVAL_STATE_APPROVED\x10\x02\x12\x19\n\x15\x41PPROVAL_STATE_DENIED\x10\x03\x42\x15\xaa\x02\x12Namra.Contracts.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12namra/v1/run.proto\x12\x08namra.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x1fnamra/v1/agent_definition.proto\x1a\x15namra/v1/common.proto\x1a\"namra/v1/llm_gateway_service.proto\"\x95\x02\n\x0cToolApproval\x12%\n\ttool_call\x18\x01 \x01(\x0b\x32\x12.namra.v1.ToolCall\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x30\n\x0crequest_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x05state\x18\x04 \x01(\x0e\x32\x17.namra.v1.ApprovalState\x12\x12\n\ndecided_by\x18\x05 \x01(\t\x12/\n\x0b\x64\x65\x63ide_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x64\x65\x63ision_reason\x18\x07 \x01(\t\x12\x16\n\x0e\x61rguments_json\x18\x08 \x01(\t\"^\n\x10RunEventsSummary\x12\x11\n\tllm_calls\x18\x01 \x01(\x05\x12\x12\n\ntool_calls\x18\x02 \x01(\x05\x12\x13\n\x0btool_errors\x18\x03 \x01(\x05\x12\x0e\n\x06\x65vents\x18\x04 \x01(\x05\"\xad\x08\n\x03Run\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12!\n\x05\x61gent\x18\x02 \x01(\x0b\x32\x12.namra.v1.AgentRef\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12#\n\x06status\x18\x04 \x01(\x0e\x32\x13.namra.v1.RunStatus\x12\r\n\x05input\x18\x05 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x06 \x01(\t\x12\x12\n\niterations\x18\x07 \x01(\x05\x12#\n\x05usage\x18\x08 \x01(\x0b\x32\x14.namra.v1.TokenUsage\x12\x1c\n\x04\x63ost\x18\t \x01(\x0b\x32\x0e.namra.v1.Cost\x12\x32\n\x0e\x65vents_summary\x18\n \x01(\x0b\x32\x1a.namra.v1.RunEventsSummary\x12!\n\x05\x65rror\x18\x0b \x01(\x0b\x32\x12.google.rpc.Status\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x08\x64uration\x18\x0e \x01(\x0b\x32\x19.google.protobuf.Duration\x12)\n\x06labels\x18\x0f \x03(\x0b\x32\x19.namra.v1.Run.LabelsEntry\x12/\n\x0bupdate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\x11 \x01(\t\x12\x10\n\x08trace_id\x18\x12 \x01(\t\x12\x18\n\x10\x63\x61ncel_requested\x18\x13 \x01(\x08\x12)\n\x06ledger\x18\x14 \x03(\x0b\x32\x19.namra.v1.ProviderAttempt\x12\x15\n\rcancel_reason\x18\x15 \x01(\t\x12!\n\x05lease\x18\x16 \x01(\x0b\x32\x12.namra.v1.RunLease\x12\x16\n\x0ejournal_length\x18\x17 \x01(\x03\x12\x0f\n\x07resumes\x18\x18 \x01(\x05\x12)\n\tapprovals\x18\x19 \x03(\x0b\x32\x16.namra.v1.ToolApproval\x12\x35\n\x11\x61pproval_deadline\x18\x1a \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\rapproval_wait\x18\x1b \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0e\n\x06tenant\x18\x1c \x01(\t\x12\x15\n\rparent_run_id\x18\x1d \x01(\t\x12\x1b\n\x13parent_tool_call_id\x18\x1e \x01(\t\x12\r\n\x05\x64\x65pth\x18\x1f \x01(\x05\x12\'\n\x0b\x61nswered_by\x18  \x01(\x0b\x32\x12.namra.v1.AgentRef\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"J\n\x08RunLease\x12\r\n\x05owner\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"t\n\x10\x41pprovalRequired\x12)\n\tapprovals\x18\x01 \x03(\x0b\x32\x16.namra.v1.ToolApproval\x12\x35\n\x11\x61pproval_deadline\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf8\x03\n\x0fRunJournalEntry\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12#\n\x05\x62\x65gan\x18\x03 \x01(\x0b\x32\x12.namra.v1.RunBeganH\x00\x12)\n\nmodel_turn\x18\x04 \x01(\x0b\x32\x13.namra.v1.ModelTurnH\x00\x12\x33\n\rtools_started\x18\x05 \x01(\x0b\x32\x1a.namra.v1.ToolCallsStartedH\x00\x12-\n\rtool_finished\x18\x06 \x01(\x0b\x32\x14.namra.v1.ToolResultH\x00\x12#\n\x05\x65nded\x18\x07 \x01(\x0b\x32\x12.namra.v1.RunEndedH\x00\x12\'\n\x07resumed\x18\x08 \x01(\x0b\x32\x14.namra.v1.RunResumedH\x00\x12;\n\x13\x61pprovals_requested\x18\t \x01(\x0b\x32\x1c.namra.v1.ApprovalsRequestedH\x00\x12\x37\n\x11\x61pprovals_decided\x18\n \x01(\x0b\x32\x1a.namra.v1.ApprovalsDecidedH\x00\x12)\n\nhanded_off\x18\x0b \x01(\x0b\x32\x13.namra.v1.HandedOffH\x00\x42\x06\n\x04step\"?\n\x12\x41pprovalsRequested\x12)\n\tapprovals\x18\x01 \x03(\x0b\x32\x16.namra.v1.ToolApproval\"=\n\x10\x41pprovalsDecided\x12)\n\tapprovals\x18\x01 \x03(\x0b\x32\x16.namra.v1.ToolApproval\"\x81\x01\n\x08RunBegan\x12(\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x19.namra.v1.AgentDefinition\x12 \n\x05input\x18\x02 \x01(\x0b\x32\x11.namra.v1.Message\x12\x11\n\tuntrusted\x18\x03 \x01(\x08\x12\x16\n\x0e\x61gent_patterns\x18\x04 \x03(\t\"B\n\tModelTurn\x12\x11\n\titeration\x18\x01 \x01(\x05\x12\"\n\x07message\x18\x02 \x01(\x0b\x32\x11.namra.v1.Message\")\n\x10ToolCallsStarted\x12\x15\n\rtool_call_ids\x18\x01 \x03(\t\"/\n\x08RunEnded\x12#\n\x06status\x18\x01 \x01(\x0e\x32\x13.namra.v1.RunStatus\"<\n\nRunResumed\x12\r\n\x05owner\x18\x01 \x01(\t\x12\x1f\n\x17in_flight_tool_call_ids\x18\x02 \x03(\t\"\xf3\x04\n\x08RunEvent\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x0brun_started\x18\x04 \x01(\x0b\x32\x14.namra.v1.RunStartedH\x00\x12)\n\ntext_delta\x18\x05 \x01(\x0b\x32\x13.namra.v1.TextDeltaH\x00\x12\'\n\ttool_call\x18\x06 \x01(\x0b\x32\x12.namra.v1.ToolCallH\x00\x12+\n\x0btool_result\x18\x07 \x01(\x0b\x32\x14.namra.v1.ToolResultH\x00\x12(\n\titeration\x18\x08 \x01(\x0b\x32\x13.namra.v1.IterationH\x00\x12&\n\x05usage\x18\t \x01(\x0b\x32\x15.namra.v1.UsageUpdateH\x00\x12/\n\rrun_completed\x18\n \x01(\x0b\x32\x16.namra.v1.RunCompletedH\x00\x12)\n\nrun_failed\x18\x0b \x01(\x0b\x32\x13.namra.v1.RunFailedH\x00\x12-\n\x0ctool_running\x18\x0c \x01(\x0b\x32\x15.namra.v1.ToolRunningH\x00\x12\x37\n\x11\x61pproval_required\x18\r \x01(\x0b\x32\x1a.namra.v1.ApprovalRequiredH\x00\x12(\n\x05\x63hild\x18\x0e \x01(\x0b\x32\x17.namra.v1.ChildRunEventH\x00\x12$\n\x07handoff\x18\x0f \x01(\x0b\x32\x11.namra.v1.HandoffH\x00\x42\x07\n\x05\x65vent\"[\n\x07Handoff\x12 \n\x04\x66rom\x18\x01 \x01(\x0b\x32\x12.namra.v1.AgentRef\x12\x1e\n\x02to\x18\x02 \x01(\x0b\x32\x12.namra.v1.AgentRef\x12\x0e\n\x06reason\x18\x03 \x01(\t\"|\n\tHandedOff\x12(\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x19.namra.v1.AgentDefinition\x12\x1f\n\x03ref\x18\x02 \x01(\x0b\x32\x12.namra.v1.AgentRef\x12\x14\n\x0ctool_call_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"H\n\rChildRunEvent\x12\x14\n\x0ctool_call_id\x18\x01 \x01(\t\x12!\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x12.namra.v1.RunEvent\"]\n\x0bToolRunning\x12\x14\n\x0ctool_call_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12*\n\x07\x65lapsed\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"R\n\nRunStarted\x12!\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x12.namra.v1.AgentRef\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\"3\n\tIteration\x12\x0e\n\x06number\x18\x01 \x01(\x05\x12\x16\n\x0emax_iterations\x18\x02 \x01(\x05\"P\n\x0bUsageUpdate\x12#\n\x05usage\x18\x01 \x01(\x0b\x32\x14.namra.v1.TokenUsage\x12\x1c\n\x04\x63ost\x18\x02 \x01(\x0b\x32\x0e.namra.v1.Cost\"\xa2\x01\n\x0cRunCompleted\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12#\n\x05usage\x18\x02 \x01(\x0b\x32\x14.namra.v1.TokenUsage\x12\x1c\n\x04\x63ost\x18\x03 \x01(\x0b\x32\x0e.namra.v1.Cost\x12+\n\x08\x64uration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\niterations\x18\x05 \x01(\x05\"\xdb\x01\n\tRunFailed\x12#\n\x06status\x18\x01 \x01(\x0e\x32\x13.namra.v1.RunStatus\x12!\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.google.rpc.Status\x12\x16\n\x0epartial_answer\x18\x03 \x01(\t\x12#\n\x05usage\x18\x04 \x01(\x0b\x32\x14.namra.v1.TokenUsage\x12\x1c\n\x04\x63ost\x18\x05 \x01(\x0b\x32\x0e.namra.v1.Cost\x12+\n\x08\x64uration\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration*\x8c\x03\n\tRunStatus\x12\x1a\n\x16RUN_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12RUN_STATUS_PENDING\x10\x01\x12\x16\n\x12RUN_STATUS_RUNNING\x10\x02\x12\x18\n\x14RUN_STATUS_COMPLETED\x10\x03\x12\x15\n\x11RUN_STATUS_FAILED\x10\x04\x12\x18\n\x14RUN_STATUS_CANCELLED\x10\x05\x12\x18\n\x14RUN_STATUS_TIMED_OUT\x10\x06\x12\x1d\n\x19RUN_STATUS_MAX_ITERATIONS\x10\x07\x12\x1e\n\x1aRUN_STATUS_BUDGET_EXCEEDED\x10\x08\x12\x1c\n\x18RUN_STATUS_LOOP_DETECTED\x10\t\x12\x16\n\x12RUN_STATUS_CUT_OFF\x10\n\x12\x16\n\x12RUN_STATUS_REFUSED\x10\x0b\x12 \n\x1cRUN_STATUS_AWAITING_APPROVAL\x10\x0c\x12\x1f\n\x1bRUN_STATUS_APPROVAL_EXPIRED\x10\r*\x83\x01\n\rApprovalState\x12\x1e\n\x1a\x41PPROVAL_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41PPROVAL_STATE_PENDING\x10\x01\x12\x1b\n\x17\x41PPROVAL_STATE_APPROVED\x10\x02\x12\x19\n\x15\x41PPROVAL_STATE_DENIED\x10\x03\x42\x15\xaa\x02\x12Namra.Contracts.V1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'namra.v1.run_pb2', globals())
@@ -29,52 +29,56 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   DESCRIPTOR._serialized_options = b'\252\002\022Namra.Contracts.V1'
   _RUN_LABELSENTRY._options = None
   _RUN_LABELSENTRY._serialized_options = b'8\001'
-  _RUNSTATUS._serialized_start=4129
-  _RUNSTATUS._serialized_end=4525
-  _APPROVALSTATE._serialized_start=4528
-  _APPROVALSTATE._serialized_end=4659
+  _RUNSTATUS._serialized_start=4470
+  _RUNSTATUS._serialized_end=4866
+  _APPROVALSTATE._serialized_start=4869
+  _APPROVALSTATE._serialized_end=5000
   _TOOLAPPROVAL._serialized_start=215
   _TOOLAPPROVAL._serialized_end=492
   _RUNEVENTSSUMMARY._serialized_start=494
   _RUNEVENTSSUMMARY._serialized_end=588
   _RUN._serialized_start=591
-  _RUN._serialized_end=1619
-  _RUN_LABELSENTRY._serialized_start=1574
-  _RUN_LABELSENTRY._serialized_end=1619
-  _RUNLEASE._serialized_start=1621
-  _RUNLEASE._serialized_end=1695
-  _APPROVALREQUIRED._serialized_start=1697
-  _APPROVALREQUIRED._serialized_end=1813
-  _RUNJOURNALENTRY._serialized_start=1816
-  _RUNJOURNALENTRY._serialized_end=2277
-  _APPROVALSREQUESTED._serialized_start=2279
-  _APPROVALSREQUESTED._serialized_end=2342
-  _APPROVALSDECIDED._serialized_start=2344
-  _APPROVALSDECIDED._serialized_end=2405
-  _RUNBEGAN._serialized_start=2408
-  _RUNBEGAN._serialized_end=2537
-  _MODELTURN._serialized_start=2539
-  _MODELTURN._serialized_end=2605
-  _TOOLCALLSSTARTED._serialized_start=2607
-  _TOOLCALLSSTARTED._serialized_end=2648
-  _RUNENDED._serialized_start=2650
-  _RUNENDED._serialized_end=2697
-  _RUNRESUMED._serialized_start=2699
-  _RUNRESUMED._serialized_end=2759
-  _RUNEVENT._serialized_start=2762
-  _RUNEVENT._serialized_end=3351
-  _CHILDRUNEVENT._serialized_start=3353
-  _CHILDRUNEVENT._serialized_end=3425
-  _TOOLRUNNING._serialized_start=3427
-  _TOOLRUNNING._serialized_end=3520
-  _RUNSTARTED._serialized_start=3522
-  _RUNSTARTED._serialized_end=3604
-  _ITERATION._serialized_start=3606
-  _ITERATION._serialized_end=3657
-  _USAGEUPDATE._serialized_start=3659
-  _USAGEUPDATE._serialized_end=3739
-  _RUNCOMPLETED._serialized_start=3742
-  _RUNCOMPLETED._serialized_end=3904
-  _RUNFAILED._serialized_start=3907
-  _RUNFAILED._serialized_end=4126
+  _RUN._serialized_end=1660
+  _RUN_LABELSENTRY._serialized_start=1615
+  _RUN_LABELSENTRY._serialized_end=1660
+  _RUNLEASE._serialized_start=1662
+  _RUNLEASE._serialized_end=1736
+  _APPROVALREQUIRED._serialized_start=1738
+  _APPROVALREQUIRED._serialized_end=1854
+  _RUNJOURNALENTRY._serialized_start=1857
+  _RUNJOURNALENTRY._serialized_end=2361
+  _APPROVALSREQUESTED._serialized_start=2363
+  _APPROVALSREQUESTED._serialized_end=2426
+  _APPROVALSDECIDED._serialized_start=2428
+  _APPROVALSDECIDED._serialized_end=2489
+  _RUNBEGAN._serialized_start=2492
+  _RUNBEGAN._serialized_end=2621
+  _MODELTURN._serialized_start=2623
+  _MODELTURN._serialized_end=2689
+  _TOOLCALLSSTARTED._serialized_start=2691
+  _TOOLCALLSSTARTED._serialized_end=2732
+  _RUNENDED._serialized_start=2734
+  _RUNENDED._serialized_end=2781
+  _RUNRESUMED._serialized_start=2783
+  _RUNRESUMED._serialized_end=2843
+  _RUNEVENT._serialized_start=2846
+  _RUNEVENT._serialized_end=3473
+  _HANDOFF._serialized_start=3475
+  _HANDOFF._serialized_end=3566
+  _HANDEDOFF._serialized_start=3568
+  _HANDEDOFF._serialized_end=3692
+  _CHILDRUNEVENT._serialized_start=3694
+  _CHILDRUNEVENT._serialized_end=3766
+  _TOOLRUNNING._serialized_start=3768
+  _TOOLRUNNING._serialized_end=3861
+  _RUNSTARTED._serialized_start=3863
+  _RUNSTARTED._serialized_end=3945
+  _ITERATION._serialized_start=3947
+  _ITERATION._serialized_end=3998
+  _USAGEUPDATE._serialized_start=4000
+  _USAGEUPDATE._serialized_end=4080
+  _RUNCOMPLETED._serialized_start=4083
+  _RUNCOMPLETED._serialized_end=4245
+  _RUNFAILED._serialized_start=4248
+  _RUNFAILED._serialized_end=4467
 # @@protoc_insertion_point(module_scope)
