@@ -5,7 +5,6 @@ using Namra.Contracts.V1;
 using Namra.Hosting.Errors;
 using Namra.LlmGateway.Pricing;
 using Namra.LlmGateway.Providers;
-using Namra.LlmGateway.Providers.OpenAI;
 using Namra.LlmGateway.Resilience;
 
 namespace Namra.LlmGateway;
@@ -90,10 +89,10 @@ internal sealed class LlmGatewayGrpcService(
             throw new InvalidArgumentException("inputs", $"Give 1 to {MaxEmbedInputs} texts to embed.");
         }
 
-        if (!_providers.TryGetValue(request.Llm.Provider, out var provider) || provider is not OpenAiProvider embedder)
+        if (!_providers.TryGetValue(request.Llm.Provider, out var provider) || provider is not IEmbeddingProvider embedder)
         {
             throw new NamraException(StatusCode.Unimplemented,
-                $"Embeddings are served by the openai and openai_compatible providers, not {Name(request.Llm.Provider)}.");
+                $"Embeddings are served by the openai, openai_compatible and scripted providers, not {Name(request.Llm.Provider)}.");
         }
 
         var response = await embedder.EmbedAsync(request.Llm, [.. request.Inputs], context.CancellationToken).ConfigureAwait(false);

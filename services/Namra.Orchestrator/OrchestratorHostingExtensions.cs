@@ -29,6 +29,7 @@ public static class OrchestratorHostingExtensions
         builder.Services.AddSingleton<Replica>();
         builder.Services.AddSingleton<ModelTurns>();
         builder.Services.AddSingleton<ChildRuns>();
+        builder.Services.AddSingleton<RunMemory>();
         builder.Services.AddSingleton<ToolCalls>();
         builder.Services.AddSingleton<RunLoop>();
         builder.Services.AddSingleton<RunRecovery>();

@@ -189,6 +189,22 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Run_AnAgentRemembersAFactInOneSession_AndRecallsItInTheNext()
+    {
+        UseDataFolder();
+        File.Copy(Path.Combine(Testing.RepositoryPaths.Root, "examples", "agents", "memory_keeper.yaml"), Path.Combine(_folder, "memory_keeper.yaml"));
+
+        var told = await RunAsync("run", "memory_keeper.yaml", "--input", "Remember: my favourite colour is teal.", "--session", "monday");
+        var asked = await RunAsync("run", "memory_keeper.yaml", "--input", "What is my favourite colour?", "--session", "tuesday");
+
+        Assert.True(told.ExitCode == 0, told.Error);
+        Assert.Contains("[Agent] Action: Using remember tool { \"fact\": \"The user's favourite colour is teal.\" }", told.Output, StringComparison.Ordinal);
+        Assert.True(asked.ExitCode == 0, asked.Error);
+        Assert.StartsWith("[Memory] recalled: The user's favourite colour is teal.", asked.Output, StringComparison.Ordinal);
+        Assert.Contains("[Agent] Your favourite colour is teal, as you told me before.", asked.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Run_EmbeddedScriptedAgent_PrintsThoughtsToolCallsAnswerAndUsage()
     {
         UseDataFolder();

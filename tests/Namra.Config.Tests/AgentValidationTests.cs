@@ -212,6 +212,31 @@ public sealed class AgentValidationTests
             (warning.Severity, warning.Code, warning.Position.Line, warning.Position.Column, warning.Hint));
     }
 
+    [Fact]
+    public void Load_SemanticMemory_TakesItsScopeProviderAndRecallBudget_AndKeepsTheRememberToolsNameForItself()
+    {
+        var semantic = "memory:\n  semantic: { enabled: true, embedding_model: hashed-words, provider: scripted, scope: session, max_recall_tokens: 300 }\n";
+        var valid = TestFiles.Loader().Load(Head + Llm + semantic, "agent.yaml");
+        var clashing = TestFiles.Loader().Load(Head + Llm + semantic + "tools:\n  - { name: remember, type: builtin.calculator }\n", "agent.yaml");
+        var badScope = TestFiles.Loader().Load(Head + Llm + semantic.Replace("scope: session", "scope: team", StringComparison.Ordinal), "agent.yaml");
+
+        Assert.True(valid.IsValid, string.Join("\n", valid.Diagnostics));
+        Assert.Equal(("session", 300, LlmProvider.Scripted), (valid.Agent!.Memory.Semantic.Scope, valid.Agent.Memory.Semantic.MaxRecallTokens, valid.Agent.Memory.Semantic.Provider));
+        Assert.Contains(clashing.Diagnostics, d => d.Code == "NAMRA0107" && d.Message.Contains("`remember`", StringComparison.Ordinal));
+        Assert.Contains(badScope.Diagnostics, d => d.FieldPath == "memory.semantic.scope");
+    }
+
+    [Fact]
+    public void Load_AScriptedTurnsInputPattern_MustBeARegularExpressionNamraCanUse()
+    {
+        var content = "name: demo\nversion: 1.0.0\nllm:\n  provider: scripted\n  model: scripted\n  script:\n    - { text: a, input_matches: \"(?<=x)y\" }\n    - { text: b, input_matches: \"(?i)hello.*\" }\n";
+
+        var result = TestFiles.Loader().Load(content, "agent.yaml");
+
+        var problem = Assert.Single(result.Diagnostics);
+        Assert.Equal(("NAMRA0106", "llm.script[0].input_matches"), (problem.Code, problem.FieldPath));
+    }
+
     [Theory]
     [InlineData("{ name: search, type: python, config: { module: tools.py } }")]
     [InlineData("{ name: fs, type: mcp, config: { command: npx } }")]

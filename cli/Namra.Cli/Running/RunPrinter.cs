@@ -144,6 +144,14 @@ internal sealed class RunPrinter : IDisposable
                 EndText();
                 PrintChild(item.Child, 1);
                 break;
+            case RunEvent.EventOneofCase.MemoryRecall:
+                EndText();
+                foreach (var memory in item.MemoryRecall.Memories)
+                {
+                    console.Out.MarkupLineInterpolated($"[bold cyan][[Memory]][/] recalled: {Shorten(memory.Text, 300)}");
+                }
+
+                break;
             case RunEvent.EventOneofCase.RunFailed:
                 EndText();
                 var failed = item.RunFailed;

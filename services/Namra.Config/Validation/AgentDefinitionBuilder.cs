@@ -38,7 +38,7 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
             Description = agent.String("description") ?? "",
             SystemPrompt = agent.String("system_prompt") ?? "",
             Llm = agent.Get<ValidatedObject>("llm") is { } llm
-                ? BuildLlm(llm, tools, agent.Get<List<object>>("handoffs")?.OfType<string>().Select(Handoffs.ToolName).ToList() ?? [])
+                ? BuildLlm(llm, tools, [.. agent.Get<List<object>>("handoffs")?.OfType<string>().Select(Handoffs.ToolName) ?? [], SemanticMemory.RememberTool])
                 : null,
             Memory = BuildMemory(agent.Get<ValidatedObject>("memory")),
             Execution = BuildExecution(agent.Get<ValidatedObject>("execution")),
@@ -56,6 +56,11 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
         }
 
         BuildHandoffs(agent, definition);
+        if (definition.Memory?.Semantic?.Enabled == true && definition.Tools.Any(t => t.Name == SemanticMemory.RememberTool))
+        {
+            diagnostics.Error(DiagnosticCodes.DuplicateToolName, agent.ValuePositionOf("tools"), "tools",
+                $"With semantic memory on, the agent has a tool `{SemanticMemory.RememberTool}` of Namra's (the model stores facts with it); a tool of the agent has that name.", "rename the tool");
+        }
 
         return diagnostics.HasErrors ? null : definition;
     }
@@ -165,7 +170,20 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
 
     private ScriptedTurn BuildTurn(ValidatedObject turn, int turnIndex, HashSet<string>? declared)
     {
-        var result = new ScriptedTurn { Text = turn.String("text") ?? "" };
+        var result = new ScriptedTurn { Text = turn.String("text") ?? "", InputMatches = turn.String("input_matches") ?? "" };
+        if (result.InputMatches.Length > 0)
+        {
+            try
+            {
+                _ = new System.Text.RegularExpressions.Regex(result.InputMatches, System.Text.RegularExpressions.RegexOptions.NonBacktracking);
+            }
+            catch (Exception exception) when (exception is ArgumentException or NotSupportedException)
+            {
+                diagnostics.Error(DiagnosticCodes.InvalidFormat, turn.ValuePositionOf("input_matches"), $"llm.script[{turnIndex}].input_matches",
+                    $"`{result.InputMatches}` is not a regular expression Namra can use: {exception.Message}", "a .NET regular expression without backreferences or lookarounds");
+            }
+        }
+
         var calls = turn.Get<List<object>>("tool_calls")?.Cast<ValidatedObject>().ToList() ?? [];
         for (var callIndex = 0; callIndex < calls.Count; callIndex++)
         {
@@ -356,6 +374,15 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
                 TopK = (int)(semantic.Integer("top_k") ?? 5),
                 EmbeddingModel = semantic.String("embedding_model") ?? "",
                 MinScore = semantic.Number("min_score") ?? 0,
+                Scope = semantic.String("scope") ?? SemanticMemory.AgentScope,
+                MaxRecallTokens = (int)(semantic.Integer("max_recall_tokens") ?? SemanticMemory.DefaultMaxRecallTokens),
+                Provider = semantic.String("provider") switch
+                {
+                    "openai" => LlmProvider.Openai,
+                    "openai_compatible" => LlmProvider.OpenaiCompatible,
+                    "scripted" => LlmProvider.Scripted,
+                    _ => LlmProvider.Unspecified,
+                },
             };
         }
 

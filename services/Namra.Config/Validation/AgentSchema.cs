@@ -42,6 +42,7 @@ internal static class AgentSchema
     [
         new("text", PlainString, "Text the scripted model writes in this turn."),
         new("tool_calls", new ListType(new ObjectType(ScriptedToolCall), MaxItems: 64), "Tool calls the scripted model makes in this turn."),
+        new("input_matches", new StringType(MaxLength: 1024), "A regular expression the run's input must match in full for this turn to be played; any input when absent."),
     ]);
 
     private static readonly NumberType PerMillion = new(0, 100_000);
@@ -199,6 +200,12 @@ internal static class AgentSchema
         new("top_k", new IntegerType(1, 100), "How many memories to recall.", Default: 5L),
         new("embedding_model", new StringType(MaxLength: 256), "Embedding model served by the LLM gateway."),
         new("min_score", new NumberType(-1, 1), "Least cosine similarity to recall.", Default: 0.0),
+        new("scope", new EnumType([SemanticMemory.AgentScope, SemanticMemory.SessionScope]), "Whose memories: every conversation of the agent, or this conversation's.",
+            Default: SemanticMemory.AgentScope),
+        new("max_recall_tokens", new IntegerType(1, 100_000), "Most tokens of recalled memories put into the model's context each turn.",
+            Default: (long)SemanticMemory.DefaultMaxRecallTokens),
+        new("provider", new EnumType(["openai", "openai_compatible", "scripted"]),
+            "Provider of the embedding model (scripted: offline, hashed words); the agent's own when it serves embeddings, else openai."),
     ]);
 
     public static readonly ObjectSpec Memory = new("memory",

@@ -28,3 +28,10 @@ internal interface ILlmProvider
     /// <summary>Streams one turn of the model.</summary>
     IAsyncEnumerable<StreamGenerateResponse> StreamAsync(ChatRequest request, CancellationToken cancellationToken);
 }
+
+/// <summary>A provider that also turns texts into embeddings (<c>Embed</c>).</summary>
+internal interface IEmbeddingProvider
+{
+    /// <summary>One vector per input, in order, with the tokens billed.</summary>
+    Task<EmbedResponse> EmbedAsync(LlmConfig llm, IReadOnlyList<string> inputs, CancellationToken cancellationToken);
+}

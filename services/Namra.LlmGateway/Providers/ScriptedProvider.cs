@@ -11,8 +11,11 @@ namespace Namra.LlmGateway.Providers;
 /// last user message (and after its last handoff to another agent). Streams like a real provider (text in word-sized deltas, tool-call arguments in pieces)
 /// and reports deterministic usage (the gateway's token estimate).
 /// </summary>
-internal sealed class ScriptedProvider : ILlmProvider
+internal sealed class ScriptedProvider : ILlmProvider, IEmbeddingProvider
 {
+    /// <summary>How many numbers a scripted embedding has.</summary>
+    public const int EmbeddingDimensions = 256;
+
     public const string ModelName = "scripted";
 
     private const int ArgumentChunk = 8;
@@ -22,7 +25,7 @@ internal sealed class ScriptedProvider : ILlmProvider
     public async IAsyncEnumerable<StreamGenerateResponse> StreamAsync(ChatRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var turnIndex = TurnIndex(request.Messages);
-        var script = request.Llm.Script;
+        var script = Playable(request.Llm.Script, request.Messages);
         if (turnIndex >= script.Count)
         {
             throw new NamraException(StatusCode.FailedPrecondition,
@@ -115,12 +118,56 @@ internal sealed class ScriptedProvider : ILlmProvider
         return turns;
     }
 
+    // The turns played for this conversation: those whose input_matches matches its last user message in full, or that have none.
+    private static List<ScriptedTurn> Playable(IEnumerable<ScriptedTurn> script, IReadOnlyList<Message> messages)
+    {
+        var input = messages.LastOrDefault(m => m.Role == Role.User) is { } user ? string.Concat(user.Content.Select(b => b.Text)) : "";
+        return [.. script.Where(turn => turn.InputMatches.Length == 0 || System.Text.RegularExpressions.Regex.IsMatch(input, $"^(?:{turn.InputMatches})$",
+            System.Text.RegularExpressions.RegexOptions.NonBacktracking | System.Text.RegularExpressions.RegexOptions.Singleline, TimeSpan.FromSeconds(1)))];
+    }
+
     // Whether the assistant message at index handed the conversation over: it called a handoff tool that succeeded.
     private static bool HandedOver(IReadOnlyList<Message> messages, int index)
     {
         var handoffs = messages[index].Content.Where(b => b.ToolCall?.Name.StartsWith(Contracts.Handoffs.Prefix, StringComparison.Ordinal) == true).Select(b => b.ToolCall.Id).ToList();
         return handoffs.Count > 0 && index + 1 < messages.Count
             && messages[index + 1].Content.Any(b => b.ToolResult is { IsError: false } result && handoffs.Contains(result.ToolCallId));
+    }
+
+    /// <summary>
+    /// Embeddings for offline use: each text's words (lower case, letters and digits), hashed into
+    /// <see cref="EmbeddingDimensions"/> buckets and scaled to length 1, so texts sharing words are similar. Deterministic,
+    /// free, and no model: good for examples and tests, not for meaning.
+    /// </summary>
+    public Task<EmbedResponse> EmbedAsync(LlmConfig llm, IReadOnlyList<string> inputs, CancellationToken cancellationToken)
+    {
+        var response = new EmbedResponse { Usage = new TokenUsage() };
+        foreach (var input in inputs)
+        {
+            var vector = new float[EmbeddingDimensions];
+            foreach (var word in System.Text.RegularExpressions.Regex.Split(input.ToLowerInvariant(), "[^\\p{L}\\p{Nd}]+").Where(w => w.Length > 0))
+            {
+                vector[(int)(Fnv1a(word) % EmbeddingDimensions)] += 1;
+            }
+
+            var length = MathF.Sqrt(vector.Sum(v => v * v));
+            response.Embeddings.Add(new Embedding { Values = { length > 0 ? vector.Select(v => v / length) : vector } });
+            response.Usage.InputTokens += Contracts.TokenEstimator.Estimate(input);
+        }
+
+        return Task.FromResult(response);
+    }
+
+    // FNV-1a over the word's UTF-16 code units: stable across processes and versions, unlike string.GetHashCode.
+    private static uint Fnv1a(string word)
+    {
+        var hash = 2166136261u;
+        foreach (var c in word)
+        {
+            hash = (hash ^ c) * 16777619u;
+        }
+
+        return hash;
     }
 
     // Word-sized deltas, each keeping its trailing space, as providers stream text.

@@ -46,6 +46,12 @@ internal sealed class RunContext(RunRequest request, RunState state, RunJournal 
     /// <summary>How many times the conversation was handed over in this run.</summary>
     public int HandoffCount { get; set; }
 
+    /// <summary>The memories recalled for the current model turn, as the system prompt's last part; empty when none.</summary>
+    public string Recalled { get; set; } = "";
+
+    /// <summary>What the model is told first this turn: the agent's system prompt, then any recalled memories.</summary>
+    public string SystemPrompt => Agent.SystemPrompt + Recalled;
+
     public RepeatGuard Repeats { get; } = new();
 
     /// <summary>The turn to run next.</summary>

@@ -47,6 +47,7 @@ internal sealed class RunLoop(
     ModelTurns models,
     ToolCalls toolCalls,
     ChildRuns children,
+    RunMemory memory,
     Replica replica,
     Access.TenantQuotas quotas,
     IOptions<OrchestratorOptions> options,
@@ -409,9 +410,14 @@ internal sealed class RunLoop(
     private async Task ListToolsAsync(RunContext run, CancellationToken cancellationToken)
     {
         var agent = run.Agent;
-        if (agent.Tools.Count + agent.Handoffs.Count == 0 || run.Tools.Count > 0)
+        if (agent.Tools.Count + agent.Handoffs.Count == 0 && !RunMemory.IsOn(run) || run.Tools.Count > 0)
         {
             return;
+        }
+
+        if (RunMemory.IsOn(run))
+        {
+            run.Tools.Add(RunMemory.RememberTool());
         }
 
         var executed = agent.Tools.Where(t => t.Type != ToolType.Agent).ToList();
@@ -629,6 +635,7 @@ internal sealed class RunLoop(
     private async Task<Reply?> CallModelAsync(RunContext run, int iteration, CancellationToken cancellationToken)
     {
         var state = run.State;
+        run.Recalled = RunMemory.IsOn(run) ? await memory.RecallAsync(run, iteration, cancellationToken).ConfigureAwait(false) : "";
         Access.TenantQuotas.Reservation quota;
         try
         {
@@ -759,8 +766,11 @@ internal sealed class RunLoop(
         }
     }
 
-    private MemoryType MemoryStore(AgentDefinition agent) =>
-        Contracts.MemoryTypeNames.Parse(options.Value.MemoryStoreOverride) is var forced and not MemoryType.Unspecified ? forced : agent.Memory?.Type ?? MemoryType.Unspecified;
+    private MemoryType MemoryStore(AgentDefinition agent) => MemoryStore(options.Value, agent);
+
+    /// <summary>The store that keeps an agent's conversations and memories: the operator's override, else the agent's <c>memory.type</c>.</summary>
+    internal static MemoryType MemoryStore(OrchestratorOptions options, AgentDefinition agent) =>
+        Contracts.MemoryTypeNames.Parse(options.MemoryStoreOverride) is var forced and not MemoryType.Unspecified ? forced : agent.Memory?.Type ?? MemoryType.Unspecified;
 
     internal static string StatusName(RunStatus status) => status switch
     {

@@ -13,7 +13,7 @@ namespace Namra.Orchestrator.Loop;
 /// result as it arrives, so a replica that resumes the run sends again only the calls still in flight. Calls of agents
 /// are child runs (<see cref="ChildRuns"/>); the others go to the tool executor.
 /// </summary>
-internal sealed class ToolCalls(Downstream downstream, ChildRuns children, IOptions<OrchestratorOptions> options, TimeProvider timeProvider)
+internal sealed class ToolCalls(Downstream downstream, ChildRuns children, RunMemory memory, IOptions<OrchestratorOptions> options, TimeProvider timeProvider)
 {
     /// <summary>
     /// Runs <paramref name="calls"/>; those in <paramref name="resumed"/> were in flight on a replica that was lost. Each
@@ -44,6 +44,7 @@ internal sealed class ToolCalls(Downstream downstream, ChildRuns children, IOpti
                 try
                 {
                     var result = run.Handoffs.TryGetValue(call.Name, out var target) ? HandOff(run, target, call)
+                        : call.Name == Contracts.SemanticMemory.RememberTool && RunMemory.IsOn(run) ? await memory.RememberAsync(run, call, cancellationToken).ConfigureAwait(false)
                         : agentCalls.TryGetValue(call.Id, out var index)
                         ? await children.RunAsync(run, run.Entries[call.Name], call, resumed.Contains(call.Id), index, agentCalls.Count, cancellationToken).ConfigureAwait(false)
                         : await ExecuteAsync(run, call, resumed.Contains(call.Id), cancellationToken).ConfigureAwait(false);

@@ -333,6 +333,12 @@ export interface components {
             format?: components["schemas"]["AgentFormat"];
             fileName?: string;
         };
+        Item: {
+            id?: string;
+            text?: string;
+            /** Format: double */
+            score?: number;
+        };
         Iteration: {
             /** Format: int32 */
             number?: number;
@@ -349,6 +355,11 @@ export interface components {
         };
         /** @enum {string} */
         LlmProvider: "LLM_PROVIDER_UNSPECIFIED" | "LLM_PROVIDER_ANTHROPIC" | "LLM_PROVIDER_OPENAI" | "LLM_PROVIDER_OPENAI_COMPATIBLE" | "LLM_PROVIDER_SCRIPTED";
+        MemoryRecall: {
+            /** Format: int32 */
+            iteration?: number;
+            memories?: components["schemas"]["Item"][];
+        };
         ProviderAttempt: {
             provider?: components["schemas"]["LlmProvider"];
             model?: string;
@@ -430,6 +441,7 @@ export interface components {
             approvalRequired?: components["schemas"]["ApprovalRequired"];
             child?: components["schemas"]["ChildRunEvent"];
             handoff?: components["schemas"]["Handoff"];
+            memoryRecall?: components["schemas"]["MemoryRecall"];
         };
         RunEventsSummary: {
             /** Format: int32 */

@@ -16,7 +16,7 @@ namespace Namra.LlmGateway.Providers.OpenAI;
 /// Tool calls arrive as argument pieces by <c>index</c>, several in parallel; the turn completes at <c>[DONE]</c>.
 /// </summary>
 internal sealed class OpenAiProvider(LlmProvider provider, IHttpClientFactory httpClients, ProviderEndpoints endpoints, IOptions<LlmGatewayOptions> options)
-    : ILlmProvider
+    : ILlmProvider, IEmbeddingProvider
 {
     public static readonly Uri DefaultBaseUrl = new("https://api.openai.com/v1");
 
