@@ -13,7 +13,7 @@ namespace Namra.Orchestrator;
 /// The <c>namra.v1.AgentService</c> endpoint, the public API: resolves the agent with the config service, runs
 /// the loop, and reads run records from the memory service, so any replica answers for any run.
 /// </summary>
-internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, ActiveRuns active, ResolvedAgents resolved, RunApprovals approvals, Access.TenantLimits limits,
+internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, RunCancellation cancellation, ResolvedAgents resolved, RunApprovals approvals, Access.TenantLimits limits,
     Access.TenantQuotas quotas, IOptions<OrchestratorOptions> options)
     : AgentService.AgentServiceBase
 {
@@ -45,46 +45,9 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, Acti
     public override async Task<CancelRunResponse> CancelRun(CancelRunRequest request, ServerCallContext context)
     {
         Require(request.RunId, "run_id");
-        for (var attempt = 1; ; attempt++)
-        {
-            var record = (await downstream.Memory.GetRunRecordAsync(
-                new GetRunRecordRequest { RunId = request.RunId, Tenant = TenantOf(context) }, deadline: context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false)).Run;
-            Access.AuditLog.Note(context, new Access.AuditLog.Facts(record.Agent?.Name ?? "", record.RunId));
-            try
-            {
-                if (record.Status == RunStatus.AwaitingApproval)
-                {
-                    // It waits on no replica: the one that claims it ends it as cancelled.
-                    return new CancelRunResponse { Run = await approvals.CancelWaitingAsync(record, request.Reason, context.Deadline, context.CancellationToken).ConfigureAwait(false) };
-                }
-
-                if (record.Status is not (RunStatus.Running or RunStatus.Pending))
-                {
-                    return new CancelRunResponse { Run = record };
-                }
-
-                if (active.TryCancel(record.Tenant, request.RunId, request.Reason))
-                {
-                    record.CancelRequested = true;
-                    record.CancelReason = request.Reason;
-                    return new CancelRunResponse { Run = record };
-                }
-
-                // Running on another replica: it reads the request within a second and stops what is in flight. Written
-                // under the etag it was read with, so a run that has just started waiting is cancelled as a waiting one.
-                var updated = await downstream.Memory.UpdateRunRecordAsync(new UpdateRunRecordRequest
-                {
-                    Run = new Run { RunId = request.RunId, Tenant = record.Tenant, CancelRequested = true, CancelReason = request.Reason },
-                    UpdateMask = new Google.Protobuf.WellKnownTypes.FieldMask { Paths = { "cancel_requested", "cancel_reason" } },
-                    Etag = record.Etag,
-                }, deadline: context.Deadline, cancellationToken: context.CancellationToken).ConfigureAwait(false);
-                return new CancelRunResponse { Run = updated.Run };
-            }
-            catch (DownstreamException exception) when (exception.StatusCode == StatusCode.Aborted && attempt < 5)
-            {
-                // The record moved on since it was read (a step, a decision, a claim): read it again.
-            }
-        }
+        var run = await cancellation.CancelAsync(TenantOf(context), request.RunId, request.Reason, context.Deadline, context.CancellationToken,
+            record => Access.AuditLog.Note(context, new Access.AuditLog.Facts(record.Agent?.Name ?? "", record.RunId))).ConfigureAwait(false);
+        return new CancelRunResponse { Run = run };
     }
 
     public override async Task<ApproveToolCallsResponse> ApproveToolCalls(ApproveToolCallsRequest request, ServerCallContext context)

@@ -30,6 +30,7 @@ public static class OrchestratorHostingExtensions
         builder.Services.AddSingleton<ModelTurns>();
         builder.Services.AddSingleton<ChildRuns>();
         builder.Services.AddSingleton<RunMemory>();
+        builder.Services.AddSingleton<RunCancellation>();
         builder.Services.AddSingleton<ToolCalls>();
         builder.Services.AddSingleton<RunLoop>();
         builder.Services.AddSingleton<RunRecovery>();

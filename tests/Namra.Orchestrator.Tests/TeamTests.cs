@@ -218,6 +218,65 @@ public sealed class TeamTests : IAsyncDisposable
         Assert.NotNull(child.EndTime);
     }
 
+    private const string Careful = """
+        name: careful
+        version: 1.0.0
+        llm:
+          provider: scripted
+          model: scripted
+          script:
+            - tool_calls: [ { name: calculator, id: calc_1, arguments: { expression: "6 * 7" } } ]
+            - text: "Approved, it is 42."
+        tools:
+          - { name: calculator, type: builtin.calculator, approval: always }
+        """;
+
+    private static string CallingCareful => Coordinator.Replace("researcher@1.0.0", "careful@1.0.0", StringComparison.Ordinal);
+
+    [Fact]
+    public async Task AChildWaitingForApproval_HoldsItsParent_WhichGoesOnOnceThePersonDecides()
+    {
+        await WriteAgentsAsync(("careful.yaml", Careful));
+        await using var host = await NamraTestHost.StartAsync("all", new Dictionary<string, string?> { ["Namra:Config:AgentsPath"] = _agents });
+        var client = new AgentService.AgentServiceClient(host.Channel);
+
+        var running = client.ExecuteAsync(new ExecuteRequest { Agent = InlineAgents.Yaml(CallingCareful), Input = "Ask.", RunId = "held" }).ResponseAsync;
+        await Eventually.HoldsAsync(() => StatusAsync(client, "held.call_r"), status => status == RunStatus.AwaitingApproval);
+        await client.ApproveToolCallsAsync(new ApproveToolCallsRequest { RunId = "held.call_r", Reason = "fine" });
+        var run = (await running.WaitAsync(TimeSpan.FromSeconds(30))).Run;
+
+        Assert.Equal((RunStatus.Completed, "The researcher says 42."), (run.Status, run.Answer));
+        Assert.Equal(RunStatus.Completed, await StatusAsync(client, "held.call_r"));
+    }
+
+    [Fact]
+    public async Task CancellingAParent_WhoseChildWaitsForApproval_CancelsTheChild()
+    {
+        await WriteAgentsAsync(("careful.yaml", Careful));
+        await using var host = await NamraTestHost.StartAsync("all", new Dictionary<string, string?> { ["Namra:Config:AgentsPath"] = _agents });
+        var client = new AgentService.AgentServiceClient(host.Channel);
+
+        var running = client.ExecuteAsync(new ExecuteRequest { Agent = InlineAgents.Yaml(CallingCareful), Input = "Ask.", RunId = "held-cancel" }).ResponseAsync;
+        await Eventually.HoldsAsync(() => StatusAsync(client, "held-cancel.call_r"), status => status == RunStatus.AwaitingApproval);
+        await client.CancelRunAsync(new CancelRunRequest { RunId = "held-cancel", Reason = "not needed" });
+        var run = (await running.WaitAsync(TimeSpan.FromSeconds(30))).Run;
+
+        Assert.Equal(RunStatus.Cancelled, run.Status);
+        await Eventually.HoldsAsync(() => StatusAsync(client, "held-cancel.call_r"), status => status == RunStatus.Cancelled);
+    }
+
+    private static async Task<RunStatus> StatusAsync(AgentService.AgentServiceClient client, string runId)
+    {
+        try
+        {
+            return (await client.GetRunAsync(new GetRunRequest { RunId = runId })).Run.Status;
+        }
+        catch (RpcException exception) when (exception.StatusCode == StatusCode.NotFound)
+        {
+            return RunStatus.Unspecified;
+        }
+    }
+
     [Fact]
     public async Task AnAgentPastTheDepthAllowed_IsNotCalled_AndTheModelReadsWhy()
     {

@@ -28,6 +28,7 @@ internal sealed class ChildRuns(Downstream downstream, ResolvedAgents resolved, 
         """{"type":"object","properties":{"input":{"type":"string","description":"The task for the agent, with everything it needs to know: it sees nothing else of this conversation."}},"required":["input"],"additionalProperties":false}""";
 
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(200);
+    private static readonly TimeSpan CancelTimeout = TimeSpan.FromSeconds(10);
 
     /// <summary>The tool the model sees for an entry: the entry's name, its description (or the agent's), and <see cref="InputSchema"/>.</summary>
     public async Task<ToolDefinition> DescribeAsync(ToolConfig entry, CancellationToken cancellationToken)
@@ -147,7 +148,11 @@ internal sealed class ChildRuns(Downstream downstream, ResolvedAgents resolved, 
             : null;
         try
         {
-            return await services.GetRequiredService<RunLoop>().RunAsync(request, emit, cancellationToken).ConfigureAwait(false);
+            var run = await services.GetRequiredService<RunLoop>().RunAsync(request, emit, cancellationToken).ConfigureAwait(false);
+
+            // Waiting for a person to approve its calls (its approval_required is in this run's stream): this run waits
+            // with it, and goes on once a decision resumes it, on whichever replica.
+            return run.Status == RunStatus.AwaitingApproval ? await EndOfAsync(run, parent.Deadline, cancellationToken).ConfigureAwait(false) : run;
         }
         catch (DownstreamException exception) when (exception.StatusCode == StatusCode.AlreadyExists)
         {
@@ -172,16 +177,34 @@ internal sealed class ChildRuns(Downstream downstream, ResolvedAgents resolved, 
     }
 
     // A child run that this replica does not drive (resumed elsewhere, or waiting for a person): waited for until it ends.
+    // When the caller stops first, so does the child.
     private async Task<Run> EndOfAsync(Run run, DateTime deadline, CancellationToken cancellationToken)
     {
-        while (run.Status is RunStatus.Running or RunStatus.Pending or RunStatus.AwaitingApproval)
+        try
         {
-            await Task.Delay(PollInterval, timeProvider, cancellationToken).ConfigureAwait(false);
-            run = (await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = run.RunId, Tenant = run.Tenant },
-                deadline: deadline, cancellationToken: cancellationToken).ConfigureAwait(false)).Run;
-        }
+            while (run.Status is RunStatus.Running or RunStatus.Pending or RunStatus.AwaitingApproval)
+            {
+                await Task.Delay(PollInterval, timeProvider, cancellationToken).ConfigureAwait(false);
+                run = (await downstream.Memory.GetRunRecordAsync(new GetRunRecordRequest { RunId = run.RunId, Tenant = run.Tenant },
+                    deadline: deadline, cancellationToken: cancellationToken).ConfigureAwait(false)).Run;
+            }
 
-        return run;
+            return run;
+        }
+        catch (Exception) when (cancellationToken.IsCancellationRequested)
+        {
+            using var limit = new CancellationTokenSource(CancelTimeout, timeProvider);
+            try
+            {
+                await services.GetRequiredService<RunCancellation>().CancelAsync(run.Tenant, run.RunId, "The run that called it stopped.", null, limit.Token).ConfigureAwait(false);
+            }
+            catch (Exception exception) when (exception is DownstreamException or NamraException or OperationCanceledException)
+            {
+                // Not cancelled now: it ends at its own deadline, within the caller's.
+            }
+
+            throw;
+        }
     }
 
     private Task<ResolveAgentResponse> ResolveAsync(ToolConfig entry, CancellationToken cancellationToken) => ResolveAsync(entry.Agent?.Agent ?? "", cancellationToken);

@@ -108,7 +108,7 @@ internal sealed class RunApprovals(Downstream downstream, RunRecovery recovery, 
     /// Cancels a run that waits for approval (as read, under its etag): it becomes resumable with the cancel request on
     /// its record, and the replica that claims it ends it as cancelled, its waiting calls answered as not run.
     /// </summary>
-    public async Task<Run> CancelWaitingAsync(Run run, string reason, DateTime deadline, CancellationToken cancellationToken)
+    public async Task<Run> CancelWaitingAsync(Run run, string reason, DateTime? deadline, CancellationToken cancellationToken)
     {
         run.CancelRequested = true;
         run.CancelReason = reason;
