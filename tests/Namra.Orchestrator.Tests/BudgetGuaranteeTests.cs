@@ -34,7 +34,7 @@ public sealed class BudgetGuaranteeTests
         await using var anthropic = await FakeProviderServer.StartAsync();
         var turn = 0;
         anthropic.Responder = request => Turn(Interlocked.Increment(ref turn), CountingProvider.InputTokens(request.Body), CountingProvider.MaxTokens(request.Body));
-        await using var services = await Services.StartAsync(anthropic, split);
+        await using var services = await ProviderServices.StartAsync(anthropic, split);
 
         var run = (await services.Client.ExecuteAsync(new ExecuteRequest { Agent = InlineAgents.Yaml(Agent(budget)), Input = "Keep adding numbers: 1 + 1, then 2 + 2, and so on." })).Run;
 
@@ -59,7 +59,7 @@ public sealed class BudgetGuaranteeTests
     {
         await using var anthropic = await FakeProviderServer.StartAsync();
         anthropic.Responder = request => Turn(1, 10 * CountingProvider.InputTokens(request.Body) + 20_000, CountingProvider.MaxTokens(request.Body));
-        await using var services = await Services.StartAsync(anthropic, split);
+        await using var services = await ProviderServices.StartAsync(anthropic, split);
 
         var run = (await services.Client.ExecuteAsync(new ExecuteRequest { Agent = InlineAgents.Yaml(Agent("{ max_tokens: 20000 }")), Input = "Add 1 + 1." })).Run;
 
@@ -75,40 +75,4 @@ public sealed class BudgetGuaranteeTests
         .. AnthropicWire.ToolUseBlock(1, $"toolu_{number}b", "calculator", $"{{\"expression\":\"{number} * {number}\"}}"),
         AnthropicWire.MessageDelta("tool_use", outputTokens),
         AnthropicWire.MessageStop()]);
-
-
-    /// <summary>All services in one host, or the gateway a process of its own beside the others.</summary>
-    private sealed class Services : IAsyncDisposable
-    {
-        private readonly NamraTestHost _host;
-        private readonly ServerProcess? _gateway;
-
-        private Services(NamraTestHost host, ServerProcess? gateway)
-        {
-            _host = host;
-            _gateway = gateway;
-            Client = new AgentService.AgentServiceClient(host.Channel);
-        }
-
-        public AgentService.AgentServiceClient Client { get; }
-
-        public static async Task<Services> StartAsync(FakeProviderServer anthropic, bool split)
-        {
-            var environment = new Dictionary<string, string> { ["ANTHROPIC_API_KEY"] = "sk-ant-test", ["ANTHROPIC_BASE_URL"] = anthropic.BaseUrl.ToString() };
-            if (!split)
-            {
-                return new Services(await NamraTestHost.StartAsync("all", configure: builder => ProviderEnvironment.Use(builder, environment)), null);
-            }
-
-            var gateway = ServerProcess.Start("llm-gateway", out var address, environment);
-            var host = await NamraTestHost.StartAsync("config,tool-executor,memory,orchestrator", new Dictionary<string, string?> { ["Namra:Services:LlmGateway"] = address });
-            return new Services(host, gateway);
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await _host.DisposeAsync();
-            _gateway?.Dispose();
-        }
-    }
 }

@@ -51,14 +51,7 @@ public sealed class HandoffTests : IAsyncDisposable
             builder => ProviderEnvironment.Use(builder, environment));
         var client = new AgentService.AgentServiceClient(host.Channel);
 
-        var events = new List<RunEvent>();
-        using (var call = client.ExecuteStream(new ExecuteStreamRequest { Agent = InlineAgents.Yaml(Triage), Input = "When is my invoice due?", RunId = "handed" }))
-        {
-            await foreach (var item in call.ResponseStream.ReadAllAsync())
-            {
-                events.Add(item.Event);
-            }
-        }
+        var events = await client.EventsAsync(new ExecuteStreamRequest { Agent = InlineAgents.Yaml(Triage), Input = "When is my invoice due?", RunId = "handed" });
 
         var run = (await client.GetRunAsync(new GetRunRequest { RunId = "handed" })).Run;
         Assert.Equal((RunStatus.Completed, "Your invoice is due on the 1st."), (run.Status, run.Answer));

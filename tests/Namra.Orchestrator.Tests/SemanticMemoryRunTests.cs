@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Grpc.Core;
 using Namra.Contracts.V1;
 using Namra.Testing;
 using Namra.Testing.Providers;
@@ -123,13 +122,7 @@ public sealed class SemanticMemoryRunTests : IDisposable
 
     private static async Task<(Run Run, List<RunEvent> Events)> ExecuteAsync(NamraTestHost host, string agent, string input, string session)
     {
-        var events = new List<RunEvent>();
-        using var call = new AgentService.AgentServiceClient(host.Channel).ExecuteStream(new ExecuteStreamRequest { Agent = InlineAgents.Yaml(agent), Input = input, SessionId = session });
-        await foreach (var item in call.ResponseStream.ReadAllAsync())
-        {
-            events.Add(item.Event);
-        }
-
+        var events = await new AgentService.AgentServiceClient(host.Channel).EventsAsync(new ExecuteStreamRequest { Agent = InlineAgents.Yaml(agent), Input = input, SessionId = session });
         var runId = events[0].RunId;
         return ((await new AgentService.AgentServiceClient(host.Channel).GetRunAsync(new GetRunRequest { RunId = runId })).Run, events);
     }

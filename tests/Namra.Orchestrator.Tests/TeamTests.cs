@@ -55,14 +55,7 @@ public sealed class TeamTests : IAsyncDisposable
         await using var host = await NamraTestHost.StartAsync("all", new Dictionary<string, string?> { ["Namra:Config:AgentsPath"] = _agents });
         var client = new AgentService.AgentServiceClient(host.Channel);
 
-        var events = new List<RunEvent>();
-        using (var call = client.ExecuteStream(new ExecuteStreamRequest { Agent = InlineAgents.Yaml(Coordinator), Input = "Ask.", RunId = "team-run-1" }))
-        {
-            await foreach (var item in call.ResponseStream.ReadAllAsync())
-            {
-                events.Add(item.Event);
-            }
-        }
+        var events = await client.EventsAsync(new ExecuteStreamRequest { Agent = InlineAgents.Yaml(Coordinator), Input = "Ask.", RunId = "team-run-1" });
 
         var parent = (await client.GetRunAsync(new GetRunRequest { RunId = "team-run-1" })).Run;
         var child = (await client.GetRunAsync(new GetRunRequest { RunId = "team-run-1.call_r" })).Run;
@@ -162,7 +155,7 @@ public sealed class TeamTests : IAsyncDisposable
                     AnthropicWire.MessageDelta("tool_use", output),
                     AnthropicWire.MessageStop()]);
         };
-        await using var services = await TeamServices.StartAsync(anthropic, split, _agents);
+        await using var services = await ProviderServices.StartAsync(anthropic, split, Folder);
         var coordinator = """
             name: spender
             version: 1.0.0
@@ -193,7 +186,7 @@ public sealed class TeamTests : IAsyncDisposable
         await using var anthropic = await FakeProviderServer.StartAsync();
         anthropic.Responder = request => new SseReply([AnthropicWire.MessageStart(inputTokens: 10), AnthropicWire.Ping()], HoldAfter: 2); // the child's model never answers
         await WriteAgentsAsync(("slow.yaml", "name: slow\nversion: 1.0.0\nllm: { provider: anthropic, model: claude-sonnet-4-5 }\n"));
-        await using var services = await TeamServices.StartAsync(anthropic, split: false, _agents);
+        await using var services = await ProviderServices.StartAsync(anthropic, split: false, Folder);
         var parent = """
             name: waiting_parent
             version: 1.0.0
@@ -320,47 +313,13 @@ public sealed class TeamTests : IAsyncDisposable
         Assert.Contains("a@1.0.0 → b@1.0.0 → a@1.0.0", byReference.Status.Detail, StringComparison.Ordinal);
     }
 
+    private Dictionary<string, string?> Folder => new() { ["Namra:Config:AgentsPath"] = _agents };
+
     private async Task WriteAgentsAsync(params (string File, string Yaml)[] agents)
     {
         foreach (var (file, yaml) in agents)
         {
             await File.WriteAllTextAsync(Path.Combine(_agents, file), yaml);
-        }
-    }
-
-    /// <summary>All services in one host, or the gateway a process of its own beside the others; agents from a folder.</summary>
-    private sealed class TeamServices : IAsyncDisposable
-    {
-        private readonly NamraTestHost _host;
-        private readonly ServerProcess? _gateway;
-
-        private TeamServices(NamraTestHost host, ServerProcess? gateway)
-        {
-            _host = host;
-            _gateway = gateway;
-            Client = new AgentService.AgentServiceClient(host.Channel);
-        }
-
-        public AgentService.AgentServiceClient Client { get; }
-
-        public static async Task<TeamServices> StartAsync(FakeProviderServer anthropic, bool split, string agents)
-        {
-            var environment = new Dictionary<string, string> { ["ANTHROPIC_API_KEY"] = "sk-ant-test", ["ANTHROPIC_BASE_URL"] = anthropic.BaseUrl.ToString() };
-            var settings = new Dictionary<string, string?> { ["Namra:Config:AgentsPath"] = agents };
-            if (!split)
-            {
-                return new TeamServices(await NamraTestHost.StartAsync("all", settings, builder => ProviderEnvironment.Use(builder, environment)), null);
-            }
-
-            var gateway = ServerProcess.Start("llm-gateway", out var address, environment);
-            settings["Namra:Services:LlmGateway"] = address;
-            return new TeamServices(await NamraTestHost.StartAsync("config,tool-executor,memory,orchestrator", settings), gateway);
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await _host.DisposeAsync();
-            _gateway?.Dispose();
         }
     }
 }
