@@ -333,6 +333,44 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
             config: { allow_private_networks: true, allowed_methods: [GET] }
         """;
 
+    [Fact]
+    public async Task AReplicaKilledWhileAChildRunWorks_TheOtherResumesBoth_AndTheParentGetsTheChildsAnswerOnce()
+    {
+        var agents = Directory.CreateTempSubdirectory("namra-durable-team-").FullName;
+        await File.WriteAllTextAsync(Path.Combine(agents, "helper.yaml"), Agent().Replace("name: durable", "name: helper", StringComparison.Ordinal));
+        var (first, second, _) = await StartWithMemoryAsync("sqlite", new Dictionary<string, string> { ["Namra__Config__AgentsPath"] = agents });
+        _anthropic.Enqueue(new SseReply([AnthropicWire.MessageStart(), .. AnthropicWire.TextBlock(0, "Working")], HoldAfter: 2), AnthropicWire.TextTurn(30, 4, "The helper's answer."));
+        var parent = """
+            name: lead
+            version: 1.0.0
+            llm:
+              provider: scripted
+              model: scripted
+              script:
+                - tool_calls: [ { name: ask, id: call_help, arguments: { input: "Help, please." } } ]
+                - text: "The lead heard back."
+            tools:
+              - { name: ask, type: agent, config: { agent: helper@1.0.0 } }
+            execution: { timeout: 60s }
+            """;
+
+        var call = Client(first).ExecuteAsync(new ExecuteRequest { Agent = Inline(parent), Input = "Go.", RunId = "killed-team" }).ResponseAsync;
+        await _anthropic.WaitForRequestsAsync(1, TimeSpan.FromSeconds(20)); // the child's model call is in flight
+        first.Kill();
+        await Assert.ThrowsAsync<RpcException>(() => call);
+
+        var lead = await EndedAsync(second, "killed-team");
+        var helper = await EndedAsync(second, "killed-team.call_help");
+        var journal = await JournalAsync(second, "killed-team");
+
+        Assert.Equal((RunStatus.Completed, "The lead heard back."), (lead.Status, lead.Answer));
+        Assert.Equal((RunStatus.Completed, "The helper's answer.", 1), (helper.Status, helper.Answer, helper.Resumes));
+        Assert.Equal("The helper's answer.", journal.Single(e => e.StepCase == RunJournalEntry.StepOneofCase.ToolFinished).ToolFinished.Content);
+        Assert.Equal(2, _anthropic.Requests.Count); // the child's lost turn, asked again once; no second child
+        Assert.Equal(helper.Ledger.Count, lead.Ledger.Count(a => a.RunId == helper.RunId));
+        Directory.Delete(agents, recursive: true);
+    }
+
     private static string Agent(string tools = "") => $$"""
         name: durable
         version: 1.0.0
