@@ -83,20 +83,13 @@ public sealed class TeamTests : IAsyncDisposable
     [Fact]
     public async Task ATeamRun_IsOneTrace_TheChildsRunSpanUnderTheCallsToolSpan()
     {
-        var stopped = new ConcurrentQueue<System.Diagnostics.Activity>();
-        using var listener = new System.Diagnostics.ActivityListener
-        {
-            ShouldListenTo = source => source.Name.StartsWith("Namra.", StringComparison.Ordinal),
-            Sample = (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) => System.Diagnostics.ActivitySamplingResult.AllDataAndRecorded,
-            ActivityStopped = stopped.Enqueue,
-        };
-        System.Diagnostics.ActivitySource.AddActivityListener(listener);
+        using var recorded = new Namra.Testing.Telemetry.RecordedSpans();
         await WriteAgentsAsync(("researcher.yaml", Researcher));
         await using var host = await NamraTestHost.StartAsync("all", new Dictionary<string, string?> { ["Namra:Config:AgentsPath"] = _agents });
 
         var run = (await new AgentService.AgentServiceClient(host.Channel).ExecuteAsync(new ExecuteRequest { Agent = InlineAgents.Yaml(Coordinator), Input = "Ask.", RunId = "traced-team" })).Run;
 
-        var spans = stopped.Where(a => a.TraceId.ToHexString() == run.TraceId).ToList();
+        var spans = recorded.Of(run.TraceId);
         var parent = spans.Single(a => a.OperationName == "invoke_agent coordinator");
         var call = spans.Single(a => a.OperationName == "execute_tool research");
         var child = spans.Single(a => a.OperationName == "invoke_agent researcher");

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text.Json;
 using Google.Protobuf.WellKnownTypes;
@@ -53,14 +52,7 @@ public sealed class PythonToolTests : IAsyncLifetime
     [Fact]
     public async Task ACall_ReachesTheTool_WithItsIdempotencyKey_Run_Agent_Options_AndTraceContext()
     {
-        var stopped = new ConcurrentQueue<Activity>();
-        using var listener = new ActivityListener
-        {
-            ShouldListenTo = source => source.Name is "Namra.ToolExecutor" or "Namra.Tests.Python",
-            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
-            ActivityStopped = stopped.Enqueue,
-        };
-        ActivitySource.AddActivityListener(listener);
+        using var spans = new Namra.Testing.Telemetry.RecordedSpans();
         using var source = new ActivitySource("Namra.Tests.Python");
         var options = new Struct { Fields = { ["region"] = Value.ForString("eu") } };
 
@@ -78,7 +70,7 @@ public sealed class PythonToolTests : IAsyncLifetime
         Assert.Equal(("run-7", "support", "toolu_3", "hi"), (seen.GetProperty("run").GetString(), seen.GetProperty("agent").GetString(), seen.GetProperty("call").GetString(), seen.GetProperty("note").GetString()));
         Assert.Equal("eu", seen.GetProperty("options").GetProperty("region").GetString());
         Assert.Equal(traceId.ToHexString(), seen.GetProperty("trace").GetString());
-        Assert.Contains(stopped, a => a.OperationName == "execute_tool echo_call" && a.TraceId == traceId && (string?)a.GetTagItem("gen_ai.tool.type") == "python");
+        Assert.Contains(spans.Of(traceId), a => a.OperationName == "execute_tool echo_call" && (string?)a.GetTagItem("gen_ai.tool.type") == "python");
     }
 
     [Fact]
