@@ -227,6 +227,17 @@ public sealed class AgentValidationTests
     }
 
     [Fact]
+    public void Load_AnInputSchema_DescribesAnObject()
+    {
+        var valid = TestFiles.Loader().Load(Head + Llm + "input_schema: { type: object, properties: { sku: { type: string } }, required: [sku] }\n", "agent.yaml");
+        var notAnObject = TestFiles.Loader().Load(Head + Llm + "input_schema: { type: string }\n", "agent.yaml");
+
+        Assert.True(valid.IsValid, string.Join("\n", valid.Diagnostics));
+        Assert.Equal("sku", valid.Agent!.InputSchema.Fields["required"].ListValue.Values[0].StringValue);
+        Assert.Contains(notAnObject.Diagnostics, d => d.FieldPath == "input_schema" && d.Message.Contains("type: object", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Load_AScriptedTurnsInputPattern_MustBeARegularExpressionNamraCanUse()
     {
         var content = "name: demo\nversion: 1.0.0\nllm:\n  provider: scripted\n  model: scripted\n  script:\n    - { text: a, input_matches: \"(?<=x)y\" }\n    - { text: b, input_matches: \"(?i)hello.*\" }\n";

@@ -264,6 +264,58 @@ public sealed class TeamTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task AnAgentDeclaringItsArguments_IsOfferedWithThatSchema_AndCalledWithTheArgumentsAsItsInput()
+    {
+        await WriteAgentsAsync(("pricer.yaml", """
+            name: pricer
+            version: 1.0.0
+            description: Prices an order
+            llm:
+              provider: scripted
+              model: scripted
+              script:
+                - text: "It costs 12 EUR."
+            input_schema:
+              type: object
+              properties:
+                sku: { type: string, pattern: "^[A-Z]{3}-[0-9]+$" }
+                quantity: { type: integer, minimum: 1 }
+              required: [sku, quantity]
+              additionalProperties: false
+            """));
+        await using var anthropic = await FakeProviderServer.StartAsync();
+        anthropic.Responder = request => request.Body.Contains("tool_result", StringComparison.Ordinal)
+            ? AnthropicWire.TextTurn(50, 5, "Priced.")
+            : new SseReply([
+                AnthropicWire.MessageStart(inputTokens: 50),
+                .. AnthropicWire.ToolUseBlock(0, "toolu_good", "price", "{\"sku\":\"ABC-12\",\"quantity\":3}"),
+                .. AnthropicWire.ToolUseBlock(1, "toolu_bad", "price", "{\"sku\":\"abc\",\"quantity\":0}"),
+                AnthropicWire.MessageDelta("tool_use", 20),
+                AnthropicWire.MessageStop()]);
+        await using var services = await ProviderServices.StartAsync(anthropic, split: false, Folder);
+        var buyer = $$"""
+            name: buyer
+            version: 1.0.0
+            llm: { provider: anthropic, model: {{AnthropicWire.Model}} }
+            tools:
+              - { name: price, type: agent, config: { agent: pricer@1.0.0 } }
+            """;
+
+        var events = await services.Client.EventsAsync(new ExecuteStreamRequest { Agent = InlineAgents.Yaml(buyer), Input = "Price it.", RunId = "priced" });
+
+        using var first = System.Text.Json.JsonDocument.Parse(anthropic.Requests[0].Body);
+        var tool = first.RootElement.GetProperty("tools").EnumerateArray().Single(t => t.GetProperty("name").GetString() == "price");
+        Assert.Equal(["quantity", "sku"], tool.GetProperty("input_schema").GetProperty("required").EnumerateArray().Select(e => e.GetString()).Order());
+        var child = (await services.Client.GetRunAsync(new GetRunRequest { RunId = "priced.toolu_good" })).Run;
+        using var input = System.Text.Json.JsonDocument.Parse(child.Input);
+        Assert.Equal(("ABC-12", 3), (input.RootElement.GetProperty("sku").GetString(), input.RootElement.GetProperty("quantity").GetInt32()));
+        var results = events.Where(e => e.EventCase == RunEvent.EventOneofCase.ToolResult).ToDictionary(e => e.ToolResult.ToolCallId, e => e.ToolResult);
+        Assert.Equal((false, "It costs 12 EUR."), (results["toolu_good"].IsError, results["toolu_good"].Content));
+        Assert.True(results["toolu_bad"].IsError);
+        Assert.StartsWith("The arguments do not match the agent's input_schema", results["toolu_bad"].Content, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task AnAgentPastTheDepthAllowed_IsNotCalled_AndTheModelReadsWhy()
     {
         await WriteAgentsAsync(("researcher.yaml", Researcher), ("middle.yaml", Coordinator.Replace("name: coordinator", "name: middle", StringComparison.Ordinal)));

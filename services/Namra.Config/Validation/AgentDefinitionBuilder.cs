@@ -56,6 +56,16 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
         }
 
         BuildHandoffs(agent, definition);
+        if (agent.Get<ConfigNode>("input_schema") is { } inputSchema && ToStruct(inputSchema, "input_schema") is { } schema)
+        {
+            if (!schema.Fields.TryGetValue("type", out var type) || type.StringValue != "object")
+            {
+                diagnostics.Error(DiagnosticCodes.InvalidValue, agent.ValuePositionOf("input_schema"), "input_schema",
+                    "`input_schema` describes the arguments of a tool call, which are an object: it needs `type: object`.", "add `type: object` and the arguments under `properties`");
+            }
+
+            definition.InputSchema = schema;
+        }
         if (definition.Memory?.Semantic?.Enabled == true && definition.Tools.Any(t => t.Name == SemanticMemory.RememberTool))
         {
             diagnostics.Error(DiagnosticCodes.DuplicateToolName, agent.ValuePositionOf("tools"), "tools",

@@ -3,10 +3,12 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Google.Protobuf.WellKnownTypes;
+using Google.Protobuf;
 using Grpc.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Namra.Contracts.V1;
+using Namra.Hosting;
 using Namra.Hosting.Clients;
 using Namra.Hosting.Errors;
 using Namra.Orchestrator.Options;
@@ -21,7 +23,13 @@ namespace Namra.Orchestrator.Loop;
 /// A call sent again after its replica was lost finds the child by its id (the caller's run id and the call id) and
 /// waits for it instead of starting another.
 /// </summary>
-internal sealed class ChildRuns(Downstream downstream, ResolvedAgents resolved, IServiceProvider services, IOptions<OrchestratorOptions> options, TimeProvider timeProvider)
+internal sealed class ChildRuns(
+    Downstream downstream,
+    ResolvedAgents resolved,
+    ArgumentValidator validator,
+    IServiceProvider services,
+    IOptions<OrchestratorOptions> options,
+    TimeProvider timeProvider)
 {
     /// <summary>The arguments an agent takes as a tool: the task, as text.</summary>
     public const string InputSchema =
@@ -36,7 +44,7 @@ internal sealed class ChildRuns(Downstream downstream, ResolvedAgents resolved, 
         var child = await ResolveAsync(entry, cancellationToken).ConfigureAwait(false);
         var description = entry.Description.Length > 0 ? entry.Description
             : $"Asks the agent {child.Ref.Name}" + (child.Agent.Description.Length > 0 ? $" ({child.Agent.Description.TrimEnd('.')})" : "") + " and returns its answer.";
-        return new ToolDefinition { Name = entry.Name, Description = description, InputSchemaJson = InputSchema, Source = entry.Name, Idempotent = false };
+        return new ToolDefinition { Name = entry.Name, Description = description, InputSchemaJson = SchemaOf(child.Agent), Source = entry.Name, Idempotent = false };
     }
 
     /// <summary>
@@ -45,11 +53,6 @@ internal sealed class ChildRuns(Downstream downstream, ResolvedAgents resolved, 
     /// </summary>
     public async Task<ToolResult> RunAsync(RunContext parent, ToolConfig entry, ToolCall call, bool resumed, int index, int count, CancellationToken cancellationToken)
     {
-        if (Input(call) is not { } input)
-        {
-            return Error(call, "Call the agent with {\"input\": \"...\"}: the task for it, as text.");
-        }
-
         var maxCalls = options.Value.MaxAgentCallsPerTurn;
         if (index >= maxCalls)
         {
@@ -70,6 +73,12 @@ internal sealed class ChildRuns(Downstream downstream, ResolvedAgents resolved, 
         catch (DownstreamException exception) when (exception.StatusCode is StatusCode.NotFound or StatusCode.FailedPrecondition or StatusCode.InvalidArgument)
         {
             return Error(call, $"The agent {entry.Agent?.Agent} cannot run: {exception.Status.Detail}");
+        }
+
+        var (input, problem) = InputOf(child.Agent, call);
+        if (input is null)
+        {
+            return Error(call, problem ?? "The agent was not called: its arguments were not understood.");
         }
 
         if (!Access.Principal.Allows(parent.Request.AgentPatterns, child.Ref.Name))
@@ -230,6 +239,32 @@ internal sealed class ChildRuns(Downstream downstream, ResolvedAgents resolved, 
 
         var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(id)));
         return hash[..32] + "." + hash[32..48];
+    }
+
+    // The tool's arguments: those the agent declares (input_schema), else its one input text.
+    private static string SchemaOf(AgentDefinition agent) => agent.InputSchema is { } schema ? JsonFormatter.Default.Format(schema) : InputSchema;
+
+    // The child run's input: the call's arguments as JSON when the agent declares them (checked against its schema),
+    // else the text of `input`; or why the call cannot be made.
+    private (string? Input, string? Problem) InputOf(AgentDefinition agent, ToolCall call)
+    {
+        if (agent.InputSchema is null)
+        {
+            return Input(call) is { } text ? (text, null) : (null, "Call the agent with {\"input\": \"...\"}: the task for it, as text.");
+        }
+
+        try
+        {
+            using var arguments = JsonDocument.Parse(call.ArgumentsJson.Length > 0 ? call.ArgumentsJson : "{}", new JsonDocumentOptions { MaxDepth = 64 });
+            var problems = validator.Validate(SchemaOf(agent), arguments.RootElement);
+            return problems.Count > 0 ? (null, "The arguments do not match the agent's input_schema: " + string.Join("; ", problems))
+                : arguments.RootElement.GetRawText().Length > Contracts.MessageLimits.MaxInputBytes ? (null, "The arguments are too large to be an agent's input.")
+                : (arguments.RootElement.GetRawText(), null);
+        }
+        catch (JsonException exception)
+        {
+            return (null, $"The arguments are not JSON: {exception.Message}");
+        }
     }
 
     private static string? Input(ToolCall call)
