@@ -1,3 +1,5 @@
+using Namra.Contracts.V1;
+
 namespace Namra.Contracts;
 
 /// <summary>The tools through which a model hands the conversation to another agent (an agent's <c>handoffs</c>).</summary>
@@ -16,5 +18,18 @@ public static class Handoffs
         var at = reference.IndexOf('@', StringComparison.Ordinal);
         var name = Prefix + (at < 0 ? reference : reference[..at]);
         return name.Length <= 64 ? name : name[..64];
+    }
+
+    /// <summary>Whether the assistant message at <paramref name="index"/> handed the conversation over: it called a handoff tool, and the result was no error.</summary>
+    public static bool HandedOver(IReadOnlyList<Message> messages, int index)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        if (messages[index].Role != Role.Assistant || index + 1 >= messages.Count)
+        {
+            return false;
+        }
+
+        var calls = messages[index].Content.Where(b => b.ToolCall?.Name.StartsWith(Prefix, StringComparison.Ordinal) == true).Select(b => b.ToolCall.Id).ToList();
+        return calls.Count > 0 && messages[index + 1].Content.Any(b => b.ToolResult is { IsError: false } result && calls.Contains(result.ToolCallId));
     }
 }

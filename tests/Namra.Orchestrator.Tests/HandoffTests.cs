@@ -71,6 +71,29 @@ public sealed class HandoffTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task WithUserMessagesHistory_TheAgentHandedTo_SeesOnlyWhatTheUserSaid()
+    {
+        await File.WriteAllTextAsync(Path.Combine(_agents, "billing.yaml"), $$"""
+            name: billing
+            version: 1.0.0
+            llm: { provider: anthropic, model: {{AnthropicWire.Model}} }
+            """);
+        await using var anthropic = await FakeProviderServer.StartAsync();
+        anthropic.Responder = _ => AnthropicWire.TextTurn(100, 10, "Due on the 1st.");
+        await using var services = await ProviderServices.StartAsync(anthropic, split: false, new Dictionary<string, string?> { ["Namra:Config:AgentsPath"] = _agents });
+        var filtering = Triage.Replace("handoffs: [billing@1.0.0]", "handoffs: [billing@1.0.0]\nhandoff_history: user_messages", StringComparison.Ordinal);
+
+        var run = (await services.Client.ExecuteAsync(new ExecuteRequest { Agent = InlineAgents.Yaml(filtering), Input = "When is my invoice due?" })).Run;
+
+        Assert.Equal((RunStatus.Completed, "billing"), (run.Status, run.AnsweredBy.Name));
+        using var request = JsonDocument.Parse(Assert.Single(anthropic.Requests).Body);
+        var messages = request.RootElement.GetProperty("messages").EnumerateArray().ToList();
+        Assert.Equal("user", Assert.Single(messages).GetProperty("role").GetString());
+        Assert.Contains("When is my invoice due?", messages[0].ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("transfer_to_billing", request.RootElement.GetProperty("messages").ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task AgentsHandingTheConversationBackAndForth_AreStoppedAtTheMostHandoffsAllowed()
     {
         // Each hands over at every turn: after the most allowed, the handoff is refused, and the last one answers itself.

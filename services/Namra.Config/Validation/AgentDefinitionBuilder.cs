@@ -56,6 +56,7 @@ internal sealed class AgentDefinitionBuilder(SchemaWalker walker, DiagnosticBag 
         }
 
         BuildHandoffs(agent, definition);
+        definition.HandoffHistory = agent.String("handoff_history") ?? "all";
         if (agent.Get<ConfigNode>("input_schema") is { } inputSchema && ToStruct(inputSchema, "input_schema") is { } schema)
         {
             if (!schema.Fields.TryGetValue("type", out var type) || type.StringValue != "object")

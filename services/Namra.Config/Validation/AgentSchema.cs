@@ -242,6 +242,8 @@ internal static class AgentSchema
         new("execution", new ObjectType(Execution), "How the run loop executes."),
         new("system_prompt", new StringType(MaxLength: 200_000), "Instructions given to the model before the conversation."),
         new("labels", new MapType(PlainString), "Free-form labels copied onto runs, metrics and traces."),
+        new("handoff_history", new EnumType(["all", "user_messages"]),
+            "What an agent the conversation is handed to sees of it: all of it, or only what the user said.", Default: "all"),
         new("input_schema", new AnyObjectType(),
             "JSON Schema (of an object) of the arguments the agent takes when another agent calls it as a tool; the arguments, as JSON, are its input. One `input` text when absent."),
         new("handoffs", new ListType(new StringType(AgentReferencePattern, "agent reference", "billing@1.0.0", MaxLength: 200), MaxItems: 32),

@@ -106,7 +106,7 @@ internal sealed class ScriptedProvider : ILlmProvider, IEmbeddingProvider
         {
             if (messages[i].Role == Role.Assistant)
             {
-                if (HandedOver(messages, i))
+                if (Contracts.Handoffs.HandedOver(messages, i))
                 {
                     break;
                 }
@@ -124,14 +124,6 @@ internal sealed class ScriptedProvider : ILlmProvider, IEmbeddingProvider
         var input = messages.LastOrDefault(m => m.Role == Role.User) is { } user ? string.Concat(user.Content.Select(b => b.Text)) : "";
         return [.. script.Where(turn => turn.InputMatches.Length == 0 || System.Text.RegularExpressions.Regex.IsMatch(input, $"^(?:{turn.InputMatches})$",
             System.Text.RegularExpressions.RegexOptions.NonBacktracking | System.Text.RegularExpressions.RegexOptions.Singleline, TimeSpan.FromSeconds(1)))];
-    }
-
-    // Whether the assistant message at index handed the conversation over: it called a handoff tool that succeeded.
-    private static bool HandedOver(IReadOnlyList<Message> messages, int index)
-    {
-        var handoffs = messages[index].Content.Where(b => b.ToolCall?.Name.StartsWith(Contracts.Handoffs.Prefix, StringComparison.Ordinal) == true).Select(b => b.ToolCall.Id).ToList();
-        return handoffs.Count > 0 && index + 1 < messages.Count
-            && messages[index + 1].Content.Any(b => b.ToolResult is { IsError: false } result && handoffs.Contains(result.ToolCallId));
     }
 
     /// <summary>

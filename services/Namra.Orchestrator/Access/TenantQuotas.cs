@@ -65,7 +65,7 @@ internal sealed class TenantQuotas(AccessKeys keys, TenantLimits limits, Downstr
         }
 
         var agent = run.Agent;
-        var worst = (await downstream.LlmGateway.CountTokensAsync(new CountTokensRequest { Llm = agent.Llm, SystemPrompt = run.SystemPrompt, Messages = { run.Messages }, Tools = { run.Tools } },
+        var worst = (await downstream.LlmGateway.CountTokensAsync(new CountTokensRequest { Llm = agent.Llm, SystemPrompt = run.SystemPrompt, Messages = { run.ModelMessages }, Tools = { run.Tools } },
             deadline: run.Deadline, cancellationToken: cancellationToken).ConfigureAwait(false)).Reservation;
         if (quota.ChargesUsd && worst.Cost is null)
         {

@@ -20,7 +20,7 @@ internal sealed class ModelTurns(Downstream downstream)
         if (!run.State.Streamed)
         {
             // Nobody reads text deltas: one response instead of a stream of them (a fraction of the calls' cost).
-            var whole = new GenerateRequest { Llm = agent.Llm, SystemPrompt = run.SystemPrompt, Messages = { run.Messages }, Tools = { run.Tools }, ToolChoice = toolChoice, Context = context, Budget = budget };
+            var whole = new GenerateRequest { Llm = agent.Llm, SystemPrompt = run.SystemPrompt, Messages = { run.ModelMessages }, Tools = { run.Tools }, ToolChoice = toolChoice, Context = context, Budget = budget };
             var response = await downstream.LlmGateway.GenerateAsync(whole, deadline: run.Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
             return new GenerateCompleted
             {
@@ -29,7 +29,7 @@ internal sealed class ModelTurns(Downstream downstream)
             };
         }
 
-        var call = new StreamGenerateRequest { Llm = agent.Llm, SystemPrompt = run.SystemPrompt, Messages = { run.Messages }, Tools = { run.Tools }, ToolChoice = toolChoice, Context = context, Budget = budget };
+        var call = new StreamGenerateRequest { Llm = agent.Llm, SystemPrompt = run.SystemPrompt, Messages = { run.ModelMessages }, Tools = { run.Tools }, ToolChoice = toolChoice, Context = context, Budget = budget };
         // A model turn is billed once it reaches a gateway: the channel sends it again only when no gateway was reached
         // (a replica that is gone refuses the connection). A gateway lost mid-turn ends it.
         return await StreamTurnAsync(run.State, call, run.Deadline, cancellationToken).ConfigureAwait(false);

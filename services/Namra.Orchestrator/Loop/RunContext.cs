@@ -46,6 +46,39 @@ internal sealed class RunContext(RunRequest request, RunState state, RunJournal 
     /// <summary>How many times the conversation was handed over in this run.</summary>
     public int HandoffCount { get; set; }
 
+    /// <summary>What the agent answering sees of the conversation before its handoff: <c>all</c>, or <c>user_messages</c>.</summary>
+    public string HandoffHistory { get; set; } = "all";
+
+    /// <summary>
+    /// The conversation as the model answering now is sent it: all of it; or, when the conversation was handed to it
+    /// with <c>user_messages</c>, what the user said before the handoff (no turns or tool calls of the agents before),
+    /// then everything since.
+    /// </summary>
+    public IEnumerable<Message> ModelMessages
+    {
+        get
+        {
+            if (HandoffHistory != "user_messages")
+            {
+                return Messages;
+            }
+
+            var at = Messages.Count - 1;
+            while (at >= 0 && !Contracts.Handoffs.HandedOver(Messages, at))
+            {
+                at--;
+            }
+
+            if (at < 0)
+            {
+                return Messages;
+            }
+
+            // The handoff's own turn is followed by its results: both stay out with the turns before.
+            return Messages.Take(at).Where(m => m.Role == Role.User && m.Content.Any(b => b.BlockCase == ContentBlock.BlockOneofCase.Text)).Concat(Messages.Skip(at + 2));
+        }
+    }
+
     /// <summary>The memories recalled for the current model turn, as the system prompt's last part; empty when none.</summary>
     public string Recalled { get; set; } = "";
 

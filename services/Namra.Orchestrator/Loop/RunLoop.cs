@@ -471,8 +471,9 @@ internal sealed class RunLoop(
 
         run.PendingHandoff = null;
         var from = run.AgentRef;
-        Apply(run, target.Agent, target.Ref);
-        run.Journal.Add(new RunJournalEntry { HandedOff = new HandedOff { Agent = target.Agent, Ref = target.Ref, ToolCallId = call.Id, Reason = reason } });
+        var history = run.Agent.HandoffHistory is { Length: > 0 } chosen ? chosen : "all";
+        Apply(run, target.Agent, target.Ref, history);
+        run.Journal.Add(new RunJournalEntry { HandedOff = new HandedOff { Agent = target.Agent, Ref = target.Ref, ToolCallId = call.Id, Reason = reason, History = history } });
         await run.Journal.WriteAsync(run.Deadline, cancellationToken).ConfigureAwait(false);
         Activity.Current?.AddEvent(new ActivityEvent("handoff", tags: new ActivityTagsCollection { ["gen_ai.agent.name"] = target.Ref.Name, ["namra.handoff.reason"] = reason }));
         await run.State.EmitAsync(new RunEvent { Handoff = new Handoff { From = from, To = target.Ref, Reason = reason } }).ConfigureAwait(false);
@@ -480,8 +481,9 @@ internal sealed class RunLoop(
     }
 
     /// <summary>Makes <paramref name="agent"/> the one answering: its tools are listed again before its first turn.</summary>
-    internal static void Apply(RunContext run, AgentDefinition agent, AgentRef agentRef)
+    internal static void Apply(RunContext run, AgentDefinition agent, AgentRef agentRef, string history)
     {
+        run.HandoffHistory = history;
         run.Agent = agent;
         run.AgentRef = agentRef;
         run.HandoffCount++;

@@ -40,7 +40,7 @@ internal static class RunReplay
                     done[entry.ToolFinished.ToolCallId] = entry.ToolFinished;
                     break;
                 case RunJournalEntry.StepOneofCase.HandedOff:
-                    RunLoop.Apply(run, entry.HandedOff.Agent, entry.HandedOff.Ref);
+                    RunLoop.Apply(run, entry.HandedOff.Agent, entry.HandedOff.Ref, entry.HandedOff.History);
                     break;
                 case RunJournalEntry.StepOneofCase.ApprovalsRequested:
                 case RunJournalEntry.StepOneofCase.ApprovalsDecided:
