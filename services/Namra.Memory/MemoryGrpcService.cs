@@ -3,6 +3,7 @@ using System.Text;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Microsoft.Extensions.Options;
+using Microsoft.Extensions.VectorData;
 using Namra.Contracts;
 using Namra.Contracts.V1;
 using Namra.Hosting.Errors;
@@ -13,11 +14,13 @@ namespace Namra.Memory;
 
 /// <summary>
 /// The <c>namra.v1.MemoryService</c> endpoint: checks requests, picks the store, windows history by count and
-/// token budget, keeps run records consistent with etags, and searches memories by cosine similarity.
+/// token budget, keeps run records consistent with etags, and keeps and searches memories through their vector
+/// collections (<see cref="Semantic.IMemoryCollections"/>).
 /// </summary>
 internal sealed class MemoryGrpcService(
     MemoryStores stores,
     Embedder embedder,
+    Semantic.IMemoryCollections collections,
     IOptions<MemoryOptions> options,
     TimeProvider timeProvider) : MemoryService.MemoryServiceBase
 {
@@ -306,8 +309,10 @@ internal sealed class MemoryGrpcService(
             var (model, vector) = request.Embedding.Count > 0
                 ? (request.EmbeddingModel, request.Embedding.ToArray())
                 : await embedder.EmbedAsync(request.Embedder, request.EmbeddingModel, request.Text, context.CancellationToken).ConfigureAwait(false);
-            await MemoryStores.Guard(store, () => store.RememberAsync(tenant, request.Namespace,
-                new StoredMemory(id, request.Text, request.Metadata.ToDictionary(), model, vector), context.CancellationToken)).ConfigureAwait(false);
+            var collection = collections.For(store, tenant, request.Namespace);
+            await MemoryStores.Guard(store, () => collection.UpsertAsync(
+                new Semantic.MemoryRecord { Id = id, Text = request.Text, Metadata = request.Metadata.ToDictionary(), Model = model, Embedding = vector },
+                context.CancellationToken)).ConfigureAwait(false);
             return new RememberResponse { Id = id };
         }, context);
 
@@ -328,16 +333,28 @@ internal sealed class MemoryGrpcService(
             }
 
             var (model, query) = await embedder.EmbedAsync(request.Embedder, request.EmbeddingModel, request.Query, context.CancellationToken).ConfigureAwait(false);
-            var memories = await MemoryStores.Guard(store, () => store.MemoriesAsync(tenant, request.Namespace, options.Value.MaxMemoriesPerNamespace, context.CancellationToken)).ConfigureAwait(false);
-            var response = new RecallResponse();
-            foreach (var (memory, score) in memories
-                .Where(m => m.Model == model && m.Embedding.Length == query.Length && request.Filter.All(f => m.Metadata.TryGetValue(f.Key, out var v) && v == f.Value))
-                .Select(m => (Memory: m, Score: Similarity.Cosine(query, m.Embedding)))
-                .Where(p => p.Score >= request.MinScore)
-                .OrderByDescending(p => p.Score)
-                .Take(topK))
+            // Memories of the query's embedding model only, holding every label of the filter, at least min_score alike.
+            var collection = collections.For(store, tenant, request.Namespace);
+            var labels = request.Filter.ToDictionary();
+            var search = new VectorSearchOptions<Semantic.MemoryRecord>
             {
-                response.Memories.Add(new RecalledMemory { Id = memory.Id, Text = memory.Text, Metadata = { memory.Metadata.ToDictionary() }, Score = score });
+                Filter = r => r.Model == model && labels.All(l => r.Metadata.ContainsKey(l.Key) && r.Metadata[l.Key] == l.Value),
+                ScoreThreshold = request.MinScore,
+            };
+            var found = await MemoryStores.Guard(store, async () =>
+            {
+                var results = new List<VectorSearchResult<Semantic.MemoryRecord>>(topK);
+                await foreach (var result in collection.SearchAsync<ReadOnlyMemory<float>>(query, topK, search, context.CancellationToken).ConfigureAwait(false))
+                {
+                    results.Add(result);
+                }
+
+                return results;
+            }).ConfigureAwait(false);
+            var response = new RecallResponse();
+            foreach (var result in found)
+            {
+                response.Memories.Add(new RecalledMemory { Id = result.Record.Id, Text = result.Record.Text, Metadata = { result.Record.Metadata }, Score = result.Score ?? 0 });
             }
 
             return response;

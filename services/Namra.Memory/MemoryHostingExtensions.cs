@@ -29,6 +29,8 @@ public static class MemoryHostingExtensions
         builder.Services.AddSingleton<MemoryStores>();
         builder.Services.AddHostedService(services => services.GetRequiredService<MemoryStores>());
         builder.Services.AddSingleton<Embedder>();
+        // Where namespaces of memories are kept and searched: the session stores, unless a vector database connector is registered first.
+        Microsoft.Extensions.DependencyInjection.Extensions.ServiceCollectionDescriptorExtensions.TryAddSingleton<Semantic.IMemoryCollections, Semantic.StoreMemoryCollections>(builder.Services);
         // Calls from this process (the orchestrator, the memory service's embedder) go straight to the handler.
         builder.Services.AddNamraGrpcService<MemoryGrpcService, Namra.Contracts.V1.MemoryService.MemoryServiceBase>(Contracts.ServiceRoles.Memory, Namra.Contracts.V1.MemoryService.BindService);
         return builder;

@@ -1,3 +1,5 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.VectorData;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Namra.Contracts.V1;
@@ -42,6 +44,54 @@ public abstract class MemoryContract : IAsyncLifetime
     }
 
     protected string Id(string name) => $"{_prefix}-{name}";
+
+    [Fact]
+    public async Task ANamespaceOfMemories_IsAVectorCollection_ToUpsertGetSearchAndDelete()
+    {
+        var store = await _host.Services.GetRequiredService<Stores.MemoryStores>().GetAsync(Store, CancellationToken.None);
+        var collections = _host.Services.GetRequiredService<Semantic.IMemoryCollections>();
+        var collection = collections.For(store, "acme", Id("vectors"));
+        static Semantic.MemoryRecord Record(string id, float[] vector, string text = "", string kind = "") => new()
+        {
+            Id = id, Text = text.Length > 0 ? text : id, Model = "m", Embedding = vector, Metadata = kind.Length > 0 ? new() { ["kind"] = kind } : [],
+        };
+        static async Task<List<T>> All<T>(IAsyncEnumerable<T> items)
+        {
+            var list = new List<T>();
+            await foreach (var item in items)
+            {
+                list.Add(item);
+            }
+
+            return list;
+        }
+
+        await collection.UpsertAsync([Record("north", [1, 0, 0], kind: "a"), Record("east", [0, 1, 0]), Record("northeast", [0.7f, 0.7f, 0], kind: "a")]);
+        await collection.UpsertAsync(Record("east", [0, 1, 0], text: "east, again"));
+        var nearest = await All(collection.SearchAsync(new float[] { 1, 0.1f, 0 }, 2));
+        var labelled = await All(collection.SearchAsync(new float[] { 0, 1, 0 }, 5, new VectorSearchOptions<Semantic.MemoryRecord> { Filter = r => r.Metadata.ContainsKey("kind") }));
+        var close = await All(collection.SearchAsync(new float[] { 1, 0.1f, 0 }, 5, new VectorSearchOptions<Semantic.MemoryRecord> { ScoreThreshold = 0.9 }));
+        var skipped = await All(collection.SearchAsync(new float[] { 1, 0.1f, 0 }, 1, new VectorSearchOptions<Semantic.MemoryRecord> { Skip = 1 }));
+        var byText = await All(collection.GetAsync(r => r.Text.StartsWith("north", StringComparison.Ordinal), 10));
+
+        Assert.Equal(["north", "northeast"], nearest.Select(r => r.Record.Id));
+        Assert.True(nearest[0].Score > nearest[1].Score);
+        Assert.Equal(["northeast", "north"], labelled.Select(r => r.Record.Id));
+        Assert.Equal(["north"], close.Select(r => r.Record.Id));
+        Assert.Equal(["northeast"], skipped.Select(r => r.Record.Id));
+        Assert.Equal(["north", "northeast"], byText.Select(r => r.Id).Order(StringComparer.Ordinal));
+        Assert.Equal("east, again", (await collection.GetAsync("east"))!.Text);
+        Assert.Null(await collection.GetAsync("west"));
+        Assert.Empty(await All(collections.For(store, "globex", Id("vectors")).SearchAsync(new float[] { 1, 0, 0 }, 5)));
+        await Assert.ThrowsAsync<NotSupportedException>(async () => await All(collection.SearchAsync("north", 1)));
+
+        await collection.DeleteAsync("north");
+
+        Assert.Null(await collection.GetAsync("north"));
+        Assert.Equal(["northeast", "east"], (await All(collection.SearchAsync(new float[] { 1, 0.1f, 0 }, 5))).Select(r => r.Record.Id));
+        await collection.EnsureCollectionDeletedAsync();
+        Assert.False(await collection.CollectionExistsAsync());
+    }
 
     [Fact]
     public async Task Appends_AreReadBackInOrder()

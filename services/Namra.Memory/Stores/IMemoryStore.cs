@@ -60,6 +60,12 @@ internal interface IMemoryStore
     /// <summary>The memories of a namespace (at most <paramref name="limit"/>), for exact similarity search.</summary>
     Task<IReadOnlyList<StoredMemory>> MemoriesAsync(string tenant, string space, int limit, CancellationToken cancellationToken);
 
+    /// <summary>One memory of the namespace by its id; null when there is none.</summary>
+    Task<StoredMemory?> MemoryAsync(string tenant, string space, string id, CancellationToken cancellationToken);
+
+    /// <summary>Deletes one memory of the namespace; false when there was none.</summary>
+    Task<bool> ForgetAsync(string tenant, string space, string id, CancellationToken cancellationToken);
+
     /// <summary>Whether the store keeps the audit log (<see cref="AppendAuditAsync"/>).</summary>
     bool KeepsAudit => true;
 

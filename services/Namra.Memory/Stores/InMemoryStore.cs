@@ -226,6 +226,12 @@ internal sealed class InMemoryStore(TimeProvider timeProvider, int maxRuns) : IM
     public Task<IReadOnlyList<StoredMemory>> MemoriesAsync(string tenant, string space, int limit, CancellationToken cancellationToken) =>
         Task.FromResult<IReadOnlyList<StoredMemory>>(_memories.TryGetValue(Key(tenant, space), out var memories) ? [.. memories.Values.Take(limit)] : []);
 
+    public Task<StoredMemory?> MemoryAsync(string tenant, string space, string id, CancellationToken cancellationToken) =>
+        Task.FromResult(_memories.TryGetValue(Key(tenant, space), out var memories) ? memories.GetValueOrDefault(id) : null);
+
+    public Task<bool> ForgetAsync(string tenant, string space, string id, CancellationToken cancellationToken) =>
+        Task.FromResult(_memories.TryGetValue(Key(tenant, space), out var memories) && memories.TryRemove(id, out _));
+
     public Task<IReadOnlyList<AuditEntry>> AppendAuditAsync(IReadOnlyList<AuditEntry> entries, CancellationToken cancellationToken)
     {
         lock (_audit)

@@ -258,6 +258,21 @@ internal sealed class RedisMemoryStore(string configuration, TimeSpan timeout, T
         return memories;
     }
 
+    public async Task<StoredMemory?> MemoryAsync(string tenant, string space, string id, CancellationToken cancellationToken)
+    {
+        var value = await Database.HashGetAsync(MemoriesKey(tenant, space), id).ConfigureAwait(false);
+        if (value.IsNullOrEmpty)
+        {
+            return null;
+        }
+
+        var stored = JsonSerializer.Deserialize<StoredMemoryJson>((string)value!)!;
+        return new StoredMemory(id, stored.Text, stored.Metadata, stored.Model, MemoryMarshal.Cast<byte, float>(stored.Embedding).ToArray());
+    }
+
+    public Task<bool> ForgetAsync(string tenant, string space, string id, CancellationToken cancellationToken) =>
+        Database.HashDeleteAsync(MemoriesKey(tenant, space), id);
+
     // The audit log needs one writer at a time and SHA-256 between reading the last entry and writing the next: the SQL
     // stores keep it (the memory service refuses it here).
     public bool KeepsAudit => false;

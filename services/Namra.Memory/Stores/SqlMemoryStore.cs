@@ -346,16 +346,33 @@ internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
         var memories = new List<StoredMemory>();
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            memories.Add(new StoredMemory(
-                reader.GetString(0),
-                reader.GetString(1),
-                JsonSerializer.Deserialize<Dictionary<string, string>>(reader.GetString(2)) ?? [],
-                reader.GetString(3),
-                MemoryMarshal.Cast<byte, float>((byte[])reader.GetValue(4)).ToArray()));
+            memories.Add(MemoryOf(reader));
         }
 
         return memories;
     }
+
+    public async Task<StoredMemory?> MemoryAsync(string tenant, string space, string id, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var reader = await ReadAsync(connection, null, cancellationToken,
+            "SELECT id, text, metadata, model, embedding FROM namra_memories WHERE tenant = $1 AND namespace = $2 AND id = $3", tenant, space, id).ConfigureAwait(false);
+        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? MemoryOf(reader) : null;
+    }
+
+    public virtual async Task<bool> ForgetAsync(string tenant, string space, string id, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        return await ExecuteAsync(connection, null, cancellationToken, "DELETE FROM namra_memories WHERE tenant = $1 AND namespace = $2 AND id = $3", tenant, space, id)
+            .ConfigureAwait(false) > 0;
+    }
+
+    private static StoredMemory MemoryOf(DbDataReader reader) => new(
+        reader.GetString(0),
+        reader.GetString(1),
+        JsonSerializer.Deserialize<Dictionary<string, string>>(reader.GetString(2)) ?? [],
+        reader.GetString(3),
+        MemoryMarshal.Cast<byte, float>((byte[])reader.GetValue(4)).ToArray());
 
     /// <summary>Makes the transaction the only writer of the audit log until it ends.</summary>
     protected abstract Task LockAuditAsync(DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken);

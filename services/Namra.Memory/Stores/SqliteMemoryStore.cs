@@ -44,6 +44,9 @@ internal sealed class SqliteMemoryStore(string path, TimeSpan timeout, TimeProvi
             return true;
         }, cancellationToken);
 
+    public override Task<bool> ForgetAsync(string tenant, string space, string id, CancellationToken cancellationToken) =>
+        WriteAsync(() => base.ForgetAsync(tenant, space, id, cancellationToken), cancellationToken);
+
     public override Task<IReadOnlyList<AuditEntry>> AppendAuditAsync(IReadOnlyList<AuditEntry> entries, CancellationToken cancellationToken) =>
         WriteAsync(() => base.AppendAuditAsync(entries, cancellationToken), cancellationToken);
 
