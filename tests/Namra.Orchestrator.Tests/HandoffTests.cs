@@ -126,6 +126,24 @@ public sealed class HandoffTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task AHandoffToAnAnthropicAgentWithoutTools_IsAnError_UnlessOnlyWhatTheUserSaidGoes()
+    {
+        await File.WriteAllTextAsync(Path.Combine(_agents, "billing.yaml"), $"name: billing\nversion: 1.0.0\nllm: {{ provider: anthropic, model: {AnthropicWire.Model} }}\n");
+        await using var host = await NamraTestHost.StartAsync("all", new Dictionary<string, string?> { ["Namra:Config:AgentsPath"] = _agents });
+        var client = new AgentService.AgentServiceClient(host.Channel);
+
+        var everything = await client.ValidateAgentAsync(new ValidateAgentRequest { Agent = InlineAgents.Yaml(Triage).Inline });
+        var userOnly = await client.ValidateAgentAsync(new ValidateAgentRequest
+        {
+            Agent = InlineAgents.Yaml(Triage.Replace("handoffs: [billing@1.0.0]", "handoffs: [billing@1.0.0]\nhandoff_history: user_messages", StringComparison.Ordinal)).Inline,
+        });
+
+        Assert.False(everything.Valid);
+        Assert.Contains(everything.Diagnostics, d => d is { Code: "NAMRA0114", FieldPath: "handoffs[0]" });
+        Assert.True(userOnly.Valid, string.Join("\n", userOnly.Diagnostics));
+    }
+
+    [Fact]
     public async Task AHandoffToAnAgentNotRegistered_IsAnError_AndAHandoffToolMayNotTakeAToolsName()
     {
         await using var host = await NamraTestHost.StartAsync("all", new Dictionary<string, string?> { ["Namra:Config:AgentsPath"] = _agents });

@@ -43,11 +43,19 @@ internal static class AgentTeams
 
         for (var i = 0; i < agent.Handoffs.Count; i++)
         {
-            if (find(agent.Handoffs[i]) is null)
+            if (find(agent.Handoffs[i]) is not { } target)
             {
                 problems.Add(Error(DiagnosticCodes.UnknownAgent, file, $"handoffs[{i}]",
                     $"The conversation may be handed to the agent `{agent.Handoffs[i]}`, which is not registered.",
                     "add its file to the agents folder (for `namra run`, the folder of this file), or correct the reference"));
+            }
+            else if (agent.HandoffHistory != "user_messages" && RefusesToolHistory(target.Agent))
+            {
+                // The conversation handed over holds tool calls (the handoff's own, at least); Anthropic's API refuses a
+                // conversation with tool calls from a request that offers no tools.
+                problems.Add(Error(DiagnosticCodes.HandoffTarget, file, $"handoffs[{i}]",
+                    $"The agent `{agent.Handoffs[i]}` has no tools, and its model ({target.Agent.Llm.Model}, anthropic) refuses a conversation holding tool calls, as one handed over does.",
+                    "give that agent a tool, or set `handoff_history: user_messages` here so it sees only what the user said"));
             }
         }
 
@@ -88,6 +96,10 @@ internal static class AgentTeams
             path.RemoveAt(path.Count - 1);
         }
     }
+
+    // An agent whose model takes no conversation with tool calls: Anthropic's, when the agent offers no tools at all.
+    private static bool RefusesToolHistory(AgentDefinition agent) =>
+        agent.Llm?.Provider == LlmProvider.Anthropic && agent.Tools.Count == 0 && agent.Handoffs.Count == 0 && agent.Memory?.Semantic?.Enabled != true;
 
     private static string Label(AgentRef agent) => $"{agent.Name}@{agent.Version}";
 

@@ -110,6 +110,9 @@ public static class DiagnosticCodes
     /// <summary>Agents that call each other in a cycle.</summary>
     public const string AgentCycle = "NAMRA0113";
 
+    /// <summary>An agent handed a conversation whose model cannot take it.</summary>
+    public const string HandoffTarget = "NAMRA0114";
+
     /// <summary>A scripted tool call names a tool the agent does not declare.</summary>
     public const string UndeclaredScriptedTool = "NAMRA0201";
 }
