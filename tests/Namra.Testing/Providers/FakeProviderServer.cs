@@ -106,6 +106,27 @@ public sealed class FakeProviderServer : IAsyncDisposable
         _arrived.Dispose();
     }
 
+    private static bool HasToolBlocksWithoutTools(string body)
+    {
+        try
+        {
+            using var json = System.Text.Json.JsonDocument.Parse(body);
+            var root = json.RootElement;
+            if (root.ValueKind != System.Text.Json.JsonValueKind.Object || !root.TryGetProperty("messages", out var messages) || messages.ValueKind != System.Text.Json.JsonValueKind.Array
+                || root.TryGetProperty("tools", out var tools) && tools.ValueKind == System.Text.Json.JsonValueKind.Array && tools.GetArrayLength() > 0)
+            {
+                return false;
+            }
+
+            return messages.EnumerateArray().Any(m => m.TryGetProperty("content", out var content) && content.ValueKind == System.Text.Json.JsonValueKind.Array
+                && content.EnumerateArray().Any(b => b.TryGetProperty("type", out var type) && type.GetString() is "tool_use" or "tool_result"));
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return false;
+        }
+    }
+
     private async Task HandleAsync(HttpContext context)
     {
         using var reader = new StreamReader(context.Request.Body, Encoding.UTF8);
@@ -115,6 +136,16 @@ public sealed class FakeProviderServer : IAsyncDisposable
         {
             _requests.Enqueue(new RecordedRequest(context.Request.Method, context.Request.Path, headers, body));
             _arrived.Release();
+        }
+
+        // As Anthropic's API does: a conversation holding tool calls or results is refused from a request that offers no tools.
+        if (context.Request.Path.Value?.EndsWith("/messages", StringComparison.Ordinal) == true && HasToolBlocksWithoutTools(body))
+        {
+            context.Response.StatusCode = 400;
+            context.Response.ContentType = "application/json";
+            await context.Response.WriteAsync(AnthropicWire.ErrorBody("invalid_request_error", "Requests which include `tool_use` or `tool_result` blocks must define tools."),
+                context.RequestAborted).ConfigureAwait(false);
+            return;
         }
 
         if (!_replies.TryDequeue(out var reply))
