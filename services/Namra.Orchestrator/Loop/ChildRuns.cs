@@ -250,7 +250,7 @@ internal sealed class ChildRuns(
     {
         if (agent.InputSchema is null)
         {
-            return Input(call) is { } text ? (text, null) : (null, "Call the agent with {\"input\": \"...\"}: the task for it, as text.");
+            return ToolArguments.Text(call, "input", Contracts.MessageLimits.MaxInputBytes) is { } text ? (text, null) : (null, "Call the agent with {\"input\": \"...\"}: the task for it, as text.");
         }
 
         try
@@ -264,22 +264,6 @@ internal sealed class ChildRuns(
         catch (JsonException exception)
         {
             return (null, $"The arguments are not JSON: {exception.Message}");
-        }
-    }
-
-    private static string? Input(ToolCall call)
-    {
-        try
-        {
-            using var arguments = JsonDocument.Parse(call.ArgumentsJson.Length > 0 ? call.ArgumentsJson : "{}", new JsonDocumentOptions { MaxDepth = 64 });
-            return arguments.RootElement is { ValueKind: JsonValueKind.Object } root && root.TryGetProperty("input", out var input)
-                && input.ValueKind == JsonValueKind.String && input.GetString() is { Length: > 0 and <= Contracts.MessageLimits.MaxInputBytes } text
-                ? text
-                : null;
-        }
-        catch (JsonException)
-        {
-            return null;
         }
     }
 

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Text;
-using System.Text.Json;
 using Grpc.Core;
 using Microsoft.Extensions.Options;
 using Namra.Contracts;
@@ -21,6 +20,7 @@ namespace Namra.Orchestrator.Loop;
 internal sealed class RunMemory(Downstream downstream, IOptions<OrchestratorOptions> options)
 {
     private const int MaxQueryCharacters = 4000;
+    private const int MaxFactCharacters = 16_384;
 
     /// <summary>The arguments of <c>remember</c>.</summary>
     private const string RememberSchema =
@@ -102,7 +102,7 @@ internal sealed class RunMemory(Downstream downstream, IOptions<OrchestratorOpti
     /// <summary>Stores the fact a <c>remember</c> call gives, under the call's id.</summary>
     public async Task<ToolResult> RememberAsync(RunContext run, ToolCall call, CancellationToken cancellationToken)
     {
-        if (Fact(call) is not { } fact)
+        if (ToolArguments.Text(call, "fact", MaxFactCharacters) is not { } fact)
         {
             return new ToolResult { ToolCallId = call.Id, IsError = true, Content = "Call remember with {\"fact\": \"...\"}: the fact, as text." };
         }
@@ -158,19 +158,5 @@ internal sealed class RunMemory(Downstream downstream, IOptions<OrchestratorOpti
         return provider == agent.Llm?.Provider
             ? new LlmConfig { Provider = provider, Model = semantic.EmbeddingModel, BaseUrl = agent.Llm.BaseUrl, ApiKeyEnv = agent.Llm.ApiKeyEnv }
             : new LlmConfig { Provider = provider, Model = semantic.EmbeddingModel };
-    }
-
-    private static string? Fact(ToolCall call)
-    {
-        try
-        {
-            using var arguments = JsonDocument.Parse(call.ArgumentsJson.Length > 0 ? call.ArgumentsJson : "{}", new JsonDocumentOptions { MaxDepth = 64 });
-            return arguments.RootElement is { ValueKind: JsonValueKind.Object } root && root.TryGetProperty("fact", out var fact)
-                && fact.ValueKind == JsonValueKind.String && fact.GetString() is { Length: > 0 and <= 16_384 } text ? text : null;
-        }
-        catch (JsonException)
-        {
-            return null;
-        }
     }
 }

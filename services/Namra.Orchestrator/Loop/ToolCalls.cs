@@ -120,22 +120,8 @@ internal sealed class ToolCalls(Downstream downstream, ChildRuns children, RunMe
                 };
             }
 
-            run.PendingHandoff = (target, call, Reason(call));
+            run.PendingHandoff = (target, call, ToolArguments.Text(call, "reason") ?? "");
             return new ToolResult { ToolCallId = call.Id, Content = $"Handed to {target.Ref.Name}, which answers from the next turn." };
-        }
-    }
-
-    private static string Reason(ToolCall call)
-    {
-        try
-        {
-            using var arguments = System.Text.Json.JsonDocument.Parse(call.ArgumentsJson.Length > 0 ? call.ArgumentsJson : "{}");
-            return arguments.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object && arguments.RootElement.TryGetProperty("reason", out var reason)
-                && reason.ValueKind == System.Text.Json.JsonValueKind.String ? reason.GetString() ?? "" : "";
-        }
-        catch (System.Text.Json.JsonException)
-        {
-            return "";
         }
     }
 

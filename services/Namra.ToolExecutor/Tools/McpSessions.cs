@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -65,20 +64,18 @@ internal sealed class McpSessions(
     /// <summary>The named HTTP client for streamable HTTP servers.</summary>
     public const string HttpClientName = "namra-mcp";
 
-    private readonly ConcurrentDictionary<string, Lazy<Task<McpSession>>> _sessions = new(StringComparer.Ordinal);
+    private readonly SharedInstances<McpSession> _sessions = new();
 
     public async Task<McpSession> GetAsync(McpServerSettings server, CancellationToken cancellationToken)
     {
         await EvictIdleAsync().ConfigureAwait(false);
-        var entry = _sessions.GetOrAdd(server.Key, _ => new Lazy<Task<McpSession>>(() => ConnectAsync(server)));
         McpSession session;
         try
         {
-            session = await entry.Value.WaitAsync(cancellationToken).ConfigureAwait(false);
+            session = await _sessions.GetAsync(server.Key, () => ConnectAsync(server), cancellationToken).ConfigureAwait(false);
         }
         catch (Exception exception) when (exception is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
-            _sessions.TryRemove(KeyValuePair.Create(server.Key, entry));
             throw new NamraException(Grpc.Core.StatusCode.FailedPrecondition,
                 $"The MCP server '{server.Label}' could not be started or reached: {exception.Message}");
         }
@@ -88,14 +85,7 @@ internal sealed class McpSessions(
     }
 
     /// <summary>Drops a session that failed, so the next call starts the server again.</summary>
-    public void Forget(McpServerSettings server, McpSession session)
-    {
-        if (_sessions.TryGetValue(server.Key, out var entry) && entry.IsValueCreated && entry.Value.IsCompletedSuccessfully
-            && ReferenceEquals(entry.Value.Result, session) && _sessions.TryRemove(KeyValuePair.Create(server.Key, entry)))
-        {
-            _ = session.DisposeAsync().AsTask();
-        }
-    }
+    public void Forget(McpServerSettings server, McpSession session) => _sessions.Forget(server.Key, session);
 
     private async Task<McpSession> ConnectAsync(McpServerSettings server)
     {
@@ -156,27 +146,11 @@ internal sealed class McpSessions(
 
     private async Task EvictIdleAsync()
     {
-        foreach (var (key, entry) in _sessions)
+        foreach (var session in _sessions.Take(session => timeProvider.GetElapsedTime(session.LastUsed) > options.Value.McpIdleTimeout))
         {
-            if (entry.IsValueCreated && entry.Value.IsCompletedSuccessfully
-                && timeProvider.GetElapsedTime(entry.Value.Result.LastUsed) > options.Value.McpIdleTimeout
-                && _sessions.TryRemove(KeyValuePair.Create(key, entry)))
-            {
-                await entry.Value.Result.DisposeAsync().ConfigureAwait(false);
-            }
+            await session.DisposeAsync().ConfigureAwait(false);
         }
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        foreach (var entry in _sessions.Values)
-        {
-            if (entry.IsValueCreated && entry.Value.IsCompletedSuccessfully)
-            {
-                await entry.Value.Result.DisposeAsync().ConfigureAwait(false);
-            }
-        }
-
-        _sessions.Clear();
-    }
+    public ValueTask DisposeAsync() => _sessions.DisposeAsync();
 }

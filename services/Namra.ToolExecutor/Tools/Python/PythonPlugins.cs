@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.ComponentModel;
 using System.Diagnostics;
 using Grpc.Core;
@@ -20,7 +19,7 @@ namespace Namra.ToolExecutor.Tools.Python;
 /// </summary>
 internal sealed class PythonPlugins : IAsyncDisposable
 {
-    private readonly ConcurrentDictionary<string, Lazy<Task<PythonPlugin>>> _plugins = new(StringComparer.Ordinal);
+    private readonly SharedInstances<PythonPlugin> _plugins = new();
     private readonly IOptions<ToolExecutorOptions> _options;
     private readonly TimeProvider _timeProvider;
     private readonly ILogger<PythonPlugins> _logger;
@@ -64,18 +63,7 @@ internal sealed class PythonPlugins : IAsyncDisposable
     {
         while (true)
         {
-            var entry = _plugins.GetOrAdd(settings.Key, _ => new Lazy<Task<PythonPlugin>>(() => StartAsync(settings)));
-            PythonPlugin plugin;
-            try
-            {
-                plugin = await entry.Value.WaitAsync(cancellationToken).ConfigureAwait(false);
-            }
-            catch (Exception exception) when (exception is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
-            {
-                _plugins.TryRemove(KeyValuePair.Create(settings.Key, entry));
-                throw;
-            }
-
+            var plugin = await _plugins.GetAsync(settings.Key, () => StartAsync(settings), cancellationToken).ConfigureAwait(false);
             if (!plugin.HasExited)
             {
                 return plugin;
@@ -86,14 +74,7 @@ internal sealed class PythonPlugins : IAsyncDisposable
     }
 
     /// <summary>Drops a plugin that died, so the next call starts it again.</summary>
-    public void Forget(PythonPluginSettings settings, PythonPlugin plugin)
-    {
-        if (_plugins.TryGetValue(settings.Key, out var entry) && entry.IsValueCreated && entry.Value.IsCompletedSuccessfully
-            && ReferenceEquals(entry.Value.Result, plugin) && _plugins.TryRemove(KeyValuePair.Create(settings.Key, entry)))
-        {
-            _ = plugin.DisposeAsync().AsTask();
-        }
-    }
+    public void Forget(PythonPluginSettings settings, PythonPlugin plugin) => _plugins.Forget(settings.Key, plugin);
 
     private async Task<PythonPlugin> StartAsync(PythonPluginSettings settings)
     {
@@ -205,19 +186,15 @@ internal sealed class PythonPlugins : IAsyncDisposable
     private async Task StopIdleAsync()
     {
         var idle = _options.Value.PythonIdleTimeout;
-        foreach (var (key, entry) in _plugins)
+        foreach (var plugin in _plugins.Take(plugin => plugin.HasExited || plugin.TryClaimIdle(idle)))
         {
-            if (entry.IsValueCreated && entry.Value.IsCompletedSuccessfully && (entry.Value.Result.HasExited || entry.Value.Result.TryClaimIdle(idle)))
+            try
             {
-                _plugins.TryRemove(KeyValuePair.Create(key, entry));
-                try
-                {
-                    await entry.Value.Result.DisposeAsync().ConfigureAwait(false);
-                }
-                catch (Exception exception) when (exception is InvalidOperationException or Win32Exception)
-                {
-                    Log.PythonPluginNotStopped(_logger, exception, entry.Value.Result.Module);
-                }
+                await plugin.DisposeAsync().ConfigureAwait(false);
+            }
+            catch (Exception exception) when (exception is InvalidOperationException or Win32Exception)
+            {
+                Log.PythonPluginNotStopped(_logger, exception, plugin.Module);
             }
         }
     }
@@ -225,9 +202,6 @@ internal sealed class PythonPlugins : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _idleStops.DisposeAsync().ConfigureAwait(false);
-        await Task.WhenAll(_plugins.Values
-            .Where(entry => entry.IsValueCreated && entry.Value.IsCompletedSuccessfully)
-            .Select(entry => entry.Value.Result.DisposeAsync().AsTask())).ConfigureAwait(false);
-        _plugins.Clear();
+        await _plugins.DisposeAsync().ConfigureAwait(false);
     }
 }
