@@ -34,6 +34,22 @@ internal static class ColdStart
             ("NativeAOT launcher, ReadyToRun CLI in lib/", await BuildAsync(output, "native", ["publish", NativeCli, "-c", "Release", "-r", "linux-x64"], cancellationToken)),
         };
 
+        var results = await MeasureAsync(builds, options.Repeat, runs: null, cancellationToken);
+        Directory.CreateDirectory(output);
+        await File.WriteAllTextAsync(Path.Combine(output, "coldstart.json"), JsonSerializer.Serialize(new { repeat = options.Repeat, results }, Indented), cancellationToken);
+        var markdown = Markdown(results, options.Repeat);
+        await File.WriteAllTextAsync(Path.Combine(output, "coldstart.md"), markdown, cancellationToken);
+        Console.WriteLine();
+        Console.WriteLine(markdown);
+        return 0;
+    }
+
+    /// <summary>
+    /// Times <c>namra version</c>, <c>validate</c> and <c>run</c> of each build: medians of <paramref name="repeat"/> starts.
+    /// <paramref name="runs"/> says, per build, whether it runs agents (a launcher published alone does not); all do when null.
+    /// </summary>
+    public static async Task<List<ColdStartFigures>> MeasureAsync(IReadOnlyList<(string Name, string Folder)> builds, int repeat, bool[]? runs, CancellationToken cancellationToken)
+    {
         var work = Directory.CreateTempSubdirectory("namra-coldstart-");
         var agent = Path.Combine(work.FullName, "load_agent.yaml");
         await File.WriteAllTextAsync(agent, Driver.Agent, cancellationToken);
@@ -50,18 +66,31 @@ internal static class ColdStart
         };
 
         var results = new List<ColdStartFigures>();
-        foreach (var (name, folder) in builds)
+        for (var index = 0; index < builds.Count; index++)
         {
+            var (name, folder) = builds[index];
+            var runsAgents = runs?[index] ?? true;
             var cli = Path.Combine(folder, "namra");
             var version = new List<double>();
             var validate = new List<double>();
             var first = new List<double>();
             var exit = new List<double>();
             // One unmeasured round first, so every measured start finds the files in the page cache.
-            for (var round = -1; round < options.Repeat; round++)
+            for (var round = -1; round < repeat; round++)
             {
                 var v = await TimeAsync(cli, ["version"], environment, cancellationToken);
                 var c = await TimeAsync(cli, ["validate", RepositoryPaths.Combine("examples", "agents", "calculator.yaml")], environment, cancellationToken);
+                if (round >= 0)
+                {
+                    version.Add(v);
+                    validate.Add(c);
+                }
+
+                if (!runsAgents)
+                {
+                    continue;
+                }
+
                 Interlocked.Exchange(ref firstRequest, 0);
                 var start = Stopwatch.GetTimestamp();
                 var r = await TimeAsync(cli, ["run", agent, "--input", "What is (17 + 25) * 2?"], environment, cancellationToken, start);
@@ -73,35 +102,27 @@ internal static class ColdStart
 
                 if (round >= 0)
                 {
-                    version.Add(v);
-                    validate.Add(c);
                     first.Add(Stopwatch.GetElapsedTime(start, reached).TotalMilliseconds);
                     exit.Add(r);
                 }
             }
 
-            var figures = new ColdStartFigures(name, Median(version), Median(validate), Median(first), Median(exit));
+            var figures = new ColdStartFigures(name, Median(version), Median(validate), runsAgents ? Median(first) : double.NaN, runsAgents ? Median(exit) : double.NaN);
             results.Add(figures);
             Console.WriteLine(JsonSerializer.Serialize(figures));
         }
 
-        Directory.CreateDirectory(output);
-        await File.WriteAllTextAsync(Path.Combine(output, "coldstart.json"), JsonSerializer.Serialize(new { repeat = options.Repeat, results }, Indented), cancellationToken);
-        var markdown = Markdown(results, options.Repeat);
-        await File.WriteAllTextAsync(Path.Combine(output, "coldstart.md"), markdown, cancellationToken);
-        Console.WriteLine();
-        Console.WriteLine(markdown);
         work.Delete(recursive: true);
-        return 0;
+        return results;
     }
 
-    private static string Cli => RepositoryPaths.Combine("cli", "Namra.Cli");
+    internal static string Cli => RepositoryPaths.Combine("cli", "Namra.Cli");
 
-    private static string NativeCli => RepositoryPaths.Combine("cli", "Namra.Cli.Native");
+    internal static string NativeCli => RepositoryPaths.Combine("cli", "Namra.Cli.Native");
 
     /// <summary>Builds the CLI into <c>cli-{name}</c> under the output folder (the CLI project publishes ReadyToRun).</summary>
     /// <remarks>Every build is measured from its <c>namra</c>; the native launcher's hands <c>run</c> to <c>lib/namra</c>.</remarks>
-    private static async Task<string> BuildAsync(string output, string name, string[] arguments, CancellationToken cancellationToken)
+    internal static async Task<string> BuildAsync(string output, string name, string[] arguments, CancellationToken cancellationToken)
     {
         var folder = Path.Combine(output, "cli-" + name);
         string[] command = [.. arguments, "-o", folder];
@@ -140,7 +161,7 @@ internal static class ColdStart
         return elapsed;
     }
 
-    private static double Median(List<double> values)
+    internal static double Median(List<double> values)
     {
         values.Sort();
         return values.Count % 2 == 1 ? values[values.Count / 2] : (values[(values.Count / 2) - 1] + values[values.Count / 2]) / 2;

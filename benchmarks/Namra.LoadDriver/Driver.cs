@@ -8,7 +8,14 @@ using Namra.Contracts.V1;
 
 namespace Namra.LoadDriver;
 
-internal sealed record DriverOptions(TimeSpan Latency, int Runs, int[] Concurrency, string[] Modes, string Output, Dictionary<string, string> NamraEnvironment, string? ApiKey = null);
+/// <summary>What <c>namra-load drive</c> measures; <c>AotServer</c> is a NativeAOT build of namra-server, for the modes ending in <c>-aot</c>.</summary>
+internal sealed record DriverOptions(TimeSpan Latency, int Runs, int[] Concurrency, string[] Modes, string Output, Dictionary<string, string> NamraEnvironment, string? ApiKey = null, string? AotServer = null)
+{
+    /// <summary>How a namra-server process starts: the JIT build beside this driver, or <see cref="AotServer"/>.</summary>
+    public string[] ServerCommand(bool aot) => aot
+        ? [AotServer is { Length: > 0 } executable ? executable : throw new ArgumentException("The -aot modes need --aot-server, a namra-server published with -p:PublishAot=true.")]
+        : ["dotnet", Path.Combine(AppContext.BaseDirectory, "namra-server.dll")];
+}
 
 /// <summary>One measured mode at one concurrency.</summary>
 internal sealed record Measurement(
@@ -43,6 +50,19 @@ internal static class Driver
 
     public static async Task<int> RunAsync(DriverOptions options, CancellationToken cancellationToken)
     {
+        var results = await MeasureAsync(options, cancellationToken);
+        Directory.CreateDirectory(options.Output);
+        await File.WriteAllTextAsync(Path.Combine(options.Output, "load.json"), JsonSerializer.Serialize(new { latencyMs = options.Latency.TotalMilliseconds, results }, Indented), cancellationToken);
+        var markdown = Markdown(options, results);
+        await File.WriteAllTextAsync(Path.Combine(options.Output, "load.md"), markdown, cancellationToken);
+        Console.WriteLine();
+        Console.WriteLine(markdown);
+        return 0;
+    }
+
+    /// <summary>Measures every mode of <paramref name="options"/> at every concurrency, in order.</summary>
+    public static async Task<List<Measurement>> MeasureAsync(DriverOptions options, CancellationToken cancellationToken)
+    {
         var providerPort = Namra.Testing.LocalPorts.Free();
         using var provider = Child.Start(SelfCommand("provider", "--port", Port(providerPort), "--latency-ms", Port((int)options.Latency.TotalMilliseconds)), new Dictionary<string, string>());
         await Namra.Testing.LocalPorts.WaitUntilListeningAsync(providerPort);
@@ -55,14 +75,18 @@ internal static class Driver
             foreach (var concurrency in options.Concurrency)
             {
                 var runs = concurrency == 1 ? Math.Max(50, options.Runs / 10) : options.Runs;
-                var measurement = mode switch
+                // A mode ending in -aot is the same mode with the NativeAOT build of namra-server.
+                var aot = mode.EndsWith("-aot", StringComparison.Ordinal);
+                var measurement = (aot ? mode[..^4] : mode) switch
                 {
                     "baseline" => await MeasureSelfMeasuredAsync(mode, ["baseline", "--provider", providerUrl.ToString()], [], runs, concurrency, options, cancellationToken),
                     "embedded" => await MeasureEmbeddedAsync(providerUrl, runs, concurrency, options, cancellationToken),
-                    "server" => await MeasureNamraAsync(mode, [string.Join(',', Roles)], providerUrl, runs, concurrency, options, cancellationToken),
-                    "distributed" => await MeasureNamraAsync(mode, Roles, providerUrl, runs, concurrency, options, cancellationToken),
+                    "server" => await MeasureNamraAsync(mode, [string.Join(',', Roles)], providerUrl, runs, concurrency, options, aot, cancellationToken),
+                    "server-rest" => await MeasureNamraAsync(mode, [string.Join(',', Roles)], providerUrl, runs, concurrency, options, aot, cancellationToken, overRest: true),
+                    "bare-rest" => await MeasureBareRestAsync(providerUrl, runs, concurrency, options, cancellationToken),
+                    "distributed" => await MeasureNamraAsync(mode, Roles, providerUrl, runs, concurrency, options, aot, cancellationToken),
                     "bare-distributed" => await MeasureBareDistributedAsync(providerUrl, runs, concurrency, options, cancellationToken),
-                    _ => throw new ArgumentException($"Unknown mode {mode}; use baseline, embedded, server, distributed or bare-distributed."),
+                    _ => throw new ArgumentException($"Unknown mode {mode}; use baseline, embedded, bare-rest, server-rest, server, bare-distributed or distributed (the last three also with -aot)."),
                 };
                 if (mode == "baseline")
                 {
@@ -78,13 +102,7 @@ internal static class Driver
             }
         }
 
-        Directory.CreateDirectory(options.Output);
-        await File.WriteAllTextAsync(Path.Combine(options.Output, "load.json"), JsonSerializer.Serialize(new { latencyMs = options.Latency.TotalMilliseconds, results }, Indented), cancellationToken);
-        var markdown = Markdown(options, results);
-        await File.WriteAllTextAsync(Path.Combine(options.Output, "load.md"), markdown, cancellationToken);
-        Console.WriteLine();
-        Console.WriteLine(markdown);
-        return 0;
+        return results;
     }
 
     /// <summary>Namra embedded: its agents folder, the provider, and the runtime settings namra-server ships with.</summary>
@@ -153,7 +171,7 @@ internal static class Driver
         return environment;
     }
 
-    private static async Task<Measurement> MeasureNamraAsync(string mode, string[] processes, Uri provider, int runs, int concurrency, DriverOptions options, CancellationToken cancellationToken)
+    private static async Task<Measurement> MeasureNamraAsync(string mode, string[] processes, Uri provider, int runs, int concurrency, DriverOptions options, bool aot, CancellationToken cancellationToken, bool overRest = false)
     {
         var agents = await WriteAgentsAsync(cancellationToken);
         var ports = processes.ToDictionary(p => p, _ => (Grpc: Namra.Testing.LocalPorts.Free(), Http: Namra.Testing.LocalPorts.Free()));
@@ -177,7 +195,13 @@ internal static class Driver
                     environment["Namra__Services__Memory"] = AddressOf("memory");
                 }
 
-                children.Add((roles.Contains(',', StringComparison.Ordinal) ? "namra (all five)" : roles, Child.Start(["dotnet", Path.Combine(AppContext.BaseDirectory, "namra-server.dll")], environment)));
+                children.Add((roles.Contains(',', StringComparison.Ordinal) ? "namra (all five)" : roles, Child.Start(options.ServerCommand(aot), environment)));
+            }
+
+            if (overRest)
+            {
+                await WaitForHealthAsync(AddressOf("orchestrator"), cancellationToken);
+                return await MeasureOverRestAsync(mode, children, new Uri($"http://127.0.0.1:{ports[processes.Single()].Http}"), runs, concurrency, options, cancellationToken);
             }
 
             return await MeasureOverGrpcAsync(mode, children, processes.Select(roles => $"http://127.0.0.1:{ports[roles].Grpc}"), AddressOf("orchestrator"),
@@ -192,6 +216,45 @@ internal static class Driver
 
             agents.Delete(recursive: true);
         }
+    }
+
+    /// <summary>The floor of a server driven over REST (<see cref="BareRest"/>): the bare loop behind one ASP.NET Core route.</summary>
+    private static async Task<Measurement> MeasureBareRestAsync(Uri provider, int runs, int concurrency, DriverOptions options, CancellationToken cancellationToken)
+    {
+        var port = Namra.Testing.LocalPorts.Free();
+        var environment = new Dictionary<string, string> { ["DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"] = "0" };
+        using var child = Child.Start(SelfCommand("bare-rest", "--port", Port(port), "--provider", provider.ToString()), environment);
+        await Namra.Testing.LocalPorts.WaitUntilListeningAsync(System.Net.IPAddress.Loopback, port);
+        return await MeasureOverRestAsync("bare-rest", [("bare-rest", child)], new Uri($"http://127.0.0.1:{port}"), runs, concurrency, options, cancellationToken);
+    }
+
+    /// <summary>
+    /// Runs sent as JSON to <c>POST /v1/agents/execute</c> at <paramref name="baseAddress"/>, over HTTP/1.1 as a REST
+    /// client sends them; CPU and memory are the <paramref name="children"/>'s.
+    /// </summary>
+    private static async Task<Measurement> MeasureOverRestAsync(string mode, List<(string Name, Child Child)> children, Uri baseAddress,
+        int runs, int concurrency, DriverOptions options, CancellationToken cancellationToken)
+    {
+        using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 1024, PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5) }) { BaseAddress = baseAddress };
+        var body = $$"""{"agent":{"reference":"load_agent@1.0.0"},"input":"What is (17 + 25) * 2?"}""";
+        async Task RunOnce(CancellationToken ct)
+        {
+            using var content = new StringContent(body, Encoding.UTF8, "application/json");
+            using var request = new HttpRequestMessage(HttpMethod.Post, BareRest.Route) { Content = content };
+            if (options.ApiKey is { Length: > 0 } key)
+            {
+                request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+            }
+
+            using var response = await http.SendAsync(request, ct);
+            var answer = await response.Content.ReadAsStringAsync(ct);
+            if (!response.IsSuccessStatusCode || !answer.Contains("\"RUN_STATUS_COMPLETED\"", StringComparison.Ordinal))
+            {
+                throw new InvalidOperationException($"A run over REST did not complete ({(int)response.StatusCode}): {answer}");
+            }
+        }
+
+        return await MeasureAsync(mode, children, RunOnce, runs, concurrency, options, cancellationToken);
     }
 
     /// <summary>The distributed baseline (<see cref="BareServices"/>): the run's four processes with no framework.</summary>
@@ -235,7 +298,6 @@ internal static class Driver
             await WaitForHealthAsync(address, cancellationToken);
         }
 
-        var idle = children.ToDictionary(c => c.Name, c => Mb(c.Child.Rss()));
         using var channel = GrpcChannel.ForAddress(orchestrator, new GrpcChannelOptions
         {
             HttpHandler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true },
@@ -244,8 +306,15 @@ internal static class Driver
         var request = new ExecuteRequest { Agent = new AgentSource { Reference = "load_agent@1.0.0" }, Input = "What is (17 + 25) * 2?" };
         var headers = options.ApiKey is { Length: > 0 } key ? new Grpc.Core.Metadata { { "authorization", $"Bearer {key}" } } : null;
         async Task RunOnce(CancellationToken ct) => EnsureCompleted((await client.ExecuteAsync(request, headers, cancellationToken: ct)).Run);
+        return await MeasureAsync(mode, children, RunOnce, runs, concurrency, options, cancellationToken);
+    }
 
-        var warmUp = await LoadRunner.WarmUpAsync(RunOnce, concurrency, () => children.Sum(c => c.Child.CpuSeconds()), cancellationToken);
+    /// <summary>Warms up, then measures <paramref name="runOnce"/>: CPU, memory and latency of the <paramref name="children"/>.</summary>
+    private static async Task<Measurement> MeasureAsync(string mode, List<(string Name, Child Child)> children, Func<CancellationToken, Task> runOnce,
+        int runs, int concurrency, DriverOptions options, CancellationToken cancellationToken)
+    {
+        var idle = children.ToDictionary(c => c.Name, c => Mb(c.Child.Rss()));
+        var warmUp = await LoadRunner.WarmUpAsync(runOnce, concurrency, () => children.Sum(c => c.Child.CpuSeconds()), cancellationToken);
         var before = children.ToDictionary(c => c.Name, c => (Cpu: c.Child.CpuSeconds(), Rss: c.Child.Rss()));
         var peaks = children.ToDictionary(c => c.Name, c => c.Child.Rss());
         using var sampling = new CancellationTokenSource();
@@ -261,7 +330,7 @@ internal static class Driver
                 await Task.Delay(25, CancellationToken.None);
             }
         }, CancellationToken.None);
-        var result = await LoadRunner.RunAsync(RunOnce, runs, concurrency, cancellationToken);
+        var result = await LoadRunner.RunAsync(runOnce, runs, concurrency, cancellationToken);
         await sampling.CancelAsync();
         await sampler;
         var cpuByProcess = children.ToDictionary(c => c.Name, c => (c.Child.CpuSeconds() - before[c.Name].Cpu) * 1000 / runs);
@@ -275,7 +344,7 @@ internal static class Driver
     private static string Row(Measurement m) => string.Create(CultureInfo.InvariantCulture,
         $"| {m.Mode} | {m.Concurrency} | {m.RunsPerSecond:N0} | {m.P50OverheadMs:0.00} | {m.P99OverheadMs:0.00} | {m.CpuMillisecondsPerRun:0.000} | {m.CpuRatio:0.00}× | {string.Join(", ", m.PeakRssMb.Select(p => $"{p.Key} {p.Value:0}"))} | {(double.IsNaN(m.KbPerInFlightRun) ? "–" : m.KbPerInFlightRun.ToString("0", CultureInfo.InvariantCulture))} |");
 
-    private static string Markdown(DriverOptions options, List<Measurement> results)
+    internal static string Markdown(DriverOptions options, List<Measurement> results)
     {
         var text = new StringBuilder();
         text.AppendLine(CultureInfo.InvariantCulture, $"Provider latency {options.Latency.TotalMilliseconds:0} ms per call (two calls per run); latency columns are above those {2 * options.Latency.TotalMilliseconds:0} ms. CPU is the measured processes' own (user + system) per run; the ratio is to the baseline at the same concurrency, in the same session.");
@@ -293,12 +362,15 @@ internal static class Driver
             text.AppendLine(CultureInfo.InvariantCulture, $"CPU ms per run by process, {result.Mode} at concurrency {result.Concurrency}: {string.Join(", ", result.CpuMillisecondsPerRunByProcess!.Select(p => $"{p.Key} {p.Value:0.000}"))}.");
         }
 
-        foreach (var bare in results.Where(r => r.Mode == "bare-distributed"))
+        foreach (var (floor, modes) in FloorsOf)
         {
-            if (results.FirstOrDefault(r => r.Mode == "distributed" && r.Concurrency == bare.Concurrency) is { } namra)
+            foreach (var bare in results.Where(r => r.Mode == floor))
             {
-                text.AppendLine(CultureInfo.InvariantCulture,
-                    $"Distributed against the bare distributed baseline (the same hops with no framework), concurrency {bare.Concurrency}: {namra.CpuMillisecondsPerRun / bare.CpuMillisecondsPerRun:0.00}× the CPU per run.");
+                foreach (var namra in results.Where(r => modes.Contains(r.Mode) && r.Concurrency == bare.Concurrency))
+                {
+                    text.AppendLine(CultureInfo.InvariantCulture,
+                        $"{namra.Mode} against {floor}, concurrency {bare.Concurrency}: {namra.CpuMillisecondsPerRun / bare.CpuMillisecondsPerRun:0.00}× the CPU per run, p99 over the provider {namra.P99OverheadMs / bare.P99OverheadMs:0.00}×.");
+                }
             }
         }
 
@@ -321,18 +393,26 @@ internal static class Driver
         return text.ToString();
     }
 
+    /// <summary>The floor each mode is read against besides the bare loop: the same transport with no framework.</summary>
+    internal static readonly (string Floor, string[] Modes)[] FloorsOf =
+    [
+        ("bare-rest", ["server-rest", "server-rest-aot"]),
+        ("bare-distributed", ["distributed", "distributed-aot"]),
+    ];
+
     private static string[] SelfCommand(params string[] args) => ["dotnet", Path.Combine(AppContext.BaseDirectory, "namra-load.dll"), .. args];
 
     private static double Mb(long bytes) => bytes / 1024.0 / 1024.0;
 
     private static string Port(int value) => value.ToString(CultureInfo.InvariantCulture);
 
-    private static async Task WaitForHealthAsync(string address, CancellationToken cancellationToken)
+    internal static async Task WaitForHealthAsync(string address, CancellationToken cancellationToken, TimeSpan? pollEvery = null)
     {
+        var pause = pollEvery ?? TimeSpan.FromMilliseconds(25);
         using var channel = GrpcChannel.ForAddress(address);
         var health = new Health.HealthClient(channel);
         var last = "no answer";
-        for (var attempt = 0; attempt < 400; attempt++)
+        for (var waited = TimeSpan.Zero; waited < TimeSpan.FromSeconds(10); waited += pause)
         {
             try
             {
@@ -349,7 +429,7 @@ internal static class Driver
                 last = exception.Status.ToString();
             }
 
-            await Task.Delay(25, cancellationToken);
+            await Task.Delay(pause, cancellationToken);
         }
 
         throw new TimeoutException($"{address} did not become healthy (last answer: {last}).");

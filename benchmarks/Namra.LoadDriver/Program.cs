@@ -5,21 +5,24 @@ using Namra.LoadDriver;
 // namra-load provider  : the local provider alone
 // namra-load baseline  : the bare C# loop alone (reports its own figures as JSON)
 // namra-load embedded  : Namra embedded, all five services and the caller in one process (reports its own figures as JSON)
+// namra-load bare-rest : the floor of a server driven over REST (the bare loop behind one ASP.NET Core route)
 // namra-load bare-service: one process of the distributed baseline (the run's gRPC hops with no framework)
+// namra-load targets  : every performance target with its floor (NativeAOT builds, start, memory, whole runs in every mode)
 // namra-load coldstart : the CLI's start-up (version, validate, run to the first provider request): JIT, ReadyToRun, NativeAOT launcher
 var root = new RootCommand("Namra's load driver: a standard agent (2 model calls, 1 calculator call per run) against a local provider with fixed latency.");
 
 var latency = new Option<int>("--latency-ms") { Description = "The provider's fixed latency per call.", DefaultValueFactory = _ => 10 };
 var runs = new Option<int>("--runs") { Description = "Runs measured per mode and concurrency (a tenth of them at concurrency 1).", DefaultValueFactory = _ => 10000 };
 var concurrency = new Option<int[]>("--concurrency") { Description = "Runs in flight at once.", DefaultValueFactory = _ => [1, 16, 64], AllowMultipleArgumentsPerToken = true };
-var modes = new Option<string[]>("--modes") { Description = "baseline, embedded (in one process, as namra run), server (one namra-server, over gRPC), distributed (five namra-server processes), bare-distributed (the same hops with no framework).", DefaultValueFactory = _ => ["baseline", "embedded", "server", "bare-distributed", "distributed"], AllowMultipleArgumentsPerToken = true };
+var modes = new Option<string[]>("--modes") { Description = "baseline, embedded (in one process, as namra run), bare-rest (the bare loop behind one ASP.NET Core route), server-rest (one namra-server, over REST), server (one namra-server, over gRPC), bare-distributed (the same hops with no framework), distributed (five namra-server processes).", DefaultValueFactory = _ => ["baseline", "embedded", "bare-rest", "server-rest", "server", "bare-distributed", "distributed"], AllowMultipleArgumentsPerToken = true };
 var extra = new Option<string[]>("--namra-env") { Description = "Extra NAME=VALUE settings for the Namra processes (to compare configurations).", DefaultValueFactory = _ => [], AllowMultipleArgumentsPerToken = true };
 var output = new Option<string>("--out") { Description = "Folder for the JSON and markdown results.", DefaultValueFactory = _ => "artifacts/load" };
 var apiKey = new Option<string?>("--api-key") { Description = "An API key sent with every run to a server (server and distributed modes), for servers that require keys." };
-var drive = new Command("drive", "Measure every mode at every concurrency and write the results.") { latency, runs, concurrency, modes, extra, output, apiKey };
+var aotServer = new Option<string?>("--aot-server") { Description = "namra-server published with -p:PublishAot=true, for the modes ending in -aot (server-aot, server-rest-aot, distributed-aot)." };
+var drive = new Command("drive", "Measure every mode at every concurrency and write the results.") { latency, runs, concurrency, modes, extra, output, apiKey, aotServer };
 drive.SetAction(async (parse, cancellationToken) => await Driver.RunAsync(new DriverOptions(
     TimeSpan.FromMilliseconds(parse.GetValue(latency)), parse.GetValue(runs), parse.GetValue(concurrency)!, parse.GetValue(modes)!, parse.GetValue(output)!,
-    parse.GetValue(extra)!.Select(pair => pair.Split('=', 2)).ToDictionary(pair => pair[0], pair => pair.Length > 1 ? pair[1] : ""), parse.GetValue(apiKey)), cancellationToken));
+    parse.GetValue(extra)!.Select(pair => pair.Split('=', 2)).ToDictionary(pair => pair[0], pair => pair.Length > 1 ? pair[1] : ""), parse.GetValue(apiKey), parse.GetValue(aotServer)), cancellationToken));
 root.Subcommands.Add(drive);
 
 var port = new Option<int>("--port") { Description = "Port on 127.0.0.1.", Required = true };
@@ -51,10 +54,22 @@ bareService.SetAction(async (parse, _) => await BareServices.RunAsync(parse.GetV
 }));
 root.Subcommands.Add(bareService);
 
+var bareRest = new Command("bare-rest", "Serve the bare loop behind one ASP.NET Core route (the floor of a server driven over REST).") { port, address };
+bareRest.SetAction(async (parse, _) => await BareRest.RunAsync(parse.GetValue(port), new Uri(parse.GetValue(address)!)));
+root.Subcommands.Add(bareRest);
+
 var repeat = new Option<int>("--repeat") { Description = "Starts measured per command and build (the median is reported).", DefaultValueFactory = _ => 5 };
 var coldOutput = new Option<string>("--out") { Description = "Folder for the CLI builds and the results.", DefaultValueFactory = _ => "artifacts/coldstart" };
 var coldStart = new Command("coldstart", "Build the CLI four ways (JIT, ReadyToRun, composite, NativeAOT launcher) and time namra version, validate and run from process start.") { repeat, coldOutput };
 coldStart.SetAction(async (parse, cancellationToken) => await ColdStart.RunAsync(new ColdStartOptions(parse.GetValue(repeat), parse.GetValue(coldOutput)!), cancellationToken));
 root.Subcommands.Add(coldStart);
+
+var targetRuns = new Option<int>("--runs") { Description = "Measured runs per load cell.", DefaultValueFactory = _ => 3000 };
+var targetConcurrency = new Option<int[]>("--concurrency") { Description = "Runs in flight at once, per load cell.", DefaultValueFactory = _ => [16, 64], AllowMultipleArgumentsPerToken = true };
+var targetRepeat = new Option<int>("--repeat") { Description = "Starts measured per command and build (the median is reported).", DefaultValueFactory = _ => 5 };
+var targetOutput = new Option<string>("--out") { Description = "Folder for the builds and the results.", DefaultValueFactory = _ => "artifacts/targets" };
+var targets = new Command("targets", "Every performance target with its floor, from one run: NativeAOT builds (start, memory, size), then whole runs in every mode.") { targetRuns, targetConcurrency, targetRepeat, targetOutput };
+targets.SetAction(async (parse, cancellationToken) => await Targets.RunAsync(new TargetsOptions(parse.GetValue(targetRuns), parse.GetValue(targetConcurrency)!, parse.GetValue(targetRepeat), parse.GetValue(targetOutput)!), cancellationToken));
+root.Subcommands.Add(targets);
 
 return await root.Parse(args).InvokeAsync();

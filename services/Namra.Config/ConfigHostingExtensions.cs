@@ -22,10 +22,8 @@ public static class ConfigHostingExtensions
     public static WebApplicationBuilder AddConfigService(this WebApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        builder.Services.AddOptions<ConfigServiceOptions>()
-            .Bind(builder.Configuration.GetSection(ConfigServiceOptions.SectionName))
-            .ValidateOnStart();
-        builder.Services.AddSingleton<IValidateOptions<ConfigServiceOptions>, ConfigServiceOptionsValidator>();
+        builder.Services.AddNamraSettings<ConfigServiceOptions, ConfigServiceOptionsValidator>(ConfigServiceOptions.SectionName)
+            .Bind(builder.Configuration.GetSection(ConfigServiceOptions.SectionName));
         builder.Services.AddSingleton(services => new AgentLoader(services.GetRequiredService<IOptions<ConfigServiceOptions>>().Value.ToLimits()));
         builder.Services.AddSingleton(services =>
         {

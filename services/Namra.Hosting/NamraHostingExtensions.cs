@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Net;
 using Grpc.AspNetCore.Server;
 using Microsoft.AspNetCore.Builder;
@@ -35,7 +36,7 @@ public static class NamraHostingExtensions
     /// <paramref name="bind"/>, the generated <c>BindService</c>, connects to it). Namra's services keep no state per
     /// call; left unregistered, grpc-dotnet would build one per call and resolve its dependencies each time.
     /// </summary>
-    public static IServiceCollection AddNamraGrpcService<TService, TBase>(this IServiceCollection services, string role, Action<Grpc.Core.ServiceBinderBase, TBase> bind)
+    public static IServiceCollection AddNamraGrpcService<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TService, TBase>(this IServiceCollection services, string role, Action<Grpc.Core.ServiceBinderBase, TBase> bind)
         where TService : class, TBase
     {
         services.AddSingleton<TService>();
@@ -65,10 +66,8 @@ public static class NamraHostingExtensions
             InitialData = new Dictionary<string, string?> { ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning", ["Logging:LogLevel:Grpc.AspNetCore.Grpc.JsonTranscoding"] = "Warning" },
         });
 
-        builder.Services.AddOptions<NamraHostOptions>()
-            .Bind(builder.Configuration.GetSection(NamraHostOptions.SectionName))
-            .ValidateOnStart();
-        builder.Services.AddSingleton<IValidateOptions<NamraHostOptions>, NamraHostOptionsValidator>();
+        builder.Services.AddNamraSettings<NamraHostOptions, NamraHostOptionsValidator>(NamraHostOptions.SectionName)
+            .Bind(builder.Configuration.GetSection(NamraHostOptions.SectionName));
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(roles);
         builder.Services.AddSingleton<NamraEndpoints>();

@@ -28,7 +28,7 @@ public static class NamraStartup
             // Several sections can fail at once; .NET then wraps them in an AggregateException.
             foreach (var failure in failures)
             {
-                var section = failure.OptionsType.GetField("SectionName")?.GetValue(null) as string ?? failure.OptionsName;
+                var section = NamraSettings.SectionOf(failure.OptionsType) ?? failure.OptionsType.Name;
                 await Console.Error.WriteLineAsync($"namra-server: refusing to start: invalid settings in {section}: {string.Join(" ", failure.Failures)}").ConfigureAwait(false);
             }
 

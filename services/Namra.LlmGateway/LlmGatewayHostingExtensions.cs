@@ -28,10 +28,8 @@ public static class LlmGatewayHostingExtensions
     public static WebApplicationBuilder AddLlmGateway(this WebApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        builder.Services.AddOptions<LlmGatewayOptions>()
-            .Bind(builder.Configuration.GetSection(LlmGatewayOptions.SectionName))
-            .ValidateOnStart();
-        builder.Services.AddSingleton<IValidateOptions<LlmGatewayOptions>, LlmGatewayOptionsValidator>();
+        builder.Services.AddNamraSettings<LlmGatewayOptions, LlmGatewayOptionsValidator>(LlmGatewayOptions.SectionName)
+            .Bind(builder.Configuration.GetSection(LlmGatewayOptions.SectionName));
         builder.Services.AddSingleton(services => new PricingTable(services.GetRequiredService<IOptions<LlmGatewayOptions>>().Value.Models));
         // Provider keys from the secrets folder, else the environment.
         builder.Services.TryAddSingleton(services => new ProviderEndpoints(services.GetRequiredService<IOptions<LlmGatewayOptions>>(), services.GetRequiredService<Hosting.Secrets.SecretStore>().Get));

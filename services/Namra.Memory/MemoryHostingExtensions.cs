@@ -1,7 +1,6 @@
 using Namra.Hosting.Roles;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Options;
 using Namra.Hosting;
 using Namra.Memory.Options;
 using Namra.Memory.Stores;
@@ -22,10 +21,8 @@ public static class MemoryHostingExtensions
     public static WebApplicationBuilder AddMemory(this WebApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        builder.Services.AddOptions<MemoryOptions>()
-            .Bind(builder.Configuration.GetSection(MemoryOptions.SectionName))
-            .ValidateOnStart();
-        builder.Services.AddSingleton<IValidateOptions<MemoryOptions>, MemoryOptionsValidator>();
+        builder.Services.AddNamraSettings<MemoryOptions, MemoryOptionsValidator>(MemoryOptions.SectionName)
+            .Bind(builder.Configuration.GetSection(MemoryOptions.SectionName));
         builder.Services.AddSingleton<MemoryStores>();
         builder.Services.AddHostedService(services => services.GetRequiredService<MemoryStores>());
         builder.Services.AddSingleton<Embedder>();

@@ -18,11 +18,9 @@ public static class OrchestratorHostingExtensions
     public static WebApplicationBuilder AddOrchestrator(this WebApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        builder.Services.AddOptions<OrchestratorOptions>()
+        builder.Services.AddNamraSettings<OrchestratorOptions, OrchestratorOptionsValidator>(OrchestratorOptions.SectionName)
             .Bind(builder.Configuration.GetSection(OrchestratorOptions.SectionName))
-            .Validate(options => !options.Jwt.Enabled || options.Jwt.Audience is { Length: > 0 }, "Namra:Orchestrator:Jwt:Audience: name the audience tokens must be for (with Jwt:Authority).")
-            .ValidateOnStart();
-        builder.Services.AddSingleton<IValidateOptions<OrchestratorOptions>, OrchestratorOptionsValidator>();
+            .Validate(options => !options.Jwt.Enabled || options.Jwt.Audience is { Length: > 0 }, "Namra:Orchestrator:Jwt:Audience: name the audience tokens must be for (with Jwt:Authority).");
         builder.Services.AddSingleton<Downstream>();
         builder.Services.AddSingleton<ActiveRuns>();
         builder.Services.AddSingleton<ResolvedAgents>();
@@ -61,24 +59,6 @@ public static class OrchestratorHostingExtensions
         // REST for the methods with google.api.http rules (only the public API has them), on the HTTP port; the
         // other roles do without transcoding and MVC's assemblies.
         builder.Services.AddGrpc().AddJsonTranscoding();
-        // The OpenAPI document of the REST API, generated from the protos' http rules and comments.
-        builder.Services.AddGrpcSwagger();
-        builder.Services.AddSwaggerGen(swagger =>
-        {
-            swagger.SwaggerDoc("v1", new Microsoft.OpenApi.Models.OpenApiInfo
-            {
-                Title = "Namra API",
-                Version = "v1",
-                Description = "Run agents, stream their events and read their records. The same API over gRPC: protos/namra/v1/agent_service.proto.",
-            });
-            var comments = Path.Combine(AppContext.BaseDirectory, "Namra.Contracts.xml");
-            if (File.Exists(comments))
-            {
-                swagger.IncludeGrpcXmlComments(comments, includeControllerXmlComments: true);
-            }
-
-            OpenApiDocument.Describe(swagger);
-        });
         builder.Services.Configure<Grpc.AspNetCore.Server.GrpcServiceOptions<AgentGrpcService>>(grpc => grpc.Interceptors.Add<Access.AccessInterceptor>());
         // Errors are written as google.rpc.Status JSON, whose details need their types known.
         builder.Services.PostConfigure<Microsoft.AspNetCore.Grpc.JsonTranscoding.GrpcJsonTranscodingOptions>(transcoding =>
@@ -93,9 +73,7 @@ public static class OrchestratorHostingExtensions
         ArgumentNullException.ThrowIfNull(app);
         app.UseStrictJsonBodies();
         app.MapGrpcService<AgentGrpcService>();
-        // An endpoint, not a middleware: the middleware asks the container for the document generator on every
-        // request, so the first gRPC call built it (ApiExplorer, the XML comments: about 15 MB the service kept).
-        app.MapSwagger("/openapi/{documentName}.json");
+        app.MapGet(OpenApiDocument.Path, new Microsoft.AspNetCore.Http.RequestDelegate(OpenApiDocument.Serve));
         return app;
     }
 }

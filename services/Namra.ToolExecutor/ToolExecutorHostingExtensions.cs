@@ -1,7 +1,6 @@
 using Namra.Hosting.Roles;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Options;
 using Namra.Hosting;
 using Namra.ToolExecutor.Options;
 using Namra.ToolExecutor.Tools;
@@ -24,10 +23,8 @@ public static class ToolExecutorHostingExtensions
     public static WebApplicationBuilder AddToolExecutor(this WebApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        builder.Services.AddOptions<ToolExecutorOptions>()
-            .Bind(builder.Configuration.GetSection(ToolExecutorOptions.SectionName))
-            .ValidateOnStart();
-        builder.Services.AddSingleton<IValidateOptions<ToolExecutorOptions>, ToolExecutorOptionsValidator>();
+        builder.Services.AddNamraSettings<ToolExecutorOptions, ToolExecutorOptionsValidator>(ToolExecutorOptions.SectionName)
+            .Bind(builder.Configuration.GetSection(ToolExecutorOptions.SectionName));
         Microsoft.Extensions.DependencyInjection.Extensions.ServiceCollectionDescriptorExtensions.TryAddSingleton<ArgumentValidator>(builder.Services);
         builder.Services.AddSingleton<ITool, CalculatorTool>();
         builder.Services.AddSingleton<ITool, FilesystemTool>();

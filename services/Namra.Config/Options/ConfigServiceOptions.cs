@@ -5,6 +5,7 @@ using Namra.Config.Parsing;
 namespace Namra.Config.Options;
 
 /// <summary>Settings of the config service; section <c>Namra:Config</c>.</summary>
+[System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "[Range(typeof(TimeSpan), ...)] is metadata here: the options validation source generator checks it with its own strongly typed copy, no TypeConverter.")]
 public sealed class ConfigServiceOptions : IValidatableObject
 {
     /// <summary>The configuration section.</summary>

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Collections.Concurrent;
 using System.Threading.Channels;
 using Google.Protobuf;
@@ -15,13 +16,17 @@ namespace Namra.Hosting.Clients;
 /// <param name="Role">The role name (<c>llm-gateway</c>...).</param>
 /// <param name="ServiceType">The service implementation: the container's instance, or one created from it.</param>
 /// <param name="Bind">The generated <c>BindService(ServiceBinderBase, TServiceBase)</c>.</param>
-public sealed record InProcessService(string Role, Type ServiceType, Action<ServiceBinderBase, object> Bind)
+public sealed record InProcessService(string Role, [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] Type ServiceType, Action<ServiceBinderBase, object> Bind)
 {
+    /// <summary>The service implementation: the container's instance, or one created from it.</summary>
+    [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)]
+    public Type ServiceType { get; } = ServiceType;
+
     /// <summary>
     /// The service <typeparamref name="TService"/>, bound by its generated base's <c>BindService</c>:
     /// <c>InProcessService.Of&lt;ConfigGrpcService, ConfigService.ConfigServiceBase&gt;("config", ConfigService.BindService)</c>.
     /// </summary>
-    public static InProcessService Of<TService, TBase>(string role, Action<ServiceBinderBase, TBase> bind)
+    public static InProcessService Of<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TService, TBase>(string role, Action<ServiceBinderBase, TBase> bind)
         where TService : class, TBase
     {
         ArgumentNullException.ThrowIfNull(bind);

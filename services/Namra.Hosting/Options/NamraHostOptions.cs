@@ -9,6 +9,7 @@ namespace Namra.Hosting.Options;
 /// <c>Namra__Host__GrpcPort=50051</c>...). gRPC and plain HTTP (metrics, REST) use two ports, because
 /// Kestrel cannot serve HTTP/2 without TLS and HTTP/1.1 on one cleartext port.
 /// </summary>
+[System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "[Range(typeof(TimeSpan), ...)] is metadata here: the options validation source generator checks it with its own strongly typed copy, no TypeConverter.")]
 public sealed class NamraHostOptions : IValidatableObject
 {
     /// <summary>The configuration section.</summary>

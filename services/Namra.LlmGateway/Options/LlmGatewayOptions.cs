@@ -6,6 +6,7 @@ using Namra.LlmGateway.Pricing;
 namespace Namra.LlmGateway.Options;
 
 /// <summary>Settings of the LLM gateway; section <c>Namra:LlmGateway</c>.</summary>
+[System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "[Range(typeof(TimeSpan), ...)] is metadata here: the options validation source generator checks it with its own strongly typed copy, no TypeConverter.")]
 public sealed class LlmGatewayOptions
 {
     /// <summary>The configuration section.</summary>
@@ -93,6 +94,7 @@ public sealed class LlmGatewayOptions
 /// Retries of 429, 5xx, overloaded and network failures, with exponential backoff and jitter, honouring the
 /// provider's <c>retry-after</c>; never once a streamed event has reached the caller.
 /// </summary>
+[System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "[Range(typeof(TimeSpan), ...)] is metadata here: the options validation source generator checks it with its own strongly typed copy, no TypeConverter.")]
 public sealed class RetryOptions
 {
     /// <summary>Retries after the first attempt; 0 turns retries off. Default 2.</summary>
@@ -109,6 +111,7 @@ public sealed class RetryOptions
 }
 
 /// <summary>A circuit breaker per provider: when most recent calls fail as unavailable, calls fail fast for a while.</summary>
+[System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "[Range(typeof(TimeSpan), ...)] is metadata here: the options validation source generator checks it with its own strongly typed copy, no TypeConverter.")]
 public sealed class CircuitBreakerOptions
 {
     /// <summary>Share of failed calls in the sampling window that opens the circuit. Default 0.5.</summary>

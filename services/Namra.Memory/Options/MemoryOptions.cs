@@ -5,6 +5,7 @@ using Namra.Contracts.V1;
 namespace Namra.Memory.Options;
 
 /// <summary>Settings of the memory service; section <c>Namra:Memory</c>. Connection strings come from here (or the environment) only.</summary>
+[System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "[Range(typeof(TimeSpan), ...)] is metadata here: the options validation source generator checks it with its own strongly typed copy, no TypeConverter.")]
 public sealed class MemoryOptions
 {
     /// <summary>The configuration section.</summary>

@@ -238,7 +238,7 @@ internal sealed class RedisMemoryStore(string configuration, TimeSpan timeout, T
 
     public async Task RememberAsync(string tenant, string space, StoredMemory memory, CancellationToken cancellationToken)
     {
-        var value = JsonSerializer.Serialize(new StoredMemoryJson(memory.Text, memory.Metadata, memory.Model, MemoryMarshal.AsBytes(memory.Embedding.AsSpan()).ToArray()));
+        var value = JsonSerializer.Serialize(new StoredMemoryJson(memory.Text, memory.Metadata, memory.Model, MemoryMarshal.AsBytes(memory.Embedding.AsSpan()).ToArray()), StoredJson.Default.StoredMemoryJson);
         await Database.HashSetAsync(MemoriesKey(tenant, space), memory.Id, value).ConfigureAwait(false);
     }
 
@@ -247,7 +247,7 @@ internal sealed class RedisMemoryStore(string configuration, TimeSpan timeout, T
         var memories = new List<StoredMemory>();
         await foreach (var entry in Database.HashScanAsync(MemoriesKey(tenant, space), pageSize: 1000).WithCancellation(cancellationToken).ConfigureAwait(false))
         {
-            var stored = JsonSerializer.Deserialize<StoredMemoryJson>((string)entry.Value!)!;
+            var stored = JsonSerializer.Deserialize((string)entry.Value!, StoredJson.Default.StoredMemoryJson)!;
             memories.Add(new StoredMemory(entry.Name!, stored.Text, stored.Metadata, stored.Model, MemoryMarshal.Cast<byte, float>(stored.Embedding).ToArray()));
             if (memories.Count == limit)
             {
@@ -266,7 +266,7 @@ internal sealed class RedisMemoryStore(string configuration, TimeSpan timeout, T
             return null;
         }
 
-        var stored = JsonSerializer.Deserialize<StoredMemoryJson>((string)value!)!;
+        var stored = JsonSerializer.Deserialize((string)value!, StoredJson.Default.StoredMemoryJson)!;
         return new StoredMemory(id, stored.Text, stored.Metadata, stored.Model, MemoryMarshal.Cast<byte, float>(stored.Embedding).ToArray());
     }
 
@@ -313,5 +313,5 @@ internal sealed class RedisMemoryStore(string configuration, TimeSpan timeout, T
     private static (string Tenant, string RunId) Split(string member) =>
         member.IndexOf(Tenants.Separator, StringComparison.Ordinal) is var at and >= 0 ? (member[..at], member[(at + Tenants.Separator.Length)..]) : (Tenants.Default, member);
 
-    private sealed record StoredMemoryJson(string Text, IReadOnlyDictionary<string, string> Metadata, string Model, byte[] Embedding);
+    internal sealed record StoredMemoryJson(string Text, IReadOnlyDictionary<string, string> Metadata, string Model, byte[] Embedding);
 }

@@ -335,7 +335,7 @@ internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
             INSERT INTO namra_memories (tenant, namespace, id, text, metadata, model, embedding) VALUES ($1, $2, $3, $4, $5, $6, $7)
             ON CONFLICT (tenant, namespace, id) DO UPDATE SET text = excluded.text, metadata = excluded.metadata, model = excluded.model, embedding = excluded.embedding
             """,
-            tenant, space, memory.Id, memory.Text, JsonSerializer.Serialize(memory.Metadata), memory.Model, MemoryMarshal.AsBytes(memory.Embedding.AsSpan()).ToArray()).ConfigureAwait(false);
+            tenant, space, memory.Id, memory.Text, JsonSerializer.Serialize(memory.Metadata, StoredJson.Default.IReadOnlyDictionaryStringString), memory.Model, MemoryMarshal.AsBytes(memory.Embedding.AsSpan()).ToArray()).ConfigureAwait(false);
     }
 
     public async Task<IReadOnlyList<StoredMemory>> MemoriesAsync(string tenant, string space, int limit, CancellationToken cancellationToken)
@@ -370,7 +370,7 @@ internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
     private static StoredMemory MemoryOf(DbDataReader reader) => new(
         reader.GetString(0),
         reader.GetString(1),
-        JsonSerializer.Deserialize<Dictionary<string, string>>(reader.GetString(2)) ?? [],
+        JsonSerializer.Deserialize(reader.GetString(2), StoredJson.Default.DictionaryStringString) ?? [],
         reader.GetString(3),
         MemoryMarshal.Cast<byte, float>((byte[])reader.GetValue(4)).ToArray());
 

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Namra.Contracts;
@@ -20,7 +21,6 @@ namespace Namra.Orchestrator.Access;
 internal sealed partial class AccessKeys(IOptions<OrchestratorOptions> options, AuditLog audit, TimeProvider timeProvider, ILogger<AccessKeys> logger)
 {
     private static readonly TimeSpan CheckInterval = TimeSpan.FromSeconds(2);
-    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, ReadCommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true };
     private readonly Lock _gate = new();
     private Dictionary<string, Entry> _keys = [];
     private Dictionary<string, TenantPolicy> _tenants = [];
@@ -143,7 +143,7 @@ internal sealed partial class AccessKeys(IOptions<OrchestratorOptions> options, 
             yield break;
         }
 
-        var access = JsonSerializer.Deserialize<AccessFile>(File.ReadAllText(file), Json) ?? throw new InvalidDataException("The access file is empty.");
+        var access = JsonSerializer.Deserialize(File.ReadAllText(file), AccessJson.Default.AccessFile) ?? throw new InvalidDataException("The access file is empty.");
         foreach (var (name, limits) in access.Tenants ?? [])
         {
             if (name != "*" && !Tenants.IsValidName(name))
@@ -187,4 +187,8 @@ internal sealed partial class AccessKeys(IOptions<OrchestratorOptions> options, 
     private sealed record AccessFile(List<KeyEntry>? Keys, Dictionary<string, TenantPolicy.Settings>? Tenants);
 
     private sealed record KeyEntry(string? Id, string? Sha256, string? Tenant, List<string>? Roles, List<string>? Agents, DateTimeOffset? Expires);
+
+    [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, ReadCommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true)]
+    [JsonSerializable(typeof(AccessFile))]
+    private sealed partial class AccessJson : JsonSerializerContext;
 }

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Options;
 namespace Namra.Orchestrator.Options;
 
 /// <summary>Settings of the orchestrator; section <c>Namra:Orchestrator</c>.</summary>
+[System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "[Range(typeof(TimeSpan), ...)] is metadata here: the options validation source generator checks it with its own strongly typed copy, no TypeConverter.")]
 public sealed class OrchestratorOptions
 {
     /// <summary>The configuration section.</summary>

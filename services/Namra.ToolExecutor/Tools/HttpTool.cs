@@ -222,7 +222,7 @@ internal sealed class HttpTool : ITool
             var value = header.Value.GetString() ?? "";
             if (header.Name.Length == 0 || !header.Name.All(c => char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-.^_`|~".Contains(c, StringComparison.Ordinal)))
             {
-                return (headers, $"The header name {JsonSerializer.Serialize(header.Name)} is not a valid HTTP header name.");
+                return (headers, $"The header name \"{JsonEncodedText.Encode(header.Name)}\" is not a valid HTTP header name.");
             }
 
             if (value.AsSpan().IndexOfAny('\r', '\n', '\0') >= 0)

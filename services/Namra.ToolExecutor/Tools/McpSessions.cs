@@ -22,7 +22,7 @@ internal sealed record McpServerSettings(
     public string Label => Transport == "http" ? Url : Command;
 
     /// <summary>Identity of the session: the settings as written, before <c>${VAR}</c> is resolved.</summary>
-    public string Key { get; } = JsonSerializer.Serialize(new object[] { Transport, Command, Arguments, Environment, Url, Headers });
+    public string Key { get; } = JsonSerializer.Serialize(new McpServerIdentity(Transport, Command, Arguments, Environment, Url, Headers), InstanceKeys.Default.McpServerIdentity);
 
     public static McpServerSettings From(ToolConfig config)
     {

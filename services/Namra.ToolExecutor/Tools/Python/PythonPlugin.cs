@@ -12,7 +12,7 @@ namespace Namra.ToolExecutor.Tools.Python;
 internal sealed record PythonPluginSettings(string Module, IReadOnlyList<KeyValuePair<string, string>> Variables)
 {
     /// <summary>Identity of the plugin: the settings as written, before <c>${VAR}</c> is resolved.</summary>
-    public string Key { get; } = JsonSerializer.Serialize(new object[] { Module, Variables });
+    public string Key { get; } = JsonSerializer.Serialize(new PythonPluginIdentity(Module, Variables), InstanceKeys.Default.PythonPluginIdentity);
 
     public static PythonPluginSettings From(ToolConfig config)
     {
