@@ -31,10 +31,9 @@ internal sealed class ToolCalls(Downstream downstream, ChildRuns children, RunMe
         var maxParallel = run.Request.Agent.Execution?.MaxParallelToolCalls ?? 0;
         using var gate = new SemaphoreSlim(maxParallel > 0 ? maxParallel : Contracts.ExecutionDefaults.MaxParallelToolCalls);
         var running = new ConcurrentDictionary<string, (ToolCall Call, long Started)>();
-        using var progressEnds = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var progress = run.State.Streamed && options.Value.ToolProgressInterval > TimeSpan.Zero
-            ? ReportRunningAsync(run.State, running, progressEnds.Token)
-            : Task.CompletedTask;
+        // Disposing the timer ends the reports without an exception (a cancelled wait throws one, costly to capture).
+        using var ticks = run.State.Streamed && options.Value.ToolProgressInterval > TimeSpan.Zero ? new PeriodicTimer(options.Value.ToolProgressInterval, timeProvider) : null;
+        var progress = ticks is null ? Task.CompletedTask : ReportRunningAsync(run.State, running, ticks, cancellationToken);
         try
         {
             return await Task.WhenAll(calls.Select(async call =>
@@ -79,16 +78,15 @@ internal sealed class ToolCalls(Downstream downstream, ChildRuns children, RunMe
         }
         finally
         {
-            await progressEnds.CancelAsync().ConfigureAwait(false);
+            ticks?.Dispose();
             await progress.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
     }
 
     // While tools run, a streamed run says so at an interval: a client (namra run --json, a UI) sees the run alive.
-    private async Task ReportRunningAsync(RunState state, ConcurrentDictionary<string, (ToolCall Call, long Started)> running, CancellationToken cancellationToken)
+    private async Task ReportRunningAsync(RunState state, ConcurrentDictionary<string, (ToolCall Call, long Started)> running, PeriodicTimer ticks, CancellationToken cancellationToken)
     {
-        using var timer = new PeriodicTimer(options.Value.ToolProgressInterval, timeProvider);
-        while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+        while (await ticks.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
         {
             foreach (var (id, (call, started)) in running)
             {
