@@ -20,7 +20,8 @@ internal sealed record ColdStartFigures(string Build, double VersionMs, double V
 /// </summary>
 internal static class ColdStart
 {
-    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+    private static readonly JsonSerializerOptions Line = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
     public static async Task<int> RunAsync(ColdStartOptions options, CancellationToken cancellationToken)
     {
@@ -109,7 +110,7 @@ internal static class ColdStart
 
             var figures = new ColdStartFigures(name, Median(version), Median(validate), runsAgents ? Median(first) : double.NaN, runsAgents ? Median(exit) : double.NaN);
             results.Add(figures);
-            Console.WriteLine(JsonSerializer.Serialize(figures));
+            Console.WriteLine(JsonSerializer.Serialize(figures, Line));
         }
 
         work.Delete(recursive: true);
@@ -122,9 +123,15 @@ internal static class ColdStart
 
     /// <summary>Builds the CLI into <c>cli-{name}</c> under the output folder (the CLI project publishes ReadyToRun).</summary>
     /// <remarks>Every build is measured from its <c>namra</c>; the native launcher's hands <c>run</c> to <c>lib/namra</c>.</remarks>
-    internal static async Task<string> BuildAsync(string output, string name, string[] arguments, CancellationToken cancellationToken)
+    internal static async Task<string> BuildAsync(string output, string name, string[] arguments, CancellationToken cancellationToken, bool reuse = false)
     {
         var folder = Path.Combine(output, "cli-" + name);
+        if (reuse && Directory.Exists(folder))
+        {
+            Console.WriteLine($"{folder}: built before, used as it is");
+            return folder;
+        }
+
         string[] command = [.. arguments, "-o", folder];
         // Both publishes share obj/.../linux-x64; precompiled images left by the composite one crash the other.
         var precompiled = RepositoryPaths.Combine("cli", "Namra.Cli", "obj", "Release", "net10.0", "linux-x64", "R2R");
