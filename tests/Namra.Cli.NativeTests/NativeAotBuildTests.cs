@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
-using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Grpc.Health.V1;
@@ -25,39 +24,14 @@ public sealed class NativeAotBuilds : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
-        await PublishAsync(Path.Combine("cli", "Namra.Cli", "Namra.Cli.csproj"), Path.Combine(_root, "cli"), Cli);
-        await PublishAsync(Path.Combine("services", "Namra.Server", "Namra.Server.csproj"), Path.Combine(_root, "server"), Server);
+        await Publish.RunAsync(Path.Combine("cli", "Namra.Cli", "Namra.Cli.csproj"), Path.Combine(_root, "cli"), Cli, "-p:PublishAot=true");
+        await Publish.RunAsync(Path.Combine("services", "Namra.Server", "Namra.Server.csproj"), Path.Combine(_root, "server"), Server, "-p:PublishAot=true");
     }
 
     public ValueTask DisposeAsync()
     {
         Directory.Delete(_root, recursive: true);
         return ValueTask.CompletedTask;
-    }
-
-    private static async Task PublishAsync(string project, string folder, string executable)
-    {
-        var start = new ProcessStartInfo("dotnet",
-            ["publish", Path.Combine(RepositoryPaths.Root, project), "-c", "Release", "-r", RuntimeInformation.RuntimeIdentifier, "-p:PublishAot=true", "-o", folder, "-nologo"])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-
-        // The test host's MSBuild settings are not the publish's.
-        foreach (var name in new[] { "MSBUILD_EXE_PATH", "MSBuildExtensionsPath", "MSBuildSDKsPath" })
-        {
-            start.Environment.Remove(name);
-        }
-
-        using var publish = Process.Start(start)!;
-        var output = publish.StandardOutput.ReadToEndAsync();
-        var error = publish.StandardError.ReadToEndAsync();
-        await publish.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(10));
-        if (publish.ExitCode != 0 || !File.Exists(executable))
-        {
-            throw new InvalidOperationException($"Publishing {project} ahead of time failed ({publish.ExitCode}):\n{await output}\n{await error}");
-        }
     }
 }
 

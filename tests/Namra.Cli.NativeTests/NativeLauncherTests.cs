@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using Namra.Testing;
 
 namespace Namra.Cli.NativeTests;
@@ -14,28 +13,7 @@ public sealed class NativeLauncher : IAsyncLifetime
     public async ValueTask InitializeAsync()
     {
         // Without the full CLI beside it (PublishFullCli=false): the tests put a stand-in there when they need one.
-        var start = new ProcessStartInfo("dotnet",
-            ["publish", Path.Combine(RepositoryPaths.Root, "cli", "Namra.Cli.Native", "Namra.Cli.Native.csproj"),
-             "-c", "Release", "-r", RuntimeInformation.RuntimeIdentifier, "-p:PublishFullCli=false", "-o", Folder, "-nologo"])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-
-        // The test host's MSBuild settings are not the publish's.
-        foreach (var name in new[] { "MSBUILD_EXE_PATH", "MSBuildExtensionsPath", "MSBuildSDKsPath" })
-        {
-            start.Environment.Remove(name);
-        }
-
-        using var publish = Process.Start(start)!;
-        var output = publish.StandardOutput.ReadToEndAsync();
-        var error = publish.StandardError.ReadToEndAsync();
-        await publish.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(10));
-        if (publish.ExitCode != 0 || !File.Exists(Executable))
-        {
-            throw new InvalidOperationException($"Publishing the native launcher failed ({publish.ExitCode}):\n{await output}\n{await error}");
-        }
+        await Publish.RunAsync(Path.Combine("cli", "Namra.Cli.Native", "Namra.Cli.Native.csproj"), Folder, Executable, "-p:PublishFullCli=false");
     }
 
     public ValueTask DisposeAsync()
