@@ -20,7 +20,6 @@ internal sealed record ColdStartFigures(string Build, double VersionMs, double V
 /// </summary>
 internal static class ColdStart
 {
-    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
     private static readonly JsonSerializerOptions Line = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
     public static async Task<int> RunAsync(ColdStartOptions options, CancellationToken cancellationToken)
@@ -37,7 +36,7 @@ internal static class ColdStart
 
         var results = await MeasureAsync(builds, options.Repeat, runs: null, cancellationToken);
         Directory.CreateDirectory(output);
-        await File.WriteAllTextAsync(Path.Combine(output, "coldstart.json"), JsonSerializer.Serialize(new { repeat = options.Repeat, results }, Indented), cancellationToken);
+        await File.WriteAllTextAsync(Path.Combine(output, "coldstart.json"), JsonSerializer.Serialize(new { repeat = options.Repeat, results }, Driver.Indented), cancellationToken);
         var markdown = Markdown(results, options.Repeat);
         await File.WriteAllTextAsync(Path.Combine(output, "coldstart.md"), markdown, cancellationToken);
         Console.WriteLine();

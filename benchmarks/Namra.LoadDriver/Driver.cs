@@ -46,7 +46,8 @@ internal static class Driver
         """;
 
     private static readonly string[] Roles = ["config", "llm-gateway", "tool-executor", "memory", "orchestrator"];
-    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+    /// <summary>The results as JSON files: indented, NaN written as a name (a ratio with no floor).</summary>
+    internal static readonly JsonSerializerOptions Indented = new() { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
     public static async Task<int> RunAsync(DriverOptions options, CancellationToken cancellationToken)
     {

@@ -23,7 +23,6 @@ internal static class Targets
 {
     private static readonly string[] LoadModes = ["baseline", "embedded", "bare-rest", "server-rest", "server-rest-aot", "bare-distributed", "distributed", "distributed-aot"];
     private static readonly string[] SingleRoles = ["config", "llm-gateway", "tool-executor", "memory", "orchestrator"];
-    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
     public static async Task<int> RunAsync(TargetsOptions options, CancellationToken cancellationToken)
     {
@@ -54,7 +53,7 @@ internal static class Targets
         var rows = Rows(coldStart, launcherMb, servers, results, options.Concurrency);
         var markdown = Markdown(rows, coldStart, aotCliMb, launcherMb, servers, load, results, options);
         Directory.CreateDirectory(output);
-        await File.WriteAllTextAsync(Path.Combine(output, "targets.json"), JsonSerializer.Serialize(new { coldStart, launcherMb, aotCliMb, servers, results, rows }, Indented), cancellationToken);
+        await File.WriteAllTextAsync(Path.Combine(output, "targets.json"), JsonSerializer.Serialize(new { coldStart, launcherMb, aotCliMb, servers, results, rows }, Driver.Indented), cancellationToken);
         await File.WriteAllTextAsync(Path.Combine(output, "targets.md"), markdown, cancellationToken);
         Console.WriteLine();
         Console.WriteLine(markdown);
@@ -113,20 +112,7 @@ internal static class Targets
         using var child = Child.Start(command, environment);
         // The port first, tried every millisecond: a gRPC channel whose first connection is refused waits out a backoff
         // (about a second) before it tries again, which would be measured as the server's start.
-        while (true)
-        {
-            using var probe = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
-            try
-            {
-                await probe.ConnectAsync(System.Net.IPAddress.Loopback, grpc, cancellationToken);
-                break;
-            }
-            catch (System.Net.Sockets.SocketException) when (Stopwatch.GetElapsedTime(start) < TimeSpan.FromSeconds(30) && !child.Process.HasExited)
-            {
-                await Task.Delay(1, cancellationToken);
-            }
-        }
-
+        await LocalPorts.WaitUntilListeningAsync(System.Net.IPAddress.Loopback, grpc, TimeSpan.FromMilliseconds(1));
         await Driver.WaitForHealthAsync($"http://127.0.0.1:{grpc}", cancellationToken, pollEvery: TimeSpan.FromMilliseconds(1));
         var ready = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         if (settle)

@@ -222,12 +222,9 @@ public sealed class TeamTests : IAsyncDisposable
     [Fact]
     public async Task AChildWaitingForApproval_HoldsItsParent_WhichGoesOnOnceThePersonDecides()
     {
-        await WriteAgentsAsync(("careful.yaml", Careful));
-        await using var host = await NamraTestHost.StartAsync("all", new Dictionary<string, string?> { ["Namra:Config:AgentsPath"] = _agents });
+        await using var host = await StartHostAsync();
         var client = new AgentService.AgentServiceClient(host.Channel);
-
-        var running = client.ExecuteAsync(new ExecuteRequest { Agent = InlineAgents.Yaml(CallingCareful), Input = "Ask.", RunId = "held" }).ResponseAsync;
-        await Eventually.HoldsAsync(() => StatusAsync(client, "held.call_r"), status => status == RunStatus.AwaitingApproval);
+        var running = await StartHeldAsync(client, "held");
         await client.ApproveToolCallsAsync(new ApproveToolCallsRequest { RunId = "held.call_r", Reason = "fine" });
         var run = (await running.WaitAsync(TimeSpan.FromSeconds(30))).Run;
 
@@ -238,17 +235,28 @@ public sealed class TeamTests : IAsyncDisposable
     [Fact]
     public async Task CancellingAParent_WhoseChildWaitsForApproval_CancelsTheChild()
     {
-        await WriteAgentsAsync(("careful.yaml", Careful));
-        await using var host = await NamraTestHost.StartAsync("all", new Dictionary<string, string?> { ["Namra:Config:AgentsPath"] = _agents });
+        await using var host = await StartHostAsync();
         var client = new AgentService.AgentServiceClient(host.Channel);
-
-        var running = client.ExecuteAsync(new ExecuteRequest { Agent = InlineAgents.Yaml(CallingCareful), Input = "Ask.", RunId = "held-cancel" }).ResponseAsync;
-        await Eventually.HoldsAsync(() => StatusAsync(client, "held-cancel.call_r"), status => status == RunStatus.AwaitingApproval);
+        var running = await StartHeldAsync(client, "held-cancel");
         await client.CancelRunAsync(new CancelRunRequest { RunId = "held-cancel", Reason = "not needed" });
         var run = (await running.WaitAsync(TimeSpan.FromSeconds(30))).Run;
 
         Assert.Equal(RunStatus.Cancelled, run.Status);
         await Eventually.HoldsAsync(() => StatusAsync(client, "held-cancel.call_r"), status => status == RunStatus.Cancelled);
+    }
+
+    private async Task<NamraTestHost> StartHostAsync()
+    {
+        await WriteAgentsAsync(("careful.yaml", Careful));
+        return await NamraTestHost.StartAsync("all", new Dictionary<string, string?> { ["Namra:Config:AgentsPath"] = _agents });
+    }
+
+    /// <summary>Starts a run whose child, <c>careful</c>, waits for a person's approval; returns once it waits.</summary>
+    private static async Task<Task<ExecuteResponse>> StartHeldAsync(AgentService.AgentServiceClient client, string runId)
+    {
+        var running = client.ExecuteAsync(new ExecuteRequest { Agent = InlineAgents.Yaml(CallingCareful), Input = "Ask.", RunId = runId }).ResponseAsync;
+        await Eventually.HoldsAsync(() => StatusAsync(client, runId + ".call_r"), status => status == RunStatus.AwaitingApproval);
+        return running;
     }
 
     private static async Task<RunStatus> StatusAsync(AgentService.AgentServiceClient client, string runId)

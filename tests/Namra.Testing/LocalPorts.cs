@@ -39,10 +39,17 @@ public static class LocalPorts
     public static Task WaitUntilListeningAsync(int port) => WaitUntilListeningAsync(IPAddress.Loopback, port);
 
     /// <summary>Waits until something accepts connections on a loopback <paramref name="address"/> and <paramref name="port"/>, up to 30 s.</summary>
-    public static async Task WaitUntilListeningAsync(IPAddress address, int port)
+    public static Task WaitUntilListeningAsync(IPAddress address, int port) => WaitUntilListeningAsync(address, port, TimeSpan.FromMilliseconds(50));
+
+    /// <summary>
+    /// Waits until something accepts connections on a loopback <paramref name="address"/> and <paramref name="port"/>, up to
+    /// 30 s, trying every <paramref name="pollEvery"/> (a start-up measurement tries every millisecond).
+    /// </summary>
+    public static async Task WaitUntilListeningAsync(IPAddress address, int port, TimeSpan pollEvery)
     {
         ArgumentNullException.ThrowIfNull(address);
-        for (var attempt = 0; attempt < 600; attempt++)
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (waited.Elapsed < TimeSpan.FromSeconds(30))
         {
             try
             {
@@ -52,7 +59,7 @@ public static class LocalPorts
             }
             catch (SocketException)
             {
-                await Task.Delay(50).ConfigureAwait(false);
+                await Task.Delay(pollEvery).ConfigureAwait(false);
             }
         }
 
