@@ -7,8 +7,25 @@ namespace Namra.Cli.NativeTests;
 /// <summary><c>dotnet publish</c> of a project of this repository for this machine, as an operator runs it.</summary>
 internal static class Publish
 {
+    // The fixtures of different classes start together, and two publishes for one runtime share the intermediate
+    // folders of the projects they both build (protobuf code generated into obj/ among them): one at a time.
+    private static readonly SemaphoreSlim OneAtATime = new(1, 1);
+
     /// <summary>Publishes <paramref name="project"/> (relative to the repository) into <paramref name="folder"/>; fails unless <paramref name="executable"/> results.</summary>
     public static async Task RunAsync(string project, string folder, string executable, params string[] properties)
+    {
+        await OneAtATime.WaitAsync();
+        try
+        {
+            await RunAloneAsync(project, folder, executable, properties);
+        }
+        finally
+        {
+            OneAtATime.Release();
+        }
+    }
+
+    private static async Task RunAloneAsync(string project, string folder, string executable, string[] properties)
     {
         var start = new ProcessStartInfo("dotnet",
             ["publish", Path.Combine(RepositoryPaths.Root, project), "-c", "Release", "-r", RuntimeInformation.RuntimeIdentifier, .. properties, "-o", folder, "-nologo"])
