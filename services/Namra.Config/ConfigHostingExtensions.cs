@@ -12,7 +12,7 @@ namespace Namra.Config;
 public static class ConfigHostingExtensions
 {
     /// <summary>The role: its name, the key of its address, its gRPC service, how it is added and mapped.</summary>
-    public static NamraRole Role { get; } = new(Contracts.ServiceRoles.Config, "Config", Contracts.V1.ConfigService.Descriptor, builder => builder.AddConfigService(), app => app.MapConfigService())
+    public static NamraRole Role { get; } = new(Contracts.ServiceRoles.Config, "Config", () => Contracts.V1.ConfigService.Descriptor, builder => builder.AddConfigService(), app => app.MapConfigService())
     {
         // Called from other processes by these roles only (with a service key, others are refused).
         CalledBy = [Contracts.ServiceRoles.Orchestrator],

@@ -18,7 +18,7 @@ namespace Namra.LlmGateway;
 public static class LlmGatewayHostingExtensions
 {
     /// <summary>The role: its name, the key of its address, its gRPC service, how it is added and mapped.</summary>
-    public static NamraRole Role { get; } = new(Contracts.ServiceRoles.LlmGateway, "LlmGateway", Contracts.V1.LlmGatewayService.Descriptor, builder => builder.AddLlmGateway(), app => app.MapLlmGateway())
+    public static NamraRole Role { get; } = new(Contracts.ServiceRoles.LlmGateway, "LlmGateway", () => Contracts.V1.LlmGatewayService.Descriptor, builder => builder.AddLlmGateway(), app => app.MapLlmGateway())
     {
         // Called from other processes by these roles only (with a service key, others are refused).
         CalledBy = [Contracts.ServiceRoles.Orchestrator, Contracts.ServiceRoles.Memory],

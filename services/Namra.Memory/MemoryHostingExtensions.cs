@@ -11,7 +11,7 @@ namespace Namra.Memory;
 public static class MemoryHostingExtensions
 {
     /// <summary>The role: its name, the key of its address, its gRPC service, how it is added and mapped.</summary>
-    public static NamraRole Role { get; } = new(Contracts.ServiceRoles.Memory, "Memory", Contracts.V1.MemoryService.Descriptor, builder => builder.AddMemory(), app => app.MapMemory())
+    public static NamraRole Role { get; } = new(Contracts.ServiceRoles.Memory, "Memory", () => Contracts.V1.MemoryService.Descriptor, builder => builder.AddMemory(), app => app.MapMemory())
     {
         // Called from other processes by these roles only (with a service key, others are refused).
         CalledBy = [Contracts.ServiceRoles.Orchestrator],

@@ -12,7 +12,7 @@ namespace Namra.Orchestrator;
 public static class OrchestratorHostingExtensions
 {
     /// <summary>The role: its name, the key of its address, its gRPC service, how it is added and mapped.</summary>
-    public static NamraRole Role { get; } = new(Contracts.ServiceRoles.Orchestrator, "Orchestrator", Contracts.V1.AgentService.Descriptor, builder => builder.AddOrchestrator(), app => app.MapOrchestrator());
+    public static NamraRole Role { get; } = new(Contracts.ServiceRoles.Orchestrator, "Orchestrator", () => Contracts.V1.AgentService.Descriptor, builder => builder.AddOrchestrator(), app => app.MapOrchestrator());
 
     /// <summary>Adds the orchestrator: options, the run loop and its downstream clients.</summary>
     public static WebApplicationBuilder AddOrchestrator(this WebApplicationBuilder builder)

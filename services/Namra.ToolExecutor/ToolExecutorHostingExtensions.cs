@@ -13,7 +13,7 @@ namespace Namra.ToolExecutor;
 public static class ToolExecutorHostingExtensions
 {
     /// <summary>The role: its name, the key of its address, its gRPC service, how it is added and mapped.</summary>
-    public static NamraRole Role { get; } = new(Contracts.ServiceRoles.ToolExecutor, "ToolExecutor", Contracts.V1.ToolExecutorService.Descriptor, builder => builder.AddToolExecutor(), app => app.MapToolExecutor())
+    public static NamraRole Role { get; } = new(Contracts.ServiceRoles.ToolExecutor, "ToolExecutor", () => Contracts.V1.ToolExecutorService.Descriptor, builder => builder.AddToolExecutor(), app => app.MapToolExecutor())
     {
         // Called from other processes by these roles only (with a service key, others are refused).
         CalledBy = [Contracts.ServiceRoles.Orchestrator],

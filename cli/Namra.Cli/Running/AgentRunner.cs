@@ -5,6 +5,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Namra.Contracts.V1;
+using Namra.Hosting;
 using Namra.Hosting.Clients;
 using Namra.Server;
 
@@ -62,6 +63,10 @@ internal sealed class AgentRunner : IAsyncDisposable
     /// </summary>
     public static async Task<AgentRunner> StartEmbeddedAsync(CancellationToken cancellationToken, string? agentFolder = null)
     {
+        // Nothing collected while the services start and the first run warms them: what they allocate stays alive.
+        // Collections resume by themselves after StartupWithoutCollections.Budget bytes, in a long run or a chat.
+        StartupWithoutCollections.Begin();
+
         // An empty builder: no appsettings.json read (or watched) from wherever the user stands, no web server.
         // Settings come from the environment (Namra__..., ANTHROPIC_BASE_URL) under the CLI's own below.
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { Args = [], EnvironmentName = "Production" });

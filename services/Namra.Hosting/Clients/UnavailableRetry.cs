@@ -21,9 +21,10 @@ internal sealed class UnavailableRetry(TimeProvider timeProvider, IEnumerable<Se
     private static readonly TimeSpan InitialBackoff = TimeSpan.FromMilliseconds(50);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(1);
 
-    // The methods of the services this process may call, by the name a call carries ("/namra.v1.MemoryService/GetRunRecord").
-    private readonly Dictionary<string, MethodDescriptor> _methods = services.SelectMany(service => service.Methods)
-        .ToDictionary(method => $"/{method.Service.FullName}/{method.Name}", StringComparer.Ordinal);
+    // The methods of the services this process may call, by the name a call carries ("/namra.v1.MemoryService/GetRunRecord"):
+    // read from their descriptors at the first failure, so a process whose calls succeed never builds them.
+    private readonly Lazy<Dictionary<string, MethodDescriptor>> _methods = new(() => services.SelectMany(service => service.Methods)
+        .ToDictionary(method => $"/{method.Service.FullName}/{method.Name}", StringComparer.Ordinal));
 
     // Safe to repeat, as the method's proto says: its idempotency_level is NO_SIDE_EFFECTS or IDEMPOTENT.
     private static bool SafeToRepeat(MethodDescriptor method) =>
@@ -70,7 +71,7 @@ internal sealed class UnavailableRetry(TimeProvider timeProvider, IEnumerable<Se
     private TimeSpan? Backoff(RpcException exception, int attempt, string method, CallOptions options)
     {
         if (exception.StatusCode != StatusCode.Unavailable || attempt >= MaxAttempts || options.CancellationToken.IsCancellationRequested
-            || !((_methods.TryGetValue(method, out var called) && SafeToRepeat(called)) || NothingWasSent(exception)))
+            || !((_methods.Value.TryGetValue(method, out var called) && SafeToRepeat(called)) || NothingWasSent(exception)))
         {
             return null;
         }

@@ -12,8 +12,21 @@ namespace Namra.Hosting.Roles;
 /// host and mapped, and which roles call it (<see cref="CalledBy"/>). The hosting library knows no service; the server
 /// lists the roles once.
 /// </summary>
-public sealed record NamraRole(string Name, string AddressKey, ServiceDescriptor Service, Action<WebApplicationBuilder> Add, Action<WebApplication> Map)
+/// <param name="Name">The role's name in <c>--services</c>.</param>
+/// <param name="AddressKey">The key of its address under <c>Namra:Services</c>.</param>
+/// <param name="Describe">
+/// Its gRPC service's descriptor, asked for only when needed: building the protobuf descriptors of a service's files
+/// is a few milliseconds of every start otherwise, and an embedded run that meets no failure never needs them.
+/// </param>
+/// <param name="Add">Adds the service to a host.</param>
+/// <param name="Map">Maps its endpoints.</param>
+public sealed record NamraRole(string Name, string AddressKey, Func<ServiceDescriptor> Describe, Action<WebApplicationBuilder> Add, Action<WebApplication> Map)
 {
+    private readonly Lazy<ServiceDescriptor> _service = new(Describe);
+
+    /// <summary>The role's gRPC service.</summary>
+    public ServiceDescriptor Service => _service.Value;
+
     /// <summary>
     /// The roles that call this service from other processes; with a service key, only they are answered
     /// (<see cref="Trust.ServiceTrustInterceptor"/>). Empty for a service anyone may call (the public API, which checks its
