@@ -30,6 +30,9 @@ internal sealed class AgentRunner : IAsyncDisposable
 
     public AgentService.AgentServiceClient Client => new(_invoker);
 
+    /// <summary>The embedded services' container; null for a runner of a remote server.</summary>
+    internal IServiceProvider? EmbeddedServices => _embedded?.Services;
+
     /// <summary>The SQLite file embedded runs keep conversations and run records in.</summary>
     public static string DataFile =>
         Path.Combine(Environment.GetEnvironmentVariable("NAMRA_DATA_DIR") is { Length: > 0 } folder ? folder
