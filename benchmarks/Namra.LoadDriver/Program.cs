@@ -69,8 +69,10 @@ var targetConcurrency = new Option<int[]>("--concurrency") { Description = "Runs
 var targetRepeat = new Option<int>("--repeat") { Description = "Starts measured per command and build (the median is reported).", DefaultValueFactory = _ => 5 };
 var targetOutput = new Option<string>("--out") { Description = "Folder for the builds and the results.", DefaultValueFactory = _ => "artifacts/targets" };
 var reuse = new Option<bool>("--reuse-builds") { Description = "Use the builds an earlier run left in the output folder instead of building them again." };
-var targets = new Command("targets", "Every performance target with its floor, from one run: NativeAOT builds (start, memory, size), then whole runs in every mode.") { targetRuns, targetConcurrency, targetRepeat, targetOutput, reuse };
-targets.SetAction(async (parse, cancellationToken) => await Targets.RunAsync(new TargetsOptions(parse.GetValue(targetRuns), parse.GetValue(targetConcurrency)!, parse.GetValue(targetRepeat), parse.GetValue(targetOutput)!, parse.GetValue(reuse)), cancellationToken));
+var startupOnly = new Option<bool>("--startup-only") { Description = "Measure start-up, memory and size only, not whole runs under load (a few minutes with --reuse-builds)." };
+var targets = new Command("targets", "Every performance target with its floor, from one run: NativeAOT builds (start, memory, size), then whole runs in every mode.") { targetRuns, targetConcurrency, targetRepeat, targetOutput, reuse, startupOnly };
+targets.SetAction(async (parse, cancellationToken) => await Targets.RunAsync(
+    new TargetsOptions(parse.GetValue(targetRuns), parse.GetValue(targetConcurrency)!, parse.GetValue(targetRepeat), parse.GetValue(targetOutput)!, parse.GetValue(reuse), parse.GetValue(startupOnly)), cancellationToken));
 root.Subcommands.Add(targets);
 
 return await root.Parse(args).InvokeAsync();

@@ -6,10 +6,13 @@ using Namra.Testing;
 
 namespace Namra.LoadDriver;
 
-internal sealed record TargetsOptions(int Runs, int[] Concurrency, int Repeat, string Output, bool ReuseBuilds = false);
+internal sealed record TargetsOptions(int Runs, int[] Concurrency, int Repeat, string Output, bool ReuseBuilds = false, bool StartupOnly = false);
 
-/// <summary>A server build's start: from process start to health SERVING, and resident memory once idle, per role.</summary>
-internal sealed record ServerStartFigures(string Build, double ReadyMs, Dictionary<string, double> IdleRssMbByRole);
+/// <summary>
+/// A server build's start: from process start to its gRPC port accepting connections and to health SERVING, and
+/// resident memory once idle, per role.
+/// </summary>
+internal sealed record ServerStartFigures(string Build, double ListeningMs, double ReadyMs, Dictionary<string, double> IdleRssMbByRole);
 
 /// <summary>One line of the targets table: a figure, its floor, their ratio, and the target.</summary>
 internal sealed record TargetRow(string Target, string Figure, string Floor, string Ratio, string Goal, bool Met);
@@ -48,7 +51,7 @@ internal static class Targets
         }
 
         var load = new DriverOptions(TimeSpan.FromMilliseconds(10), options.Runs, options.Concurrency, LoadModes, Path.Combine(output, "load"), [], AotServer: aotServerExecutable);
-        var results = await Driver.MeasureAsync(load, cancellationToken);
+        var results = options.StartupOnly ? [] : await Driver.MeasureAsync(load, cancellationToken);
 
         var rows = Rows(coldStart, launcherMb, servers, results, options.Concurrency);
         var markdown = Markdown(rows, coldStart, aotCliMb, launcherMb, servers, load, results, options);
@@ -70,24 +73,25 @@ internal static class Targets
         await File.WriteAllTextAsync(Path.Combine(agents.FullName, "load_agent.yaml"), Driver.Agent, cancellationToken);
         try
         {
-            var ready = new List<double>();
+            var (listening, ready) = (new List<double>(), new List<double>());
             for (var round = -1; round < repeat; round++)
             {
-                var (ms, _) = await StartAsync(command, string.Join(',', SingleRoles), agents.FullName, settle: false, cancellationToken);
+                var (listeningMs, readyMs, _) = await StartAsync(command, string.Join(',', SingleRoles), agents.FullName, settle: false, cancellationToken);
                 if (round >= 0)
                 {
-                    ready.Add(ms);
+                    listening.Add(listeningMs);
+                    ready.Add(readyMs);
                 }
             }
 
             var rss = new Dictionary<string, double>();
             foreach (var role in SingleRoles.Append(string.Join(',', SingleRoles)))
             {
-                var (_, bytes) = await StartAsync(command, role, agents.FullName, settle: true, cancellationToken);
+                var (_, _, bytes) = await StartAsync(command, role, agents.FullName, settle: true, cancellationToken);
                 rss[role.Contains(',', StringComparison.Ordinal) ? "all five" : role] = bytes / 1024.0 / 1024.0;
             }
 
-            return new ServerStartFigures(build, ColdStart.Median(ready), rss);
+            return new ServerStartFigures(build, ColdStart.Median(listening), ColdStart.Median(ready), rss);
         }
         finally
         {
@@ -95,7 +99,7 @@ internal static class Targets
         }
     }
 
-    private static async Task<(double ReadyMs, long IdleRss)> StartAsync(string[] command, string roles, string agents, bool settle, CancellationToken cancellationToken)
+    private static async Task<(double ListeningMs, double ReadyMs, long IdleRss)> StartAsync(string[] command, string roles, string agents, bool settle, CancellationToken cancellationToken)
     {
         var grpc = LocalPorts.Free();
         var environment = new Dictionary<string, string>
@@ -113,6 +117,7 @@ internal static class Targets
         // The port first, tried every millisecond: a gRPC channel whose first connection is refused waits out a backoff
         // (about a second) before it tries again, which would be measured as the server's start.
         await LocalPorts.WaitUntilListeningAsync(System.Net.IPAddress.Loopback, grpc, TimeSpan.FromMilliseconds(1));
+        var listening = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         await Driver.WaitForHealthAsync($"http://127.0.0.1:{grpc}", cancellationToken, pollEvery: TimeSpan.FromMilliseconds(1));
         var ready = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         if (settle)
@@ -120,7 +125,7 @@ internal static class Targets
             await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
         }
 
-        return (ready, child.Rss());
+        return (listening, ready, child.Rss());
     }
 
     private static List<TargetRow> Rows(List<ColdStartFigures> coldStart, double launcherMb, List<ServerStartFigures> servers, List<Measurement> results, int[] concurrency)
@@ -200,13 +205,18 @@ internal static class Targets
         }
 
         text.AppendLine();
-        text.AppendLine("Server start (median) and idle RSS one second after health SERVING:");
+        text.AppendLine("Server start (median: to the gRPC port accepting connections, to health SERVING) and idle RSS one second after SERVING:");
         text.AppendLine();
-        text.AppendLine("| build | ready | " + string.Join(" | ", servers[0].IdleRssMbByRole.Keys) + " |");
-        text.AppendLine("|---|---:|" + string.Concat(servers[0].IdleRssMbByRole.Keys.Select(_ => "---:|")));
+        text.AppendLine("| build | listening | ready | " + string.Join(" | ", servers[0].IdleRssMbByRole.Keys) + " |");
+        text.AppendLine("|---|---:|---:|" + string.Concat(servers[0].IdleRssMbByRole.Keys.Select(_ => "---:|")));
         foreach (var s in servers)
         {
-            text.AppendLine(CultureInfo.InvariantCulture, $"| {s.Build} | {Ms(s.ReadyMs)} | {string.Join(" | ", s.IdleRssMbByRole.Values.Select(v => $"{v:0} MB"))} |");
+            text.AppendLine(CultureInfo.InvariantCulture, $"| {s.Build} | {Ms(s.ListeningMs)} | {Ms(s.ReadyMs)} | {string.Join(" | ", s.IdleRssMbByRole.Values.Select(v => $"{v:0} MB"))} |");
+        }
+
+        if (results.Count == 0)
+        {
+            return text.ToString();
         }
 
         text.AppendLine();

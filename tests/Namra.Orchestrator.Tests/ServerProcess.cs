@@ -23,6 +23,9 @@ internal sealed class ServerProcess : IDisposable
     /// <summary>The HTTP address (REST, metrics).</summary>
     public Uri HttpAddress { get; }
 
+    /// <summary>The operating system's id of the process.</summary>
+    public int ProcessId => _process.Id;
+
     /// <summary>Starts the roles, returning their gRPC address; settings become environment variables.</summary>
     public static ServerProcess Start(string roles, out string grpcAddress, IReadOnlyDictionary<string, string>? settings = null)
     {
@@ -31,15 +34,18 @@ internal sealed class ServerProcess : IDisposable
         return server;
     }
 
-    /// <summary>Starts the roles; settings become environment variables (<c>Namra__Services__Memory</c>...).</summary>
-    public static ServerProcess Start(string roles, IReadOnlyDictionary<string, string>? settings = null) =>
-        Start(roles, System.Net.IPAddress.Loopback, LocalPorts.Free(), settings);
+    /// <summary>
+    /// Starts the roles; settings become environment variables (<c>Namra__Services__Memory</c>...). The process stands in
+    /// <paramref name="workingDirectory"/> when given.
+    /// </summary>
+    public static ServerProcess Start(string roles, IReadOnlyDictionary<string, string>? settings = null, string? workingDirectory = null) =>
+        Start(roles, System.Net.IPAddress.Loopback, LocalPorts.Free(), settings, workingDirectory);
 
     /// <summary>Starts the roles with their gRPC endpoint on a given loopback address and port (replicas behind one name).</summary>
-    public static ServerProcess Start(string roles, System.Net.IPAddress address, int grpc, IReadOnlyDictionary<string, string>? settings = null)
+    public static ServerProcess Start(string roles, System.Net.IPAddress address, int grpc, IReadOnlyDictionary<string, string>? settings = null, string? workingDirectory = null)
     {
         var http = LocalPorts.Free();
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory ?? "" };
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "namra-server.dll"));
         start.ArgumentList.Add("--services");
         start.ArgumentList.Add(roles);
