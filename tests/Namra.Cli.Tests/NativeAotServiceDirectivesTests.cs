@@ -20,8 +20,8 @@ namespace Namra.Cli.Tests;
 /// <c>MakeGenericType</c> as services are asked for. A NativeAOT build has those types' code, but not the types
 /// themselves, unless told: its runtime then builds each one while the host starts (14 ms of a NativeAOT `namra run`).
 /// The directives <c>services/Namra.Server/NativeAot.Services.rd.xml</c> name every type the container closed in an
-/// embedded run, and in a server's start, health check and runs over gRPC and REST. They must follow the services:
-/// after adding one, regenerate them with
+/// embedded run, and in a server's start, health check and runs over gRPC and REST. They must name every one of them:
+/// after adding a service, regenerate them with
 /// <c>NAMRA_WRITE_RDXML=1 dotnet test tests/Namra.Cli.Tests --filter NativeAotServiceDirectivesTests</c>.
 /// </summary>
 [Collection(DataFolder.Collection)]
@@ -76,14 +76,18 @@ public sealed class NativeAotServiceDirectivesTests : IDisposable
             await server.StopAsync(TestContext.Current.CancellationToken);
         }
 
-        var generated = Directives(types);
         if (Environment.GetEnvironmentVariable("NAMRA_WRITE_RDXML") == "1")
         {
-            await File.WriteAllTextAsync(Committed, generated, TestContext.Current.CancellationToken);
+            await File.WriteAllTextAsync(Committed, Directives(types), TestContext.Current.CancellationToken);
         }
 
-        Assert.True(generated == await File.ReadAllTextAsync(Committed, TestContext.Current.CancellationToken),
-            "services/Namra.Server/NativeAot.Services.rd.xml does not follow the services: regenerate it with NAMRA_WRITE_RDXML=1 dotnet test tests/Namra.Cli.Tests --filter NativeAotServiceDirectivesTests.");
+        // Every type the container closed must be named; a name more (a service asked for on another run's timing) costs
+        // only a little size.
+        var committed = await File.ReadAllTextAsync(Committed, TestContext.Current.CancellationToken);
+        var missing = types.Select(Name).Where(name => !committed.Contains($"<Type Name=\"{name}\"", StringComparison.Ordinal)).ToList();
+        Assert.True(missing.Count == 0,
+            $"services/Namra.Server/NativeAot.Services.rd.xml misses {missing.Count} types the container closed ({string.Join(", ", missing.Take(3))}): "
+            + "regenerate it with NAMRA_WRITE_RDXML=1 dotnet test tests/Namra.Cli.Tests --filter NativeAotServiceDirectivesTests.");
     }
 
     // The container keeps what it built for every service asked for (its call sites); the closed generic types among
