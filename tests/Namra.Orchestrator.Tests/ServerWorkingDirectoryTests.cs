@@ -21,7 +21,8 @@ public sealed class ServerWorkingDirectoryTests : IDisposable
 
         using var server = ServerProcess.Start("memory", workingDirectory: _folder);
 
-        Assert.True(InotifyWatches(server.ProcessId) < 20, $"namra-server holds {InotifyWatches(server.ProcessId)} inotify watches in a folder of 600 folders");
+        var watches = InotifyWatches(server.ProcessId);
+        Assert.True(watches < 20, $"namra-server holds {watches} inotify watches in a folder of 600 folders");
     }
 
     // Every inotify instance of the process lists one "inotify wd:" line per watch in its fdinfo.

@@ -9,12 +9,12 @@ namespace Namra.Hosting.Clients;
 /// once its retries are over; a call cancelled by its own caller fails as it did. The one place a failed call
 /// between services is worded.
 /// </summary>
-internal sealed class DownstreamFailures(string service, NamraRole role) : Interceptor
+internal sealed class DownstreamFailures(NamraRole role) : Interceptor
 {
     private RpcException Failure(RpcException exception, CallOptions options) =>
         exception is DownstreamException || options.CancellationToken.IsCancellationRequested
             ? exception
-            : DownstreamException.From(service, role.Service, exception);
+            : DownstreamException.From(role.Name, role.Service, exception);
 
     public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(
         TRequest request, ClientInterceptorContext<TRequest, TResponse> context, AsyncUnaryCallContinuation<TRequest, TResponse> continuation)

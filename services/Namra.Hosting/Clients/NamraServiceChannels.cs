@@ -49,7 +49,7 @@ public sealed class NamraServiceChannels(
     private (CallInvoker Invoker, GrpcChannel? Channel) Create(string role)
     {
         var known = roles.Find(role) ?? throw new ArgumentOutOfRangeException(nameof(role), role, "Not a service this build knows.");
-        var failures = new DownstreamFailures(role, known);
+        var failures = new DownstreamFailures(known);
         var key = known.AddressKey;
         var (configured, hostedHere) = (configuration.GetSection(SectionName)[key], roles.Hosts(role));
         if (string.IsNullOrWhiteSpace(configured) && hostedHere && inProcessServices.FirstOrDefault(s => s.Role == role) is { } local)
