@@ -46,7 +46,7 @@ public static class ConfigHostingExtensions
     public static WebApplication MapConfigService(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        app.MapGrpcService<ConfigGrpcService>();
+        app.MapNamraGrpcService<ConfigGrpcService>();
         return app;
     }
 }

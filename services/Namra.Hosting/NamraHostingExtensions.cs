@@ -41,7 +41,22 @@ public static class NamraHostingExtensions
     {
         services.AddSingleton<TService>();
         services.AddSingleton(Clients.InProcessService.Of<TService, TBase>(role, bind));
+        services.TryAddSingleton<NamraGrpcEndpoints>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<Grpc.AspNetCore.Server.Model.IServiceMethodProvider<NamraGrpcEndpoints>, NamraGrpcEndpointMethods>());
         return services;
+    }
+
+    /// <summary>
+    /// Maps the network endpoints of a service registered with <see cref="AddNamraGrpcService"/>, bound to its one
+    /// instance without reflection (<see cref="NamraGrpcEndpoints"/>).
+    /// </summary>
+    public static GrpcServiceEndpointConventionBuilder MapNamraGrpcService<TService>(this WebApplication app)
+        where TService : class
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        var service = app.Services.GetServices<Clients.InProcessService>().Single(service => service.ServiceType == typeof(TService));
+        app.Services.GetRequiredService<NamraGrpcEndpoints>().Add(service, app.Services);
+        return app.MapGrpcService<NamraGrpcEndpoints>();
     }
 
     /// <summary>Registers the defaults every Namra service needs. Call once, before the services' own <c>Add*</c>.</summary>
@@ -106,6 +121,10 @@ public static class NamraHostingExtensions
         });
         builder.Services.AddOptions<GrpcServiceOptions>().Configure<IOptions<NamraHostOptions>>(
             (grpc, namra) => grpc.MaxReceiveMessageSize = namra.Value.MaxReceiveMessageBytes);
+        // The reflection service lists what this process serves. grpc-dotnet's own list finds each mapped service by
+        // its generated base class, which Namra's endpoints (NamraGrpcEndpoint) do not have.
+        builder.Services.TryAddSingleton(_ => new Grpc.Reflection.ReflectionServiceImpl(ServedServices(roles)));
+        builder.Services.TryAddSingleton(_ => new Grpc.Reflection.ReflectionV1ServiceImpl(ServedServices(roles)));
         builder.Services.AddGrpcReflection();
         builder.Services.AddGrpcHealthChecks(health => health.UseHealthChecksCache = false)
             .AddCheck<DrainingHealthCheck>("draining");
@@ -159,6 +178,15 @@ public static class NamraHostingExtensions
         });
         return app;
     }
+
+    /// <summary>The gRPC services a host of <paramref name="roles"/> serves: its roles', health and reflection.</summary>
+    private static IEnumerable<Google.Protobuf.Reflection.ServiceDescriptor> ServedServices(NamraRoles roles) =>
+    [
+        .. roles.EnabledRoles.Select(role => role.Service),
+        Grpc.Health.V1.Health.Descriptor,
+        Grpc.Reflection.V1Alpha.ServerReflection.Descriptor,
+        Grpc.Reflection.V1.ServerReflection.Descriptor,
+    ];
 
     private static void AddOpenTelemetry(WebApplicationBuilder builder, NamraRoles roles, bool scraped)
     {

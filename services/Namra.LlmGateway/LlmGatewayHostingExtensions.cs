@@ -65,7 +65,7 @@ public static class LlmGatewayHostingExtensions
     public static WebApplication MapLlmGateway(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        app.MapGrpcService<LlmGatewayGrpcService>();
+        app.MapNamraGrpcService<LlmGatewayGrpcService>();
         return app;
     }
 }

@@ -37,7 +37,7 @@ public static class MemoryHostingExtensions
     public static WebApplication MapMemory(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        app.MapGrpcService<MemoryGrpcService>();
+        app.MapNamraGrpcService<MemoryGrpcService>();
         return app;
     }
 }

@@ -59,7 +59,7 @@ public static class ToolExecutorHostingExtensions
     public static WebApplication MapToolExecutor(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        app.MapGrpcService<ToolExecutorGrpcService>();
+        app.MapNamraGrpcService<ToolExecutorGrpcService>();
         return app;
     }
 }
