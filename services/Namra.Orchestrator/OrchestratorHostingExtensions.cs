@@ -59,12 +59,34 @@ public static class OrchestratorHostingExtensions
         // REST for the methods with google.api.http rules (only the public API has them), on the HTTP port; the
         // other roles do without transcoding and MVC's assemblies.
         builder.Services.AddGrpc().AddJsonTranscoding();
+        TranscodeOnlyThePublicApi(builder.Services);
         builder.Services.Configure<Grpc.AspNetCore.Server.GrpcServiceOptions<AgentGrpcService>>(grpc => grpc.Interceptors.Add<Access.AccessInterceptor>());
         // Errors are written as google.rpc.Status JSON, whose details need their types known.
         builder.Services.PostConfigure<Microsoft.AspNetCore.Grpc.JsonTranscoding.GrpcJsonTranscodingOptions>(transcoding =>
             transcoding.TypeRegistry = Google.Protobuf.Reflection.TypeRegistry.FromFiles(
                 Google.Rpc.ErrorDetailsReflection.Descriptor, Contracts.V1.CommonReflection.Descriptor));
         return builder;
+    }
+
+    /// <summary>
+    /// JSON transcoding registers itself for every gRPC service a host maps, and at start it builds each one's
+    /// descriptor and binds each method to look for REST rules; only the public API has any. Registered for
+    /// <see cref="AgentGrpcService"/> alone, it leaves health and reflection alone (a few milliseconds of a start).
+    /// </summary>
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("AOT", "IL3050", Justification = "The closed type is named in NativeAot.Services.rd.xml, which NativeAotServiceDirectivesTests keeps complete.")]
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2055", Justification = "As above: the closed type and its constructor are kept by the directives.")]
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2072", Justification = "As above: the closed type and its constructor are kept by the directives.")]
+    internal static void TranscodeOnlyThePublicApi(IServiceCollection services)
+    {
+        var everyService = services.SingleOrDefault(service => service.ServiceType == typeof(Grpc.AspNetCore.Server.Model.IServiceMethodProvider<>)
+            && service.ImplementationType is { IsGenericTypeDefinition: true, Name: "JsonTranscodingServiceMethodProvider`1" });
+        if (everyService?.ImplementationType is not { } provider)
+        {
+            return; // Another version of the package: transcoding then looks at every service, slower but right.
+        }
+
+        services.Remove(everyService);
+        services.AddSingleton(typeof(Grpc.AspNetCore.Server.Model.IServiceMethodProvider<AgentGrpcService>), provider.MakeGenericType(typeof(AgentGrpcService)));
     }
 
     /// <summary>Maps <c>namra.v1.AgentService</c>.</summary>

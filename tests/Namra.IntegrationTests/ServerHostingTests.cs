@@ -2,6 +2,7 @@ using Grpc.Core;
 using Grpc.Health.V1;
 using Grpc.Reflection.V1Alpha;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Namra.Contracts.V1;
@@ -60,6 +61,33 @@ public sealed class ServerHostingTests
         Assert.Contains("namra.v1.MemoryService", services);
         Assert.Contains("namra.v1.AgentService", services);
         Assert.Contains("grpc.health.v1.Health", services);
+    }
+
+    [Fact]
+    public async Task EveryMethodOfEveryHostedService_HasItsGrpcEndpoint_AndOnlyThePublicApiIsTranscoded()
+    {
+        await using var host = await NamraTestHost.StartAsync("all");
+        var endpoints = host.Services.GetRequiredService<Microsoft.AspNetCore.Routing.EndpointDataSource>().Endpoints;
+        var grpc = endpoints.Select(e => e.Metadata.GetMetadata<Grpc.AspNetCore.Server.GrpcMethodMetadata>())
+            .OfType<Grpc.AspNetCore.Server.GrpcMethodMetadata>()
+            .Select(m => m.Method.FullName)
+            .ToList();
+        var roles = host.Services.GetRequiredService<NamraRoles>().EnabledRoles.ToList();
+
+        Assert.Equal(5, roles.Count);
+        foreach (var method in roles.SelectMany(role => role.Service.Methods))
+        {
+            // Served once: as gRPC, plus once as REST where the method has a rule.
+            var served = grpc.Count(name => name == $"/{method.Service.FullName}/{method.Name}");
+            var rest = method.GetOptions()?.GetExtension(Google.Api.AnnotationsExtensions.Http) is null ? 0 : 1;
+            Assert.True(served == 1 + rest, $"{method.FullName} has {served} endpoints, expected {1 + rest}");
+        }
+
+        var transcoded = endpoints.Select(e => e.Metadata.GetMetadata<Microsoft.AspNetCore.Grpc.JsonTranscoding.GrpcJsonTranscodingMetadata>()).OfType<Microsoft.AspNetCore.Grpc.JsonTranscoding.GrpcJsonTranscodingMetadata>().ToList();
+        Assert.Equal(10, transcoded.Count);
+        Assert.All(transcoded, t => Assert.Equal("namra.v1.AgentService", t.MethodDescriptor.Service.FullName));
+        Assert.DoesNotContain(host.Services.GetServices<Grpc.AspNetCore.Server.Model.IServiceMethodProvider<Grpc.Reflection.ReflectionServiceImpl>>(),
+            provider => provider.GetType().Name.StartsWith("JsonTranscoding", StringComparison.Ordinal));
     }
 
     [Fact]
