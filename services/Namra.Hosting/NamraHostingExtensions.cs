@@ -122,7 +122,7 @@ public static class NamraHostingExtensions
         builder.Services.AddOptions<GrpcServiceOptions>().Configure<IOptions<NamraHostOptions>>(
             (grpc, namra) => grpc.MaxReceiveMessageSize = namra.Value.MaxReceiveMessageBytes);
         // The reflection service lists what this process serves. grpc-dotnet's own list finds each mapped service by
-        // its generated base class, which Namra's endpoints (NamraGrpcEndpoint) do not have.
+        // its generated base class, which Namra's endpoints (NamraGrpcEndpoints) do not have.
         builder.Services.TryAddSingleton(_ => new Grpc.Reflection.ReflectionServiceImpl(ServedServices(roles)));
         builder.Services.TryAddSingleton(_ => new Grpc.Reflection.ReflectionV1ServiceImpl(ServedServices(roles)));
         builder.Services.AddGrpcReflection();
