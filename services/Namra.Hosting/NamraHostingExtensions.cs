@@ -32,9 +32,10 @@ public static class NamraHostingExtensions
 
     /// <summary>
     /// Registers a role's gRPC service: one <typeparamref name="TService"/> serves every call, from the network
-    /// (<c>MapGrpcService</c> finds it here) and from this process (<see cref="Clients.InProcessCallInvoker"/>, which
-    /// <paramref name="bind"/>, the generated <c>BindService</c>, connects to it). Namra's services keep no state per
-    /// call; left unregistered, grpc-dotnet would build one per call and resolve its dependencies each time.
+    /// (<see cref="MapNamraGrpcService"/>, or <c>MapGrpcService</c>, finds it here) and from this process
+    /// (<see cref="Clients.InProcessCallInvoker"/>); <paramref name="bind"/>, the generated <c>BindService</c>, connects
+    /// both to it. Namra's services keep no state per call; left unregistered, grpc-dotnet would build one per call and
+    /// resolve its dependencies each time.
     /// </summary>
     public static IServiceCollection AddNamraGrpcService<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TService, TBase>(this IServiceCollection services, string role, Action<Grpc.Core.ServiceBinderBase, TBase> bind)
         where TService : class, TBase

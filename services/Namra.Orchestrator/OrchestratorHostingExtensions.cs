@@ -75,7 +75,6 @@ public static class OrchestratorHostingExtensions
     /// </summary>
     [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("AOT", "IL3050", Justification = "The closed type is named in NativeAot.Services.rd.xml, which NativeAotServiceDirectivesTests keeps complete.")]
     [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2055", Justification = "As above: the closed type and its constructor are kept by the directives.")]
-    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2072", Justification = "As above: the closed type and its constructor are kept by the directives.")]
     internal static void TranscodeOnlyThePublicApi(IServiceCollection services)
     {
         var everyService = services.SingleOrDefault(service => service.ServiceType == typeof(Grpc.AspNetCore.Server.Model.IServiceMethodProvider<>)
