@@ -30,11 +30,14 @@ internal static class SelfMeasured
         }
 
         var warmUp = await LoadRunner.WarmUpAsync(run, concurrency, CpuSeconds, cancellationToken);
+        using var sampler = AllocationSampler.FromEnvironment();
+        sampler?.Start();
         self.Refresh();
         var cpuBefore = self.TotalProcessorTime;
         var allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
         var result = await LoadRunner.RunAsync(run, runs, concurrency, cancellationToken);
         var allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
+        sampler?.WriteTable(runs);
         self.Refresh();
         var report = new ProcessFigures(
             result.WallSeconds, (self.TotalProcessorTime - cpuBefore).TotalSeconds, result.LatenciesMs, idleRss, self.PeakWorkingSet64, warmUp, allocated);

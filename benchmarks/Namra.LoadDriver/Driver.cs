@@ -487,6 +487,16 @@ internal sealed class Child : IDisposable
         return Process.WorkingSet64;
     }
 
+    /// <summary>
+    /// The resident pages only this process has: written pages (its heap, stacks, the runtime's type data), not the
+    /// binary's clean pages, which every process of the same executable on a machine shares (<c>Private_Dirty</c>).
+    /// </summary>
+    public long PrivateDirty()
+    {
+        var line = File.ReadLines($"/proc/{Process.Id}/smaps_rollup").FirstOrDefault(l => l.StartsWith("Private_Dirty:", StringComparison.Ordinal));
+        return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+    }
+
     public long PeakRss()
     {
         Process.Refresh();

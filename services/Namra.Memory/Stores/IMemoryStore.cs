@@ -94,11 +94,13 @@ internal sealed record VersionedRun(Run Run, long Version);
 /// <summary>Which run records to list: those of <paramref name="Tenant"/>, or of every tenant when it is null (the recovery scan).</summary>
 internal sealed record RunFilter(string? Tenant, string AgentName, string SessionId, RunStatus Status)
 {
-    public bool Matches(Run run) =>
-        (Tenant is null || Namra.Contracts.Tenants.OrDefault(run.Tenant) == Tenant)
-        && (AgentName.Length == 0 || run.Agent?.Name == AgentName)
-        && (SessionId.Length == 0 || run.SessionId == SessionId)
-        && (Status == RunStatus.Unspecified || run.Status == Status);
+    public bool Matches(Run run) => Matches(run.Tenant, run.Agent?.Name ?? "", run.SessionId, run.Status);
+
+    public bool Matches(string tenant, string agentName, string sessionId, RunStatus status) =>
+        (Tenant is null || Namra.Contracts.Tenants.OrDefault(tenant) == Tenant)
+        && (AgentName.Length == 0 || agentName == AgentName)
+        && (SessionId.Length == 0 || sessionId == SessionId)
+        && (Status == RunStatus.Unspecified || status == Status);
 }
 
 /// <summary>A place in the newest-first order of run records: creation time, then id.</summary>
@@ -107,11 +109,11 @@ internal sealed record RunPosition(long CreateMillis, string RunId)
     public static long Millis(Run run) => run.CreateTime?.ToDateTimeOffset().ToUnixTimeMilliseconds() ?? 0;
 
     /// <summary>True when <paramref name="run"/> comes after this position, newest first.</summary>
-    public bool IsBefore(Run run)
-    {
-        var millis = Millis(run);
-        return millis < CreateMillis || (millis == CreateMillis && string.CompareOrdinal(run.RunId, RunId) < 0);
-    }
+    public bool IsBefore(Run run) => IsBefore(Millis(run), run.RunId);
+
+    /// <summary>True when the run created at <paramref name="millis"/> with id <paramref name="runId"/> comes after this position.</summary>
+    public bool IsBefore(long millis, string runId) =>
+        millis < CreateMillis || (millis == CreateMillis && string.CompareOrdinal(runId, RunId) < 0);
 }
 
 /// <summary>A remembered text with its embedding.</summary>
