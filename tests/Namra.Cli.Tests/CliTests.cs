@@ -293,6 +293,31 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Chat_AfterAHandoff_TheAgentHandedToAnswersTheNextLine()
+    {
+        UseDataFolder();
+        foreach (var agent in (string[])["triage", "billing", "refunds"])
+        {
+            File.Copy(Path.Combine(Testing.RepositoryPaths.Root, "examples", "agents", agent + ".yaml"), Path.Combine(_folder, agent + ".yaml"));
+        }
+
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        using var lines = new StringReader("I was charged twice for my order.\nWhen does the money arrive?\n\n");
+
+        var exitCode = await NamraCli.RunAsync(["chat", "triage.yaml", "--json"], CliConsole.Create(output, error, color: false, _folder), lines);
+
+        Assert.True(exitCode == 0, error.ToString());
+        var events = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => JsonDocument.Parse(line).RootElement).ToList();
+        var started = events.Where(e => e.TryGetProperty("runStarted", out _)).Select(e => e.GetProperty("runStarted").GetProperty("agent").GetProperty("name").GetString()).ToList();
+        Assert.Equal(["triage", "refunds"], started); // the second line went to the agent the first was handed to
+        var handoff = Assert.Single(events, e => e.TryGetProperty("handoff", out _)); // refunds answered without being handed the conversation again
+        Assert.Equal("refunds", handoff.GetProperty("handoff").GetProperty("to").GetProperty("name").GetString());
+        Assert.Equal(2, events.Count(e => e.TryGetProperty("runCompleted", out _)));
+        Assert.Contains("refunds@1.0.0 answers from here.", error.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Run_WithoutTheProvidersKey_SaysWhichVariableToSet_AndExitsTwo()
     {
         UseDataFolder();

@@ -46,7 +46,7 @@ internal static class RunCommand
     {
         var agent = new Argument<string>("agent") { Description = "An agent file (.yaml, .yml, .toml), or name@version with --server." };
         var options = new RunOptions();
-        var command = new Command("chat", "Talk with an agent: each line you type is a run in one conversation. An empty line or Ctrl-D ends it.")
+        var command = new Command("chat", "Talk with an agent: each line you type is a run in one conversation; after a handoff, the agent handed to answers the lines that follow. An empty line or Ctrl-D ends it.")
         {
             agent, options.Server, options.Session, options.Json,
         };
@@ -62,6 +62,7 @@ internal static class RunCommand
             var session = parse.GetValue(options.Session) is { Length: > 0 } given ? given : $"chat-{Guid.CreateVersion7():N}";
             console.Error.WriteLine($"Session {session}. Type a message; an empty line ends the chat.");
             var status = Completed;
+            var source = prepared.Source;
             while (!cancellationToken.IsCancellationRequested)
             {
                 console.Error.Write("> ");
@@ -71,10 +72,19 @@ internal static class RunCommand
                     break;
                 }
 
-                status = await RunOnceAsync(console, runner, prepared.Source, line, session, parse.GetValue(options.Json), input, cancellationToken).ConfigureAwait(false);
+                AgentRef? handedTo = null;
+                status = await RunOnceAsync(console, runner, source, line, session, parse.GetValue(options.Json), input, cancellationToken, to => handedTo = to).ConfigureAwait(false);
                 if (status == Interrupted)
                 {
                     break;
+                }
+
+                if (handedTo is { Name.Length: > 0 })
+                {
+                    // The conversation stays with the agent it was handed to, as the run's answered_by says: the next line
+                    // is that agent's to answer, resolved from the same registry (the agent file's folder when embedded).
+                    source = new AgentSource { Reference = handedTo.Version.Length > 0 ? $"{handedTo.Name}@{handedTo.Version}" : handedTo.Name };
+                    console.Error.WriteLine($"{source.Reference} answers from here.");
                 }
             }
 
@@ -83,18 +93,29 @@ internal static class RunCommand
         return command;
     }
 
+    // handedTo hears of each handoff of the run (its own, not those of the agents it calls as tools).
     private static async Task<int> RunOnceAsync(CliConsole console, AgentRunner runner, AgentSource source, string input, string session, bool json, TextReader decisions,
-        CancellationToken interrupt)
+        CancellationToken interrupt, Action<AgentRef>? handedTo = null)
     {
         using var printer = new RunPrinter(console, json);
+        Task OnEvent(RunEvent item)
+        {
+            if (item.EventCase == RunEvent.EventOneofCase.Handoff && item.Handoff.To is { } to)
+            {
+                handedTo?.Invoke(to);
+            }
+
+            return printer.PrintAsync(item);
+        }
+
         try
         {
-            var last = await runner.StreamAsync(new ExecuteStreamRequest { Agent = source, Input = input, SessionId = session }, printer.PrintAsync, interrupt).ConfigureAwait(false);
+            var last = await runner.StreamAsync(new ExecuteStreamRequest { Agent = source, Input = input, SessionId = session }, OnEvent, interrupt).ConfigureAwait(false);
             if (last?.EventCase == RunEvent.EventOneofCase.ApprovalRequired)
             {
                 // A person decides here when one can be asked: on a terminal, or in JSON lines on standard input.
                 last = console.Interactive || json
-                    ? await ApprovalPrompt.DecideAndFollowAsync(console, runner, last, decisions, json, printer.PrintAsync, interrupt).ConfigureAwait(false) ?? last
+                    ? await ApprovalPrompt.DecideAndFollowAsync(console, runner, last, decisions, json, OnEvent, interrupt).ConfigureAwait(false) ?? last
                     : last;
                 if (last.EventCase == RunEvent.EventOneofCase.ApprovalRequired)
                 {
