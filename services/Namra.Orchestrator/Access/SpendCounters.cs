@@ -6,7 +6,10 @@ namespace Namra.Orchestrator.Access;
 /// What each tenant has spent on model calls per period, and set aside for calls in flight: a reservation is taken in
 /// every period at once, or in none, and only while spent plus set aside plus it stays within each period's quota.
 /// Dollars are counted in billionths, so that sums are exact. A period's counters are seeded once from the runs' ledgers
-/// (see <see cref="TenantQuotas"/>) before they are used.
+/// (see <see cref="TenantQuotas"/>) before they are used. A reservation never settled (its replica was killed during the
+/// call, or the counters could not be reached when it ended) lapses at its <see cref="Hold.LapsesAt"/>: it is then
+/// counted as spent at its worst case, as a call whose outcome is unknown, and stops holding back the tenant's other
+/// calls; a settlement that comes after that corrects what was counted.
 /// </summary>
 internal abstract class SpendCounters
 {
@@ -24,6 +27,9 @@ internal abstract class SpendCounters
     /// <summary>Spent, and set aside for calls in flight.</summary>
     public readonly record struct Standing(Amount Spent, Amount Reserved);
 
+    /// <summary>One call's reservation: its id, and when it lapses if it is never settled (after the call's deadline).</summary>
+    public readonly record struct Hold(string Id, DateTimeOffset LapsesAt);
+
     /// <summary>Whether the period's counters were seeded.</summary>
     public abstract Task<bool> IsSeededAsync(string tenant, Period period);
 
@@ -31,15 +37,18 @@ internal abstract class SpendCounters
     public abstract Task SeedAsync(string tenant, Period period, Amount spent);
 
     /// <summary>Sets <paramref name="amount"/> aside in every period; returns the index of the first period it would exceed (nothing set aside), or -1.</summary>
-    public abstract Task<int> ReserveAsync(string tenant, IReadOnlyList<Period> periods, Amount amount);
+    public abstract Task<int> ReserveAsync(string tenant, IReadOnlyList<Period> periods, Amount amount, Hold hold);
 
-    /// <summary>Releases what was set aside and adds what was spent.</summary>
-    public abstract Task SettleAsync(string tenant, IReadOnlyList<Period> periods, Amount reserved, Amount spent);
+    /// <summary>Releases what <paramref name="hold"/> set aside and adds what was spent (if it lapsed, corrects its worst case to what was spent).</summary>
+    public abstract Task SettleAsync(string tenant, IReadOnlyList<Period> periods, Amount reserved, Amount spent, Hold hold);
 
     /// <summary>Where a period stands.</summary>
     public abstract Task<Standing> ReadAsync(string tenant, Period period);
 
-    /// <summary>Counts in this process.</summary>
+    /// <summary>
+    /// Counts in this process. Its reservations do not lapse: they end with the process that would have settled them, and
+    /// a restarted process counts from the runs' ledgers.
+    /// </summary>
     public sealed class InProcess(TimeProvider timeProvider) : SpendCounters
     {
         private readonly Dictionary<string, Counter> _counters = new(StringComparer.Ordinal);
@@ -66,7 +75,7 @@ internal abstract class SpendCounters
             return Task.CompletedTask;
         }
 
-        public override Task<int> ReserveAsync(string tenant, IReadOnlyList<Period> periods, Amount amount)
+        public override Task<int> ReserveAsync(string tenant, IReadOnlyList<Period> periods, Amount amount, Hold hold)
         {
             lock (_counters)
             {
@@ -90,7 +99,7 @@ internal abstract class SpendCounters
             return Task.FromResult(-1);
         }
 
-        public override Task SettleAsync(string tenant, IReadOnlyList<Period> periods, Amount reserved, Amount spent)
+        public override Task SettleAsync(string tenant, IReadOnlyList<Period> periods, Amount reserved, Amount spent, Hold hold)
         {
             lock (_counters)
             {
@@ -145,36 +154,75 @@ internal abstract class SpendCounters
         }
     }
 
-    /// <summary>Counts in Redis, shared by every replica: a hash per tenant and period, changed by scripts.</summary>
-    public sealed class Shared(ConnectionMultiplexer redis) : SpendCounters
+    /// <summary>
+    /// Counts in Redis, shared by every replica: a hash per tenant and period, changed by scripts, and beside it a hash of
+    /// the reservations in flight (id: tokens, billionths, when it lapses), so that one a killed replica left behind lapses.
+    /// </summary>
+    public sealed class Shared(ConnectionMultiplexer redis, TimeProvider timeProvider) : SpendCounters
     {
-        // KEYS: a hash per period. ARGV: tokens, nano, then for each period its max tokens, max nano and expiry (ms).
-        private const string ReserveScript = """
-            for i, key in ipairs(KEYS) do
-              local h = redis.call('HMGET', key, 'tokens', 'nano', 'rtokens', 'rnano')
-              local t = tonumber(h[1] or '0') + tonumber(h[3] or '0') + tonumber(ARGV[1])
-              local n = tonumber(h[2] or '0') + tonumber(h[4] or '0') + tonumber(ARGV[2])
-              local maxT = tonumber(ARGV[3 * i])
-              local maxN = tonumber(ARGV[3 * i + 1])
-              if (maxT > 0 and t > maxT) or (maxN > 0 and n > maxN) then return i end
+        // KEYS: the periods' counters, then their reservations. Reservations past their time are counted as spent.
+        private const string Lapse = """
+            local n = #KEYS / 2
+            local function lapse(counters, held, now)
+              local entries = redis.call('HGETALL', held)
+              for j = 1, #entries, 2 do
+                local t, c, at = string.match(entries[j + 1], '^(%d+) (%d+) (%d+)$')
+                if tonumber(at) <= now then
+                  redis.call('HDEL', held, entries[j])
+                  redis.call('HINCRBY', counters, 'rtokens', -tonumber(t))
+                  redis.call('HINCRBY', counters, 'rnano', -tonumber(c))
+                  redis.call('HINCRBY', counters, 'tokens', t)
+                  redis.call('HINCRBY', counters, 'nano', c)
+                end
+              end
             end
-            for i, key in ipairs(KEYS) do
-              redis.call('HINCRBY', key, 'rtokens', ARGV[1])
-              redis.call('HINCRBY', key, 'rnano', ARGV[2])
-              redis.call('PEXPIREAT', key, ARGV[3 * i + 2])
+            """;
+
+        // ARGV: tokens, nano, the reservation's id, when it lapses (ms), now (ms), then for each period its max tokens,
+        // max nano and expiry (ms).
+        private const string ReserveScript = Lapse + "\n" + """
+            local now = tonumber(ARGV[5])
+            for i = 1, n do lapse(KEYS[i], KEYS[n + i], now) end
+            for i = 1, n do
+              local h = redis.call('HMGET', KEYS[i], 'tokens', 'nano', 'rtokens', 'rnano')
+              local t = tonumber(h[1] or '0') + tonumber(h[3] or '0') + tonumber(ARGV[1])
+              local c = tonumber(h[2] or '0') + tonumber(h[4] or '0') + tonumber(ARGV[2])
+              local maxT = tonumber(ARGV[3 + 3 * i])
+              local maxN = tonumber(ARGV[4 + 3 * i])
+              if (maxT > 0 and t > maxT) or (maxN > 0 and c > maxN) then return i end
+            end
+            for i = 1, n do
+              redis.call('HINCRBY', KEYS[i], 'rtokens', ARGV[1])
+              redis.call('HINCRBY', KEYS[i], 'rnano', ARGV[2])
+              redis.call('HSET', KEYS[n + i], ARGV[3], ARGV[1] .. ' ' .. ARGV[2] .. ' ' .. ARGV[4])
+              redis.call('PEXPIREAT', KEYS[i], ARGV[5 + 3 * i])
+              redis.call('PEXPIREAT', KEYS[n + i], ARGV[5 + 3 * i])
             end
             return 0
             """;
 
-        // KEYS: a hash per period. ARGV: reserved tokens, reserved nano, spent tokens, spent nano.
+        // ARGV: reserved tokens, reserved nano, spent tokens, spent nano, the reservation's id. A reservation that lapsed
+        // was counted as spent at its worst case: what was spent replaces that.
         private const string SettleScript = """
-            for i, key in ipairs(KEYS) do
-              redis.call('HINCRBY', key, 'rtokens', -tonumber(ARGV[1]))
-              redis.call('HINCRBY', key, 'rnano', -tonumber(ARGV[2]))
-              redis.call('HINCRBY', key, 'tokens', ARGV[3])
-              redis.call('HINCRBY', key, 'nano', ARGV[4])
+            local n = #KEYS / 2
+            for i = 1, n do
+              if redis.call('HDEL', KEYS[n + i], ARGV[5]) == 1 then
+                redis.call('HINCRBY', KEYS[i], 'rtokens', -tonumber(ARGV[1]))
+                redis.call('HINCRBY', KEYS[i], 'rnano', -tonumber(ARGV[2]))
+                redis.call('HINCRBY', KEYS[i], 'tokens', ARGV[3])
+                redis.call('HINCRBY', KEYS[i], 'nano', ARGV[4])
+              elseif redis.call('EXISTS', KEYS[i]) == 1 then
+                redis.call('HINCRBY', KEYS[i], 'tokens', tonumber(ARGV[3]) - tonumber(ARGV[1]))
+                redis.call('HINCRBY', KEYS[i], 'nano', tonumber(ARGV[4]) - tonumber(ARGV[2]))
+              end
             end
             return 0
+            """;
+
+        // ARGV: now (ms). The period's counters after lapsing what is past its time.
+        private const string ReadScript = Lapse + "\n" + """
+            lapse(KEYS[1], KEYS[2], tonumber(ARGV[1]))
+            return redis.call('HMGET', KEYS[1], 'tokens', 'nano', 'rtokens', 'rnano')
             """;
 
         private const string SeedScript = """
@@ -192,20 +240,26 @@ internal abstract class SpendCounters
         public override async Task SeedAsync(string tenant, Period period, Amount spent) =>
             await redis.GetDatabase().ScriptEvaluateAsync(SeedScript, [Key(tenant, period)], [spent.Tokens, spent.NanoUsd, Expiry(period)]).ConfigureAwait(false);
 
-        public override async Task<int> ReserveAsync(string tenant, IReadOnlyList<Period> periods, Amount amount) =>
-            (int)await redis.GetDatabase().ScriptEvaluateAsync(ReserveScript, [.. periods.Select(period => Key(tenant, period))],
-                [amount.Tokens, amount.NanoUsd, .. periods.SelectMany(period => new RedisValue[] { period.MaxTokens, period.MaxNanoUsd, Expiry(period) })]).ConfigureAwait(false) - 1;
+        public override async Task<int> ReserveAsync(string tenant, IReadOnlyList<Period> periods, Amount amount, Hold hold) =>
+            (int)await redis.GetDatabase().ScriptEvaluateAsync(ReserveScript, Keys(tenant, periods),
+                [amount.Tokens, amount.NanoUsd, hold.Id, hold.LapsesAt.ToUnixTimeMilliseconds(), timeProvider.GetUtcNow().ToUnixTimeMilliseconds(),
+                    .. periods.SelectMany(period => new RedisValue[] { period.MaxTokens, period.MaxNanoUsd, Expiry(period) })]).ConfigureAwait(false) - 1;
 
-        public override async Task SettleAsync(string tenant, IReadOnlyList<Period> periods, Amount reserved, Amount spent) =>
-            await redis.GetDatabase().ScriptEvaluateAsync(SettleScript, [.. periods.Select(period => Key(tenant, period))],
-                [reserved.Tokens, reserved.NanoUsd, spent.Tokens, spent.NanoUsd]).ConfigureAwait(false);
+        public override async Task SettleAsync(string tenant, IReadOnlyList<Period> periods, Amount reserved, Amount spent, Hold hold) =>
+            await redis.GetDatabase().ScriptEvaluateAsync(SettleScript, Keys(tenant, periods),
+                [reserved.Tokens, reserved.NanoUsd, spent.Tokens, spent.NanoUsd, hold.Id]).ConfigureAwait(false);
 
         public override async Task<Standing> ReadAsync(string tenant, Period period)
         {
-            var values = await redis.GetDatabase().HashGetAsync(Key(tenant, period), ["tokens", "nano", "rtokens", "rnano"]).ConfigureAwait(false);
+            var values = (RedisValue[])(await redis.GetDatabase().ScriptEvaluateAsync(ReadScript, Keys(tenant, [period]),
+                [timeProvider.GetUtcNow().ToUnixTimeMilliseconds()]).ConfigureAwait(false))!;
             long Read(int i) => values[i].IsNull ? 0 : (long)values[i];
             return new Standing(new Amount(Read(0), Read(1)), new Amount(Read(2), Read(3)));
         }
+
+        // The periods' counters, then their reservations.
+        private static RedisKey[] Keys(string tenant, IReadOnlyList<Period> periods) =>
+            [.. periods.Select(period => Key(tenant, period)), .. periods.Select(period => (RedisKey)$"{Key(tenant, period)}:held")];
 
         private static RedisKey Key(string tenant, Period period) => $"namra:spend:{tenant}:{period.Key}";
 

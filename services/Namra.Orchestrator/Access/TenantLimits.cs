@@ -44,7 +44,7 @@ internal sealed partial class TenantLimits : IAsyncDisposable
             _requests = PartitionedRateLimiter.Create<(string Scope, int Limit), string>(key => RedisRateLimitPartition.GetFixedWindowRateLimiter(
                 $"namra:{key.Scope}:{key.Limit}", _ => new RedisFixedWindowRateLimiterOptions { ConnectionMultiplexerFactory = () => shared, PermitLimit = key.Limit, Window = Window }));
             Slots = new RunSlots.Shared(_redis, options.Value.LeaseDuration);
-            Spend = new SpendCounters.Shared(_redis);
+            Spend = new SpendCounters.Shared(_redis, timeProvider);
         }
         else
         {

@@ -22,6 +22,9 @@ internal sealed class TenantQuotas(AccessKeys keys, TenantLimits limits, Downstr
 {
     private static readonly TimeSpan MaxWaitForCallsInFlight = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan WaitStep = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>How long past its run's deadline a reservation never settled is held before it lapses (counted as spent).</summary>
+    internal static readonly TimeSpan LapseAfterDeadline = TimeSpan.FromMinutes(1);
     private readonly ConcurrentDictionary<string, Lazy<Task>> _seeded = new(StringComparer.Ordinal);
 
     /// <summary>
@@ -76,7 +79,9 @@ internal sealed class TenantQuotas(AccessKeys keys, TenantLimits limits, Downstr
         var periods = Periods(quota, timeProvider.GetUtcNow());
         var amount = new Amount(worst.Tokens, quota.ChargesUsd ? Amount.Nano(worst.Cost!.TotalUsd) : 0);
         await CountedAsync(() => SeedAsync(tenant, periods, cancellationToken)).ConfigureAwait(false);
-        var refused = await CountedAsync(() => limits.Spend.ReserveAsync(tenant, periods, amount)).ConfigureAwait(false);
+        // The call ends by the run's deadline: a reservation still held well after it was left by a replica that is gone.
+        var hold = new Hold(Guid.NewGuid().ToString("N"), new DateTimeOffset(run.Deadline, TimeSpan.Zero) + LapseAfterDeadline);
+        var refused = await CountedAsync(() => limits.Spend.ReserveAsync(tenant, periods, amount, hold)).ConfigureAwait(false);
 
         // Held back only by calls in flight (set aside at their worst case, and likely to spend less): it waits for them to
         // settle, so that concurrent runs queue for the quota rather than fail while it has room.
@@ -92,10 +97,10 @@ internal sealed class TenantQuotas(AccessKeys keys, TenantLimits limits, Downstr
             }
 
             await Task.Delay(WaitStep, timeProvider, cancellationToken).ConfigureAwait(false);
-            refused = await CountedAsync(() => limits.Spend.ReserveAsync(tenant, periods, amount)).ConfigureAwait(false);
+            refused = await CountedAsync(() => limits.Spend.ReserveAsync(tenant, periods, amount, hold)).ConfigureAwait(false);
         }
 
-        return new Reservation(limits.Spend, tenant, periods, amount, worst);
+        return new Reservation(limits.Spend, tenant, periods, amount, worst, hold);
     }
 
     // A quota is a promise about money: without its counters, no call is made (UNAVAILABLE).
@@ -241,12 +246,12 @@ internal sealed class TenantQuotas(AccessKeys keys, TenantLimits limits, Downstr
     }
 
     /// <summary>A model call's worst case, set aside in the tenant's counters until the call is settled.</summary>
-    public sealed class Reservation(SpendCounters? counters, string tenant, IReadOnlyList<Period> periods, Amount amount, CallReservation? worst)
+    public sealed class Reservation(SpendCounters? counters, string tenant, IReadOnlyList<Period> periods, Amount amount, CallReservation? worst, Hold hold)
     {
         private int _settled;
 
         /// <summary>Nothing set aside, nothing counted: a tenant without a quota.</summary>
-        public static Reservation None { get; } = new(null, "", [], default, null);
+        public static Reservation None { get; } = new(null, "", [], default, null, default);
 
         /// <summary>What the call may spend: what the run has left, within what was set aside.</summary>
         public CallBudget? Within(CallBudget? left)
@@ -272,14 +277,15 @@ internal sealed class TenantQuotas(AccessKeys keys, TenantLimits limits, Downstr
         /// <summary>Settles a call whose outcome is unknown at all it was allowed; nothing when it was settled.</summary>
         public Task SettleUnknownAsync() => SettleOnceAsync(amount);
 
-        // A settlement the counters do not take leaves the reservation counted: the tenant is held to more, never less.
+        // A settlement the counters do not take leaves the reservation counted until it lapses, then counted as spent at
+        // its worst case: the tenant is held to more, never less.
         private async Task SettleOnceAsync(Amount spent)
         {
             if (counters is not null && Interlocked.Exchange(ref _settled, 1) == 0)
             {
                 try
                 {
-                    await counters.SettleAsync(tenant, periods, amount, spent).ConfigureAwait(false);
+                    await counters.SettleAsync(tenant, periods, amount, spent, hold).ConfigureAwait(false);
                 }
                 catch (StackExchange.Redis.RedisException)
                 {
