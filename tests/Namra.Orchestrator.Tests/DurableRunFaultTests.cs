@@ -371,6 +371,53 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
         Directory.Delete(agents, recursive: true);
     }
 
+    [Fact]
+    public async Task AReplicaKilledDuringAModelCall_ItsTenantQuotaReservationLapsesAfterTheDeadline_AndNoLongerHoldsTheTenantBack()
+    {
+        const string key = "nk_acme_0411";
+        await using var limits = await LocalContainers.StartRedisAsync();
+        var folder = Directory.CreateTempSubdirectory("namra-durable-quota-").FullName;
+        var access = Path.Combine(folder, "access.json");
+        await File.WriteAllTextAsync(access, $$"""
+            { "tenants": { "acme": { "quota": { "tokens_per_day": 1000000 } } },
+              "keys": [ { "id": "acme", "sha256": "{{Access.AccessKeys.Hash(key)}}", "tenant": "acme", "roles": ["runner"] } ] }
+            """);
+        var (first, second, _) = await StartWithMemoryAsync("sqlite", new Dictionary<string, string>
+        {
+            ["Namra__Orchestrator__ApiKeysFile"] = access,
+            ["Namra__Orchestrator__LimitsRedis"] = limits.ConnectionString,
+            ["Namra__Orchestrator__QuotaReservationGrace"] = "00:00:01",
+        });
+        var bearer = new Metadata { { "authorization", $"Bearer {key}" } };
+        _anthropic.Enqueue(new SseReply([AnthropicWire.MessageStart(), .. AnthropicWire.TextBlock(0, "Thinking")], HoldAfter: 2), AnthropicWire.TextTurn(30, 4, "Resumed and answered."));
+        var agent = Inline(Agent().Replace("timeout: 60s", "timeout: 8s", StringComparison.Ordinal));
+        async Task<UsagePeriod> TodayAsync() => (await Client(second).GetUsageAsync(new GetUsageRequest(), bearer)).Periods.Single(p => p.Period == "day");
+
+        var call = Client(first).ExecuteAsync(new ExecuteRequest { Agent = agent, Input = "Answer, please.", RunId = "quota-killed" }, bearer).ResponseAsync;
+        await _anthropic.WaitForRequestsAsync(1, TimeSpan.FromSeconds(20));
+        var duringTheCall = await TodayAsync();
+        first.Kill();
+        await Assert.ThrowsAsync<RpcException>(() => call);
+        Run run;
+        while ((run = (await Client(second).GetRunAsync(new GetRunRequest { RunId = "quota-killed" }, bearer)).Run).Status is RunStatus.Running or RunStatus.Pending)
+        {
+            await Task.Delay(100);
+        }
+
+        var afterTheResume = await TodayAsync(); // the killed replica's reservation is still held: its call's deadline has not passed
+        var lapsesAt = run.CreateTime.ToDateTimeOffset() + TimeSpan.FromSeconds(8 + 1);
+        await Task.Delay(lapsesAt - DateTimeOffset.UtcNow + TimeSpan.FromMilliseconds(200));
+        var afterTheLapse = await TodayAsync();
+
+        Assert.Equal((RunStatus.Completed, 1), (run.Status, run.Resumes));
+        Assert.True(duringTheCall.ReservedTokens > 0, "no reservation for the call in flight");
+        Assert.Equal(duringTheCall.ReservedTokens, afterTheResume.ReservedTokens);
+        Assert.Equal(34, afterTheResume.Tokens); // the resumed call, settled
+        Assert.Equal(0, afterTheLapse.ReservedTokens); // it no longer holds the tenant back...
+        Assert.Equal(34 + duringTheCall.ReservedTokens, afterTheLapse.Tokens); // ...and counts as spent at its worst case
+        Directory.Delete(folder, recursive: true);
+    }
+
     private static string Agent(string tools = "") => $$"""
         name: durable
         version: 1.0.0

@@ -18,42 +18,45 @@ public sealed class SpendCounterLapseTests
     private static readonly Period Month = new("month", "month:2026-11", new DateTimeOffset(2026, 11, 1, 0, 0, 0, TimeSpan.Zero),
         new DateTimeOffset(2026, 12, 1, 0, 0, 0, TimeSpan.Zero), MaxTokens: 0, MaxNanoUsd: 5_000_000_000);
 
-    [Fact]
-    public async Task AReservationNeverSettled_HoldsTheTenantBackUntilItLapses_ThenCountsAsSpent_AndALateSettlementCorrectsIt()
+    [Theory]
+    [InlineData(10_000)]
+    [InlineData(0)] // a quota in tokens only: no dollars reserved or spent
+    public async Task AReservationNeverSettled_HoldsTheTenantBackUntilItLapses_ThenCountsAsSpent_AndALateSettlementCorrectsIt(long nanoPerToken)
     {
+        Amount Of(long tokens) => new(tokens, tokens * nanoPerToken);
         await using var redis = await LocalContainers.StartRedisAsync();
         using var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
         var time = new FakeTimeProvider(Start);
         var counters = new Shared(connection, time);
         Period[] periods = [Day, Month];
-        await counters.SeedAsync(Tenant, Day, new Amount(0, 0));
-        await counters.SeedAsync(Tenant, Month, new Amount(0, 0));
+        await counters.SeedAsync(Tenant, Day, Of(0));
+        await counters.SeedAsync(Tenant, Month, Of(0));
 
         // The replica that reserved this was killed during its call: nobody settles it.
         var lost = new Hold("lost-call", Start.AddMinutes(5));
-        Assert.Equal(-1, await counters.ReserveAsync(Tenant, periods, new Amount(800, 8_000_000), lost));
+        Assert.Equal(-1, await counters.ReserveAsync(Tenant, periods, Of(800), lost));
         var other = new Hold("other-call", Start.AddMinutes(5));
-        var refusedWhileHeld = await counters.ReserveAsync(Tenant, periods, new Amount(300, 3_000_000), other);
+        var refusedWhileHeld = await counters.ReserveAsync(Tenant, periods, Of(300), other);
         var heldBack = await counters.ReadAsync(Tenant, Day);
 
         time.Advance(TimeSpan.FromMinutes(6)); // past the lost call's deadline and grace
         var lapsed = await counters.ReadAsync(Tenant, Day);
         var month = await counters.ReadAsync(Tenant, Month);
-        var fitsAfterLapse = await counters.ReserveAsync(Tenant, periods, new Amount(150, 1_500_000), new Hold("small-call", Start.AddMinutes(20)));
+        var fitsAfterLapse = await counters.ReserveAsync(Tenant, periods, Of(150), new Hold("small-call", Start.AddMinutes(20)));
 
         // The lost call's replica was only paused: its settlement, late, replaces the worst case with what was spent.
-        await counters.SettleAsync(Tenant, periods, new Amount(800, 8_000_000), new Amount(120, 1_200_000), lost);
+        await counters.SettleAsync(Tenant, periods, Of(800), Of(120), lost);
         var corrected = await counters.ReadAsync(Tenant, Day);
         // A call still held settles as before.
-        await counters.SettleAsync(Tenant, periods, new Amount(150, 1_500_000), new Amount(100, 1_000_000), new Hold("small-call", Start.AddMinutes(20)));
+        await counters.SettleAsync(Tenant, periods, Of(150), Of(100), new Hold("small-call", Start.AddMinutes(20)));
         var settled = await counters.ReadAsync(Tenant, Day);
 
         Assert.Equal(0, refusedWhileHeld); // the day's 1,000 tokens: 800 held, 300 more do not fit
-        Assert.Equal(new Standing(new Amount(0, 0), new Amount(800, 8_000_000)), heldBack);
-        Assert.Equal(new Standing(new Amount(800, 8_000_000), new Amount(0, 0)), lapsed); // counted as spent at its worst case
-        Assert.Equal(new Standing(new Amount(800, 8_000_000), new Amount(0, 0)), month);
+        Assert.Equal(new Standing(Of(0), Of(800)), heldBack);
+        Assert.Equal(new Standing(Of(800), Of(0)), lapsed); // counted as spent at its worst case
+        Assert.Equal(new Standing(Of(800), Of(0)), month);
         Assert.Equal(-1, fitsAfterLapse); // 800 spent + 150 within 1,000: the tenant is no longer held back by a call that will never settle
-        Assert.Equal(new Standing(new Amount(120, 1_200_000), new Amount(150, 1_500_000)), corrected);
-        Assert.Equal(new Standing(new Amount(220, 2_200_000), new Amount(0, 0)), settled);
+        Assert.Equal(new Standing(Of(120), Of(150)), corrected);
+        Assert.Equal(new Standing(Of(220), Of(0)), settled);
     }
 }

@@ -161,6 +161,7 @@ internal abstract class SpendCounters
     public sealed class Shared(ConnectionMultiplexer redis, TimeProvider timeProvider) : SpendCounters
     {
         // KEYS: the periods' counters, then their reservations. Reservations past their time are counted as spent.
+        // Amounts are taken away as 0 - x: Lua's -x of 0 is -0, which HINCRBY refuses as not an integer.
         private const string Lapse = """
             local n = #KEYS / 2
             local function lapse(counters, held, now)
@@ -169,8 +170,8 @@ internal abstract class SpendCounters
                 local t, c, at = string.match(entries[j + 1], '^(%d+) (%d+) (%d+)$')
                 if tonumber(at) <= now then
                   redis.call('HDEL', held, entries[j])
-                  redis.call('HINCRBY', counters, 'rtokens', -tonumber(t))
-                  redis.call('HINCRBY', counters, 'rnano', -tonumber(c))
+                  redis.call('HINCRBY', counters, 'rtokens', 0 - tonumber(t))
+                  redis.call('HINCRBY', counters, 'rnano', 0 - tonumber(c))
                   redis.call('HINCRBY', counters, 'tokens', t)
                   redis.call('HINCRBY', counters, 'nano', c)
                 end
@@ -207,8 +208,8 @@ internal abstract class SpendCounters
             local n = #KEYS / 2
             for i = 1, n do
               if redis.call('HDEL', KEYS[n + i], ARGV[5]) == 1 then
-                redis.call('HINCRBY', KEYS[i], 'rtokens', -tonumber(ARGV[1]))
-                redis.call('HINCRBY', KEYS[i], 'rnano', -tonumber(ARGV[2]))
+                redis.call('HINCRBY', KEYS[i], 'rtokens', 0 - tonumber(ARGV[1]))
+                redis.call('HINCRBY', KEYS[i], 'rnano', 0 - tonumber(ARGV[2]))
                 redis.call('HINCRBY', KEYS[i], 'tokens', ARGV[3])
                 redis.call('HINCRBY', KEYS[i], 'nano', ARGV[4])
               elseif redis.call('EXISTS', KEYS[i]) == 1 then

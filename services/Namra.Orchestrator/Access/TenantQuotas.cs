@@ -2,8 +2,10 @@ using System.Collections.Concurrent;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Namra.Contracts.V1;
+using Microsoft.Extensions.Options;
 using Namra.Hosting.Errors;
 using Namra.Orchestrator.Loop;
+using Namra.Orchestrator.Options;
 using static Namra.Orchestrator.Access.SpendCounters;
 
 namespace Namra.Orchestrator.Access;
@@ -18,13 +20,10 @@ namespace Namra.Orchestrator.Access;
 /// ledgers (every provider request, counted as the run's own budget counts it), read from the memory service the first
 /// time the period is used, so a restart forgets nothing that was spent.
 /// </summary>
-internal sealed class TenantQuotas(AccessKeys keys, TenantLimits limits, Downstream downstream, TimeProvider timeProvider)
+internal sealed class TenantQuotas(AccessKeys keys, TenantLimits limits, Downstream downstream, IOptions<OrchestratorOptions> options, TimeProvider timeProvider)
 {
     private static readonly TimeSpan MaxWaitForCallsInFlight = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan WaitStep = TimeSpan.FromMilliseconds(50);
-
-    /// <summary>How long past its run's deadline a reservation never settled is held before it lapses (counted as spent).</summary>
-    internal static readonly TimeSpan LapseAfterDeadline = TimeSpan.FromMinutes(1);
     private readonly ConcurrentDictionary<string, Lazy<Task>> _seeded = new(StringComparer.Ordinal);
 
     /// <summary>
@@ -80,7 +79,7 @@ internal sealed class TenantQuotas(AccessKeys keys, TenantLimits limits, Downstr
         var amount = new Amount(worst.Tokens, quota.ChargesUsd ? Amount.Nano(worst.Cost!.TotalUsd) : 0);
         await CountedAsync(() => SeedAsync(tenant, periods, cancellationToken)).ConfigureAwait(false);
         // The call ends by the run's deadline: a reservation still held well after it was left by a replica that is gone.
-        var hold = new Hold(Guid.NewGuid().ToString("N"), new DateTimeOffset(run.Deadline, TimeSpan.Zero) + LapseAfterDeadline);
+        var hold = new Hold(Guid.NewGuid().ToString("N"), new DateTimeOffset(run.Deadline, TimeSpan.Zero) + options.Value.QuotaReservationGrace);
         var refused = await CountedAsync(() => limits.Spend.ReserveAsync(tenant, periods, amount, hold)).ConfigureAwait(false);
 
         // Held back only by calls in flight (set aside at their worst case, and likely to spend less): it waits for them to

@@ -81,6 +81,13 @@ public sealed class OrchestratorOptions
     [Range(typeof(TimeSpan), "00:00:00.300", "01:00:00")]
     public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>
+    /// How long past its run's deadline a tenant's quota reservation that was never settled (its replica was lost during
+    /// the call) holds before it lapses, counted as spent at its worst case. Default 1 min.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "1.00:00:00")]
+    public TimeSpan QuotaReservationGrace { get; set; } = TimeSpan.FromMinutes(1);
+
     /// <summary>How often this replica looks for running runs whose lease lapsed, to resume them. Default 5 s.</summary>
     [Range(typeof(TimeSpan), "00:00:00.050", "01:00:00")]
     public TimeSpan RecoveryInterval { get; set; } = TimeSpan.FromSeconds(5);
