@@ -388,7 +388,7 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
             ["Namra__Orchestrator__LimitsRedis"] = limits.ConnectionString,
             ["Namra__Orchestrator__QuotaReservationGrace"] = "00:00:01",
         });
-        var bearer = new Metadata { { "authorization", $"Bearer {key}" } };
+        var bearer = KeyedServers.Bearer(key);
         _anthropic.Enqueue(new SseReply([AnthropicWire.MessageStart(), .. AnthropicWire.TextBlock(0, "Thinking")], HoldAfter: 2), AnthropicWire.TextTurn(30, 4, "Resumed and answered."));
         var agent = Inline(Agent().Replace("timeout: 60s", "timeout: 8s", StringComparison.Ordinal));
         async Task<UsagePeriod> TodayAsync() => (await Client(second).GetUsageAsync(new GetUsageRequest(), bearer)).Periods.Single(p => p.Period == "day");
@@ -398,11 +398,7 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
         var duringTheCall = await TodayAsync();
         first.Kill();
         await Assert.ThrowsAsync<RpcException>(() => call);
-        Run run;
-        while ((run = (await Client(second).GetRunAsync(new GetRunRequest { RunId = "quota-killed" }, bearer)).Run).Status is RunStatus.Running or RunStatus.Pending)
-        {
-            await Task.Delay(100);
-        }
+        var run = await EndedAsync(second, "quota-killed", bearer);
 
         var afterTheResume = await TodayAsync(); // the killed replica's reservation is still held: its call's deadline has not passed
         var lapsesAt = run.CreateTime.ToDateTimeOffset() + TimeSpan.FromSeconds(8 + 1);
@@ -490,15 +486,15 @@ public sealed class DurableRunFaultTests : IAsyncLifetime
         return process;
     }
 
-    // The run's record once it has ended, read through the given replica.
-    private async Task<Run> EndedAsync(ServerProcess replica, string runId)
+    // The run's record once it has ended, read through the given replica (with a key, where the replicas require one).
+    private async Task<Run> EndedAsync(ServerProcess replica, string runId, Metadata? headers = null)
     {
         var client = Client(replica);
         for (var i = 0; i < 150; i++)
         {
             try
             {
-                var run = (await client.GetRunAsync(new GetRunRequest { RunId = runId }, deadline: DateTime.UtcNow.AddSeconds(5))).Run;
+                var run = (await client.GetRunAsync(new GetRunRequest { RunId = runId }, headers, deadline: DateTime.UtcNow.AddSeconds(5))).Run;
                 if (run.Status is not (RunStatus.Running or RunStatus.Pending or RunStatus.AwaitingApproval))
                 {
                     return run;

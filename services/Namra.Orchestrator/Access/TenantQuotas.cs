@@ -1,8 +1,8 @@
 using System.Collections.Concurrent;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
-using Namra.Contracts.V1;
 using Microsoft.Extensions.Options;
+using Namra.Contracts.V1;
 using Namra.Hosting.Errors;
 using Namra.Orchestrator.Loop;
 using Namra.Orchestrator.Options;
