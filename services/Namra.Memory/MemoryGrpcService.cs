@@ -223,9 +223,50 @@ internal sealed class MemoryGrpcService(
             var tenant = TenantOf(request.Tenant);
             _ = await MemoryStores.Guard(store, () => store.GetRunAsync(tenant, request.RunId, context.CancellationToken)).ConfigureAwait(false)
                 ?? throw new NotFoundException("namra.v1.Run", request.RunId, $"No run record '{request.RunId}'.");
-            var entries = await MemoryStores.Guard(store, () => store.GetJournalAsync(tenant, request.RunId, context.CancellationToken)).ConfigureAwait(false);
-            return new GetRunJournalResponse { Entries = { entries } };
+            if (request.PageSize < 0 || request.PageSize > 1000)
+            {
+                throw new InvalidArgumentException("page_size", $"Between 1 and 1000 steps per page, or 0 for every step; got {request.PageSize}.");
+            }
+
+            long after = 0;
+            if (request.PageToken.Length > 0 && !long.TryParse(PageToken.Decode(request.PageToken), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out after))
+            {
+                throw new InvalidArgumentException("page_token", "Not a page token of this journal.");
+            }
+
+            var paged = request.PageSize > 0;
+            var entries = await MemoryStores.Guard(store, () => store.GetJournalAsync(tenant, request.RunId, after, paged ? request.PageSize : int.MaxValue, context.CancellationToken))
+                .ConfigureAwait(false);
+            var response = new GetRunJournalResponse();
+            if (!paged)
+            {
+                response.Entries.AddRange(entries);
+                return response;
+            }
+
+            var bytes = 0L;
+            foreach (var entry in entries)
+            {
+                bytes += entry.CalculateSize() + 8; // the field's tag and length
+                if (response.Entries.Count > 0 && bytes > JournalPageBytes)
+                {
+                    break;
+                }
+
+                response.Entries.Add(entry);
+            }
+
+            // A full page may be followed by more; the last page is the one that came back short.
+            if (response.Entries.Count < entries.Count || entries.Count == request.PageSize)
+            {
+                response.NextPageToken = PageToken.Encode(response.Entries[^1].Sequence.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
+
+            return response;
         }, context);
+
+    // A page of a journal stays within the largest message every gRPC client accepts by default.
+    private const int JournalPageBytes = 4 * 1024 * 1024 - 64 * 1024;
 
     // Steps are numbered on from the journal's length, without gaps, and each says what happened.
     private static void CheckJournal(Google.Protobuf.Collections.RepeatedField<RunJournalEntry> journal, long length)

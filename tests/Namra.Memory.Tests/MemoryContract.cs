@@ -391,6 +391,52 @@ public abstract class MemoryContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AJournalLargerThanAClientsLargestMessage_IsReadInPages_EachWithinIt()
+    {
+        // Nine steps of 1 MiB: more than the 4 MiB a gRPC client accepts by default, as a long run's journal outgrows any limit.
+        var runId = Id("long-journal");
+        var created = await Client.CreateRunRecordAsync(new CreateRunRecordRequest { Run = NewRun(runId, Id("talker")), Journal = { Step(1, "go") } });
+        var etag = created.Run.Etag;
+        for (var sequence = 2; sequence <= 10; sequence += 3)
+        {
+            var written = await Client.UpdateRunRecordAsync(new UpdateRunRecordRequest
+            {
+                Run = new Run { RunId = runId }, UpdateMask = new FieldMask { Paths = { "iterations" } }, Etag = etag,
+                Journal = { Enumerable.Range(sequence, 3).Select(s => Turn(s, new string((char)('a' + s), 1024 * 1024))) },
+            });
+            etag = written.Run.Etag;
+        }
+
+        var whole = await Assert.ThrowsAsync<RpcException>(() => Client.GetRunJournalAsync(new GetRunJournalRequest { RunId = runId }).ResponseAsync);
+        var pages = new List<GetRunJournalResponse>();
+        var small = new List<GetRunJournalResponse>();
+        foreach (var (list, size) in new[] { (pages, 1000), (small, 4) })
+        {
+            var request = new GetRunJournalRequest { RunId = runId, PageSize = size };
+            do
+            {
+                var page = await Client.GetRunJournalAsync(request);
+                list.Add(page);
+                request.PageToken = page.NextPageToken;
+            }
+            while (request.PageToken.Length > 0);
+        }
+
+        var badSize = await Assert.ThrowsAsync<RpcException>(() => Client.GetRunJournalAsync(new GetRunJournalRequest { RunId = runId, PageSize = 1001 }).ResponseAsync);
+        var badToken = await Assert.ThrowsAsync<RpcException>(() => Client.GetRunJournalAsync(new GetRunJournalRequest { RunId = runId, PageSize = 10, PageToken = "not-a-token" }).ResponseAsync);
+
+        Assert.Equal(StatusCode.ResourceExhausted, whole.StatusCode);
+        Assert.Equal(Enumerable.Range(1, 10).Select(s => (long)s), pages.SelectMany(p => p.Entries).Select(e => e.Sequence));
+        Assert.Equal(["go", .. Enumerable.Range(2, 9).Select(s => new string((char)('a' + s), 1024 * 1024))],
+            pages.SelectMany(p => p.Entries).Select(e => e.Began?.Input.Content[0].Text ?? e.ModelTurn.Message.Content[0].Text));
+        Assert.All(pages, page => Assert.InRange(page.CalculateSize(), 1, 4 * 1024 * 1024));
+        Assert.Equal(3, pages.Count);
+        Assert.Equal([4, 3, 3], small.Select(p => p.Entries.Count));
+        Assert.Equal(Enumerable.Range(1, 10).Select(s => (long)s), small.SelectMany(p => p.Entries).Select(e => e.Sequence));
+        Assert.Equal(["page_size", "page_token"], new[] { badSize, badToken }.Select(e => RpcDetails.Of<Google.Rpc.BadRequest>(e)[0].FieldViolations[0].Field));
+    }
+
+    [Fact]
     public async Task ALapsedLease_IsClaimedByExactlyOneOfManyReplicas_AndFinishedRunsLeaveTheRunningList()
     {
         var agent = Id("leased");

@@ -289,8 +289,23 @@ internal sealed class FakeMemory : MemoryService.MemoryServiceBase
         }
     }
 
-    public override Task<GetRunJournalResponse> GetRunJournal(GetRunJournalRequest request, ServerCallContext context) =>
-        Task.FromResult(new GetRunJournalResponse { Entries = { Journal(request.RunId) } });
+    // Pages of at most two steps, as if each were large: a reader that stops at the first page replays too little.
+    public override Task<GetRunJournalResponse> GetRunJournal(GetRunJournalRequest request, ServerCallContext context)
+    {
+        var journal = Journal(request.RunId);
+        if (request.PageSize == 0)
+        {
+            return Task.FromResult(new GetRunJournalResponse { Entries = { journal } });
+        }
+
+        var after = request.PageToken.Length > 0 ? int.Parse(request.PageToken, System.Globalization.CultureInfo.InvariantCulture) : 0;
+        var page = journal.Skip(after).Take(Math.Min(request.PageSize, 2)).ToList();
+        return Task.FromResult(new GetRunJournalResponse
+        {
+            Entries = { page },
+            NextPageToken = after + page.Count < journal.Count ? (after + page.Count).ToString(System.Globalization.CultureInfo.InvariantCulture) : "",
+        });
+    }
 
     public override Task<ListRunRecordsResponse> ListRunRecords(ListRunRecordsRequest request, ServerCallContext context)
     {

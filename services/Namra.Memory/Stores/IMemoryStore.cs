@@ -48,8 +48,11 @@ internal interface IMemoryStore
     /// </summary>
     Task<bool> ReplaceRunAsync(Run run, long expectedVersion, IReadOnlyList<RunJournalEntry> journal, CancellationToken cancellationToken);
 
-    /// <summary>A run's journal, oldest step first; empty when there is none.</summary>
-    Task<IReadOnlyList<RunJournalEntry>> GetJournalAsync(string tenant, string runId, CancellationToken cancellationToken);
+    /// <summary>
+    /// At most <paramref name="limit"/> steps of a run's journal after step <paramref name="after"/> (0 for the first),
+    /// oldest first; empty when there are none.
+    /// </summary>
+    Task<IReadOnlyList<RunJournalEntry>> GetJournalAsync(string tenant, string runId, long after, int limit, CancellationToken cancellationToken);
 
     /// <summary>Run records matching the filter, newest first, after the given position.</summary>
     Task<IReadOnlyList<VersionedRun>> ListRunsAsync(RunFilter filter, int limit, RunPosition? after, CancellationToken cancellationToken);

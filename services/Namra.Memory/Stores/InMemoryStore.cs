@@ -211,8 +211,11 @@ internal sealed class InMemoryStore(TimeProvider timeProvider, int maxRuns) : IM
         }
     }
 
-    public Task<IReadOnlyList<RunJournalEntry>> GetJournalAsync(string tenant, string runId, CancellationToken cancellationToken) =>
-        Task.FromResult<IReadOnlyList<RunJournalEntry>>(_journals.TryGetValue(Key(tenant, runId), out var journal) ? [.. journal.Select(RunJournalEntry.Parser.ParseFrom)] : []);
+    // Steps are numbered from 1 without gaps: step n is the list's item n - 1.
+    public Task<IReadOnlyList<RunJournalEntry>> GetJournalAsync(string tenant, string runId, long after, int limit, CancellationToken cancellationToken) =>
+        Task.FromResult<IReadOnlyList<RunJournalEntry>>(_journals.TryGetValue(Key(tenant, runId), out var journal) && after < journal.Length
+            ? [.. journal.Skip((int)after).Take(limit).Select(RunJournalEntry.Parser.ParseFrom)]
+            : []);
 
     public Task<IReadOnlyList<VersionedRun>> ListRunsAsync(RunFilter filter, int limit, RunPosition? after, CancellationToken cancellationToken) =>
         Task.FromResult<IReadOnlyList<VersionedRun>>([.. _runs.Values

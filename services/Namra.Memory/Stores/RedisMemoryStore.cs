@@ -185,8 +185,9 @@ internal sealed class RedisMemoryStore(string configuration, TimeSpan timeout, T
         (int)await Database.ScriptEvaluateAsync(CreateRunScript, [RunKey(run.Tenant, run.RunId), RunsKey(run.Tenant), JournalKey(run.Tenant, run.RunId), RunningKey],
             [run.ToByteArray(), RunPosition.Millis(run), run.RunId, Unfinished(run) ? "1" : "0", Member(run.Tenant, run.RunId), .. journal.Select(e => (RedisValue)e.ToByteArray())]).ConfigureAwait(false) == 1;
 
-    public async Task<IReadOnlyList<RunJournalEntry>> GetJournalAsync(string tenant, string runId, CancellationToken cancellationToken) =>
-        [.. (await Database.ListRangeAsync(JournalKey(tenant, runId)).ConfigureAwait(false)).Select(item => RunJournalEntry.Parser.ParseFrom((byte[])item!))];
+    // Steps are numbered from 1 without gaps: step n is the list's item n - 1.
+    public async Task<IReadOnlyList<RunJournalEntry>> GetJournalAsync(string tenant, string runId, long after, int limit, CancellationToken cancellationToken) =>
+        [.. (await Database.ListRangeAsync(JournalKey(tenant, runId), after, after + limit - 1).ConfigureAwait(false)).Select(item => RunJournalEntry.Parser.ParseFrom((byte[])item!))];
 
     private static bool Unfinished(Run run) => run.Status is RunStatus.Pending or RunStatus.Running or RunStatus.AwaitingApproval;
 

@@ -258,10 +258,11 @@ internal abstract class SqlMemoryStore(TimeProvider timeProvider) : IMemoryStore
         return true;
     }
 
-    public async Task<IReadOnlyList<RunJournalEntry>> GetJournalAsync(string tenant, string runId, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<RunJournalEntry>> GetJournalAsync(string tenant, string runId, long after, int limit, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var reader = await ReadAsync(connection, null, cancellationToken, "SELECT body FROM namra_run_journal WHERE tenant = $1 AND run_id = $2 ORDER BY seq", tenant, runId).ConfigureAwait(false);
+        await using var reader = await ReadAsync(connection, null, cancellationToken,
+            "SELECT body FROM namra_run_journal WHERE tenant = $1 AND run_id = $2 AND seq > $3 ORDER BY seq LIMIT $4", tenant, runId, after, limit).ConfigureAwait(false);
         var entries = new List<RunJournalEntry>();
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {

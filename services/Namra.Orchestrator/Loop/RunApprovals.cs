@@ -148,7 +148,8 @@ internal sealed class RunApprovals(Downstream downstream, RunRecovery recovery, 
             throw new InvalidArgumentException(field, "Arguments are a JSON object.");
         }
 
-        var journal = await downstream.Memory.GetRunJournalAsync(new GetRunJournalRequest { RunId = run.RunId, Tenant = run.Tenant }, deadline: deadline, cancellationToken: cancellationToken)
+        // The agent and its tools are in the first step.
+        var journal = await downstream.Memory.GetRunJournalAsync(new GetRunJournalRequest { RunId = run.RunId, Tenant = run.Tenant, PageSize = 1 }, deadline: deadline, cancellationToken: cancellationToken)
             .ConfigureAwait(false);
         if (journal.Entries is not [{ Began: { } began }, ..])
         {

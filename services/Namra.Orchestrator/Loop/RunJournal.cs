@@ -27,6 +27,24 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
     /// <summary>Steps written so far.</summary>
     public long Length => Interlocked.Read(ref _length);
 
+    /// <summary>
+    /// The whole journal of <paramref name="run"/>, oldest step first, read a page at a time: a long run's journal is
+    /// larger than any one message may be.
+    /// </summary>
+    public static async Task<List<RunJournalEntry>> ReadAsync(Downstream downstream, Run run, DateTime deadline, CancellationToken cancellationToken)
+    {
+        var journal = new List<RunJournalEntry>((int)Math.Min(run.JournalLength, 10_000));
+        var request = new GetRunJournalRequest { RunId = run.RunId, Tenant = run.Tenant, PageSize = 500 };
+        do
+        {
+            var page = await downstream.Memory.GetRunJournalAsync(request, deadline: deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+            journal.AddRange(page.Entries);
+            request.PageToken = page.NextPageToken;
+        }
+        while (request.PageToken.Length > 0);
+        return journal;
+    }
+
     /// <summary>Creates the record with the run's first step, leased to this replica.</summary>
     public async Task CreateAsync(RunBegan began, DateTime deadline, CancellationToken cancellationToken)
     {

@@ -120,8 +120,7 @@ internal sealed partial class RunRecovery(
     // Claims the run with the etag it was read with, journaling the claim; null when another replica was first.
     private async Task<(Run? Record, List<RunJournalEntry>? Journal)> TryClaimAsync(Run run, CancellationToken cancellationToken)
     {
-        var journal = (await downstream.Memory.GetRunJournalAsync(new GetRunJournalRequest { RunId = run.RunId, Tenant = run.Tenant }, deadline: Deadline(), cancellationToken: cancellationToken)
-            .ConfigureAwait(false)).Entries.ToList();
+        var journal = await RunJournal.ReadAsync(downstream, run, Deadline(), cancellationToken).ConfigureAwait(false);
         var resumed = new RunJournalEntry
         {
             Sequence = run.JournalLength + 1,
