@@ -5,8 +5,10 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
+using Grpc.Reflection.V1Alpha;
 using Namra.Contracts.V1;
 using Namra.Testing;
+using Namra.Testing.Containers;
 
 namespace Namra.Cli.NativeTests;
 
@@ -104,6 +106,56 @@ public sealed class NativeAotBuildTests(NativeAotBuilds builds) : IClassFixture<
         Assert.Equal(await File.ReadAllBytesAsync(RepositoryPaths.Combine("schemas", "openapi.v1.json")), document);
     }
 
+    [Theory]
+    [InlineData("redis")]
+    [InlineData("postgres")]
+    public async Task TheAotServer_KeepsRunsConversationsAndMemoriesInAShareableStore_AndServesReflection(string store)
+    {
+        // The drivers (StackExchange.Redis, Npgsql) and the vector stores over them meet trimming only here.
+        await using var database = store == "redis" ? await LocalContainers.StartRedisAsync() : await LocalContainers.StartPostgresAsync();
+        var (grpc, http) = (LocalPorts.Free(), LocalPorts.Free());
+        using var server = StartServer(grpc, http, new()
+        {
+            [store == "redis" ? "Namra__Memory__RedisConnectionString" : "Namra__Memory__PostgresConnectionString"] = database.ConnectionString,
+            ["Namra__Memory__DefaultStore"] = store,
+        });
+        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{grpc}");
+        var agents = new AgentService.AgentServiceClient(channel);
+        var memory = new MemoryService.MemoryServiceClient(channel);
+        var keeper = (await File.ReadAllTextAsync(RepositoryPaths.Combine("examples", "agents", "memory_keeper.yaml"))).Replace("type: sqlite", "type: " + store, StringComparison.Ordinal);
+        var type = store == "redis" ? MemoryType.Redis : MemoryType.Postgres;
+
+        var told = await agents.ExecuteAsync(new ExecuteRequest { Agent = new AgentSource { Inline = new InlineAgent { Content = keeper } }, Input = "Remember: my favourite colour is teal.", SessionId = "monday" });
+        var asked = await agents.ExecuteAsync(new ExecuteRequest { Agent = new AgentSource { Inline = new InlineAgent { Content = keeper } }, Input = "What is my favourite colour?", SessionId = "tuesday" });
+        var history = await memory.GetHistoryAsync(new GetHistoryRequest { SessionId = "monday", Store = type });
+        var recalled = await memory.RecallAsync(new RecallRequest
+        {
+            Namespace = "agent:memory_keeper", Query = "favourite colour", TopK = 3, EmbeddingModel = "hashed-words", Store = type,
+            Embedder = new LlmConfig { Provider = LlmProvider.Scripted, Model = "hashed-words" },
+        });
+        var runs = await memory.ListRunRecordsAsync(new ListRunRecordsRequest { PageSize = 10 });
+        var journal = await memory.GetRunJournalAsync(new GetRunJournalRequest { RunId = told.Run.RunId, PageSize = 2 });
+        using var reflection = new ServerReflection.ServerReflectionClient(channel).ServerReflectionInfo();
+        await reflection.RequestStream.WriteAsync(new ServerReflectionRequest { ListServices = "" });
+        await reflection.RequestStream.WriteAsync(new ServerReflectionRequest { FileContainingSymbol = "namra.v1.MemoryService" });
+        await reflection.RequestStream.CompleteAsync();
+        var answers = new List<ServerReflectionResponse>();
+        while (await reflection.ResponseStream.MoveNext(CancellationToken.None))
+        {
+            answers.Add(reflection.ResponseStream.Current);
+        }
+
+        Assert.Equal((RunStatus.Completed, "Noted: your favourite colour is teal."), (told.Run.Status, told.Run.Answer));
+        Assert.Equal(RunStatus.Completed, asked.Run.Status);
+        Assert.Equal(["Remember: my favourite colour is teal.", "Noted: your favourite colour is teal."], history.Messages.Where(m => m.Role is Role.User or Role.Assistant && m.Content.Any(c => c.Text.Length > 0) && m.Content.All(c => c.ToolCall is null)).Select(m => m.Content[0].Text));
+        Assert.Equal("The user's favourite colour is teal.", recalled.Memories[0].Text);
+        Assert.Equal([asked.Run.RunId, told.Run.RunId], runs.Runs.Select(r => r.RunId));
+        Assert.Equal([1L, 2L], journal.Entries.Select(e => e.Sequence));
+        Assert.NotEmpty(journal.NextPageToken);
+        Assert.Contains("namra.v1.MemoryService", answers[0].ListServicesResponse.Service.Select(s => s.Name));
+        Assert.NotEmpty(answers[1].FileDescriptorResponse.FileDescriptorProto);
+    }
+
     [Fact]
     public async Task TheAotServer_RefusesBadSettings_NamingTheSection()
     {
@@ -120,9 +172,14 @@ public sealed class NativeAotBuildTests(NativeAotBuilds builds) : IClassFixture<
         Assert.Contains("ShutdownTimeout", await error, StringComparison.Ordinal);
     }
 
-    private RunningServer StartServer(int grpc, int http)
+    private RunningServer StartServer(int grpc, int http, Dictionary<string, string>? settings = null)
     {
         var start = new ProcessStartInfo(builds.Server) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var (name, value) in settings ?? [])
+        {
+            start.Environment[name] = value;
+        }
+
         start.Environment["Namra__Host__GrpcPort"] = grpc.ToString(CultureInfo.InvariantCulture);
         start.Environment["Namra__Host__HttpPort"] = http.ToString(CultureInfo.InvariantCulture);
         start.Environment["Namra__Orchestrator__TrustInlineAgents"] = "true";
