@@ -154,7 +154,7 @@ internal sealed class MemoryGrpcService(
             }
 
             run.Etag = Etag(1);
-            return new CreateRunRecordResponse { Run = run };
+            return new CreateRunRecordResponse { Run = Answer(run, request.View) };
         }, context);
 
     public override Task<UpdateRunRecordResponse> UpdateRunRecord(UpdateRunRecordRequest request, ServerCallContext context) =>
@@ -206,7 +206,7 @@ internal sealed class MemoryGrpcService(
                 if (await MemoryStores.Guard(store, () => store.ReplaceRunAsync(merged, stored.Version, request.Journal, context.CancellationToken)).ConfigureAwait(false))
                 {
                     merged.Etag = Etag(stored.Version + 1);
-                    return new UpdateRunRecordResponse { Run = merged };
+                    return new UpdateRunRecordResponse { Run = Answer(merged, request.View) };
                 }
 
                 if (request.Etag.Length > 0 || attempt == 16)
@@ -550,6 +550,11 @@ internal sealed class MemoryGrpcService(
 
         return a.Equals(b);
     }
+
+    // The stored record, or as much of it as the writer asked for.
+    private static Run Answer(Run stored, RunRecordView view) => view == RunRecordView.Version
+        ? new Run { RunId = stored.RunId, Tenant = stored.Tenant, Etag = stored.Etag, JournalLength = stored.JournalLength }
+        : stored;
 
     private static string Etag(long version) => $"\"{version.ToString(System.Globalization.CultureInfo.InvariantCulture)}\"";
 

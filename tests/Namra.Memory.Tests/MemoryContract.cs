@@ -360,6 +360,7 @@ public abstract class MemoryContract : IAsyncLifetime
             UpdateMask = new FieldMask { Paths = { "iterations" } },
             Etag = created.Run.Etag,
             Journal = { Turn(2, "thinking"), Turn(3, "done") },
+            View = RunRecordView.Version,
         });
         var stale = await Assert.ThrowsAsync<RpcException>(() => Client.UpdateRunRecordAsync(new UpdateRunRecordRequest
         {
@@ -384,6 +385,8 @@ public abstract class MemoryContract : IAsyncLifetime
         Assert.Equal("hello", journal.Entries[0].Began.Input.Content[0].Text);
         Assert.Equal(["thinking", "done"], journal.Entries.Skip(1).Select(e => e.ModelTurn.Message.Content[0].Text));
         Assert.Equal((3L, 1), (read.Run.JournalLength, read.Run.Iterations));
+        Assert.Equal(new Run { RunId = runId, Tenant = "default", Etag = read.Run.Etag, JournalLength = 3 }, updated.Run); // the writer's view: no more
+        Assert.Equal(Id("journalist"), created.Run.Agent.Name); // the whole record, unless asked otherwise
         Assert.Equal(StatusCode.Aborted, stale.StatusCode);
         Assert.Equal("journal[0].sequence", RpcDetails.Of<Google.Rpc.BadRequest>(gap)[0].FieldViolations[0].Field);
         Assert.Equal("etag", RpcDetails.Of<Google.Rpc.BadRequest>(noEtag)[0].FieldViolations[0].Field);

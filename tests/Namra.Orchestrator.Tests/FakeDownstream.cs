@@ -221,7 +221,7 @@ internal sealed class FakeMemory : MemoryService.MemoryServiceBase
             }
 
             _journals[run.RunId] = [.. request.Journal.Select(e => e.Clone())];
-            return Task.FromResult(new CreateRunRecordResponse { Run = WithEtag(run, 1) });
+            return Task.FromResult(new CreateRunRecordResponse { Run = Answer(WithEtag(run, 1), request.View) });
         }
     }
 
@@ -269,9 +269,13 @@ internal sealed class FakeMemory : MemoryService.MemoryServiceBase
                 throw new RpcException(new Status(after.Code, "the fake memory applied the update and lost its answer"));
             }
 
-            return Task.FromResult(new UpdateRunRecordResponse { Run = WithEtag(merged, version + 1) });
+            return Task.FromResult(new UpdateRunRecordResponse { Run = Answer(WithEtag(merged, version + 1), request.View) });
         }
     }
+
+    // As the memory service answers: a writer that asked for the version gets nothing else to rely on.
+    private static Run Answer(Run run, RunRecordView view) =>
+        view == RunRecordView.Version ? new Run { RunId = run.RunId, Tenant = run.Tenant, Etag = run.Etag, JournalLength = run.JournalLength } : run;
 
     public override Task<GetRunRecordResponse> GetRunRecord(GetRunRecordRequest request, ServerCallContext context)
     {

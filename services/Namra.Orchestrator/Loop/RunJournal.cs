@@ -50,7 +50,7 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
     {
         run.Lease = Lease();
         var created = await downstream.Memory.CreateRunRecordAsync(
-            new CreateRunRecordRequest { Run = run, Journal = { Entry(1, new RunJournalEntry { Began = began }) } },
+            new CreateRunRecordRequest { Run = run, Journal = { Entry(1, new RunJournalEntry { Began = began }) }, View = RunRecordView.Version },
             deadline: deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
         _etag = created.Run.Etag;
         _length = created.Run.JournalLength;
@@ -138,7 +138,7 @@ internal sealed class RunJournal(Downstream downstream, Run run, string owner, T
             }
             try
             {
-                var written = await downstream.Memory.UpdateRunRecordAsync(new UpdateRunRecordRequest { Run = snapshot, Etag = _etag, Journal = { batch } },
+                var written = await downstream.Memory.UpdateRunRecordAsync(new UpdateRunRecordRequest { Run = snapshot, Etag = _etag, Journal = { batch }, View = RunRecordView.Version },
                     deadline: deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
                 Advance(written.Run);
                 _waiting = waiting;
