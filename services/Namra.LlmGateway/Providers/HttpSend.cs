@@ -50,11 +50,12 @@ internal static class HttpSend
     /// the limit has passed since it last was, not at every event (dozens a second in a streamed answer), so the
     /// silence allowed is between 15/16 of the limit and the limit.
     /// </summary>
-    public static async IAsyncEnumerable<SseItem<string>> ReadEventsAsync(Stream stream, string provider, TimeSpan idleTimeout,
+    /// An event's data stays UTF-8, as the JSON parsers that read it take it (no string is made of it).
+    public static async IAsyncEnumerable<SseItem<byte[]>> ReadEventsAsync(Stream stream, string provider, TimeSpan idleTimeout,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var items = SseParser.Create(stream).EnumerateAsync(idle.Token).GetAsyncEnumerator(idle.Token);
+        var items = SseParser.Create(stream, static (_, data) => data.ToArray()).EnumerateAsync(idle.Token).GetAsyncEnumerator(idle.Token);
         var setAgainAfter = idleTimeout / 16;
         var set = 0L;
         try

@@ -1,8 +1,8 @@
-using System.Buffers;
 using System.Net.Http.Headers;
 using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
+using CommunityToolkit.HighPerformance.Buffers;
 using Microsoft.Extensions.Options;
 using Namra.Contracts.V1;
 using Namra.LlmGateway.Options;
@@ -26,7 +26,8 @@ internal sealed class AnthropicProvider(IHttpClientFactory httpClients, Provider
     public async IAsyncEnumerable<StreamGenerateResponse> StreamAsync(ChatRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var endpoint = endpoints.Resolve(request.Llm, Name, DefaultBaseUrl, "ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", keyRequired: true);
-        var body = new ArrayBufferWriter<byte>(1024);
+        // A pooled buffer: grown from a small array per call, the body was the largest allocation of a model call.
+        using var body = new ArrayPoolBufferWriter<byte>(4096);
         AnthropicRequestWriter.Write(body, request);
 
         using var message = new HttpRequestMessage(HttpMethod.Post, new Uri(endpoint.BaseUrl, Path(endpoint.BaseUrl)))
@@ -78,7 +79,7 @@ internal sealed class AnthropicProvider(IHttpClientFactory httpClients, Provider
         public bool Done { get; private set; }
 
         /// <summary>The events one SSE event yields; an event of an unexpected shape is the provider's fault (UNAVAILABLE).</summary>
-        public List<StreamGenerateResponse> Apply(string eventType, string data)
+        public List<StreamGenerateResponse> Apply(string eventType, byte[] data)
         {
             try
             {
@@ -90,7 +91,7 @@ internal sealed class AnthropicProvider(IHttpClientFactory httpClients, Provider
             }
         }
 
-        private IEnumerable<StreamGenerateResponse> ApplyCore(string eventType, string data)
+        private IEnumerable<StreamGenerateResponse> ApplyCore(string eventType, byte[] data)
         {
             using var json = Parse(data);
             var root = json.RootElement;
@@ -257,7 +258,7 @@ internal sealed class AnthropicProvider(IHttpClientFactory httpClients, Provider
             _ => StopReason.Unspecified,
         };
 
-        private static JsonDocument Parse(string data)
+        private static JsonDocument Parse(byte[] data)
         {
             try
             {
