@@ -174,38 +174,42 @@ internal sealed class MemoryGrpcService(
                 throw new InvalidArgumentException("etag", "Journal steps are appended only to the record they follow: send its etag.");
             }
 
+            var masked = mask is { Paths.Count: > 0 };
             for (var attempt = 0; ; attempt++)
             {
-                var stored = await MemoryStores.Guard(store, () => store.GetRunAsync(tenant, update.RunId, context.CancellationToken)).ConfigureAwait(false)
+                // A masked update merges into the stored record; a whole one replaces it, keeping only its creation time.
+                var stored = masked ? await MemoryStores.Guard(store, () => store.GetRunAsync(tenant, update.RunId, context.CancellationToken)).ConfigureAwait(false) : null;
+                var head = (masked
+                    ? stored is null ? null : new RunHead(stored.Version, stored.Run.CreateTime, stored.Run.JournalLength)
+                    : await MemoryStores.Guard(store, () => store.GetRunHeadAsync(tenant, update.RunId, context.CancellationToken)).ConfigureAwait(false))
                     ?? throw new NotFoundException("namra.v1.Run", update.RunId, $"No run record '{update.RunId}'.");
-                Loaded(stored, tenant);
-                if (request.Etag.Length > 0 && request.Etag != Etag(stored.Version))
+                if (request.Etag.Length > 0 && request.Etag != Etag(head.Version))
                 {
-                    throw new NamraException(StatusCode.Aborted, $"The run record changed since it was read (etag {request.Etag}, now {Etag(stored.Version)}); read it again.");
+                    throw new NamraException(StatusCode.Aborted, $"The run record changed since it was read (etag {request.Etag}, now {Etag(head.Version)}); read it again.");
                 }
 
                 // The stored record the store handed out is a copy of its own, and the request is this call's: either
                 // can become the new record without another copy (the store copies what it keeps).
-                var merged = stored.Run;
-                if (mask is { Paths.Count: > 0 })
+                Run merged;
+                if (stored is not null)
                 {
-                    Merge(mask, update, merged);
+                    merged = Loaded(stored, tenant);
+                    Merge(mask!, update, merged);
                 }
                 else
                 {
                     merged = update;
-                    merged.CreateTime = stored.Run.CreateTime;
+                    merged.CreateTime = head.CreateTime;
                 }
 
-                merged.RunId = stored.Run.RunId;
                 merged.Tenant = tenant;
-                CheckJournal(request.Journal, stored.Run.JournalLength);
-                merged.JournalLength = stored.Run.JournalLength + request.Journal.Count;
+                CheckJournal(request.Journal, head.JournalLength);
+                merged.JournalLength = head.JournalLength + request.Journal.Count;
                 merged.Etag = "";
                 merged.UpdateTime = Timestamp.FromDateTimeOffset(timeProvider.GetUtcNow());
-                if (await MemoryStores.Guard(store, () => store.ReplaceRunAsync(merged, stored.Version, request.Journal, context.CancellationToken)).ConfigureAwait(false))
+                if (await MemoryStores.Guard(store, () => store.ReplaceRunAsync(merged, head.Version, request.Journal, context.CancellationToken)).ConfigureAwait(false))
                 {
-                    merged.Etag = Etag(stored.Version + 1);
+                    merged.Etag = Etag(head.Version + 1);
                     return new UpdateRunRecordResponse { Run = Answer(merged, request.View) };
                 }
 
@@ -221,7 +225,7 @@ internal sealed class MemoryGrpcService(
         {
             CheckId(request.RunId, "run_id");
             var tenant = TenantOf(request.Tenant);
-            _ = await MemoryStores.Guard(store, () => store.GetRunAsync(tenant, request.RunId, context.CancellationToken)).ConfigureAwait(false)
+            _ = await MemoryStores.Guard(store, () => store.GetRunHeadAsync(tenant, request.RunId, context.CancellationToken)).ConfigureAwait(false)
                 ?? throw new NotFoundException("namra.v1.Run", request.RunId, $"No run record '{request.RunId}'.");
             if (request.PageSize < 0 || request.PageSize > 1000)
             {

@@ -394,6 +394,21 @@ public abstract class MemoryContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AWholeRecordUpdate_KeepsTheStoredCreationTimeAndJournalLength_WhateverItSays()
+    {
+        var runId = Id("replaced");
+        var created = await Client.CreateRunRecordAsync(new CreateRunRecordRequest { Run = NewRun(runId, Id("replacer")), Journal = { Step(1, "go") } });
+        var whole = NewRun(runId, Id("replacer"), createdLater: true);
+        whole.Iterations = 7;
+        whole.JournalLength = 99;
+        var updated = await Client.UpdateRunRecordAsync(new UpdateRunRecordRequest { Run = whole, Etag = created.Run.Etag, Journal = { Turn(2, "on") } });
+        var read = await Client.GetRunRecordAsync(new GetRunRecordRequest { RunId = runId });
+
+        Assert.Equal((created.Run.CreateTime, 2L, 7), (read.Run.CreateTime, read.Run.JournalLength, read.Run.Iterations));
+        Assert.Equal(read.Run, updated.Run);
+    }
+
+    [Fact]
     public async Task AJournalLargerThanAClientsLargestMessage_IsReadInPages_EachWithinIt()
     {
         // Nine steps of 1 MiB: more than the 4 MiB a gRPC client accepts by default, as a long run's journal outgrows any limit.

@@ -43,6 +43,15 @@ internal interface IMemoryStore
     Task<VersionedRun?> GetRunAsync(string tenant, string runId, CancellationToken cancellationToken);
 
     /// <summary>
+    /// What replacing a run record needs of the stored one (its version, creation time and journal length); null when
+    /// there is none. A store that keeps these beside the record answers without reading the record.
+    /// </summary>
+    async Task<RunHead?> GetRunHeadAsync(string tenant, string runId, CancellationToken cancellationToken) =>
+        await GetRunAsync(tenant, runId, cancellationToken).ConfigureAwait(false) is { } stored
+            ? new RunHead(stored.Version, stored.Run.CreateTime, stored.Run.JournalLength)
+            : null;
+
+    /// <summary>
     /// Replaces a run record if it is still at <paramref name="expectedVersion"/>, appending <paramref name="journal"/>
     /// to its journal in the same write; false (and nothing written) otherwise.
     /// </summary>
@@ -93,6 +102,9 @@ internal sealed record History(IReadOnlyList<Message> Messages, long Total);
 
 /// <summary>A run record with the version its etag names.</summary>
 internal sealed record VersionedRun(Run Run, long Version);
+
+/// <summary>Of a stored run record, what a replacement keeps or checks: its version, creation time and journal length.</summary>
+internal sealed record RunHead(long Version, Google.Protobuf.WellKnownTypes.Timestamp? CreateTime, long JournalLength);
 
 /// <summary>Which run records to list: those of <paramref name="Tenant"/>, or of every tenant when it is null (the recovery scan).</summary>
 internal sealed record RunFilter(string? Tenant, string AgentName, string SessionId, RunStatus Status)

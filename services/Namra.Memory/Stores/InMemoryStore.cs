@@ -191,6 +191,10 @@ internal sealed class InMemoryStore(TimeProvider timeProvider, int maxRuns) : IM
     public Task<VersionedRun?> GetRunAsync(string tenant, string runId, CancellationToken cancellationToken) =>
         Task.FromResult(_runs.TryGetValue(Key(tenant, runId), out var stored) ? stored.Read() : null);
 
+    // From the fields kept beside the bytes: a journal write does not parse the record it replaces.
+    public Task<RunHead?> GetRunHeadAsync(string tenant, string runId, CancellationToken cancellationToken) =>
+        Task.FromResult(_runs.TryGetValue(Key(tenant, runId), out var stored) ? new RunHead(stored.Version, stored.CreateTime?.Clone(), stored.JournalLength) : null);
+
     public Task<bool> ReplaceRunAsync(Run run, long expectedVersion, IReadOnlyList<RunJournalEntry> journal, CancellationToken cancellationToken)
     {
         lock (_runWrites)
@@ -276,10 +280,11 @@ internal sealed class InMemoryStore(TimeProvider timeProvider, int maxRuns) : IM
     private static string RunKey(Run run) => Key(run.Tenant, run.RunId);
 
     // A run record as kept: its wire bytes, with what lists filter and order by (which never change, but for the status).
-    private sealed record StoredRun(byte[] Record, long Version, string Tenant, string RunId, string AgentName, string SessionId, RunStatus Status, long CreateMillis)
+    private sealed record StoredRun(byte[] Record, long Version, string Tenant, string RunId, string AgentName, string SessionId, RunStatus Status, long CreateMillis,
+        Timestamp? CreateTime, long JournalLength)
     {
         public static StoredRun Of(Run run, long version) =>
-            new(run.ToByteArray(), version, run.Tenant, run.RunId, run.Agent?.Name ?? "", run.SessionId, run.Status, RunPosition.Millis(run));
+            new(run.ToByteArray(), version, run.Tenant, run.RunId, run.Agent?.Name ?? "", run.SessionId, run.Status, RunPosition.Millis(run), run.CreateTime?.Clone(), run.JournalLength);
 
         public VersionedRun Read() => new(Run.Parser.ParseFrom(Record), Version);
     }
