@@ -78,12 +78,20 @@ internal sealed class AnthropicProvider(IHttpClientFactory httpClients, Provider
 
         public bool Done { get; private set; }
 
-        /// <summary>The events one SSE event yields; an event of an unexpected shape is the provider's fault (UNAVAILABLE).</summary>
+        // The events of one SSE event; one list serves every event of the turn (each is read before the next comes).
+        private readonly List<StreamGenerateResponse> _outputs = [];
+
+        /// <summary>
+        /// The events one SSE event yields, valid until the next call; an event of an unexpected shape is the provider's
+        /// fault (UNAVAILABLE).
+        /// </summary>
         public List<StreamGenerateResponse> Apply(string eventType, byte[] data)
         {
+            _outputs.Clear();
             try
             {
-                return [.. ApplyCore(eventType, data)];
+                ApplyCore(eventType, data, _outputs);
+                return _outputs;
             }
             catch (Exception exception) when (exception is KeyNotFoundException or InvalidOperationException or FormatException)
             {
@@ -91,7 +99,7 @@ internal sealed class AnthropicProvider(IHttpClientFactory httpClients, Provider
             }
         }
 
-        private IEnumerable<StreamGenerateResponse> ApplyCore(string eventType, byte[] data)
+        private void ApplyCore(string eventType, byte[] data, List<StreamGenerateResponse> outputs)
         {
             using var json = Parse(data);
             var root = json.RootElement;
@@ -117,12 +125,12 @@ internal sealed class AnthropicProvider(IHttpClientFactory httpClients, Provider
                         block.ToolIndex = _toolCalls++;
                         block.Id = String(content, "id");
                         block.Name = String(content, "name");
-                        yield return new StreamGenerateResponse { ToolCallDelta = new ToolCallDelta { Index = block.ToolIndex, Id = block.Id, Name = block.Name } };
+                        outputs.Add(new StreamGenerateResponse { ToolCallDelta = new ToolCallDelta { Index = block.ToolIndex, Id = block.Id, Name = block.Name } });
                     }
                     else if (block.Type == "text" && String(content, "text") is { Length: > 0 } initial)
                     {
                         block.Text.Append(initial);
-                        yield return new StreamGenerateResponse { TextDelta = new TextDelta { Text = initial } };
+                        outputs.Add(new StreamGenerateResponse { TextDelta = new TextDelta { Text = initial } });
                     }
                     else if (block.Type == "redacted_thinking")
                     {
@@ -139,12 +147,12 @@ internal sealed class AnthropicProvider(IHttpClientFactory httpClients, Provider
                         case "text_delta":
                             var text = String(delta, "text");
                             target.Text.Append(text);
-                            yield return new StreamGenerateResponse { TextDelta = new TextDelta { Text = text } };
+                            outputs.Add(new StreamGenerateResponse { TextDelta = new TextDelta { Text = text } });
                             break;
                         case "input_json_delta":
                             var piece = String(delta, "partial_json");
                             target.Text.Append(piece);
-                            yield return new StreamGenerateResponse { ToolCallDelta = new ToolCallDelta { Index = target.ToolIndex, ArgumentsJsonDelta = piece } };
+                            outputs.Add(new StreamGenerateResponse { ToolCallDelta = new ToolCallDelta { Index = target.ToolIndex, ArgumentsJsonDelta = piece } });
                             break;
                         case "thinking_delta":
                             target.Text.Append(String(delta, "thinking"));
@@ -164,7 +172,7 @@ internal sealed class AnthropicProvider(IHttpClientFactory httpClients, Provider
 
                     if (stopped is { Type: "tool_use" })
                     {
-                        yield return new StreamGenerateResponse { ToolCall = stopped.ToToolCall() };
+                        outputs.Add(new StreamGenerateResponse { ToolCall = stopped.ToToolCall() });
                     }
 
                     break;
@@ -182,7 +190,7 @@ internal sealed class AnthropicProvider(IHttpClientFactory httpClients, Provider
                     break;
                 case "message_stop":
                     Done = true;
-                    yield return new StreamGenerateResponse { Completed = Complete() };
+                    outputs.Add(new StreamGenerateResponse { Completed = Complete() });
                     break;
                 case "error":
                     var error = root.GetProperty("error");
