@@ -48,9 +48,9 @@ internal static class HttpSend
     /// longer than <paramref name="idleTimeout"/> between events DEADLINE_EXCEEDED, so a stalled stream never
     /// holds a call forever (even one without a deadline). The idle timer is set again only when a sixteenth of
     /// the limit has passed since it last was, not at every event (dozens a second in a streamed answer), so the
-    /// silence allowed is between 15/16 of the limit and the limit.
+    /// silence allowed is between 15/16 of the limit and the limit. An event's data stays UTF-8, as the JSON parsers
+    /// that read it take it: no string is made of it.
     /// </summary>
-    /// An event's data stays UTF-8, as the JSON parsers that read it take it (no string is made of it).
     public static async IAsyncEnumerable<SseItem<byte[]>> ReadEventsAsync(Stream stream, string provider, TimeSpan idleTimeout,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {

@@ -279,7 +279,8 @@ internal sealed class InMemoryStore(TimeProvider timeProvider, int maxRuns) : IM
 
     private static string RunKey(Run run) => Key(run.Tenant, run.RunId);
 
-    // A run record as kept: its wire bytes, with what lists filter and order by (which never change, but for the status).
+    // A run record as kept: its wire bytes, with what lists filter and order by (which never change, but for the status),
+    // and what a replacement of it checks or keeps (GetRunHeadAsync).
     private sealed record StoredRun(byte[] Record, long Version, string Tenant, string RunId, string AgentName, string SessionId, RunStatus Status, long CreateMillis,
         Timestamp? CreateTime, long JournalLength)
     {

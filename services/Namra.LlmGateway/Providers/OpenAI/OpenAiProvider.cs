@@ -28,7 +28,7 @@ internal sealed class OpenAiProvider(LlmProvider provider, IHttpClientFactory ht
 
     public async IAsyncEnumerable<StreamGenerateResponse> StreamAsync(ChatRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        using var body = new ArrayPoolBufferWriter<byte>(4096); // pooled, as the Anthropic provider's
+        using var body = new ArrayPoolBufferWriter<byte>(4096); // pooled: returned when the stream has been read
         OpenAiRequestWriter.Write(body, request, Compatible);
         using var response = await SendAsync(request.Llm, "/chat/completions", body, cancellationToken).ConfigureAwait(false);
         using var stream = await HttpSend.ReadBodyAsync(response, Name, options.Value.MaxResponseBytes, cancellationToken).ConfigureAwait(false);
