@@ -252,7 +252,7 @@ internal sealed class MemoryGrpcService(
             foreach (var entry in entries)
             {
                 bytes += entry.CalculateSize() + 8; // the field's tag and length
-                if (response.Entries.Count > 0 && bytes > JournalPageBytes)
+                if (response.Entries.Count > 0 && bytes > PageBytes)
                 {
                     break;
                 }
@@ -269,8 +269,8 @@ internal sealed class MemoryGrpcService(
             return response;
         }, context);
 
-    // A page of a journal stays within the largest message every gRPC client accepts by default.
-    private const int JournalPageBytes = 4 * 1024 * 1024 - 64 * 1024;
+    // A page of a journal or of run records stays within the largest message every gRPC client accepts by default.
+    private const int PageBytes = 4 * 1024 * 1024 - 64 * 1024;
 
     // Steps are numbered on from the journal's length, without gaps, and each says what happened.
     private static void CheckJournal(Google.Protobuf.Collections.RepeatedField<RunJournalEntry> journal, long length)
@@ -323,16 +323,24 @@ internal sealed class MemoryGrpcService(
             var filter = new RunFilter(request.AllTenants ? null : TenantOf(request.Tenant), request.AgentName, request.SessionId, request.Status);
             var runs = await MemoryStores.Guard(store, () => store.ListRunsAsync(filter, size + 1, after, context.CancellationToken)).ConfigureAwait(false);
             var response = new ListRunRecordsResponse();
+            var bytes = 0L;
             foreach (var stored in runs.Take(size))
             {
                 Loaded(stored, Tenants.OrDefault(stored.Run.Tenant));
                 stored.Run.Etag = Etag(stored.Version);
+                // A record holds its input and answer (a megabyte each, at most): a page ends before it passes the limit.
+                bytes += stored.Run.CalculateSize() + 8;
+                if (response.Runs.Count > 0 && bytes > PageBytes)
+                {
+                    break;
+                }
+
                 response.Runs.Add(stored.Run);
             }
 
-            if (runs.Count > size)
+            if (runs.Count > response.Runs.Count)
             {
-                var last = runs[size - 1].Run;
+                var last = response.Runs[^1];
                 response.NextPageToken = PageToken.Encode(FormattableString.Invariant($"{RunPosition.Millis(last)}:{last.RunId}"));
             }
 

@@ -455,6 +455,33 @@ public abstract class MemoryContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task RunsWithLargeInputs_AreListedInPagesWithinAClientsLargestMessage()
+    {
+        // Six runs with an input of a megabyte each (the most Execute takes): more than a default client's 4 MiB in one page.
+        var agent = Id("large-inputs");
+        for (var i = 0; i < 6; i++)
+        {
+            var run = NewRun(Id($"large-{i}"), agent);
+            run.Input = new string((char)('a' + i), 1_000_000);
+            await Client.CreateRunRecordAsync(new CreateRunRecordRequest { Run = run, Journal = { Step(1, "go") } });
+        }
+
+        var pages = new List<ListRunRecordsResponse>();
+        var request = new ListRunRecordsRequest { AgentName = agent, PageSize = 100 };
+        do
+        {
+            var page = await Client.ListRunRecordsAsync(request);
+            pages.Add(page);
+            request.PageToken = page.NextPageToken;
+        }
+        while (request.PageToken.Length > 0);
+
+        Assert.Equal(Enumerable.Range(0, 6).Select(i => Id($"large-{i}")).Order(StringComparer.Ordinal), pages.SelectMany(p => p.Runs).Select(r => r.RunId).Order(StringComparer.Ordinal));
+        Assert.All(pages, page => Assert.InRange(page.CalculateSize(), 1, 4 * 1024 * 1024));
+        Assert.Equal([4, 2], pages.Select(p => p.Runs.Count)); // four inputs of 1,000,000 bytes fit in 4 MiB, five do not
+    }
+
+    [Fact]
     public async Task ALapsedLease_IsClaimedByExactlyOneOfManyReplicas_AndFinishedRunsLeaveTheRunningList()
     {
         var agent = Id("leased");
