@@ -178,11 +178,22 @@ internal sealed class MemoryGrpcService(
             for (var attempt = 0; ; attempt++)
             {
                 // A masked update merges into the stored record; a whole one replaces it, keeping only its creation time.
-                var stored = masked ? await MemoryStores.Guard(store, () => store.GetRunAsync(tenant, update.RunId, context.CancellationToken)).ConfigureAwait(false) : null;
-                var head = (masked
-                    ? stored is null ? null : new RunHead(stored.Version, stored.Run.CreateTime, stored.Run.JournalLength)
-                    : await MemoryStores.Guard(store, () => store.GetRunHeadAsync(tenant, update.RunId, context.CancellationToken)).ConfigureAwait(false))
-                    ?? throw new NotFoundException("namra.v1.Run", update.RunId, $"No run record '{update.RunId}'.");
+                VersionedRun? stored = null;
+                RunHead? head;
+                if (masked)
+                {
+                    stored = await MemoryStores.Guard(store, () => store.GetRunAsync(tenant, update.RunId, context.CancellationToken)).ConfigureAwait(false);
+                    head = stored is null ? null : RunHead.Of(stored);
+                }
+                else
+                {
+                    head = await MemoryStores.Guard(store, () => store.GetRunHeadAsync(tenant, update.RunId, context.CancellationToken)).ConfigureAwait(false);
+                }
+
+                if (head is null)
+                {
+                    throw new NotFoundException("namra.v1.Run", update.RunId, $"No run record '{update.RunId}'.");
+                }
                 if (request.Etag.Length > 0 && request.Etag != Etag(head.Version))
                 {
                     throw new NamraException(StatusCode.Aborted, $"The run record changed since it was read (etag {request.Etag}, now {Etag(head.Version)}); read it again.");
@@ -248,17 +259,7 @@ internal sealed class MemoryGrpcService(
                 return response;
             }
 
-            var bytes = 0L;
-            foreach (var entry in entries)
-            {
-                bytes += entry.CalculateSize() + 8; // the field's tag and length
-                if (response.Entries.Count > 0 && bytes > PageBytes)
-                {
-                    break;
-                }
-
-                response.Entries.Add(entry);
-            }
+            Fill(response.Entries, entries);
 
             // A full page may be followed by more; the last page is the one that came back short.
             if (response.Entries.Count < entries.Count || entries.Count == request.PageSize)
@@ -271,6 +272,23 @@ internal sealed class MemoryGrpcService(
 
     // A page of a journal or of run records stays within the largest message every gRPC client accepts by default.
     private const int PageBytes = 4 * 1024 * 1024 - 64 * 1024;
+
+    // Adds items to a page until the next would take it past PageBytes; the first always goes in.
+    private static void Fill<T>(Google.Protobuf.Collections.RepeatedField<T> page, IEnumerable<T> items)
+        where T : Google.Protobuf.IMessage
+    {
+        var bytes = 0L;
+        foreach (var item in items)
+        {
+            bytes += item.CalculateSize() + 8; // the field's tag and length
+            if (page.Count > 0 && bytes > PageBytes)
+            {
+                return;
+            }
+
+            page.Add(item);
+        }
+    }
 
     // Steps are numbered on from the journal's length, without gaps, and each says what happened.
     private static void CheckJournal(Google.Protobuf.Collections.RepeatedField<RunJournalEntry> journal, long length)
@@ -323,20 +341,13 @@ internal sealed class MemoryGrpcService(
             var filter = new RunFilter(request.AllTenants ? null : TenantOf(request.Tenant), request.AgentName, request.SessionId, request.Status);
             var runs = await MemoryStores.Guard(store, () => store.ListRunsAsync(filter, size + 1, after, context.CancellationToken)).ConfigureAwait(false);
             var response = new ListRunRecordsResponse();
-            var bytes = 0L;
-            foreach (var stored in runs.Take(size))
+            // A record holds its input and answer (a megabyte each, at most).
+            Fill(response.Runs, runs.Take(size).Select(stored =>
             {
                 Loaded(stored, Tenants.OrDefault(stored.Run.Tenant));
                 stored.Run.Etag = Etag(stored.Version);
-                // A record holds its input and answer (a megabyte each, at most): a page ends before it passes the limit.
-                bytes += stored.Run.CalculateSize() + 8;
-                if (response.Runs.Count > 0 && bytes > PageBytes)
-                {
-                    break;
-                }
-
-                response.Runs.Add(stored.Run);
-            }
+                return stored.Run;
+            }));
 
             if (runs.Count > response.Runs.Count)
             {

@@ -47,9 +47,7 @@ internal interface IMemoryStore
     /// there is none. A store that keeps these beside the record answers without reading the record.
     /// </summary>
     async Task<RunHead?> GetRunHeadAsync(string tenant, string runId, CancellationToken cancellationToken) =>
-        await GetRunAsync(tenant, runId, cancellationToken).ConfigureAwait(false) is { } stored
-            ? new RunHead(stored.Version, stored.Run.CreateTime, stored.Run.JournalLength)
-            : null;
+        await GetRunAsync(tenant, runId, cancellationToken).ConfigureAwait(false) is { } stored ? RunHead.Of(stored) : null;
 
     /// <summary>
     /// Replaces a run record if it is still at <paramref name="expectedVersion"/>, appending <paramref name="journal"/>
@@ -104,7 +102,10 @@ internal sealed record History(IReadOnlyList<Message> Messages, long Total);
 internal sealed record VersionedRun(Run Run, long Version);
 
 /// <summary>Of a stored run record, what a replacement keeps or checks: its version, creation time and journal length.</summary>
-internal sealed record RunHead(long Version, Google.Protobuf.WellKnownTypes.Timestamp? CreateTime, long JournalLength);
+internal sealed record RunHead(long Version, Google.Protobuf.WellKnownTypes.Timestamp? CreateTime, long JournalLength)
+{
+    public static RunHead Of(VersionedRun stored) => new(stored.Version, stored.Run.CreateTime, stored.Run.JournalLength);
+}
 
 /// <summary>Which run records to list: those of <paramref name="Tenant"/>, or of every tenant when it is null (the recovery scan).</summary>
 internal sealed record RunFilter(string? Tenant, string AgentName, string SessionId, RunStatus Status)
