@@ -5,6 +5,10 @@ using Namra.Testing;
 
 namespace Namra.ToolExecutor.Tests;
 
+/// <summary>The database drivers' suites, run with no other test beside them (see <see cref="DatabaseToolContract.HugeValues"/>).</summary>
+[CollectionDefinition(DatabaseToolContract.HugeValues, DisableParallelization = true)]
+public sealed class HugeValueTestGroup;
+
 /// <summary>
 /// What the database tool promises on every driver, checked through the tool executor's gRPC API: bound parameters,
 /// JSON answers, row and time limits, read-only enforced by the database, one statement per call. One subclass per
@@ -14,8 +18,8 @@ namespace Namra.ToolExecutor.Tests;
 public abstract class DatabaseToolContract : IAsyncLifetime
 {
     /// <summary>
-    /// The drivers' suites run one at a time: their huge-value tests bound what a call allocates by the process's count,
-    /// which the other driver's would share.
+    /// The drivers' suites run one at a time and alone (<see cref="HugeValueTestGroup"/>): their huge-value tests bound
+    /// what a call allocates by the process's count, which any test running meanwhile would share.
     /// </summary>
     public const string HugeValues = "database tool huge values";
 
