@@ -95,13 +95,31 @@ internal sealed class LlmGatewayGrpcService(
                 $"Embeddings are served by the openai, openai_compatible and scripted providers, not {Name(request.Llm.Provider)}.");
         }
 
-        var response = await embedder.EmbedAsync(request.Llm, [.. request.Inputs], context.CancellationToken).ConfigureAwait(false);
-        if (pricing.Find(request.Llm.Provider, request.Llm.Model) is { } price)
+        // Reserved, refused and recorded as a model call is: an embedding is a provider request the caller pays for.
+        var reservation = CallReservations.ReserveEmbedding(request.Llm, request.Inputs, pricing, request.Budget);
+        var ledger = new AttemptLedger(request.Llm.Provider, reservation);
+        var attempt = ledger.Begin(request.Llm.Model);
+        EmbedResult result;
+        try
         {
-            response.Cost = price.CostOf(response.Usage);
+            result = await embedder.EmbedAsync(request.Llm, [.. request.Inputs], context.CancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception exception)
+        {
+            ledger.Failed(attempt, exception);
+            throw ledger.WithAttempts(exception);
         }
 
-        LlmGatewayTelemetry.Tokens.Add(response.Usage.InputTokens, Name(request.Llm.Provider), request.Llm.Model, "input");
+        var response = result.Response;
+        if (response.Usage is { } usage && pricing.PriceOf(request.Llm, request.Llm.Model) is { } price)
+        {
+            response.Cost = price.CostOf(usage);
+        }
+
+        ledger.Completed(attempt, result.RequestId, response.Usage, response.Cost);
+        response.Reservation = reservation;
+        response.Attempts.Add(ledger.All);
+        LlmGatewayTelemetry.Tokens.Add(response.Usage?.InputTokens ?? 0, Name(request.Llm.Provider), MetricModel(request.Llm.Provider, request.Llm.Model), "input");
         return response;
     }
 
@@ -166,7 +184,7 @@ internal sealed class LlmGatewayGrpcService(
                 {
                     item.Completed.Reservation = reservation;
                     Settle(item.Completed, chat, providerName, activity);
-                    AttemptLedger.Completed(answering, item.Completed);
+                    ledger.Completed(answering, item.Completed.RequestId, item.Completed.Usage, item.Completed.Cost, item.Completed.ResponseId);
                     item.Completed.Attempts.AddRange(ledger.All);
                 }
 

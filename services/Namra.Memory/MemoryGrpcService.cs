@@ -370,15 +370,33 @@ internal sealed class MemoryGrpcService(
 
             var id = request.Id.Length > 0 ? request.Id : Guid.CreateVersion7().ToString("N");
             CheckId(id, "id");
-            var (model, vector) = request.Embedding.Count > 0
-                ? (request.EmbeddingModel, request.Embedding.ToArray())
-                : await embedder.EmbedAsync(request.Embedder, request.EmbeddingModel, request.Text, context.CancellationToken).ConfigureAwait(false);
+            var (model, vector, embedded) = request.Embedding.Count > 0
+                ? (request.EmbeddingModel, request.Embedding.ToArray(), null)
+                : await embedder.EmbedAsync(request.Embedder, request.EmbeddingModel, request.Text, request.Budget, context.CancellationToken).ConfigureAwait(false);
             var collection = collections.For(store, tenant, request.Namespace);
-            await MemoryStores.Guard(store, () => collection.UpsertAsync(
-                new Semantic.MemoryRecord { Id = id, Text = request.Text, Metadata = request.Metadata.ToDictionary(), Model = model, Embedding = vector },
-                context.CancellationToken)).ConfigureAwait(false);
-            return new RememberResponse { Id = id };
+            await AfterEmbedding(embedded, () => MemoryStores.Guard(store, async () =>
+            {
+                await collection.UpsertAsync(
+                    new Semantic.MemoryRecord { Id = id, Text = request.Text, Metadata = request.Metadata.ToDictionary(), Model = model, Embedding = vector },
+                    context.CancellationToken).ConfigureAwait(false);
+                return true;
+            })).ConfigureAwait(false);
+            return new RememberResponse { Id = id, Attempts = { embedded?.Attempts ?? [] }, Reservation = embedded?.Reservation };
         }, context);
+
+    // The embedding was paid for: a store that fails after it keeps its provider requests in the error's details, for
+    // the caller's ledger.
+    private static async Task<T> AfterEmbedding<T>(EmbedResponse? embedded, Func<Task<T>> call)
+    {
+        try
+        {
+            return await call().ConfigureAwait(false);
+        }
+        catch (NamraException exception) when (embedded is { Attempts.Count: > 0 })
+        {
+            throw new NamraException(exception.StatusCode, exception.Message, [.. exception.Details, new ProviderAttempts { Attempts = { embedded.Attempts } }], exception);
+        }
+    }
 
     public override Task<RecallResponse> Recall(RecallRequest request, ServerCallContext context) =>
         Traced("recall", request.Store, async store =>
@@ -396,7 +414,7 @@ internal sealed class MemoryGrpcService(
                 throw new InvalidArgumentException("top_k", "Between 1 and 100.");
             }
 
-            var (model, query) = await embedder.EmbedAsync(request.Embedder, request.EmbeddingModel, request.Query, context.CancellationToken).ConfigureAwait(false);
+            var (model, query, embedded) = await embedder.EmbedAsync(request.Embedder, request.EmbeddingModel, request.Query, request.Budget, context.CancellationToken).ConfigureAwait(false);
             // Memories of the query's embedding model only, holding every label of the filter, at least min_score alike.
             var collection = collections.For(store, tenant, request.Namespace);
             var labels = request.Filter.ToDictionary();
@@ -405,7 +423,7 @@ internal sealed class MemoryGrpcService(
                 Filter = r => r.Model == model && labels.All(l => r.Metadata.ContainsKey(l.Key) && r.Metadata[l.Key] == l.Value),
                 ScoreThreshold = request.MinScore,
             };
-            var found = await MemoryStores.Guard(store, async () =>
+            var found = await AfterEmbedding(embedded, () => MemoryStores.Guard(store, async () =>
             {
                 var results = new List<VectorSearchResult<Semantic.MemoryRecord>>(topK);
                 await foreach (var result in collection.SearchAsync<ReadOnlyMemory<float>>(query, topK, search, context.CancellationToken).ConfigureAwait(false))
@@ -414,8 +432,8 @@ internal sealed class MemoryGrpcService(
                 }
 
                 return results;
-            }).ConfigureAwait(false);
-            var response = new RecallResponse();
+            })).ConfigureAwait(false);
+            var response = new RecallResponse { Attempts = { embedded.Attempts }, Reservation = embedded.Reservation };
             foreach (var result in found)
             {
                 response.Memories.Add(new RecalledMemory { Id = result.Record.Id, Text = result.Record.Text, Metadata = { result.Record.Metadata }, Score = result.Score ?? 0 });

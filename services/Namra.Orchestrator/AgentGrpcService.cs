@@ -168,7 +168,7 @@ internal sealed class AgentGrpcService(RunLoop loop, Downstream downstream, RunC
                 response.Diagnostics.Add(new Diagnostic
                 {
                     Severity = Severity.Error, Code = "NAMRA0110", Message = CostBudgetPrices.Problem(unpriced), File = request.Agent.FileName,
-                    FieldPath = CostBudgetPrices.Field, Hint = "add `llm.pricing: { input_per_mtok: ..., output_per_mtok: ... }`",
+                    FieldPath = CostBudgetPrices.Field, Hint = CostBudgetPrices.Hint(unpriced),
                 });
             }
         }

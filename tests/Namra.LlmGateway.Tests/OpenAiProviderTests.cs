@@ -187,6 +187,69 @@ public sealed class OpenAiProviderTests : IAsyncLifetime
         Assert.Equal("""{"model":"text-embedding-3-small","input":["first","second"],"encoding_format":"float"}""", _openai.Requests[0].Body);
     }
 
+    [Fact]
+    public async Task Embed_IsAProviderRequestOnTheCallersLedger_WithItsRequestIdUsageAndCost_WithinItsReservation()
+    {
+        _openai.Enqueue(new JsonReply(OpenAiWire.Embeddings(120, [0.1f, 0.2f]), new Dictionary<string, string> { ["x-request-id"] = "req_emb_7f3a" }));
+
+        var response = await _client.EmbedAsync(new EmbedRequest
+        {
+            Llm = new LlmConfig { Provider = LlmProvider.Openai, Model = "text-embedding-3-small" },
+            Inputs = { "The parcel left on Tuesday." },
+            Budget = new CallBudget { MaxTokens = 1_000, MaxCostUsd = 0.01 },
+        });
+
+        var attempt = Assert.Single(response.Attempts);
+        Assert.Equal((AttemptOutcome.Completed, "text-embedding-3-small", "req_emb_7f3a", 120L), (attempt.Outcome, attempt.Model, attempt.RequestId, attempt.Usage.InputTokens));
+        // text-embedding-3-small: $0.02 per MTok of input.
+        Assert.Equal(120 * 0.02 / 1_000_000, attempt.Cost.TotalUsd, 12);
+        Assert.Equal(attempt.Cost, response.Cost);
+        // The bound: every byte of the text and the model's name a token, with the framing of the input and the request.
+        var bound = 256 + "text-embedding-3-small".Length + 32 + "The parcel left on Tuesday.".Length;
+        Assert.Equal(bound, response.Reservation.Tokens);
+        Assert.Equal(bound * 0.02 / 1_000_000, response.Reservation.Cost.TotalUsd, 12);
+    }
+
+    [Fact]
+    public async Task Embed_WhoseWorstCaseDoesNotFitTheBudget_IsRefusedBeforeTheProviderIsCalled()
+    {
+        _openai.Enqueue(new JsonReply(OpenAiWire.Embeddings([0.1f, 0.2f])));
+        var llm = new LlmConfig { Provider = LlmProvider.Openai, Model = "text-embedding-3-small" };
+
+        var tokens = await Assert.ThrowsAsync<RpcException>(() => _client.EmbedAsync(new EmbedRequest { Llm = llm, Inputs = { "hello" }, Budget = new CallBudget { MaxTokens = 100 } }).ResponseAsync);
+        var dollars = await Assert.ThrowsAsync<RpcException>(() => _client.EmbedAsync(new EmbedRequest { Llm = llm, Inputs = { "hello" }, Budget = new CallBudget { MaxCostUsd = 1e-9 } }).ResponseAsync);
+        var unpriced = await Assert.ThrowsAsync<RpcException>(() => _client.EmbedAsync(new EmbedRequest
+        {
+            Llm = new LlmConfig { Provider = LlmProvider.OpenaiCompatible, Model = "nomic-embed-text", BaseUrl = new Uri(_openai.BaseUrl, "/v1").ToString() },
+            Inputs = { "hello" }, Budget = new CallBudget { MaxCostUsd = 1 },
+        }).ResponseAsync);
+
+        Assert.Equal((StatusCode.ResourceExhausted, "execution.budget.max_tokens"), (tokens.StatusCode, Assert.Single(Assert.Single(RpcDetails.Of<Google.Rpc.QuotaFailure>(tokens)).Violations).Subject));
+        Assert.StartsWith("The embedding call could use up to 315 tokens; the run's budget has 100 left.", tokens.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal((StatusCode.ResourceExhausted, "execution.budget.max_cost_usd"), (dollars.StatusCode, Assert.Single(Assert.Single(RpcDetails.Of<Google.Rpc.QuotaFailure>(dollars)).Violations).Subject));
+        Assert.Equal(StatusCode.FailedPrecondition, unpriced.StatusCode);
+        Assert.Contains("nomic-embed-text", unpriced.Status.Detail, StringComparison.Ordinal);
+        Assert.Empty(_openai.Requests);
+    }
+
+    [Fact]
+    public async Task Embed_ThatTheProviderRefuses_HasItsRequestInTheErrorsDetails_AndOneWithoutUsage_IsChargedItsWorstCase()
+    {
+        _openai.Enqueue(new ErrorReply(429, OpenAiWire.ErrorBody("insufficient_quota", "You exceeded your current quota."), new Dictionary<string, string> { ["x-request-id"] = "req_quota" }));
+        _openai.Enqueue(new JsonReply(OpenAiWire.Embeddings(promptTokens: null, [0.1f, 0.2f])));
+        var request = new EmbedRequest { Llm = new LlmConfig { Provider = LlmProvider.Openai, Model = "text-embedding-3-small" }, Inputs = { "hello" } };
+
+        var refused = await Assert.ThrowsAsync<RpcException>(() => _client.EmbedAsync(request).ResponseAsync);
+        var unreported = await _client.EmbedAsync(request);
+
+        var failed = Assert.Single(Assert.Single(RpcDetails.Of<ProviderAttempts>(refused)).Attempts);
+        Assert.Equal((AttemptOutcome.Failed, "req_quota", 0L), (failed.Outcome, failed.RequestId, failed.ChargedTokens));
+        var answered = Assert.Single(unreported.Attempts);
+        Assert.Equal((AttemptOutcome.Completed, (TokenUsage?)null), (answered.Outcome, answered.Usage));
+        Assert.Equal((unreported.Reservation.Tokens, unreported.Reservation.Cost), (answered.ChargedTokens, answered.ChargedCost));
+        Assert.Null(unreported.Cost); // not known, never $0
+    }
+
     private async Task<List<StreamGenerateResponse>> StreamAsync(StreamGenerateRequest request)
     {
         using var call = _client.StreamGenerate(request);

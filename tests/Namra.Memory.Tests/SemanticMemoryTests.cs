@@ -62,6 +62,28 @@ public sealed class SemanticMemoryTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TheEmbeddingsPaidFor_ComeBackWithTheirProviderRequests_AndTheCallersBudgetHoldsThem()
+    {
+        _openai.Enqueue(new JsonReply(OpenAiWire.Embeddings(31, [0f, 1f]), new Dictionary<string, string> { ["x-request-id"] = "req_remember" }),
+            new JsonReply(OpenAiWire.Embeddings(7, [0f, 1f]), new Dictionary<string, string> { ["x-request-id"] = "req_recall" }),
+            new ErrorReply(503, OpenAiWire.ErrorBody("server_error", "The server is overloaded."), new Dictionary<string, string> { ["x-request-id"] = "req_busy" }));
+
+        var remembered = await _client.RememberAsync(new RememberRequest { Namespace = "user-4", Text = "Takes the 8:10 train.", Embedder = Embedder });
+        var sent = await _client.RememberAsync(new RememberRequest { Namespace = "user-4", Text = "Lives in Ghent.", Embedding = { 1f, 0f }, EmbeddingModel = Embedder.Model });
+        var recalled = await _client.RecallAsync(new RecallRequest { Namespace = "user-4", Query = "train", Embedder = Embedder, Budget = new CallBudget { MaxTokens = 10_000 } });
+        var refused = await Assert.ThrowsAsync<RpcException>(() => _client.RecallAsync(new RecallRequest { Namespace = "user-4", Query = "train", Embedder = Embedder, Budget = new CallBudget { MaxTokens = 10 } }).ResponseAsync);
+        var failed = await Assert.ThrowsAsync<RpcException>(() => _client.RecallAsync(new RecallRequest { Namespace = "user-4", Query = "train", Embedder = Embedder }).ResponseAsync);
+
+        Assert.Equal(("req_remember", 31L), (Assert.Single(remembered.Attempts).RequestId, remembered.Attempts[0].Usage.InputTokens));
+        Assert.True(remembered.Reservation.Tokens >= 31);
+        Assert.Empty(sent.Attempts); // the caller sent the vector: no provider request
+        Assert.Equal(("req_recall", 7L, AttemptOutcome.Completed), (Assert.Single(recalled.Attempts).RequestId, recalled.Attempts[0].Usage.InputTokens, recalled.Attempts[0].Outcome));
+        Assert.Equal((StatusCode.ResourceExhausted, "execution.budget.max_tokens"), (refused.StatusCode, RpcDetails.Of<Google.Rpc.QuotaFailure>(refused)[0].Violations[0].Subject));
+        Assert.Equal(3, _openai.Requests.Count); // the refused call never reached the provider
+        Assert.Equal(("req_busy", AttemptOutcome.Failed), (Assert.Single(Assert.Single(RpcDetails.Of<ProviderAttempts>(failed)).Attempts).RequestId, RpcDetails.Of<ProviderAttempts>(failed)[0].Attempts[0].Outcome));
+    }
+
+    [Fact]
     public async Task Recall_WithoutAnEmbedder_SaysWhatIsMissing()
     {
         var error = await Assert.ThrowsAsync<RpcException>(() => _client.RecallAsync(new RecallRequest { Namespace = "user-3", Query = "x" }).ResponseAsync);

@@ -65,7 +65,7 @@ public sealed class BudgetGuaranteeTests
 
         Assert.Equal(RunStatus.BudgetExceeded, run.Status);
         Assert.Single(anthropic.Requests);
-        Assert.Matches(@"The provider counted [\d,]+ tokens for the last model call, which puts the run at [\d,]+: [\d,]+ over its budget of 20,000", run.Error.Message);
+        Assert.Matches(@"The provider counted [\d,]+ tokens for the last call, which puts the run at [\d,]+: [\d,]+ over its budget of 20,000", run.Error.Message);
     }
 
     // A turn that calls the calculator twice in parallel and reports the usage given.

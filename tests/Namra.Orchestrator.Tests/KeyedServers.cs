@@ -12,9 +12,15 @@ internal static class KeyedServers
     /// All five roles, requiring the keys of <paramref name="accessFile"/>, calling <paramref name="anthropic"/>, counting
     /// limits in <paramref name="limitsRedis"/> when given; <paramref name="more"/> settings on top.
     /// </summary>
-    public static Task<NamraTestHost> StartAsync(string accessFile, FakeProviderServer anthropic, string? limitsRedis = null, IDictionary<string, string?>? more = null)
+    public static Task<NamraTestHost> StartAsync(string accessFile, FakeProviderServer anthropic, string? limitsRedis = null, IDictionary<string, string?>? more = null, FakeProviderServer? openai = null)
     {
         var environment = new Dictionary<string, string> { ["ANTHROPIC_API_KEY"] = "sk-ant-test", ["ANTHROPIC_BASE_URL"] = anthropic.BaseUrl.ToString() };
+        if (openai is not null)
+        {
+            environment["OPENAI_API_KEY"] = "sk-test";
+            environment["OPENAI_BASE_URL"] = new Uri(openai.BaseUrl, "/v1").ToString();
+        }
+
         var settings = new Dictionary<string, string?> { ["Namra:Orchestrator:ApiKeysFile"] = accessFile, ["Namra:Orchestrator:LimitsRedis"] = limitsRedis };
         foreach (var (key, value) in more ?? new Dictionary<string, string?>())
         {

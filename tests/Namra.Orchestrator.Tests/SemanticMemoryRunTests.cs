@@ -101,6 +101,74 @@ public sealed class SemanticMemoryRunTests : IDisposable
         Assert.DoesNotContain("<recalled_memories>", SystemPrompt(anthropic.Requests[^1].Body), StringComparison.Ordinal);
     }
 
+    // Memory embedded by OpenAI's text-embedding-3-small ($0.02 per MTok), which the run pays for.
+    private static string PaidAgent(string budget = "") => $$"""
+        name: keeper
+        version: 1.0.0
+        llm: { provider: anthropic, model: {{AnthropicWire.Model}}, max_tokens: 64 }
+        system_prompt: "You keep notes."
+        memory:
+          type: sqlite
+          semantic: { enabled: true, provider: openai, embedding_model: text-embedding-3-small, min_score: 0.1 }
+        {{budget}}
+        """;
+
+    [Fact]
+    public async Task EveryEmbedding_IsAProviderRequestOfTheRun_OnItsLedger_InItsUsageAndCost()
+    {
+        await using var anthropic = await FakeProviderServer.StartAsync();
+        anthropic.Responder = Remembering("The user's favourite colour is teal.");
+        await using var openai = await FakeProviderServer.StartAsync();
+        openai.DefaultReply = new JsonReply(OpenAiWire.Embeddings(40, [1f, 0f]), new Dictionary<string, string> { ["x-request-id"] = "req_emb" });
+        await using var services = await StartAsync(anthropic, openai);
+
+        var run = (await ExecuteAsync(services, PaidAgent(), "Remember that my favourite colour is teal.", "")).Run;
+
+        // Recall before each of the two turns, and the fact remembered between them: three embeddings, each on the ledger.
+        Assert.Equal(RunStatus.Completed, run.Status);
+        var embeddings = run.Ledger.Where(a => a.Model == "text-embedding-3-small").ToList();
+        Assert.Equal(openai.Requests.Count, embeddings.Count);
+        Assert.Equal(3, embeddings.Count);
+        Assert.All(embeddings, a => Assert.Equal((LlmProvider.Openai, AttemptOutcome.Completed, "req_emb", 40L), (a.Provider, a.Outcome, a.RequestId, a.Usage.InputTokens)));
+        Assert.Equal([1, 1, 2], embeddings.Select(a => a.Iteration));
+        Assert.Equal(2, run.Ledger.Count(a => a.Provider == LlmProvider.Anthropic));
+        Assert.Equal((2 * 50 + 3 * 40L, 20 + 5L), (run.Usage.InputTokens, run.Usage.OutputTokens));
+        Assert.Equal(run.Ledger.Sum(a => a.Cost.TotalUsd), run.Cost.TotalUsd, 12);
+        Assert.Equal(3 * 40 * 0.02 / 1_000_000, embeddings.Sum(a => a.Cost.TotalUsd), 12);
+    }
+
+    [Fact]
+    public async Task AnEmbeddingProviderThatCountsPastItsBound_StopsTheRunWithinItsBudget_BeforeAnyModelCall()
+    {
+        await using var anthropic = await FakeProviderServer.StartAsync();
+        anthropic.Responder = _ => AnthropicWire.TextTurn(50, 5, "Fine.");
+        await using var openai = await FakeProviderServer.StartAsync();
+        openai.DefaultReply = new JsonReply(OpenAiWire.Embeddings(1_000_000, [1f, 0f])); // a broken count: far past every byte a token
+        await using var services = await StartAsync(anthropic, openai);
+
+        var run = (await ExecuteAsync(services, PaidAgent("execution: { budget: { max_tokens: 20000 } }"), "Anything to recall?", "")).Run;
+
+        Assert.Equal(RunStatus.BudgetExceeded, run.Status);
+        Assert.Matches(@"The provider counted 1,000,000 tokens for the last call, which puts the run at 1,000,000: 980,000 over its budget of 20,000", run.Error.Message);
+        Assert.Single(openai.Requests);
+        Assert.Empty(anthropic.Requests);
+        Assert.Equal(1_000_000, Assert.Single(run.Ledger).Usage.InputTokens);
+    }
+
+    [Fact]
+    public async Task ACostBudgetWithAnUnpricedEmbeddingModel_IsRefusedBeforeTheRunStarts_NamingTheModel()
+    {
+        await using var anthropic = await FakeProviderServer.StartAsync();
+        await using var services = await StartAsync(anthropic);
+        var agent = PaidAgent("execution: { budget: { max_cost_usd: 1.00 } }").Replace("provider: openai, embedding_model: text-embedding-3-small", "provider: openai, embedding_model: embed-unlisted", StringComparison.Ordinal);
+
+        var refused = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => ExecuteAsync(services, agent, "Hi.", ""));
+
+        Assert.Equal(Grpc.Core.StatusCode.InvalidArgument, refused.StatusCode);
+        Assert.Contains("no price for the embedding model 'embed-unlisted' of memory.semantic", refused.Status.Detail, StringComparison.Ordinal);
+        Assert.Empty(anthropic.Requests);
+    }
+
     // The model stores the fact when asked to remember (first turn of such a run), and answers otherwise.
     private static Func<RecordedRequest, FakeReply> Remembering(string fact) => request =>
         request.Body.Contains("Remember", StringComparison.Ordinal) && !request.Body.Contains("tool_result", StringComparison.Ordinal)
@@ -127,9 +195,15 @@ public sealed class SemanticMemoryRunTests : IDisposable
         return ((await new AgentService.AgentServiceClient(host.Channel).GetRunAsync(new GetRunRequest { RunId = runId })).Run, events);
     }
 
-    private Task<NamraTestHost> StartAsync(FakeProviderServer anthropic)
+    private Task<NamraTestHost> StartAsync(FakeProviderServer anthropic, FakeProviderServer? openai = null)
     {
         var environment = new Dictionary<string, string> { ["ANTHROPIC_API_KEY"] = "sk-ant-test", ["ANTHROPIC_BASE_URL"] = anthropic.BaseUrl.ToString() };
+        if (openai is not null)
+        {
+            environment["OPENAI_API_KEY"] = "sk-test";
+            environment["OPENAI_BASE_URL"] = new Uri(openai.BaseUrl, "/v1").ToString();
+        }
+
         return NamraTestHost.StartAsync("all", new Dictionary<string, string?> { ["Namra:Memory:SqlitePath"] = Path.Combine(_data, "memory.db") },
             builder => ProviderEnvironment.Use(builder, environment));
     }

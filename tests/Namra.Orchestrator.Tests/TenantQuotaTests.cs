@@ -136,6 +136,27 @@ public sealed class TenantQuotaTests : IAsyncLifetime
         }
     }
 
+    [Fact]
+    public async Task EmbeddingsOfSemanticMemory_CountInTheTenantsQuota_AsTheProviderCountedThem()
+    {
+        await using var openai = await FakeProviderServer.StartAsync();
+        openai.DefaultReply = new JsonReply(OpenAiWire.Embeddings(60, [1f, 0f]));
+        await using var server = await KeyedServers.StartAsync(_file, _anthropic, openai: openai);
+        var client = new AgentService.AgentServiceClient(server.Channel);
+        var agent = InlineAgents.Yaml($"name: recalling\nversion: 1.0.0\nllm: {{ provider: anthropic, model: {AnthropicWire.Model}, max_tokens: 64 }}\n" +
+            "memory: { semantic: { enabled: true, provider: openai, embedding_model: text-embedding-3-small } }\n");
+
+        var run = (await client.ExecuteAsync(new ExecuteRequest { Agent = agent, Input = "What do you know about me?" }, Key)).Run;
+        var usage = await client.GetUsageAsync(new GetUsageRequest(), Key);
+
+        var (day, month) = (usage.Periods.Single(p => p.Period == "day"), usage.Periods.Single(p => p.Period == "month"));
+        Assert.Equal(RunStatus.Completed, run.Status);
+        Assert.Single(openai.Requests);
+        Assert.Equal((TokensPerCall + 60L, 0L), (day.Tokens, day.ReservedTokens)); // the recall's embedding and the model turn, settled
+        Assert.Equal(run.Usage.InputTokens + run.Usage.OutputTokens, day.Tokens);
+        Assert.Equal(run.Cost.TotalUsd, month.CostUsd, 9);
+    }
+
     private static Metadata Key => KeyedServers.Bearer(Acme);
 
     private static AgentSource Agent => KeyedServers.Agent("quota_agent");

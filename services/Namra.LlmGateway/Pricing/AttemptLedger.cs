@@ -49,14 +49,22 @@ internal sealed class AttemptLedger(LlmProvider provider, CallReservation reserv
         attempt.ChargedCost = reservation.Cost;
     }
 
-    /// <summary>The provider answered the whole turn.</summary>
-    public static void Completed(ProviderAttempt attempt, GenerateCompleted completed)
+    /// <summary>
+    /// The provider answered the whole call: what it counted and what that cost. A provider that reported no usage may
+    /// have billed up to the call's worst case, which is charged.
+    /// </summary>
+    public void Completed(ProviderAttempt attempt, string requestId, TokenUsage? usage, Cost? cost, string responseId = "")
     {
         attempt.Outcome = AttemptOutcome.Completed;
-        attempt.RequestId = completed.RequestId;
-        attempt.ResponseId = completed.ResponseId;
-        attempt.Usage = completed.Usage;
-        attempt.Cost = completed.Cost;
+        attempt.RequestId = requestId;
+        attempt.ResponseId = responseId;
+        attempt.Usage = usage;
+        attempt.Cost = cost;
+        if (usage is null)
+        {
+            attempt.ChargedTokens = reservation.Tokens;
+            attempt.ChargedCost = reservation.Cost;
+        }
     }
 
     public IReadOnlyList<ProviderAttempt> All

@@ -101,16 +101,44 @@ internal static class CallReservations
         }
 
         reservation.Cost = unpriced is null ? worst : null;
+        Check(reservation, budget, chat.Llm.Provider, unpriced, "The next model call", input, output);
+        return reservation;
+    }
 
+    /// <summary>
+    /// Reserves an embedding call's worst case within <paramref name="budget"/>, or refuses as <see cref="Reserve"/> does:
+    /// the bytes of the texts and the model's name, with the framing of each input and of the request, at the model's price.
+    /// An embedding writes no tokens.
+    /// </summary>
+    public static CallReservation ReserveEmbedding(LlmConfig llm, IReadOnlyList<string> inputs, PricingTable pricing, CallBudget? budget)
+    {
+        ArgumentNullException.ThrowIfNull(llm);
+        ArgumentNullException.ThrowIfNull(inputs);
+        ArgumentNullException.ThrowIfNull(pricing);
+        var input = Request + Bytes(llm.Model);
+        for (var i = 0; i < inputs.Count; i++)
+        {
+            input += PerMessage + Bytes(inputs[i]);
+        }
+
+        var price = pricing.PriceOf(llm, llm.Model);
+        var reservation = new CallReservation { Tokens = input, Cost = price?.WorstCostOf(input, 0) };
+        Check(reservation, budget, llm.Provider, price is null ? llm.Model : null, "The embedding call", input, output: 0);
+        return reservation;
+    }
+
+    // Refuses a reservation that does not fit the budget; a cost limit needs a price for every model the call may use.
+    private static void Check(CallReservation reservation, CallBudget? budget, LlmProvider provider, string? unpriced, string call, long input, long output)
+    {
         if (budget is null)
         {
-            return reservation;
+            return;
         }
 
         if (budget.HasMaxTokens && reservation.Tokens > budget.MaxTokens)
         {
-            throw Exhausted("execution.budget.max_tokens",
-                $"The next model call could use up to {reservation.Tokens:N0} tokens ({input:N0} of input at most, {output:N0} of output); the run's budget has {budget.MaxTokens:N0} left.");
+            var bound = output > 0 ? $" ({input:N0} of input at most, {output:N0} of output)" : "";
+            throw Exhausted("execution.budget.max_tokens", $"{call} could use up to {reservation.Tokens:N0} tokens{bound}; the run's budget has {budget.MaxTokens:N0} left.");
         }
 
         if (budget.HasMaxCostUsd)
@@ -118,18 +146,15 @@ internal static class CallReservations
             if (unpriced is not null)
             {
                 throw new NamraException(StatusCode.FailedPrecondition,
-                    $"The gateway has no price for {LlmGatewayGrpcService.Name(chat.Llm.Provider)} model '{unpriced}', so a cost budget (execution.budget.max_cost_usd) cannot be kept: give the agent llm.pricing, or the gateway Namra:LlmGateway:Models.",
+                    $"The gateway has no price for {LlmGatewayGrpcService.Name(provider)} model '{unpriced}', so a cost budget (execution.budget.max_cost_usd) cannot be kept: give the agent llm.pricing, or the gateway Namra:LlmGateway:Models.",
                     [new BadRequest { FieldViolations = { new BadRequest.Types.FieldViolation { Field = "execution.budget.max_cost_usd", Description = $"no price for model '{unpriced}'" } } }]);
             }
 
             if (reservation.Cost is { } highest && highest.TotalUsd > budget.MaxCostUsd)
             {
-                throw Exhausted("execution.budget.max_cost_usd",
-                    $"The next model call could cost up to ${highest.TotalUsd:0.######}; the run's budget has ${budget.MaxCostUsd:0.######} left.");
+                throw Exhausted("execution.budget.max_cost_usd", $"{call} could cost up to ${highest.TotalUsd:0.######}; the run's budget has ${budget.MaxCostUsd:0.######} left.");
             }
         }
-
-        return reservation;
     }
 
     private static long Bytes(string text) => Encoding.UTF8.GetByteCount(text);

@@ -32,6 +32,9 @@ internal interface ILlmProvider
 /// <summary>A provider that also turns texts into embeddings (<c>Embed</c>).</summary>
 internal interface IEmbeddingProvider
 {
-    /// <summary>One vector per input, in order, with the tokens billed.</summary>
-    Task<EmbedResponse> EmbedAsync(LlmConfig llm, IReadOnlyList<string> inputs, CancellationToken cancellationToken);
+    /// <summary>One vector per input, in order, with the tokens billed (unset when the provider reported none).</summary>
+    Task<EmbedResult> EmbedAsync(LlmConfig llm, IReadOnlyList<string> inputs, CancellationToken cancellationToken);
 }
+
+/// <summary>What an embedding request got: the vectors and usage, and the provider's id of the HTTP request (empty when none).</summary>
+internal sealed record EmbedResult(EmbedResponse Response, string RequestId);

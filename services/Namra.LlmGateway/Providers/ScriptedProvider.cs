@@ -131,7 +131,7 @@ internal sealed class ScriptedProvider : ILlmProvider, IEmbeddingProvider
     /// <see cref="EmbeddingDimensions"/> buckets and scaled to length 1, so texts sharing words are similar. Deterministic,
     /// free, and no model: good for examples and tests, not for meaning.
     /// </summary>
-    public Task<EmbedResponse> EmbedAsync(LlmConfig llm, IReadOnlyList<string> inputs, CancellationToken cancellationToken)
+    public Task<EmbedResult> EmbedAsync(LlmConfig llm, IReadOnlyList<string> inputs, CancellationToken cancellationToken)
     {
         var response = new EmbedResponse { Usage = new TokenUsage() };
         foreach (var input in inputs)
@@ -147,7 +147,7 @@ internal sealed class ScriptedProvider : ILlmProvider, IEmbeddingProvider
             response.Usage.InputTokens += Contracts.TokenEstimator.Estimate(input);
         }
 
-        return Task.FromResult(response);
+        return Task.FromResult(new EmbedResult(response, ""));
     }
 
     // FNV-1a over the word's UTF-16 code units: stable across processes and versions, unlike string.GetHashCode.

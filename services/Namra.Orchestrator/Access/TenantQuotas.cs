@@ -57,8 +57,16 @@ internal sealed class TenantQuotas(AccessKeys keys, TenantLimits limits, Downstr
     /// RESOURCE_EXHAUSTED) when it does not fit, and (FAILED_PRECONDITION) when a dollar quota meets a model without a
     /// price. For a tenant without a quota nothing is set aside or counted (its usage is read from the ledgers).
     /// </summary>
-    public async Task<Reservation> ReserveAsync(RunContext run, CancellationToken cancellationToken)
+    public Task<Reservation> ReserveAsync(RunContext run, CancellationToken cancellationToken) =>
+        ReserveAsync(run, () => new CountTokensRequest { Llm = run.Agent.Llm, SystemPrompt = run.SystemPrompt, Messages = { run.ModelMessages }, Tools = { run.Tools } }, cancellationToken);
+
+    /// <summary>
+    /// Sets aside the worst case of another provider call of the run (an embedding): that of <paramref name="call"/> as a
+    /// model call, which bounds it. See <see cref="ReserveAsync(RunContext, CancellationToken)"/>.
+    /// </summary>
+    public async Task<Reservation> ReserveAsync(RunContext run, Func<CountTokensRequest> call, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(call);
         var tenant = run.Request.Tenant;
         var quota = keys.Policy(tenant).Quota;
         if (!quota.Any)
@@ -66,13 +74,12 @@ internal sealed class TenantQuotas(AccessKeys keys, TenantLimits limits, Downstr
             return Reservation.None;
         }
 
-        var agent = run.Agent;
-        var worst = (await downstream.LlmGateway.CountTokensAsync(new CountTokensRequest { Llm = agent.Llm, SystemPrompt = run.SystemPrompt, Messages = { run.ModelMessages }, Tools = { run.Tools } },
-            deadline: run.Deadline, cancellationToken: cancellationToken).ConfigureAwait(false)).Reservation;
+        var request = call();
+        var worst = (await downstream.LlmGateway.CountTokensAsync(request, deadline: run.Deadline, cancellationToken: cancellationToken).ConfigureAwait(false)).Reservation;
         if (quota.ChargesUsd && worst.Cost is null)
         {
             throw new NamraException(StatusCode.FailedPrecondition,
-                $"The tenant '{tenant}' has a quota in US dollars, and the gateway has no price for model '{agent.Llm.Model}': give the agent llm.pricing, or the gateway Namra:LlmGateway:Models.");
+                $"The tenant '{tenant}' has a quota in US dollars, and the gateway has no price for model '{request.Llm.Model}': give the agent llm.pricing, or the gateway Namra:LlmGateway:Models.");
         }
 
         var periods = Periods(quota, timeProvider.GetUtcNow());

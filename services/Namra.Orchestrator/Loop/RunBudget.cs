@@ -64,12 +64,12 @@ internal sealed class RunBudget(Budget? budget)
             _cost += dollars;
             if (budget?.HasMaxTokens == true && _tokens > budget.MaxTokens)
             {
-                return $"The provider counted {tokens:N0} tokens for the last model call, which puts the run at {_tokens:N0}: {_tokens - budget.MaxTokens:N0} over its budget of {budget.MaxTokens:N0} (the call was reserved at {reservation?.Tokens ?? 0:N0}).";
+                return $"The provider counted {tokens:N0} tokens for the last call, which puts the run at {_tokens:N0}: {_tokens - budget.MaxTokens:N0} over its budget of {budget.MaxTokens:N0} (the call was reserved at {reservation?.Tokens ?? 0:N0}).";
             }
 
             if (budget?.HasMaxCostUsd == true && _cost > budget.MaxCostUsd)
             {
-                return $"The last model call cost ${(cost ?? reservation?.Cost)?.TotalUsd ?? 0:0.######}, which puts the run at ${_cost:0.######}: ${_cost - budget.MaxCostUsd:0.######} over its budget of ${budget.MaxCostUsd:0.######}.";
+                return $"The last call cost ${dollars:0.######}, which puts the run at ${_cost:0.######}: ${_cost - budget.MaxCostUsd:0.######} over its budget of ${budget.MaxCostUsd:0.######}.";
             }
 
             return null;
@@ -95,7 +95,9 @@ internal sealed class RunBudget(Budget? budget)
     {
         AttemptOutcome.Completed when attempt.Usage is { } used =>
             (used.Total, attempt.Cost?.TotalUsd ?? reservation?.Cost?.TotalUsd ?? 0),
-        AttemptOutcome.Completed => (reservation?.Tokens ?? 0, reservation?.Cost?.TotalUsd ?? 0), // the provider reported no usage
+        // The provider reported no usage: the worst case the gateway charged, or the call's.
+        AttemptOutcome.Completed when attempt.ChargedTokens > 0 => (attempt.ChargedTokens, attempt.ChargedCost?.TotalUsd ?? 0),
+        AttemptOutcome.Completed => (reservation?.Tokens ?? 0, reservation?.Cost?.TotalUsd ?? 0),
         AttemptOutcome.Unknown => (attempt.ChargedTokens, attempt.ChargedCost?.TotalUsd ?? 0),
         _ => (0, 0),
     };

@@ -641,6 +641,11 @@ internal sealed class RunLoop(
     {
         var state = run.State;
         run.Recalled = RunMemory.IsOn(run) ? await memory.RecallAsync(run, iteration, cancellationToken).ConfigureAwait(false) : "";
+        if (state.Run.Status != RunStatus.Running)
+        {
+            return null; // the recall's embedding was counted past the budget
+        }
+
         Access.TenantQuotas.Reservation quota;
         try
         {

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Options;
 using Namra.Contracts;
 using Namra.Contracts.V1;
 using Namra.Hosting.Clients;
+using Namra.Hosting.Errors;
 using Namra.Orchestrator.Options;
 
 namespace Namra.Orchestrator.Loop;
@@ -15,9 +16,10 @@ namespace Namra.Orchestrator.Loop;
 /// marked as recalled, within <c>max_recall_tokens</c>; what was recalled is on the journal, the stream and the span.
 /// The model stores facts with the <c>remember</c> tool, idempotently (the memory's id is the run's and the call's).
 /// Memories belong to the agent, or in the session scope to the conversation. A recall that fails leaves the turn without
-/// memories rather than failing the run.
+/// memories rather than failing the run. Each embedding the memory service asks for is a provider request the run pays for:
+/// made within what the run and its tenant have left, and counted on the run's ledger, budget and usage.
 /// </summary>
-internal sealed class RunMemory(Downstream downstream, IOptions<OrchestratorOptions> options)
+internal sealed class RunMemory(Downstream downstream, Access.TenantQuotas quotas, IOptions<OrchestratorOptions> options)
 {
     private const int MaxQueryCharacters = 4000;
     private const int MaxFactCharacters = 16_384;
@@ -27,7 +29,10 @@ internal sealed class RunMemory(Downstream downstream, IOptions<OrchestratorOpti
         """{"type":"object","properties":{"fact":{"type":"string","description":"The fact, in one self-contained sentence (who, what), as it should be read in a later conversation."}},"required":["fact"],"additionalProperties":false}""";
 
     /// <summary>Whether the agent answering uses semantic memory.</summary>
-    public static bool IsOn(RunContext run) => run.Agent.Memory?.Semantic is { Enabled: true };
+    public static bool IsOn(RunContext run) => IsOn(run.Agent);
+
+    /// <summary>Whether <paramref name="agent"/> uses semantic memory.</summary>
+    public static bool IsOn(AgentDefinition agent) => agent.Memory?.Semantic is { Enabled: true };
 
     /// <summary>The <c>remember</c> tool the model sees.</summary>
     public static ToolDefinition RememberTool() => new()
@@ -43,24 +48,30 @@ internal sealed class RunMemory(Downstream downstream, IOptions<OrchestratorOpti
     public async Task<string> RecallAsync(RunContext run, int iteration, CancellationToken cancellationToken)
     {
         var semantic = run.Agent.Memory.Semantic;
+        var query = Query(run);
         RecallResponse response;
         try
         {
-            response = await downstream.Memory.RecallAsync(new RecallRequest
+            response = await PaidAsync(run, iteration, query, async budget =>
             {
-                Namespace = Namespace(run),
-                Query = Query(run),
-                TopK = semantic.TopK > 0 ? semantic.TopK : 5,
-                MinScore = semantic.MinScore,
-                EmbeddingModel = semantic.EmbeddingModel,
-                Embedder = Embedder(run.Agent),
-                Store = RunLoop.MemoryStore(options.Value, run.Agent),
-                Tenant = run.Request.Tenant,
-            }, deadline: run.Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+                var recalled = await downstream.Memory.RecallAsync(new RecallRequest
+                {
+                    Namespace = Namespace(run),
+                    Query = query,
+                    TopK = semantic.TopK > 0 ? semantic.TopK : 5,
+                    MinScore = semantic.MinScore,
+                    EmbeddingModel = semantic.EmbeddingModel,
+                    Embedder = Embedder(run.Agent),
+                    Store = RunLoop.MemoryStore(options.Value, run.Agent),
+                    Tenant = run.Request.Tenant,
+                    Budget = budget,
+                }, deadline: run.Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+                return (recalled, recalled.Attempts, recalled.Reservation);
+            }, cancellationToken).ConfigureAwait(false);
         }
-        catch (DownstreamException exception) when (!cancellationToken.IsCancellationRequested && exception.StatusCode != StatusCode.Cancelled)
+        catch (Exception exception) when (Unpaid(exception) is { } why && !cancellationToken.IsCancellationRequested)
         {
-            Activity.Current?.AddEvent(new ActivityEvent("memory.recall_failed", tags: new ActivityTagsCollection { ["error.message"] = exception.Status.Detail }));
+            Activity.Current?.AddEvent(new ActivityEvent("memory.recall_failed", tags: new ActivityTagsCollection { ["error.message"] = why }));
             return "";
         }
 
@@ -110,23 +121,89 @@ internal sealed class RunMemory(Downstream downstream, IOptions<OrchestratorOpti
         var semantic = run.Agent.Memory.Semantic;
         try
         {
-            await downstream.Memory.RememberAsync(new RememberRequest
+            await PaidAsync(run, run.State.Run.Iterations, fact, async budget =>
             {
-                Namespace = Namespace(run),
-                Text = fact,
-                Id = $"{run.Request.RunId}:{call.Id}",
-                Metadata = { ["agent"] = run.Agent.Name, ["run_id"] = run.Request.RunId },
-                EmbeddingModel = semantic.EmbeddingModel,
-                Embedder = Embedder(run.Agent),
-                Store = RunLoop.MemoryStore(options.Value, run.Agent),
-                Tenant = run.Request.Tenant,
-            }, deadline: run.Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+                var remembered = await downstream.Memory.RememberAsync(new RememberRequest
+                {
+                    Namespace = Namespace(run),
+                    Text = fact,
+                    Id = $"{run.Request.RunId}:{call.Id}",
+                    Metadata = { ["agent"] = run.Agent.Name, ["run_id"] = run.Request.RunId },
+                    EmbeddingModel = semantic.EmbeddingModel,
+                    Embedder = Embedder(run.Agent),
+                    Store = RunLoop.MemoryStore(options.Value, run.Agent),
+                    Tenant = run.Request.Tenant,
+                    Budget = budget,
+                }, deadline: run.Deadline, cancellationToken: cancellationToken).ConfigureAwait(false);
+                return (remembered, remembered.Attempts, remembered.Reservation);
+            }, cancellationToken).ConfigureAwait(false);
             return new ToolResult { ToolCallId = call.Id, Content = "Remembered." };
         }
-        catch (DownstreamException exception) when (!cancellationToken.IsCancellationRequested && exception.StatusCode != StatusCode.Cancelled)
+        catch (Exception exception) when (Unpaid(exception) is { } why && !cancellationToken.IsCancellationRequested)
         {
-            return new ToolResult { ToolCallId = call.Id, IsError = true, Content = $"The fact was not stored: {exception.Status.Detail}" };
+            return new ToolResult { ToolCallId = call.Id, IsError = true, Content = $"The fact was not stored: {why}" };
         }
+    }
+
+    // Why a memory call failed, when the run goes on without it: the memory service or the gateway refused or failed, or
+    // the embedding did not fit what the tenant has left. Null for a cancelled run.
+    private static string? Unpaid(Exception exception) => exception switch
+    {
+        DownstreamException { StatusCode: not StatusCode.Cancelled } downstream => downstream.Status.Detail,
+        NamraException { StatusCode: StatusCode.ResourceExhausted or StatusCode.FailedPrecondition } refused => refused.Message,
+        _ => null,
+    };
+
+    // A memory call that embeds text, paid for as a model call is: its worst case set aside in the tenant's quota, the
+    // call allowed what the run and the tenant have left, and its provider requests, made or failed, counted in the run's
+    // budget, ledger and usage. A provider that counted more than the bound allows stops the run.
+    private async Task<T> PaidAsync<T>(RunContext run, int iteration, string text,
+        Func<CallBudget?, Task<(T Response, IReadOnlyList<ProviderAttempt> Attempts, CallReservation? Reservation)>> call, CancellationToken cancellationToken)
+    {
+        var quota = await quotas.ReserveAsync(run, () => WorstCaseOf(run.Agent, text), cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var (response, attempts, reservation) = await call(quota.Within(run.Budget.Left())).ConfigureAwait(false);
+            await quota.SettleAsync(attempts, reservation).ConfigureAwait(false);
+            Count(run, attempts, reservation, iteration);
+            return response;
+        }
+        catch (DownstreamException exception)
+        {
+            IReadOnlyList<ProviderAttempt> attempts = RpcDetails.Of<ProviderAttempts>(exception) is [var reported, ..] ? reported.Attempts : [];
+            await quota.SettleAsync(attempts, null).ConfigureAwait(false);
+            Count(run, attempts, null, iteration);
+            throw;
+        }
+        finally
+        {
+            // Cancelled before an answer: the call may have reached the provider, so it keeps all it was allowed.
+            await quota.SettleUnknownAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static void Count(RunContext run, IReadOnlyList<ProviderAttempt> attempts, CallReservation? reservation, int iteration)
+    {
+        if (attempts.Count == 0)
+        {
+            return;
+        }
+
+        var overshoot = run.Budget.Settle(attempts, usage: null, cost: null, reservation);
+        run.State.AddSpending(attempts, iteration);
+        if (overshoot is not null)
+        {
+            run.State.Fail(RunStatus.BudgetExceeded, StatusCode.ResourceExhausted, overshoot);
+        }
+    }
+
+    // An embedding of the text bounds no more than a model call of it with one token to write: the same bytes, and less
+    // framing (TenantQuotas reserves by the gateway's CountTokens).
+    private static CountTokensRequest WorstCaseOf(AgentDefinition agent, string text)
+    {
+        var llm = Embedder(agent);
+        llm.MaxTokens = 1;
+        return new CountTokensRequest { Llm = llm, Messages = { new Message { Role = Role.User, Content = { new ContentBlock { Text = text } } } } };
     }
 
     private static string Namespace(RunContext run) =>
@@ -149,7 +226,7 @@ internal sealed class RunMemory(Downstream downstream, IOptions<OrchestratorOpti
 
     // Embeddings from the provider the agent names, else its own when it serves them, else OpenAI's; the agent's
     // base URL and key variable go with its own provider.
-    private static LlmConfig Embedder(AgentDefinition agent)
+    public static LlmConfig Embedder(AgentDefinition agent)
     {
         var semantic = agent.Memory.Semantic;
         var provider = semantic.Provider != LlmProvider.Unspecified ? semantic.Provider

@@ -179,6 +179,25 @@ internal sealed class RunState(Run run, Func<RunEvent, Task>? emit, int maxEvent
         }
     }
 
+    /// <summary>
+    /// Adds a provider call made beside the model turns (an embedding) to the run's ledger, and what its answered requests
+    /// used to the run's usage and cost. Calls ending at once are counted one at a time.
+    /// </summary>
+    public void AddSpending(IReadOnlyList<ProviderAttempt> attempts, int iteration)
+    {
+        lock (_counting)
+        {
+            Record(attempts, iteration);
+            foreach (var attempt in attempts)
+            {
+                if (attempt.Outcome == AttemptOutcome.Completed)
+                {
+                    AddUsage(attempt.Usage, attempt.Cost);
+                }
+            }
+        }
+    }
+
     public void CountTool(bool isError)
     {
         lock (_counting)

@@ -25,8 +25,8 @@ public sealed record SseReply(IReadOnlyList<SseFrame> Frames, int? DropAfter = n
 /// <summary>An HTTP error with the provider's JSON body and headers (such as <c>retry-after</c>).</summary>
 public sealed record ErrorReply(int Status, string Body, IReadOnlyDictionary<string, string>? Headers = null) : FakeReply;
 
-/// <summary>A plain JSON answer (embeddings, non-streamed calls).</summary>
-public sealed record JsonReply(string Body) : FakeReply;
+/// <summary>A plain JSON answer (embeddings, non-streamed calls), with headers (such as <c>x-request-id</c>).</summary>
+public sealed record JsonReply(string Body, IReadOnlyDictionary<string, string>? Headers = null) : FakeReply;
 
 /// <summary>One server-sent event: <c>event: X</c> (when set) and <c>data: Y</c>, then a blank line.</summary>
 public sealed record SseFrame(string? Event, string Data)
@@ -167,6 +167,11 @@ public sealed class FakeProviderServer : IAsyncDisposable
                 break;
             case JsonReply json:
                 context.Response.ContentType = "application/json";
+                foreach (var (name, value) in json.Headers ?? new Dictionary<string, string>())
+                {
+                    context.Response.Headers[name] = value;
+                }
+
                 await context.Response.WriteAsync(json.Body, context.RequestAborted).ConfigureAwait(false);
                 break;
             case SseReply sse:

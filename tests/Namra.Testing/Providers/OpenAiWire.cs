@@ -63,8 +63,12 @@ public static class OpenAiWire
     public static string ErrorBody(string type, string message, string? code = null) =>
         new JsonObject { ["error"] = new JsonObject { ["message"] = message, ["type"] = type, ["param"] = null, ["code"] = code } }.ToJsonString();
 
-    public static string Embeddings(params float[][] vectors) =>
-        new JsonObject
+    public static string Embeddings(params float[][] vectors) => Embeddings(8, vectors);
+
+    /// <summary>An embeddings answer counting <paramref name="promptTokens"/> of input; without <c>usage</c> when null, as some compatible servers answer.</summary>
+    public static string Embeddings(long? promptTokens, params float[][] vectors)
+    {
+        var body = new JsonObject
         {
             ["object"] = "list",
             ["data"] = new JsonArray([.. vectors.Select((v, i) => (JsonNode)new JsonObject
@@ -72,8 +76,14 @@ public static class OpenAiWire
                 ["object"] = "embedding", ["index"] = i, ["embedding"] = new JsonArray([.. v.Select(x => (JsonNode)x)]),
             })]),
             ["model"] = "text-embedding-3-small",
-            ["usage"] = new JsonObject { ["prompt_tokens"] = 8, ["total_tokens"] = 8 },
-        }.ToJsonString();
+        };
+        if (promptTokens is { } tokens)
+        {
+            body["usage"] = new JsonObject { ["prompt_tokens"] = tokens, ["total_tokens"] = tokens };
+        }
+
+        return body.ToJsonString();
+    }
 
     private static SseFrame Chunk(JsonObject delta, string? finishReason) =>
         new(null, new JsonObject

@@ -58,7 +58,7 @@ internal sealed class OpenAiProvider(LlmProvider provider, IHttpClientFactory ht
     }
 
     /// <summary>Embeds texts with <c>POST {base}/embeddings</c>.</summary>
-    public async Task<EmbedResponse> EmbedAsync(LlmConfig llm, IReadOnlyList<string> inputs, CancellationToken cancellationToken)
+    public async Task<EmbedResult> EmbedAsync(LlmConfig llm, IReadOnlyList<string> inputs, CancellationToken cancellationToken)
     {
         using var body = new ArrayPoolBufferWriter<byte>(256);
         OpenAiRequestWriter.WriteEmbeddings(body, llm.Model, inputs);
@@ -67,7 +67,7 @@ internal sealed class OpenAiProvider(LlmProvider provider, IHttpClientFactory ht
         try
         {
             using var json = await JsonDocument.ParseAsync(stream, cancellationToken: cancellationToken).ConfigureAwait(false);
-            return ReadEmbeddings(json.RootElement, inputs.Count);
+            return new EmbedResult(ReadEmbeddings(json.RootElement, inputs.Count), ProviderErrors.RequestId(response.Headers) ?? "");
         }
         catch (Exception exception) when (exception is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
         {
@@ -81,14 +81,15 @@ internal sealed class OpenAiProvider(LlmProvider provider, IHttpClientFactory ht
 
     private EmbedResponse ReadEmbeddings(JsonElement root, int inputCount)
     {
-        var result = new EmbedResponse { Usage = new TokenUsage() };
+        var result = new EmbedResponse();
         var vectors = root.GetProperty("data").EnumerateArray()
             .OrderBy(item => item.GetProperty("index").GetInt32())
             .Select(item => new Embedding { Values = { item.GetProperty("embedding").EnumerateArray().Select(v => v.GetSingle()) } });
         result.Embeddings.AddRange(vectors);
+        // Some compatible servers report no usage: unset, so the call counts at its worst case, never as free.
         if (root.TryGetProperty("usage", out var usage) && usage.TryGetProperty("prompt_tokens", out var tokens))
         {
-            result.Usage.InputTokens = tokens.GetInt64();
+            result.Usage = new TokenUsage { InputTokens = tokens.GetInt64() };
         }
 
         if (result.Embeddings.Count != inputCount)
