@@ -156,6 +156,45 @@ public sealed class SemanticMemoryRunTests : IDisposable
     }
 
     [Fact]
+    public async Task ParallelRememberCalls_WithProvidersCountingEveryByteTheyAreSent_NeverTakeTheRunPastItsBudget()
+    {
+        // Both providers count as many input tokens as their request has bytes: as much as a provider could honestly count,
+        // within the bound the gateway reserves. The two facts are long enough that their embeddings' worst cases together
+        // pass what some budgets have left after the first turn.
+        static string Fact(string word) => $"The user said {word}. " + string.Concat(Enumerable.Repeat("More detail about it follows here. ", 18));
+        string[] facts = [Fact("teal"), Fact("Miso")];
+        await using var anthropic = await FakeProviderServer.StartAsync();
+        anthropic.Responder = request =>
+        {
+            var counted = System.Text.Encoding.UTF8.GetByteCount(request.Body);
+            return request.Body.Contains("tool_result", StringComparison.Ordinal) ? AnthropicWire.TextTurn(counted, 5, "Noted.") : new SseReply([
+                AnthropicWire.MessageStart(inputTokens: counted),
+                .. AnthropicWire.ToolUseBlock(0, "toolu_a", "remember", JsonSerializer.Serialize(new { fact = facts[0] })),
+                .. AnthropicWire.ToolUseBlock(1, "toolu_b", "remember", JsonSerializer.Serialize(new { fact = facts[1] })),
+                AnthropicWire.MessageDelta("tool_use", 20),
+                AnthropicWire.MessageStop()]);
+        };
+        await using var openai = await FakeProviderServer.StartAsync();
+        openai.Responder = request => new JsonReply(OpenAiWire.Embeddings(System.Text.Encoding.UTF8.GetByteCount(request.Body), [1f, 0f]));
+        await using var services = await StartAsync(anthropic, openai);
+
+        var stored = new List<int>();
+        for (var budget = 2_000; budget <= 4_600; budget += 50)
+        {
+            // Each run in its own conversation, so none recalls what another stored.
+            var agent = PaidAgent($"execution: {{ budget: {{ max_tokens: {budget} }} }}").Replace("min_score: 0.1", "min_score: 0.1, scope: session", StringComparison.Ordinal);
+            var (run, events) = await ExecuteAsync(services, agent, "Remember my colour and my cat.", $"budget-{budget}");
+            Assert.True(run.Usage.InputTokens + run.Usage.OutputTokens <= budget, $"{run.Usage.InputTokens + run.Usage.OutputTokens} tokens spent of a budget of {budget}: {run.Error?.Message}");
+            Assert.DoesNotContain("over its budget", run.Error?.Message ?? "", StringComparison.Ordinal);
+            stored.Add(events.Count(e => e.ToolResult?.Content == "Remembered."));
+        }
+
+        // The sweep holds budgets where the first turn fits and only one of the two facts does after it, and where both do.
+        Assert.Contains(1, stored);
+        Assert.Contains(2, stored);
+    }
+
+    [Fact]
     public async Task ACostBudgetWithAnUnpricedEmbeddingModel_IsRefusedBeforeTheRunStarts_NamingTheModel()
     {
         await using var anthropic = await FakeProviderServer.StartAsync();

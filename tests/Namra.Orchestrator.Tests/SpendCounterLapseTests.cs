@@ -59,4 +59,47 @@ public sealed class SpendCounterLapseTests
         Assert.Equal(new Standing(Of(120), Of(150)), corrected);
         Assert.Equal(new Standing(Of(220), Of(0)), settled);
     }
+
+    [Fact]
+    public async Task ThousandsOfReservationsInFlight_AreNotScannedOnEachCall_AndOnesHeldWithoutTheSortedSetStillLapse()
+    {
+        await using var redis = await LocalContainers.StartRedisAsync();
+        using var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true");
+        var database = connection.GetDatabase();
+        var server = connection.GetServer(connection.GetEndPoints()[0]);
+        var time = new FakeTimeProvider(Start);
+        var counters = new Shared(connection, time);
+        Period[] periods = [Day with { MaxTokens = 0 }, Month];
+        await counters.SeedAsync(Tenant, periods[0], new Amount(0, 0));
+        await counters.SeedAsync(Tenant, Month, new Amount(0, 0));
+        // A reservation held by a replica that kept only the hash of reservations (as versions before the sorted set did).
+        var day = $"namra:spend:{Tenant}:{Day.Key}";
+        await database.HashSetAsync($"{day}:held", "old-call", $"70 0 {Start.AddMinutes(5).ToUnixTimeMilliseconds()}");
+        await database.HashIncrementAsync(day, "rtokens", 70);
+        await Task.WhenAll(Enumerable.Range(0, 2_000).Select(i => counters.ReserveAsync(Tenant, periods, new Amount(1, 0), new Hold($"call-{i}", Start.AddHours(1)))));
+        var scansBefore = Scans(server);
+
+        for (var i = 0; i < 50; i++)
+        {
+            await counters.ReadAsync(Tenant, periods[0]);
+        }
+
+        var scans = Scans(server) - scansBefore;
+        time.Advance(TimeSpan.FromMinutes(6));
+        var oldLapsed = await counters.ReadAsync(Tenant, periods[0]);
+        await Task.WhenAll(Enumerable.Range(0, 2_000).Select(i => counters.SettleAsync(Tenant, periods, new Amount(1, 0), new Amount(1, 0), new Hold($"call-{i}", Start.AddHours(1)))));
+        var settled = await counters.ReadAsync(Tenant, periods[0]);
+
+        Assert.Equal(0, scans); // the hash was indexed once, when the first call met it
+        Assert.Equal(new Standing(new Amount(70, 0), new Amount(2_000, 0)), oldLapsed);
+        Assert.Equal(new Standing(new Amount(2_070, 0), new Amount(0, 0)), settled);
+        Assert.Equal((0L, 0L), (await database.HashLengthAsync($"{day}:held"), await database.SortedSetLengthAsync($"{day}:due")));
+    }
+
+    // How many times Redis has read a whole hash (HGETALL), scripts' calls included.
+    private static long Scans(IServer server)
+    {
+        var stats = server.Info("commandstats").SelectMany(group => group).FirstOrDefault(pair => pair.Key == "cmdstat_hgetall").Value;
+        return stats is null ? 0 : long.Parse(stats.Split(',')[0].Split('=')[1], System.Globalization.CultureInfo.InvariantCulture);
+    }
 }

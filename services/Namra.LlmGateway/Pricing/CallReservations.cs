@@ -146,7 +146,7 @@ internal static class CallReservations
             if (unpriced is not null)
             {
                 throw new NamraException(StatusCode.FailedPrecondition,
-                    $"The gateway has no price for {LlmGatewayGrpcService.Name(provider)} model '{unpriced}', so a cost budget (execution.budget.max_cost_usd) cannot be kept: give the agent llm.pricing, or the gateway Namra:LlmGateway:Models.",
+                    $"The gateway has no price for {LlmGatewayGrpcService.Name(provider)} model '{unpriced}', so a cost budget (execution.budget.max_cost_usd) cannot be kept: give it a price (the agent's llm.pricing for the models it chats with, the gateway's Namra:LlmGateway:Models for any).",
                     [new BadRequest { FieldViolations = { new BadRequest.Types.FieldViolation { Field = "execution.budget.max_cost_usd", Description = $"no price for model '{unpriced}'" } } }]);
             }
 

@@ -156,20 +156,30 @@ internal abstract class SpendCounters
 
     /// <summary>
     /// Counts in Redis, shared by every replica: a hash per tenant and period, changed by scripts, and beside it a hash of
-    /// the reservations in flight (id: tokens, billionths, when it lapses), so that one a killed replica left behind lapses.
+    /// the reservations in flight (id: tokens, billionths, when it lapses) and a sorted set of their ids by when they
+    /// lapse, so that one a killed replica left behind lapses, found in logarithmic time however many are in flight.
     /// </summary>
     public sealed class Shared(ConnectionMultiplexer redis, TimeProvider timeProvider) : SpendCounters
     {
-        // KEYS: the periods' counters, then their reservations. Reservations past their time are counted as spent.
-        // Amounts are taken away as 0 - x: Lua's -x of 0 is -0, which HINCRBY refuses as not an integer.
+        // KEYS: the periods' counters, then their reservations, then those by when they lapse. Reservations past their
+        // time are counted as spent. Amounts are taken away as 0 - x: Lua's -x of 0 is -0, which HINCRBY refuses as not an
+        // integer.
         private const string Lapse = """
-            local n = #KEYS / 2
-            local function lapse(counters, held, now)
-              local entries = redis.call('HGETALL', held)
-              for j = 1, #entries, 2 do
-                local t, c, at = string.match(entries[j + 1], '^(%d+) (%d+) (%d+)$')
-                if tonumber(at) <= now then
-                  redis.call('HDEL', held, entries[j])
+            local n = #KEYS / 3
+            local function lapse(counters, held, due, now)
+              if redis.call('HLEN', held) > redis.call('ZCARD', due) then
+                -- Held by a replica of a version that kept no sorted set: indexed once.
+                local entries = redis.call('HGETALL', held)
+                for j = 1, #entries, 2 do
+                  redis.call('ZADD', due, 'NX', string.match(entries[j + 1], '^%d+ %d+ (%d+)$'), entries[j])
+                end
+              end
+              for _, id in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', now)) do
+                local entry = redis.call('HGET', held, id)
+                redis.call('ZREM', due, id)
+                if entry then
+                  local t, c = string.match(entry, '^(%d+) (%d+) %d+$')
+                  redis.call('HDEL', held, id)
                   redis.call('HINCRBY', counters, 'rtokens', 0 - tonumber(t))
                   redis.call('HINCRBY', counters, 'rnano', 0 - tonumber(c))
                   redis.call('HINCRBY', counters, 'tokens', t)
@@ -183,7 +193,7 @@ internal abstract class SpendCounters
         // max nano and expiry (ms).
         private const string ReserveScript = Lapse + "\n" + """
             local now = tonumber(ARGV[5])
-            for i = 1, n do lapse(KEYS[i], KEYS[n + i], now) end
+            for i = 1, n do lapse(KEYS[i], KEYS[n + i], KEYS[2 * n + i], now) end
             for i = 1, n do
               local h = redis.call('HMGET', KEYS[i], 'tokens', 'nano', 'rtokens', 'rnano')
               local t = tonumber(h[1] or '0') + tonumber(h[3] or '0') + tonumber(ARGV[1])
@@ -196,8 +206,8 @@ internal abstract class SpendCounters
               redis.call('HINCRBY', KEYS[i], 'rtokens', ARGV[1])
               redis.call('HINCRBY', KEYS[i], 'rnano', ARGV[2])
               redis.call('HSET', KEYS[n + i], ARGV[3], ARGV[1] .. ' ' .. ARGV[2] .. ' ' .. ARGV[4])
-              redis.call('PEXPIREAT', KEYS[i], ARGV[5 + 3 * i])
-              redis.call('PEXPIREAT', KEYS[n + i], ARGV[5 + 3 * i])
+              redis.call('ZADD', KEYS[2 * n + i], ARGV[4], ARGV[3])
+              for k = 0, 2 do redis.call('PEXPIREAT', KEYS[k * n + i], ARGV[5 + 3 * i]) end
             end
             return 0
             """;
@@ -205,8 +215,9 @@ internal abstract class SpendCounters
         // ARGV: reserved tokens, reserved nano, spent tokens, spent nano, the reservation's id. A reservation that lapsed
         // was counted as spent at its worst case: what was spent replaces that.
         private const string SettleScript = """
-            local n = #KEYS / 2
+            local n = #KEYS / 3
             for i = 1, n do
+              redis.call('ZREM', KEYS[2 * n + i], ARGV[5])
               if redis.call('HDEL', KEYS[n + i], ARGV[5]) == 1 then
                 redis.call('HINCRBY', KEYS[i], 'rtokens', 0 - tonumber(ARGV[1]))
                 redis.call('HINCRBY', KEYS[i], 'rnano', 0 - tonumber(ARGV[2]))
@@ -222,7 +233,7 @@ internal abstract class SpendCounters
 
         // ARGV: now (ms). The period's counters after lapsing what is past its time.
         private const string ReadScript = Lapse + "\n" + """
-            lapse(KEYS[1], KEYS[2], tonumber(ARGV[1]))
+            lapse(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]))
             return redis.call('HMGET', KEYS[1], 'tokens', 'nano', 'rtokens', 'rnano')
             """;
 
@@ -258,9 +269,10 @@ internal abstract class SpendCounters
             return new Standing(new Amount(Read(0), Read(1)), new Amount(Read(2), Read(3)));
         }
 
-        // The periods' counters, then their reservations.
+        // The periods' counters, then their reservations, then those by when they lapse.
         private static RedisKey[] Keys(string tenant, IReadOnlyList<Period> periods) =>
-            [.. periods.Select(period => Key(tenant, period)), .. periods.Select(period => (RedisKey)$"{Key(tenant, period)}:held")];
+            [.. periods.Select(period => Key(tenant, period)), .. periods.Select(period => (RedisKey)$"{Key(tenant, period)}:held"),
+                .. periods.Select(period => (RedisKey)$"{Key(tenant, period)}:due")];
 
         private static RedisKey Key(string tenant, Period period) => $"namra:spend:{tenant}:{period.Key}";
 

@@ -8,9 +8,11 @@ namespace Namra.Orchestrator.Loop;
 /// before the provider is called. What a call used is settled here: its usage and cost, or its reserved worst case
 /// when the provider reported none. A tool call takes one of the allowed calls.
 /// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA1001", Justification = "A SemaphoreSlim holds an operating system handle only once its AvailableWaitHandle is read, which it never is here.")]
 internal sealed class RunBudget(Budget? budget)
 {
     private readonly Lock _gate = new();
+    private readonly SemaphoreSlim _calls = new(1, 1);
     private long _tokens;
     private double _cost;
     private int _toolCalls;
@@ -19,6 +21,35 @@ internal sealed class RunBudget(Budget? budget)
     private long _reservedTokens;
     private double _reservedCost;
     private int _reservedToolCalls;
+
+    /// <summary>
+    /// Holds the run's other provider calls (the embeddings of parallel <c>remember</c> calls) back while one is made: each
+    /// is allowed all the run has left (<see cref="Left"/>), so two at once could together spend more. Nothing is held
+    /// without a token or cost budget. Dispose to let the next go.
+    /// </summary>
+    public async Task<IDisposable?> OneCallAtATimeAsync(CancellationToken cancellationToken)
+    {
+        if (budget is null || !(budget.HasMaxTokens || budget.HasMaxCostUsd))
+        {
+            return null;
+        }
+
+        await _calls.WaitAsync(cancellationToken).ConfigureAwait(false);
+        return new Release(_calls);
+    }
+
+    private sealed class Release(SemaphoreSlim calls) : IDisposable
+    {
+        private int _released;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0)
+            {
+                calls.Release();
+            }
+        }
+    }
 
     /// <summary>What the next model call may spend; null when the run has no model budget.</summary>
     public CallBudget? Left()

@@ -155,11 +155,13 @@ internal sealed class RunMemory(Downstream downstream, Access.TenantQuotas quota
     };
 
     // A memory call that embeds text, paid for as a model call is: its worst case set aside in the tenant's quota, the
-    // call allowed what the run and the tenant have left, and its provider requests, made or failed, counted in the run's
-    // budget, ledger and usage. A provider that counted more than the bound allows stops the run.
+    // call allowed what the run and the tenant have left (one such call at a time, when the run has a budget), and its
+    // provider requests, made or failed, counted in the run's budget, ledger and usage. A provider that counted more than
+    // the bound allows stops the run.
     private async Task<T> PaidAsync<T>(RunContext run, int iteration, string text,
         Func<CallBudget?, Task<(T Response, IReadOnlyList<ProviderAttempt> Attempts, CallReservation? Reservation)>> call, CancellationToken cancellationToken)
     {
+        using var turn = await run.Budget.OneCallAtATimeAsync(cancellationToken).ConfigureAwait(false);
         var quota = await quotas.ReserveAsync(run, () => WorstCaseOf(run.Agent, text), cancellationToken).ConfigureAwait(false);
         try
         {
