@@ -374,13 +374,9 @@ internal sealed class MemoryGrpcService(
                 ? (request.EmbeddingModel, request.Embedding.ToArray(), null)
                 : await embedder.EmbedAsync(request.Embedder, request.EmbeddingModel, request.Text, request.Budget, context.CancellationToken).ConfigureAwait(false);
             var collection = collections.For(store, tenant, request.Namespace);
-            await AfterEmbedding(embedded, () => MemoryStores.Guard(store, async () =>
-            {
-                await collection.UpsertAsync(
-                    new Semantic.MemoryRecord { Id = id, Text = request.Text, Metadata = request.Metadata.ToDictionary(), Model = model, Embedding = vector },
-                    context.CancellationToken).ConfigureAwait(false);
-                return true;
-            })).ConfigureAwait(false);
+            await AfterEmbedding(embedded, () => MemoryStores.Guard(store, () => collection.UpsertAsync(
+                new Semantic.MemoryRecord { Id = id, Text = request.Text, Metadata = request.Metadata.ToDictionary(), Model = model, Embedding = vector },
+                context.CancellationToken))).ConfigureAwait(false);
             return new RememberResponse { Id = id, Attempts = { embedded?.Attempts ?? [] }, Reservation = embedded?.Reservation };
         }, context);
 
@@ -397,6 +393,12 @@ internal sealed class MemoryGrpcService(
             throw new NamraException(exception.StatusCode, exception.Message, [.. exception.Details, new ProviderAttempts { Attempts = { embedded.Attempts } }], exception);
         }
     }
+
+    private static async Task AfterEmbedding(EmbedResponse? embedded, Func<Task> call) => await AfterEmbedding(embedded, async () =>
+    {
+        await call().ConfigureAwait(false);
+        return true;
+    }).ConfigureAwait(false);
 
     public override Task<RecallResponse> Recall(RecallRequest request, ServerCallContext context) =>
         Traced("recall", request.Store, async store =>
