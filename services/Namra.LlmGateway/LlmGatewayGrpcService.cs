@@ -111,6 +111,7 @@ internal sealed class LlmGatewayGrpcService(
         }
 
         var response = result.Response;
+        response.Usage = AttemptLedger.Believable(response.Usage);
         if (response.Usage is { } usage && pricing.PriceOf(request.Llm, request.Llm.Model) is { } price)
         {
             response.Cost = price.CostOf(usage);
@@ -269,6 +270,7 @@ internal sealed class LlmGatewayGrpcService(
     // as the provider served it under that name.
     private void Settle(GenerateCompleted completed, ChatRequest chat, string providerName, Activity? activity)
     {
+        completed.Usage = AttemptLedger.Believable(completed.Usage);
         var model = completed.Model.Length > 0 ? completed.Model : chat.Llm.Model;
         var label = MetricModel(chat.Llm.Provider, model);
         var usage = completed.Usage ?? new TokenUsage();

@@ -250,6 +250,24 @@ public sealed class OpenAiProviderTests : IAsyncLifetime
         Assert.Null(unreported.Cost); // not known, never $0
     }
 
+    [Fact]
+    public async Task AProviderThatCountsBelowZero_IsTakenAsReportingNoUsage_AndChargedItsWorstCase_ForTurnsAndEmbeddings()
+    {
+        // A broken count below zero would give spending back to the run's budget and the tenant's quota.
+        _openai.Enqueue(OpenAiWire.TextTurn(-1_000_000, 5, "Hi."), new JsonReply(OpenAiWire.Embeddings(-1_000_000, [0.1f, 0.2f])));
+
+        var turn = (await StreamAsync(Request(LlmProvider.Openai, "Hi"))).Single(e => e.EventCase == StreamGenerateResponse.EventOneofCase.Completed).Completed;
+        var embedded = await _client.EmbedAsync(new EmbedRequest { Llm = new LlmConfig { Provider = LlmProvider.Openai, Model = "text-embedding-3-small" }, Inputs = { "hello" } });
+
+        foreach (var (usage, cost, attempt, reservation) in new[] { (turn.Usage, turn.Cost, turn.Attempts[^1], turn.Reservation), (embedded.Usage, embedded.Cost, embedded.Attempts[^1], embedded.Reservation) })
+        {
+            Assert.Null(usage);
+            Assert.Null(cost);
+            Assert.Equal((AttemptOutcome.Completed, (TokenUsage?)null), (attempt.Outcome, attempt.Usage));
+            Assert.Equal((reservation.Tokens, reservation.Cost), (attempt.ChargedTokens, attempt.ChargedCost));
+        }
+    }
+
     private async Task<List<StreamGenerateResponse>> StreamAsync(StreamGenerateRequest request)
     {
         using var call = _client.StreamGenerate(request);

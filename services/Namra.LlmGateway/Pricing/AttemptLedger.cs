@@ -67,6 +67,14 @@ internal sealed class AttemptLedger(LlmProvider provider, CallReservation reserv
         }
     }
 
+    /// <summary>
+    /// What a provider counted, when it can be believed: a count below zero (a broken provider, or a compatible server's
+    /// bug) would give spending back to the caller's budget, so it is taken as no count at all, and the call is charged
+    /// its worst case (<see cref="Completed"/>).
+    /// </summary>
+    public static TokenUsage? Believable(TokenUsage? usage) =>
+        usage is { InputTokens: >= 0, OutputTokens: >= 0, CacheCreationInputTokens: >= 0, CacheReadInputTokens: >= 0 } ? usage : null;
+
     public IReadOnlyList<ProviderAttempt> All
     {
         get
