@@ -1,7 +1,7 @@
 using System.Diagnostics;
-using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Namra.Contracts.V1;
 using Namra.Hosting.Clients;
 using Namra.Server;
@@ -17,7 +17,7 @@ internal static class Embedded
 {
     public static async Task<int> RunAsync(int runs, int concurrency, CancellationToken cancellationToken)
     {
-        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { Args = [], EnvironmentName = "Production" });
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = Environments.Production });
         builder.Configuration.AddEnvironmentVariables();
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["services"] = "all" });
         var app = NamraComposition.BuildInProcess(builder);
@@ -32,7 +32,7 @@ internal static class Embedded
         finally
         {
             await app.StopAsync(CancellationToken.None);
-            await app.DisposeAsync();
+            await ((IAsyncDisposable)app).DisposeAsync();
         }
     }
 }

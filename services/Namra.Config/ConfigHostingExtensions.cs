@@ -1,6 +1,7 @@
 using Namra.Hosting.Roles;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using Namra.Config.Options;
 using Namra.Config.Registry;
@@ -19,7 +20,7 @@ public static class ConfigHostingExtensions
     };
 
     /// <summary>Adds the config service: options, loader, registry, and the agents-folder watcher.</summary>
-    public static WebApplicationBuilder AddConfigService(this WebApplicationBuilder builder)
+    public static IHostApplicationBuilder AddConfigService(this IHostApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.Services.AddNamraSettings<ConfigServiceOptions, ConfigServiceOptionsValidator>(ConfigServiceOptions.SectionName)

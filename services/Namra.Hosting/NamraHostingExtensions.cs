@@ -60,14 +60,18 @@ public static class NamraHostingExtensions
         return app.MapGrpcService<NamraGrpcEndpoints>();
     }
 
-    /// <summary>Registers the defaults every Namra service needs. Call once, before the services' own <c>Add*</c>.</summary>
+    /// <summary>
+    /// Registers the defaults every Namra service needs, in a server or in a host whose services are called only from
+    /// its own process (the CLI). Call once, before the services' own <c>Add*</c>; a server also calls
+    /// <see cref="ListenOnNamraPorts"/>.
+    /// </summary>
     /// <param name="builder">The host being built.</param>
     /// <param name="roles">The services it hosts.</param>
     /// <param name="scraped">
     /// Whether <c>/metrics</c> will be served (<see cref="MapNamraDefaults"/>). A host that listens nowhere and exports
     /// nothing over OTLP records no metrics at all: nobody would read them.
     /// </param>
-    public static WebApplicationBuilder AddNamraDefaults(this WebApplicationBuilder builder, NamraRoles roles, bool scraped = true)
+    public static IHostApplicationBuilder AddNamraDefaults(this IHostApplicationBuilder builder, NamraRoles roles, bool scraped = true)
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(roles);
@@ -92,25 +96,6 @@ public static class NamraHostingExtensions
         builder.Services.AddSingleton<Secrets.SecretStore>();
         builder.Services.AddOptions<HostOptions>().Configure<IOptions<NamraHostOptions>>(
             (host, namra) => host.ShutdownTimeout = namra.Value.ShutdownTimeout);
-
-        builder.WebHost.ConfigureKestrel((context, kestrel) =>
-        {
-            var options = kestrel.ApplicationServices.GetRequiredService<IOptions<NamraHostOptions>>().Value;
-            var address = IPAddress.Parse(options.ListenAddress);
-            ListenOptions? grpc = null;
-            ListenOptions? http = null;
-            kestrel.Listen(address, options.GrpcPort, listen =>
-            {
-                listen.Protocols = HttpProtocols.Http2;
-                grpc = listen;
-            });
-            kestrel.Listen(address, options.HttpPort, listen =>
-            {
-                listen.Protocols = HttpProtocols.Http1;
-                http = listen;
-            });
-            kestrel.ApplicationServices.GetRequiredService<NamraEndpoints>().Capture(grpc!, http!);
-        });
 
         builder.Services.AddGrpc(grpc =>
         {
@@ -137,13 +122,31 @@ public static class NamraHostingExtensions
     }
 
     /// <summary>
-    /// Replaces the web server with one that listens nowhere: the host's services are reached only through
-    /// <see cref="Clients.NamraServiceChannels"/> from this process. For hosts embedded in a tool (the CLI).
+    /// Listens on the ports of <see cref="NamraHostOptions"/>: gRPC over HTTP/2 on one, HTTP/1.1 (REST, <c>/metrics</c>)
+    /// on the other. A host without it serves only its own process: no sockets, no HTTP, nothing exposed.
     /// </summary>
-    public static WebApplicationBuilder WithoutListeners(this WebApplicationBuilder builder)
+    public static WebApplicationBuilder ListenOnNamraPorts(this WebApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        builder.Services.AddSingleton<Microsoft.AspNetCore.Hosting.Server.IServer, InProcessOnlyServer>();
+        builder.WebHost.ConfigureKestrel((context, kestrel) =>
+        {
+            var options = kestrel.ApplicationServices.GetRequiredService<IOptions<NamraHostOptions>>().Value;
+            var address = IPAddress.Parse(options.ListenAddress);
+            ListenOptions? grpc = null;
+            ListenOptions? http = null;
+            kestrel.Listen(address, options.GrpcPort, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http2;
+                grpc = listen;
+            });
+            kestrel.Listen(address, options.HttpPort, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http1;
+                http = listen;
+            });
+            kestrel.ApplicationServices.GetRequiredService<NamraEndpoints>().Capture(grpc!, http!);
+        });
+
         return builder;
     }
 
@@ -189,7 +192,7 @@ public static class NamraHostingExtensions
         Grpc.Reflection.V1.ServerReflection.Descriptor,
     ];
 
-    private static void AddOpenTelemetry(WebApplicationBuilder builder, NamraRoles roles, bool scraped)
+    private static void AddOpenTelemetry(IHostApplicationBuilder builder, NamraRoles roles, bool scraped)
     {
         // Namra's meters and the runtime's are scraped at /metrics whatever else is configured. OTLP is used only when
         // an endpoint is configured, as the OpenTelemetry spec's OTEL_* variables say; everything else (protocol,

@@ -1,6 +1,7 @@
 using Namra.Hosting.Roles;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Namra.Contracts.V1;
@@ -25,7 +26,7 @@ public static class LlmGatewayHostingExtensions
     };
 
     /// <summary>Adds the gateway: options, pricing and providers.</summary>
-    public static WebApplicationBuilder AddLlmGateway(this WebApplicationBuilder builder)
+    public static IHostApplicationBuilder AddLlmGateway(this IHostApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.Services.AddNamraSettings<LlmGatewayOptions, LlmGatewayOptionsValidator>(LlmGatewayOptions.SectionName)
@@ -54,12 +55,17 @@ public static class LlmGatewayHostingExtensions
         builder.Services.AddSingleton<ProviderRateLimits>();
         builder.Services.AddSingleton<ILlmProvider, ScriptedProvider>();
         builder.Services.AddSingleton<ILlmProvider, AnthropicProvider>();
-        builder.Services.AddSingleton<ILlmProvider>(services => ActivatorUtilities.CreateInstance<OpenAiProvider>(services, LlmProvider.Openai));
-        builder.Services.AddSingleton<ILlmProvider>(services => ActivatorUtilities.CreateInstance<OpenAiProvider>(services, LlmProvider.OpenaiCompatible));
+        builder.Services.AddSingleton<ILlmProvider>(services => OpenAi(services, LlmProvider.Openai));
+        builder.Services.AddSingleton<ILlmProvider>(services => OpenAi(services, LlmProvider.OpenaiCompatible));
         // Calls from this process (the orchestrator, the memory service's embedder) go straight to the handler.
         builder.Services.AddNamraGrpcService<LlmGatewayGrpcService, Namra.Contracts.V1.LlmGatewayService.LlmGatewayServiceBase>(Contracts.ServiceRoles.LlmGateway, Namra.Contracts.V1.LlmGatewayService.BindService);
         return builder;
     }
+
+    // Made here, not by ActivatorUtilities: its first use builds a table of every method in a NativeAOT process (a few
+    // milliseconds of every namra run's start).
+    private static OpenAiProvider OpenAi(IServiceProvider services, LlmProvider provider) =>
+        new(provider, services.GetRequiredService<IHttpClientFactory>(), services.GetRequiredService<ProviderEndpoints>(), services.GetRequiredService<IOptions<LlmGatewayOptions>>());
 
     /// <summary>Maps <c>namra.v1.LlmGatewayService</c>.</summary>
     public static WebApplication MapLlmGateway(this WebApplication app)

@@ -1,6 +1,7 @@
 using Namra.Hosting.Roles;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Namra.Hosting;
 using Namra.Memory.Options;
 using Namra.Memory.Stores;
@@ -18,7 +19,7 @@ public static class MemoryHostingExtensions
     };
 
     /// <summary>Adds the memory service: options, its stores (connected and migrated at start) and the embedder.</summary>
-    public static WebApplicationBuilder AddMemory(this WebApplicationBuilder builder)
+    public static IHostApplicationBuilder AddMemory(this IHostApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.Services.AddNamraSettings<MemoryOptions, MemoryOptionsValidator>(MemoryOptions.SectionName)

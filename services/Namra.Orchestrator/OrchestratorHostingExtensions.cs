@@ -1,6 +1,7 @@
 using Namra.Hosting.Roles;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using Namra.Hosting;
 using Namra.Orchestrator.Loop;
@@ -15,7 +16,7 @@ public static class OrchestratorHostingExtensions
     public static NamraRole Role { get; } = new(Contracts.ServiceRoles.Orchestrator, "Orchestrator", () => Contracts.V1.AgentService.Descriptor, builder => builder.AddOrchestrator(), app => app.MapOrchestrator());
 
     /// <summary>Adds the orchestrator: options, the run loop and its downstream clients.</summary>
-    public static WebApplicationBuilder AddOrchestrator(this WebApplicationBuilder builder)
+    public static IHostApplicationBuilder AddOrchestrator(this IHostApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.Services.AddNamraSettings<OrchestratorOptions, OrchestratorOptionsValidator>(OrchestratorOptions.SectionName)

@@ -15,37 +15,16 @@ namespace Namra.Server;
 /// </summary>
 public static class NamraComposition
 {
-    /// <summary>Builds a host for the roles named in configuration (<c>--services</c> / <c>NAMRA_SERVICES</c>).</summary>
-    /// <exception cref="OptionsValidationException">A role name is unknown.</exception>
-    public static WebApplication Build(WebApplicationBuilder builder) => Build(builder, listen: true);
-
     /// <summary>
-    /// Builds a host whose services are called only from this process, through
-    /// <see cref="Namra.Hosting.Clients.NamraServiceChannels"/> (the CLI's embedded mode): no listener, no endpoints.
+    /// Builds a server for the roles named in configuration (<c>--services</c> / <c>NAMRA_SERVICES</c>): their gRPC
+    /// services, REST, health, reflection and <c>/metrics</c> on the ports of <c>Namra:Host</c>.
     /// </summary>
     /// <exception cref="OptionsValidationException">A role name is unknown.</exception>
-    public static WebApplication BuildInProcess(WebApplicationBuilder builder) => Build(builder, listen: false);
-
-    /// <summary>The services this build can host, each described by its own library.</summary>
-    public static IReadOnlyList<NamraRole> Roles { get; } =
-        [ConfigHostingExtensions.Role, LlmGatewayHostingExtensions.Role, ToolExecutorHostingExtensions.Role, MemoryHostingExtensions.Role, OrchestratorHostingExtensions.Role];
-
-    private static WebApplication Build(WebApplicationBuilder builder, bool listen)
+    public static WebApplication Build(WebApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        var roles = NamraRoles.From(builder.Configuration, Roles);
-        builder.AddNamraDefaults(roles, scraped: listen);
-        foreach (var role in roles.EnabledRoles)
-        {
-            role.Add(builder);
-        }
-
-        if (!listen)
-        {
-            builder.WithoutListeners();
-            return builder.Build();
-        }
-
+        var roles = AddRoles(builder, scraped: true);
+        builder.ListenOnNamraPorts();
         BuildDescriptorsMeanwhile(roles);
         var app = builder.Build();
         app.MapNamraDefaults();
@@ -55,6 +34,36 @@ public static class NamraComposition
         }
 
         return app;
+    }
+
+    /// <summary>
+    /// Builds a host whose services are called only from this process, through
+    /// <see cref="Namra.Hosting.Clients.NamraServiceChannels"/> (the CLI's embedded mode): a generic host, with no web
+    /// server, listener or endpoint. Building ASP.NET Core's web host was some 5 ms of a NativeAOT <c>namra run</c>'s
+    /// start (its builder looks up a delegate's method, which makes the runtime build its table of every method).
+    /// </summary>
+    /// <exception cref="OptionsValidationException">A role name is unknown.</exception>
+    public static IHost BuildInProcess(HostApplicationBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        AddRoles(builder, scraped: false);
+        return builder.Build();
+    }
+
+    /// <summary>The services this build can host, each described by its own library.</summary>
+    public static IReadOnlyList<NamraRole> Roles { get; } =
+        [ConfigHostingExtensions.Role, LlmGatewayHostingExtensions.Role, ToolExecutorHostingExtensions.Role, MemoryHostingExtensions.Role, OrchestratorHostingExtensions.Role];
+
+    private static NamraRoles AddRoles(IHostApplicationBuilder builder, bool scraped)
+    {
+        var roles = NamraRoles.From(builder.Configuration, Roles);
+        builder.AddNamraDefaults(roles, scraped);
+        foreach (var role in roles.EnabledRoles)
+        {
+            role.Add(builder);
+        }
+
+        return roles;
     }
 
     /// <summary>

@@ -1,6 +1,7 @@
 using Namra.Hosting.Roles;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Namra.Hosting;
 using Namra.ToolExecutor.Options;
 using Namra.ToolExecutor.Tools;
@@ -20,7 +21,7 @@ public static class ToolExecutorHostingExtensions
     };
 
     /// <summary>Adds the tool executor: options, argument validation and the tools.</summary>
-    public static WebApplicationBuilder AddToolExecutor(this WebApplicationBuilder builder)
+    public static IHostApplicationBuilder AddToolExecutor(this IHostApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.Services.AddNamraSettings<ToolExecutorOptions, ToolExecutorOptionsValidator>(ToolExecutorOptions.SectionName)

@@ -125,6 +125,7 @@ public sealed class ServerHostingTests
         await using var host = await NamraTestHost.StartAsync("config", build: builder =>
         {
             builder.AddNamraDefaults(NamraRoles.Parse("config", Namra.Server.NamraComposition.Roles));
+            builder.ListenOnNamraPorts();
             var app = builder.Build();
             app.MapNamraDefaults();
             app.MapGrpcService<ThrowingConfigService>();

@@ -1,8 +1,8 @@
 using Grpc.Core;
 using Grpc.Net.Client;
-using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Namra.Contracts.V1;
 using Namra.Hosting;
@@ -17,11 +17,11 @@ namespace Namra.Cli.Running;
 /// </summary>
 internal sealed class AgentRunner : IAsyncDisposable
 {
-    private readonly WebApplication? _embedded;
+    private readonly IHost? _embedded;
     private readonly GrpcChannel? _channel;
     private readonly CallInvoker _invoker;
 
-    private AgentRunner(WebApplication? embedded, GrpcChannel? channel, CallInvoker invoker)
+    private AgentRunner(IHost? embedded, GrpcChannel? channel, CallInvoker invoker)
     {
         _embedded = embedded;
         _channel = channel;
@@ -72,7 +72,7 @@ internal sealed class AgentRunner : IAsyncDisposable
 
         // An empty builder: no appsettings.json read (or watched) from wherever the user stands, no web server.
         // Settings come from the environment (Namra__..., ANTHROPIC_BASE_URL) under the CLI's own below.
-        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { Args = [], EnvironmentName = "Production" });
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = Environments.Production });
         builder.Configuration.AddEnvironmentVariables();
         builder.Logging.AddConsole(console => console.LogToStandardErrorThreshold = LogLevel.Trace);
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
@@ -136,7 +136,7 @@ internal sealed class AgentRunner : IAsyncDisposable
         if (_embedded is not null)
         {
             await _embedded.StopAsync().ConfigureAwait(false);
-            await _embedded.DisposeAsync().ConfigureAwait(false);
+            await ((IAsyncDisposable)_embedded).DisposeAsync().ConfigureAwait(false);
         }
     }
 }

@@ -50,10 +50,12 @@ internal sealed class InProcessCallInvoker : CallInvoker
 
     public InProcessCallInvoker(IServiceProvider services, InProcessService service)
     {
-        // The instance the network is served by, when registered (AddNamraGrpcService).
-        var implementation = ActivatorUtilities.GetServiceOrCreateInstance(services, service.ServiceType);
+        // The instance the network is served by, when registered (AddNamraGrpcService, which every role uses). Made by
+        // ActivatorUtilities only when not: its first use builds a table of every method in a NativeAOT process, a
+        // few milliseconds of an embedded run's start.
+        var implementation = services.GetService(service.ServiceType) ?? ActivatorUtilities.CreateInstance(services, service.ServiceType);
         service.Bind(new Binder(_handlers), implementation);
-        _errors = ActivatorUtilities.CreateInstance<ExceptionMappingInterceptor>(services);
+        _errors = new ExceptionMappingInterceptor(services.GetRequiredService<Microsoft.Extensions.Logging.ILogger<ExceptionMappingInterceptor>>());
     }
 
     public override TResponse BlockingUnaryCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request) =>

@@ -1,6 +1,7 @@
 using Google.Protobuf.Reflection;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 
 namespace Namra.Hosting.Roles;
@@ -18,9 +19,9 @@ namespace Namra.Hosting.Roles;
 /// Its gRPC service's descriptor, asked for only when needed: building the protobuf descriptors of a service's files
 /// is a few milliseconds of every start otherwise, and an embedded run that meets no failure never needs them.
 /// </param>
-/// <param name="Add">Adds the service to a host.</param>
+/// <param name="Add">Adds the service to a host: a server's, or one whose services are called only from its own process.</param>
 /// <param name="Map">Maps its endpoints.</param>
-public sealed record NamraRole(string Name, string AddressKey, Func<ServiceDescriptor> Describe, Action<WebApplicationBuilder> Add, Action<WebApplication> Map)
+public sealed record NamraRole(string Name, string AddressKey, Func<ServiceDescriptor> Describe, Action<IHostApplicationBuilder> Add, Action<WebApplication> Map)
 {
     private readonly Lazy<ServiceDescriptor> _service = new(Describe);
 
