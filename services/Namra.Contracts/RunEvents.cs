@@ -10,8 +10,8 @@ public static class RunEvents
     {
         System.ArgumentNullException.ThrowIfNull(run);
         return run.Status == RunStatus.Completed
-            ? new RunEvent { RunCompleted = new RunCompleted { Answer = run.Answer, Usage = run.Usage, Cost = run.Cost, Duration = run.Duration, Iterations = run.Iterations } }
-            : new RunEvent { RunFailed = new RunFailed { Status = run.Status, Error = run.Error, PartialAnswer = run.Answer, Usage = run.Usage, Cost = run.Cost, Duration = run.Duration } };
+            ? new RunEvent { RunCompleted = new RunCompleted { Answer = run.Answer, Usage = run.Usage, Cost = run.Cost, CostUnknown = run.CostUnknown, Duration = run.Duration, Iterations = run.Iterations } }
+            : new RunEvent { RunFailed = new RunFailed { Status = run.Status, Error = run.Error, PartialAnswer = run.Answer, Usage = run.Usage, Cost = run.Cost, CostUnknown = run.CostUnknown, Duration = run.Duration } };
     }
 
     /// <summary>What a waiting run waits for: its calls not yet decided, and until when.</summary>

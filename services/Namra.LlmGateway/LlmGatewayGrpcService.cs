@@ -136,7 +136,7 @@ internal sealed class LlmGatewayGrpcService(
 
         // Before anything is sent: a call whose worst case does not fit the caller's budget is never made.
         var reservation = CallReservations.Reserve(chat, pricing, budget);
-        var ledger = new AttemptLedger(chat.Llm.Provider, reservation);
+        var ledger = new AttemptLedger(chat.Llm.Provider, reservation, budget);
         ProviderAttempt? answering = null;
 
         // The caller's deadline bounds the call; so does the gateway's own limit, for callers that set none.
@@ -227,6 +227,11 @@ internal sealed class LlmGatewayGrpcService(
             {
                 activity?.SetStatus(ActivityStatusCode.Error, code);
                 activity?.SetTag(LlmGatewayTelemetry.Attributes.ErrorType, code);
+                // The provider's id of the last request it answered, for its support to find the failure.
+                if (ledger.All.LastOrDefault(a => a.RequestId.Length > 0) is { } named)
+                {
+                    activity?.SetTag(LlmGatewayTelemetry.Attributes.ProviderRequestId, named.RequestId);
+                }
             }
         }
 

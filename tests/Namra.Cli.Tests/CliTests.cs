@@ -23,6 +23,9 @@ public sealed class CliTests : IDisposable
         Assert.True(File.Exists(Path.Combine(_folder, "support_bot.yaml")));
         Assert.Equal(0, validate.ExitCode);
         Assert.StartsWith("support_bot.yaml: valid (support_bot@1.0.0, sha256:", validate.Output, StringComparison.Ordinal);
+        // The model it suggests is a current one: it has a published price.
+        var suggested = System.Text.RegularExpressions.Regex.Match(await File.ReadAllTextAsync(Path.Combine(_folder, "support_bot.yaml")), @"model: (claude-\S+)").Groups[1].Value;
+        Assert.Contains($"\"model\": \"{suggested}\"", await File.ReadAllTextAsync(Testing.RepositoryPaths.Combine("services", "Namra.LlmGateway", "Pricing", "prices.json")), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -391,8 +394,40 @@ public sealed class CliTests : IDisposable
 
             Assert.True(exitCode == 130, $"exit {exitCode}: {output} | {error}");
             Assert.True(error.ToString().Contains("[Run] stopped (cancelled): Cancelled: interrupted (Ctrl-C)", StringComparison.Ordinal), $"{output} | {error}");
-            Assert.Matches(@"Cost: \$0\.\d{4}  Time: \d+\.\ds  Tokens: ", output.ToString());
+            // The model call was in flight: the provider may bill it, so the cost is unknown, never $0.
+            Assert.Matches(@"Cost: unknown \(a request to claude-\S+ of unknown outcome\)  Time: \d+\.\ds  Tokens: ", output.ToString());
             await anthropic.ClientAborted.WaitAsync(TimeSpan.FromSeconds(30));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("ANTHROPIC_BASE_URL", null);
+        }
+    }
+
+    [Fact]
+    public async Task Run_AnAnswerCutOffByMaxTokens_ExitsOne_SayingSo_AndKeepsWhatWasWritten()
+    {
+        UseDataFolder();
+        await using var anthropic = await Testing.Providers.FakeProviderServer.StartAsync();
+        anthropic.Enqueue(new Testing.Providers.SseReply([
+            Testing.Providers.AnthropicWire.MessageStart(),
+            .. Testing.Providers.AnthropicWire.TextBlock(0, "The three reasons are: first,"),
+            Testing.Providers.AnthropicWire.MessageDelta("max_tokens", 16),
+            Testing.Providers.AnthropicWire.MessageStop()]));
+        Environment.SetEnvironmentVariable("NAMRA_TEST_CLI_KEY", "sk-ant-test");
+        Environment.SetEnvironmentVariable("ANTHROPIC_BASE_URL", anthropic.BaseUrl.ToString());
+        try
+        {
+            await File.WriteAllTextAsync(Path.Combine(_folder, "short.yaml"),
+                $"name: short\nversion: 1.0.0\nllm:\n  provider: anthropic\n  model: {Testing.Providers.AnthropicWire.Model}\n  api_key_env: NAMRA_TEST_CLI_KEY\n  max_tokens: 16\n");
+            using var output = new StringWriter();
+            using var error = new StringWriter();
+
+            var exitCode = await NamraCli.RunAsync(["run", "short.yaml", "--input", "Give three reasons."], CliConsole.Create(output, error, color: false, _folder), CancellationToken.None);
+
+            Assert.True(exitCode == 1, $"exit {exitCode}: {output} | {error}");
+            Assert.Contains("The three reasons are: first,", output.ToString(), StringComparison.Ordinal);
+            Assert.Contains("[Run] stopped (cut off by max_tokens): The model's turn was cut off at llm.max_tokens (16)", error.ToString(), StringComparison.Ordinal);
         }
         finally
         {

@@ -1,3 +1,4 @@
+using System.Net.Sockets;
 using Grpc.Core;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
@@ -134,6 +135,20 @@ public sealed class UnavailableRetryTests
     }
 
     [Fact]
+    public async Task AnEmbedding_ThatReachedAGateway_IsNotSentAgain()
+    {
+        // An embedding is billed as a model turn is: the memory service's retry must not send it to the provider twice.
+        var flaky = new Flaky { Failures = 1 };
+        await using var hosts = await Hosts.StartAsync(flaky);
+
+        var error = await Assert.ThrowsAsync<DownstreamException>(() =>
+            hosts.LlmGateway.EmbedAsync(new EmbedRequest(), deadline: DateTime.UtcNow.AddSeconds(30)).ResponseAsync);
+
+        Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+        Assert.Equal(1, flaky.Calls);
+    }
+
+    [Fact]
     public async Task AModelTurn_ToAGatewayNotListening_IsKnownNotToHaveBeenSent()
     {
         await using var caller = await NamraTestHost.StartAsync("config", new Dictionary<string, string?>
@@ -150,6 +165,60 @@ public sealed class UnavailableRetryTests
 
         Assert.Equal(StatusCode.Unavailable, error.StatusCode);
         Assert.True(error.NeverReachedTheService, error.Cause.ToString());
+    }
+
+    [Theory]
+    [InlineData(SocketError.ConnectionRefused, true)]
+    [InlineData(SocketError.HostUnreachable, true)]
+    [InlineData(SocketError.ConnectionReset, false)]
+    [InlineData(SocketError.ConnectionAborted, false)]
+    [InlineData(SocketError.Shutdown, false)]
+    [InlineData(SocketError.TimedOut, false)]
+    public void OnlyAConnectionNeverMade_CountsAsNothingSent(SocketError error, bool nothingSent)
+    {
+        // A connection reset or aborted once made may have carried the call: a model turn on it may be billed.
+        var failure = new RpcException(new Status(StatusCode.Unavailable, "Error connecting to subchannel.",
+            new HttpRequestException(HttpRequestError.ConnectionError, "connection failed", new SocketException((int)error))));
+
+        Assert.Equal(nothingSent, UnavailableRetry.NothingWasSent(failure));
+        Assert.False(UnavailableRetry.NothingWasSent(new RpcException(new Status(StatusCode.Unavailable, "no cause"))));
+    }
+
+    [Fact]
+    public async Task AModelTurn_RefusedByAGatewayNotYetListening_IsSentAgain_AndAnsweredOnce()
+    {
+        // A gateway replica restarting: the first connection is refused (nothing was sent), then it listens and answers.
+        var port = LocalPorts.Free();
+        var clock = new SignallingClock();
+        await using var caller = await NamraTestHost.StartAsync("config", new Dictionary<string, string?>
+        {
+            ["Namra:Services:LlmGateway"] = $"http://127.0.0.1:{port}",
+        }, configure: builder => builder.Services.AddSingleton<TimeProvider>(clock));
+        var client = new LlmGatewayService.LlmGatewayServiceClient(caller.Services.GetRequiredService<NamraServiceChannels>().For("llm-gateway"));
+        var flaky = new Flaky();
+
+        using var call = client.StreamGenerate(new StreamGenerateRequest(), deadline: DateTime.UtcNow.AddSeconds(30));
+        var first = call.ResponseStream.MoveNext();
+        await clock.Waiting.WaitAsync(TimeSpan.FromSeconds(10)); // refused, and waiting to try again
+        await using var gateway = await NamraTestHost.StartAsync("config", new Dictionary<string, string?>
+        {
+            ["Namra:Host:GrpcPort"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        }, configure: builder => builder.Services.AddSingleton(flaky), build: builder =>
+        {
+            var app = NamraComposition.Build(builder);
+            app.MapGrpcService<FlakyGateway>();
+            return app;
+        });
+        await Task.Delay(TimeSpan.FromSeconds(1.5)); // the channel's own reconnect wait, at most a second, in real time
+        for (var i = 0; i < 300 && !first.IsCompleted; i++)
+        {
+            clock.Advance(TimeSpan.FromSeconds(1)); // past each backoff, on the retries' clock
+            await Task.WhenAny(first, Task.Delay(100));
+        }
+
+        Assert.True(await first.WaitAsync(TimeSpan.FromSeconds(1)));
+        Assert.Equal("Hel", call.ResponseStream.Current.TextDelta.Text);
+        Assert.Equal(1, flaky.Calls);
     }
 
     [Fact]
@@ -182,6 +251,25 @@ public sealed class UnavailableRetryTests
 
         Assert.Equal(("config", StatusCode.Unavailable), (error.Service, error.StatusCode));
         Assert.Equal(1, flaky.Calls);
+    }
+
+    // The clock of the retries' backoff, started at the real time so deadlines hold: says when a backoff waits on it.
+    private sealed class SignallingClock() : Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow)
+    {
+        private readonly SemaphoreSlim _waiting = new(0);
+
+        public Task Waiting => _waiting.WaitAsync();
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            var timer = base.CreateTimer(callback, state, dueTime, period);
+            if (period == Timeout.InfiniteTimeSpan && dueTime <= TimeSpan.FromSeconds(1))
+            {
+                _waiting.Release(); // a backoff: at most a second, once
+            }
+
+            return timer;
+        }
     }
 
     // A memory service and a gateway that fail their first calls, as a replica restarting would.
@@ -230,6 +318,12 @@ public sealed class UnavailableRetryTests
 
     private sealed class FlakyGateway(Flaky flaky) : LlmGatewayService.LlmGatewayServiceBase
     {
+        public override Task<EmbedResponse> Embed(EmbedRequest request, ServerCallContext context)
+        {
+            flaky.Answer();
+            return Task.FromResult(new EmbedResponse());
+        }
+
         public override async Task StreamGenerate(StreamGenerateRequest request, IServerStreamWriter<StreamGenerateResponse> responseStream, ServerCallContext context)
         {
             flaky.Answer();

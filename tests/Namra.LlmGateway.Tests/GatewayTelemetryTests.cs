@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Grpc.Core;
 using Namra.Contracts.V1;
 using Namra.Testing;
+using Namra.Testing.Providers;
 
 namespace Namra.LlmGateway.Tests;
 
@@ -42,6 +43,44 @@ public sealed class GatewayTelemetryTests
         var recorded = string.Join(" ", span.TagObjects.Select(t => t.Value?.ToString()));
         Assert.Equal(capture, recorded.Contains("private question", StringComparison.Ordinal));
         Assert.Equal(capture, recorded.Contains("secret answer", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Chat_NamesTheProvidersRequestOnItsSpan_AnsweredOrFailed()
+    {
+        var spans = new ConcurrentQueue<Activity>();
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == "Namra.LlmGateway",
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = spans.Enqueue,
+        };
+        ActivitySource.AddActivityListener(listener);
+        await using var anthropic = await FakeProviderServer.StartAsync();
+        await using var host = await TestGateway.StartAsync(new Dictionary<string, string>
+        {
+            ["ANTHROPIC_API_KEY"] = "sk-ant-test",
+            ["ANTHROPIC_BASE_URL"] = anthropic.BaseUrl.ToString(),
+        });
+        var client = new LlmGatewayService.LlmGatewayServiceClient(host.Channel);
+        anthropic.Enqueue(AnthropicWire.TextTurn(10, 2, "ok"),
+            new ErrorReply(400, AnthropicWire.ErrorBody("invalid_request_error", "messages: too long"), new Dictionary<string, string> { ["request-id"] = "req_011Bad" }));
+
+        var answered = Guid.NewGuid().ToString("N");
+        var refused = Guid.NewGuid().ToString("N");
+        await client.GenerateAsync(Request(answered));
+        await Assert.ThrowsAsync<RpcException>(() => client.GenerateAsync(Request(refused)).ResponseAsync);
+
+        Assert.Equal(FakeProviderServer.RequestIdOf(1), RequestIdOf(answered));
+        Assert.Equal("req_011Bad", RequestIdOf(refused));
+
+        string? RequestIdOf(string runId) => (string?)Assert.Single(spans, s => (string?)s.GetTagItem("namra.run.id") == runId).GetTagItem("namra.provider.request_id");
+        static GenerateRequest Request(string runId) => new()
+        {
+            Llm = new LlmConfig { Provider = LlmProvider.Anthropic, Model = AnthropicWire.Model, MaxTokens = 64 },
+            Messages = { new Message { Role = Role.User, Content = { new ContentBlock { Text = "hi" } } } },
+            Context = new CallContext { RunId = runId },
+        };
     }
 
     [Fact]

@@ -21,6 +21,22 @@ public sealed class PricingTableTests
     }
 
     [Fact]
+    public void TheExampleAgents_NameModelsWithAPublishedPrice()
+    {
+        // A model past its end of life leaves the price file; an example naming it would fail for every new user.
+        var named = Directory.EnumerateFiles(Namra.Testing.RepositoryPaths.Combine("examples", "agents"), "*.yaml")
+            .Select(file => (File: Path.GetFileName(file), Text: File.ReadAllText(file)))
+            .Select(agent => (agent.File, Provider: System.Text.RegularExpressions.Regex.Match(agent.Text, @"(?m)^  provider: (\S+)").Groups[1].Value,
+                Model: System.Text.RegularExpressions.Regex.Match(agent.Text, @"(?m)^  model: (\S+)").Groups[1].Value))
+            .Where(agent => agent.Provider is "anthropic" or "openai")
+            .ToList();
+
+        Assert.NotEmpty(named);
+        Assert.All(named, agent => Assert.True(
+            _table.Find(agent.Provider == "anthropic" ? LlmProvider.Anthropic : LlmProvider.Openai, agent.Model) is not null, $"{agent.File}: {agent.Model} has no published price"));
+    }
+
+    [Fact]
     public void CostOf_CountsCacheWritesAndReadsAtTheirOwnPrices()
     {
         var cost = _table.Find(LlmProvider.Anthropic, "claude-sonnet-4-5")!

@@ -70,6 +70,41 @@ public sealed class ResilienceTests : IAsyncLifetime
         Assert.Equal(response.Cost.TotalUsd, response.Attempts[1].Cost.TotalUsd);
     }
 
+    [Theory]
+    [InlineData(-1, false)]
+    [InlineData(0, true)]
+    public async Task Generate_AfterARequestOfUnknownOutcome_SendsAnother_OnlyWhenBothWorstCasesFitTheBudget(long beyondTwoReservations, bool retried)
+    {
+        // A request whose connection broke may be billed its worst case; a retry is another worst case on top of it.
+        _anthropic.Enqueue(AnthropicWire.TextTurn(10, 2, "measure"));
+        var reservation = (await _client.GenerateAsync(Request()).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(10))).Reservation.Tokens;
+        _anthropic.Enqueue(new SseReply([AnthropicWire.MessageStart()], DropAfter: 0), AnthropicWire.TextTurn(10, 2, "ok"));
+        var budget = new CallBudget { MaxTokens = (2 * reservation) + beyondTwoReservations };
+        var request = Request();
+        request.Budget = budget;
+
+        var call = _client.GenerateAsync(request).ResponseAsync;
+        await PassNextBackoffAsync();
+
+        if (retried)
+        {
+            var response = await call.WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.Equal([AttemptOutcome.Unknown, AttemptOutcome.Completed], response.Attempts.Select(a => a.Outcome));
+            Assert.Equal(reservation, response.Attempts[0].ChargedTokens);
+            Assert.Equal(3, _anthropic.Requests.Count);
+            return;
+        }
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => call.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
+        var violation = Assert.Single(Assert.Single(RpcDetails.Of<Google.Rpc.QuotaFailure>(error)).Violations);
+        Assert.Equal("execution.budget.max_tokens", violation.Subject);
+        Assert.Contains("unknown outcome", violation.Description, StringComparison.Ordinal);
+        var attempt = Assert.Single(Assert.Single(RpcDetails.Of<ProviderAttempts>(error)).Attempts);
+        Assert.Equal((AttemptOutcome.Unknown, reservation), (attempt.Outcome, attempt.ChargedTokens));
+        Assert.Equal(2, _anthropic.Requests.Count); // the measuring call and the broken one: no retry, no fallback
+    }
+
     [Fact]
     public async Task Generate_WhenRateLimited_WaitsTheRetryAfterTheProviderAsked()
     {

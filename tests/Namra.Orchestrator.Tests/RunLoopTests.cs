@@ -26,7 +26,13 @@ public sealed class RunLoopTests : IAsyncLifetime
     internal static async Task<(FakeProviderServer Anthropic, NamraTestHost Host)> StartAsync(IDictionary<string, string?>? settings = null)
     {
         var anthropic = await FakeProviderServer.StartAsync();
-        var environment = new Dictionary<string, string> { ["ANTHROPIC_API_KEY"] = "sk-ant-test", ["ANTHROPIC_BASE_URL"] = anthropic.BaseUrl.ToString() };
+        var environment = new Dictionary<string, string>
+        {
+            ["ANTHROPIC_API_KEY"] = "sk-ant-test",
+            ["ANTHROPIC_BASE_URL"] = anthropic.BaseUrl.ToString(),
+            ["OPENAI_API_KEY"] = "sk-openai-test",
+            ["OPENAI_BASE_URL"] = new Uri(anthropic.BaseUrl, "/v1").ToString(),
+        };
         return (anthropic, await NamraTestHost.StartAsync("all", settings, configure: builder => ProviderEnvironment.Use(builder, environment)));
     }
 
@@ -99,6 +105,31 @@ public sealed class RunLoopTests : IAsyncLifetime
 
         Assert.Equal(RunStatus.Refused, run.Status);
         Assert.Equal("I can't", run.Answer);
+    }
+
+    [Theory]
+    [InlineData("content_filter")]
+    [InlineData("refusal")]
+    public async Task AnOpenAiTurnStoppedByItsFilterOrARefusal_RunsNoneOfItsToolCalls_AndEndsAsRefused(string stop)
+    {
+        // A tool call the filter stopped mid-way, or a refusal streamed in delta.refusal: neither turn is acted on.
+        _anthropic.Enqueue(new SseReply([
+            OpenAiWire.Role(),
+            stop == "refusal" ? OpenAiWire.Refusal("I can't help with that.") : OpenAiWire.Text("Running it: "),
+            OpenAiWire.ToolCallStart(0, "call_A", "calculator"),
+            OpenAiWire.ToolCallArguments(0, "{\"expression\":\"1+1\"}"),
+            OpenAiWire.Finish(stop == "refusal" ? "stop" : "content_filter"),
+            OpenAiWire.Usage(50, 12),
+            OpenAiWire.Done()]));
+        var agent = Agent().Replace("provider: anthropic", "provider: openai", StringComparison.Ordinal).Replace(AnthropicWire.Model, OpenAiWire.Model, StringComparison.Ordinal);
+
+        var events = await StreamAsync(agent, "Compute.");
+
+        var failed = events[^1].RunFailed;
+        Assert.Equal(RunStatus.Refused, failed.Status);
+        Assert.Equal(stop == "refusal" ? "I can't help with that." : "Running it: ", failed.PartialAnswer);
+        Assert.DoesNotContain(events, e => e.EventCase == RunEvent.EventOneofCase.ToolCall);
+        Assert.Single(_anthropic.Requests);
     }
 
     [Fact]
@@ -299,7 +330,7 @@ public sealed class RunLoopTests : IAsyncLifetime
         var run = await ExecuteAsync(Agent(), "Hi");
 
         Assert.Equal(RunStatus.Completed, run.Status);
-        Assert.Equal([(AttemptOutcome.Failed, "req_first", 1), (AttemptOutcome.Completed, "", 1)], run.Ledger.Select(a => (a.Outcome, a.RequestId, a.Iteration)));
+        Assert.Equal([(AttemptOutcome.Failed, "req_first", 1), (AttemptOutcome.Completed, FakeProviderServer.RequestIdOf(2), 1)], run.Ledger.Select(a => (a.Outcome, a.RequestId, a.Iteration)));
         var answered = run.Ledger.Where(a => a.Outcome == AttemptOutcome.Completed).ToList();
         Assert.Equal(answered.Sum(a => a.Usage.InputTokens), run.Usage.InputTokens);
         Assert.Equal(answered.Sum(a => a.Usage.OutputTokens), run.Usage.OutputTokens);

@@ -125,7 +125,7 @@ internal sealed class RunPrinter : IDisposable
             case RunEvent.EventOneofCase.RunCompleted:
                 EndText();
                 var done = item.RunCompleted;
-                console.Out.MarkupLine("[dim]" + Markup.Escape(Summary(done.Cost, done.Duration, done.Usage, _model)) + "[/]");
+                console.Out.MarkupLine("[dim]" + Markup.Escape(Summary(done.Cost, done.Duration, done.Usage, _model, done.CostUnknown)) + "[/]");
                 break;
             case RunEvent.EventOneofCase.ApprovalRequired:
                 EndText();
@@ -156,7 +156,7 @@ internal sealed class RunPrinter : IDisposable
                 EndText();
                 var failed = item.RunFailed;
                 console.Error.WriteLine($"[Run] stopped ({Status(failed.Status)}): {Printable(failed.Error?.Message ?? "", keepLines: true)}");
-                console.Out.MarkupLine("[dim]" + Markup.Escape(Summary(failed.Cost, failed.Duration, failed.Usage, _model)) + "[/]");
+                console.Out.MarkupLine("[dim]" + Markup.Escape(Summary(failed.Cost, failed.Duration, failed.Usage, _model, failed.CostUnknown)) + "[/]");
                 break;
         }
     }
@@ -207,13 +207,14 @@ internal sealed class RunPrinter : IDisposable
 
     /// <summary>
     /// The closing line: <c>Cost: $0.0105  Time: 3.2s  Tokens: 1,234 (in: 1,000, out: 234)</c>; an unknown cost says
-    /// so (<c>Cost: unknown (no price for MODEL)</c>), never $0.
+    /// so and why (<c>Cost: unknown (no price for MODEL)</c>), never $0.
     /// </summary>
-    internal static string Summary(Cost? cost, Google.Protobuf.WellKnownTypes.Duration? duration, TokenUsage? usage, string model = "")
+    internal static string Summary(Cost? cost, Google.Protobuf.WellKnownTypes.Duration? duration, TokenUsage? usage, string model = "", string unknownBecause = "")
     {
         var input = (usage?.InputTokens ?? 0) + (usage?.CacheCreationInputTokens ?? 0) + (usage?.CacheReadInputTokens ?? 0);
         var output = usage?.OutputTokens ?? 0;
-        var spent = cost is null ? $"unknown (no price for {(model.Length > 0 ? model : "the model")})" : string.Create(CultureInfo.InvariantCulture, $"${cost.TotalUsd:0.0000}");
+        var why = unknownBecause.Length > 0 ? Printable(unknownBecause, keepLines: false) : $"no price for {(model.Length > 0 ? model : "the model")}";
+        var spent = cost is null ? $"unknown ({why})" : string.Create(CultureInfo.InvariantCulture, $"${cost.TotalUsd:0.0000}");
         return string.Create(CultureInfo.InvariantCulture,
             $"Cost: {spent}  Time: {duration?.ToTimeSpan().TotalSeconds ?? 0:0.0}s  Tokens: {input + output:N0} (in: {input:N0}, out: {output:N0})");
     }

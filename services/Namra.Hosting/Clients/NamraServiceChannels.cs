@@ -75,6 +75,11 @@ public sealed class NamraServiceChannels(
                 ConnectTimeout = TimeSpan.FromSeconds(5),
             },
             MaxReceiveMessageSize = 64 * 1024 * 1024,
+            // A refused connection is tried again on UnavailableRetry's schedule (50 ms doubling to 1 s), not gRPC's
+            // default (1 s doubling to 2 min): a replica back within a second is found by the call's next attempt, where
+            // every attempt made during the channel's own wait would fail at once.
+            InitialReconnectBackoff = TimeSpan.FromMilliseconds(50),
+            MaxReconnectBackoff = TimeSpan.FromSeconds(1),
             ServiceConfig = new ServiceConfig
             {
                 LoadBalancingConfigs = { balanced ? new RoundRobinConfig() : new PickFirstConfig() },

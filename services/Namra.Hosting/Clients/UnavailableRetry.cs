@@ -30,11 +30,23 @@ internal sealed class UnavailableRetry(TimeProvider timeProvider, IEnumerable<Se
     private static bool SafeToRepeat(MethodDescriptor method) =>
         method.GetOptions()?.IdempotencyLevel is MethodOptions.Types.IdempotencyLevel.NoSideEffects or MethodOptions.Types.IdempotencyLevel.Idempotent;
 
-    /// <summary>Whether the call failed before reaching the service: its connection could not be made.</summary>
-    internal static bool NothingWasSent(RpcException exception) =>
-        exception.Status.DebugException is { } cause
-        && (cause is SocketException || cause.InnerException is SocketException
-            || cause is HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError });
+    /// <summary>
+    /// Whether the call failed before reaching the service: its connection could not be made (refused, or no route or
+    /// address to make it to). A connection reset or aborted once made may have carried the call, so it does not count.
+    /// </summary>
+    internal static bool NothingWasSent(RpcException exception)
+    {
+        for (var cause = exception.Status.DebugException; cause is not null; cause = cause.InnerException)
+        {
+            if (cause is SocketException socket)
+            {
+                return socket.SocketErrorCode is SocketError.ConnectionRefused or SocketError.HostNotFound or SocketError.HostUnreachable
+                    or SocketError.NetworkUnreachable or SocketError.AddressNotAvailable or SocketError.NoData or SocketError.TryAgain;
+            }
+        }
+
+        return false;
+    }
 
     public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(
         TRequest request, ClientInterceptorContext<TRequest, TResponse> context, AsyncUnaryCallContinuation<TRequest, TResponse> continuation)

@@ -10,17 +10,28 @@ namespace Namra.LlmGateway.Pricing;
 /// stream broke: it may be billed, up to the call's worst case). Returned with the answer, or in the error's details,
 /// so the run's ledger holds every request made for it.
 /// </summary>
-internal sealed class AttemptLedger(LlmProvider provider, CallReservation reservation)
+internal sealed class AttemptLedger(LlmProvider provider, CallReservation reservation, CallBudget? budget = null)
 {
     private readonly List<ProviderAttempt> _attempts = [];
     private readonly Lock _gate = new();
 
-    /// <summary>Records a request about to be sent for <paramref name="model"/>.</summary>
+    /// <summary>
+    /// Records a request about to be sent for <paramref name="model"/>. After a request of unknown outcome (charged its
+    /// worst case), another is sent only when both worst cases fit the caller's budget: otherwise a retry or a fallback
+    /// could take the run past it. Refused with RESOURCE_EXHAUSTED and a <c>QuotaFailure</c> naming the budget.
+    /// </summary>
     public ProviderAttempt Begin(string model)
     {
         var attempt = new ProviderAttempt { Provider = provider, Model = model, Outcome = AttemptOutcome.Unknown };
         lock (_gate)
         {
+            if (budget is not null)
+            {
+                CallReservations.CheckAnother(reservation, budget, provider,
+                    _attempts.Where(a => a.Outcome == AttemptOutcome.Unknown).Sum(a => a.ChargedTokens),
+                    _attempts.Where(a => a.Outcome == AttemptOutcome.Unknown).Sum(a => a.ChargedCost?.TotalUsd ?? 0));
+            }
+
             _attempts.Add(attempt);
         }
 

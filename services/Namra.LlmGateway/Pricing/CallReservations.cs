@@ -127,6 +127,32 @@ internal static class CallReservations
         return reservation;
     }
 
+    /// <summary>
+    /// Refuses another request of a call whose earlier requests of unknown outcome were charged
+    /// <paramref name="chargedTokens"/> and <paramref name="chargedUsd"/>, when its worst case does not fit what is left.
+    /// </summary>
+    public static void CheckAnother(CallReservation reservation, CallBudget budget, LlmProvider provider, long chargedTokens, double chargedUsd)
+    {
+        if (chargedTokens == 0 && chargedUsd == 0)
+        {
+            return;
+        }
+
+        var left = new CallBudget();
+        if (budget.HasMaxTokens)
+        {
+            left.MaxTokens = budget.MaxTokens - chargedTokens;
+        }
+
+        if (budget.HasMaxCostUsd)
+        {
+            left.MaxCostUsd = budget.MaxCostUsd - chargedUsd;
+        }
+
+        Check(reservation, left, provider, unpriced: null,
+            $"A request of unknown outcome was charged {chargedTokens:N0} tokens{(chargedUsd > 0 ? $" (${chargedUsd:0.######})" : "")}, so the call was not sent again: another request", input: 0, output: 0);
+    }
+
     // Refuses a reservation that does not fit the budget; a cost limit needs a price for every model the call may use.
     private static void Check(CallReservation reservation, CallBudget? budget, LlmProvider provider, string? unpriced, string call, long input, long output)
     {

@@ -85,9 +85,12 @@ internal sealed class ProviderResilience(IOptions<LlmGatewayOptions> options, Ti
         }
     }
 
-    /// <summary>Whether a failure is worth another try (on this model, or a fallback model).</summary>
+    /// <summary>
+    /// Whether a failure is worth another try (on this model, or a fallback model): never a refusal of the caller's
+    /// budget (its <c>QuotaFailure</c>), which another request cannot fit either.
+    /// </summary>
     public static bool IsTransient(Exception exception) =>
-        exception is NamraException namra && Providers.ProviderErrors.IsRetryable(namra);
+        exception is NamraException namra && Providers.ProviderErrors.IsRetryable(namra) && !namra.Details.OfType<QuotaFailure>().Any();
 
     private static ResiliencePipeline Build(LlmGatewayOptions options, TimeProvider timeProvider)
     {

@@ -82,17 +82,23 @@ internal sealed class ModelTurns(Downstream downstream)
 
         var inner = exception.Cause;
         return inner.StatusCode is StatusCode.Unavailable or StatusCode.Cancelled or StatusCode.DeadlineExceeded or StatusCode.Internal or StatusCode.Unknown
-            ? [new ProviderAttempt
-            {
-                Provider = llm.Provider,
-                Model = llm.Model,
-                Outcome = AttemptOutcome.Unknown,
-                Error = $"The llm-gateway service was lost mid-call ({inner.StatusCode}): whether the provider was called is not known.",
-                ChargedTokens = left?.HasMaxTokens == true ? left.MaxTokens : 0,
-                ChargedCost = left?.HasMaxCostUsd == true ? new Cost { TotalUsd = left.MaxCostUsd } : null,
-            }]
+            ? [Unanswered(llm, left, $"The llm-gateway service was lost mid-call ({inner.StatusCode}): whether the provider was called is not known.")]
             : [];
     }
+
+    /// <summary>
+    /// A model call left without its answer (the gateway lost, the run cancelled or out of time while it was in flight):
+    /// it may have reached the provider, so it is an attempt of unknown outcome, charged all the call was allowed.
+    /// </summary>
+    public static ProviderAttempt Unanswered(LlmConfig llm, CallBudget? left, string why) => new()
+    {
+        Provider = llm.Provider,
+        Model = llm.Model,
+        Outcome = AttemptOutcome.Unknown,
+        Error = why,
+        ChargedTokens = left?.HasMaxTokens == true ? left.MaxTokens : 0,
+        ChargedCost = left?.HasMaxCostUsd == true ? new Cost { TotalUsd = left.MaxCostUsd } : null,
+    };
 
     /// <summary>The gateway's refusal of a call that does not fit the run's budget: its QuotaFailure names the budget.</summary>
     public static string? BudgetRefusal(DownstreamException exception) =>

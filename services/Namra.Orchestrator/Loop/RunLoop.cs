@@ -666,8 +666,12 @@ internal sealed class RunLoop(
         }
         catch (DownstreamException exception) when (ModelTurns.BudgetRefusal(exception) is { } refusal)
         {
-            await quota.SettleAsync([], null).ConfigureAwait(false);
-            state.Fail(RunStatus.BudgetExceeded, StatusCode.ResourceExhausted, refusal);
+            // Refused before a request was sent, or before another after one of unknown outcome (which is charged).
+            var attempts = ModelTurns.FailedAttempts(exception, run.Request.Agent.Llm!, allowed);
+            run.Budget.Charge(attempts);
+            state.Record(attempts, iteration);
+            await quota.SettleAsync(attempts, null).ConfigureAwait(false);
+            state.Fail(RunStatus.BudgetExceeded, StatusCode.ResourceExhausted, refusal, exception.GetRpcStatus()?.Details.Where(d => !d.Is(ProviderAttempts.Descriptor)));
             return null;
         }
         catch (DownstreamException exception)
@@ -679,6 +683,14 @@ internal sealed class RunLoop(
             await quota.SettleAsync(attempts, null).ConfigureAwait(false);
             throw;
         }
+        catch (Exception exception) when (exception is OperationCanceledException or RpcException { StatusCode: StatusCode.Cancelled or StatusCode.DeadlineExceeded })
+        {
+            // Abandoned in flight (cancelled, out of time, its caller gone): the provider may bill the request all the same.
+            var abandoned = ModelTurns.Unanswered(run.Request.Agent.Llm!, allowed, "The run stopped while the model call was in flight: whether the provider billed it is not known.");
+            run.Budget.Charge([abandoned]);
+            state.Record([abandoned], iteration);
+            throw;
+        }
         finally
         {
             // Cancelled before an answer: the call may have reached the provider, so it keeps all it was allowed (a settled
@@ -688,7 +700,7 @@ internal sealed class RunLoop(
 
         var overshoot = run.Budget.Settle(completed.Attempts, completed.Usage, completed.Cost, completed.Reservation);
         state.Record(completed.Attempts, iteration);
-        state.AddUsage(completed.Usage, completed.Cost);
+        state.AddUsage(completed.Usage, completed.Cost, completed.Model.Length > 0 ? completed.Model : run.Request.Agent.Llm!.Model);
         await state.EmitAsync(new RunEvent { Usage = new UsageUpdate { Usage = state.Run.Usage, Cost = state.Run.Cost } }).ConfigureAwait(false);
         if (overshoot is not null)
         {

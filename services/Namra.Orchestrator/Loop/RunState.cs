@@ -120,9 +120,10 @@ internal sealed class RunState(Run run, Func<RunEvent, Task>? emit, int maxEvent
 
     /// <summary>
     /// Adds a model call's usage and cost to the run's. A call whose cost is unknown (a model without a price, a
-    /// provider that reported no usage) makes the run's cost unknown for good: unset, never a sum that counts it as $0.
+    /// provider that reported no usage) makes the run's cost unknown for good: unset, never a sum that counts it as $0,
+    /// and the record says why (<c>cost_unknown</c>, the first reason given).
     /// </summary>
-    public void AddUsage(TokenUsage? usage, Cost? cost)
+    public void AddUsage(TokenUsage? usage, Cost? cost, string model)
     {
         run.Usage.InputTokens += usage?.InputTokens ?? 0;
         run.Usage.OutputTokens += usage?.OutputTokens ?? 0;
@@ -130,7 +131,7 @@ internal sealed class RunState(Run run, Func<RunEvent, Task>? emit, int maxEvent
         run.Usage.CacheReadInputTokens += usage?.CacheReadInputTokens ?? 0;
         if (cost is null || usage is null)
         {
-            run.Cost = null;
+            CostUnknown(usage is null ? $"the provider reported no usage for {model}" : $"no price for {model}");
             return;
         }
 
@@ -156,8 +157,20 @@ internal sealed class RunState(Run run, Func<RunEvent, Task>? emit, int maxEvent
             run.Ledger.Add(attempt);
             if (attempt.Outcome == AttemptOutcome.Unknown)
             {
-                run.Cost = null;
+                CostUnknown($"a request to {attempt.Model} of unknown outcome"
+                    + (attempt.ChargedTokens > 0 ? $", charged up to {attempt.ChargedTokens:N0} tokens" : "")
+                    + (attempt.ChargedCost is { } charged ? $" (${charged.TotalUsd:0.######})" : ""));
             }
+        }
+    }
+
+    // The run's cost is unknown from now on; the first reason is the one kept.
+    private void CostUnknown(string because)
+    {
+        run.Cost = null;
+        if (run.CostUnknown.Length == 0)
+        {
+            run.CostUnknown = because;
         }
     }
 
@@ -169,7 +182,12 @@ internal sealed class RunState(Run run, Func<RunEvent, Task>? emit, int maxEvent
     {
         lock (_counting)
         {
-            AddUsage(child.Usage, child.Cost);
+            if (child.Cost is null)
+            {
+                CostUnknown($"agent {child.Agent?.Name}: {child.CostUnknown}");
+            }
+
+            AddUsage(child.Usage ?? new TokenUsage(), child.Cost ?? new Cost(), "");
             Record(child.Ledger.Select(a =>
             {
                 var attempt = a.Clone();
@@ -192,7 +210,7 @@ internal sealed class RunState(Run run, Func<RunEvent, Task>? emit, int maxEvent
             {
                 if (attempt.Outcome == AttemptOutcome.Completed)
                 {
-                    AddUsage(attempt.Usage, attempt.Cost);
+                    AddUsage(attempt.Usage, attempt.Cost, attempt.Model);
                 }
             }
         }

@@ -61,6 +61,11 @@ public sealed class FakeProviderServer : IAsyncDisposable
     /// <summary>Keep no record of requests (benchmarks send millions).</summary>
     public bool RecordRequests { get; set; } = true;
 
+    private int _answered;
+
+    /// <summary>The request id the <paramref name="nth"/> answer (from 1) carried in its headers.</summary>
+    public static string RequestIdOf(int nth) => $"req_fake_{nth:D4}";
+
     /// <summary>Every request received, in order.</summary>
     public IReadOnlyList<RecordedRequest> Requests => [.. _requests];
 
@@ -153,6 +158,10 @@ public sealed class FakeProviderServer : IAsyncDisposable
             reply = Responder?.Invoke(new RecordedRequest(context.Request.Method, context.Request.Path, headers, body)) ?? DefaultReply ?? new ErrorReply(500, "{\"error\":{\"type\":\"test_error\",\"message\":\"no reply was scripted for this request\"}}");
         }
 
+        // As real providers do, every answer names its request (Anthropic's request-id, OpenAI's x-request-id), unless
+        // the reply names it itself.
+        var anthropic = context.Request.Path.Value?.EndsWith("/messages", StringComparison.Ordinal) == true;
+        context.Response.Headers[anthropic ? "request-id" : "x-request-id"] = RequestIdOf(Interlocked.Increment(ref _answered));
         switch (reply)
         {
             case ErrorReply error:

@@ -32,6 +32,9 @@ public static class OpenAiWire
 
     public static SseFrame Finish(string reason) => Chunk(new JsonObject(), reason);
 
+    /// <summary>A piece of the model's refusal, which OpenAI streams in <c>delta.refusal</c> instead of <c>content</c>.</summary>
+    public static SseFrame Refusal(string piece) => Chunk(new JsonObject { ["refusal"] = piece }, finishReason: null);
+
     public static SseFrame Usage(int promptTokens, int completionTokens, int cachedTokens = 0) =>
         new(null, new JsonObject
         {

@@ -415,6 +415,7 @@ export interface components {
             /** Format: int32 */
             depth?: number;
             answeredBy?: components["schemas"]["AgentRef"];
+            costUnknown?: string;
         };
         RunCompleted: {
             answer?: string;
@@ -423,6 +424,7 @@ export interface components {
             duration?: string;
             /** Format: int32 */
             iterations?: number;
+            costUnknown?: string;
         };
         RunEvent: {
             runId?: string;
@@ -460,6 +462,7 @@ export interface components {
             usage?: components["schemas"]["TokenUsage"];
             cost?: components["schemas"]["Cost"];
             duration?: string;
+            costUnknown?: string;
         };
         RunLease: {
             owner?: string;

@@ -84,7 +84,8 @@ class LlmGatewayServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def Embed(self, request, context):
-        """Embeds texts with an embedding model (OpenAI-compatible embeddings endpoint).
+        """Embeds texts with an embedding model (OpenAI-compatible embeddings endpoint). Not safe to repeat, as `Generate`:
+        a call that reached the gateway may be billed, and the gateway's retries are the only ones.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
