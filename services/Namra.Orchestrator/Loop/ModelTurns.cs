@@ -82,7 +82,7 @@ internal sealed class ModelTurns(Downstream downstream)
 
         var inner = exception.Cause;
         return inner.StatusCode is StatusCode.Unavailable or StatusCode.Cancelled or StatusCode.DeadlineExceeded or StatusCode.Internal or StatusCode.Unknown
-            ? [Unanswered(llm, left, $"The llm-gateway service was lost mid-call ({inner.StatusCode}): whether the provider was called is not known.")]
+            ? [Unanswered(llm, left, $"The {exception.Service} service was lost mid-call ({inner.StatusCode}): whether the provider was called is not known.")]
             : [];
     }
 

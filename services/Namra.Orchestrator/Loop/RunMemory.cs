@@ -163,18 +163,27 @@ internal sealed class RunMemory(Downstream downstream, Access.TenantQuotas quota
     {
         using var turn = await run.Budget.OneCallAtATimeAsync(cancellationToken).ConfigureAwait(false);
         var quota = await quotas.ReserveAsync(run, () => WorstCaseOf(run.Agent, text), cancellationToken).ConfigureAwait(false);
+        var allowed = quota.Within(run.Budget.Left());
         try
         {
-            var (response, attempts, reservation) = await call(quota.Within(run.Budget.Left())).ConfigureAwait(false);
+            var (response, attempts, reservation) = await call(allowed).ConfigureAwait(false);
             await quota.SettleAsync(attempts, reservation).ConfigureAwait(false);
             Count(run, attempts, reservation, iteration);
             return response;
         }
         catch (DownstreamException exception)
         {
-            IReadOnlyList<ProviderAttempt> attempts = RpcDetails.Of<ProviderAttempts>(exception) is [var reported, ..] ? reported.Attempts : [];
+            // The requests the call reported; none from a memory service lost mid-call, whose embedding may have reached
+            // the provider: one of unknown outcome, charged all it was allowed, as for a model turn.
+            var attempts = ModelTurns.FailedAttempts(exception, Embedder(run.Agent), allowed);
             await quota.SettleAsync(attempts, null).ConfigureAwait(false);
             Count(run, attempts, null, iteration);
+            throw;
+        }
+        catch (Exception exception) when (exception is OperationCanceledException or RpcException { StatusCode: StatusCode.Cancelled or StatusCode.DeadlineExceeded })
+        {
+            // Abandoned in flight: the embedding may have reached the provider all the same.
+            Count(run, [ModelTurns.Unanswered(Embedder(run.Agent), allowed, "The run stopped while the embedding call was in flight: whether the provider billed it is not known.")], null, iteration);
             throw;
         }
         finally
