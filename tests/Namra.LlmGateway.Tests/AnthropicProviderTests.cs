@@ -193,7 +193,7 @@ public sealed class AnthropicProviderTests : IAsyncLifetime
         var error = await Assert.ThrowsAsync<RpcException>(() => StreamAsync(Request("hi")));
 
         Assert.Equal(expected, error.StatusCode);
-        Assert.Equal($"anthropic: message for {type}", error.Status.Detail);
+        Assert.Equal($"anthropic: message for {type} (request {FakeProviderServer.RequestIdOf(1)})", error.Status.Detail); // the request id real answers carry
         Assert.Equal($"{status}_{type}".ToUpperInvariant(), Assert.Single(RpcDetails.Of<Google.Rpc.ErrorInfo>(error)).Reason);
         Assert.DoesNotContain(Key, error.ToString(), StringComparison.Ordinal);
     }
