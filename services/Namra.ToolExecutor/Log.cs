@@ -31,4 +31,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 4007, EventName = "PythonPluginNotStopped", Level = LogLevel.Warning,
         Message = "Python plugin {Module} could not be stopped")]
     public static partial void PythonPluginNotStopped(ILogger logger, Exception exception, string module);
+
+    [LoggerMessage(EventId = 4008, EventName = "ToolOutlivedItsTimeout", Level = LogLevel.Warning,
+        Message = "Tool {ToolName} ({ToolType}) was still running at its timeout of {TimeoutSeconds} s, ignoring its cancellation: the call was answered with a timeout and the tool left to finish")]
+    public static partial void ToolOutlivedItsTimeout(ILogger logger, string toolName, string toolType, double timeoutSeconds);
 }

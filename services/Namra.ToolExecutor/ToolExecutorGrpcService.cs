@@ -121,40 +121,62 @@ internal sealed class ToolExecutorGrpcService(
             return (ToolOutcome.Error($"The arguments are not valid JSON: {exception.Message}"), "invalid_arguments");
         }
 
-        using (arguments)
+        var problems = validator.Validate(description.InputSchemaJson, arguments.RootElement);
+        if (problems.Count > 0)
         {
-            var problems = validator.Validate(description.InputSchemaJson, arguments.RootElement);
-            if (problems.Count > 0)
-            {
-                return (ToolOutcome.Error("The arguments do not match the tool's schema: " + string.Join("; ", problems)), "invalid_arguments");
-            }
-
-            if (resumed && !config.Idempotent && !tool.IsIdempotent(config, arguments.RootElement))
-            {
-                // It may have run, or not: running it again could do it twice. The model decides what to do.
-                return (ToolOutcome.Error("The call was interrupted (the orchestrator replica running it was lost) and its outcome is unknown: it may or may not " +
-                    $"have taken effect. It was not run again, because {call.Name} calls are not idempotent; check before calling it again."), "interrupted");
-            }
-
-            var timeout = config.Timeout is { } configured ? configured.ToTimeSpan() : options.Value.DefaultTimeout;
-            using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            limit.CancelAfter(timeout);
-            try
-            {
-                var outcome = await tool.ExecuteAsync(config, new ToolCallInfo(call.Name, IdempotencyKey(caller.RunId, call.Id), call.Id, caller.RunId, caller.AgentName), arguments.RootElement, limit.Token).ConfigureAwait(false);
-                return (outcome, outcome.IsError ? "error" : "ok");
-            }
-            catch (OperationCanceledException) when (limit.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
-            {
-                return (ToolOutcome.Error($"The tool did not finish within {timeout.TotalSeconds:0.###} s and was stopped."), "timeout");
-            }
-            catch (Exception exception) when (exception is not OperationCanceledException)
-            {
-                // A tool's bug must not fail the run: the model learns the tool failed, the logs learn why.
-                Log.ToolFailed(logger, exception, call.Name, Contracts.ToolTypeNames.Of(config.Type));
-                return (ToolOutcome.Error("The tool failed unexpectedly; the tool executor's logs have the details."), "error");
-            }
+            arguments.Dispose();
+            return (ToolOutcome.Error("The arguments do not match the tool's schema: " + string.Join("; ", problems)), "invalid_arguments");
         }
+
+        if (resumed && !config.Idempotent && !tool.IsIdempotent(config, arguments.RootElement))
+        {
+            arguments.Dispose();
+            // It may have run, or not: running it again could do it twice. The model decides what to do.
+            return (ToolOutcome.Error("The call was interrupted (the orchestrator replica running it was lost) and its outcome is unknown: it may or may not " +
+                $"have taken effect. It was not run again, because {call.Name} calls are not idempotent; check before calling it again."), "interrupted");
+        }
+
+        var timeout = config.Timeout is { } configured ? configured.ToTimeSpan() : options.Value.DefaultTimeout;
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        limit.CancelAfter(timeout);
+        var running = StartOffTheRequestThread(tool, config, new ToolCallInfo(call.Name, IdempotencyKey(caller.RunId, call.Id), call.Id, caller.RunId, caller.AgentName), arguments, limit.Token);
+        try
+        {
+            // Awaited only until the deadline: a tool that blocks without looking at its token (a synchronous system
+            // call, a library that ignores it) is left to finish alone, and the call ends on time anyway.
+            var outcome = await running.WaitAsync(limit.Token).ConfigureAwait(false);
+            return (outcome, outcome.IsError ? "error" : "ok");
+        }
+        catch (OperationCanceledException) when (limit.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            if (!running.IsCompleted)
+            {
+                Log.ToolOutlivedItsTimeout(logger, call.Name, Contracts.ToolTypeNames.Of(config.Type), timeout.TotalSeconds);
+            }
+
+            return (ToolOutcome.Error($"The tool did not finish within {timeout.TotalSeconds:0.###} s and was stopped."), "timeout");
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            // A tool's bug must not fail the run: the model learns the tool failed, the logs learn why.
+            Log.ToolFailed(logger, exception, call.Name, Contracts.ToolTypeNames.Of(config.Type));
+            return (ToolOutcome.Error("The tool failed unexpectedly; the tool executor's logs have the details."), "error");
+        }
+    }
+
+    // The tool runs on the thread pool, so even one that does all its work before returning its task (a synchronous
+    // file walk) can be left at its deadline. Its arguments stay readable until it has finished, whenever that is,
+    // and a failure after the call was answered is observed, not left to the finalizer.
+    private static Task<ToolOutcome> StartOffTheRequestThread(ITool tool, ToolConfig config, ToolCallInfo call, JsonDocument arguments, CancellationToken cancellationToken)
+    {
+        var running = Task.Run(() => tool.ExecuteAsync(config, call, arguments.RootElement, cancellationToken), cancellationToken);
+        // Not cancellable: the arguments are released however the tool ends.
+        _ = running.ContinueWith(static (finished, state) =>
+        {
+            ((JsonDocument)state!).Dispose();
+            _ = finished.Exception;
+        }, arguments, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return running;
     }
 
     // A definition from a caller whose tools' authority is not trusted: each tool judges its own settings.

@@ -253,6 +253,77 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Run_EscapeSequencesInAToolsResult_NeverReachTheTerminal()
+    {
+        UseDataFolder();
+        // A file the agent reads holds what a hostile page or document would: a title change, a screen clear, a C1 CSI.
+        var files = Directory.CreateDirectory(Path.Combine(_folder, "files")).FullName;
+        await File.WriteAllTextAsync(Path.Combine(files, "banner.txt"), "title\u001b]0;pwned\u0007 clear\u001b[2J csi\u009b1A end");
+        await File.WriteAllTextAsync(Path.Combine(_folder, "reader.yaml"), $$"""
+            name: reader
+            version: 1.0.0
+            llm:
+              provider: scripted
+              model: scripted
+              script:
+                - tool_calls:
+                    - { name: files, arguments: { operation: read, path: banner.txt } }
+                - text: "Read it."
+            tools:
+              - name: files
+                type: builtin.filesystem
+                config: { root: "{{files}}" }
+            """);
+
+        var result = await RunAsync("run", "reader.yaml", "--input", "Read the banner.");
+
+        Assert.True(result.ExitCode == 0, result.Error);
+        Assert.DoesNotContain("\u001b", result.Output + result.Error, StringComparison.Ordinal);
+        Assert.DoesNotContain("\u0007", result.Output + result.Error, StringComparison.Ordinal);
+        Assert.DoesNotContain("\u009b", result.Output + result.Error, StringComparison.Ordinal);
+        Assert.Contains("[Tool] title\ufffd]0;pwned\ufffd clear\ufffd[2J csi\ufffd1A end", result.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Run_Json_KeepsReportingWhileASlowToolRuns()
+    {
+        UseDataFolder();
+        Environment.SetEnvironmentVariable("Namra__Orchestrator__ToolProgressInterval", "00:00:00.200");
+        await File.WriteAllTextAsync(Path.Combine(_folder, "slow.yaml"), """
+            name: slow_tool
+            version: 1.0.0
+            llm:
+              provider: scripted
+              model: scripted
+              script:
+                - tool_calls:
+                    - { name: shell, arguments: { command: sleep, args: ["1.5"] } }
+                - text: "Done."
+            tools:
+              - name: shell
+                type: builtin.shell
+                config: { allowed_commands: [sleep] }
+            """);
+        try
+        {
+            var result = await RunAsync("run", "slow.yaml", "--input", "Wait.", "--json");
+
+            Assert.True(result.ExitCode == 0, result.Error);
+            var events = result.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => JsonDocument.Parse(line).RootElement).ToList();
+            var call = events.FindIndex(e => e.TryGetProperty("toolCall", out _));
+            var answer = events.FindIndex(e => e.TryGetProperty("toolResult", out _));
+            var running = events.Select((e, i) => (Event: e, Index: i)).Where(x => x.Event.TryGetProperty("toolRunning", out _)).ToList();
+            Assert.NotEmpty(running);
+            Assert.All(running, x => Assert.InRange(x.Index, call + 1, answer - 1));
+            Assert.All(running, x => Assert.Equal("shell", x.Event.GetProperty("toolRunning").GetProperty("name").GetString()));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("Namra__Orchestrator__ToolProgressInterval", null);
+        }
+    }
+
+    [Fact]
     public async Task Run_Json_PrintsEveryEventAsAJsonLine_AndASessionCarriesHistory()
     {
         UseDataFolder();

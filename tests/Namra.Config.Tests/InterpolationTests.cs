@@ -68,9 +68,56 @@ public sealed class InterpolationTests
     [InlineData("SLACK_TOKEN", true)]
     [InlineData("PGPASSWORD", true)]
     [InlineData("client_secret", true)]
+    [InlineData("NAMRA_API_KEYS", true)]
+    [InlineData("DB_PASSWORDS", true)]
+    [InlineData("VAULT_SECRETS", true)]
+    [InlineData("GITHUB_CREDS", true)]
+    [InlineData("GPG_PASSPHRASE", true)]
+    [InlineData("SENTRY_DSN", true)]
+    [InlineData("DATABASE_CONNECTION_STRING", true)]
+    [InlineData("ORDERS_DB_CONN_STR", true)]
+    [InlineData("DATABASE_URL", false)]
+    [InlineData("LLM_BASE_URL", false)]
     public void LooksSecret_KnowsTheNamesPeopleGiveSecrets(string name, bool secret)
     {
         Assert.Equal(secret, Namra.Config.Parsing.Interpolator.LooksSecret(name));
+    }
+
+    [Theory]
+    [InlineData("postgres://app:s3cret@db:5432/app", true)]
+    [InlineData("redis://:s3cret@cache:6379/0", true)]
+    [InlineData("https://ghp_abc123@github.com/org/repo.git", true)]
+    [InlineData("https://api.example.com/v1?page=2&api_key=abc", true)]
+    [InlineData("https://search.example.com/?q=x;access-token=abc", true)]
+    [InlineData("http://localhost:11434", false)]
+    [InlineData("https://api.example.com/v1?page=2&max_tokens=10", false)]
+    [InlineData("https://example.com/@someone", false)]
+    [InlineData("sqlite:///var/lib/app.db", false)]
+    [InlineData("a plain sentence with key=value in it", false)]
+    public void CarriesCredentials_KnowsAUrlThatHoldsASecret_WhateverItsVariableIsCalled(string value, bool secret)
+    {
+        Assert.Equal(secret, Namra.Config.Parsing.Interpolator.CarriesCredentials(value));
+    }
+
+    [Fact]
+    public void Load_AConnectionUrlWithCredentials_IsRefusedInAgentText_AndAUrlWithoutThemIsRead()
+    {
+        var environment = new Dictionary<string, string>
+        {
+            ["DATABASE_URL"] = "postgres://app:VALUE-1@db/app",
+            ["NAMRA_API_KEYS"] = "VALUE-2,VALUE-3",
+            ["LLM_BASE_URL"] = "http://localhost:11434/v1",
+        };
+
+        var withCredentials = TestFiles.Loader(environment).Load("name: demo\nversion: 1.0.0\nllm: { provider: openai, model: m }\nsystem_prompt: \"Connect to ${DATABASE_URL}\"\n", "agent.yaml");
+        var keys = TestFiles.Loader(environment).Load("name: demo\nversion: 1.0.0\nllm: { provider: openai, model: m }\ndescription: \"${NAMRA_API_KEYS}\"\n", "agent.yaml");
+        var plain = TestFiles.Loader(environment).Load("name: demo\nversion: 1.0.0\nllm: { provider: openai, model: m }\nsystem_prompt: \"The model runs at ${LLM_BASE_URL}\"\n", "agent.yaml");
+
+        Assert.Equal((DiagnosticCodes.SecretInFile, "system_prompt"), (Assert.Single(withCredentials.Diagnostics).Code, withCredentials.Diagnostics[0].FieldPath));
+        Assert.Equal((DiagnosticCodes.SecretInFile, "description"), (Assert.Single(keys.Diagnostics).Code, keys.Diagnostics[0].FieldPath));
+        Assert.DoesNotContain("VALUE-", string.Join("\n", withCredentials.Diagnostics.Concat(keys.Diagnostics).Select(d => d.Message + d.Hint)), StringComparison.Ordinal);
+        Assert.True(plain.IsValid, string.Join("\n", plain.Diagnostics));
+        Assert.Equal("The model runs at http://localhost:11434/v1", plain.Agent!.SystemPrompt);
     }
 
     [Fact]

@@ -136,8 +136,60 @@ public sealed class FilesystemAttackTests : IAsyncLifetime
         var result = await Call($"{{\"operation\":\"read\",\"path\":\"{string.Join('/', Enumerable.Repeat(new string('a', 255), 16))}\"}}");
 
         Assert.True(result.IsError);
-        Assert.DoesNotContain("unexpectedly", result.Content, StringComparison.Ordinal);
+        Assert.Matches(@"^The path is too long: [\d,]+ bytes with the tool's folder, and a path may have at most 4,095\.$", result.Content);
     }
+
+    [Fact]
+    public async Task ANameLongerThanTheSystemAllows_GetsAClearError()
+    {
+        var result = await Call($"{{\"operation\":\"write\",\"path\":\"{new string('a', 300)}.txt\",\"content\":\"x\"}}", readOnly: false);
+
+        Assert.True(result.IsError);
+        Assert.Equal("The path is too long: a name in it has 304 bytes, and a file or folder name may have at most 255.", result.Content);
+    }
+
+    [Fact]
+    public async Task ParallelWritesThatTogetherPassTheFoldersLimit_StopAtIt()
+    {
+        // Each write fits alone; measured at once, all of them would. The folder starts with 11 bytes, and empty files
+        // that make each measuring take a while, as a real folder does.
+        AddEmptyFiles("many", 3_000);
+        var content = new string('x', 100);
+        var writes = Enumerable.Range(0, 40).Select(i =>
+            Call($"{{\"operation\":\"write\",\"path\":\"parallel-{i}.txt\",\"content\":\"{content}\"}}", readOnly: false, maxFolderBytes: 1000));
+
+        var results = await Task.WhenAll(writes);
+
+        Assert.Equal(9, results.Count(r => !r.IsError));
+        Assert.All(results.Where(r => r.IsError), r => Assert.Contains("would pass its limit of 1,000", r.Content, StringComparison.Ordinal));
+        Assert.True(FolderBytes() <= 1000, $"the folder holds {FolderBytes():N0} bytes");
+    }
+
+    [Fact]
+    public async Task AWriteWhoseMeasuringOutlastsItsTimeout_EndsByIt_AndWritesNothing()
+    {
+        // The quota walk is synchronous work that used to finish whatever the deadline: the write landed after it.
+        AddEmptyFiles("many", 20_000);
+
+        var stopwatch = Stopwatch.StartNew();
+        var result = await Call("{\"operation\":\"write\",\"path\":\"late.txt\",\"content\":\"too late\"}", readOnly: false, timeout: TimeSpan.FromMilliseconds(1));
+
+        Assert.True(result.IsError, result.Content);
+        Assert.Equal("The tool did not finish within 0.001 s and was stopped.", result.Content);
+        Assert.True(stopwatch.Elapsed < TimeSpan.FromSeconds(5), $"took {stopwatch.Elapsed}");
+        Assert.False(File.Exists(Path.Combine(_root, "late.txt")));
+    }
+
+    private void AddEmptyFiles(string folder, int count)
+    {
+        var path = Directory.CreateDirectory(Path.Combine(_root, folder)).FullName;
+        for (var i = 0; i < count; i++)
+        {
+            File.Create(Path.Combine(path, i.ToString(System.Globalization.CultureInfo.InvariantCulture))).Dispose();
+        }
+    }
+
+    private long FolderBytes() => new DirectoryInfo(_root).EnumerateFiles("*", SearchOption.AllDirectories).Sum(file => file.Length);
 
     private async Task<ToolResult> Call(string arguments, bool readOnly = true, TimeSpan? timeout = null, long maxFolderBytes = 64 * 1024 * 1024)
     {

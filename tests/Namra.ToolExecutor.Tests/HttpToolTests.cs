@@ -34,6 +34,7 @@ public sealed class HttpToolTests : IAsyncLifetime
         web.MapGet("/nested", () => Results.Content(string.Concat(Enumerable.Repeat("<b>", 50_000)) + "bottom", "text/html"));
         web.MapGet("/spaces", () => Results.Content("<p>a" + new string(' ', 1_000_000) + "b</p>", "text/html"));
         web.MapGet("/control", () => Results.Text("nul\0bell\abyte \u001b]0;title\u0007 end"));
+        web.MapGet("/c1-control", () => Results.Text("csi\u009b2J next\u0085line osc\u009d0;title\u009c end"));
         web.MapGet("/headers", (HttpContext context) => Results.Text(string.Join("\n", context.Request.Headers.Select(h => $"{h.Key}: {h.Value}"))));
         web.MapGet("/unauthorized", (HttpContext context) => Results.Text($"denied for {context.Request.Headers.Authorization}", statusCode: 401));
         web.MapGet("/big", () => Results.Text(new string('x', 100_000)));
@@ -104,6 +105,16 @@ public sealed class HttpToolTests : IAsyncLifetime
 
         Assert.False(result.IsError, result.Content);
         Assert.EndsWith("nul\ufffdbell\ufffdbyte \ufffd]0;title\ufffd end", result.Content, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task C1ControlCharacters_NeverReachTheModelRaw()
+    {
+        // Only the C0 range and DEL were looked for: text with nothing else passed as it was, its C1 controls with it.
+        var result = await Call(Config(allowPrivate: true), new Uri(_base, "/c1-control").ToString());
+
+        Assert.False(result.IsError, result.Content);
+        Assert.EndsWith("csi\ufffd2J next\ufffdline osc\ufffd0;title\ufffd end", result.Content, StringComparison.Ordinal);
     }
 
     [Theory]

@@ -107,6 +107,7 @@ public sealed class PostgresDatabaseToolTests(PostgresInventory database) : Data
     [InlineData("superuser")]
     [InlineData("pg_execute_server_program")]
     [InlineData("pg_read_server_files")]
+    [InlineData("pg_write_server_files")]
     public async Task ARoleThatReachesTheServersFilesOrPrograms_IsRefused(string power)
     {
         // COPY ... TO PROGRAM, lo_import and pg_read_file go around a read-only transaction.

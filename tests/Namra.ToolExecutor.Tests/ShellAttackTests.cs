@@ -124,6 +124,25 @@ public sealed partial class ShellAttackTests : IDisposable
     [InlineData("curl", new[] { "-sSo", "x", "http://example.com" }, "-o")]
     [InlineData("curl", new[] { "-K", "cfg" }, "-K")]
     [InlineData("rsync", new[] { "-e", "sh -c id", "a", "b:c" }, "-e")]
+    [InlineData("git", new[] { "rebase", "-x", "sh -c id", "HEAD~1" }, "rebase -x")]
+    [InlineData("git", new[] { "rebase", "-ix", "id", "HEAD~1" }, "rebase -x")]
+    [InlineData("git", new[] { "rebase", "--exec", "id", "HEAD~1" }, "rebase --exec")]
+    [InlineData("git", new[] { "rebase", "--exe=id", "HEAD~1" }, "rebase --exec")]
+    [InlineData("git", new[] { "-C", ".", "submodule", "--quiet", "foreach", "id" }, "submodule foreach")]
+    [InlineData("git", new[] { "difftool", "-x", "sh -c id", "HEAD" }, "difftool")]
+    [InlineData("git", new[] { "difftool", "--extcmd=id" }, "difftool")]
+    [InlineData("git", new[] { "mergetool", "--tool=vimdiff" }, "mergetool")]
+    [InlineData("git", new[] { "grep", "-O", "sh -c id", "x" }, "grep -O")]
+    [InlineData("git", new[] { "grep", "--open-files-in-pager=id", "x" }, "grep --open-files-in-pager")]
+    [InlineData("git", new[] { "bisect", "run", "sh", "-c", "id" }, "bisect run")]
+    [InlineData("git", new[] { "filter-branch", "--tree-filter", "id", "HEAD" }, "filter-branch")]
+    [InlineData("git", new[] { "archive", "--remote=ext::sh -c id", "HEAD" }, "archive --remote")]
+    [InlineData("git", new[] { "archive", "--exec=id", "--remote=x", "HEAD" }, "archive --exec")]
+    [InlineData("git", new[] { "config", "core.pager", "sh -c id" }, "config (other than --get, --get-all, --get-regexp, --list, -l, get, list)")]
+    [InlineData("git", new[] { "config", "alias.x", "!sh -c id" }, "config (other than --get, --get-all, --get-regexp, --list, -l, get, list)")]
+    [InlineData("git", new[] { "--config-env=core.pager=PAGER", "log" }, "--config-env")]
+    [InlineData("git", new[] { "clone", "-u", "sh -c id", "x", "y" }, "-u")]
+    [InlineData("git", new[] { "push", "--receive-pack=sh -c id", "x" }, "--receive-pack")]
     public async Task FlagsThatRunProgramsOrWriteFiles_AreRefused(string command, string[] args, string flag)
     {
         await using var host = await Start("Auto");
@@ -132,6 +151,20 @@ public sealed partial class ShellAttackTests : IDisposable
 
         Assert.True(result.IsError);
         Assert.Contains($"{command}'s {flag} runs a program or writes a file", result.Content, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("git", new[] { "config", "--get", "user.name" })]
+    [InlineData("git", new[] { "grep", "-n", "-e", "foreach", "--", "." })]
+    [InlineData("git", new[] { "log", "--oneline", "-x" })]
+    public async Task ArgumentsThatOnlyResembleRefusedOnes_ReachTheProgram(string command, string[] args)
+    {
+        await using var host = await Start("Auto");
+
+        var result = await Call(host, Config([command]), command, args);
+
+        // Outside a repository git answers for itself: what matters is that the policy let the call through.
+        Assert.DoesNotContain("this tool refuses", result.Content, StringComparison.Ordinal);
     }
 
     [Theory]

@@ -88,7 +88,7 @@ internal static class Interpolator
             else if (environment is not null)
             {
                 var value = environment(name);
-                if (!string.IsNullOrEmpty(value) && LooksSecret(name))
+                if (!string.IsNullOrEmpty(value) && (LooksSecret(name) || CarriesCredentials(value)))
                 {
                     diagnostics.Error(DiagnosticCodes.SecretInFile, position, path,
                         $"`${{{name}}}` would copy a secret into the agent's definition, which is shown, stored with every run and sent to the model.",
@@ -122,13 +122,45 @@ internal static class Interpolator
     }
 
     // Names people give secrets: the last part (after the last underscore) ends with one of these words, as in
-    // GITHUB_TOKEN, OPENAI_API_KEY, PGPASSWORD; MAX_TOKENS and TOKEN_LIMIT pass.
-    private static readonly string[] SecretWords = ["KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "PWD", "CREDENTIAL", "CREDENTIALS"];
+    // GITHUB_TOKEN, OPENAI_API_KEY, NAMRA_API_KEYS, PGPASSWORD, SENTRY_DSN; MAX_TOKENS and TOKEN_LIMIT pass. TOKENS is
+    // left out on purpose: as a plural it counts tokens far more often than it holds them.
+    private static readonly string[] SecretWords =
+        ["KEY", "KEYS", "TOKEN", "SECRET", "SECRETS", "PASSWORD", "PASSWORDS", "PASSWD", "PWD", "PASSPHRASE", "CREDENTIAL", "CREDENTIALS", "CREDS", "DSN"];
+
+    // Connection strings hold a password as often as not (Host=...;Password=...), whatever their value looks like now.
+    private static readonly string[] ConnectionStringNames = ["CONNECTION_STRING", "CONNECTIONSTRING", "CONN_STRING", "CONN_STR", "CONNSTR"];
 
     internal static bool LooksSecret(string name)
     {
-        var last = name[(name.LastIndexOf('_') + 1)..].ToUpperInvariant();
-        return SecretWords.Any(word => last.EndsWith(word, StringComparison.Ordinal));
+        var upper = name.ToUpperInvariant();
+        var last = upper[(upper.LastIndexOf('_') + 1)..];
+        return SecretWords.Any(word => last.EndsWith(word, StringComparison.Ordinal))
+            || ConnectionStringNames.Any(suffix => upper.EndsWith(suffix, StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// Whether a value is a URL that carries credentials, whatever its variable is called: a user (and password)
+    /// before the host, as in <c>DATABASE_URL=postgres://app:pw@db/app</c> or <c>https://TOKEN@github.com</c>, or a
+    /// query parameter named as a secret (<c>?api_key=</c>). A URL without them (<c>LLM_BASE_URL</c>) may be read.
+    /// </summary>
+    internal static bool CarriesCredentials(string value)
+    {
+        var scheme = value.IndexOf("://", StringComparison.Ordinal);
+        if (scheme <= 0)
+        {
+            return false;
+        }
+
+        var rest = value.AsSpan(scheme + 3);
+        var authorityEnd = rest.IndexOfAny('/', '?', '#');
+        if ((authorityEnd < 0 ? rest : rest[..authorityEnd]).Contains('@'))
+        {
+            return true;
+        }
+
+        var query = value.IndexOf('?', StringComparison.Ordinal);
+        return query >= 0 && value[(query + 1)..].Split('#')[0].Split('&', ';')
+            .Any(pair => pair.IndexOf('=', StringComparison.Ordinal) is > 0 and var equals && LooksSecret(pair[..equals].Replace('-', '_')));
     }
 
     private static bool IsVariableName(string name) =>

@@ -8,8 +8,9 @@ namespace Namra.ToolExecutor.Tools;
 /// <c>builtin.filesystem</c>: read, write, list and search files under the configured <c>root</c>, and nothing
 /// outside it: absolute paths, <c>..</c> that climbs out, NUL bytes and symbolic links whose target lies outside
 /// are refused, and files are opened through <see cref="RootedFiles"/>, so a link swapped in after the check leads
-/// nowhere. Only regular files are read (a FIFO would block). Read-only unless <c>read_only: false</c>; files
-/// larger than <c>max_file_bytes</c> are refused.
+/// nowhere. Only regular files are read: a FIFO or a device is opened without blocking, seen not to be a file, and
+/// never read. Read-only unless <c>read_only: false</c>; files larger than <c>max_file_bytes</c> are refused, and
+/// writes that would take the folder past <c>max_folder_bytes</c>.
 /// </summary>
 internal sealed class FilesystemTool : ITool
 {
@@ -19,6 +20,10 @@ internal sealed class FilesystemTool : ITool
     private const long DefaultMaxFileBytes = 1024 * 1024;
     private const long DefaultMaxFolderBytes = 64 * 1024 * 1024;
     private const int MaxQuotaEntries = 100_000;
+
+    // Linux's PATH_MAX (4,096 bytes with the closing NUL) for a whole path, the tool's folder included; NAME_MAX for each name.
+    private const int MaxPathBytes = 4095;
+    private const int MaxNameBytes = 255;
 
     private const string Schema = """
         {"type":"object","properties":{"operation":{"enum":["read","write","list","search"],"description":"read a file, write a file, list a folder, or search files for text"},"path":{"type":"string","maxLength":4096,"description":"Path relative to the tool's folder; the folder itself when empty"},"content":{"type":"string","description":"Text to write (write only)"},"query":{"type":"string","minLength":1,"maxLength":1000,"description":"Text to find, ignoring case (search only)"}},"required":["operation"],"additionalProperties":false}
@@ -51,6 +56,11 @@ internal sealed class FilesystemTool : ITool
         }
 
         var path = arguments.TryGetProperty("path", out var p) ? p.GetString() ?? "" : "";
+        if (LengthProblem(settings.Root, path) is { } tooLong)
+        {
+            return ToolOutcome.Error(tooLong);
+        }
+
         try
         {
             // Resolving links can fail too (a loop of links, a name too long): said as the system says it, below.
@@ -62,8 +72,8 @@ internal sealed class FilesystemTool : ITool
             return arguments.GetProperty("operation").GetString() switch
             {
                 "read" => Read(place, path, settings, cancellationToken),
-                "write" => Write(place, path, arguments, settings),
-                "list" => List(place, path),
+                "write" => Write(place, path, arguments, settings, cancellationToken),
+                "list" => List(place, path, cancellationToken),
                 _ => Search(place, arguments.TryGetProperty("query", out var q) ? q.GetString() ?? "" : "", settings, cancellationToken),
             };
         }
@@ -80,6 +90,21 @@ internal sealed class FilesystemTool : ITool
         {
             return ToolOutcome.Error($"The tool executor may not access '{path}'.");
         }
+    }
+
+    // The system's limits, said before the system refuses with a bare "File name too long".
+    private static string? LengthProblem(string root, string path)
+    {
+        var longestName = path.Split('/').Max(name => Encoding.UTF8.GetByteCount(name));
+        if (longestName > MaxNameBytes)
+        {
+            return $"The path is too long: a name in it has {longestName:N0} bytes, and a file or folder name may have at most {MaxNameBytes:N0}.";
+        }
+
+        var whole = Encoding.UTF8.GetByteCount(Path.Join(root, path));
+        return whole > MaxPathBytes
+            ? $"The path is too long: {whole:N0} bytes with the tool's folder, and a path may have at most {MaxPathBytes:N0}."
+            : null;
     }
 
     private static ToolOutcome Read(Jail.Place place, string path, Settings settings, CancellationToken cancellationToken)
@@ -123,7 +148,7 @@ internal sealed class FilesystemTool : ITool
         return buffer.ToArray();
     }
 
-    private static ToolOutcome Write(Jail.Place place, string path, JsonElement arguments, Settings settings)
+    private static ToolOutcome Write(Jail.Place place, string path, JsonElement arguments, Settings settings, CancellationToken cancellationToken)
     {
         if (settings.ReadOnly)
         {
@@ -146,23 +171,37 @@ internal sealed class FilesystemTool : ITool
             return ToolOutcome.Error($"'{path}' is a folder; name a file.");
         }
 
-        var replaced = File.Exists(place.Full) ? new FileInfo(place.Full).Length : 0;
-        if (FolderBytes(place.RealRoot) is not { } used)
+        // Measuring then writing is one step per folder: parallel writes that each fit alone would together pass the limit.
+        var writing = WritesTo.GetOrAdd(place.RealRoot, static _ => new SemaphoreSlim(1, 1));
+        writing.Wait(cancellationToken);
+        try
         {
-            return ToolOutcome.Error($"The folder holds more than {MaxQuotaEntries:N0} entries, too many to measure against its limit; nothing was written.");
-        }
+            var replaced = File.Exists(place.Full) ? new FileInfo(place.Full).Length : 0;
+            if (FolderBytes(place.RealRoot, cancellationToken) is not { } used)
+            {
+                return ToolOutcome.Error($"The folder holds more than {MaxQuotaEntries:N0} entries, too many to measure against its limit; nothing was written.");
+            }
 
-        if (used - replaced + bytes.Length > settings.MaxFolderBytes)
+            if (used - replaced + bytes.Length > settings.MaxFolderBytes)
+            {
+                return ToolOutcome.Error($"The folder holds {used:N0} bytes; writing {bytes.Length:N0} more would pass its limit of {settings.MaxFolderBytes:N0} (max_folder_bytes). Nothing was written.");
+            }
+
+            cancellationToken.ThrowIfCancellationRequested();
+            RootedFiles.Write(place.RealRoot, place.Real, bytes);
+            return new ToolOutcome($"Wrote {bytes.Length:N0} bytes to {path}.");
+        }
+        finally
         {
-            return ToolOutcome.Error($"The folder holds {used:N0} bytes; writing {bytes.Length:N0} more would pass its limit of {settings.MaxFolderBytes:N0} (max_folder_bytes). Nothing was written.");
+            writing.Release();
         }
-
-        RootedFiles.Write(place.RealRoot, place.Real, bytes);
-        return new ToolOutcome($"Wrote {bytes.Length:N0} bytes to {path}.");
     }
 
+    // One gate per tool folder, for the life of the process: the folders are the operator's (a handful), never the model's.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim> WritesTo = new(StringComparer.Ordinal);
+
     // Listed through the folder's open handle, so the names are the opened folder's even if its path changes.
-    private static ToolOutcome List(Jail.Place place, string path)
+    private static ToolOutcome List(Jail.Place place, string path, CancellationToken cancellationToken)
     {
         using var folder = OpenFolderOrNull(place);
         if (folder is null)
@@ -171,6 +210,12 @@ internal sealed class FilesystemTool : ITool
         }
 
         var entries = new DirectoryInfo(Opened(folder)).EnumerateFileSystemInfos()
+            .Select(entry =>
+            {
+                // A folder of millions of entries is read whole to be sorted: the call's deadline stops the reading.
+                cancellationToken.ThrowIfCancellationRequested();
+                return entry;
+            })
             .OrderBy(e => e.Name, StringComparer.Ordinal)
             .Take(MaxListEntries + 1)
             .Select(e => e is DirectoryInfo ? Path.Join(place.Relative, e.Name) + "/" : $"{Path.Join(place.Relative, e.Name)} ({((FileInfo)e).Length:N0} bytes)")
@@ -251,8 +296,9 @@ internal sealed class FilesystemTool : ITool
     // The open folder as a path: the kernel's link to the handle itself, whatever happens to the names leading to it.
     private static string Opened(Microsoft.Win32.SafeHandles.SafeFileHandle folder) => $"/proc/self/fd/{folder.DangerousGetHandle()}";
 
-    // The bytes of every file under the root, links not followed; null past MaxQuotaEntries entries.
-    private static long? FolderBytes(string root)
+    // The bytes of every file under the root, links not followed; null past MaxQuotaEntries entries. The walk can be
+    // long (a deep tree, a slow disk): it stops at the call's deadline rather than writing after the call has ended.
+    private static long? FolderBytes(string root, CancellationToken cancellationToken)
     {
         var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = FileAttributes.ReparsePoint };
         long total = 0;
@@ -264,6 +310,7 @@ internal sealed class FilesystemTool : ITool
                 return null;
             }
 
+            cancellationToken.ThrowIfCancellationRequested();
             total += file.Length;
         }
 

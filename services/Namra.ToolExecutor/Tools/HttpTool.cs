@@ -357,8 +357,13 @@ internal sealed class HttpTool : ITool
     }
 
     // Control characters other than line breaks and tabs (NUL, terminal escapes) are not text: each becomes U+FFFD.
+    // The controls replaced: C0 but line breaks and tabs, DEL, and C1 (U+0080 to U+009F; U+009B is a one-character
+    // CSI to many terminals). Text without any is returned as it is.
+    private static readonly System.Buffers.SearchValues<char> Controls = System.Buffers.SearchValues.Create(
+        [.. Enumerable.Range(0, 0x20).Where(c => c is not ('\n' or '\r' or '\t')).Concat(Enumerable.Range(0x7F, 0x21)).Select(c => (char)c)]);
+
     private static string Printable(string text) =>
-        text.AsSpan().IndexOfAnyInRange('\0', '\u001f') < 0 && !text.Contains('\u007f', StringComparison.Ordinal)
+        text.AsSpan().IndexOfAny(Controls) < 0
             ? text
             : string.Create(text.Length, text, static (span, source) =>
             {

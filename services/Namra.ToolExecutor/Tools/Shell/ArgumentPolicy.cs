@@ -6,7 +6,8 @@ namespace Namra.ToolExecutor.Tools.Shell;
 /// What the shell tool lets a model pass to an allowed program. An allowed program can do everything its flags
 /// can, so flags known to run other programs or write where they are told are refused, programs whose arguments
 /// are themselves programs (interpreters, <c>env</c>, <c>xargs</c>...) take no arguments, and paths stay inside the
-/// working directory and the tool's <c>allowed_paths</c>. An operator who lists <c>argument_patterns</c> for a
+/// working directory and the tool's <c>allowed_paths</c>; git's subcommands that run programs (<c>rebase --exec</c>,
+/// <c>submodule foreach</c>, <c>difftool</c>...) or write its configuration are refused too. An operator who lists <c>argument_patterns</c> for a
 /// program decides alone what it accepts: every argument must match one of them. The path check is lexical (a
 /// symbolic link inside the folder can point out); the account and namespace the command runs in are the boundary.
 /// </summary>
@@ -76,15 +77,9 @@ internal static class ArgumentPolicy
         {
             return $"{program} runs the programs or code its arguments give it, so it runs here without arguments unless the tool's argument_patterns allow some for it.";
         }
-        else if (ExecutingFlags.TryGetValue(program, out var flags))
+        else if (RefusedArgument(program, arguments) is { } refused)
         {
-            for (var i = 0; i < arguments.Count; i++)
-            {
-                if (flags.FirstOrDefault(flag => Names(arguments[i], flag)) is { } flag)
-                {
-                    return $"{program}'s {flag} runs a program or writes a file of the caller's choosing, so this tool refuses it (argument {i + 1}).";
-                }
-            }
+            return refused;
         }
 
         for (var i = 0; i < arguments.Count; i++)
@@ -96,6 +91,112 @@ internal static class ArgumentPolicy
         }
 
         return null;
+    }
+
+    // git's subcommands first, so that rebase's --exec is named as itself, not as an abbreviation of --exec-path.
+    private static string? RefusedArgument(string program, IReadOnlyList<string> arguments) =>
+        (program == "git" ? RefusedGitSubcommand(arguments) : null) ?? RefusedFlag(program, arguments);
+
+    private static string? RefusedFlag(string program, IReadOnlyList<string> arguments)
+    {
+        if (ExecutingFlags.TryGetValue(program, out var flags))
+        {
+            for (var i = 0; i < arguments.Count; i++)
+            {
+                if (flags.FirstOrDefault(flag => Names(arguments[i], flag)) is { } flag)
+                {
+                    return Refusal(program, flag, i);
+                }
+            }
+        }
+
+        return null;
+    }
+
+    private static string Refusal(string program, string what, int index) =>
+        $"{program}'s {what} runs a program or writes a file of the caller's choosing, so this tool refuses it (argument {index + 1}).";
+
+    // git subcommands that run what they are given (rebase --exec, bisect run), the tools of the repository's
+    // configuration (difftool, mergetool), or a whole shell script (filter-branch): refused whole, or with the flag
+    // or word that does it. Setting configuration is refused too: core.pager, core.sshCommand or an alias starting
+    // with "!" is a program the next git command runs.
+    private static readonly Dictionary<string, GitSubcommand> GitSubcommands = new(StringComparer.Ordinal)
+    {
+        ["rebase"] = new(Flags: ["-x", "--exec"]),
+        ["grep"] = new(Flags: ["-O", "--open-files-in-pager"]),
+        ["archive"] = new(Flags: ["--remote", "--exec"]),
+        ["submodule"] = new(Words: ["foreach"]),
+        ["bisect"] = new(Words: ["run"]),
+        ["difftool"] = new(Whole: true),
+        ["mergetool"] = new(Whole: true),
+        ["filter-branch"] = new(Whole: true),
+        ["filter-repo"] = new(Whole: true),
+        ["instaweb"] = new(Whole: true),
+        ["send-email"] = new(Whole: true),
+        ["daemon"] = new(Whole: true),
+        ["web--browse"] = new(Whole: true),
+        ["config"] = new(ReadOnlyForms: ["--get", "--get-all", "--get-regexp", "--list", "-l", "get", "list"]),
+    };
+
+    // git's options before the subcommand that take the next argument as their value (-C dir, -c name=value).
+    private static readonly HashSet<string> GitOptionsWithAValue = new(StringComparer.Ordinal)
+    {
+        "-C", "-c", "--git-dir", "--work-tree", "--namespace", "--config-env", "--super-prefix",
+    };
+
+    private sealed record GitSubcommand(string[]? Flags = null, string[]? Words = null, bool Whole = false, string[]? ReadOnlyForms = null);
+
+    private static string? RefusedGitSubcommand(IReadOnlyList<string> arguments)
+    {
+        var at = GitSubcommandIndex(arguments);
+        if (at < 0 || !GitSubcommands.TryGetValue(arguments[at], out var subcommand))
+        {
+            return null;
+        }
+
+        var name = arguments[at];
+        if (subcommand.Whole)
+        {
+            return Refusal("git", name, at);
+        }
+
+        if (subcommand.ReadOnlyForms is { } reads && !arguments.Skip(at + 1).Any(reads.Contains))
+        {
+            return Refusal("git", $"{name} (other than {string.Join(", ", reads)})", at);
+        }
+
+        for (var i = at + 1; i < arguments.Count; i++)
+        {
+            if (subcommand.Flags?.FirstOrDefault(flag => Names(arguments[i], flag)) is { } flag)
+            {
+                return Refusal("git", $"{name} {flag}", i);
+            }
+
+            if (subcommand.Words?.FirstOrDefault(word => arguments[i] == word) is { } word)
+            {
+                return Refusal("git", $"{name} {word}", i);
+            }
+        }
+
+        return null;
+    }
+
+    private static int GitSubcommandIndex(IReadOnlyList<string> arguments)
+    {
+        for (var i = 0; i < arguments.Count; i++)
+        {
+            if (!arguments[i].StartsWith('-'))
+            {
+                return i;
+            }
+
+            if (GitOptionsWithAValue.Contains(arguments[i]))
+            {
+                i++;
+            }
+        }
+
+        return -1;
     }
 
     // A non-backtracking regex takes long to build: each pattern once, for the first few hundred an operator writes.
