@@ -27,6 +27,10 @@ internal static class OrchestratorTelemetry
     /// <summary>Dollars spent by runs, in millionths (counters take whole numbers), by tenant, agent and model.</summary>
     public static readonly NamraCounter CostMicros = NamraMetrics.Counter(Meter, "namra.run.cost.micro_usd", "{micro_usd}", "Money spent by runs, in millionths of a US dollar.", "tenant", "agent", "model");
 
+    /// <summary>Runs whose cost is not known, which <see cref="CostMicros"/> leaves out rather than count as $0.</summary>
+    public static readonly NamraCounter CostUnknown = NamraMetrics.Counter(Meter, "namra.runs.cost_unknown", "{run}",
+        "Runs whose cost is not known (a model without a price, a provider request of unknown outcome); the run's cost_unknown says why.", "tenant", "agent");
+
     // Agent and model names come from callers (definitions sent inline), tenants from keys and tokens: a bounded number
     // of series each (the first seen keep their names, later ones are "other").
     private static readonly BoundedLabel Agents = new(500);
@@ -69,8 +73,13 @@ internal static class OrchestratorTelemetry
         Tokens.Add(run.Usage.OutputTokens, tenant, agent, modelLabel, "output");
         if (run.Cost is { } cost)
         {
-            CostMicros.Add((long)Math.Round(cost.TotalUsd * 1_000_000), tenant, agent, modelLabel); // an unknown cost is not counted as zero
+            CostMicros.Add((long)Math.Round(cost.TotalUsd * 1_000_000), tenant, agent, modelLabel);
         }
+        else
+        {
+            CostUnknown.Add(1, tenant, agent); // counted as unknown, never as zero
+        }
+
         Iterations.Add(run.Iterations, agent);
     }
 }

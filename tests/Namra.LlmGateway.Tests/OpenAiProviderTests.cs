@@ -135,12 +135,25 @@ public sealed class OpenAiProviderTests : IAsyncLifetime
     public async Task StreamGenerate_WhenRateLimited_ReadsRetryAfterMs()
     {
         _openai.Enqueue(new ErrorReply(429, OpenAiWire.ErrorBody("requests", "Rate limit reached for gpt-4o-mini", "rate_limit_exceeded"),
-            new Dictionary<string, string> { ["retry-after-ms"] = "1500" }));
+            new Dictionary<string, string> { ["retry-after-ms"] = "1500", ["retry-after"] = "2" })); // the finer of the two, as the SDKs read it
 
         var error = await Assert.ThrowsAsync<RpcException>(() => StreamAsync(Request(LlmProvider.Openai, "hi")));
 
         Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
         Assert.Equal(TimeSpan.FromMilliseconds(1500), Assert.Single(RpcDetails.Of<Google.Rpc.RetryInfo>(error)).RetryDelay.ToTimeSpan());
+    }
+
+    [Fact]
+    public async Task StreamGenerate_WithoutMaxTokens_AsksForNoMoreThanTheReservationAssumes()
+    {
+        // An unbounded answer could cost more than the call's reserved worst case.
+        _openai.Enqueue(OpenAiWire.TextTurn(10, 2, "ok"));
+        var request = Request(LlmProvider.Openai, "hi");
+        request.Llm.MaxTokens = 0;
+
+        await StreamAsync(request);
+
+        Assert.Contains("\"max_completion_tokens\":4096", Assert.Single(_openai.Requests).Body, StringComparison.Ordinal);
     }
 
     [Fact]

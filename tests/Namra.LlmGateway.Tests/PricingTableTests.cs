@@ -37,6 +37,21 @@ public sealed class PricingTableTests
     }
 
     [Fact]
+    public void AnAgentsPricing_PricesAModelWithoutAListPrice_AndMayRaiseAListedRate_NeverLowerIt()
+    {
+        var free = new ModelPricing { InputPerMtok = 0, OutputPerMtok = 0, CacheWritePerMtok = 0, CacheReadPerMtok = 0 };
+        var dear = new ModelPricing { InputPerMtok = 30, OutputPerMtok = 1, CacheWritePerMtok = 0, CacheReadPerMtok = 0 };
+
+        var selfHosted = _table.PriceOf(new LlmConfig { Provider = LlmProvider.OpenaiCompatible, Pricing = dear }, "llama3.1:8b")!;
+        var discounted = _table.PriceOf(new LlmConfig { Provider = LlmProvider.Anthropic, Pricing = free }, "claude-sonnet-4-5")!;
+        var raised = _table.PriceOf(new LlmConfig { Provider = LlmProvider.Anthropic, Pricing = dear }, "claude-sonnet-4-5")!;
+
+        Assert.Equal((30m, 1m), (selfHosted.InputPerMTok, selfHosted.OutputPerMTok));
+        Assert.Equal((3m, 15m, 3.75m, 0.30m), (discounted.InputPerMTok, discounted.OutputPerMTok, discounted.CacheWritePerMTok, discounted.CacheReadPerMTok));
+        Assert.Equal((30m, 15m), (raised.InputPerMTok, raised.OutputPerMTok));
+    }
+
+    [Fact]
     public void CostOf_CountsCacheWritesAndReadsAtTheirOwnPrices()
     {
         var cost = _table.Find(LlmProvider.Anthropic, "claude-sonnet-4-5")!

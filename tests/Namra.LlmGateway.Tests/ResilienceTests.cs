@@ -181,19 +181,27 @@ public sealed class ResilienceTests : IAsyncLifetime
         Assert.Equal(2, _anthropic.Requests.Count);
     }
 
-    [Fact]
-    public async Task Generate_WhenTheAccountHasNoCredit_IsNotRetried()
+    [Theory]
+    [InlineData(null)]
+    [InlineData("true")]
+    public async Task Generate_WhenTheAccountHasNoCredit_IsNotRetried(string? shouldRetry)
     {
-        // OpenAI answers 429 for a billing state too: retrying costs time and changes nothing.
+        // OpenAI answers 429 for a billing state too: retrying costs time and changes nothing, whatever a header advises.
+        var headers = new Dictionary<string, string> { ["x-request-id"] = "req_8c1f0a" };
+        if (shouldRetry is not null)
+        {
+            headers["x-should-retry"] = shouldRetry;
+        }
+
         _anthropic.Enqueue(new ErrorReply(429, OpenAiWire.ErrorBody("insufficient_quota", "You exceeded your current quota, please check your plan and billing details.", "insufficient_quota"),
-            new Dictionary<string, string> { ["x-request-id"] = "req_8c1f0a" }));
+            headers), AnthropicWire.TextTurn(10, 2, "never sent"));
         var request = new GenerateRequest
         {
             Llm = new LlmConfig { Provider = LlmProvider.Openai, Model = "gpt-4o-mini", MaxTokens = 64 },
             Messages = { new Message { Role = Role.User, Content = { new ContentBlock { Text = "hi" } } } },
         };
 
-        var error = await Assert.ThrowsAsync<RpcException>(() => _client.GenerateAsync(request).ResponseAsync);
+        var error = await Assert.ThrowsAsync<RpcException>(() => _client.GenerateAsync(request).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(10))); // a retry would wait on the fake clock
 
         Assert.Equal(StatusCode.FailedPrecondition, error.StatusCode);
         Assert.Single(_anthropic.Requests);

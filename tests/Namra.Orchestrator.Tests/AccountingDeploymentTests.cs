@@ -57,7 +57,12 @@ public sealed class AccountingDeploymentTests
             AnthropicWire.MessageDelta("end_turn", 12), AnthropicWire.MessageStop()]));
         await using var services = await ProviderServices.StartAsync(anthropic, split);
 
-        var events = await services.Client.EventsAsync(new ExecuteStreamRequest { Agent = InlineAgents.Yaml(Agent("claude-experimental-9")), Input = "Hi" });
+        var name = split ? "unpriced_split" : "unpriced_embedded"; // its own series in the process's metrics
+        var events = await services.Client.EventsAsync(new ExecuteStreamRequest
+        {
+            Agent = InlineAgents.Yaml(Agent("claude-experimental-9").Replace("name: billed", $"name: {name}", StringComparison.Ordinal)),
+            Input = "Hi",
+        });
         var run = (await services.Client.GetRunAsync(new GetRunRequest { RunId = events[0].RunId })).Run;
 
         var completed = events[^1].RunCompleted;
@@ -66,6 +71,14 @@ public sealed class AccountingDeploymentTests
         Assert.Null(events.Last(e => e.EventCase == RunEvent.EventOneofCase.Usage).Usage.Cost);
         Assert.Equal((null, "no price for claude-experimental-9"), (run.Cost, run.CostUnknown));
         Assert.Equal(72, run.Usage.InputTokens + run.Usage.OutputTokens);
+
+        // Over REST, no cost and why; in the metrics, a run of unknown cost, and no dollars counted for it.
+        var rest = System.Text.Json.Nodes.JsonNode.Parse(await services.Http.GetStringAsync($"/v1/agents/{run.RunId}/status"))!["run"]!;
+        Assert.Null(rest["cost"]);
+        Assert.Equal("no price for claude-experimental-9", rest["costUnknown"]!.GetValue<string>());
+        var scrape = new Namra.Testing.Telemetry.PrometheusScrape(await services.Http.GetStringAsync("/metrics"));
+        Assert.Equal(1, scrape.Value("namra_runs_cost_unknown_total", ("agent", name)));
+        Assert.Empty(scrape.Values("namra_run_cost_micro_usd_total", ("agent", name)));
     }
 
     [Theory]

@@ -23,6 +23,9 @@ internal sealed class ProviderServices : IAsyncDisposable
 
     public AgentService.AgentServiceClient Client { get; }
 
+    /// <summary>The orchestrator's REST API and metrics.</summary>
+    public HttpClient Http => _host.Http;
+
     public static async Task<ProviderServices> StartAsync(FakeProviderServer anthropic, bool split, IDictionary<string, string?>? settings = null)
     {
         var environment = new Dictionary<string, string> { ["ANTHROPIC_API_KEY"] = "sk-ant-test", ["ANTHROPIC_BASE_URL"] = anthropic.BaseUrl.ToString() };

@@ -295,7 +295,8 @@ public sealed class RunLoopTests : IAsyncLifetime
     [Fact]
     public async Task AnAgentsOwnPricing_PricesItsCalls_AndKeepsACostBudget()
     {
-        _anthropic.Enqueue(AnthropicWire.TextTurn(1000, 100, "Hi."));
+        _anthropic.Enqueue(new SseReply([AnthropicWire.MessageStart(model: "claude-experimental-9", inputTokens: 1000), .. AnthropicWire.TextBlock(0, "Hi."),
+            AnthropicWire.MessageDelta("end_turn", 100), AnthropicWire.MessageStop()]));
         var priced = Agent().Replace(AnthropicWire.Model, "claude-experimental-9", StringComparison.Ordinal)
             .Replace("  max_tokens: 256\n", "  max_tokens: 256\n  pricing: { input_per_mtok: 2, output_per_mtok: 10 }\n", StringComparison.Ordinal)
             + "execution:\n  budget: { max_cost_usd: 1.00 }\n";
@@ -304,6 +305,19 @@ public sealed class RunLoopTests : IAsyncLifetime
 
         Assert.Equal(RunStatus.Completed, run.Status);
         Assert.Equal(0.003, run.Cost.TotalUsd, 10); // 1,000 in at $2, 100 out at $10
+    }
+
+    [Fact]
+    public async Task AnAgentsOwnPricing_NeverLowersAListedPrice()
+    {
+        // An inline definition pricing a listed model at $0 would otherwise spend budgets and tenants' quotas for free.
+        _anthropic.Enqueue(AnthropicWire.TextTurn(1000, 100, "Hi."));
+        var discounted = Agent().Replace("  max_tokens: 256\n", "  max_tokens: 256\n  pricing: { input_per_mtok: 0, output_per_mtok: 0 }\n", StringComparison.Ordinal);
+
+        var run = await ExecuteAsync(discounted, "Hello");
+
+        Assert.Equal(RunStatus.Completed, run.Status);
+        Assert.Equal(0.0045, run.Cost.TotalUsd, 10); // Sonnet 4.5's list price: 1,000 in at $3, 100 out at $15
     }
 
     [Fact]

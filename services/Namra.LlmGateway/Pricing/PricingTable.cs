@@ -103,16 +103,34 @@ internal sealed partial class PricingTable : IDisposable
     public IReadOnlyList<ModelPrice> All => _prices;
 
     /// <summary>
-    /// The price a call of <paramref name="model"/> is billed at: the agent's own <c>llm.pricing</c> when it gives one,
-    /// else the table's; null when unknown.
+    /// The price a call of <paramref name="model"/> is billed at: the table's, or the agent's own <c>llm.pricing</c>
+    /// for a model the table has no price for; null when unknown. For a model the table prices, an agent may raise a
+    /// rate, never lower it: a definition (an inline one from any caller) must not spend a budget or a tenant's dollar
+    /// quota at a discount it gave itself. Operators price models for everyone with <c>Namra:LlmGateway:Models</c>.
     /// </summary>
     public ModelPrice? PriceOf(LlmConfig llm, string model)
     {
         ArgumentNullException.ThrowIfNull(llm);
-        return llm.Pricing is { } own
-            ? new ModelPrice(llm.Provider, model, (decimal)own.InputPerMtok, (decimal)own.OutputPerMtok, (decimal)own.CacheWritePerMtok, (decimal)own.CacheReadPerMtok)
-            : Find(llm.Provider, model);
+        var listed = Find(llm.Provider, model);
+        if (llm.Pricing is not { } own)
+        {
+            return listed;
+        }
+
+        var given = new ModelPrice(llm.Provider, model, (decimal)own.InputPerMtok, (decimal)own.OutputPerMtok, (decimal)own.CacheWritePerMtok, (decimal)own.CacheReadPerMtok);
+        return listed is null || llm.Provider == LlmProvider.Scripted ? given : AtLeast(listed, given);
     }
+
+    // The listed price with each rate raised to the given one where that is higher, its long-prompt tier too.
+    private static ModelPrice AtLeast(ModelPrice listed, ModelPrice given) => listed with
+    {
+        Model = given.Model,
+        InputPerMTok = Math.Max(given.InputPerMTok, listed.InputPerMTok),
+        OutputPerMTok = Math.Max(given.OutputPerMTok, listed.OutputPerMTok),
+        CacheWritePerMTok = Math.Max(given.CacheWritePerMTok, listed.CacheWritePerMTok),
+        CacheReadPerMTok = Math.Max(given.CacheReadPerMTok, listed.CacheReadPerMTok),
+        LongPrompt = listed.LongPrompt is { } longer ? AtLeast(longer, given) : null,
+    };
 
     /// <summary>The price of a model, or null when unknown. The scripted provider is free whatever its model name.</summary>
     public ModelPrice? Find(LlmProvider provider, string model)

@@ -39,7 +39,9 @@ internal static class ProviderErrors
             _ => StatusCode.Unavailable, // 500, 502, 503, 504, 529 (overloaded) and anything else the provider cannot serve now
         };
         var retryAfter = RetryAfter(headers);
-        return Create(provider, code, $"{(int)status} {type}", message, retryAfter, RequestId(headers), ShouldRetry(headers));
+        // An account without credit stays so whatever a proxy or the provider advises: never tried again.
+        var shouldRetry = type == InsufficientQuota ? false : ShouldRetry(headers);
+        return Create(provider, code, $"{(int)status} {type}", message, retryAfter, RequestId(headers), shouldRetry);
     }
 
     /// <summary>The provider's identifier of a request (Anthropic <c>request-id</c>, OpenAI <c>x-request-id</c>), for its support.</summary>
@@ -152,8 +154,15 @@ internal static class ProviderErrors
         return ("error", "the server answered without a provider error message");
     }
 
+    // OpenAI's retry-after-ms first, as the official SDKs read it: it is the more precise of the two.
     private static TimeSpan? RetryAfter(HttpResponseHeaders headers)
     {
+        if (headers.TryGetValues("retry-after-ms", out var values)
+            && double.TryParse(values.FirstOrDefault(), NumberStyles.Float, CultureInfo.InvariantCulture, out var ms) && ms >= 0 && ms < TimeSpan.MaxValue.TotalMilliseconds)
+        {
+            return TimeSpan.FromMilliseconds(ms);
+        }
+
         if (headers.RetryAfter is { Delta: { } delta })
         {
             return delta;
@@ -165,10 +174,6 @@ internal static class ProviderErrors
             return wait > TimeSpan.Zero ? wait : TimeSpan.Zero;
         }
 
-        // OpenAI also sends retry-after-ms.
-        return headers.TryGetValues("retry-after-ms", out var values)
-            && double.TryParse(values.FirstOrDefault(), NumberStyles.Float, CultureInfo.InvariantCulture, out var ms)
-            ? TimeSpan.FromMilliseconds(ms)
-            : null;
+        return null;
     }
 }

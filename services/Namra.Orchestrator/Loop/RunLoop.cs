@@ -664,24 +664,22 @@ internal sealed class RunLoop(
             completed = await models.GenerateAsync(run, allowed, iteration, cancellationToken).ConfigureAwait(false);
             await quota.SettleAsync(completed.Attempts, completed.Reservation).ConfigureAwait(false);
         }
-        catch (DownstreamException exception) when (ModelTurns.BudgetRefusal(exception) is { } refusal)
-        {
-            // Refused before a request was sent, or before another after one of unknown outcome (which is charged).
-            var attempts = ModelTurns.FailedAttempts(exception, run.Request.Agent.Llm!, allowed);
-            run.Budget.Charge(attempts);
-            state.Record(attempts, iteration);
-            await quota.SettleAsync(attempts, null).ConfigureAwait(false);
-            state.Fail(RunStatus.BudgetExceeded, StatusCode.ResourceExhausted, refusal, exception.GetRpcStatus()?.Details.Where(d => !d.Is(ProviderAttempts.Descriptor)));
-            return null;
-        }
         catch (DownstreamException exception)
         {
-            // The requests the failed call made are the run's too: on its ledger, and charged when their outcome is unknown.
+            // The requests the failed call made are the run's too: on its ledger, and charged when their outcome is
+            // unknown. A refusal of the budget (before a request, or before another after one of unknown outcome) ends
+            // the run here, keeping its QuotaFailure.
             var attempts = ModelTurns.FailedAttempts(exception, run.Request.Agent.Llm!, allowed);
             run.Budget.Charge(attempts);
             state.Record(attempts, iteration);
             await quota.SettleAsync(attempts, null).ConfigureAwait(false);
-            throw;
+            if (ModelTurns.BudgetRefusal(exception) is not { } refusal)
+            {
+                throw;
+            }
+
+            state.Fail(RunStatus.BudgetExceeded, StatusCode.ResourceExhausted, refusal, exception.GetRpcStatus()?.Details.Where(d => !d.Is(ProviderAttempts.Descriptor)));
+            return null;
         }
         catch (Exception exception) when (exception is OperationCanceledException or RpcException { StatusCode: StatusCode.Cancelled or StatusCode.DeadlineExceeded })
         {

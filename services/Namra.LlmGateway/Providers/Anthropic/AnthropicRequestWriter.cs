@@ -16,7 +16,7 @@ internal static class AnthropicRequestWriter
         using var json = new Utf8JsonWriter(buffer, WireJson.Options);
         json.WriteStartObject();
         json.WriteString("model", request.Llm.Model);
-        json.WriteNumber("max_tokens", request.Llm.MaxTokens > 0 ? request.Llm.MaxTokens : 4096);
+        json.WriteNumber("max_tokens", request.Llm.MaxTokens > 0 ? request.Llm.MaxTokens : Pricing.CallReservations.DefaultMaxTokens);
         if (request.SystemPrompt.Length > 0)
         {
             json.WriteString("system", request.SystemPrompt);

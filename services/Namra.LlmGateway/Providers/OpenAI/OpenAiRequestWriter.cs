@@ -66,11 +66,9 @@ internal static class OpenAiRequestWriter
             }
         }
 
-        if (request.Llm.MaxTokens > 0)
-        {
-            // OpenAI's current name; servers that speak the older protocol (vLLM, Ollama...) know max_tokens.
-            json.WriteNumber(compatible ? "max_tokens" : "max_completion_tokens", request.Llm.MaxTokens);
-        }
+        // Always bounded, as the call's reservation assumes: a request without a limit could write past its worst case.
+        // OpenAI's current name; servers that speak the older protocol (vLLM, Ollama...) know max_tokens.
+        json.WriteNumber(compatible ? "max_tokens" : "max_completion_tokens", request.Llm.MaxTokens > 0 ? request.Llm.MaxTokens : Pricing.CallReservations.DefaultMaxTokens);
 
         WireJson.WriteSampling(json, request.Llm, stopSequencesName: "stop");
 
