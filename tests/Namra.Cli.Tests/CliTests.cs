@@ -417,22 +417,10 @@ public sealed class CliTests : IDisposable
     public async Task Run_WhenTheProviderRejectsTheKey_ExitsTwo()
     {
         UseDataFolder();
-        await using var anthropic = await Testing.Providers.FakeProviderServer.StartAsync();
-        anthropic.Enqueue(new Testing.Providers.ErrorReply(401, Testing.Providers.AnthropicWire.ErrorBody("authentication_error", "invalid x-api-key")));
-        Environment.SetEnvironmentVariable("NAMRA_TEST_REJECTED_KEY", "sk-ant-rejected");
-        Environment.SetEnvironmentVariable("ANTHROPIC_BASE_URL", anthropic.BaseUrl.ToString());
-        await File.WriteAllTextAsync(Path.Combine(_folder, "rejected.yaml"),
-            "name: rejected\nversion: 1.0.0\nllm:\n  provider: anthropic\n  model: claude-sonnet-4-5\n  api_key_env: NAMRA_TEST_REJECTED_KEY\n");
+        await using var anthropic = await LocalAnthropic.StartAsync(_folder, "rejected.yaml", maxTokens: 256,
+            new Testing.Providers.ErrorReply(401, Testing.Providers.AnthropicWire.ErrorBody("authentication_error", "invalid x-api-key")));
 
-        (int ExitCode, string Output, string Error) result;
-        try
-        {
-            result = await RunAsync("run", "rejected.yaml", "--input", "Hello");
-        }
-        finally
-        {
-            Environment.SetEnvironmentVariable("ANTHROPIC_BASE_URL", null);
-        }
+        var result = await RunAsync("run", "rejected.yaml", "--input", "Hello");
 
         Assert.Equal(2, result.ExitCode);
         Assert.Contains("invalid x-api-key", result.Error, StringComparison.Ordinal);
@@ -442,68 +430,43 @@ public sealed class CliTests : IDisposable
     public async Task Run_CtrlC_StopsTheRun_PrintsWhatItUsed_AndExits130()
     {
         UseDataFolder();
-        await using var anthropic = await Testing.Providers.FakeProviderServer.StartAsync();
-        anthropic.Enqueue(new Testing.Providers.SseReply([Testing.Providers.AnthropicWire.MessageStart(), .. Testing.Providers.AnthropicWire.TextBlock(0, "Let me think")], HoldAfter: 3));
-        Environment.SetEnvironmentVariable("NAMRA_TEST_CLI_KEY", "sk-ant-test");
-        Environment.SetEnvironmentVariable("ANTHROPIC_BASE_URL", anthropic.BaseUrl.ToString());
-        try
+        await using var anthropic = await LocalAnthropic.StartAsync(_folder, "slow.yaml", maxTokens: 256,
+            new Testing.Providers.SseReply([Testing.Providers.AnthropicWire.MessageStart(), .. Testing.Providers.AnthropicWire.TextBlock(0, "Let me think")], HoldAfter: 3));
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        using var interrupt = new CancellationTokenSource();
+
+        var running = NamraCli.RunAsync(["run", "slow.yaml", "--input", "Think."], CliConsole.Create(output, error, color: false, _folder), interrupt.Token);
+        for (var i = 0; i < 600 && !output.ToString().Contains("Let me think", StringComparison.Ordinal); i++)
         {
-            await File.WriteAllTextAsync(Path.Combine(_folder, "slow.yaml"),
-                $"name: slow\nversion: 1.0.0\nllm:\n  provider: anthropic\n  model: {Testing.Providers.AnthropicWire.Model}\n  api_key_env: NAMRA_TEST_CLI_KEY\n  max_tokens: 256\n");
-            using var output = new StringWriter();
-            using var error = new StringWriter();
-            using var interrupt = new CancellationTokenSource();
-
-            var running = NamraCli.RunAsync(["run", "slow.yaml", "--input", "Think."], CliConsole.Create(output, error, color: false, _folder), interrupt.Token);
-            for (var i = 0; i < 600 && !output.ToString().Contains("Let me think", StringComparison.Ordinal); i++)
-            {
-                await Task.Delay(50);
-            }
-
-            await interrupt.CancelAsync();
-            var exitCode = await running.WaitAsync(TimeSpan.FromSeconds(30));
-
-            Assert.True(exitCode == 130, $"exit {exitCode}: {output} | {error}");
-            Assert.True(error.ToString().Contains("[Run] stopped (cancelled): Cancelled: interrupted (Ctrl-C)", StringComparison.Ordinal), $"{output} | {error}");
-            // The model call was in flight: the provider may bill it, so the cost is unknown, never $0.
-            Assert.Matches(@"Cost: unknown \(a request to claude-\S+ of unknown outcome\)  Time: \d+\.\ds  Tokens: ", output.ToString());
-            await anthropic.ClientAborted.WaitAsync(TimeSpan.FromSeconds(30));
+            await Task.Delay(50);
         }
-        finally
-        {
-            Environment.SetEnvironmentVariable("ANTHROPIC_BASE_URL", null);
-        }
+
+        await interrupt.CancelAsync();
+        var exitCode = await running.WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.True(exitCode == 130, $"exit {exitCode}: {output} | {error}");
+        Assert.True(error.ToString().Contains("[Run] stopped (cancelled): Cancelled: interrupted (Ctrl-C)", StringComparison.Ordinal), $"{output} | {error}");
+        // The model call was in flight: the provider may bill it, so the cost is unknown, never $0.
+        Assert.Matches(@"Cost: unknown \(a request to claude-\S+ of unknown outcome\)  Time: \d+\.\ds  Tokens: ", output.ToString());
+        await anthropic.Server.ClientAborted.WaitAsync(TimeSpan.FromSeconds(30));
     }
 
     [Fact]
     public async Task Run_AnAnswerCutOffByMaxTokens_ExitsOne_SayingSo_AndKeepsWhatWasWritten()
     {
         UseDataFolder();
-        await using var anthropic = await Testing.Providers.FakeProviderServer.StartAsync();
-        anthropic.Enqueue(new Testing.Providers.SseReply([
+        await using var anthropic = await LocalAnthropic.StartAsync(_folder, "short.yaml", maxTokens: 16, new Testing.Providers.SseReply([
             Testing.Providers.AnthropicWire.MessageStart(),
             .. Testing.Providers.AnthropicWire.TextBlock(0, "The three reasons are: first,"),
             Testing.Providers.AnthropicWire.MessageDelta("max_tokens", 16),
             Testing.Providers.AnthropicWire.MessageStop()]));
-        Environment.SetEnvironmentVariable("NAMRA_TEST_CLI_KEY", "sk-ant-test");
-        Environment.SetEnvironmentVariable("ANTHROPIC_BASE_URL", anthropic.BaseUrl.ToString());
-        try
-        {
-            await File.WriteAllTextAsync(Path.Combine(_folder, "short.yaml"),
-                $"name: short\nversion: 1.0.0\nllm:\n  provider: anthropic\n  model: {Testing.Providers.AnthropicWire.Model}\n  api_key_env: NAMRA_TEST_CLI_KEY\n  max_tokens: 16\n");
-            using var output = new StringWriter();
-            using var error = new StringWriter();
 
-            var exitCode = await NamraCli.RunAsync(["run", "short.yaml", "--input", "Give three reasons."], CliConsole.Create(output, error, color: false, _folder), CancellationToken.None);
+        var result = await RunAsync("run", "short.yaml", "--input", "Give three reasons.");
 
-            Assert.True(exitCode == 1, $"exit {exitCode}: {output} | {error}");
-            Assert.Contains("The three reasons are: first,", output.ToString(), StringComparison.Ordinal);
-            Assert.Contains("[Run] stopped (cut off by max_tokens): The model's turn was cut off at llm.max_tokens (16)", error.ToString(), StringComparison.Ordinal);
-        }
-        finally
-        {
-            Environment.SetEnvironmentVariable("ANTHROPIC_BASE_URL", null);
-        }
+        Assert.True(result.ExitCode == 1, $"exit {result.ExitCode}: {result.Output} | {result.Error}");
+        Assert.Contains("The three reasons are: first,", result.Output, StringComparison.Ordinal);
+        Assert.Contains("[Run] stopped (cut off by max_tokens): The model's turn was cut off at llm.max_tokens (16)", result.Error, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -543,5 +506,33 @@ public sealed class CliTests : IDisposable
         using var error = new StringWriter();
         var exitCode = await NamraCli.RunAsync(args, CliConsole.Create(output, error, color, _folder));
         return (exitCode, output.ToString(), error.ToString());
+    }
+
+    /// <summary>
+    /// A local Anthropic server answering with the replies given, and an agent file calling it; the CLI finds
+    /// it through <c>ANTHROPIC_BASE_URL</c> until this is disposed.
+    /// </summary>
+    private sealed class LocalAnthropic : IAsyncDisposable
+    {
+        private LocalAnthropic(Testing.Providers.FakeProviderServer server) => Server = server;
+
+        public Testing.Providers.FakeProviderServer Server { get; }
+
+        public static async Task<LocalAnthropic> StartAsync(string folder, string file, int maxTokens, params Testing.Providers.FakeReply[] replies)
+        {
+            var server = await Testing.Providers.FakeProviderServer.StartAsync();
+            server.Enqueue(replies);
+            Environment.SetEnvironmentVariable("NAMRA_TEST_CLI_KEY", "sk-ant-test");
+            Environment.SetEnvironmentVariable("ANTHROPIC_BASE_URL", server.BaseUrl.ToString());
+            await File.WriteAllTextAsync(Path.Combine(folder, file),
+                $"name: {Path.GetFileNameWithoutExtension(file)}\nversion: 1.0.0\nllm:\n  provider: anthropic\n  model: {Testing.Providers.AnthropicWire.Model}\n  api_key_env: NAMRA_TEST_CLI_KEY\n  max_tokens: {maxTokens}\n");
+            return new LocalAnthropic(server);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            Environment.SetEnvironmentVariable("ANTHROPIC_BASE_URL", null);
+            await Server.DisposeAsync();
+        }
     }
 }

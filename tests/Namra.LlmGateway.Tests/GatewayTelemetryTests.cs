@@ -17,13 +17,7 @@ public sealed class GatewayTelemetryTests
     {
         var runId = Guid.NewGuid().ToString("N");
         var spans = new ConcurrentQueue<Activity>();
-        using var listener = new ActivityListener
-        {
-            ShouldListenTo = source => source.Name == "Namra.LlmGateway",
-            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
-            ActivityStopped = spans.Enqueue,
-        };
-        ActivitySource.AddActivityListener(listener);
+        using var listener = ListenToGatewaySpans(spans);
         await using var host = await NamraTestHost.StartAsync("llm-gateway", new Dictionary<string, string?> { ["Namra:LlmGateway:CaptureContent"] = capture ? "true" : "false" });
 
         await new LlmGatewayService.LlmGatewayServiceClient(host.Channel).GenerateAsync(new GenerateRequest
@@ -49,13 +43,7 @@ public sealed class GatewayTelemetryTests
     public async Task Chat_NamesTheProvidersRequestOnItsSpan_AnsweredOrFailed()
     {
         var spans = new ConcurrentQueue<Activity>();
-        using var listener = new ActivityListener
-        {
-            ShouldListenTo = source => source.Name == "Namra.LlmGateway",
-            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
-            ActivityStopped = spans.Enqueue,
-        };
-        ActivitySource.AddActivityListener(listener);
+        using var listener = ListenToGatewaySpans(spans);
         await using var anthropic = await FakeProviderServer.StartAsync();
         await using var host = await TestGateway.StartAsync(new Dictionary<string, string>
         {
@@ -104,5 +92,18 @@ public sealed class GatewayTelemetryTests
 
         Assert.Equal(StatusCode.PermissionDenied, refused.StatusCode);
         Assert.Equal(StatusCode.Unavailable, allowed.StatusCode); // allowed, so tried: nothing listens on port 9
+    }
+
+    // Every span of the gateway's source, recorded, into spans as each ends.
+    private static ActivityListener ListenToGatewaySpans(ConcurrentQueue<Activity> spans)
+    {
+        var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == "Namra.LlmGateway",
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = spans.Enqueue,
+        };
+        ActivitySource.AddActivityListener(listener);
+        return listener;
     }
 }
