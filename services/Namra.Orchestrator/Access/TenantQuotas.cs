@@ -91,18 +91,27 @@ internal sealed class TenantQuotas(AccessKeys keys, TenantLimits limits, Downstr
 
         // Held back only by calls in flight (set aside at their worst case, and likely to spend less): it waits for them to
         // settle, so that concurrent runs queue for the quota rather than fail while it has room.
+        // Calls in flight may also settle between the refusal and the reading: with nothing in flight and room left, it
+        // tries once more at once, and only a second such refusal stands.
         var waited = timeProvider.GetTimestamp();
+        var triedWithNothingInFlight = false;
         while (refused >= 0)
         {
             var standing = await CountedAsync(() => limits.Spend.ReadAsync(tenant, periods[refused])).ConfigureAwait(false);
+            var nothingInFlight = standing.Reserved.Tokens + standing.Reserved.NanoUsd == 0;
             if (Exceeds(periods[refused], standing.Spent.Tokens + amount.Tokens, standing.Spent.NanoUsd + amount.NanoUsd)
-                || standing.Reserved.Tokens + standing.Reserved.NanoUsd == 0 || timeProvider.GetElapsedTime(waited) > MaxWaitForCallsInFlight)
+                || (nothingInFlight && triedWithNothingInFlight) || timeProvider.GetElapsedTime(waited) > MaxWaitForCallsInFlight)
             {
                 throw Exhausted(tenant, periods[refused], standing,
                     $"the next model call could use up to {worst.Tokens:N0} tokens{(quota.ChargesUsd ? $" (${worst.Cost!.TotalUsd:0.######})" : "")}, more than is left");
             }
 
-            await Task.Delay(WaitStep, timeProvider, cancellationToken).ConfigureAwait(false);
+            triedWithNothingInFlight = nothingInFlight;
+            if (!nothingInFlight)
+            {
+                await Task.Delay(WaitStep, timeProvider, cancellationToken).ConfigureAwait(false);
+            }
+
             refused = await CountedAsync(() => limits.Spend.ReserveAsync(tenant, periods, amount, hold)).ConfigureAwait(false);
         }
 
